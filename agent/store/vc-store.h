@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* The SQLite store: one database file, WAL, foreign keys, synchronous=FULL
+ * (every commit is durable before it returns; throughput comes from group
+ * commit, not from weaker syncs). Schema migrations are numbered in code and
+ * applied at open inside one transaction each. A VcStore is used from one
+ * thread at a time. */
+
+typedef enum {
+	VC_CERT_STATUS_PENDING,   /* serial recorded, not (known to be) signed */
+	VC_CERT_STATUS_VALID,     /* signed, DER stored, not revoked */
+	VC_CERT_STATUS_REVOKED,   /* in the CRL */
+	VC_CERT_STATUS_ABANDONED, /* PENDING resolved at startup: revoked, may never have been signed */
+} VcCertStatus;
+
+const char *vc_cert_status_to_string(VcCertStatus status);
+
+typedef struct {
+	char *serial;         /* lower-case hex, primary key */
+	char *ca_id;
+	char *vm_uuid;
+	char *vm_name;
+	GStrv dns_names;
+	gint64 not_before;    /* unix seconds */
+	gint64 not_after;
+	gint64 created_at;
+	VcCertStatus status;
+	gint64 revoked_at;    /* 0 if not revoked */
+	int reason;           /* RFC 5280 reason code, -1 if not revoked */
+	GBytes *der;          /* NULL while PENDING */
+} VcCertRecord;
+
+void vc_cert_record_free(VcCertRecord *rec);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcCertRecord, vc_cert_record_free)
+
+/* Per-VM state row (the engine owns the meaning of STATE). */
+typedef struct {
+	char *uuid;           /* primary key */
+	gint64 generation;    /* bumped when a UUID starts a new life */
+	char *name;
+	char *state;          /* "WANTED", "ISSUED", ... */
+	char *current_serial; /* NULL if none */
+	char *names_key;      /* the DNS names the current cert should carry, joined with ',' */
+	gint64 next_action_at;/* renewal / retry time, unix seconds, 0 none */
+	gint failures;        /* consecutive failures, for backoff */
+	char *last_error;
+	gint64 updated_at;
+} VcDomainRecord;
+
+void vc_domain_record_free(VcDomainRecord *rec);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcDomainRecord, vc_domain_record_free)
+
+typedef struct _VcStore VcStore;
+
+#define VC_STORE_SCHEMA_VERSION 2
+
+/* Opens (creating if needed, mode 0600) and migrates to the latest schema. */
+VcStore *vc_store_open(const char *path, GError **error);
+void vc_store_free(VcStore *store);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcStore, vc_store_free)
+int vc_store_get_schema_version(VcStore *store);
+const char *vc_store_get_path(VcStore *store);
+
+/* Explicit transactions for group commit: calls between begin and commit
+ * share one fsync. Calls outside a transaction commit on their own. Nested
+ * begin is an error. */
+gboolean vc_store_begin(VcStore *store, GError **error);
+gboolean vc_store_commit(VcStore *store, GError **error);
+void vc_store_rollback(VcStore *store);
+
+/* Record before sign: stores a PENDING row with serial, CA, VM, names and
+ * validity. Fails with VC_ERROR_NAME_COLLISION if a name is held by another
+ * VM's PENDING or VALID, unexpired certificate, and with VC_ERROR_EXISTS if
+ * the serial exists. */
+gboolean vc_store_cert_record_intent(VcStore *store, const VcCertRecord *rec, GError **error);
+/* PENDING -> VALID with the signed DER. */
+gboolean vc_store_cert_mark_issued(VcStore *store, const char *serial, GBytes *der,
+				   GError **error);
+/* PENDING -> ABANDONED (signing failed, or recovery at startup). An abandoned
+ * serial is listed on the CRL: it may have been signed before a crash. */
+gboolean vc_store_cert_abandon(VcStore *store, const char *serial, const char *why,
+			       GError **error);
+/* VALID|PENDING -> REVOKED, durable when it returns. Revoking a revoked
+ * certificate is a no-op returning TRUE (the first reason and time stay). */
+gboolean vc_store_cert_revoke(VcStore *store, const char *serial, int reason, gint64 when,
+			      GError **error);
+VcCertRecord *vc_store_cert_get(VcStore *store, const char *serial, GError **error);
+/* All certificates, or one VM's (VM_UUID not NULL), newest first. */
+GPtrArray *vc_store_cert_list(VcStore *store, const char *vm_uuid, GError **error);
+/* PENDING rows (startup recovery). */
+GPtrArray *vc_store_cert_list_pending(VcStore *store, GError **error);
+/* REVOKED and ABANDONED rows of CA_ID that have not expired before NOW - keep_s. */
+GPtrArray *vc_store_cert_list_revoked(VcStore *store, const char *ca_id, GError **error);
+/* Resolves every PENDING row to ABANDONED; returns how many. */
+gboolean vc_store_recover(VcStore *store, guint *ret_count, GError **error);
+
+/* Next CRL number for CA_ID: strictly greater than every number handed out
+ * before, durable before it returns (RFC 5280 5.2.3). */
+gboolean vc_store_crl_next_number(VcStore *store, const char *ca_id, guint64 *ret_number,
+				  GError **error);
+
+/* Domains. */
+gboolean vc_store_domain_put(VcStore *store, const VcDomainRecord *rec, GError **error);
+VcDomainRecord *vc_store_domain_get(VcStore *store, const char *uuid, GError **error);
+GPtrArray *vc_store_domain_list(VcStore *store, GError **error);
+gboolean vc_store_domain_delete(VcStore *store, const char *uuid, GError **error);
+
+/* Append-only audit log (UPDATE and DELETE are refused by triggers). */
+gboolean vc_store_audit(VcStore *store, const char *event, const char *vm_uuid,
+			const char *serial, const char *detail, GError **error);
+/* Newest first, at most LIMIT rows; each a GStrv {time, event, vm_uuid, serial, detail}. */
+GPtrArray *vc_store_audit_list(VcStore *store, guint limit, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* /etc/virtcert/virtcert.conf (GKeyFile). Every field has a default, so a
+ * missing file is a valid configuration. Durations accept "90", "90s", "15m",
+ * "24h", "7d". */
+typedef struct {
+	char *path;            /* file it came from, or NULL for defaults */
+
+	/* [daemon] */
+	char *state_dir;       /* state-dir: database and CA keys */
+	char *policy_dir;      /* policy-dir */
+	char *libvirt_uri;     /* libvirt-uri */
+	char *control_socket;  /* control-socket */
+	char *control_group;   /* control-group: group allowed on the socket besides root */
+	char *http_address;    /* http-address host:port, "" disables */
+	gboolean issue_all;    /* issue-all: VMs without policy get the default policy */
+	gint64 reconcile_interval_s; /* reconcile-interval */
+
+	/* [ca] */
+	char *crl_url;         /* crl-url, "{ca}" replaced by the CA id */
+	char *ocsp_url;        /* ocsp-url */
+	gint64 crl_validity_s; /* crl-validity: nextUpdate - thisUpdate */
+	gint64 default_lifetime_s; /* default-lifetime of leaves */
+	gint64 backdate_s;     /* backdate: notBefore this far in the past */
+
+	/* [hook] */
+	gint64 hook_timeout_ms; /* timeout for the hook's question to the daemon */
+	gboolean hook_fail_open; /* allow when the daemon does not answer (default false) */
+} VcConfig;
+
+VcConfig *vc_config_new_default(void);
+/* Loads FILE; a missing file is an error only if REQUIRED. Unknown keys are
+ * errors naming group, key and file. */
+VcConfig *vc_config_load(const char *path, gboolean required, GError **error);
+void vc_config_free(VcConfig *config);
+/* Overrides the state directory (virtcert --state-dir). */
+void vc_config_set_state_dir(VcConfig *config, const char *state_dir);
+
+/* "24h" -> 86400. Fails with VC_ERROR_INVALID_DATA. */
+gboolean vc_duration_parse(const char *s, gint64 *ret_seconds, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcConfig, vc_config_free)
+
+G_END_DECLS

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+#include "vc-policy.h"
+
+G_BEGIN_DECLS
+
+#define VC_DOMAIN_NS "urn:virtcert:domain:1"
+#define VC_NOVA_NS "http://openstack.org/xmlns/libvirt/nova/1.1"
+
+/* Caps on hostile domain XML. */
+#define VC_DOMAIN_XML_MAX_SIZE (4 * 1024 * 1024)
+#define VC_DOMAIN_XML_MAX_DEPTH 64
+#define VC_DOMAIN_XML_MAX_VALUE 4096
+
+/* What virtcert needs from a libvirt domain XML. */
+typedef struct {
+	char *name;
+	char *uuid;                /* lower case */
+	gboolean has_metadata;     /* a <virtcert:vm> element is present */
+	GHashTable *metadata;      /* policy keys from <virtcert:vm> (key -> GStrv) */
+	/* facts the daemon wrote into its own metadata */
+	char *issued_serial;
+	char *issuer_peer;
+	/* OpenStack nova metadata (read only) */
+	char *nova_instance;
+	char *nova_project;
+	char *nova_project_id;
+	char *nova_user;
+	char *nova_user_id;
+	char *nova_flavor;
+} VcDomainInfo;
+
+void vc_domain_info_free(VcDomainInfo *info);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcDomainInfo, vc_domain_info_free)
+
+/* Parses a domain XML safely: no network, no DTD, no entities (a document
+ * with a DOCTYPE is refused), size, depth and value-length caps, control
+ * characters in names refused. The <virtcert:vm> element (namespace
+ * urn:virtcert:domain:1, any prefix) is read as:
+ *
+ *   <virtcert:vm xmlns:virtcert="urn:virtcert:domain:1">
+ *     <virtcert:name>{name}.vms.example.com</virtcert:name>      (repeatable)
+ *     <virtcert:key type="ec-p256" mode="host"/>
+ *     <virtcert:lifetime>24h</virtcert:lifetime>
+ *     <virtcert:issue on="start"/>
+ *     <virtcert:stop action="keep"/>
+ *     <virtcert:delivery cert="/etc/..." chain="..." key="..." owner="root" reload="..."/>
+ *     <virtcert:placement check-on-start="no">
+ *       <virtcert:trust-ca>SHA256 HEX</virtcert:trust-ca>        (repeatable)
+ *       <virtcert:require attr="site">eu-west|eu-central</virtcert:require>
+ *     </virtcert:placement>
+ *     <virtcert:issued serial="..." peer="https://host:port"/>  (written by the daemon)
+ *   </virtcert:vm>
+ *
+ * Unknown elements or attributes in the virtcert namespace are errors naming
+ * them. Errors use VC_ERROR_INVALID_DATA. */
+VcDomainInfo *vc_domain_info_parse(const char *xml, gssize len, GError **error);
+
+/* Parses just a <virtcert:vm> element (what virDomainGetMetadata returns). */
+GHashTable *vc_domain_metadata_parse(const char *xml, gssize len, GError **error);
+
+/* The effective policy: the first policy.d group that matches, with the
+ * domain's metadata merged over it. NULL without error when neither selects
+ * the VM (and ISSUE_ALL is FALSE); with ISSUE_ALL an empty map is used and
+ * DEFAULT_NAMES fill "names" when nothing else does. */
+VcPolicy *vc_domain_info_resolve_policy(const VcDomainInfo *info, VcPolicySet *set,
+					gboolean issue_all, const char *const *default_names,
+					gint64 default_lifetime_s, GError **error);
+
+/* Template variables for this domain. The strings belong to INFO. */
+void vc_domain_info_get_name_vars(const VcDomainInfo *info, VcNameVars *ret_vars);
+
+G_END_DECLS

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+#include "vc-name.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+	VC_KEY_TYPE_EC_P256,
+	VC_KEY_TYPE_ED25519,
+	VC_KEY_TYPE_RSA_3072,
+} VcKeyType;
+
+typedef enum {
+	VC_KEY_MODE_HOST,  /* key made on the host, sent once, never stored */
+	VC_KEY_MODE_GUEST, /* guest makes key + CSR; host uses only the public key */
+} VcKeyMode;
+
+typedef enum {
+	VC_ISSUE_ON_START,
+	VC_ISSUE_ON_DEFINE,
+} VcIssueOn;
+
+const char *vc_key_type_to_string(VcKeyType type);
+gboolean vc_key_type_from_string(const char *s, VcKeyType *ret_type, GError **error);
+const char *vc_key_mode_to_string(VcKeyMode mode);
+const char *vc_issue_on_to_string(VcIssueOn on);
+
+/* One placement rule: host attribute KEY must have one of VALUES. */
+typedef struct {
+	char *key;
+	GStrv values;
+} VcPlacementRule;
+
+/* The effective policy of one VM. Every policy key has the same name in
+ * policy.d files and (as a map entry) in domain metadata:
+ *
+ *   names          list of templates        ({name}.vms.example.com)
+ *   key            ec-p256 | ed25519 | rsa-3072
+ *   key-mode       host | guest
+ *   lifetime       duration                 (24h)
+ *   issue-on       start | define
+ *   on-stop        keep | revoke
+ *   cert-path, chain-path, key-path         guest paths (absolute)
+ *   owner          user[:group] in the guest
+ *   reload         command run in the guest after delivery
+ *   trust-host-ca  list of SHA-256 fingerprints (hex) of host CAs
+ *   require        list of "attr=v1|v2" placement rules
+ *   check-on-start true | false (hook refuses a start outside placement)
+ */
+typedef struct {
+	char *source;             /* "policy.d/10-web.conf [web]" + " + domain metadata" */
+	GStrv names;              /* templates, at least one */
+	VcKeyType key_type;
+	VcKeyMode key_mode;
+	gint64 lifetime_s;
+	VcIssueOn issue_on;
+	gboolean revoke_on_stop;
+	char *cert_path;
+	char *chain_path;
+	char *key_path;
+	char *owner;              /* NULL: root */
+	char *reload;             /* NULL: none */
+	GStrv trust_host_cas;     /* may be empty */
+	GPtrArray *placement;     /* of VcPlacementRule* */
+	gboolean check_on_start;
+} VcPolicy;
+
+void vc_policy_free(VcPolicy *policy);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcPolicy, vc_policy_free)
+
+/* Builds a policy from key -> GStrv map (see the key list above). Defaults
+ * fill what the map lacks (names: "{uuid}.vms.invalid" is NOT a default: a
+ * policy without names is an error). Unknown keys and bad values are errors
+ * naming the key. */
+VcPolicy *vc_policy_new_from_map(GHashTable *map, const char *source,
+				 gint64 default_lifetime_s, GError **error);
+
+/* A JSON-friendly description, for `virtcert policy show`. */
+char *vc_policy_to_string(const VcPolicy *policy);
+
+/* What a selector is matched against. */
+typedef struct {
+	const char *name;
+	const char *uuid;
+	const char *project;      /* nova project name, or NULL */
+	const char *project_id;   /* nova project id, or NULL */
+} VcPolicySubject;
+
+/* The loaded policy.d: an ordered list of groups. Files are read in name order
+ * (*.conf only); in each file, groups in file order. A group selects VMs with
+ * match-name (glob list), match-uuid (list), match-project (glob list of nova
+ * project names or ids); a group with no match-* key matches every VM. The
+ * first group that matches wins. A malformed file or group is skipped and a
+ * warning "FILE:LINE: [GROUP] KEY: what is wrong" is recorded; the rest loads. */
+typedef struct _VcPolicySet VcPolicySet;
+
+VcPolicySet *vc_policy_set_new(void);
+void vc_policy_set_free(VcPolicySet *set);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcPolicySet, vc_policy_set_free)
+
+/* A missing directory is an empty policy set, not an error. Returns FALSE
+ * only when the directory exists and cannot be read. */
+gboolean vc_policy_set_load_dir(VcPolicySet *set, const char *dir, GError **error);
+/* FILENAME is used in warnings only. Returns FALSE if the whole file is
+ * unusable (syntax error), with the error naming file and line. */
+gboolean vc_policy_set_load_data(VcPolicySet *set, const char *filename, const char *data,
+				 gsize len, GError **error);
+/* Warnings collected while loading (never NULL). */
+GPtrArray *vc_policy_set_get_warnings(VcPolicySet *set);
+guint vc_policy_set_get_size(VcPolicySet *set);
+
+/* The map of the first group matching SUBJECT, with its source in
+ * ret_source; NULL (no error) when nothing matches. The returned map is a
+ * new reference the caller may modify (e.g. merge metadata into it). */
+GHashTable *vc_policy_set_lookup(VcPolicySet *set, const VcPolicySubject *subject,
+				 char **ret_source);
+
+/* A new empty map of key -> GStrv, the type the functions above use. */
+GHashTable *vc_policy_map_new(void);
+/* Copies every entry of SRC over DST (SRC wins). */
+void vc_policy_map_merge(GHashTable *dst, GHashTable *src);
+
+G_END_DECLS
