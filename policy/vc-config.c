@@ -1,1 +1,383 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <string.h>
+
+#include "vc-config.h"
+#include "vc-error.h"
+
+/* Durations above this are certainly a typo (and would overflow later
+ * arithmetic in microseconds): 100 years. */
+#define VC_DURATION_MAX_S (G_GINT64_CONSTANT(100) * 366 * 86400)
+
+VcConfig *
+vc_config_new_default(void)
+{
+	VcConfig *c = g_new0(VcConfig, 1);
+	c->state_dir = g_strdup("/var/lib/virtcert");
+	c->policy_dir = g_strdup("/etc/virtcert/policy.d");
+	c->libvirt_uri = g_strdup("qemu:///system");
+	c->control_socket = g_strdup("/run/virtcert/control.sock");
+	c->control_group = g_strdup("virtcert");
+	c->http_address = g_strdup("127.0.0.1:8458");
+	c->issue_all = FALSE;
+	c->reconcile_interval_s = 300;
+	c->crl_url = g_strdup("http://127.0.0.1:8458/crl/{ca}.crl");
+	c->ocsp_url = g_strdup("http://127.0.0.1:8458/ocsp");
+	c->crl_validity_s = 24 * 3600;
+	c->default_lifetime_s = 24 * 3600;
+	c->backdate_s = 5 * 60;
+	c->hook_timeout_ms = 2000;
+	c->hook_fail_open = FALSE;
+	return c;
+}
+
+void
+vc_config_free(VcConfig *config)
+{
+	if (config == NULL)
+		return;
+	g_free(config->path);
+	g_free(config->state_dir);
+	g_free(config->policy_dir);
+	g_free(config->libvirt_uri);
+	g_free(config->control_socket);
+	g_free(config->control_group);
+	g_free(config->http_address);
+	g_free(config->crl_url);
+	g_free(config->ocsp_url);
+	g_free(config);
+}
+
+void
+vc_config_set_state_dir(VcConfig *config, const char *state_dir)
+{
+	g_return_if_fail(config != NULL);
+	g_return_if_fail(state_dir != NULL);
+	g_free(config->state_dir);
+	config->state_dir = g_strdup(state_dir);
+}
+
+/* Parses "<digits><unit>" with the given units; the unit multiplies. */
+static gboolean
+parse_number_unit(const char *s, gint64 *ret_value, const char **ret_unit)
+{
+	guint64 v = 0;
+	const char *p = s;
+	if (s == NULL || !g_ascii_isdigit(*s))
+		return FALSE;
+	for (; g_ascii_isdigit(*p); p++) {
+		if (v > (G_MAXINT64 - 9) / 10)
+			return FALSE;
+		v = v * 10 + (guint64)(*p - '0');
+	}
+	*ret_value = (gint64)v;
+	*ret_unit = p;
+	return TRUE;
+}
+
+gboolean
+vc_duration_parse(const char *s, gint64 *ret_seconds, GError **error)
+{
+	gint64 v = 0;
+	gint64 mult = 0;
+	const char *unit = NULL;
+
+	if (!parse_number_unit(s, &v, &unit)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "invalid duration \"%s\": expected a number with an optional unit "
+			    "s, m, h or d (\"90\", \"15m\", \"24h\", \"7d\")",
+			    s != NULL ? s : "");
+		return FALSE;
+	}
+	if (g_strcmp0(unit, "") == 0 || g_strcmp0(unit, "s") == 0)
+		mult = 1;
+	else if (g_strcmp0(unit, "m") == 0)
+		mult = 60;
+	else if (g_strcmp0(unit, "h") == 0)
+		mult = 3600;
+	else if (g_strcmp0(unit, "d") == 0)
+		mult = 86400;
+	if (mult == 0) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "invalid duration \"%s\": unknown unit \"%s\" (use s, m, h or d)", s,
+			    unit);
+		return FALSE;
+	}
+	if (v > VC_DURATION_MAX_S / mult) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "invalid duration \"%s\": too long", s);
+		return FALSE;
+	}
+	if (ret_seconds != NULL)
+		*ret_seconds = v * mult;
+	return TRUE;
+}
+
+/* "2000", "2000ms", "2s": the hook timeout is in milliseconds. */
+static gboolean
+parse_milliseconds(const char *s, gint64 *ret_ms, GError **error)
+{
+	gint64 v = 0;
+	const char *unit = NULL;
+	if (parse_number_unit(s, &v, &unit)) {
+		if ((*unit == '\0' || strcmp(unit, "ms") == 0) && v <= 3600 * 1000) {
+			*ret_ms = v;
+			return TRUE;
+		}
+		if (strcmp(unit, "s") == 0 && v <= 3600) {
+			*ret_ms = v * 1000;
+			return TRUE;
+		}
+	}
+	g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+		    "invalid timeout \"%s\": expected milliseconds (\"2000\", \"2000ms\") or "
+		    "seconds (\"2s\"), at most one hour",
+		    s != NULL ? s : "");
+	return FALSE;
+}
+
+typedef enum {
+	KEY_PATH,     /* string, relative to the file's directory */
+	KEY_STRING,   /* non-empty string */
+	KEY_ADDRESS,  /* host:port or "" */
+	KEY_URL,      /* http:// or https:// */
+	KEY_BOOL,
+	KEY_DURATION, /* positive */
+	KEY_MS,       /* positive milliseconds */
+} KeyKind;
+
+typedef struct {
+	const char *group;
+	const char *key;
+	KeyKind kind;
+	gsize offset;
+} KeyDesc;
+
+static const KeyDesc keys[] = {
+	{ "daemon", "state-dir", KEY_PATH, G_STRUCT_OFFSET(VcConfig, state_dir) },
+	{ "daemon", "policy-dir", KEY_PATH, G_STRUCT_OFFSET(VcConfig, policy_dir) },
+	{ "daemon", "libvirt-uri", KEY_STRING, G_STRUCT_OFFSET(VcConfig, libvirt_uri) },
+	{ "daemon", "control-socket", KEY_PATH, G_STRUCT_OFFSET(VcConfig, control_socket) },
+	{ "daemon", "control-group", KEY_STRING, G_STRUCT_OFFSET(VcConfig, control_group) },
+	{ "daemon", "http-address", KEY_ADDRESS, G_STRUCT_OFFSET(VcConfig, http_address) },
+	{ "daemon", "issue-all", KEY_BOOL, G_STRUCT_OFFSET(VcConfig, issue_all) },
+	{ "daemon", "reconcile-interval", KEY_DURATION,
+	  G_STRUCT_OFFSET(VcConfig, reconcile_interval_s) },
+	{ "ca", "crl-url", KEY_URL, G_STRUCT_OFFSET(VcConfig, crl_url) },
+	{ "ca", "ocsp-url", KEY_URL, G_STRUCT_OFFSET(VcConfig, ocsp_url) },
+	{ "ca", "crl-validity", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, crl_validity_s) },
+	{ "ca", "default-lifetime", KEY_DURATION,
+	  G_STRUCT_OFFSET(VcConfig, default_lifetime_s) },
+	{ "ca", "backdate", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, backdate_s) },
+	{ "hook", "timeout", KEY_MS, G_STRUCT_OFFSET(VcConfig, hook_timeout_ms) },
+	{ "hook", "fail-open", KEY_BOOL, G_STRUCT_OFFSET(VcConfig, hook_fail_open) },
+};
+
+static const KeyDesc *
+key_find(const char *group, const char *key)
+{
+	for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
+		if (strcmp(keys[i].group, group) == 0 && strcmp(keys[i].key, key) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static gboolean
+group_known(const char *group)
+{
+	for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
+		if (strcmp(keys[i].group, group) == 0)
+			return TRUE;
+	return FALSE;
+}
+
+static gboolean
+has_control_chars(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((guchar)*s < 0x20 || *s == 0x7f)
+			return TRUE;
+	return FALSE;
+}
+
+/* "host:port", "[v6]:port" with port 1..65535. */
+static gboolean
+address_ok(const char *s)
+{
+	const char *colon;
+	gint64 port = 0;
+	const char *end = NULL;
+	if (*s == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || close == s + 1 || close[1] != ':')
+			return FALSE;
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL || colon == s || memchr(s, ':', (gsize)(colon - s)) != NULL)
+			return FALSE;
+	}
+	if (!parse_number_unit(colon + 1, &port, &end) || *end != '\0')
+		return FALSE;
+	return port >= 1 && port <= 65535;
+}
+
+static gboolean
+set_value(VcConfig *c, const KeyDesc *d, const char *value, const char *base_dir,
+	  GError **error)
+{
+	char **str_field = (char **)G_STRUCT_MEMBER_P(c, d->offset);
+	gint64 *int_field = (gint64 *)G_STRUCT_MEMBER_P(c, d->offset);
+	gboolean *bool_field = (gboolean *)G_STRUCT_MEMBER_P(c, d->offset);
+
+	if (has_control_chars(value)) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "control characters are not allowed");
+		return FALSE;
+	}
+	switch (d->kind) {
+	case KEY_PATH:
+		if (*value == '\0') {
+			g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "empty path");
+			return FALSE;
+		}
+		g_free(*str_field);
+		/* relative to the configuration file, so a test can keep a
+		 * whole setup in one temporary directory */
+		*str_field = g_path_is_absolute(value) || base_dir == NULL
+				     ? g_strdup(value)
+				     : g_canonicalize_filename(value, base_dir);
+		return TRUE;
+	case KEY_STRING:
+		if (*value == '\0') {
+			g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "empty value");
+			return FALSE;
+		}
+		g_free(*str_field);
+		*str_field = g_strdup(value);
+		return TRUE;
+	case KEY_ADDRESS:
+		if (*value != '\0' && !address_ok(value)) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "\"%s\" is not HOST:PORT ([V6]:PORT for IPv6; empty "
+				    "disables HTTP)",
+				    value);
+			return FALSE;
+		}
+		g_free(*str_field);
+		*str_field = g_strdup(value);
+		return TRUE;
+	case KEY_URL:
+		if (!g_str_has_prefix(value, "http://") && !g_str_has_prefix(value, "https://")) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "\"%s\" is not an http:// or https:// URL", value);
+			return FALSE;
+		}
+		g_free(*str_field);
+		*str_field = g_strdup(value);
+		return TRUE;
+	case KEY_BOOL:
+		if (g_ascii_strcasecmp(value, "true") == 0 || g_ascii_strcasecmp(value, "yes") == 0 ||
+		    strcmp(value, "1") == 0) {
+			*bool_field = TRUE;
+			return TRUE;
+		}
+		if (g_ascii_strcasecmp(value, "false") == 0 || g_ascii_strcasecmp(value, "no") == 0 ||
+		    strcmp(value, "0") == 0) {
+			*bool_field = FALSE;
+			return TRUE;
+		}
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "\"%s\" is not true or false", value);
+		return FALSE;
+	case KEY_DURATION: {
+		gint64 v = 0;
+		if (!vc_duration_parse(value, &v, error))
+			return FALSE;
+		/* backdate may be zero; every interval must be positive */
+		if (v == 0 && strcmp(d->key, "backdate") != 0) {
+			g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "must be greater than zero");
+			return FALSE;
+		}
+		*int_field = v;
+		return TRUE;
+	}
+	case KEY_MS: {
+		gint64 v = 0;
+		if (!parse_milliseconds(value, &v, error))
+			return FALSE;
+		if (v == 0) {
+			g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "must be greater than zero");
+			return FALSE;
+		}
+		*int_field = v;
+		return TRUE;
+	}
+	default:
+		g_assert_not_reached();
+	}
+}
+
+VcConfig *
+vc_config_load(const char *path, gboolean required, GError **error)
+{
+	g_autoptr(VcConfig) c = vc_config_new_default();
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_autoptr(GError) local = NULL;
+	g_auto(GStrv) groups = NULL;
+	g_autofree char *abs = NULL;
+	g_autofree char *base_dir = NULL;
+
+	g_return_val_if_fail(path != NULL, NULL);
+
+	if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &local)) {
+		if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+			if (!required)
+				return g_steal_pointer(&c);
+			g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
+				    "configuration file %s does not exist", path);
+			return NULL;
+		}
+		g_set_error(error, VC_ERROR,
+			    local->domain == G_FILE_ERROR ? VC_ERROR_IO : VC_ERROR_INVALID_DATA,
+			    "%s: %s", path, local->message);
+		return NULL;
+	}
+	abs = g_canonicalize_filename(path, NULL);
+	base_dir = g_path_get_dirname(abs);
+	c->path = g_strdup(path);
+
+	groups = g_key_file_get_groups(kf, NULL);
+	for (gsize i = 0; groups[i] != NULL; i++) {
+		g_auto(GStrv) names = NULL;
+		if (!group_known(groups[i])) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "%s: unknown group [%s] (known: [daemon] [ca] [hook])", path,
+				    groups[i]);
+			return NULL;
+		}
+		names = g_key_file_get_keys(kf, groups[i], NULL, NULL);
+		for (gsize j = 0; names != NULL && names[j] != NULL; j++) {
+			const KeyDesc *d = key_find(groups[i], names[j]);
+			g_autofree char *value = NULL;
+			if (d == NULL) {
+				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "%s: [%s] unknown key \"%s\"", path, groups[i],
+					    names[j]);
+				return NULL;
+			}
+			value = g_key_file_get_string(kf, groups[i], names[j], &local);
+			if (value == NULL || !set_value(c, d, value, base_dir, &local)) {
+				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "%s: [%s] %s: %s", path, groups[i], names[j],
+					    local->message);
+				return NULL;
+			}
+		}
+	}
+	return g_steal_pointer(&c);
+}

@@ -1,1 +1,779 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include "vc-domain-xml.h"
+#include "vc-error.h"
+#include "vc-xml-autoptr.h"
+
+/* Older nova releases (before Train) write the 1.0 namespace with the same
+ * elements; both are read. */
+#define VC_NOVA_NS_1_0 "http://openstack.org/xmlns/libvirt/nova/1.0"
+
+/* Parser options for hostile input: no network, no entity substitution
+ * (XML_PARSE_NOENT is deliberately absent), no DTD loading or default
+ * attributes, no lifting of libxml2's built-in limits (no XML_PARSE_HUGE),
+ * and no error printing (errors are returned, library code never prints). */
+#define VC_XML_PARSE_OPTIONS \
+	(XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
+
+void
+vc_domain_info_free(VcDomainInfo *info)
+{
+	if (info == NULL)
+		return;
+	g_free(info->name);
+	g_free(info->uuid);
+	if (info->metadata != NULL)
+		g_hash_table_unref(info->metadata);
+	g_free(info->issued_serial);
+	g_free(info->issuer_peer);
+	g_free(info->nova_instance);
+	g_free(info->nova_project);
+	g_free(info->nova_project_id);
+	g_free(info->nova_user);
+	g_free(info->nova_user_id);
+	g_free(info->nova_flavor);
+	g_free(info);
+}
+
+static gpointer
+xml_init_once(gpointer data)
+{
+	xmlInitParser();
+	return NULL;
+}
+
+/* Finds S (ASCII, upper case) in DATA case-insensitively. */
+static gboolean
+contains_ci(const char *data, gsize len, const char *s)
+{
+	gsize n = strlen(s);
+	for (gsize i = 0; i + n <= len; i++)
+		if (data[i] == '<' && g_ascii_strncasecmp(data + i, s, n) == 0)
+			return TRUE;
+	return FALSE;
+}
+
+/* Walks the tree: depth cap, value-length cap on every attribute and text
+ * node (libxml2's own limits are in megabytes). */
+static gboolean
+check_tree(xmlNode *node, guint depth, GError **error)
+{
+	for (xmlNode *n = node; n != NULL; n = n->next) {
+		if (n->type == XML_DTD_NODE || n->type == XML_ENTITY_DECL ||
+		    n->type == XML_ENTITY_REF_NODE || n->type == XML_ENTITY_NODE) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "domain XML line %d: entities are not allowed", n->line);
+			return FALSE;
+		}
+		if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE ||
+		    n->type == XML_COMMENT_NODE) {
+			if (n->content != NULL &&
+			    strlen((const char *)n->content) > VC_DOMAIN_XML_MAX_VALUE) {
+				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "domain XML line %d: text longer than %d octets",
+					    n->line, VC_DOMAIN_XML_MAX_VALUE);
+				return FALSE;
+			}
+			continue;
+		}
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		if (depth + 1 > VC_DOMAIN_XML_MAX_DEPTH) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "domain XML line %d: nested deeper than %d elements", n->line,
+				    VC_DOMAIN_XML_MAX_DEPTH);
+			return FALSE;
+		}
+		for (xmlAttr *a = n->properties; a != NULL; a = a->next) {
+			for (xmlNode *t = a->children; t != NULL; t = t->next) {
+				if (t->type != XML_TEXT_NODE) {
+					g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+						    "domain XML line %d: attribute %s holds an "
+						    "entity reference",
+						    n->line, (const char *)a->name);
+					return FALSE;
+				}
+				if (t->content != NULL &&
+				    strlen((const char *)t->content) > VC_DOMAIN_XML_MAX_VALUE) {
+					g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+						    "domain XML line %d: attribute %s is longer "
+						    "than %d octets",
+						    n->line, (const char *)a->name,
+						    VC_DOMAIN_XML_MAX_VALUE);
+					return FALSE;
+				}
+			}
+		}
+		if (!check_tree(n->children, depth + 1, error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* Parses with the safe options and refuses any DTD, before (by scanning, so
+ * a billion-laughs document is never expanded) and after (in case an encoding
+ * trick hid the declaration from the scan). */
+static xmlDoc *
+parse_safely(const char *xml, gssize len, GError **error)
+{
+	static GOnce once = G_ONCE_INIT;
+	g_autoptr(xmlParserCtxt) ctxt = NULL;
+	g_autoptr(xmlDoc) doc = NULL;
+	gsize n;
+
+	g_once(&once, xml_init_once, NULL);
+	if (xml == NULL) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA, "no XML");
+		return NULL;
+	}
+	n = len < 0 ? strlen(xml) : (gsize)len;
+	if (n == 0) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA, "empty XML");
+		return NULL;
+	}
+	if (n > VC_DOMAIN_XML_MAX_SIZE) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "domain XML is %" G_GSIZE_FORMAT " octets, at most %d allowed", n,
+			    VC_DOMAIN_XML_MAX_SIZE);
+		return NULL;
+	}
+	if (memchr(xml, '\0', n) != NULL) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "domain XML contains a NUL byte");
+		return NULL;
+	}
+	if (contains_ci(xml, n, "<!DOCTYPE") || contains_ci(xml, n, "<!ENTITY")) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "domain XML with a DOCTYPE or ENTITY declaration is refused "
+				    "(libvirt never writes one)");
+		return NULL;
+	}
+	ctxt = xmlNewParserCtxt();
+	if (ctxt == NULL) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_FAILED, "out of memory");
+		return NULL;
+	}
+	/* libvirt writes UTF-8; forcing it rules out UTF-16 and EBCDIC tricks
+	 * around the scan above */
+	doc = xmlCtxtReadMemory(ctxt, xml, (int)n, "domain.xml", "UTF-8", VC_XML_PARSE_OPTIONS);
+	if (doc == NULL || !ctxt->wellFormed) {
+		const xmlError *e = xmlCtxtGetLastError(ctxt);
+		g_autofree char *msg = g_strdup(e != NULL && e->message != NULL ? e->message
+										 : "not well-formed");
+		g_strchomp(msg);
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "domain XML line %d: %s",
+			    e != NULL ? e->line : 0, msg);
+		return NULL;
+	}
+	if (doc->intSubset != NULL || doc->extSubset != NULL) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "domain XML with a DOCTYPE is refused");
+		return NULL;
+	}
+	if (!check_tree(doc->children, 0, error))
+		return NULL;
+	return g_steal_pointer(&doc);
+}
+
+static gboolean
+ns_is(const xmlNode *n, const char *href)
+{
+	return n->ns != NULL && n->ns->href != NULL && strcmp((const char *)n->ns->href, href) == 0;
+}
+
+static gboolean
+name_is(const xmlNode *n, const char *name)
+{
+	return strcmp((const char *)n->name, name) == 0;
+}
+
+static gboolean
+is_nova(const xmlNode *n)
+{
+	return ns_is(n, VC_NOVA_NS) || ns_is(n, VC_NOVA_NS_1_0);
+}
+
+/* Control characters, C1 included (XML 1.0 allows U+007F..U+009F and
+ * &#9; &#10; &#13;). */
+static gboolean
+has_control_chars(const char *s)
+{
+	for (const char *p = s; *p != '\0'; p = g_utf8_next_char(p)) {
+		gunichar c = g_utf8_get_char(p);
+		if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* Text content of N (all text children), checked and, if STRIP, trimmed. */
+static char *
+node_text(const xmlNode *n, gboolean strip, GError **error)
+{
+	g_autoptr(GString) s = g_string_new(NULL);
+	for (xmlNode *c = n->children; c != NULL; c = c->next) {
+		if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE)
+			g_string_append(s, (const char *)c->content);
+		else if (c->type == XML_ELEMENT_NODE) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "line %d: <%s> must hold only text", n->line,
+				    (const char *)n->name);
+			return NULL;
+		}
+	}
+	if (strip)
+		g_strstrip(s->str);
+	if (has_control_chars(s->str)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "line %d: <%s> contains control characters", n->line,
+			    (const char *)n->name);
+		return NULL;
+	}
+	return g_strdup(s->str);
+}
+
+static char *
+attr_value(const xmlNode *n, const xmlAttr *a, GError **error)
+{
+	g_autofree char *v = (char *)xmlNodeListGetString(n->doc, a->children, 1);
+	if (v == NULL)
+		return g_strdup("");
+	if (has_control_chars(v)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "line %d: attribute %s of <%s> contains control characters", n->line,
+			    (const char *)a->name, (const char *)n->name);
+		return NULL;
+	}
+	return g_steal_pointer(&v);
+}
+
+/* The value of attribute NAME (no namespace), or NULL. */
+static char *
+get_attr(const xmlNode *n, const char *name, GError **error)
+{
+	for (xmlAttr *a = n->properties; a != NULL; a = a->next)
+		if (a->ns == NULL && strcmp((const char *)a->name, name) == 0)
+			return attr_value(n, a, error);
+	return NULL;
+}
+
+/* Every attribute of N must be in ALLOWED (NULL-terminated). */
+static gboolean
+check_attrs(const xmlNode *n, const char *const *allowed, GError **error)
+{
+	for (xmlAttr *a = n->properties; a != NULL; a = a->next) {
+		gboolean ok = FALSE;
+		/* foreign-namespace attributes belong to someone else */
+		if (a->ns != NULL && strcmp((const char *)a->ns->href, VC_DOMAIN_NS) != 0)
+			continue;
+		for (gsize i = 0; allowed[i] != NULL; i++)
+			if (strcmp((const char *)a->name, allowed[i]) == 0)
+				ok = TRUE;
+		if (!ok || a->ns != NULL) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "line %d: unknown attribute \"%s\" on <virtcert:%s>", n->line,
+				    (const char *)a->name, (const char *)n->name);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+static void
+map_append(GHashTable *map, const char *key, const char *value)
+{
+	GStrv old = g_hash_table_lookup(map, key);
+	guint n = old != NULL ? g_strv_length(old) : 0;
+	GStrv v = g_new0(char *, n + 2);
+	for (guint i = 0; i < n; i++)
+		v[i] = g_strdup(old[i]);
+	v[n] = g_strdup(value);
+	g_hash_table_insert(map, g_strdup(key), v);
+}
+
+/* Sets a single-valued key; a second occurrence is an error. */
+static gboolean
+map_set_once(GHashTable *map, const xmlNode *n, const char *key, const char *value,
+	     GError **error)
+{
+	GStrv v;
+	if (g_hash_table_contains(map, key)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "line %d: <virtcert:%s> sets %s a second time", n->line,
+			    (const char *)n->name, key);
+		return FALSE;
+	}
+	v = g_new0(char *, 2);
+	v[0] = g_strdup(value);
+	g_hash_table_insert(map, g_strdup(key), v);
+	return TRUE;
+}
+
+/* Sets KEY from attribute ATTR of N when present. */
+static gboolean
+map_set_attr(GHashTable *map, const xmlNode *n, const char *attr, const char *key,
+	     GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	g_autofree char *v = get_attr(n, attr, &local);
+	if (local != NULL) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	if (v == NULL)
+		return TRUE;
+	return map_set_once(map, n, key, v, error);
+}
+
+static gboolean
+only_whitespace_text(const xmlNode *n, GError **error)
+{
+	for (xmlNode *c = n->children; c != NULL; c = c->next) {
+		if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) {
+			for (const xmlChar *p = c->content; p != NULL && *p != '\0'; p++) {
+				if (!g_ascii_isspace(*p)) {
+					g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+						    "line %d: unexpected text in <virtcert:%s>",
+						    n->line, (const char *)n->name);
+					return FALSE;
+				}
+			}
+		}
+	}
+	return TRUE;
+}
+
+/* Child elements that are ours: virtcert namespace or none at all (a missing
+ * prefix is a mistake we report). Foreign namespaces are skipped. */
+static gboolean
+is_ours(const xmlNode *c)
+{
+	return c->type == XML_ELEMENT_NODE && (c->ns == NULL || ns_is(c, VC_DOMAIN_NS));
+}
+
+static gboolean
+unknown_element(const xmlNode *c, const char *parent, GError **error)
+{
+	g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+		    "line %d: unknown element <%s%s> in <virtcert:%s>", c->line,
+		    c->ns == NULL ? "" : "virtcert:", (const char *)c->name, parent);
+	return FALSE;
+}
+
+static gboolean
+parse_placement(const xmlNode *pl, GHashTable *map, GError **error)
+{
+	static const char *const attrs[] = { "check-on-start", NULL };
+	static const char *const no_attrs[] = { NULL };
+	static const char *const require_attrs[] = { "attr", NULL };
+
+	if (!check_attrs(pl, attrs, error) || !only_whitespace_text(pl, error))
+		return FALSE;
+	if (!map_set_attr(map, pl, "check-on-start", "check-on-start", error))
+		return FALSE;
+	for (xmlNode *c = pl->children; c != NULL; c = c->next) {
+		g_autofree char *text = NULL;
+		if (!is_ours(c))
+			continue;
+		if (c->ns == NULL)
+			return unknown_element(c, "placement", error);
+		if (name_is(c, "trust-ca")) {
+			if (!check_attrs(c, no_attrs, error))
+				return FALSE;
+			text = node_text(c, TRUE, error);
+			if (text == NULL)
+				return FALSE;
+			map_append(map, "trust-host-ca", text);
+		} else if (name_is(c, "require")) {
+			g_autoptr(GError) local = NULL;
+			g_autofree char *attr = NULL;
+			g_autofree char *rule = NULL;
+			if (!check_attrs(c, require_attrs, error))
+				return FALSE;
+			attr = get_attr(c, "attr", &local);
+			if (local != NULL) {
+				g_propagate_error(error, g_steal_pointer(&local));
+				return FALSE;
+			}
+			if (attr == NULL) {
+				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "line %d: <virtcert:require> needs attr=", c->line);
+				return FALSE;
+			}
+			text = node_text(c, TRUE, error);
+			if (text == NULL)
+				return FALSE;
+			rule = g_strdup_printf("%s=%s", attr, text);
+			map_append(map, "require", rule);
+		} else {
+			return unknown_element(c, "placement", error);
+		}
+	}
+	return TRUE;
+}
+
+/* Reads <virtcert:vm> into MAP (policy keys) and the daemon's facts. */
+static gboolean
+parse_vm(const xmlNode *vm, GHashTable *map, char **ret_serial, char **ret_peer,
+	 GError **error)
+{
+	static const char *const no_attrs[] = { NULL };
+	static const char *const key_attrs[] = { "type", "mode", NULL };
+	static const char *const issue_attrs[] = { "on", NULL };
+	static const char *const stop_attrs[] = { "action", NULL };
+	static const char *const delivery_attrs[] = { "cert", "chain", "key", "owner", "reload",
+						      NULL };
+	static const char *const issued_attrs[] = { "serial", "peer", NULL };
+	static const char *const single[] = { "key", "lifetime", "issue", "stop", "delivery",
+					      "placement", "issued" };
+	g_autofree char *serial = NULL;
+	g_autofree char *peer = NULL;
+	guint seen = 0;
+
+	if (!check_attrs(vm, no_attrs, error) || !only_whitespace_text(vm, error))
+		return FALSE;
+	for (xmlNode *c = vm->children; c != NULL; c = c->next) {
+		if (!is_ours(c))
+			continue;
+		if (c->ns == NULL)
+			return unknown_element(c, "vm", error);
+		/* everything but <name> appears at most once */
+		for (guint i = 0; i < G_N_ELEMENTS(single); i++) {
+			if (!name_is(c, single[i]))
+				continue;
+			if (seen & (1u << i)) {
+				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "line %d: <virtcert:%s> appears twice", c->line,
+					    single[i]);
+				return FALSE;
+			}
+			seen |= 1u << i;
+		}
+		if (name_is(c, "name")) {
+			g_autofree char *text = NULL;
+			if (!check_attrs(c, no_attrs, error))
+				return FALSE;
+			text = node_text(c, TRUE, error);
+			if (text == NULL)
+				return FALSE;
+			map_append(map, "names", text);
+		} else if (name_is(c, "key")) {
+			if (!check_attrs(c, key_attrs, error) ||
+			    !map_set_attr(map, c, "type", "key", error) ||
+			    !map_set_attr(map, c, "mode", "key-mode", error))
+				return FALSE;
+		} else if (name_is(c, "lifetime")) {
+			g_autofree char *text = NULL;
+			if (!check_attrs(c, no_attrs, error))
+				return FALSE;
+			text = node_text(c, TRUE, error);
+			if (text == NULL || !map_set_once(map, c, "lifetime", text, error))
+				return FALSE;
+		} else if (name_is(c, "issue")) {
+			if (!check_attrs(c, issue_attrs, error) ||
+			    !map_set_attr(map, c, "on", "issue-on", error))
+				return FALSE;
+		} else if (name_is(c, "stop")) {
+			if (!check_attrs(c, stop_attrs, error) ||
+			    !map_set_attr(map, c, "action", "on-stop", error))
+				return FALSE;
+		} else if (name_is(c, "delivery")) {
+			if (!check_attrs(c, delivery_attrs, error) ||
+			    !map_set_attr(map, c, "cert", "cert-path", error) ||
+			    !map_set_attr(map, c, "chain", "chain-path", error) ||
+			    !map_set_attr(map, c, "key", "key-path", error) ||
+			    !map_set_attr(map, c, "owner", "owner", error) ||
+			    !map_set_attr(map, c, "reload", "reload", error))
+				return FALSE;
+		} else if (name_is(c, "placement")) {
+			if (!parse_placement(c, map, error))
+				return FALSE;
+		} else if (name_is(c, "issued")) {
+			g_autoptr(GError) local = NULL;
+			if (!check_attrs(c, issued_attrs, error))
+				return FALSE;
+			serial = get_attr(c, "serial", &local);
+			if (local == NULL)
+				peer = get_attr(c, "peer", &local);
+			if (local != NULL) {
+				g_propagate_error(error, g_steal_pointer(&local));
+				return FALSE;
+			}
+		} else {
+			return unknown_element(c, "vm", error);
+		}
+	}
+	if (ret_serial != NULL)
+		*ret_serial = g_steal_pointer(&serial);
+	if (ret_peer != NULL)
+		*ret_peer = g_steal_pointer(&peer);
+	return TRUE;
+}
+
+static gboolean
+nova_text(const xmlNode *n, char **field, GError **error)
+{
+	char *v = node_text(n, TRUE, error);
+	if (v == NULL)
+		return FALSE;
+	g_free(*field);
+	*field = v;
+	return TRUE;
+}
+
+static gboolean
+nova_attr(const xmlNode *n, const char *attr, char **field, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	char *v = get_attr(n, attr, &local);
+	if (local != NULL) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	if (v != NULL) {
+		g_free(*field);
+		*field = v;
+	}
+	return TRUE;
+}
+
+/* nova's <nova:instance> (nova/virt/libvirt/config.py
+ * LibvirtConfigGuestMetaNovaInstance): name, flavor name=, owner/user uuid=,
+ * owner/project uuid=. Everything else is ignored; nothing is required. */
+static gboolean
+parse_nova(const xmlNode *inst, VcDomainInfo *info, GError **error)
+{
+	for (xmlNode *c = inst->children; c != NULL; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE || !is_nova(c))
+			continue;
+		if (name_is(c, "name")) {
+			if (!nova_text(c, &info->nova_instance, error))
+				return FALSE;
+		} else if (name_is(c, "flavor")) {
+			if (!nova_attr(c, "name", &info->nova_flavor, error))
+				return FALSE;
+		} else if (name_is(c, "owner")) {
+			for (xmlNode *o = c->children; o != NULL; o = o->next) {
+				if (o->type != XML_ELEMENT_NODE || !is_nova(o))
+					continue;
+				if (name_is(o, "user")) {
+					if (!nova_text(o, &info->nova_user, error) ||
+					    !nova_attr(o, "uuid", &info->nova_user_id, error))
+						return FALSE;
+				} else if (name_is(o, "project")) {
+					if (!nova_text(o, &info->nova_project, error) ||
+					    !nova_attr(o, "uuid", &info->nova_project_id, error))
+						return FALSE;
+				}
+			}
+		}
+	}
+	return TRUE;
+}
+
+/* libvirt accepts UUIDs with or without dashes; this returns the canonical
+ * lower-case 8-4-4-4-12 form. */
+static char *
+normalize_uuid(const char *s)
+{
+	char hex[33];
+	gsize n = 0;
+	for (const char *p = s; *p != '\0'; p++) {
+		if (*p == '-')
+			continue;
+		if (!g_ascii_isxdigit(*p) || n >= 32)
+			return NULL;
+		hex[n++] = g_ascii_tolower(*p);
+	}
+	if (n != 32)
+		return NULL;
+	hex[32] = '\0';
+	return g_strdup_printf("%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
+			       hex + 20);
+}
+
+static gboolean
+parse_metadata_element(const xmlNode *md, VcDomainInfo *info, GError **error)
+{
+	for (xmlNode *c = md->children; c != NULL; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		if (ns_is(c, VC_DOMAIN_NS) && name_is(c, "vm")) {
+			g_autoptr(GHashTable) map = vc_policy_map_new();
+			g_autofree char *serial = NULL;
+			g_autofree char *peer = NULL;
+			if (info->has_metadata) {
+				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "line %d: a second <virtcert:vm> element", c->line);
+				return FALSE;
+			}
+			if (!parse_vm(c, map, &serial, &peer, error)) {
+				g_prefix_error(error, "virtcert metadata: ");
+				return FALSE;
+			}
+			info->has_metadata = TRUE;
+			g_hash_table_unref(info->metadata);
+			info->metadata = g_steal_pointer(&map);
+			info->issued_serial = g_steal_pointer(&serial);
+			info->issuer_peer = g_steal_pointer(&peer);
+		} else if (is_nova(c) && name_is(c, "instance")) {
+			if (!parse_nova(c, info, error)) {
+				g_prefix_error(error, "nova metadata: ");
+				return FALSE;
+			}
+		}
+	}
+	return TRUE;
+}
+
+VcDomainInfo *
+vc_domain_info_parse(const char *xml, gssize len, GError **error)
+{
+	g_autoptr(xmlDoc) doc = NULL;
+	g_autoptr(VcDomainInfo) info = g_new0(VcDomainInfo, 1);
+	g_autoptr(GError) local = NULL;
+	xmlNode *root;
+	gboolean seen_name = FALSE, seen_uuid = FALSE;
+
+	info->metadata = vc_policy_map_new();
+	doc = parse_safely(xml, len, error);
+	if (doc == NULL)
+		return NULL;
+	root = xmlDocGetRootElement(doc);
+	if (root == NULL || root->ns != NULL || !name_is(root, "domain")) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "not a libvirt domain XML (root element is not <domain>)");
+		return NULL;
+	}
+	for (xmlNode *c = root->children; c != NULL; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE || c->ns != NULL)
+			continue;
+		if (name_is(c, "name")) {
+			if (seen_name) {
+				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "domain XML line %d: a second <name>", c->line);
+				return NULL;
+			}
+			seen_name = TRUE;
+			/* not stripped: libvirt keeps the name verbatim */
+			info->name = node_text(c, FALSE, &local);
+			if (info->name == NULL) {
+				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "domain name refused: %s", local->message);
+				return NULL;
+			}
+		} else if (name_is(c, "uuid")) {
+			g_autofree char *text = NULL;
+			if (seen_uuid) {
+				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "domain XML line %d: a second <uuid>", c->line);
+				return NULL;
+			}
+			seen_uuid = TRUE;
+			text = node_text(c, TRUE, &local);
+			info->uuid = text != NULL ? normalize_uuid(text) : NULL;
+			if (info->uuid == NULL) {
+				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "domain XML line %d: <uuid> is not a UUID", c->line);
+				return NULL;
+			}
+		} else if (name_is(c, "metadata")) {
+			if (!parse_metadata_element(c, info, error))
+				return NULL;
+		}
+	}
+	if (info->name == NULL || *info->name == '\0') {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "domain XML has no <name>");
+		return NULL;
+	}
+	if (info->uuid == NULL) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "domain XML of \"%s\" has no <uuid>", info->name);
+		return NULL;
+	}
+	return g_steal_pointer(&info);
+}
+
+GHashTable *
+vc_domain_metadata_parse(const char *xml, gssize len, GError **error)
+{
+	g_autoptr(xmlDoc) doc = parse_safely(xml, len, error);
+	g_autoptr(GHashTable) map = NULL;
+	xmlNode *root;
+
+	if (doc == NULL)
+		return NULL;
+	root = xmlDocGetRootElement(doc);
+	if (root == NULL || !ns_is(root, VC_DOMAIN_NS) || !name_is(root, "vm")) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "virtcert metadata: root element is not <vm> in namespace %s",
+			    VC_DOMAIN_NS);
+		return NULL;
+	}
+	map = vc_policy_map_new();
+	if (!parse_vm(root, map, NULL, NULL, error)) {
+		g_prefix_error(error, "virtcert metadata: ");
+		return NULL;
+	}
+	return g_steal_pointer(&map);
+}
+
+void
+vc_domain_info_get_name_vars(const VcDomainInfo *info, VcNameVars *ret_vars)
+{
+	g_return_if_fail(info != NULL);
+	g_return_if_fail(ret_vars != NULL);
+	ret_vars->name = info->name;
+	ret_vars->uuid = info->uuid;
+	ret_vars->project = info->nova_project;
+	ret_vars->project_id = info->nova_project_id;
+	ret_vars->user = info->nova_user;
+	ret_vars->instance = info->nova_instance;
+}
+
+VcPolicy *
+vc_domain_info_resolve_policy(const VcDomainInfo *info, VcPolicySet *set, gboolean issue_all,
+			      const char *const *default_names, gint64 default_lifetime_s,
+			      GError **error)
+{
+	g_autoptr(GHashTable) map = NULL;
+	g_autofree char *source = NULL;
+	VcPolicy *policy;
+
+	g_return_val_if_fail(info != NULL, NULL);
+	if (set != NULL) {
+		VcPolicySubject subject = {
+			.name = info->name,
+			.uuid = info->uuid,
+			.project = info->nova_project,
+			.project_id = info->nova_project_id,
+		};
+		map = vc_policy_set_lookup(set, &subject, &source);
+	}
+	if (info->has_metadata) {
+		if (map == NULL) {
+			map = vc_policy_map_new();
+			source = g_strdup("domain metadata");
+		} else {
+			char *s = g_strconcat(source, " + domain metadata", NULL);
+			g_free(source);
+			source = s;
+		}
+		vc_policy_map_merge(map, info->metadata);
+	}
+	if (map == NULL) {
+		if (!issue_all)
+			return NULL;
+		map = vc_policy_map_new();
+		source = g_strdup("issue-all defaults");
+	}
+	if (!g_hash_table_contains(map, "names") && default_names != NULL &&
+	    default_names[0] != NULL)
+		g_hash_table_insert(map, g_strdup("names"), g_strdupv((GStrv)default_names));
+	policy = vc_policy_new_from_map(map, source, default_lifetime_s, error);
+	if (policy == NULL)
+		g_prefix_error(error, "VM %s (%s): ", info->name, info->uuid);
+	return policy;
+}

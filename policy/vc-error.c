@@ -33,26 +33,39 @@ vc_error_exit_status(const GError *error)
 }
 
 /* Stable names, used in JSON replies of the control socket. */
+static const char *const vc_error_names[] = {
+	[VC_ERROR_FAILED] = "failed",
+	[VC_ERROR_USAGE] = "usage",
+	[VC_ERROR_POLICY] = "policy",
+	[VC_ERROR_INVALID_NAME] = "invalid-name",
+	[VC_ERROR_NAME_COLLISION] = "name-collision",
+	[VC_ERROR_INVALID_DATA] = "invalid-data",
+	[VC_ERROR_NOT_FOUND] = "not-found",
+	[VC_ERROR_EXISTS] = "exists",
+	[VC_ERROR_CRYPTO] = "crypto",
+	[VC_ERROR_STORE] = "store",
+	[VC_ERROR_IO] = "io",
+	[VC_ERROR_LIBVIRT] = "libvirt",
+	[VC_ERROR_GUEST] = "guest",
+	[VC_ERROR_UNAVAILABLE] = "unavailable",
+};
+
 const char *
 vc_error_code_to_string(int code)
 {
-	static const char *const names[] = {
-		[VC_ERROR_FAILED] = "failed",
-		[VC_ERROR_USAGE] = "usage",
-		[VC_ERROR_POLICY] = "policy",
-		[VC_ERROR_INVALID_NAME] = "invalid-name",
-		[VC_ERROR_NAME_COLLISION] = "name-collision",
-		[VC_ERROR_INVALID_DATA] = "invalid-data",
-		[VC_ERROR_NOT_FOUND] = "not-found",
-		[VC_ERROR_EXISTS] = "exists",
-		[VC_ERROR_CRYPTO] = "crypto",
-		[VC_ERROR_STORE] = "store",
-		[VC_ERROR_IO] = "io",
-		[VC_ERROR_LIBVIRT] = "libvirt",
-		[VC_ERROR_GUEST] = "guest",
-		[VC_ERROR_UNAVAILABLE] = "unavailable",
-	};
-	if (code < 0 || (gsize)code >= G_N_ELEMENTS(names) || names[code] == NULL)
+	if (code < 0 || (gsize)code >= G_N_ELEMENTS(vc_error_names) || vc_error_names[code] == NULL)
 		return "failed";
-	return names[code];
+	return vc_error_names[code];
+}
+
+VcErrorCode
+vc_error_code_from_string(const char *name)
+{
+	if (name == NULL)
+		return VC_ERROR_FAILED;
+	for (gsize i = 0; i < G_N_ELEMENTS(vc_error_names); i++) {
+		if (vc_error_names[i] != NULL && g_str_equal(vc_error_names[i], name))
+			return (VcErrorCode)i;
+	}
+	return VC_ERROR_FAILED;
 }

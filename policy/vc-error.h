@@ -29,5 +29,8 @@ typedef enum {
 GQuark vc_error_quark(void);
 int vc_error_exit_status(const GError *error);
 const char *vc_error_code_to_string(int code);
+/* Inverse of vc_error_code_to_string(); unknown or NULL names give
+ * VC_ERROR_FAILED, so a newer daemon's codes still map to a failure. */
+VcErrorCode vc_error_code_from_string(const char *name);
 
 G_END_DECLS

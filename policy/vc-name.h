@@ -47,6 +47,10 @@ typedef struct {
  * invalid result are errors naming the template. */
 char *vc_name_expand(const char *tmpl, const VcNameVars *vars, GError **error);
 
+/* Checks a template's syntax and literal text (every variable replaced by a
+ * plain label): what vc_name_expand() would refuse whatever the VM. */
+gboolean vc_name_template_check(const char *tmpl, GError **error);
+
 /* Expands every template, drops exact duplicates (keeping order), and returns a
  * NULL-terminated list. */
 GStrv vc_name_expand_all(const char *const *templates, const VcNameVars *vars, GError **error);

@@ -78,7 +78,15 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcPolicy, vc_policy_free)
 VcPolicy *vc_policy_new_from_map(GHashTable *map, const char *source,
 				 gint64 default_lifetime_s, GError **error);
 
-/* A JSON-friendly description, for `virtcert policy show`. */
+/* Checks every entry of MAP (unknown keys, bad values) without requiring
+ * names: what a policy.d group or domain metadata may hold on its own. */
+gboolean vc_policy_map_validate(GHashTable *map, GError **error);
+/* TRUE for the keys whose value is a list (names, trust-host-ca, require). */
+gboolean vc_policy_key_is_list(const char *key);
+
+/* A JSON object (one line, UTF-8), for `virtcert policy show`: keys as in
+ * the list above, "lifetime" in seconds, "require" as
+ * [{"attr": A, "values": [..]}], "owner"/"reload" null when unset. */
 char *vc_policy_to_string(const VcPolicy *policy);
 
 /* What a selector is matched against. */

@@ -29,6 +29,10 @@ gboolean vc_reason_from_string(const char *s, int *ret_reason, GError **error);
 /* ---- keys and encoding helpers -------------------------------------- */
 
 EVP_PKEY *vc_key_generate(VcKeyType type, GError **error);
+/* The VcKeyType of a key (for a guest CSR's public key): EC P-256, Ed25519,
+ * or RSA of at least 2048 bits (reported as VC_KEY_TYPE_RSA_3072); any other
+ * key is VC_ERROR_INVALID_DATA. */
+gboolean vc_key_get_type(EVP_PKEY *key, VcKeyType *ret_type, GError **error);
 /* PEM (PKCS#8, unencrypted) of a private key; the caller wipes it with
  * vc_secret_free(). */
 char *vc_key_to_pem(EVP_PKEY *key, GError **error);

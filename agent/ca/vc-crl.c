@@ -1,1 +1,166 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* CRL v2 signing (RFC 5280 5) and revocation reason names. */
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "vc-ca.h"
+#include "vc-ca-private.h"
+#include "vc-error.h"
+
+/* RFC 5280 5.3.1 CRLReason, spelled as in its ASN.1 module. */
+static const struct {
+	int reason;
+	const char *name;
+} reason_names[] = {
+	{ VC_REASON_UNSPECIFIED, "unspecified" },
+	{ VC_REASON_KEY_COMPROMISE, "keyCompromise" },
+	{ VC_REASON_CA_COMPROMISE, "cACompromise" },
+	{ VC_REASON_AFFILIATION_CHANGED, "affiliationChanged" },
+	{ VC_REASON_SUPERSEDED, "superseded" },
+	{ VC_REASON_CESSATION_OF_OPERATION, "cessationOfOperation" },
+	{ VC_REASON_CERTIFICATE_HOLD, "certificateHold" },
+	{ VC_REASON_PRIVILEGE_WITHDRAWN, "privilegeWithdrawn" },
+};
+
+const char *
+vc_reason_to_string(int reason)
+{
+	for (gsize i = 0; i < G_N_ELEMENTS(reason_names); i++) {
+		if (reason_names[i].reason == reason)
+			return reason_names[i].name;
+	}
+	return NULL;
+}
+
+gboolean
+vc_reason_from_string(const char *s, int *ret_reason, GError **error)
+{
+	for (gsize i = 0; s != NULL && i < G_N_ELEMENTS(reason_names); i++) {
+		if (g_ascii_strcasecmp(s, reason_names[i].name) == 0) {
+			if (ret_reason != NULL)
+				*ret_reason = reason_names[i].reason;
+			return TRUE;
+		}
+	}
+	g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
+		    "unknown revocation reason '%s' (one of unspecified, keyCompromise, "
+		    "cACompromise, affiliationChanged, superseded, cessationOfOperation, "
+		    "certificateHold, privilegeWithdrawn)",
+		    s != NULL ? s : "");
+	return FALSE;
+}
+
+static gboolean
+add_revoked(X509_CRL *crl, const VcCrlEntry *entry, GError **error)
+{
+	g_autoptr(X509_REVOKED) rev = X509_REVOKED_new();
+	g_autoptr(ASN1_INTEGER) serial = vc_serial_from_hex(entry->serial_hex, error);
+	g_autoptr(ASN1_TIME) when = NULL;
+
+	if (serial == NULL)
+		return FALSE;
+	if (vc_reason_to_string(entry->reason) == NULL) {
+		g_set_error(error, VC_ERROR, VC_ERROR_USAGE, "invalid revocation reason %d for %s",
+			    entry->reason, entry->serial_hex);
+		return FALSE;
+	}
+	when = vc_asn1_time_from_unix(entry->revoked_at, error);
+	if (when == NULL)
+		return FALSE;
+	if (!X509_REVOKED_set_serialNumber(rev, serial) ||
+	    !X509_REVOKED_set_revocationDate(rev, when)) {
+		vc_crypto_set_error(error, "cannot build CRL entry");
+		return FALSE;
+	}
+	/* RFC 5280 5.3.1: the reasonCode extension SHOULD be absent rather
+	 * than carry unspecified */
+	if (entry->reason != VC_REASON_UNSPECIFIED) {
+		g_autoptr(ASN1_ENUMERATED) code = ASN1_ENUMERATED_new();
+		if (!ASN1_ENUMERATED_set(code, entry->reason) ||
+		    X509_REVOKED_add1_ext_i2d(rev, NID_crl_reason, code, 0, 0) != 1) {
+			vc_crypto_set_error(error, "cannot encode CRL reason");
+			return FALSE;
+		}
+	}
+	if (!X509_CRL_add0_revoked(crl, rev)) {
+		vc_crypto_set_error(error, "cannot add CRL entry");
+		return FALSE;
+	}
+	rev = NULL; /* owned by the CRL now */
+	return TRUE;
+}
+
+X509_CRL *
+vc_ca_sign_crl(VcCa *ca, GPtrArray *entries, guint64 crl_number, gint64 this_update,
+	       gint64 next_update, GError **error)
+{
+	g_autoptr(X509_CRL) crl = X509_CRL_new();
+	g_autoptr(ASN1_TIME) tu = NULL;
+	g_autoptr(ASN1_TIME) nu = NULL;
+	g_autoptr(ASN1_INTEGER) number = ASN1_INTEGER_new();
+
+	if (next_update <= this_update) {
+		g_set_error(error, VC_ERROR, VC_ERROR_USAGE, "nextUpdate is not after thisUpdate");
+		return NULL;
+	}
+	tu = vc_asn1_time_from_unix(this_update, error);
+	if (tu == NULL)
+		return NULL;
+	nu = vc_asn1_time_from_unix(next_update, error);
+	if (nu == NULL)
+		return NULL;
+	/* version 2 (value 1) because of the extensions, RFC 5280 5.1.2.1 */
+	if (!X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
+	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert)) ||
+	    !X509_CRL_set1_lastUpdate(crl, tu) || !X509_CRL_set1_nextUpdate(crl, nu)) {
+		vc_crypto_set_error(error, "cannot build CRL");
+		return NULL;
+	}
+	for (guint i = 0; entries != NULL && i < entries->len; i++) {
+		if (!add_revoked(crl, g_ptr_array_index(entries, i), error))
+			return NULL;
+	}
+	/* RFC 5280 5.2.1 AKI and 5.2.3 CRL number, both non-critical */
+	if (!X509_CRL_add_ext(crl, ca->ext_aki, -1) || !ASN1_INTEGER_set_uint64(number, crl_number) ||
+	    X509_CRL_add1_ext_i2d(crl, NID_crl_number, number, 0, 0) != 1 || !X509_CRL_sort(crl)) {
+		vc_crypto_set_error(error, "cannot build CRL extensions");
+		return NULL;
+	}
+	if (!vc_ca_sign_item(ca, NULL, crl, error))
+		return NULL;
+	return g_steal_pointer(&crl);
+}
+
+char *
+vc_crl_to_pem(X509_CRL *crl, GError **error)
+{
+	g_autoptr(BIO) bio = BIO_new(BIO_s_mem());
+	char *data = NULL;
+	long len;
+
+	if (bio == NULL || !PEM_write_bio_X509_CRL(bio, crl)) {
+		vc_crypto_set_error(error, "cannot encode CRL");
+		return NULL;
+	}
+	len = BIO_get_mem_data(bio, &data);
+	return g_strndup(data, (gsize)len);
+}
+
+GBytes *
+vc_crl_to_der(X509_CRL *crl, GError **error)
+{
+	unsigned char *der = NULL;
+	int len = i2d_X509_CRL(crl, &der);
+	GBytes *bytes;
+
+	if (len <= 0) {
+		vc_crypto_set_error(error, "cannot encode CRL");
+		return NULL;
+	}
+	bytes = g_bytes_new(der, (gsize)len);
+	OPENSSL_free(der);
+	return bytes;
+}

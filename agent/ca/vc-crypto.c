@@ -1,1 +1,486 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Keys, encodings, serials and atomic files: the small OpenSSL helpers the
+ * rest of the CA (and the issuer, store and CLI) build on. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include "vc-ca.h"
+#include "vc-ca-private.h"
+#include "vc-error.h"
+
+/* Sets a VC_ERROR_CRYPTO error with the most recent OpenSSL error, then
+ * clears OpenSSL's queue so stale errors never show up in a later message. */
+void
+vc_crypto_set_error(GError **error, const char *what)
+{
+	unsigned long e = ERR_peek_last_error();
+	char buf[256] = "";
+
+	if (e != 0)
+		ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	g_set_error(error, VC_ERROR, VC_ERROR_CRYPTO, "%s%s%s", what, buf[0] ? ": " : "", buf);
+}
+
+EVP_PKEY *
+vc_key_generate(VcKeyType type, GError **error)
+{
+	EVP_PKEY *key = NULL;
+
+	switch (type) {
+	case VC_KEY_TYPE_EC_P256:
+		key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		break;
+	case VC_KEY_TYPE_ED25519:
+		key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		break;
+	case VC_KEY_TYPE_RSA_3072:
+		key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
+		break;
+	default:
+		g_set_error(error, VC_ERROR, VC_ERROR_USAGE, "unknown key type %d", (int)type);
+		return NULL;
+	}
+	if (key == NULL)
+		vc_crypto_set_error(error, "cannot generate key");
+	return key;
+}
+
+gboolean
+vc_key_get_type(EVP_PKEY *key, VcKeyType *ret_type, GError **error)
+{
+	VcKeyType type;
+
+	if (EVP_PKEY_is_a(key, "EC")) {
+		char curve[64] = "";
+		if (!EVP_PKEY_get_utf8_string_param(key, "group", curve, sizeof(curve), NULL) ||
+		    (g_strcmp0(curve, "prime256v1") != 0 && g_strcmp0(curve, "P-256") != 0)) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "unsupported EC curve '%s' (only P-256)", curve);
+			return FALSE;
+		}
+		type = VC_KEY_TYPE_EC_P256;
+	} else if (EVP_PKEY_is_a(key, "ED25519")) {
+		type = VC_KEY_TYPE_ED25519;
+	} else if (EVP_PKEY_is_a(key, "RSA")) {
+		if (EVP_PKEY_get_bits(key) < 2048) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "RSA key of %d bits is too small", EVP_PKEY_get_bits(key));
+			return FALSE;
+		}
+		type = VC_KEY_TYPE_RSA_3072;
+	} else {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "unsupported key type %s",
+			    EVP_PKEY_get0_type_name(key));
+		return FALSE;
+	}
+	if (ret_type != NULL)
+		*ret_type = type;
+	return TRUE;
+}
+
+/* The digest that goes with a signing key: none for Ed25519 (RFC 8410 6:
+ * PureEdDSA), SHA-256 for ECDSA P-256 and RSA PKCS#1 v1.5. */
+const EVP_MD *
+vc_key_get_md(EVP_PKEY *key)
+{
+	if (EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448"))
+		return NULL;
+	return EVP_sha256();
+}
+
+/* Copies a memory BIO's contents to a NUL-terminated string. */
+static char *
+bio_to_string(BIO *bio)
+{
+	char *data = NULL;
+	long len = BIO_get_mem_data(bio, &data);
+	char *out;
+
+	if (len < 0)
+		return NULL;
+	out = g_malloc((gsize)len + 1);
+	memcpy(out, data, (gsize)len);
+	out[len] = '\0';
+	return out;
+}
+
+char *
+vc_key_to_pem(EVP_PKEY *key, GError **error)
+{
+	/* secmem BIO: the buffer holding the clear key is wiped when freed */
+	g_autoptr(BIO) bio = BIO_new(BIO_s_secmem());
+
+	if (bio == NULL || !PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL)) {
+		vc_crypto_set_error(error, "cannot encode private key");
+		return NULL;
+	}
+	return bio_to_string(bio);
+}
+
+EVP_PKEY *
+vc_key_from_pem(const char *pem, gsize len, GError **error)
+{
+	g_autoptr(BIO) bio = NULL;
+	EVP_PKEY *key;
+
+	if (len > G_MAXINT) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "private key too large");
+		return NULL;
+	}
+	bio = BIO_new_mem_buf(pem, (int)len);
+	key = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	if (key == NULL) {
+		ERR_clear_error();
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "not a PEM private key");
+		return NULL;
+	}
+	ERR_clear_error();
+	return key;
+}
+
+void
+vc_secret_free(char *secret)
+{
+	if (secret == NULL)
+		return;
+	OPENSSL_cleanse(secret, strlen(secret));
+	g_free(secret);
+}
+
+gboolean
+vc_key_save(EVP_PKEY *key, const char *path, GError **error)
+{
+	char *pem = vc_key_to_pem(key, error);
+	gboolean ok;
+
+	if (pem == NULL)
+		return FALSE;
+	ok = vc_file_write_atomic(path, pem, strlen(pem), 0600, error);
+	vc_secret_free(pem);
+	return ok;
+}
+
+EVP_PKEY *
+vc_key_load(const char *path, GError **error)
+{
+	char *data = NULL;
+	gsize len = 0;
+	g_autoptr(GError) local = NULL;
+	EVP_PKEY *key;
+
+	if (!g_file_get_contents(path, &data, &len, &local)) {
+		g_set_error(error, VC_ERROR,
+			    g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? VC_ERROR_NOT_FOUND
+										 : VC_ERROR_IO,
+			    "%s", local->message);
+		return NULL;
+	}
+	key = vc_key_from_pem(data, len, error);
+	OPENSSL_cleanse(data, len);
+	g_free(data);
+	if (key == NULL)
+		g_prefix_error(error, "%s: ", path);
+	return key;
+}
+
+char *
+vc_cert_to_pem(X509 *cert, GError **error)
+{
+	g_autoptr(BIO) bio = BIO_new(BIO_s_mem());
+
+	if (bio == NULL || !PEM_write_bio_X509(bio, cert)) {
+		vc_crypto_set_error(error, "cannot encode certificate");
+		return NULL;
+	}
+	return bio_to_string(bio);
+}
+
+X509 *
+vc_cert_from_pem(const char *pem, gsize len, GError **error)
+{
+	g_autoptr(BIO) bio = NULL;
+	X509 *cert;
+
+	if (len > G_MAXINT) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "certificate too large");
+		return NULL;
+	}
+	bio = BIO_new_mem_buf(pem, (int)len);
+	cert = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	ERR_clear_error();
+	if (cert == NULL)
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "not a PEM certificate");
+	return cert;
+}
+
+X509 *
+vc_cert_from_der(const guint8 *der, gsize len, GError **error)
+{
+	const unsigned char *p = der;
+	X509 *cert;
+
+	if (len > G_MAXLONG) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "certificate too large");
+		return NULL;
+	}
+	cert = d2i_X509(NULL, &p, (long)len);
+	ERR_clear_error();
+	if (cert == NULL || p != der + len) {
+		X509_free(cert);
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "not a DER certificate");
+		return NULL;
+	}
+	return cert;
+}
+
+GBytes *
+vc_cert_to_der(X509 *cert, GError **error)
+{
+	unsigned char *der = NULL;
+	int len = i2d_X509(cert, &der);
+	GBytes *bytes;
+
+	if (len <= 0) {
+		vc_crypto_set_error(error, "cannot encode certificate");
+		return NULL;
+	}
+	bytes = g_bytes_new(der, (gsize)len);
+	OPENSSL_free(der);
+	return bytes;
+}
+
+GPtrArray *
+vc_cert_load_pem_file(const char *path, GError **error)
+{
+	g_autofree char *data = NULL;
+	gsize len = 0;
+	g_autoptr(GError) local = NULL;
+	g_autoptr(BIO) bio = NULL;
+	g_autoptr(GPtrArray) certs = g_ptr_array_new_with_free_func((GDestroyNotify)X509_free);
+
+	if (!g_file_get_contents(path, &data, &len, &local)) {
+		g_set_error(error, VC_ERROR,
+			    g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? VC_ERROR_NOT_FOUND
+										 : VC_ERROR_IO,
+			    "%s", local->message);
+		return NULL;
+	}
+	if (len > G_MAXINT) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "%s: too large", path);
+		return NULL;
+	}
+	bio = BIO_new_mem_buf(data, (int)len);
+	for (;;) {
+		X509 *cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+		if (cert == NULL)
+			break;
+		g_ptr_array_add(certs, cert);
+	}
+	ERR_clear_error();
+	if (certs->len == 0) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "%s: no PEM certificate", path);
+		return NULL;
+	}
+	return g_steal_pointer(&certs);
+}
+
+char *
+vc_hex_encode(const guint8 *data, gsize len)
+{
+	static const char digits[] = "0123456789abcdef";
+	char *out = g_malloc(len * 2 + 1);
+
+	for (gsize i = 0; i < len; i++) {
+		out[2 * i] = digits[data[i] >> 4];
+		out[2 * i + 1] = digits[data[i] & 0x0f];
+	}
+	out[len * 2] = '\0';
+	return out;
+}
+
+char *
+vc_cert_get_serial_hex(X509 *cert)
+{
+	const ASN1_INTEGER *serial = X509_get0_serialNumber(cert);
+
+	return vc_hex_encode(ASN1_STRING_get0_data(serial), (gsize)ASN1_STRING_length(serial));
+}
+
+char *
+vc_cert_get_fingerprint_sha256(X509 *cert)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+
+	if (!X509_digest(cert, EVP_sha256(), md, &len)) {
+		ERR_clear_error();
+		return NULL;
+	}
+	return vc_hex_encode(md, len);
+}
+
+/* A serial in hex as an ASN1_INTEGER: 1..20 octets (RFC 5280 4.1.2.2),
+ * positive and non-zero. */
+ASN1_INTEGER *
+vc_serial_from_hex(const char *hex, GError **error)
+{
+	g_autoptr(BIGNUM) bn = NULL;
+	ASN1_INTEGER *serial;
+	gsize len = hex != NULL ? strlen(hex) : 0;
+
+	if (len == 0 || len > 40) {
+		g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
+			    "serial must be 1 to 20 octets of hex");
+		return NULL;
+	}
+	for (gsize i = 0; i < len; i++) {
+		if (!g_ascii_isxdigit(hex[i])) {
+			g_set_error(error, VC_ERROR, VC_ERROR_USAGE, "serial '%s' is not hex", hex);
+			return NULL;
+		}
+	}
+	if (!BN_hex2bn(&bn, hex) || BN_is_zero(bn) || BN_num_bytes(bn) > 20) {
+		ERR_clear_error();
+		g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
+			    "serial '%s' must be positive, non-zero and at most 20 octets", hex);
+		return NULL;
+	}
+	serial = BN_to_ASN1_INTEGER(bn, NULL);
+	if (serial == NULL)
+		vc_crypto_set_error(error, "cannot encode serial");
+	return serial;
+}
+
+char *
+vc_serial_generate(GError **error)
+{
+	guint8 buf[16];
+	char *hex;
+
+	/* The first octet is redrawn until it is 0x01..0x7f: positive (top bit
+	 * clear, X.690 8.3.3) and never a leading zero octet, so the DER
+	 * INTEGER is always exactly 16 octets and its hex round-trips through
+	 * vc_cert_get_serial_hex() unchanged. Entropy stays above 126 bits. */
+	do {
+		if (RAND_bytes(buf, sizeof(buf)) != 1) {
+			vc_crypto_set_error(error, "cannot draw random serial");
+			return NULL;
+		}
+		buf[0] &= 0x7f;
+	} while (buf[0] == 0);
+	hex = vc_hex_encode(buf, sizeof(buf));
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return hex;
+}
+
+/* Creates the temporary file beside PATH so that rename() stays in one file
+ * system, then makes the rename itself durable by syncing the directory. */
+gboolean
+vc_file_write_atomic(const char *path, const char *data, gsize len, int mode, GError **error)
+{
+	g_autofree char *dir = g_path_get_dirname(path);
+	g_autofree char *base = g_path_get_basename(path);
+	g_autofree char *tmp = g_strdup_printf("%s/.%s.XXXXXX", dir, base);
+	gsize done = 0;
+	int fd;
+	int dfd;
+
+	fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, mode);
+	if (fd < 0) {
+		g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot create %s: %s", tmp,
+			    g_strerror(errno));
+		return FALSE;
+	}
+	/* the umask must not widen or narrow the requested mode */
+	if (fchmod(fd, (mode_t)mode) < 0)
+		goto fail;
+	while (done < len) {
+		ssize_t n = write(fd, data + done, len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		done += (gsize)n;
+	}
+	if (fsync(fd) < 0)
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0)
+		goto fail;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		int r = fsync(dfd);
+		int saved = errno;
+		close(dfd);
+		if (r < 0) {
+			g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot sync %s: %s", dir,
+				    g_strerror(saved));
+			return FALSE;
+		}
+	}
+	return TRUE;
+
+fail: {
+	int saved = errno;
+	if (fd >= 0)
+		close(fd);
+	g_unlink(tmp);
+	g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot write %s: %s", path, g_strerror(saved));
+	return FALSE;
+}
+}
+
+double
+vc_bench_raw_sign_per_s(VcKeyType type, double seconds, GError **error)
+{
+	g_autoptr(EVP_PKEY) key = vc_key_generate(type, error);
+	guint8 msg[256];
+	guint8 sig[1024];
+	gint64 start;
+	gint64 deadline;
+	gint64 elapsed;
+	guint64 count = 0;
+
+	if (key == NULL)
+		return -1;
+	if (seconds <= 0)
+		seconds = 1;
+	if (RAND_bytes(msg, sizeof(msg)) != 1) {
+		vc_crypto_set_error(error, "cannot draw random message");
+		return -1;
+	}
+	start = g_get_monotonic_time();
+	deadline = start + (gint64)(seconds * G_USEC_PER_SEC);
+	do {
+		/* check the clock every few signatures only: it is not free */
+		for (int i = 0; i < 16; i++) {
+			g_autoptr(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
+			size_t siglen = sizeof(sig);
+			if (ctx == NULL ||
+			    EVP_DigestSignInit_ex(ctx, NULL,
+						  vc_key_get_md(key) != NULL ? "SHA256" : NULL, NULL,
+						  NULL, key, NULL) != 1 ||
+			    EVP_DigestSign(ctx, sig, &siglen, msg, sizeof(msg)) != 1) {
+				vc_crypto_set_error(error, "signing failed");
+				return -1;
+			}
+			count++;
+		}
+	} while (g_get_monotonic_time() < deadline);
+	elapsed = g_get_monotonic_time() - start;
+	return (double)count * G_USEC_PER_SEC / (double)MAX(elapsed, 1);
+}

@@ -1,2 +1,322 @@
-int main(void);
-int main(void) { return 0; }
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* virtcert: the administrator's command line tool. */
+#include "vc-cli.h"
+
+#include <locale.h>
+#include <stdio.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vc-build-config.h"
+#include "vc-error.h"
+
+char *arg_config;
+char *arg_state_dir;
+gboolean arg_json;
+
+static const GOptionEntry global_entries[] = {
+	{ "config", 0, 0, G_OPTION_ARG_FILENAME, &arg_config,
+	  "Configuration file (default " VC_SYSCONFDIR "/virtcert.conf)", "FILE" },
+	{ "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &arg_state_dir,
+	  "State directory, overriding the configuration's", "DIR" },
+	{ "json", 0, 0, G_OPTION_ARG_NONE, &arg_json, "Print machine-readable JSON", NULL },
+	{ NULL }
+};
+
+static const VcCliCommand commands[] = {
+	{ "ca init", "--permit DOMAIN [--permit DOMAIN…] [--key TYPE] [--csr FILE]",
+	  "Create the restricted intermediate CA (self-signed root, or a CSR for your root)",
+	  vc_cli_ca_init },
+	{ "ca import", "CERT [--root ROOT]", "Install the signed intermediate certificate",
+	  vc_cli_ca_import },
+	{ "ca show", "[--pem] [--chain]", "Show the local CA", vc_cli_ca_show },
+	{ "issue", "--vm NAME|UUID [--dns NAME…]", "Issue a certificate for a VM by hand",
+	  vc_cli_issue },
+	{ "list", "[--vm NAME|UUID] [--status STATUS]", "List certificates", vc_cli_list },
+	{ "show", "SERIAL|VM [--pem]", "Show a certificate, or the certificates of a VM",
+	  vc_cli_show },
+	{ "revoke", "SERIAL|VM [--reason REASON]", "Revoke a certificate, or all of a VM's",
+	  vc_cli_revoke },
+	{ "crl", "[--out FILE] [--pem]", "Build and print a new CRL from the store", vc_cli_crl },
+	{ "status", "", "Show the daemon's state (needs virtcertd)", vc_cli_status },
+	{ "renew", "VM", "Renew a VM's certificate now (needs virtcertd)", vc_cli_renew },
+	{ "reload", "", "Reload policy.d (needs virtcertd)", vc_cli_reload },
+	{ "watch", "", "Stream the daemon's events and decisions (needs virtcertd)", vc_cli_watch },
+	{ "policy show", "--xml DOMAIN.xml", "What the daemon would decide for a domain XML",
+	  vc_cli_policy_show },
+	{ "bench issue", "--count N [--key TYPE]", "Benchmark the full issuance path",
+	  vc_cli_bench_issue },
+	{ NULL }
+};
+
+static void
+vc_cli_print_usage(FILE *out)
+{
+	fprintf(out, "Usage: virtcert [--config FILE] [--state-dir DIR] [--json] COMMAND …\n\n"
+		     "Commands:\n");
+	for (guint i = 0; commands[i].name != NULL; i++)
+		fprintf(out, "  %-12s %s\n      %s\n", commands[i].name, commands[i].args,
+			commands[i].summary);
+	fprintf(out, "\nExit status: 0 success, 1 usage error, 2 refused by policy, 3 failure.\n"
+		     "'virtcert COMMAND --help' describes a command's options.\n");
+}
+
+gboolean
+vc_cli_parse(const char *command, const char *args, const GOptionEntry *entries, int *argc,
+	     char ***argv, GError **error)
+{
+	g_autofree char *param = g_strdup_printf("— virtcert %s %s", command, args ? args : "");
+	g_autoptr(GOptionContext) ctx = g_option_context_new(param);
+	GOptionGroup *global = g_option_group_new("global", "Global options:",
+						  "Show global options", NULL, NULL);
+
+	g_option_group_add_entries(global, global_entries);
+	g_option_context_add_group(ctx, global);
+	if (entries != NULL)
+		g_option_context_add_main_entries(ctx, entries, NULL);
+	if (!g_option_context_parse(ctx, argc, argv, error)) {
+		if (error != NULL && *error != NULL) {
+			(*error)->domain = VC_ERROR;
+			(*error)->code = VC_ERROR_USAGE;
+		}
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Loaded on first use, after the command parsed --config and --state-dir. */
+VcConfig *
+vc_cli_get_config(VcCli *cli, GError **error)
+{
+	const char *path = arg_config != NULL ? arg_config : VC_SYSCONFDIR "/virtcert.conf";
+
+	if (cli->config != NULL)
+		return cli->config;
+	cli->config = vc_config_load(path, arg_config != NULL, error);
+	if (cli->config == NULL)
+		return NULL;
+	if (arg_state_dir != NULL)
+		vc_config_set_state_dir(cli->config, arg_state_dir);
+	return cli->config;
+}
+
+char *
+vc_cli_get_ca_dir(VcCli *cli, GError **error)
+{
+	if (vc_cli_get_config(cli, error) == NULL)
+		return NULL;
+	return g_build_filename(cli->config->state_dir, "ca", NULL);
+}
+
+VcStore *
+vc_cli_get_store(VcCli *cli, GError **error)
+{
+	g_autofree char *path = NULL;
+
+	if (cli->store != NULL)
+		return cli->store;
+	if (vc_cli_get_config(cli, error) == NULL)
+		return NULL;
+	if (g_mkdir_with_parents(cli->config->state_dir, 0700) < 0) {
+		g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot create state directory %s: %s",
+			    cli->config->state_dir, g_strerror(errno));
+		return NULL;
+	}
+	path = g_build_filename(cli->config->state_dir, "virtcert.db", NULL);
+	cli->store = vc_store_open(path, error);
+	if (cli->store != NULL) {
+		guint n = 0;
+		/* a PENDING row left by a crash is resolved before anything else */
+		if (!vc_store_recover(cli->store, &n, error))
+			return NULL;
+		if (n > 0)
+			g_printerr("virtcert: %u certificate(s) left pending by an interrupted issuance "
+				   "were abandoned and are listed on the CRL\n", n);
+	}
+	return cli->store;
+}
+
+VcCa *
+vc_cli_get_ca(VcCli *cli, GError **error)
+{
+	g_autofree char *dir = NULL;
+
+	if (cli->ca != NULL)
+		return cli->ca;
+	dir = vc_cli_get_ca_dir(cli, error);
+	if (dir == NULL)
+		return NULL;
+	cli->ca = vc_ca_load(dir, error);
+	if (cli->ca == NULL)
+		g_prefix_error(error, "no usable CA (run 'virtcert ca init' first): ");
+	return cli->ca;
+}
+
+VcIssuer *
+vc_cli_get_issuer(VcCli *cli, GError **error)
+{
+	if (cli->issuer != NULL)
+		return cli->issuer;
+	if (vc_cli_get_ca(cli, error) == NULL || vc_cli_get_store(cli, error) == NULL)
+		return NULL;
+	cli->issuer = vc_issuer_new(cli->config, cli->ca, cli->store);
+	return cli->issuer;
+}
+
+void
+vc_cli_print_json(JsonNode *node)
+{
+	g_autoptr(JsonGenerator) gen = json_generator_new();
+	g_autofree char *text = NULL;
+
+	json_generator_set_pretty(gen, TRUE);
+	json_generator_set_root(gen, node);
+	text = json_generator_to_data(gen, NULL);
+	g_print("%s\n", text);
+	json_node_unref(node);
+}
+
+gboolean
+vc_cli_write_output(const char *path, const char *data, gsize len, int mode, GError **error)
+{
+	if (path == NULL || g_strcmp0(path, "-") == 0) {
+		if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0) {
+			g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot write to stdout: %s",
+				    g_strerror(errno));
+			return FALSE;
+		}
+		return TRUE;
+	}
+	return vc_file_write_atomic(path, data, len, mode, error);
+}
+
+gboolean
+vc_cli_is_uuid(const char *s)
+{
+	return g_uuid_string_is_valid(s);
+}
+
+char *
+vc_cli_vm_uuid_from_arg(const char *arg)
+{
+	/* a fixed namespace for names given on the command line */
+	static const guint8 ns[16] = { 0x6f, 0x1c, 0x3a, 0x52, 0x9d, 0x41, 0x4e, 0x07,
+				       0x8b, 0x2e, 0x51, 0x7a, 0xc0, 0x93, 0x11, 0xe4 };
+	g_autoptr(GChecksum) sha1 = NULL;
+	guint8 digest[20];
+	gsize len = sizeof(digest);
+
+	if (vc_cli_is_uuid(arg))
+		return g_ascii_strdown(arg, -1);
+	sha1 = g_checksum_new(G_CHECKSUM_SHA1);
+	g_checksum_update(sha1, ns, sizeof(ns));
+	g_checksum_update(sha1, (const guchar *)arg, strlen(arg));
+	g_checksum_get_digest(sha1, digest, &len);
+	digest[6] = (digest[6] & 0x0f) | 0x50; /* version 5 */
+	digest[8] = (digest[8] & 0x3f) | 0x80; /* RFC 4122 variant */
+	return g_strdup_printf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+			       "%02x%02x%02x%02x%02x%02x",
+			       digest[0], digest[1], digest[2], digest[3], digest[4], digest[5],
+			       digest[6], digest[7], digest[8], digest[9], digest[10], digest[11],
+			       digest[12], digest[13], digest[14], digest[15]);
+}
+
+/* Index of the next argument after the option at K: global options that take
+ * a separate value consume two. */
+static int
+vc_cli_skip_option(int argc, char **argv, int k)
+{
+	if ((g_strcmp0(argv[k], "--config") == 0 || g_strcmp0(argv[k], "--state-dir") == 0) &&
+	    k + 1 < argc)
+		return k + 2;
+	return k + 1;
+}
+
+/* Finds the command named by the leading words of ARGV (after the program). */
+static const VcCliCommand *
+vc_cli_find_command(int argc, char **argv, int *ret_words)
+{
+	const VcCliCommand *best = NULL;
+	int best_words = 0;
+
+	for (guint i = 0; commands[i].name != NULL; i++) {
+		g_auto(GStrv) words = g_strsplit(commands[i].name, " ", -1);
+		int n = (int)g_strv_length(words);
+		int j, k = 1;
+		/* words may be interleaved with global options: skip those */
+		for (j = 0; j < n; j++) {
+			while (k < argc && argv[k][0] == '-')
+				k = vc_cli_skip_option(argc, argv, k);
+			if (k >= argc || g_strcmp0(argv[k], words[j]) != 0)
+				break;
+			k++;
+		}
+		if (j == n && n > best_words) {
+			best = &commands[i];
+			best_words = n;
+		}
+	}
+	*ret_words = best_words;
+	return best;
+}
+
+static void
+vc_cli_clear(VcCli *cli)
+{
+	g_clear_pointer(&cli->issuer, vc_issuer_free);
+	g_clear_pointer(&cli->ca, vc_ca_free);
+	g_clear_pointer(&cli->store, vc_store_free);
+	g_clear_pointer(&cli->config, vc_config_free);
+}
+
+int
+main(int argc, char **argv)
+{
+	VcCli cli = { 0 };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) rest = g_ptr_array_new();
+	const VcCliCommand *cmd;
+	int words = 0, removed = 0, status;
+
+	setlocale(LC_ALL, "");
+	if (argc < 2 || g_strcmp0(argv[1], "--help") == 0 || g_strcmp0(argv[1], "-h") == 0 ||
+	    g_strcmp0(argv[1], "help") == 0) {
+		vc_cli_print_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 1 : 0;
+	}
+	if (g_strcmp0(argv[1], "--version") == 0) {
+		g_print("virtcert %s\n", VC_VERSION);
+		return 0;
+	}
+	cmd = vc_cli_find_command(argc, argv, &words);
+	if (cmd == NULL) {
+		g_printerr("virtcert: unknown command '%s'\n", argv[1]);
+		vc_cli_print_usage(stderr);
+		return 1;
+	}
+	/* argv for the command: program name + everything but the command words */
+	g_ptr_array_add(rest, argv[0]);
+	for (int i = 1; i < argc;) {
+		if (removed < words && argv[i][0] != '-') {
+			removed++;
+			i++;
+			continue;
+		}
+		if (removed < words) {
+			int next = vc_cli_skip_option(argc, argv, i);
+			for (; i < next; i++)
+				g_ptr_array_add(rest, argv[i]);
+			continue;
+		}
+		g_ptr_array_add(rest, argv[i++]);
+	}
+	g_ptr_array_add(rest, NULL);
+
+	cmd->func(&cli, (int)rest->len - 1, (char **)rest->pdata, &error);
+	status = vc_error_exit_status(error);
+	if (error != NULL)
+		g_printerr("virtcert %s: %s\n", cmd->name, error->message);
+	vc_cli_clear(&cli);
+	return status;
+}

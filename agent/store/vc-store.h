@@ -19,6 +19,8 @@ typedef enum {
 } VcCertStatus;
 
 const char *vc_cert_status_to_string(VcCertStatus status);
+/* Parses "PENDING", "VALID", ... (as stored and as printed). */
+gboolean vc_cert_status_from_string(const char *str, VcCertStatus *ret_status);
 
 typedef struct {
 	char *serial;         /* lower-case hex, primary key */
@@ -33,6 +35,7 @@ typedef struct {
 	gint64 revoked_at;    /* 0 if not revoked */
 	int reason;           /* RFC 5280 reason code, -1 if not revoked */
 	GBytes *der;          /* NULL while PENDING */
+	char *revocation_detail; /* why it was revoked/abandoned, NULL if unknown */
 } VcCertRecord;
 
 void vc_cert_record_free(VcCertRecord *rec);
@@ -59,7 +62,14 @@ typedef struct _VcStore VcStore;
 
 #define VC_STORE_SCHEMA_VERSION 2
 
-/* Opens (creating if needed, mode 0600) and migrates to the latest schema. */
+/* How long a revoked certificate stays on the CRL after it expired. RFC 5280
+ * 5.1.2.6 allows dropping it at expiry; a week covers clock skew and relying
+ * parties that still hold an older CRL. */
+#define VC_STORE_CRL_KEEP_EXPIRED_S (7 * 24 * 3600)
+
+/* Opens (creating if needed, mode 0600) and migrates to the latest schema.
+ * A database written by a newer virtcert (schema version above
+ * VC_STORE_SCHEMA_VERSION) is refused with VC_ERROR_STORE. */
 VcStore *vc_store_open(const char *path, GError **error);
 void vc_store_free(VcStore *store);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcStore, vc_store_free)
@@ -68,7 +78,10 @@ const char *vc_store_get_path(VcStore *store);
 
 /* Explicit transactions for group commit: calls between begin and commit
  * share one fsync. Calls outside a transaction commit on their own. Nested
- * begin is an error. */
+ * begin is an error. Inside a transaction each call is still atomic (a call
+ * that fails leaves no partial change and the transaction usable), but
+ * nothing is durable before vc_store_commit() returns TRUE. A failed commit
+ * rolls the whole transaction back. */
 gboolean vc_store_begin(VcStore *store, GError **error);
 gboolean vc_store_commit(VcStore *store, GError **error);
 void vc_store_rollback(VcStore *store);
@@ -76,44 +89,65 @@ void vc_store_rollback(VcStore *store);
 /* Record before sign: stores a PENDING row with serial, CA, VM, names and
  * validity. Fails with VC_ERROR_NAME_COLLISION if a name is held by another
  * VM's PENDING or VALID, unexpired certificate, and with VC_ERROR_EXISTS if
- * the serial exists. */
+ * the serial exists. REC->status, revoked_at, reason and der are ignored;
+ * created_at 0 means now. Serials are hex, stored lower-case (every function
+ * taking a serial accepts either case). DNS names compare case-insensitively. */
 gboolean vc_store_cert_record_intent(VcStore *store, const VcCertRecord *rec, GError **error);
-/* PENDING -> VALID with the signed DER. */
+/* PENDING -> VALID with the signed DER. Any other status: VC_ERROR_FAILED;
+ * unknown serial: VC_ERROR_NOT_FOUND (same for abandon and revoke). */
 gboolean vc_store_cert_mark_issued(VcStore *store, const char *serial, GBytes *der,
 				   GError **error);
 /* PENDING -> ABANDONED (signing failed, or recovery at startup). An abandoned
- * serial is listed on the CRL: it may have been signed before a crash. */
+ * serial is listed on the CRL: it may have been signed before a crash. It gets
+ * reason 0 (unspecified), revoked_at = now and WHY as revocation_detail. */
 gboolean vc_store_cert_abandon(VcStore *store, const char *serial, const char *why,
 			       GError **error);
-/* VALID|PENDING -> REVOKED, durable when it returns. Revoking a revoked
- * certificate is a no-op returning TRUE (the first reason and time stay). */
+/* VALID|PENDING -> REVOKED, durable when it returns (inside an explicit
+ * transaction: durable when vc_store_commit() returns). Revoking a revoked or
+ * abandoned certificate is a no-op returning TRUE (the first reason and time
+ * stay; an abandoned serial is already on the CRL). REASON is an RFC 5280
+ * 5.3.1 CRLReason other than 7 (unused) and 8 (removeFromCRL, delta CRLs
+ * only), else VC_ERROR_INVALID_DATA. WHEN 0 means now. */
 gboolean vc_store_cert_revoke(VcStore *store, const char *serial, int reason, gint64 when,
 			      GError **error);
+/* VC_ERROR_NOT_FOUND if there is no such serial. */
 VcCertRecord *vc_store_cert_get(VcStore *store, const char *serial, GError **error);
 /* All certificates, or one VM's (VM_UUID not NULL), newest first. */
 GPtrArray *vc_store_cert_list(VcStore *store, const char *vm_uuid, GError **error);
 /* PENDING rows (startup recovery). */
 GPtrArray *vc_store_cert_list_pending(VcStore *store, GError **error);
-/* REVOKED and ABANDONED rows of CA_ID that have not expired before NOW - keep_s. */
+/* REVOKED and ABANDONED rows of CA_ID that have not expired before
+ * NOW - VC_STORE_CRL_KEEP_EXPIRED_S, oldest revocation first. For size, der
+ * and dns_names are left NULL: a CRL needs neither (vc_store_cert_get has
+ * them). */
 GPtrArray *vc_store_cert_list_revoked(VcStore *store, const char *ca_id, GError **error);
-/* Resolves every PENDING row to ABANDONED; returns how many. */
+/* Resolves every PENDING row to ABANDONED (as vc_store_cert_abandon, one
+ * audit row each); returns how many. */
 gboolean vc_store_recover(VcStore *store, guint *ret_count, GError **error);
 
 /* Next CRL number for CA_ID: strictly greater than every number handed out
- * before, durable before it returns (RFC 5280 5.2.3). */
+ * before, durable before it returns (RFC 5280 5.2.3). Refused (VC_ERROR_FAILED)
+ * inside an explicit transaction, where a rollback could reuse it. */
 gboolean vc_store_crl_next_number(VcStore *store, const char *ca_id, guint64 *ret_number,
 				  GError **error);
 
-/* Domains. */
+/* Domains. put inserts or replaces the row (updated_at 0 means now) and
+ * appends an audit row when the state or generation changes; get and delete
+ * fail with VC_ERROR_NOT_FOUND for an unknown UUID; list is ordered by UUID. */
 gboolean vc_store_domain_put(VcStore *store, const VcDomainRecord *rec, GError **error);
 VcDomainRecord *vc_store_domain_get(VcStore *store, const char *uuid, GError **error);
 GPtrArray *vc_store_domain_list(VcStore *store, GError **error);
 gboolean vc_store_domain_delete(VcStore *store, const char *uuid, GError **error);
 
-/* Append-only audit log (UPDATE and DELETE are refused by triggers). */
+/* Append-only audit log (UPDATE and DELETE are refused by triggers). The
+ * store itself appends "cert.intent", "cert.issued", "cert.abandoned",
+ * "cert.revoked", "domain.state" and "domain.deleted" in the transaction of
+ * the change they record. */
 gboolean vc_store_audit(VcStore *store, const char *event, const char *vm_uuid,
 			const char *serial, const char *detail, GError **error);
-/* Newest first, at most LIMIT rows; each a GStrv {time, event, vm_uuid, serial, detail}. */
+/* Newest first, at most LIMIT rows (0: all); each a GStrv {time, event, vm_uuid,
+ * serial, detail}, time as ISO 8601 UTC ("2024-05-01T12:00:00Z"), absent
+ * values as "" (a GStrv cannot hold NULL). */
 GPtrArray *vc_store_audit_list(VcStore *store, guint limit, GError **error);
 
 G_END_DECLS

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "vc-ca.h"
+#include "vc-config.h"
+#include "vc-store.h"
+
+G_BEGIN_DECLS
+
+/* The issuance path shared by the daemon and the offline CLI: name checks,
+ * key generation, record before sign (the serial and intent are durable in
+ * the store before the CA signs), signing with post-issuance verification,
+ * then the DER stored. A crash at any point leaves either nothing, a PENDING
+ * row (resolved to ABANDONED and listed on the CRL by vc_store_recover()), or
+ * a VALID row: never a valid certificate the store does not know. */
+
+typedef struct {
+	const char *vm_uuid;
+	const char *vm_name;
+	const char *const *dns_names;
+	VcKeyType key_type;     /* used when PUBLIC_KEY is NULL */
+	EVP_PKEY *public_key;   /* guest keygen: the guest's key; NULL: host keygen */
+	gint64 lifetime_s;      /* 0: the configured default */
+} VcIssueRequest;
+
+typedef struct {
+	char *serial;           /* lower-case hex */
+	X509 *cert;
+	EVP_PKEY *key;          /* host keygen only; never stored by virtcert */
+	gint64 not_before;
+	gint64 not_after;
+	GError *error;          /* set instead of the above in batch results */
+} VcIssued;
+
+void vc_issued_free(VcIssued *issued);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcIssued, vc_issued_free)
+
+typedef struct _VcIssuer VcIssuer;
+
+/* CONFIG, CA and STORE are borrowed and must outlive the issuer. */
+VcIssuer *vc_issuer_new(const VcConfig *config, VcCa *ca, VcStore *store);
+void vc_issuer_free(VcIssuer *issuer);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcIssuer, vc_issuer_free)
+
+VcIssued *vc_issuer_issue(VcIssuer *issuer, const VcIssueRequest *req, GError **error);
+/* Group commit: all intents of the batch in one transaction, then all signed
+ * certificates in another. Returns one VcIssued per request, in order; a
+ * request that failed has ->error set and does not stop the others. */
+GPtrArray *vc_issuer_issue_batch(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs,
+				 GError **error);
+/* Durable revocation (synchronous=FULL commit) before it returns. */
+gboolean vc_issuer_revoke(VcIssuer *issuer, const char *serial, int reason, GError **error);
+/* A new CRL from the store, with the next CRL number. */
+X509_CRL *vc_issuer_make_crl(VcIssuer *issuer, GError **error);
+
+/* The CRL and OCSP URLs the configuration gives for this CA ("{ca}" replaced). */
+char *vc_issuer_get_crl_url(VcIssuer *issuer);
+
+G_END_DECLS

@@ -1,0 +1,433 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* virtcert issue | list | show | revoke | crl (offline, on the store) */
+#include "vc-cli.h"
+
+#include <stdio.h>
+
+#include "vc-domain-xml.h"
+#include "vc-error.h"
+#include "vc-store-json.h"
+
+/* The names and settings host policy gives a VM that libvirt does not know. */
+static VcPolicy *
+vc_cli_policy_for_vm(VcCli *cli, const char *vm_name, const char *vm_uuid, GError **error)
+{
+	g_autoptr(VcPolicySet) set = vc_policy_set_new();
+	VcDomainInfo info = { .name = (char *)vm_name, .uuid = (char *)vm_uuid };
+	GPtrArray *warnings;
+	VcPolicy *policy;
+
+	if (!vc_policy_set_load_dir(set, cli->config->policy_dir, error))
+		return NULL;
+	warnings = vc_policy_set_get_warnings(set);
+	for (guint i = 0; i < warnings->len; i++)
+		g_printerr("virtcert: policy: %s\n", (const char *)g_ptr_array_index(warnings, i));
+	policy = vc_domain_info_resolve_policy(&info, set, FALSE, NULL,
+					       cli->config->default_lifetime_s, error);
+	if (policy == NULL && (error == NULL || *error == NULL))
+		g_set_error(error, VC_ERROR, VC_ERROR_POLICY,
+			    "no policy in %s selects VM '%s'; give --dns NAME or add a policy file",
+			    cli->config->policy_dir, vm_name);
+	return policy;
+}
+
+gboolean
+vc_cli_issue(VcCli *cli, int argc, char **argv, GError **error)
+{
+	g_autofree char *vm = NULL;
+	g_auto(GStrv) dns = NULL;
+	g_autofree char *key = NULL;
+	g_autofree char *lifetime = NULL;
+	g_autofree char *cert_out = NULL;
+	g_autofree char *key_out = NULL;
+	g_autofree char *chain_out = NULL;
+	g_autofree char *uuid = NULL;
+	g_autoptr(VcPolicy) policy = NULL;
+	g_autoptr(VcIssued) issued = NULL;
+	g_auto(GStrv) names = NULL;
+	VcIssueRequest req = { 0 };
+	VcIssuer *issuer;
+	const GOptionEntry entries[] = {
+		{ "vm", 0, 0, G_OPTION_ARG_STRING, &vm, "VM name or UUID", "NAME|UUID" },
+		{ "dns", 0, 0, G_OPTION_ARG_STRING_ARRAY, &dns,
+		  "DNS name (repeatable); default: the names policy gives the VM", "NAME" },
+		{ "key", 0, 0, G_OPTION_ARG_STRING, &key, "Key type (default from policy)", "TYPE" },
+		{ "lifetime", 0, 0, G_OPTION_ARG_STRING, &lifetime, "Lifetime (default from policy)",
+		  "DURATION" },
+		{ "cert-out", 0, 0, G_OPTION_ARG_FILENAME, &cert_out, "Write the certificate (PEM)",
+		  "FILE" },
+		{ "chain-out", 0, 0, G_OPTION_ARG_FILENAME, &chain_out,
+		  "Write the certificate and its chain (PEM)", "FILE" },
+		{ "key-out", 0, 0, G_OPTION_ARG_FILENAME, &key_out,
+		  "Write the private key (PEM, mode 0600); without it the key is discarded", "FILE" },
+		{ NULL }
+	};
+
+	if (!vc_cli_parse("issue", "--vm NAME|UUID [--dns NAME…]", entries, &argc, &argv, error))
+		return FALSE;
+	if (vm == NULL || argc > 1) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE,
+				    "usage: virtcert issue --vm NAME|UUID [--dns NAME…]");
+		return FALSE;
+	}
+	if (vc_cli_get_config(cli, error) == NULL)
+		return FALSE;
+	uuid = vc_cli_vm_uuid_from_arg(vm);
+	req.vm_uuid = uuid;
+	req.vm_name = vm;
+	req.key_type = VC_KEY_TYPE_EC_P256;
+	if (dns != NULL && dns[0] != NULL) {
+		names = g_new0(char *, g_strv_length(dns) + 1);
+		for (guint i = 0; dns[i] != NULL; i++)
+			names[i] = g_ascii_strdown(dns[i], -1);
+	} else {
+		VcNameVars vars = { .name = vm, .uuid = uuid };
+		policy = vc_cli_policy_for_vm(cli, vm, uuid, error);
+		if (policy == NULL)
+			return FALSE;
+		names = vc_name_expand_all((const char *const *)policy->names, &vars, error);
+		if (names == NULL)
+			return FALSE;
+		req.key_type = policy->key_type;
+		req.lifetime_s = policy->lifetime_s;
+	}
+	req.dns_names = (const char *const *)names;
+	if (key != NULL && !vc_key_type_from_string(key, &req.key_type, error))
+		return FALSE;
+	if (lifetime != NULL && !vc_duration_parse(lifetime, &req.lifetime_s, error))
+		return FALSE;
+
+	issuer = vc_cli_get_issuer(cli, error);
+	if (issuer == NULL)
+		return FALSE;
+	issued = vc_issuer_issue(issuer, &req, error);
+	if (issued == NULL)
+		return FALSE;
+
+	if (cert_out != NULL || chain_out != NULL) {
+		g_autofree char *pem = vc_cert_to_pem(issued->cert, error);
+		g_autoptr(GString) chain = NULL;
+		GPtrArray *cas = vc_ca_get_chain(cli->ca);
+		if (pem == NULL)
+			return FALSE;
+		if (cert_out != NULL && !vc_cli_write_output(cert_out, pem, strlen(pem), 0644, error))
+			return FALSE;
+		chain = g_string_new(pem);
+		for (guint i = 0; i < cas->len; i++) {
+			g_autofree char *c = vc_cert_to_pem(g_ptr_array_index(cas, i), error);
+			if (c == NULL)
+				return FALSE;
+			g_string_append(chain, c);
+		}
+		if (chain_out != NULL &&
+		    !vc_cli_write_output(chain_out, chain->str, chain->len, 0644, error))
+			return FALSE;
+	}
+	if (key_out != NULL && issued->key != NULL) {
+		char *pem = vc_key_to_pem(issued->key, error);
+		gboolean ok;
+		if (pem == NULL)
+			return FALSE;
+		ok = vc_cli_write_output(key_out, pem, strlen(pem), 0600, error);
+		vc_secret_free(pem);
+		if (!ok)
+			return FALSE;
+	}
+
+	if (arg_json) {
+		g_autoptr(VcCertRecord) rec = vc_store_cert_get(cli->store, issued->serial, error);
+		if (rec == NULL)
+			return FALSE;
+		vc_cli_print_json(vc_cert_record_to_json(rec));
+	} else {
+		g_autofree char *until = vc_time_to_string(issued->not_after);
+		g_autofree char *joined = g_strjoinv(", ", names);
+		g_print("Issued serial %s for VM %s (%s)\n  names: %s\n  valid until %s\n",
+			issued->serial, vm, uuid, joined, until);
+	}
+	return TRUE;
+}
+
+/* Certificates of the VM named ARG (UUID, or name as recorded). */
+static GPtrArray *
+vc_cli_certs_of_vm(VcCli *cli, const char *arg, GError **error)
+{
+	g_autoptr(GPtrArray) all = NULL;
+	g_autoptr(GPtrArray) out = NULL;
+	g_autofree char *uuid = vc_cli_is_uuid(arg) ? g_ascii_strdown(arg, -1) : NULL;
+
+	all = vc_store_cert_list(cli->store, uuid, error);
+	if (all == NULL)
+		return NULL;
+	if (uuid != NULL)
+		return g_steal_pointer(&all);
+	out = g_ptr_array_new_with_free_func((GDestroyNotify)vc_cert_record_free);
+	for (guint i = 0; i < all->len; i++) {
+		VcCertRecord *rec = g_ptr_array_index(all, i);
+		if (g_strcmp0(rec->vm_name, arg) == 0)
+			g_ptr_array_add(out, g_ptr_array_steal_index(all, i--));
+	}
+	return g_steal_pointer(&out);
+}
+
+static gboolean
+vc_cli_is_serial(const char *s)
+{
+	gsize n = strlen(s);
+	if (n < 2 || n > 40)
+		return FALSE;
+	for (gsize i = 0; i < n; i++)
+		if (!g_ascii_isxdigit(s[i]))
+			return FALSE;
+	return TRUE;
+}
+
+static void
+vc_cli_print_table(GPtrArray *recs)
+{
+	g_print("%-32s  %-9s  %-20s  %-20s  %s\n", "SERIAL", "STATUS", "NOT AFTER", "VM", "NAMES");
+	for (guint i = 0; i < recs->len; i++) {
+		VcCertRecord *rec = g_ptr_array_index(recs, i);
+		g_autofree char *until = vc_time_to_string(rec->not_after);
+		g_autofree char *names = rec->dns_names ? g_strjoinv(",", rec->dns_names) : g_strdup("");
+		g_print("%-32s  %-9s  %-20s  %-20s  %s\n", rec->serial,
+			vc_cert_status_to_string(rec->status), until,
+			rec->vm_name ? rec->vm_name : rec->vm_uuid, names);
+	}
+}
+
+static JsonNode *
+vc_cli_records_to_json(GPtrArray *recs)
+{
+	JsonArray *array = json_array_sized_new(recs->len);
+	JsonNode *node = json_node_new(JSON_NODE_ARRAY);
+	for (guint i = 0; i < recs->len; i++)
+		json_array_add_element(array, vc_cert_record_to_json(g_ptr_array_index(recs, i)));
+	json_node_take_array(node, array);
+	return node;
+}
+
+gboolean
+vc_cli_list(VcCli *cli, int argc, char **argv, GError **error)
+{
+	g_autofree char *vm = NULL;
+	g_autofree char *status = NULL;
+	g_autoptr(GPtrArray) recs = NULL;
+	const GOptionEntry entries[] = {
+		{ "vm", 0, 0, G_OPTION_ARG_STRING, &vm, "Only this VM (name or UUID)", "VM" },
+		{ "status", 0, 0, G_OPTION_ARG_STRING, &status,
+		  "Only this status (pending, valid, revoked, abandoned)", "STATUS" },
+		{ NULL }
+	};
+
+	if (!vc_cli_parse("list", "", entries, &argc, &argv, error))
+		return FALSE;
+	if (vc_cli_get_store(cli, error) == NULL)
+		return FALSE;
+	recs = vm != NULL ? vc_cli_certs_of_vm(cli, vm, error) : vc_store_cert_list(cli->store, NULL, error);
+	if (recs == NULL)
+		return FALSE;
+	if (status != NULL) {
+		for (guint i = 0; i < recs->len; i++) {
+			VcCertRecord *rec = g_ptr_array_index(recs, i);
+			if (g_ascii_strcasecmp(vc_cert_status_to_string(rec->status), status) != 0)
+				g_ptr_array_remove_index(recs, i--);
+		}
+	}
+	if (arg_json)
+		vc_cli_print_json(vc_cli_records_to_json(recs));
+	else
+		vc_cli_print_table(recs);
+	return TRUE;
+}
+
+gboolean
+vc_cli_show(VcCli *cli, int argc, char **argv, GError **error)
+{
+	gboolean pem = FALSE;
+	g_autoptr(GPtrArray) recs = NULL;
+	const GOptionEntry entries[] = {
+		{ "pem", 0, 0, G_OPTION_ARG_NONE, &pem, "Print the certificate(s) as PEM", NULL },
+		{ NULL }
+	};
+
+	if (!vc_cli_parse("show", "SERIAL|VM", entries, &argc, &argv, error))
+		return FALSE;
+	if (argc != 2) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE,
+				    "usage: virtcert show SERIAL|VM [--pem]");
+		return FALSE;
+	}
+	if (vc_cli_get_store(cli, error) == NULL)
+		return FALSE;
+	if (vc_cli_is_serial(argv[1])) {
+		g_autofree char *serial = g_ascii_strdown(argv[1], -1);
+		g_autoptr(GError) local = NULL;
+		VcCertRecord *rec = vc_store_cert_get(cli->store, serial, &local);
+		if (rec == NULL && !g_error_matches(local, VC_ERROR, VC_ERROR_NOT_FOUND)) {
+			g_propagate_error(error, g_steal_pointer(&local));
+			return FALSE;
+		}
+		if (rec != NULL) {
+			recs = g_ptr_array_new_with_free_func((GDestroyNotify)vc_cert_record_free);
+			g_ptr_array_add(recs, rec);
+		}
+	}
+	if (recs == NULL) {
+		recs = vc_cli_certs_of_vm(cli, argv[1], error);
+		if (recs == NULL)
+			return FALSE;
+		if (recs->len == 0) {
+			g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
+				    "no certificate with serial or VM '%s'", argv[1]);
+			return FALSE;
+		}
+	}
+	if (pem) {
+		for (guint i = 0; i < recs->len; i++) {
+			VcCertRecord *rec = g_ptr_array_index(recs, i);
+			g_autoptr(X509) cert = NULL;
+			g_autofree char *text = NULL;
+			gsize len = 0;
+			const guint8 *der;
+			if (rec->der == NULL)
+				continue;
+			der = g_bytes_get_data(rec->der, &len);
+			cert = vc_cert_from_der(der, len, error);
+			if (cert == NULL)
+				return FALSE;
+			text = vc_cert_to_pem(cert, error);
+			if (text == NULL)
+				return FALSE;
+			g_print("%s", text);
+		}
+		return TRUE;
+	}
+	if (arg_json) {
+		if (recs->len == 1 && vc_cli_is_serial(argv[1]))
+			vc_cli_print_json(vc_cert_record_to_json(g_ptr_array_index(recs, 0)));
+		else
+			vc_cli_print_json(vc_cli_records_to_json(recs));
+		return TRUE;
+	}
+	for (guint i = 0; i < recs->len; i++) {
+		VcCertRecord *rec = g_ptr_array_index(recs, i);
+		g_autofree char *nb = vc_time_to_string(rec->not_before);
+		g_autofree char *na = vc_time_to_string(rec->not_after);
+		g_autofree char *names = rec->dns_names ? g_strjoinv(", ", rec->dns_names) : g_strdup("");
+		g_print("Serial:      %s\nStatus:      %s\nVM:          %s (%s)\nNames:       %s\n"
+			"Not before:  %s\nNot after:   %s\nCA:          %s\n",
+			rec->serial, vc_cert_status_to_string(rec->status),
+			rec->vm_name ? rec->vm_name : "", rec->vm_uuid, names, nb, na, rec->ca_id);
+		if (rec->revoked_at > 0) {
+			g_autofree char *ra = vc_time_to_string(rec->revoked_at);
+			g_print("Revoked:     %s (%s)\n", ra, vc_reason_to_string(rec->reason));
+		}
+		if (i + 1 < recs->len)
+			g_print("\n");
+	}
+	return TRUE;
+}
+
+gboolean
+vc_cli_revoke(VcCli *cli, int argc, char **argv, GError **error)
+{
+	g_autofree char *reason_s = NULL;
+	g_autoptr(GPtrArray) targets = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	int reason = VC_REASON_UNSPECIFIED;
+	VcIssuer *issuer;
+	const GOptionEntry entries[] = {
+		{ "reason", 0, 0, G_OPTION_ARG_STRING, &reason_s,
+		  "RFC 5280 reason: unspecified, keyCompromise, superseded, cessationOfOperation, "
+		  "privilegeWithdrawn, affiliationChanged", "REASON" },
+		{ NULL }
+	};
+
+	if (!vc_cli_parse("revoke", "SERIAL|VM", entries, &argc, &argv, error))
+		return FALSE;
+	if (argc != 2) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE,
+				    "usage: virtcert revoke SERIAL|VM [--reason REASON]");
+		return FALSE;
+	}
+	if (reason_s != NULL && !vc_reason_from_string(reason_s, &reason, error))
+		return FALSE;
+	issuer = vc_cli_get_issuer(cli, error);
+	if (issuer == NULL)
+		return FALSE;
+	if (vc_cli_is_serial(argv[1])) {
+		g_autofree char *serial = g_ascii_strdown(argv[1], -1);
+		g_autoptr(VcCertRecord) rec = vc_store_cert_get(cli->store, serial, NULL);
+		if (rec != NULL)
+			g_ptr_array_add(targets, g_steal_pointer(&serial));
+	}
+	if (targets->len == 0) {
+		g_autoptr(GPtrArray) recs = vc_cli_certs_of_vm(cli, argv[1], error);
+		if (recs == NULL)
+			return FALSE;
+		for (guint i = 0; i < recs->len; i++) {
+			VcCertRecord *rec = g_ptr_array_index(recs, i);
+			if (rec->status == VC_CERT_STATUS_VALID || rec->status == VC_CERT_STATUS_PENDING)
+				g_ptr_array_add(targets, g_strdup(rec->serial));
+		}
+		if (recs->len == 0) {
+			g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
+				    "no certificate with serial or VM '%s'", argv[1]);
+			return FALSE;
+		}
+	}
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "revoked");
+	json_builder_begin_array(b);
+	for (guint i = 0; i < targets->len; i++) {
+		const char *serial = g_ptr_array_index(targets, i);
+		if (!vc_issuer_revoke(issuer, serial, reason, error))
+			return FALSE;
+		json_builder_add_string_value(b, serial);
+		if (!arg_json)
+			g_print("Revoked %s (%s)\n", serial, vc_reason_to_string(reason));
+	}
+	json_builder_end_array(b);
+	json_builder_end_object(b);
+	if (arg_json)
+		vc_cli_print_json(json_builder_get_root(b));
+	else if (targets->len == 0)
+		g_print("Nothing to revoke: VM %s has no valid certificate\n", argv[1]);
+	return TRUE;
+}
+
+gboolean
+vc_cli_crl(VcCli *cli, int argc, char **argv, GError **error)
+{
+	g_autofree char *out = NULL;
+	gboolean pem = FALSE;
+	g_autoptr(X509_CRL) crl = NULL;
+	VcIssuer *issuer;
+	const GOptionEntry entries[] = {
+		{ "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Write to FILE instead of stdout", "FILE" },
+		{ "pem", 0, 0, G_OPTION_ARG_NONE, &pem, "PEM instead of DER", NULL },
+		{ NULL }
+	};
+
+	if (!vc_cli_parse("crl", "", entries, &argc, &argv, error))
+		return FALSE;
+	issuer = vc_cli_get_issuer(cli, error);
+	if (issuer == NULL)
+		return FALSE;
+	crl = vc_issuer_make_crl(issuer, error);
+	if (crl == NULL)
+		return FALSE;
+	if (pem) {
+		g_autofree char *text = vc_crl_to_pem(crl, error);
+		return text != NULL && vc_cli_write_output(out, text, strlen(text), 0644, error);
+	} else {
+		g_autoptr(GBytes) der = vc_crl_to_der(crl, error);
+		gsize len = 0;
+		const char *data;
+		if (der == NULL)
+			return FALSE;
+		data = g_bytes_get_data(der, &len);
+		return vc_cli_write_output(out, data, len, 0644, error);
+	}
+}

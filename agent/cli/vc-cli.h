@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include "vc-ca.h"
+#include "vc-config.h"
+#include "vc-issuer.h"
+#include "vc-store.h"
+
+G_BEGIN_DECLS
+
+/* Global options, parsed once in vc-cli.c (systemd's arg_ habit). */
+extern char *arg_config;
+extern char *arg_state_dir;
+extern gboolean arg_json;
+
+/* What every command gets: the configuration, and lazily the store and CA. */
+typedef struct {
+	VcConfig *config;
+	VcStore *store;
+	VcCa *ca;
+	VcIssuer *issuer;
+} VcCli;
+
+typedef gboolean (*VcCliCommandFunc)(VcCli *cli, int argc, char **argv, GError **error);
+
+typedef struct {
+	const char *name;       /* "ca init", "issue", ... */
+	const char *args;       /* argument synopsis for help */
+	const char *summary;
+	VcCliCommandFunc func;
+} VcCliCommand;
+
+/* Parses ARGV with ENTRIES plus the global options; leaves positional
+ * arguments in ARGV. Errors are VC_ERROR_USAGE. */
+gboolean vc_cli_parse(const char *command, const char *args, const GOptionEntry *entries,
+		      int *argc, char ***argv, GError **error);
+
+VcConfig *vc_cli_get_config(VcCli *cli, GError **error);
+char *vc_cli_get_ca_dir(VcCli *cli, GError **error);
+VcStore *vc_cli_get_store(VcCli *cli, GError **error);
+VcCa *vc_cli_get_ca(VcCli *cli, GError **error);
+VcIssuer *vc_cli_get_issuer(VcCli *cli, GError **error);
+
+/* Prints NODE as pretty JSON on stdout, consuming it. */
+void vc_cli_print_json(JsonNode *node);
+/* Writes DATA to PATH ("-" or NULL: stdout) with MODE. */
+gboolean vc_cli_write_output(const char *path, const char *data, gsize len, int mode,
+			     GError **error);
+
+/* UUID given as is (lower-cased) when it is one; else a name-based UUID
+ * (SHA-1, RFC 4122 4.3 style) so that a name maps to the same VM every time. */
+char *vc_cli_vm_uuid_from_arg(const char *arg);
+gboolean vc_cli_is_uuid(const char *s);
+
+/* The daemon: running means its control socket accepts a connection. */
+gboolean vc_cli_daemon_running(VcCli *cli);
+JsonNode *vc_cli_daemon_call(VcCli *cli, const char *method, JsonObject *params, GError **error);
+
+/* commands */
+gboolean vc_cli_ca_init(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_ca_import(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_ca_show(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_issue(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_list(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_show(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_revoke(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_crl(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_status(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_renew(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_reload(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_watch(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_policy_show(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_bench_issue(VcCli *cli, int argc, char **argv, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* virtcertd: follows libvirt domain lifecycle events and keeps every VM's
+ * certificate in step with its life. */
+#include <glib-unix.h>
+#include <locale.h>
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+
+#include "vc-build-config.h"
+#include "vc-engine.h"
+#include "vc-error.h"
+#include "vc-ipc-server.h"
+
+static char *arg_config;
+static char *arg_state_dir;
+
+typedef struct {
+	VcConfig *config;
+	VcStore *store;
+	VcCa *ca;
+	VcEngine *engine;
+	VcVirt *virt;
+	VcIpcServer *ipc;
+	GMainLoop *loop;
+} VcDaemon;
+
+static void
+vc_daemon_notify_cb(JsonNode *data, gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	if (daemon->ipc != NULL)
+		vc_ipc_server_broadcast(daemon->ipc, data);
+}
+
+static void
+vc_daemon_virt_connected(gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	vc_engine_handle_connected(daemon->engine);
+	sd_notifyf(0, "STATUS=connected to %s", vc_virt_get_uri(daemon->virt));
+}
+
+static void
+vc_daemon_virt_disconnected(gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	vc_engine_handle_disconnected(daemon->engine);
+	sd_notifyf(0, "STATUS=reconnecting to %s", vc_virt_get_uri(daemon->virt));
+}
+
+static void
+vc_daemon_virt_event(const VcVirtEvent *event, gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	vc_engine_handle_event(daemon->engine, event);
+}
+
+static VcPolicySet *
+vc_daemon_load_policy(VcDaemon *daemon, GError **error)
+{
+	g_autoptr(VcPolicySet) set = vc_policy_set_new();
+	GPtrArray *warnings;
+
+	if (!vc_policy_set_load_dir(set, daemon->config->policy_dir, error))
+		return NULL;
+	warnings = vc_policy_set_get_warnings(set);
+	for (guint i = 0; i < warnings->len; i++)
+		g_warning("policy: %s", (const char *)g_ptr_array_index(warnings, i));
+	g_message("loaded %u policy group(s) from %s", vc_policy_set_get_size(set),
+		  daemon->config->policy_dir);
+	return g_steal_pointer(&set);
+}
+
+/* ---- control socket methods ---------------------------------------------- */
+
+static void
+vc_daemon_reply(VcIpcRequest *request, JsonNode *result, GError *error)
+{
+	if (result == NULL) {
+		vc_ipc_request_reply_error(request, error);
+		g_clear_error(&error);
+		return;
+	}
+	vc_ipc_request_reply(request, result);
+	json_node_unref(result);
+}
+
+static const char *
+vc_daemon_param_string(VcIpcRequest *request, const char *key, GError **error)
+{
+	JsonObject *params = vc_ipc_request_get_params(request);
+	JsonNode *node = json_object_get_member(params, key);
+
+	if (node == NULL || !JSON_NODE_HOLDS_VALUE(node) ||
+	    json_node_get_value_type(node) != G_TYPE_STRING) {
+		g_set_error(error, VC_ERROR, VC_ERROR_USAGE, "parameter '%s' (a string) is required",
+			    key);
+		return NULL;
+	}
+	return json_node_get_string(node);
+}
+
+static void
+vc_daemon_method_status(VcIpcRequest *request, gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	vc_daemon_reply(request, vc_engine_get_status(daemon->engine), NULL);
+}
+
+static void
+vc_daemon_method_list(VcIpcRequest *request, gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	GError *error = NULL;
+	JsonNode *result = vc_engine_list(daemon->engine, &error);
+	vc_daemon_reply(request, result, error);
+}
+
+static void
+vc_daemon_method_show(VcIpcRequest *request, gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	GError *error = NULL;
+	const char *what = vc_daemon_param_string(request, "vm", &error);
+	JsonNode *result = what ? vc_engine_show(daemon->engine, what, &error) : NULL;
+	vc_daemon_reply(request, result, error);
+}
+
+static void
+vc_daemon_method_renew(VcIpcRequest *request, gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	GError *error = NULL;
+	const char *vm = vc_daemon_param_string(request, "vm", &error);
+	JsonNode *result = vm ? vc_engine_renew(daemon->engine, vm, &error) : NULL;
+	vc_daemon_reply(request, result, error);
+}
+
+static void
+vc_daemon_method_revoke(VcIpcRequest *request, gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	GError *error = NULL;
+	JsonObject *params = vc_ipc_request_get_params(request);
+	const char *vm = vc_daemon_param_string(request, "vm", &error);
+	const char *reason_s = json_object_get_string_member_with_default(params, "reason", NULL);
+	int reason = VC_REASON_UNSPECIFIED;
+	JsonNode *result = NULL;
+
+	if (vm != NULL && (reason_s == NULL || vc_reason_from_string(reason_s, &reason, &error)))
+		result = vc_engine_revoke(daemon->engine, vm, reason, &error);
+	vc_daemon_reply(request, result, error);
+}
+
+static void
+vc_daemon_method_issue(VcIpcRequest *request, gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	GError *error = NULL;
+	JsonObject *params = vc_ipc_request_get_params(request);
+	const char *uuid = vc_daemon_param_string(request, "vm_uuid", &error);
+	const char *name = json_object_get_string_member_with_default(params, "vm_name", NULL);
+	const char *key = json_object_get_string_member_with_default(params, "key", "ec-p256");
+	JsonNode *names_node = json_object_get_member(params, "dns_names");
+	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+	VcIssueRequest req = { 0 };
+	JsonNode *result = NULL;
+
+	if (uuid != NULL && !g_uuid_string_is_valid(uuid))
+		g_set_error(&error, VC_ERROR, VC_ERROR_USAGE, "vm_uuid '%s' is not a UUID", uuid);
+	if (error == NULL && (names_node == NULL || !JSON_NODE_HOLDS_ARRAY(names_node)))
+		g_set_error_literal(&error, VC_ERROR, VC_ERROR_USAGE,
+				    "parameter 'dns_names' (an array of strings) is required");
+	if (error == NULL) {
+		JsonArray *a = json_node_get_array(names_node);
+		for (guint i = 0; i < json_array_get_length(a) && error == NULL; i++) {
+			JsonNode *n = json_array_get_element(a, i);
+			if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
+				g_set_error_literal(&error, VC_ERROR, VC_ERROR_USAGE,
+						    "dns_names must hold strings only");
+			else
+				g_ptr_array_add(names, g_ascii_strdown(json_node_get_string(n), -1));
+		}
+		g_ptr_array_add(names, NULL);
+	}
+	if (error == NULL && vc_key_type_from_string(key, &req.key_type, &error)) {
+		req.vm_uuid = uuid;
+		req.vm_name = name != NULL ? name : uuid;
+		req.dns_names = (const char *const *)names->pdata;
+		req.lifetime_s = json_object_get_int_member_with_default(params, "lifetime", 0);
+		result = vc_engine_issue_manual(daemon->engine, &req, &error);
+	}
+	vc_daemon_reply(request, result, error);
+}
+
+static gboolean
+vc_daemon_reload(VcDaemon *daemon, GError **error)
+{
+	VcPolicySet *set = vc_daemon_load_policy(daemon, error);
+	if (set == NULL)
+		return FALSE;
+	vc_engine_set_policy(daemon->engine, set);
+	return TRUE;
+}
+
+static void
+vc_daemon_method_reload(VcIpcRequest *request, gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	GError *error = NULL;
+	JsonNode *result = NULL;
+
+	if (vc_daemon_reload(daemon, &error))
+		result = vc_engine_get_status(daemon->engine);
+	vc_daemon_reply(request, result, error);
+}
+
+static gboolean
+vc_daemon_on_sighup(gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	g_autoptr(GError) error = NULL;
+
+	sd_notify(0, "RELOADING=1");
+	if (!vc_daemon_reload(daemon, &error))
+		g_warning("reload failed, keeping the previous policy: %s", error->message);
+	sd_notify(0, "READY=1");
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+vc_daemon_on_term(gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	g_message("stopping");
+	sd_notify(0, "STOPPING=1");
+	g_main_loop_quit(daemon->loop);
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+vc_daemon_start(VcDaemon *daemon, GError **error)
+{
+	const char *path = arg_config != NULL ? arg_config : VC_SYSCONFDIR "/virtcert.conf";
+	g_autofree char *db = NULL;
+	g_autofree char *ca_dir = NULL;
+	VcPolicySet *policy;
+	VcVirtCallbacks cb = {
+		.connected = vc_daemon_virt_connected,
+		.disconnected = vc_daemon_virt_disconnected,
+		.event = vc_daemon_virt_event,
+	};
+
+	daemon->config = vc_config_load(path, arg_config != NULL, error);
+	if (daemon->config == NULL)
+		return FALSE;
+	if (arg_state_dir != NULL)
+		vc_config_set_state_dir(daemon->config, arg_state_dir);
+	if (g_mkdir_with_parents(daemon->config->state_dir, 0700) < 0) {
+		g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot create %s: %s",
+			    daemon->config->state_dir, g_strerror(errno));
+		return FALSE;
+	}
+	db = g_build_filename(daemon->config->state_dir, "virtcert.db", NULL);
+	daemon->store = vc_store_open(db, error);
+	if (daemon->store == NULL)
+		return FALSE;
+	ca_dir = g_build_filename(daemon->config->state_dir, "ca", NULL);
+	daemon->ca = vc_ca_load(ca_dir, error);
+	if (daemon->ca == NULL) {
+		g_prefix_error(error, "no usable CA (run 'virtcert ca init' first): ");
+		return FALSE;
+	}
+	policy = vc_daemon_load_policy(daemon, error);
+	if (policy == NULL)
+		return FALSE;
+	daemon->engine = vc_engine_new(daemon->config, daemon->store, daemon->ca, policy);
+	vc_engine_set_notify(daemon->engine, vc_daemon_notify_cb, daemon);
+	if (!vc_engine_recover(daemon->engine, error))
+		return FALSE;
+
+	daemon->ipc = vc_ipc_server_new(daemon->config->control_socket,
+					daemon->config->control_group, error);
+	if (daemon->ipc == NULL)
+		return FALSE;
+	vc_ipc_server_add_method(daemon->ipc, "status", vc_daemon_method_status, daemon);
+	vc_ipc_server_add_method(daemon->ipc, "list", vc_daemon_method_list, daemon);
+	vc_ipc_server_add_method(daemon->ipc, "show", vc_daemon_method_show, daemon);
+	vc_ipc_server_add_method(daemon->ipc, "issue", vc_daemon_method_issue, daemon);
+	vc_ipc_server_add_method(daemon->ipc, "renew", vc_daemon_method_renew, daemon);
+	vc_ipc_server_add_method(daemon->ipc, "revoke", vc_daemon_method_revoke, daemon);
+	vc_ipc_server_add_method(daemon->ipc, "reload", vc_daemon_method_reload, daemon);
+
+	daemon->virt = vc_virt_new(daemon->config->libvirt_uri, &cb, daemon);
+	vc_engine_set_virt(daemon->engine, daemon->virt);
+	vc_virt_start(daemon->virt);
+	return TRUE;
+}
+
+static void
+vc_daemon_stop(VcDaemon *daemon)
+{
+	g_clear_pointer(&daemon->virt, vc_virt_free);
+	g_clear_pointer(&daemon->ipc, vc_ipc_server_free);
+	g_clear_pointer(&daemon->engine, vc_engine_free);
+	g_clear_pointer(&daemon->ca, vc_ca_free);
+	g_clear_pointer(&daemon->store, vc_store_free);
+	g_clear_pointer(&daemon->config, vc_config_free);
+	g_clear_pointer(&daemon->loop, g_main_loop_unref);
+}
+
+int
+main(int argc, char **argv)
+{
+	VcDaemon daemon = { 0 };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GOptionContext) ctx = g_option_context_new("— the virtcert daemon");
+	gboolean version = FALSE;
+	const GOptionEntry entries[] = {
+		{ "config", 0, 0, G_OPTION_ARG_FILENAME, &arg_config,
+		  "Configuration file (default " VC_SYSCONFDIR "/virtcert.conf)", "FILE" },
+		{ "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &arg_state_dir,
+		  "State directory, overriding the configuration's", "DIR" },
+		{ "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version", NULL },
+		{ NULL }
+	};
+	int status = 0;
+
+	setlocale(LC_ALL, "");
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+		g_printerr("virtcertd: %s\n", error->message);
+		return 1;
+	}
+	if (version) {
+		g_print("virtcertd %s\n", VC_VERSION);
+		return 0;
+	}
+	daemon.loop = g_main_loop_new(NULL, FALSE);
+	g_unix_signal_add(SIGTERM, vc_daemon_on_term, &daemon);
+	g_unix_signal_add(SIGINT, vc_daemon_on_term, &daemon);
+	g_unix_signal_add(SIGHUP, vc_daemon_on_sighup, &daemon);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (!vc_daemon_start(&daemon, &error)) {
+		g_printerr("virtcertd: %s\n", error->message);
+		status = vc_error_exit_status(error);
+	} else {
+		g_message("virtcertd %s ready: control socket %s, libvirt %s", VC_VERSION,
+			  daemon.config->control_socket, daemon.config->libvirt_uri);
+		sd_notify(0, "READY=1");
+		g_main_loop_run(daemon.loop);
+	}
+	vc_daemon_stop(&daemon);
+	return status;
+}

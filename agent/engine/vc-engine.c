@@ -1,0 +1,1131 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "vc-engine.h"
+
+#include <stdarg.h>
+
+#include "vc-domain-xml.h"
+#include "vc-error.h"
+#include "vc-store-json.h"
+
+#define VC_ENGINE_BATCH 256
+#define VC_ENGINE_TICK_MAX_S 60
+
+/* A certificate decision waiting for the next flush. */
+typedef struct {
+	char *uuid;
+	char *name;
+	GStrv names;
+	VcKeyType key_type;
+	gint64 lifetime_s;
+	char *why;
+} VcQueuedIssue;
+
+typedef struct {
+	char *serial;
+	char *uuid;
+	char *name;
+	int reason;
+	char *why;
+} VcQueuedRevoke;
+
+/* What the engine remembers per VM besides its store row. */
+typedef struct {
+	guint64 last_event_seq;
+	gint64 stopped_migrated_at; /* a STOPPED MIGRATED was seen (unix s), else 0 */
+} VcVmMemo;
+
+struct _VcEngine {
+	const VcConfig *config;
+	VcStore *store;
+	VcCa *ca;
+	VcIssuer *issuer;
+	VcPolicySet *policy;
+	VcVirt *virt;
+
+	GHashTable *rows;          /* uuid -> VcDomainRecord (the store's rows, cached) */
+	GHashTable *memos;         /* uuid -> VcVmMemo */
+	GHashTable *dirty;         /* uuid set: rows to write at the next flush */
+	GHashTable *issue_queue;   /* uuid -> VcQueuedIssue */
+	GQueue issue_order;        /* of uuid (owned by issue_queue's keys) */
+	GPtrArray *revoke_queue;   /* of VcQueuedRevoke */
+	guint flush_source;
+	guint tick_source;
+	guint reconcile_source;
+	guint64 seq;
+
+	VcEngineNotifyFunc notify;
+	gpointer notify_data;
+
+	/* counters for status and metrics */
+	guint64 n_events;
+	guint64 n_issued;
+	guint64 n_revoked;
+	guint64 n_failed;
+	guint64 n_reconciles;
+	gint64 last_reconcile_at;
+	gboolean connected;
+};
+
+static void vc_engine_schedule_flush(VcEngine *engine);
+static void vc_engine_schedule_tick(VcEngine *engine);
+
+static void
+vc_queued_issue_free(VcQueuedIssue *q)
+{
+	g_free(q->uuid);
+	g_free(q->name);
+	g_strfreev(q->names);
+	g_free(q->why);
+	g_free(q);
+}
+
+static void
+vc_queued_revoke_free(VcQueuedRevoke *q)
+{
+	g_free(q->serial);
+	g_free(q->uuid);
+	g_free(q->name);
+	g_free(q->why);
+	g_free(q);
+}
+
+/* journald fields VM_UUID, VM_NAME, SERIAL, EVENT beside the message */
+G_GNUC_PRINTF(6, 7)
+static void
+vc_engine_log(GLogLevelFlags level, const char *event, const char *uuid, const char *name,
+	      const char *serial, const char *fmt, ...)
+{
+	g_autofree char *msg = NULL;
+	const char *priority = level & G_LOG_LEVEL_WARNING ? "4" : level & G_LOG_LEVEL_MESSAGE ? "5"
+							: level & G_LOG_LEVEL_INFO ? "6" : "7";
+	va_list ap;
+
+	va_start(ap, fmt);
+	msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	{
+		const GLogField fields[] = {
+			{ "MESSAGE", msg, -1 },
+			{ "PRIORITY", priority, -1 },
+			{ "GLIB_DOMAIN", G_LOG_DOMAIN, -1 },
+			{ "EVENT", event != NULL ? event : "", -1 },
+			{ "VM_UUID", uuid != NULL ? uuid : "", -1 },
+			{ "VM_NAME", name != NULL ? name : "", -1 },
+			{ "SERIAL", serial != NULL ? serial : "", -1 },
+		};
+		g_log_structured_array(level, fields, G_N_ELEMENTS(fields));
+	}
+}
+
+static void
+vc_engine_emit(VcEngine *engine, const char *event, const char *uuid, const char *name,
+	       const char *serial, const char *detail)
+{
+	g_autoptr(JsonBuilder) b = NULL;
+	g_autoptr(JsonNode) node = NULL;
+	g_autofree char *now = NULL;
+
+	if (engine->notify == NULL)
+		return;
+	b = json_builder_new();
+	now = vc_time_to_string(g_get_real_time() / G_USEC_PER_SEC);
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "time");
+	json_builder_add_string_value(b, now);
+	json_builder_set_member_name(b, "event");
+	json_builder_add_string_value(b, event);
+	json_builder_set_member_name(b, "vm_uuid");
+	json_builder_add_string_value(b, uuid);
+	json_builder_set_member_name(b, "vm_name");
+	json_builder_add_string_value(b, name);
+	json_builder_set_member_name(b, "serial");
+	json_builder_add_string_value(b, serial);
+	json_builder_set_member_name(b, "detail");
+	json_builder_add_string_value(b, detail);
+	json_builder_end_object(b);
+	node = json_builder_get_root(b);
+	engine->notify(node, engine->notify_data);
+}
+
+VcEngine *
+vc_engine_new(const VcConfig *config, VcStore *store, VcCa *ca, VcPolicySet *policy)
+{
+	VcEngine *engine = g_new0(VcEngine, 1);
+
+	engine->config = config;
+	engine->store = store;
+	engine->ca = ca;
+	engine->issuer = vc_issuer_new(config, ca, store);
+	engine->policy = policy != NULL ? policy : vc_policy_set_new();
+	engine->rows = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+					     (GDestroyNotify)vc_domain_record_free);
+	engine->memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	engine->dirty = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	engine->issue_queue = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+						    (GDestroyNotify)vc_queued_issue_free);
+	g_queue_init(&engine->issue_order);
+	engine->revoke_queue = g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
+	return engine;
+}
+
+void
+vc_engine_free(VcEngine *engine)
+{
+	if (engine == NULL)
+		return;
+	g_clear_handle_id(&engine->flush_source, g_source_remove);
+	g_clear_handle_id(&engine->tick_source, g_source_remove);
+	g_clear_handle_id(&engine->reconcile_source, g_source_remove);
+	g_queue_clear_full(&engine->issue_order, g_free);
+	g_hash_table_unref(engine->issue_queue);
+	g_ptr_array_unref(engine->revoke_queue);
+	g_hash_table_unref(engine->dirty);
+	g_hash_table_unref(engine->memos);
+	g_hash_table_unref(engine->rows);
+	vc_policy_set_free(engine->policy);
+	vc_issuer_free(engine->issuer);
+	g_free(engine);
+}
+
+void
+vc_engine_set_virt(VcEngine *engine, VcVirt *virt)
+{
+	engine->virt = virt;
+}
+
+void
+vc_engine_set_notify(VcEngine *engine, VcEngineNotifyFunc func, gpointer user_data)
+{
+	engine->notify = func;
+	engine->notify_data = user_data;
+}
+
+VcIssuer *
+vc_engine_get_issuer(VcEngine *engine)
+{
+	return engine->issuer;
+}
+
+guint
+vc_engine_get_queue_length(VcEngine *engine)
+{
+	return g_hash_table_size(engine->issue_queue) + engine->revoke_queue->len;
+}
+
+static VcVmMemo *
+vc_engine_memo(VcEngine *engine, const char *uuid)
+{
+	VcVmMemo *memo = g_hash_table_lookup(engine->memos, uuid);
+	if (memo == NULL) {
+		memo = g_new0(VcVmMemo, 1);
+		g_hash_table_insert(engine->memos, g_strdup(uuid), memo);
+	}
+	return memo;
+}
+
+/* The cached row of UUID, created (state "NEW") when CREATE. */
+static VcDomainRecord *
+vc_engine_row(VcEngine *engine, const char *uuid, const char *name, gboolean create)
+{
+	VcDomainRecord *row = g_hash_table_lookup(engine->rows, uuid);
+	if (row == NULL && create) {
+		row = g_new0(VcDomainRecord, 1);
+		row->uuid = g_strdup(uuid);
+		row->generation = 1;
+		row->state = g_strdup("NEW");
+		g_hash_table_insert(engine->rows, row->uuid, row);
+	}
+	if (row != NULL && name != NULL && g_strcmp0(row->name, name) != 0) {
+		g_free(row->name);
+		row->name = g_strdup(name);
+		g_hash_table_add(engine->dirty, g_strdup(uuid));
+	}
+	return row;
+}
+
+static void
+vc_engine_row_set(VcEngine *engine, VcDomainRecord *row, const char *state, const char *error_msg)
+{
+	gboolean changed = FALSE;
+
+	if (g_strcmp0(row->state, state) != 0) {
+		g_free(row->state);
+		row->state = g_strdup(state);
+		changed = TRUE;
+	}
+	if (g_strcmp0(row->last_error, error_msg) != 0) {
+		g_free(row->last_error);
+		row->last_error = g_strdup(error_msg);
+		changed = TRUE;
+	}
+	if (error_msg == NULL && row->failures != 0) {
+		row->failures = 0;
+		changed = TRUE;
+	}
+	if (changed) {
+		row->updated_at = g_get_real_time() / G_USEC_PER_SEC;
+		g_hash_table_add(engine->dirty, g_strdup(row->uuid));
+		vc_engine_schedule_flush(engine);
+	}
+}
+
+static void
+vc_engine_cancel_issue(VcEngine *engine, const char *uuid)
+{
+	GList *link = g_queue_find_custom(&engine->issue_order, uuid, (GCompareFunc)g_strcmp0);
+	if (link != NULL) {
+		g_free(link->data);
+		g_queue_delete_link(&engine->issue_order, link);
+	}
+	g_hash_table_remove(engine->issue_queue, uuid);
+}
+
+/* Queues the revocation of every live certificate of ROW's VM (except KEEP). */
+static guint
+vc_engine_queue_revoke_all(VcEngine *engine, VcDomainRecord *row, const char *keep, int reason,
+			   const char *why)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) certs = vc_store_cert_list(engine->store, row->uuid, &error);
+	guint n = 0;
+
+	if (certs == NULL) {
+		vc_engine_log(G_LOG_LEVEL_WARNING, "revoke", row->uuid, row->name, NULL,
+			      "cannot list certificates of VM %s: %s", row->name, error->message);
+		return 0;
+	}
+	for (guint i = 0; i < certs->len; i++) {
+		VcCertRecord *rec = g_ptr_array_index(certs, i);
+		VcQueuedRevoke *q;
+		gboolean queued = FALSE;
+		if (rec->status != VC_CERT_STATUS_VALID && rec->status != VC_CERT_STATUS_PENDING)
+			continue;
+		if (g_strcmp0(rec->serial, keep) == 0)
+			continue;
+		for (guint j = 0; j < engine->revoke_queue->len && !queued; j++) {
+			VcQueuedRevoke *other = g_ptr_array_index(engine->revoke_queue, j);
+			queued = g_strcmp0(other->serial, rec->serial) == 0;
+		}
+		if (queued)
+			continue;
+		q = g_new0(VcQueuedRevoke, 1);
+		q->serial = g_strdup(rec->serial);
+		q->uuid = g_strdup(row->uuid);
+		q->name = g_strdup(row->name);
+		q->reason = reason;
+		q->why = g_strdup(why);
+		g_ptr_array_add(engine->revoke_queue, q);
+		n++;
+	}
+	if (n > 0)
+		vc_engine_schedule_flush(engine);
+	return n;
+}
+
+/* The end of a VM's life: revoke, and the next definition is a new generation. */
+static void
+vc_engine_end_life(VcEngine *engine, const char *uuid, int reason, const char *why)
+{
+	VcDomainRecord *row = vc_engine_row(engine, uuid, NULL, FALSE);
+
+	vc_engine_cancel_issue(engine, uuid);
+	if (row == NULL || g_strcmp0(row->state, "REVOKED") == 0)
+		return;
+	vc_engine_row_set(engine, row, "REVOKING", NULL);
+	vc_engine_queue_revoke_all(engine, row, NULL, reason, why);
+	g_clear_pointer(&row->current_serial, g_free);
+	g_clear_pointer(&row->names_key, g_free);
+	row->next_action_at = 0;
+	vc_engine_log(G_LOG_LEVEL_MESSAGE, "end-of-life", uuid, row->name, NULL,
+		      "VM %s: %s; revoking its certificates (%s)", row->name ? row->name : uuid, why,
+		      vc_reason_to_string(reason));
+}
+
+static void
+vc_engine_fail(VcEngine *engine, VcDomainRecord *row, const char *what, const GError *error)
+{
+	g_autofree char *msg = g_strdup_printf("%s: %s", what, error->message);
+	engine->n_failed++;
+	row->failures++;
+	vc_engine_row_set(engine, row, "FAILED", msg);
+	vc_engine_log(G_LOG_LEVEL_WARNING, "failed", row->uuid, row->name, NULL, "VM %s: %s",
+		      row->name ? row->name : row->uuid, msg);
+	vc_engine_emit(engine, "failed", row->uuid, row->name, NULL, msg);
+}
+
+/* Renewal at 2/3 of the life, with jitter of up to 1/30 of the life either
+ * side, derived from the serial so that it is stable across restarts. */
+static gint64
+vc_engine_renew_at(const VcCertRecord *rec)
+{
+	gint64 life = rec->not_after - rec->not_before;
+	gint64 span = MAX(life / 15, 1);
+	guint h = g_str_hash(rec->serial);
+	return rec->not_before + life * 2 / 3 + (gint64)(h % (guint)span) - span / 2;
+}
+
+/* Level-triggered: compares what libvirt and policy say now for UUID with
+ * the row and queues what is needed. KNOWN may carry the domain (with or
+ * without XML) from a listing. */
+static void
+vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known, const char *why)
+{
+	g_autoptr(VcVirtDomain) fetched = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcDomainInfo) info = NULL;
+	g_autoptr(VcPolicy) policy = NULL;
+	g_autoptr(VcCertRecord) cur = NULL;
+	g_auto(GStrv) names = NULL;
+	g_autofree char *names_key = NULL;
+	const VcVirtDomain *dom = known;
+	VcDomainRecord *row;
+	VcNameVars vars;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	gboolean need, cur_ok;
+
+	if (engine->virt == NULL)
+		return;
+	if (dom == NULL || dom->xml == NULL) {
+		fetched = vc_virt_get_domain(engine->virt, uuid, TRUE, &error);
+		if (fetched == NULL) {
+			if (g_error_matches(error, VC_ERROR, VC_ERROR_NOT_FOUND))
+				vc_engine_end_life(engine, uuid, VC_REASON_CESSATION_OF_OPERATION,
+						   "the domain no longer exists");
+			else
+				vc_engine_log(G_LOG_LEVEL_WARNING, "evaluate", uuid, NULL, NULL,
+					      "VM %s: cannot read its definition (%s); the next "
+					      "reconcile retries",
+					      uuid, error->message);
+			return;
+		}
+		dom = fetched;
+	}
+
+	info = vc_domain_info_parse(dom->xml, -1, &error);
+	if (info == NULL) {
+		row = vc_engine_row(engine, uuid, dom->name, TRUE);
+		vc_engine_fail(engine, row, "domain XML refused", error);
+		return;
+	}
+	policy = vc_domain_info_resolve_policy(info, engine->policy, engine->config->issue_all, NULL,
+					       engine->config->default_lifetime_s, &error);
+	row = vc_engine_row(engine, uuid, dom->name, policy != NULL || error != NULL);
+	if (error != NULL) {
+		vc_engine_fail(engine, row, "policy refused", error);
+		return;
+	}
+	if (policy == NULL) {
+		/* not (or no longer) selected by any policy */
+		if (row != NULL && row->current_serial != NULL)
+			vc_engine_end_life(engine, uuid, VC_REASON_PRIVILEGE_WITHDRAWN,
+					   "no policy selects the VM any more");
+		return;
+	}
+	vc_domain_info_get_name_vars(info, &vars);
+	names = vc_name_expand_all((const char *const *)policy->names, &vars, &error);
+	if (names == NULL) {
+		vc_engine_fail(engine, row, "names refused", error);
+		return;
+	}
+	if (!vc_ca_check_names(engine->ca, (const char *const *)names, &error)) {
+		vc_engine_fail(engine, row, "names refused", error);
+		return;
+	}
+	names_key = g_strjoinv(",", names);
+
+	if (g_strcmp0(row->state, "REVOKED") == 0) {
+		/* the same UUID again after the end of a life: a new generation */
+		row->generation++;
+		vc_engine_row_set(engine, row, "NEW", NULL);
+		g_hash_table_add(engine->dirty, g_strdup(uuid));
+	}
+	if (row->current_serial != NULL) {
+		cur = vc_store_cert_get(engine->store, row->current_serial, NULL);
+		if (cur != NULL && (cur->status != VC_CERT_STATUS_VALID || cur->not_after <= now))
+			g_clear_pointer(&cur, vc_cert_record_free);
+	}
+	cur_ok = cur != NULL && g_strcmp0(row->names_key, names_key) == 0;
+
+	if (!dom->active && policy->revoke_on_stop) {
+		vc_engine_cancel_issue(engine, uuid);
+		if (row->current_serial != NULL) {
+			vc_engine_queue_revoke_all(engine, row, NULL, VC_REASON_CESSATION_OF_OPERATION,
+						   "VM stopped and its policy says on-stop=revoke");
+			g_clear_pointer(&row->current_serial, g_free);
+			row->next_action_at = 0;
+		}
+		vc_engine_row_set(engine, row, "STOPPED", NULL);
+		return;
+	}
+	need = dom->active || policy->issue_on == VC_ISSUE_ON_DEFINE;
+	if (cur_ok && (row->next_action_at == 0 || now < row->next_action_at)) {
+		vc_engine_cancel_issue(engine, uuid);
+		vc_engine_row_set(engine, row, need ? "ISSUED" : "STOPPED", NULL);
+		return;
+	}
+	if (!need) {
+		vc_engine_cancel_issue(engine, uuid);
+		if (cur != NULL && !cur_ok) {
+			/* names changed while stopped (rename, policy): the old names go */
+			vc_engine_queue_revoke_all(engine, row, NULL, VC_REASON_SUPERSEDED,
+						   "names changed while the VM was stopped");
+			g_clear_pointer(&row->current_serial, g_free);
+		}
+		vc_engine_row_set(engine, row, "STOPPED", NULL);
+		return;
+	}
+
+	/* issue: new, renewal, or new names */
+	{
+		VcQueuedIssue *q = g_hash_table_lookup(engine->issue_queue, uuid);
+		if (q == NULL) {
+			q = g_new0(VcQueuedIssue, 1);
+			q->uuid = g_strdup(uuid);
+			g_hash_table_insert(engine->issue_queue, q->uuid, q);
+			g_queue_push_tail(&engine->issue_order, g_strdup(uuid));
+		}
+		g_free(q->name);
+		q->name = g_strdup(dom->name);
+		g_strfreev(q->names);
+		q->names = g_steal_pointer(&names);
+		q->key_type = policy->key_type;
+		q->lifetime_s = policy->lifetime_s;
+		g_free(q->why);
+		q->why = g_strdup(cur == NULL ? why : cur_ok ? "renewal" : "names changed");
+	}
+	vc_engine_row_set(engine, row, cur != NULL ? "RENEWING" : "WANTED", NULL);
+	vc_engine_schedule_flush(engine);
+}
+
+/* ---- flush: the store writes and the CA work, batched ------------------- */
+
+static gboolean
+vc_engine_flush_rows(VcEngine *engine, GError **error)
+{
+	GHashTableIter iter;
+	const char *uuid;
+
+	g_hash_table_iter_init(&iter, engine->dirty);
+	while (g_hash_table_iter_next(&iter, (gpointer *)&uuid, NULL)) {
+		VcDomainRecord *row = g_hash_table_lookup(engine->rows, uuid);
+		if (row != NULL && !vc_store_domain_put(engine->store, row, error))
+			return FALSE;
+	}
+	g_hash_table_remove_all(engine->dirty);
+	return TRUE;
+}
+
+/* Revocations and row changes in one durable commit, then reported. */
+static gboolean
+vc_engine_flush_revocations(VcEngine *engine, GError **error)
+{
+	g_autoptr(GPtrArray) done = NULL;
+
+	if (engine->revoke_queue->len == 0 && g_hash_table_size(engine->dirty) == 0)
+		return TRUE;
+	if (!vc_store_begin(engine->store, error))
+		return FALSE;
+	for (guint i = 0; i < engine->revoke_queue->len; i++) {
+		VcQueuedRevoke *q = g_ptr_array_index(engine->revoke_queue, i);
+		if (!vc_store_cert_revoke(engine->store, q->serial, q->reason, 0, error))
+			goto fail;
+	}
+	/* rows left REVOKING reach REVOKED in the same commit as their revocations */
+	for (guint i = 0; i < engine->revoke_queue->len; i++) {
+		VcQueuedRevoke *q = g_ptr_array_index(engine->revoke_queue, i);
+		VcDomainRecord *row = g_hash_table_lookup(engine->rows, q->uuid);
+		if (row != NULL && g_strcmp0(row->state, "REVOKING") == 0)
+			vc_engine_row_set(engine, row, "REVOKED", NULL);
+	}
+	{
+		GHashTableIter iter;
+		VcDomainRecord *row;
+		g_hash_table_iter_init(&iter, engine->rows);
+		while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&row))
+			if (g_strcmp0(row->state, "REVOKING") == 0)
+				vc_engine_row_set(engine, row, "REVOKED", NULL);
+	}
+	if (!vc_engine_flush_rows(engine, error))
+		goto fail;
+	if (!vc_store_commit(engine->store, error))
+		goto fail;
+	done = g_steal_pointer(&engine->revoke_queue);
+	engine->revoke_queue = g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
+	for (guint i = 0; i < done->len; i++) {
+		VcQueuedRevoke *q = g_ptr_array_index(done, i);
+		engine->n_revoked++;
+		vc_engine_log(G_LOG_LEVEL_MESSAGE, "revoked", q->uuid, q->name, q->serial,
+			      "VM %s: revoked %s (%s): %s", q->name ? q->name : q->uuid, q->serial,
+			      vc_reason_to_string(q->reason), q->why);
+		vc_engine_emit(engine, "revoked", q->uuid, q->name, q->serial, q->why);
+	}
+	return TRUE;
+fail:
+	vc_store_rollback(engine->store);
+	return FALSE;
+}
+
+static gboolean
+vc_engine_flush_issues(VcEngine *engine, GError **error)
+{
+	g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_issue_free);
+	g_autofree VcIssueRequest *reqs = NULL;
+	g_autoptr(GPtrArray) results = NULL;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+
+	while (batch->len < VC_ENGINE_BATCH && !g_queue_is_empty(&engine->issue_order)) {
+		g_autofree char *uuid = g_queue_pop_head(&engine->issue_order);
+		gpointer key, value;
+		if (g_hash_table_steal_extended(engine->issue_queue, uuid, &key, &value))
+			g_ptr_array_add(batch, value);
+	}
+	if (batch->len == 0)
+		return TRUE;
+	reqs = g_new0(VcIssueRequest, batch->len);
+	for (guint i = 0; i < batch->len; i++) {
+		VcQueuedIssue *q = g_ptr_array_index(batch, i);
+		reqs[i].vm_uuid = q->uuid;
+		reqs[i].vm_name = q->name;
+		reqs[i].dns_names = (const char *const *)q->names;
+		reqs[i].key_type = q->key_type;
+		reqs[i].lifetime_s = q->lifetime_s;
+	}
+	results = vc_issuer_issue_batch(engine->issuer, reqs, batch->len, error);
+	if (results == NULL) {
+		/* nothing was recorded: put the batch back for the next flush */
+		for (guint i = batch->len; i > 0; i--) {
+			VcQueuedIssue *q = g_ptr_array_steal_index(batch, i - 1);
+			g_hash_table_insert(engine->issue_queue, q->uuid, q);
+			g_queue_push_head(&engine->issue_order, g_strdup(q->uuid));
+		}
+		return FALSE;
+	}
+	if (!vc_store_begin(engine->store, error))
+		return FALSE;
+	for (guint i = 0; i < batch->len; i++) {
+		VcQueuedIssue *q = g_ptr_array_index(batch, i);
+		VcIssued *issued = g_ptr_array_index(results, i);
+		VcDomainRecord *row = vc_engine_row(engine, q->uuid, q->name, TRUE);
+		VcCertRecord rec = { .serial = issued->serial,
+				     .not_before = issued->not_before,
+				     .not_after = issued->not_after };
+		if (issued->error != NULL) {
+			vc_engine_fail(engine, row, "issuance failed", issued->error);
+			continue;
+		}
+		g_free(row->current_serial);
+		row->current_serial = g_strdup(issued->serial);
+		g_free(row->names_key);
+		row->names_key = g_strjoinv(",", q->names);
+		row->next_action_at = vc_engine_renew_at(&rec);
+		vc_engine_row_set(engine, row, "ISSUED", NULL);
+		g_hash_table_add(engine->dirty, g_strdup(row->uuid));
+		/* the new certificate supersedes every other of this VM */
+		vc_engine_queue_revoke_all(engine, row, issued->serial, VC_REASON_SUPERSEDED,
+					   "superseded by a new certificate");
+	}
+	if (!vc_engine_flush_rows(engine, error)) {
+		vc_store_rollback(engine->store);
+		return FALSE;
+	}
+	if (!vc_store_commit(engine->store, error))
+		return FALSE;
+	for (guint i = 0; i < batch->len; i++) {
+		VcQueuedIssue *q = g_ptr_array_index(batch, i);
+		VcIssued *issued = g_ptr_array_index(results, i);
+		g_autofree char *joined = NULL;
+		if (issued->error != NULL)
+			continue;
+		engine->n_issued++;
+		joined = g_strjoinv(", ", q->names);
+		vc_engine_log(G_LOG_LEVEL_MESSAGE, "issued", q->uuid, q->name, issued->serial,
+			      "VM %s: issued %s for %s (%s)", q->name, issued->serial, joined, q->why);
+		vc_engine_emit(engine, "issued", q->uuid, q->name, issued->serial, joined);
+	}
+	(void)now;
+	return TRUE;
+}
+
+static gboolean
+vc_engine_flush_cb(gpointer user_data)
+{
+	VcEngine *engine = user_data;
+	g_autoptr(GError) error = NULL;
+
+	engine->flush_source = 0;
+	if (!vc_engine_flush_revocations(engine, &error)) {
+		vc_engine_log(G_LOG_LEVEL_WARNING, "store", NULL, NULL, NULL,
+			      "cannot commit revocations, retrying in 1 s: %s", error->message);
+		engine->flush_source = g_timeout_add_seconds(1, vc_engine_flush_cb, engine);
+		return G_SOURCE_REMOVE;
+	}
+	if (!vc_engine_flush_issues(engine, &error)) {
+		vc_engine_log(G_LOG_LEVEL_WARNING, "issue", NULL, NULL, NULL,
+			      "issuance batch failed, retrying in 1 s: %s", error->message);
+		engine->flush_source = g_timeout_add_seconds(1, vc_engine_flush_cb, engine);
+		return G_SOURCE_REMOVE;
+	}
+	/* superseded certificates found while issuing, and more queued work */
+	if (engine->revoke_queue->len > 0 || g_hash_table_size(engine->dirty) > 0 ||
+	    !g_queue_is_empty(&engine->issue_order))
+		vc_engine_schedule_flush(engine);
+	vc_engine_schedule_tick(engine);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+vc_engine_schedule_flush(VcEngine *engine)
+{
+	if (engine->flush_source == 0)
+		engine->flush_source = g_idle_add_full(G_PRIORITY_DEFAULT_IDLE, vc_engine_flush_cb,
+						       engine, NULL);
+}
+
+/* ---- renewal timer ----------------------------------------------------- */
+
+static gboolean
+vc_engine_tick_cb(gpointer user_data)
+{
+	VcEngine *engine = user_data;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	g_autoptr(GPtrArray) due = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter iter;
+	VcDomainRecord *row;
+
+	engine->tick_source = 0;
+	g_hash_table_iter_init(&iter, engine->rows);
+	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&row))
+		if (row->next_action_at > 0 && row->next_action_at <= now &&
+		    (g_strcmp0(row->state, "ISSUED") == 0 || g_strcmp0(row->state, "FAILED") == 0))
+			g_ptr_array_add(due, g_strdup(row->uuid));
+	for (guint i = 0; i < due->len; i++)
+		vc_engine_evaluate(engine, g_ptr_array_index(due, i), NULL, "renewal");
+	vc_engine_schedule_tick(engine);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+vc_engine_schedule_tick(VcEngine *engine)
+{
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	gint64 next = now + VC_ENGINE_TICK_MAX_S;
+	GHashTableIter iter;
+	VcDomainRecord *row;
+
+	g_hash_table_iter_init(&iter, engine->rows);
+	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&row))
+		if (row->next_action_at > 0 && g_strcmp0(row->state, "ISSUED") == 0)
+			next = MIN(next, row->next_action_at);
+	g_clear_handle_id(&engine->tick_source, g_source_remove);
+	engine->tick_source = g_timeout_add_seconds((guint)CLAMP(next - now, 1, VC_ENGINE_TICK_MAX_S),
+						    vc_engine_tick_cb, engine);
+}
+
+/* ---- inputs ------------------------------------------------------------- */
+
+gboolean
+vc_engine_recover(VcEngine *engine, GError **error)
+{
+	g_autoptr(GPtrArray) rows = NULL;
+	guint abandoned = 0;
+
+	if (!vc_store_recover(engine->store, &abandoned, error))
+		return FALSE;
+	if (abandoned > 0)
+		vc_engine_log(G_LOG_LEVEL_MESSAGE, "recover", NULL, NULL, NULL,
+			      "%u serial(s) recorded but not known to be signed were abandoned "
+			      "(listed on the CRL)",
+			      abandoned);
+	rows = vc_store_domain_list(engine->store, error);
+	if (rows == NULL)
+		return FALSE;
+	for (guint i = 0; i < rows->len; i++) {
+		VcDomainRecord *row = g_ptr_array_steal_index_fast(rows, i--);
+		g_hash_table_replace(engine->rows, row->uuid, row);
+		/* REVOKING: the revocation was decided; finish it */
+		if (g_strcmp0(row->state, "REVOKING") == 0)
+			vc_engine_queue_revoke_all(engine, row, NULL, VC_REASON_CESSATION_OF_OPERATION,
+						   "revocation interrupted by a restart");
+	}
+	vc_engine_schedule_flush(engine);
+	vc_engine_schedule_tick(engine);
+	return TRUE;
+}
+
+void
+vc_engine_handle_event(VcEngine *engine, const VcVirtEvent *event)
+{
+	VcVmMemo *memo = vc_engine_memo(engine, event->uuid);
+	g_autofree char *why = g_strdup_printf("%s %s", vc_virt_event_kind_to_string(event->kind),
+					       event->detail_str);
+
+	engine->n_events++;
+	memo->last_event_seq = ++engine->seq;
+	vc_engine_log(G_LOG_LEVEL_DEBUG, why, event->uuid, event->name, NULL, "VM %s: event %s",
+		      event->name, why);
+	vc_engine_emit(engine, "libvirt", event->uuid, event->name, NULL, why);
+
+	switch (event->kind) {
+	case VC_VIRT_EVENT_UNDEFINED:
+		if (event->is_rename)
+			return; /* DEFINED RENAMED carries the new name */
+		if (memo->stopped_migrated_at > 0) {
+			/* part of a migration (--undefinesource), not a deletion:
+			 * the handover rules decide (see the migration issue) */
+			vc_engine_log(G_LOG_LEVEL_MESSAGE, "migrated", event->uuid, event->name, NULL,
+				      "VM %s: undefined after migrating away; not a deletion",
+				      event->name);
+			return;
+		}
+		vc_engine_end_life(engine, event->uuid, VC_REASON_CESSATION_OF_OPERATION,
+				   "undefined");
+		/* a definition made since (same UUID) is a new life */
+		vc_engine_evaluate(engine, event->uuid, NULL, why);
+		return;
+	case VC_VIRT_EVENT_STOPPED:
+		if (event->is_migration) {
+			memo->stopped_migrated_at = g_get_real_time() / G_USEC_PER_SEC;
+			return;
+		}
+		vc_engine_evaluate(engine, event->uuid, NULL, why);
+		return;
+	case VC_VIRT_EVENT_STARTED:
+		memo->stopped_migrated_at = 0;
+		vc_engine_evaluate(engine, event->uuid, NULL, why);
+		return;
+	case VC_VIRT_EVENT_DEFINED:
+	case VC_VIRT_EVENT_METADATA_CHANGED:
+	case VC_VIRT_EVENT_RESUMED:
+		vc_engine_evaluate(engine, event->uuid, NULL, why);
+		return;
+	case VC_VIRT_EVENT_SUSPENDED:
+	case VC_VIRT_EVENT_SHUTDOWN:
+	case VC_VIRT_EVENT_PMSUSPENDED:
+	case VC_VIRT_EVENT_CRASHED:
+	case VC_VIRT_EVENT_AGENT_CONNECTED:
+	case VC_VIRT_EVENT_AGENT_DISCONNECTED:
+	default:
+		return;
+	}
+}
+
+static gboolean
+vc_engine_reconcile_cb(gpointer user_data)
+{
+	VcEngine *engine = user_data;
+	g_autoptr(GError) error = NULL;
+
+	if (!vc_engine_reconcile(engine, &error))
+		vc_engine_log(G_LOG_LEVEL_WARNING, "reconcile", NULL, NULL, NULL,
+			      "reconcile failed: %s", error->message);
+	return G_SOURCE_CONTINUE;
+}
+
+void
+vc_engine_handle_connected(VcEngine *engine)
+{
+	g_autoptr(GError) error = NULL;
+
+	engine->connected = TRUE;
+	vc_engine_log(G_LOG_LEVEL_MESSAGE, "connected", NULL, NULL, NULL,
+		      "connected to libvirt; reconciling");
+	if (!vc_engine_reconcile(engine, &error))
+		vc_engine_log(G_LOG_LEVEL_WARNING, "reconcile", NULL, NULL, NULL,
+			      "reconcile failed: %s", error->message);
+	if (engine->reconcile_source == 0 && engine->config->reconcile_interval_s > 0)
+		engine->reconcile_source =
+			g_timeout_add_seconds((guint)engine->config->reconcile_interval_s,
+					      vc_engine_reconcile_cb, engine);
+}
+
+void
+vc_engine_handle_disconnected(VcEngine *engine)
+{
+	engine->connected = FALSE;
+	vc_engine_log(G_LOG_LEVEL_WARNING, "disconnected", NULL, NULL, NULL,
+		      "lost the libvirt connection; events may be missed until the reconnect");
+}
+
+gboolean
+vc_engine_reconcile(VcEngine *engine, GError **error)
+{
+	g_autoptr(GPtrArray) domains = NULL;
+	g_autoptr(GHashTable) present = g_hash_table_new(g_str_hash, g_str_equal);
+	g_autoptr(GPtrArray) vanished = g_ptr_array_new_with_free_func(g_free);
+	guint64 snapshot_seq = engine->seq;
+	GHashTableIter iter;
+	VcDomainRecord *row;
+
+	if (engine->virt == NULL)
+		return TRUE;
+	domains = vc_virt_list_domains(engine->virt, FALSE, error);
+	if (domains == NULL)
+		return FALSE;
+	for (guint i = 0; i < domains->len; i++) {
+		VcVirtDomain *dom = g_ptr_array_index(domains, i);
+		VcVmMemo *memo = g_hash_table_lookup(engine->memos, dom->uuid);
+		g_hash_table_add(present, dom->uuid);
+		/* an event newer than the snapshot has already decided */
+		if (memo != NULL && memo->last_event_seq > snapshot_seq)
+			continue;
+		vc_engine_evaluate(engine, dom->uuid, NULL, "reconcile");
+	}
+	g_hash_table_iter_init(&iter, engine->rows);
+	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&row)) {
+		VcVmMemo *memo = g_hash_table_lookup(engine->memos, row->uuid);
+		if (g_hash_table_contains(present, row->uuid) ||
+		    g_strcmp0(row->state, "REVOKED") == 0)
+			continue;
+		if (memo != NULL && memo->last_event_seq > snapshot_seq)
+			continue;
+		g_ptr_array_add(vanished, g_strdup(row->uuid));
+	}
+	for (guint i = 0; i < vanished->len; i++)
+		vc_engine_end_life(engine, g_ptr_array_index(vanished, i),
+				   VC_REASON_CESSATION_OF_OPERATION,
+				   "the domain vanished while nobody watched");
+	engine->n_reconciles++;
+	engine->last_reconcile_at = g_get_real_time() / G_USEC_PER_SEC;
+	vc_engine_log(G_LOG_LEVEL_MESSAGE, "reconcile", NULL, NULL, NULL,
+		      "reconciled %u domain(s) with %u row(s); %u vanished", domains->len,
+		      g_hash_table_size(engine->rows), vanished->len);
+	return TRUE;
+}
+
+void
+vc_engine_set_policy(VcEngine *engine, VcPolicySet *policy)
+{
+	vc_policy_set_free(engine->policy);
+	engine->policy = policy;
+	if (engine->virt == NULL || !engine->connected)
+		return;
+	/* everything libvirt has may be selected now, not only known rows */
+	{
+		g_autoptr(GError) error = NULL;
+		if (!vc_engine_reconcile(engine, &error))
+			vc_engine_log(G_LOG_LEVEL_WARNING, "reload", NULL, NULL, NULL,
+				      "re-evaluation after reload failed: %s", error->message);
+	}
+}
+
+/* ---- control requests --------------------------------------------------- */
+
+JsonNode *
+vc_engine_get_status(VcEngine *engine)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autoptr(GHashTable) states = g_hash_table_new(g_str_hash, g_str_equal);
+	GHashTableIter iter;
+	VcDomainRecord *row;
+	const char *state;
+	gpointer count;
+
+	g_hash_table_iter_init(&iter, engine->rows);
+	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&row)) {
+		count = g_hash_table_lookup(states, row->state);
+		g_hash_table_insert(states, row->state, GUINT_TO_POINTER(GPOINTER_TO_UINT(count) + 1));
+	}
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "libvirt_connected");
+	json_builder_add_boolean_value(b, engine->connected);
+	json_builder_set_member_name(b, "libvirt_uri");
+	json_builder_add_string_value(b, engine->virt ? vc_virt_get_uri(engine->virt) : NULL);
+	json_builder_set_member_name(b, "ca_id");
+	json_builder_add_string_value(b, vc_ca_get_id(engine->ca));
+	json_builder_set_member_name(b, "domains");
+	json_builder_add_int_value(b, g_hash_table_size(engine->rows));
+	json_builder_set_member_name(b, "states");
+	json_builder_begin_object(b);
+	g_hash_table_iter_init(&iter, states);
+	while (g_hash_table_iter_next(&iter, (gpointer *)&state, &count)) {
+		json_builder_set_member_name(b, state);
+		json_builder_add_int_value(b, GPOINTER_TO_UINT(count));
+	}
+	json_builder_end_object(b);
+	json_builder_set_member_name(b, "queued");
+	json_builder_add_int_value(b, vc_engine_get_queue_length(engine));
+	json_builder_set_member_name(b, "events");
+	json_builder_add_int_value(b, (gint64)engine->n_events);
+	json_builder_set_member_name(b, "issued");
+	json_builder_add_int_value(b, (gint64)engine->n_issued);
+	json_builder_set_member_name(b, "revoked");
+	json_builder_add_int_value(b, (gint64)engine->n_revoked);
+	json_builder_set_member_name(b, "failed");
+	json_builder_add_int_value(b, (gint64)engine->n_failed);
+	json_builder_set_member_name(b, "reconciles");
+	json_builder_add_int_value(b, (gint64)engine->n_reconciles);
+	json_builder_set_member_name(b, "policy_groups");
+	json_builder_add_int_value(b, vc_policy_set_get_size(engine->policy));
+	json_builder_set_member_name(b, "policy_warnings");
+	json_builder_begin_array(b);
+	{
+		GPtrArray *w = vc_policy_set_get_warnings(engine->policy);
+		for (guint i = 0; i < w->len; i++)
+			json_builder_add_string_value(b, g_ptr_array_index(w, i));
+	}
+	json_builder_end_array(b);
+	json_builder_end_object(b);
+	return json_builder_get_root(b);
+}
+
+JsonNode *
+vc_engine_list(VcEngine *engine, GError **error)
+{
+	g_autoptr(GPtrArray) certs = vc_store_cert_list(engine->store, NULL, error);
+	JsonArray *array;
+	JsonNode *node;
+
+	if (certs == NULL)
+		return NULL;
+	array = json_array_sized_new(certs->len);
+	for (guint i = 0; i < certs->len; i++)
+		json_array_add_element(array, vc_cert_record_to_json(g_ptr_array_index(certs, i)));
+	node = json_node_new(JSON_NODE_ARRAY);
+	json_node_take_array(node, array);
+	return node;
+}
+
+/* The row of VM (UUID or name). */
+static VcDomainRecord *
+vc_engine_find_row(VcEngine *engine, const char *vm)
+{
+	GHashTableIter iter;
+	VcDomainRecord *row = g_hash_table_lookup(engine->rows, vm);
+
+	if (row != NULL)
+		return row;
+	g_hash_table_iter_init(&iter, engine->rows);
+	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&row))
+		if (g_strcmp0(row->name, vm) == 0 || g_ascii_strcasecmp(row->uuid, vm) == 0)
+			return row;
+	return NULL;
+}
+
+JsonNode *
+vc_engine_show(VcEngine *engine, const char *vm_or_serial, GError **error)
+{
+	VcDomainRecord *row = vc_engine_find_row(engine, vm_or_serial);
+	g_autoptr(JsonBuilder) b = NULL;
+	g_autoptr(GPtrArray) certs = NULL;
+
+	if (row == NULL) {
+		g_autofree char *serial = g_ascii_strdown(vm_or_serial, -1);
+		g_autoptr(VcCertRecord) rec = vc_store_cert_get(engine->store, serial, NULL);
+		if (rec != NULL)
+			return vc_cert_record_to_json(rec);
+		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
+			    "no VM or serial '%s' known to the daemon", vm_or_serial);
+		return NULL;
+	}
+	certs = vc_store_cert_list(engine->store, row->uuid, error);
+	if (certs == NULL)
+		return NULL;
+	b = json_builder_new();
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "domain");
+	json_builder_add_value(b, vc_domain_record_to_json(row));
+	json_builder_set_member_name(b, "certificates");
+	json_builder_begin_array(b);
+	for (guint i = 0; i < certs->len; i++)
+		json_builder_add_value(b, vc_cert_record_to_json(g_ptr_array_index(certs, i)));
+	json_builder_end_array(b);
+	json_builder_end_object(b);
+	return json_builder_get_root(b);
+}
+
+JsonNode *
+vc_engine_renew(VcEngine *engine, const char *vm, GError **error)
+{
+	VcDomainRecord *row = vc_engine_find_row(engine, vm);
+	g_autoptr(JsonBuilder) b = json_builder_new();
+
+	if (row == NULL) {
+		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "no VM '%s' managed by the daemon",
+			    vm);
+		return NULL;
+	}
+	row->next_action_at = 1; /* due now */
+	vc_engine_evaluate(engine, row->uuid, NULL, "manual renewal");
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "vm_uuid");
+	json_builder_add_string_value(b, row->uuid);
+	json_builder_set_member_name(b, "state");
+	json_builder_add_string_value(b, row->state);
+	json_builder_end_object(b);
+	return json_builder_get_root(b);
+}
+
+JsonNode *
+vc_engine_revoke(VcEngine *engine, const char *vm_or_serial, int reason, GError **error)
+{
+	VcDomainRecord *row = vc_engine_find_row(engine, vm_or_serial);
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autoptr(GPtrArray) serials = g_ptr_array_new_with_free_func(g_free);
+
+	if (row != NULL) {
+		/* the VM keeps running without a certificate until policy changes or
+		 * an administrator renews it */
+		guint n;
+		vc_engine_cancel_issue(engine, row->uuid);
+		n = engine->revoke_queue->len;
+		vc_engine_queue_revoke_all(engine, row, NULL, reason, "revoked by the administrator");
+		for (guint i = n; i < engine->revoke_queue->len; i++) {
+			VcQueuedRevoke *q = g_ptr_array_index(engine->revoke_queue, i);
+			g_ptr_array_add(serials, g_strdup(q->serial));
+		}
+		g_clear_pointer(&row->current_serial, g_free);
+		row->next_action_at = 0;
+		vc_engine_row_set(engine, row, "REVOKING", NULL);
+	} else {
+		g_autofree char *serial = g_ascii_strdown(vm_or_serial, -1);
+		g_autoptr(VcCertRecord) rec = vc_store_cert_get(engine->store, serial, error);
+		if (rec == NULL)
+			return NULL;
+		if (!vc_store_cert_revoke(engine->store, serial, reason, 0, error))
+			return NULL;
+		g_ptr_array_add(serials, g_strdup(serial));
+		row = g_hash_table_lookup(engine->rows, rec->vm_uuid);
+		if (row != NULL && g_strcmp0(row->current_serial, serial) == 0) {
+			g_clear_pointer(&row->current_serial, g_free);
+			row->next_action_at = 0;
+			vc_engine_row_set(engine, row, "REVOKED", NULL);
+		}
+		vc_engine_emit(engine, "revoked", rec->vm_uuid, rec->vm_name, serial,
+			       "revoked by the administrator");
+	}
+	/* durable before the reply: flush now rather than at idle */
+	g_clear_handle_id(&engine->flush_source, g_source_remove);
+	if (!vc_engine_flush_revocations(engine, error)) {
+		vc_engine_schedule_flush(engine);
+		return NULL;
+	}
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "revoked");
+	json_builder_begin_array(b);
+	for (guint i = 0; i < serials->len; i++)
+		json_builder_add_string_value(b, g_ptr_array_index(serials, i));
+	json_builder_end_array(b);
+	json_builder_end_object(b);
+	vc_engine_schedule_flush(engine);
+	return json_builder_get_root(b);
+}
+
+JsonNode *
+vc_engine_issue_manual(VcEngine *engine, const VcIssueRequest *req, GError **error)
+{
+	g_autoptr(VcIssued) issued = NULL;
+	g_autoptr(VcCertRecord) rec = NULL;
+
+	issued = vc_issuer_issue(engine->issuer, req, error);
+	if (issued == NULL)
+		return NULL;
+	rec = vc_store_cert_get(engine->store, issued->serial, error);
+	if (rec == NULL)
+		return NULL;
+	engine->n_issued++;
+	vc_engine_log(G_LOG_LEVEL_MESSAGE, "issued", req->vm_uuid, req->vm_name, issued->serial,
+		      "VM %s: issued %s by hand", req->vm_name, issued->serial);
+	vc_engine_emit(engine, "issued", req->vm_uuid, req->vm_name, issued->serial,
+		       "manual issuance");
+	return vc_cert_record_to_json(rec);
+}

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include "vc-ca.h"
+#include "vc-config.h"
+#include "vc-issuer.h"
+#include "vc-policy.h"
+#include "vc-store.h"
+#include "vc-virt.h"
+
+G_BEGIN_DECLS
+
+/* The engine: the one place where libvirt events, reconcile results, renewal
+ * timers and control requests become decisions. Everything runs on the main
+ * loop, so the decisions for one VM are applied in the order their inputs
+ * arrived (one owner per VM). Per-VM state lives in the store's domains table:
+ *
+ *   WANTED    policy asks for a certificate, none valid yet (issuance queued)
+ *   ISSUED    a valid certificate with the names policy gives; renewal at 2/3
+ *             of its life, with jitter
+ *   STOPPED   the VM is stopped; its certificate is kept while valid
+ *   REVOKING  revocation decided, not finished
+ *   REVOKED   end of this life (undefined, transient VM stopped, policy gone,
+ *             manual revoke); a later define is a new generation
+ *   FAILED    policy or metadata could not be applied (last_error says why)
+ *
+ * Recovery at startup: PENDING serials become ABANDONED (store), REVOKING
+ * rows finish their revocations, and the reconcile that follows the libvirt
+ * connection re-evaluates every VM, so WANTED/ISSUED/STOPPED/FAILED rows need
+ * nothing more. */
+
+typedef struct _VcEngine VcEngine;
+
+/* Called for every decision, for `virtcert watch` and logs. DATA is borrowed. */
+typedef void (*VcEngineNotifyFunc)(JsonNode *data, gpointer user_data);
+
+/* CONFIG, STORE and CA are borrowed; POLICY is taken. */
+VcEngine *vc_engine_new(const VcConfig *config, VcStore *store, VcCa *ca, VcPolicySet *policy);
+void vc_engine_free(VcEngine *engine);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcEngine, vc_engine_free)
+
+void vc_engine_set_virt(VcEngine *engine, VcVirt *virt);
+void vc_engine_set_notify(VcEngine *engine, VcEngineNotifyFunc func, gpointer user_data);
+/* Takes POLICY and re-evaluates every known VM. */
+void vc_engine_set_policy(VcEngine *engine, VcPolicySet *policy);
+
+/* Startup recovery (see above). */
+gboolean vc_engine_recover(VcEngine *engine, GError **error);
+
+/* Inputs from VcVirt. */
+void vc_engine_handle_event(VcEngine *engine, const VcVirtEvent *event);
+void vc_engine_handle_connected(VcEngine *engine);
+void vc_engine_handle_disconnected(VcEngine *engine);
+/* Compares libvirt's domain list with the store and acts on the difference. */
+gboolean vc_engine_reconcile(VcEngine *engine, GError **error);
+
+/* Control requests (the daemon's control socket). VM is a UUID or a name. */
+JsonNode *vc_engine_get_status(VcEngine *engine);
+JsonNode *vc_engine_list(VcEngine *engine, GError **error);
+JsonNode *vc_engine_show(VcEngine *engine, const char *vm_or_serial, GError **error);
+JsonNode *vc_engine_renew(VcEngine *engine, const char *vm, GError **error);
+JsonNode *vc_engine_revoke(VcEngine *engine, const char *vm_or_serial, int reason, GError **error);
+/* Manual issuance (`virtcert issue` while the daemon runs). */
+JsonNode *vc_engine_issue_manual(VcEngine *engine, const VcIssueRequest *req, GError **error);
+VcIssuer *vc_engine_get_issuer(VcEngine *engine);
+/* Number of VMs with a queued issuance (benchmarks wait for zero). */
+guint vc_engine_get_queue_length(VcEngine *engine);
+
+G_END_DECLS

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "vc-store-json.h"
+
+char *
+vc_time_to_string(gint64 unix_seconds)
+{
+	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(unix_seconds);
+	if (dt == NULL)
+		return g_strdup("invalid");
+	return g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ");
+}
+
+static void
+vc_json_add_time(JsonBuilder *b, const char *key, gint64 t)
+{
+	g_autofree char *s = NULL;
+	json_builder_set_member_name(b, key);
+	if (t <= 0) {
+		json_builder_add_null_value(b);
+		return;
+	}
+	s = vc_time_to_string(t);
+	json_builder_add_string_value(b, s);
+}
+
+static const char *
+vc_reason_name(int reason)
+{
+	/* RFC 5280 5.3.1; kept here so the store stays free of OpenSSL */
+	switch (reason) {
+	case 0: return "unspecified";
+	case 1: return "keyCompromise";
+	case 2: return "cACompromise";
+	case 3: return "affiliationChanged";
+	case 4: return "superseded";
+	case 5: return "cessationOfOperation";
+	case 6: return "certificateHold";
+	case 8: return "removeFromCRL";
+	case 9: return "privilegeWithdrawn";
+	case 10: return "aACompromise";
+	default: return "unknown";
+	}
+}
+
+JsonNode *
+vc_cert_record_to_json(const VcCertRecord *rec)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new();
+
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "serial");
+	json_builder_add_string_value(b, rec->serial);
+	json_builder_set_member_name(b, "ca_id");
+	json_builder_add_string_value(b, rec->ca_id);
+	json_builder_set_member_name(b, "vm_uuid");
+	json_builder_add_string_value(b, rec->vm_uuid);
+	json_builder_set_member_name(b, "vm_name");
+	json_builder_add_string_value(b, rec->vm_name);
+	json_builder_set_member_name(b, "dns_names");
+	json_builder_begin_array(b);
+	for (guint i = 0; rec->dns_names != NULL && rec->dns_names[i] != NULL; i++)
+		json_builder_add_string_value(b, rec->dns_names[i]);
+	json_builder_end_array(b);
+	json_builder_set_member_name(b, "status");
+	{
+		g_autofree char *status = g_ascii_strdown(vc_cert_status_to_string(rec->status), -1);
+		json_builder_add_string_value(b, status);
+	}
+	vc_json_add_time(b, "not_before", rec->not_before);
+	vc_json_add_time(b, "not_after", rec->not_after);
+	vc_json_add_time(b, "created_at", rec->created_at);
+	vc_json_add_time(b, "revoked_at", rec->revoked_at);
+	json_builder_set_member_name(b, "reason");
+	if (rec->reason >= 0)
+		json_builder_add_string_value(b, vc_reason_name(rec->reason));
+	else
+		json_builder_add_null_value(b);
+	json_builder_end_object(b);
+	return json_builder_get_root(b);
+}
+
+JsonNode *
+vc_domain_record_to_json(const VcDomainRecord *rec)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new();
+
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "uuid");
+	json_builder_add_string_value(b, rec->uuid);
+	json_builder_set_member_name(b, "generation");
+	json_builder_add_int_value(b, rec->generation);
+	json_builder_set_member_name(b, "name");
+	json_builder_add_string_value(b, rec->name);
+	json_builder_set_member_name(b, "state");
+	json_builder_add_string_value(b, rec->state);
+	json_builder_set_member_name(b, "current_serial");
+	json_builder_add_string_value(b, rec->current_serial);
+	json_builder_set_member_name(b, "names");
+	json_builder_add_string_value(b, rec->names_key);
+	vc_json_add_time(b, "next_action_at", rec->next_action_at);
+	json_builder_set_member_name(b, "failures");
+	json_builder_add_int_value(b, rec->failures);
+	json_builder_set_member_name(b, "last_error");
+	json_builder_add_string_value(b, rec->last_error);
+	vc_json_add_time(b, "updated_at", rec->updated_at);
+	json_builder_end_object(b);
+	return json_builder_get_root(b);
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The virtcert command line, offline (no daemon): CA, issue, list, show,
+# revoke, CRL, exit statuses, --json.
+source "$VC_SOURCE_ROOT/tests/lib/common.sh"
+
+expect_status 1 "no command is a usage error" vc
+expect_status 1 "unknown command is a usage error" vc frobnicate
+expect_status 1 "ca init without --permit is a usage error" vc ca init
+check "ca init --permit" vc ca init --permit vms.example.com --permit lab.example.org
+check_fails "ca init refuses to overwrite an existing CA" vc ca init --permit vms.example.com
+check "ca show --json" vc ca show --json
+jq -e '.permitted == ["vms.example.com","lab.example.org"]' <(vc ca show --json) >/dev/null &&
+	ok "ca show lists the permitted subtrees" || not_ok "ca show lists the permitted subtrees"
+vc ca show --pem >"$T/ca.pem"
+check "ca show --pem prints a CA certificate" openssl x509 -in "$T/ca.pem" -noout
+
+# issue by hand with explicit names
+out=$(vc issue --vm web-1 --dns web-1.vms.example.com --json --cert-out "$T/leaf.pem" --key-out "$T/leaf.key")
+serial=$(jq -r .serial <<<"$out")
+[[ "$serial" =~ ^[0-9a-f]{30,34}$ ]] && ok "issue --json gives a hex serial" || not_ok "issue --json gives a hex serial ($serial)"
+[[ $(stat -c %a "$T/leaf.key") == 600 ]] && ok "key written 0600" || not_ok "key written 0600"
+check "key matches certificate" bash -c "[[ \$(openssl x509 -in '$T/leaf.pem' -noout -pubkey) == \$(openssl pkey -in '$T/leaf.key' -pubout) ]]"
+expect_status 2 "a name outside the permitted subtrees is refused by policy" vc issue --vm evil --dns www.google.com
+expect_status 2 "a wildcard is refused" vc issue --vm w --dns '*.vms.example.com'
+expect_status 2 "an injection attempt is refused" vc issue --vm w --dns 'a,CN=evil.vms.example.com'
+expect_status 2 "another VM cannot take a name a VM holds" vc issue --vm web-2 --dns web-1.vms.example.com
+check "the same VM may be issued again for its own name" vc issue --vm web-1 --dns web-1.vms.example.com
+
+# issue from policy: names from a template
+cat >"$T/policy.d/10-web.conf" <<'EOP'
+[web]
+match-name=web-*;db*
+names={name}.vms.example.com;{uuid}.vms.example.com
+lifetime=12h
+EOP
+out=$(vc issue --vm "db 7" --json)
+jq -e '.dns_names[0] == "db-7.vms.example.com" and (.dns_names[1] | endswith(".vms.example.com"))' <<<"$out" >/dev/null &&
+	ok "policy templates give the names" || not_ok "policy templates give the names: $out"
+expect_status 2 "a VM no policy selects is refused" vc issue --vm mail-1
+
+# list / show
+n=$(vc list --json | jq length)
+[[ $n -eq 3 ]] && ok "list shows 3 certificates" || not_ok "list shows 3 certificates (got $n)"
+check "show SERIAL --json" bash -c "vc() { \"$VIRTCERT\" --config '$CONF' \"\$@\"; }; vc show $serial --json | jq -e '.status == \"valid\"'"
+vc show "$serial" --pem >"$T/shown.pem"
+cmp -s <(openssl x509 -in "$T/shown.pem" -outform DER) <(openssl x509 -in "$T/leaf.pem" -outform DER) &&
+	ok "show --pem gives the issued certificate" || not_ok "show --pem gives the issued certificate"
+check "show VM" vc show web-1
+expect_status 3 "show of an unknown serial fails" vc show 0123456789abcdef
+
+# revoke and the CRL
+check "revoke by serial with a reason" vc revoke "$serial" --reason keyCompromise
+expect_status 1 "an unknown reason is a usage error" vc revoke "$serial" --reason bogus
+check "revoke again is idempotent" vc revoke "$serial"
+vc show "$serial" --json | jq -e '.status == "revoked" and .reason == "keyCompromise"' >/dev/null &&
+	ok "the first reason stays" || not_ok "the first reason stays"
+check "revoke a VM by name" vc revoke "db 7" --reason cessationOfOperation
+vc crl --pem --out "$T/crl1.pem"
+vc crl --out "$T/crl2.der"
+openssl crl -in "$T/crl1.pem" -noout -text >"$T/crl1.txt"
+grep -qi "Serial Number: ${serial^^}" "$T/crl1.txt" && ok "CRL lists the revoked serial" || not_ok "CRL lists the revoked serial"
+grep -q "Key Compromise" "$T/crl1.txt" && ok "CRL carries the reason code" || not_ok "CRL carries the reason code"
+n1=$(openssl crl -in "$T/crl1.pem" -noout -crlnumber | cut -d= -f2 | sed 's/^0x//')
+n2=$(openssl crl -inform DER -in "$T/crl2.der" -noout -crlnumber | cut -d= -f2 | sed 's/^0x//')
+((16#$n2 > 16#$n1)) && ok "CRL number increases across runs ($n1 < $n2)" || not_ok "CRL number increases ($n1, $n2)"
+check "CRL signature verifies with the CA" openssl crl -in "$T/crl1.pem" -noout -CAfile <(vc ca show --pem --chain)
+finish

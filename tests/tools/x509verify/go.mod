@@ -1,0 +1,3 @@
+module x509verify
+
+go 1.19

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include "vc-config.h"
+#include "vc-error.h"
+
+typedef struct {
+	char *dir;
+	char *path;
+} Fixture;
+
+static void
+fixture_setup(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	f->dir = g_dir_make_tmp("vc-config-XXXXXX", &error);
+	g_assert_no_error(error);
+	f->path = g_build_filename(f->dir, "virtcert.conf", NULL);
+}
+
+static void
+fixture_teardown(Fixture *f, gconstpointer data)
+{
+	g_unlink(f->path);
+	g_rmdir(f->dir);
+	g_free(f->path);
+	g_free(f->dir);
+}
+
+static VcConfig *
+load_text(Fixture *f, const char *text, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	g_assert_true(g_file_set_contents(f->path, text, -1, &local));
+	return vc_config_load(f->path, TRUE, error);
+}
+
+static void
+assert_defaults(const VcConfig *c)
+{
+	g_assert_cmpstr(c->state_dir, ==, "/var/lib/virtcert");
+	g_assert_cmpstr(c->policy_dir, ==, "/etc/virtcert/policy.d");
+	g_assert_cmpstr(c->libvirt_uri, ==, "qemu:///system");
+	g_assert_cmpstr(c->control_socket, ==, "/run/virtcert/control.sock");
+	g_assert_cmpstr(c->control_group, ==, "virtcert");
+	g_assert_cmpstr(c->http_address, ==, "127.0.0.1:8458");
+	g_assert_false(c->issue_all);
+	g_assert_cmpint(c->reconcile_interval_s, ==, 300);
+	g_assert_cmpstr(c->crl_url, ==, "http://127.0.0.1:8458/crl/{ca}.crl");
+	g_assert_cmpstr(c->ocsp_url, ==, "http://127.0.0.1:8458/ocsp");
+	g_assert_cmpint(c->crl_validity_s, ==, 86400);
+	g_assert_cmpint(c->default_lifetime_s, ==, 86400);
+	g_assert_cmpint(c->backdate_s, ==, 300);
+	g_assert_cmpint(c->hook_timeout_ms, ==, 2000);
+	g_assert_false(c->hook_fail_open);
+}
+
+static void
+test_defaults(void)
+{
+	g_autoptr(VcConfig) c = vc_config_new_default();
+	g_assert_null(c->path);
+	assert_defaults(c);
+	vc_config_set_state_dir(c, "/tmp/x");
+	g_assert_cmpstr(c->state_dir, ==, "/tmp/x");
+}
+
+static void
+test_missing(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcConfig) c = vc_config_load(f->path, FALSE, &error);
+	g_autoptr(VcConfig) c2 = NULL;
+	g_assert_no_error(error);
+	g_assert_nonnull(c);
+	g_assert_null(c->path);
+	assert_defaults(c);
+	c2 = vc_config_load(f->path, TRUE, &error);
+	g_assert_null(c2);
+	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
+}
+
+static void
+test_full(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcConfig) c = load_text(f,
+					  "# comment\n"
+					  "[daemon]\n"
+					  "state-dir = state\n"
+					  "policy-dir = /srv/policy.d\n"
+					  "libvirt-uri = qemu:///session\n"
+					  "control-socket = run/control.sock\n"
+					  "control-group = wheel\n"
+					  "http-address = [::1]:9000\n"
+					  "issue-all = true\n"
+					  "reconcile-interval = 15m\n"
+					  "[ca]\n"
+					  "crl-url = https://pki.example.com/{ca}.crl\n"
+					  "ocsp-url = https://pki.example.com/ocsp\n"
+					  "crl-validity = 7d\n"
+					  "default-lifetime = 12h\n"
+					  "backdate = 0\n"
+					  "[hook]\n"
+					  "timeout = 500\n"
+					  "fail-open = yes\n",
+					  &error);
+	g_autofree char *state = g_build_filename(f->dir, "state", NULL);
+	g_autofree char *sock = g_build_filename(f->dir, "run", "control.sock", NULL);
+	g_assert_no_error(error);
+	g_assert_cmpstr(c->path, ==, f->path);
+	/* relative paths are relative to the configuration file */
+	g_assert_cmpstr(c->state_dir, ==, state);
+	g_assert_cmpstr(c->control_socket, ==, sock);
+	g_assert_cmpstr(c->policy_dir, ==, "/srv/policy.d");
+	g_assert_cmpstr(c->libvirt_uri, ==, "qemu:///session");
+	g_assert_cmpstr(c->control_group, ==, "wheel");
+	g_assert_cmpstr(c->http_address, ==, "[::1]:9000");
+	g_assert_true(c->issue_all);
+	g_assert_cmpint(c->reconcile_interval_s, ==, 900);
+	g_assert_cmpstr(c->crl_url, ==, "https://pki.example.com/{ca}.crl");
+	g_assert_cmpint(c->crl_validity_s, ==, 7 * 86400);
+	g_assert_cmpint(c->default_lifetime_s, ==, 12 * 3600);
+	g_assert_cmpint(c->backdate_s, ==, 0);
+	g_assert_cmpint(c->hook_timeout_ms, ==, 500);
+	g_assert_true(c->hook_fail_open);
+}
+
+static void
+test_partial(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcConfig) c = load_text(f, "[hook]\ntimeout = 3s\n[daemon]\nhttp-address =\n",
+					  &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(c->hook_timeout_ms, ==, 3000);
+	g_assert_cmpstr(c->http_address, ==, "");
+	g_assert_cmpstr(c->libvirt_uri, ==, "qemu:///system");
+}
+
+static void
+test_errors(Fixture *f, gconstpointer data)
+{
+	struct {
+		const char *text;
+		const char *needle[3];
+	} cases[] = {
+		{ "[daemon]\nstate_dir = /x\n", { "[daemon]", "state_dir", "virtcert.conf" } },
+		{ "[deamon]\nstate-dir = /x\n", { "[deamon]", "virtcert.conf", NULL } },
+		{ "[hook]\nfail-closed = true\n", { "[hook]", "fail-closed", NULL } },
+		{ "[daemon]\nissue-all = maybe\n", { "issue-all", "maybe", NULL } },
+		{ "[daemon]\nreconcile-interval = 5 minutes\n", { "reconcile-interval", NULL, NULL } },
+		{ "[daemon]\nreconcile-interval = 0\n", { "reconcile-interval", NULL, NULL } },
+		{ "[daemon]\nhttp-address = localhost\n", { "http-address", NULL, NULL } },
+		{ "[daemon]\nhttp-address = 1.2.3.4:99999\n", { "http-address", NULL, NULL } },
+		{ "[ca]\ncrl-url = ftp://x/\n", { "crl-url", NULL, NULL } },
+		{ "[ca]\ndefault-lifetime = 10y\n", { "default-lifetime", "10y", NULL } },
+		{ "[hook]\ntimeout = 0\n", { "timeout", NULL, NULL } },
+		{ "[daemon]\nlibvirt-uri =\n", { "libvirt-uri", NULL, NULL } },
+		{ "[daemon]\ncontrol-group = a\\nb\n", { "control-group", "control", NULL } },
+		{ "not a key file\n", { "virtcert.conf", NULL, NULL } },
+	};
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(VcConfig) c = load_text(f, cases[i].text, &error);
+		g_assert_null(c);
+		g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+		for (gsize j = 0; j < 3 && cases[i].needle[j] != NULL; j++) {
+			if (strstr(error->message, cases[i].needle[j]) == NULL)
+				g_error("case %" G_GSIZE_FORMAT ": \"%s\" not in \"%s\"", i,
+					cases[i].needle[j], error->message);
+		}
+	}
+}
+
+static void
+test_duration(void)
+{
+	struct {
+		const char *s;
+		gint64 v;
+	} ok[] = {
+		{ "0", 0 }, { "90", 90 }, { "90s", 90 }, { "15m", 900 }, { "24h", 86400 },
+		{ "7d", 604800 }, { "397d", 397 * 86400 },
+	};
+	const char *bad[] = { "", "h", "-5", "5x", "1.5h", " 5m", "5m ", "5mm",
+			      "99999999999999999999", "36600000d" };
+	for (gsize i = 0; i < G_N_ELEMENTS(ok); i++) {
+		gint64 v = -1;
+		g_autoptr(GError) error = NULL;
+		g_assert_true(vc_duration_parse(ok[i].s, &v, &error));
+		g_assert_no_error(error);
+		g_assert_cmpint(v, ==, ok[i].v);
+	}
+	for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+		gint64 v = -1;
+		g_autoptr(GError) error = NULL;
+		g_assert_false(vc_duration_parse(bad[i], &v, &error));
+		g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+		/* ret_ written only on success */
+		g_assert_cmpint(v, ==, -1);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/config/defaults", test_defaults);
+	g_test_add_func("/config/duration", test_duration);
+	g_test_add("/config/missing", Fixture, NULL, fixture_setup, test_missing, fixture_teardown);
+	g_test_add("/config/full", Fixture, NULL, fixture_setup, test_full, fixture_teardown);
+	g_test_add("/config/partial", Fixture, NULL, fixture_setup, test_partial, fixture_teardown);
+	g_test_add("/config/errors", Fixture, NULL, fixture_setup, test_errors, fixture_teardown);
+	return g_test_run();
+}

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include <glib/gstdio.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "vc-ca.h"
+#include "vc-error.h"
+
+static const char *const permit[] = { "vms.example.com", NULL };
+
+static void
+rm_rf(const char *dir)
+{
+	g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+	const char *n;
+
+	while (d != NULL && (n = g_dir_read_name(d)) != NULL) {
+		g_autofree char *p = g_build_filename(dir, n, NULL);
+		g_unlink(p);
+	}
+	g_rmdir(dir);
+}
+
+static VcCa *
+make_ca(const char *tmp, VcKeyType type)
+{
+	g_autofree char *dir = g_build_filename(tmp, "ca", NULL);
+	g_autoptr(GError) error = NULL;
+	VcCaInitOptions opts = { .permit = permit, .key_type = type };
+	VcCa *ca;
+
+	rm_rf(dir);
+	g_assert_true(vc_ca_init_self_signed(dir, &opts, &error));
+	g_assert_no_error(error);
+	ca = vc_ca_load(dir, &error);
+	g_assert_no_error(error);
+	return ca;
+}
+
+static X509_REVOKED *
+find_revoked(X509_CRL *crl, const char *serial_hex)
+{
+	STACK_OF(X509_REVOKED) *revs = X509_CRL_get_REVOKED(crl);
+
+	for (int i = 0; i < sk_X509_REVOKED_num(revs); i++) {
+		X509_REVOKED *r = sk_X509_REVOKED_value(revs, i);
+		const ASN1_INTEGER *sn = X509_REVOKED_get0_serialNumber(r);
+		g_autoptr(BIGNUM) bn = ASN1_INTEGER_to_BN(sn, NULL);
+		g_autoptr(BIGNUM) want = NULL;
+		g_assert_cmpint(BN_hex2bn(&want, serial_hex), >, 0);
+		if (BN_cmp(bn, want) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+static int
+time_cmp_unix(const ASN1_TIME *t, gint64 unix_time)
+{
+	g_autoptr(ASN1_TIME) want = ASN1_TIME_set(NULL, (time_t)unix_time);
+
+	return ASN1_TIME_compare(t, want);
+}
+
+static void
+test_crl_contents(void)
+{
+	g_autofree char *tmp = g_dir_make_tmp("vc-crl-XXXXXX", NULL);
+	static const VcKeyType types[] = { VC_KEY_TYPE_EC_P256, VC_KEY_TYPE_ED25519,
+					   VC_KEY_TYPE_RSA_3072 };
+
+	for (gsize t = 0; t < G_N_ELEMENTS(types); t++) {
+		g_autoptr(VcCa) ca = make_ca(tmp, types[t]);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GPtrArray) entries = g_ptr_array_new();
+		g_autoptr(X509_CRL) crl = NULL;
+		g_autoptr(AUTHORITY_KEYID) aki = NULL;
+		g_autoptr(ASN1_INTEGER) number = NULL;
+		g_autoptr(EVP_PKEY) other = vc_key_generate(types[t], NULL);
+		gint64 now = 1750000000;
+		VcCrlEntry e1 = { "7a0b1c2d3e4f5061728394a5b6c7d8e9", now - 100,
+				  VC_REASON_KEY_COMPROMISE };
+		VcCrlEntry e2 = { "11", now - 50, VC_REASON_UNSPECIFIED };
+		VcCrlEntry e3 = { "0ABCDEF0123456789abcdef012345678", now - 10,
+				  VC_REASON_CESSATION_OF_OPERATION };
+		VcCrlEntry e4 = { "22", now - 5, VC_REASON_PRIVILEGE_WITHDRAWN };
+		const VcCrlEntry *all[] = { &e1, &e2, &e3, &e4 };
+		int crit = -1;
+		guint64 n = 0;
+
+		for (gsize i = 0; i < G_N_ELEMENTS(all); i++)
+			g_ptr_array_add(entries, (gpointer)all[i]);
+		crl = vc_ca_sign_crl(ca, entries, G_GUINT64_CONSTANT(5000000000), now, now + 3600,
+				     &error);
+		g_assert_no_error(error);
+		g_assert_nonnull(crl);
+
+		/* v2, issuer = the intermediate, times */
+		g_assert_cmpint(X509_CRL_get_version(crl), ==, X509_CRL_VERSION_2);
+		g_assert_cmpint(X509_NAME_cmp(X509_CRL_get_issuer(crl),
+					      X509_get_subject_name(vc_ca_get_cert(ca))), ==, 0);
+		g_assert_cmpint(time_cmp_unix(X509_CRL_get0_lastUpdate(crl), now), ==, 0);
+		g_assert_cmpint(time_cmp_unix(X509_CRL_get0_nextUpdate(crl), now + 3600), ==, 0);
+
+		/* AKI = the intermediate's SKI; CRL number, both non-critical */
+		aki = X509_CRL_get_ext_d2i(crl, NID_authority_key_identifier, &crit, NULL);
+		g_assert_nonnull(aki);
+		g_assert_cmpint(crit, ==, 0);
+		g_assert_cmpint(ASN1_OCTET_STRING_cmp(aki->keyid,
+						      X509_get0_subject_key_id(vc_ca_get_cert(ca))),
+				==, 0);
+		number = X509_CRL_get_ext_d2i(crl, NID_crl_number, &crit, NULL);
+		g_assert_nonnull(number);
+		g_assert_cmpint(crit, ==, 0);
+		g_assert_true(ASN1_INTEGER_get_uint64(&n, number));
+		g_assert_cmpuint(n, ==, G_GUINT64_CONSTANT(5000000000));
+
+		/* entries with reason codes; none for unspecified */
+		g_assert_cmpint(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), ==, 4);
+		for (gsize i = 0; i < G_N_ELEMENTS(all); i++) {
+			X509_REVOKED *r = find_revoked(crl, all[i]->serial_hex);
+			g_autoptr(ASN1_ENUMERATED) reason = NULL;
+
+			g_assert_nonnull(r);
+			g_assert_cmpint(time_cmp_unix(X509_REVOKED_get0_revocationDate(r),
+						      all[i]->revoked_at), ==, 0);
+			reason = X509_REVOKED_get_ext_d2i(r, NID_crl_reason, &crit, NULL);
+			if (all[i]->reason == VC_REASON_UNSPECIFIED) {
+				g_assert_null(reason);
+				g_assert_cmpint(X509_REVOKED_get_ext_count(r), ==, 0);
+			} else {
+				g_assert_nonnull(reason);
+				g_assert_cmpint(crit, ==, 0);
+				g_assert_cmpint(ASN1_ENUMERATED_get(reason), ==, all[i]->reason);
+			}
+		}
+		g_assert_null(find_revoked(crl, "12"));
+
+		/* signed by the intermediate key, and only by it */
+		g_assert_cmpint(X509_CRL_verify(crl, X509_get0_pubkey(vc_ca_get_cert(ca))), ==, 1);
+		g_assert_cmpint(X509_CRL_verify(crl, other), !=, 1);
+		g_assert_cmpint(X509_CRL_get_signature_nid(crl), ==,
+				X509_get_signature_nid(vc_ca_get_cert(ca)));
+	}
+	rm_rf(tmp);
+}
+
+static void
+test_crl_empty_and_encodings(void)
+{
+	g_autofree char *tmp = g_dir_make_tmp("vc-crl-XXXXXX", NULL);
+	g_autoptr(VcCa) ca = make_ca(tmp, VC_KEY_TYPE_EC_P256);
+	g_autoptr(GError) error = NULL;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	g_autoptr(X509_CRL) crl = vc_ca_sign_crl(ca, NULL, 1, now, now + 600, &error);
+	g_autofree char *pem = NULL;
+	g_autoptr(GBytes) der = NULL;
+	g_autoptr(BIO) bio = NULL;
+	g_autoptr(X509_CRL) back = NULL;
+	const unsigned char *p;
+	gsize len = 0;
+
+	g_assert_no_error(error);
+	/* no revokedCertificates at all (RFC 5280 5.1.2.6: absent when empty) */
+	g_assert_cmpint(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), <=, 0);
+	pem = vc_crl_to_pem(crl, &error);
+	g_assert_no_error(error);
+	g_assert_true(g_str_has_prefix(pem, "-----BEGIN X509 CRL-----\n"));
+	bio = BIO_new_mem_buf(pem, -1);
+	back = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
+	g_assert_nonnull(back);
+	g_assert_cmpint(X509_CRL_verify(back, X509_get0_pubkey(vc_ca_get_cert(ca))), ==, 1);
+	g_clear_pointer(&back, X509_CRL_free);
+
+	der = vc_crl_to_der(crl, &error);
+	g_assert_no_error(error);
+	p = g_bytes_get_data(der, &len);
+	back = d2i_X509_CRL(NULL, &p, (long)len);
+	g_assert_nonnull(back);
+	g_assert_cmpint(X509_CRL_cmp(back, crl), ==, 0);
+	g_assert_cmpint(X509_CRL_verify(back, X509_get0_pubkey(vc_ca_get_cert(ca))), ==, 1);
+	rm_rf(tmp);
+}
+
+static void
+test_crl_refusals(void)
+{
+	g_autofree char *tmp = g_dir_make_tmp("vc-crl-XXXXXX", NULL);
+	g_autoptr(VcCa) ca = make_ca(tmp, VC_KEY_TYPE_EC_P256);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) entries = g_ptr_array_new();
+	VcCrlEntry bad_reason = { "01", 1000, 7 };
+	VcCrlEntry bad_serial = { "zz", 1000, VC_REASON_SUPERSEDED };
+
+	g_assert_null(vc_ca_sign_crl(ca, NULL, 1, 2000, 2000, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_USAGE);
+	g_clear_error(&error);
+
+	g_ptr_array_add(entries, &bad_reason);
+	g_assert_null(vc_ca_sign_crl(ca, entries, 1, 2000, 3000, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_USAGE);
+	g_clear_error(&error);
+
+	g_ptr_array_index(entries, 0) = &bad_serial;
+	g_assert_null(vc_ca_sign_crl(ca, entries, 1, 2000, 3000, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_USAGE);
+	rm_rf(tmp);
+}
+
+static void
+test_reason_strings(void)
+{
+	static const struct {
+		int reason;
+		const char *name;
+	} rfc[] = {
+		{ 0, "unspecified" },       { 1, "keyCompromise" },
+		{ 2, "cACompromise" },      { 3, "affiliationChanged" },
+		{ 4, "superseded" },        { 5, "cessationOfOperation" },
+		{ 6, "certificateHold" },   { 9, "privilegeWithdrawn" },
+	};
+	g_autoptr(GError) error = NULL;
+	int r = -1;
+
+	for (gsize i = 0; i < G_N_ELEMENTS(rfc); i++) {
+		g_autofree char *upper = g_ascii_strup(rfc[i].name, -1);
+		g_assert_cmpstr(vc_reason_to_string(rfc[i].reason), ==, rfc[i].name);
+		g_assert_true(vc_reason_from_string(rfc[i].name, &r, &error));
+		g_assert_no_error(error);
+		g_assert_cmpint(r, ==, rfc[i].reason);
+		/* case-insensitive on input */
+		r = -1;
+		g_assert_true(vc_reason_from_string(upper, &r, &error));
+		g_assert_cmpint(r, ==, rfc[i].reason);
+	}
+	g_assert_true(vc_reason_from_string("caCompromise", &r, NULL));
+	g_assert_cmpint(r, ==, VC_REASON_CA_COMPROMISE);
+	g_assert_null(vc_reason_to_string(7));
+	g_assert_null(vc_reason_to_string(-1));
+	r = 42;
+	g_assert_false(vc_reason_from_string("lost", &r, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_USAGE);
+	g_assert_cmpint(r, ==, 42);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/crl/contents", test_crl_contents);
+	g_test_add_func("/crl/empty-and-encodings", test_crl_empty_and_encodings);
+	g_test_add_func("/crl/refusals", test_crl_refusals);
+	g_test_add_func("/crl/reason-strings", test_reason_strings);
+	return g_test_run();
+}

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include "vc-domain-xml.h"
+#include "vc-error.h"
+
+static char *
+fixture(const char *name, gsize *ret_len)
+{
+	g_autofree char *path = g_test_build_filename(G_TEST_DIST, "fixtures", "domains", name, NULL);
+	char *data = NULL;
+	g_autoptr(GError) error = NULL;
+	g_assert_true(g_file_get_contents(path, &data, ret_len, &error));
+	g_assert_no_error(error);
+	return data;
+}
+
+static const char *
+map_first(GHashTable *map, const char *key)
+{
+	GStrv v = g_hash_table_lookup(map, key);
+	return v != NULL ? v[0] : NULL;
+}
+
+static void
+test_plain(void)
+{
+	gsize len = 0;
+	g_autofree char *xml = fixture("plain.xml", &len);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcDomainInfo) info = vc_domain_info_parse(xml, (gssize)len, &error);
+	g_autoptr(VcPolicy) p = NULL;
+	VcNameVars vars;
+	const char *tmpl[] = { "{name}.vms.example.com", NULL };
+
+	g_assert_no_error(error);
+	g_assert_cmpstr(info->name, ==, "web-1");
+	/* lower-cased */
+	g_assert_cmpstr(info->uuid, ==, "6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10");
+	g_assert_false(info->has_metadata);
+	g_assert_null(info->nova_project);
+	g_assert_null(info->issued_serial);
+
+	/* nothing selects it */
+	p = vc_domain_info_resolve_policy(info, NULL, FALSE, tmpl, 86400, &error);
+	g_assert_no_error(error);
+	g_assert_null(p);
+	/* issue-all does */
+	p = vc_domain_info_resolve_policy(info, NULL, TRUE, tmpl, 86400, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(p);
+	g_assert_cmpstr(p->names[0], ==, "{name}.vms.example.com");
+	vc_domain_info_get_name_vars(info, &vars);
+	g_assert_cmpstr(vars.name, ==, "web-1");
+	g_assert_null(vars.project);
+}
+
+static void
+test_virtcert(void)
+{
+	gsize len = 0;
+	g_autofree char *xml = fixture("virtcert.xml", &len);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcDomainInfo) info = vc_domain_info_parse(xml, (gssize)len, &error);
+	g_autoptr(VcPolicy) p = NULL;
+	GStrv names, req;
+
+	g_assert_no_error(error);
+	g_assert_cmpstr(info->name, ==, "db-primary");
+	g_assert_true(info->has_metadata);
+	names = g_hash_table_lookup(info->metadata, "names");
+	g_assert_cmpuint(g_strv_length(names), ==, 2);
+	g_assert_cmpstr(names[1], ==, "db.example.com");
+	g_assert_cmpstr(map_first(info->metadata, "key"), ==, "ed25519");
+	g_assert_cmpstr(map_first(info->metadata, "key-mode"), ==, "guest");
+	g_assert_cmpstr(map_first(info->metadata, "lifetime"), ==, "12h");
+	g_assert_cmpstr(map_first(info->metadata, "issue-on"), ==, "define");
+	g_assert_cmpstr(map_first(info->metadata, "on-stop"), ==, "revoke");
+	g_assert_cmpstr(map_first(info->metadata, "cert-path"), ==, "/etc/pki/tls/db.crt");
+	g_assert_cmpstr(map_first(info->metadata, "owner"), ==, "postgres:ssl-cert");
+	g_assert_cmpstr(map_first(info->metadata, "check-on-start"), ==, "yes");
+	req = g_hash_table_lookup(info->metadata, "require");
+	g_assert_cmpuint(g_strv_length(req), ==, 2);
+	g_assert_cmpstr(req[0], ==, "site=eu-west|eu-central");
+	g_assert_cmpstr(info->issued_serial, ==, "5f3a9c01d2e4b6a8");
+	g_assert_cmpstr(info->issuer_peer, ==, "https://host-b.example.com:8459");
+
+	/* metadata alone selects the VM */
+	p = vc_domain_info_resolve_policy(info, NULL, FALSE, NULL, 86400, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(p);
+	g_assert_cmpstr(p->source, ==, "domain metadata");
+	g_assert_cmpint(p->key_type, ==, VC_KEY_TYPE_ED25519);
+	g_assert_cmpint(p->key_mode, ==, VC_KEY_MODE_GUEST);
+	g_assert_cmpint(p->lifetime_s, ==, 12 * 3600);
+	g_assert_true(p->revoke_on_stop);
+	g_assert_true(p->check_on_start);
+	g_assert_cmpstr(p->reload, ==, "systemctl reload postgresql");
+	g_assert_cmpuint(g_strv_length(p->trust_host_cas), ==, 1);
+	g_assert_cmpuint(p->placement->len, ==, 2);
+}
+
+static void
+test_nova(void)
+{
+	gsize len = 0;
+	g_autofree char *xml = fixture("nova.xml", &len);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcDomainInfo) info = vc_domain_info_parse(xml, (gssize)len, &error);
+	g_autoptr(VcPolicySet) set = vc_policy_set_new();
+	g_autoptr(VcPolicy) p = NULL;
+	const char *pol = "[other]\nmatch-project = billing\nnames = x.example.com\n"
+			  "[pay]\nmatch-project = payments;Payments\n"
+			  "names = {instance}.{project}.cloud.example.com\nlifetime = 6h\n";
+	VcNameVars vars;
+	g_auto(GStrv) names = NULL;
+
+	g_assert_no_error(error);
+	g_assert_cmpstr(info->name, ==, "instance-0000002a");
+	g_assert_cmpstr(info->nova_instance, ==, "Web Frontend #2");
+	g_assert_cmpstr(info->nova_project, ==, "Payments");
+	g_assert_cmpstr(info->nova_project_id, ==, "2d1d6c8084544f09a3e78b0a5f5ab323");
+	g_assert_cmpstr(info->nova_user, ==, "alice");
+	g_assert_cmpstr(info->nova_user_id, ==, "2a925cf044ec4d8daace6d716c114e2b");
+	g_assert_cmpstr(info->nova_flavor, ==, "m1.small");
+	g_assert_false(info->has_metadata);
+
+	g_assert_true(vc_policy_set_load_data(set, "nova.conf", pol, strlen(pol), NULL));
+	p = vc_domain_info_resolve_policy(info, set, FALSE, NULL, 86400, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(p->source, ==, "nova.conf [pay]");
+	g_assert_cmpint(p->lifetime_s, ==, 6 * 3600);
+	vc_domain_info_get_name_vars(info, &vars);
+	names = vc_name_expand_all((const char *const *)p->names, &vars, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(names[0], ==, "web-frontend-2.payments.cloud.example.com");
+}
+
+static void
+test_nova_1_0(void)
+{
+	const char *xml =
+		"<domain type='kvm'><name>instance-1</name>"
+		"<uuid>30ad89ac59064 9ca8d523c6343c598f6</uuid></domain>";
+	const char *xml10 =
+		"<domain type='kvm'><name>instance-1</name>"
+		"<uuid>30ad89ac590649ca8d523c6343c598f6</uuid><metadata>"
+		"<n:instance xmlns:n='http://openstack.org/xmlns/libvirt/nova/1.0'>"
+		"<n:name>vm_normal</n:name><n:owner><n:project uuid='995b'>test</n:project>"
+		"</n:owner></n:instance></metadata></domain>";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcDomainInfo) bad = vc_domain_info_parse(xml, -1, &error);
+	g_autoptr(VcDomainInfo) info = NULL;
+	g_assert_null(bad);
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_clear_error(&error);
+	info = vc_domain_info_parse(xml10, -1, &error);
+	g_assert_no_error(error);
+	/* UUID without dashes normalised */
+	g_assert_cmpstr(info->uuid, ==, "30ad89ac-5906-49ca-8d52-3c6343c598f6");
+	g_assert_cmpstr(info->nova_instance, ==, "vm_normal");
+	g_assert_cmpstr(info->nova_project, ==, "test");
+	g_assert_cmpstr(info->nova_project_id, ==, "995b");
+}
+
+static void
+test_merge_over_policy(void)
+{
+	const char *xml =
+		"<domain><name>web-7</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid>"
+		"<metadata><virtcert:vm xmlns:virtcert='urn:virtcert:domain:1'>"
+		"<virtcert:lifetime>1h</virtcert:lifetime></virtcert:vm></metadata></domain>";
+	const char *pol = "[web]\nmatch-name = web-*\nnames = {name}.example.com\nlifetime = 2d\n"
+			  "key = rsa-3072\n";
+	g_autoptr(VcPolicySet) set = vc_policy_set_new();
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcDomainInfo) info = vc_domain_info_parse(xml, -1, &error);
+	g_autoptr(VcPolicy) p = NULL;
+	g_assert_no_error(error);
+	g_assert_true(vc_policy_set_load_data(set, "p.conf", pol, strlen(pol), NULL));
+	p = vc_domain_info_resolve_policy(info, set, FALSE, NULL, 86400, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(p->source, ==, "p.conf [web] + domain metadata");
+	g_assert_cmpint(p->lifetime_s, ==, 3600);
+	g_assert_cmpint(p->key_type, ==, VC_KEY_TYPE_RSA_3072);
+	g_assert_cmpstr(p->names[0], ==, "{name}.example.com");
+}
+
+static void
+test_metadata_errors(void)
+{
+	struct {
+		const char *body;
+		const char *needle;
+	} cases[] = {
+		{ "<v:colour>red</v:colour>", "colour" },
+		{ "<v:key type='ed25519' size='256'/>", "size" },
+		{ "<v:key type='ed25519'/><v:key mode='host'/>", "twice" },
+		{ "<name>x.example.com</name>", "unknown element <name>" },
+		{ "<v:placement><v:require>eu</v:require></v:placement>", "attr=" },
+		{ "<v:name><v:x/></v:name>", "only text" },
+		{ "stray text", "unexpected text" },
+		{ "<v:issued serial='1'/><v:issued serial='2'/>", "twice" },
+	};
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *xml = g_strdup_printf(
+			"<domain><name>a</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid>"
+			"<metadata><v:vm xmlns:v='urn:virtcert:domain:1'>%s</v:vm></metadata>"
+			"</domain>",
+			cases[i].body);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(VcDomainInfo) info = vc_domain_info_parse(xml, -1, &error);
+		if (info != NULL)
+			g_error("case %" G_GSIZE_FORMAT " accepted", i);
+		g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+		if (strstr(error->message, cases[i].needle) == NULL)
+			g_error("case %" G_GSIZE_FORMAT ": \"%s\" not in \"%s\"", i,
+				cases[i].needle, error->message);
+	}
+	/* bad values surface when the policy is resolved, naming the key */
+	{
+		const char *xml =
+			"<domain><name>a</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid>"
+			"<metadata><v:vm xmlns:v='urn:virtcert:domain:1'><v:name>a.example.com</v:name>"
+			"<v:delivery cert='../etc/passwd'/></v:vm></metadata></domain>";
+		g_autoptr(GError) error = NULL;
+		g_autoptr(VcDomainInfo) info = vc_domain_info_parse(xml, -1, &error);
+		g_autoptr(VcPolicy) p = NULL;
+		g_assert_no_error(error);
+		p = vc_domain_info_resolve_policy(info, NULL, FALSE, NULL, 86400, &error);
+		g_assert_null(p);
+		g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+		g_assert_nonnull(strstr(error->message, "cert-path"));
+		g_assert_nonnull(strstr(error->message, "VM a "));
+	}
+}
+
+static void
+test_metadata_parse(void)
+{
+	const char *md = "<x:vm xmlns:x=\"urn:virtcert:domain:1\"><x:name>{uuid}.example.com</x:name>"
+			 "<x:stop action=\"revoke\"/><other:thing xmlns:other='urn:x'/></x:vm>";
+	const char *wrong_ns = "<vm xmlns=\"urn:virtcert:domain:2\"/>";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GHashTable) map = vc_domain_metadata_parse(md, -1, &error);
+	g_autoptr(GHashTable) none = NULL;
+	g_assert_no_error(error);
+	g_assert_cmpstr(map_first(map, "names"), ==, "{uuid}.example.com");
+	g_assert_cmpstr(map_first(map, "on-stop"), ==, "revoke");
+	g_assert_cmpuint(g_hash_table_size(map), ==, 2);
+	none = vc_domain_metadata_parse(wrong_ns, -1, &error);
+	g_assert_null(none);
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+}
+
+static void
+assert_refused(const char *xml, gssize len, const char *needle)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcDomainInfo) info = vc_domain_info_parse(xml, len, &error);
+	g_assert_null(info);
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	if (needle != NULL && strstr(error->message, needle) == NULL)
+		g_error("\"%s\" not in \"%s\"", needle, error->message);
+}
+
+static void
+test_hostile(void)
+{
+	const char *xxe =
+		"<?xml version=\"1.0\"?>\n"
+		"<!DOCTYPE domain [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>\n"
+		"<domain><name>&xxe;</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid></domain>";
+	const char *laughs =
+		"<?xml version=\"1.0\"?>\n"
+		"<!DOCTYPE lolz [\n"
+		" <!ENTITY lol \"lol\">\n"
+		" <!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n"
+		" <!ENTITY lol2 \"&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;\">\n"
+		" <!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">\n"
+		"]>\n<domain><name>&lol3;</name></domain>";
+	const char *doctype_lower = "<!doctype domain><domain/>";
+	const char *ext_dtd = "<!DOCTYPE domain SYSTEM \"http://evil.example/x.dtd\"><domain/>";
+	const char *ctrl_name =
+		"<domain><name>web&#x1;evil</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid></domain>";
+	const char *nl_name =
+		"<domain><name>web&#10;CN=evil</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid></domain>";
+	const char *c1_name =
+		"<domain><name>web&#x85;x</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid></domain>";
+	const char *utf16 = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><domain/>";
+	g_autoptr(GString) deep = g_string_new(NULL);
+	g_autoptr(GString) deep65 = g_string_new("<domain><name>a</name>");
+	g_autoptr(GString) big_attr = g_string_new("<domain><name>a</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid><x a=\"");
+	g_autoptr(GString) big_doc = g_string_new("<domain>");
+
+	assert_refused(xxe, -1, "DOCTYPE");
+	assert_refused(laughs, -1, "DOCTYPE");
+	assert_refused(doctype_lower, -1, "DOCTYPE");
+	assert_refused(ext_dtd, -1, "DOCTYPE");
+	assert_refused(ctrl_name, -1, NULL);
+	assert_refused(nl_name, -1, "control characters");
+	assert_refused(c1_name, -1, "control characters");
+	assert_refused("", -1, "empty");
+	assert_refused("<domain>", -1, "line 1");
+	assert_refused("<domain><name>a</name></domain>", -1, "uuid");
+	assert_refused("<network><name>a</name></network>", -1, "<domain>");
+	assert_refused("<domain><name>a</name>\0<uuid/></domain>", 36, "NUL");
+	assert_refused(utf16, -1, NULL);
+
+	for (int i = 0; i < 10000; i++)
+		g_string_append(deep, "<a>");
+	for (int i = 0; i < 10000; i++)
+		g_string_append(deep, "</a>");
+	assert_refused(deep->str, (gssize)deep->len, NULL);
+	/* within libxml2's own limit but over ours */
+	for (int i = 0; i < 70; i++)
+		g_string_append(deep65, "<a>");
+	for (int i = 0; i < 70; i++)
+		g_string_append(deep65, "</a>");
+	g_string_append(deep65, "</domain>");
+	assert_refused(deep65->str, (gssize)deep65->len, "nested deeper");
+
+	for (int i = 0; i < 1024 * 1024; i++)
+		g_string_append_c(big_attr, 'A');
+	g_string_append(big_attr, "\"/></domain>");
+	assert_refused(big_attr->str, (gssize)big_attr->len, "longer than");
+
+	while (big_doc->len <= VC_DOMAIN_XML_MAX_SIZE)
+		g_string_append(big_doc, "<!-- padding padding padding padding padding -->");
+	g_string_append(big_doc, "</domain>");
+	assert_refused(big_doc->str, (gssize)big_doc->len, "octets");
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/domain-xml/plain", test_plain);
+	g_test_add_func("/domain-xml/virtcert", test_virtcert);
+	g_test_add_func("/domain-xml/nova", test_nova);
+	g_test_add_func("/domain-xml/nova-1.0", test_nova_1_0);
+	g_test_add_func("/domain-xml/merge-over-policy", test_merge_over_policy);
+	g_test_add_func("/domain-xml/metadata-errors", test_metadata_errors);
+	g_test_add_func("/domain-xml/metadata-parse", test_metadata_parse);
+	g_test_add_func("/domain-xml/hostile", test_hostile);
+	return g_test_run();
+}
