@@ -56,7 +56,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcDomainInfo, vc_domain_info_free)
  *   </virtcert:vm>
  *
  * Unknown elements or attributes in the virtcert namespace are errors naming
- * them. Errors use VC_ERROR_INVALID_DATA. */
+ * them, as is a second copy of any element but <name>; elements in foreign
+ * namespaces inside <virtcert:vm> are ignored. Values (durations, paths, ...)
+ * are checked by vc_domain_info_resolve_policy(), which names the policy key.
+ * nova metadata is read in both the 1.1 and the older 1.0 namespace.
+ * Errors use VC_ERROR_INVALID_DATA. */
 VcDomainInfo *vc_domain_info_parse(const char *xml, gssize len, GError **error);
 
 /* Parses just a <virtcert:vm> element (what virDomainGetMetadata returns). */

@@ -24,6 +24,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			VcNameVars vars;
 			g_auto(GStrv) names = NULL;
 			g_autofree char *json = vc_policy_to_string(p);
+			g_assert(json != NULL);
 			vc_domain_info_get_name_vars(info, &vars);
 			names = vc_name_expand_all((const char *const *)p->names, &vars, NULL);
 			for (gsize i = 0; names != NULL && names[i] != NULL; i++)

@@ -6,6 +6,7 @@ set -euo pipefail
 : "${VC_SOURCE_ROOT:?}"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/vc-test-XXXXXX")
+chmod 0711 "$T" # a private libvirtd runs as another user below it
 cleanup_hooks=()
 vc_cleanup() {
 	local h
@@ -13,6 +14,7 @@ vc_cleanup() {
 	rm -rf "$T"
 }
 trap vc_cleanup EXIT
+[[ -n "${VC_KEEP_TMP:-}" ]] && trap - EXIT
 
 STATE="$T/state"
 CONF="$T/virtcert.conf"
@@ -51,3 +53,57 @@ finish() {
 	if ((fails > 0)); then echo "$fails check(s) failed"; exit 1; fi
 	echo "all checks passed"
 }
+
+# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
+wait_for() {
+	local limit=$1 i
+	shift
+	for ((i = 0; i < limit * 10; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# A private libvirtd (as the unprivileged user vctest) serving the shared
+# test driver; a `virsh event --loop` client keeps its state alive.
+start_libvirtd() {
+	LVDIR="$T/libvirtd"
+	LVSOCK=$(bash "$VC_SOURCE_ROOT/tests/lib/libvirtd-session.sh" start "$LVDIR")
+	TEST_URI="test+unix:///default?socket=$LVSOCK"
+	cleanup_hooks+=("bash '$VC_SOURCE_ROOT/tests/lib/libvirtd-session.sh' stop '$LVDIR'")
+}
+keep_test_driver() {
+	virsh -q -c "$TEST_URI" event --loop --all >"$T/events.log" 2>&1 &
+	KEEPER=$!
+	cleanup_hooks+=("kill $KEEPER")
+	wait_for 5 grep -q . /dev/null || true
+	sleep 0.3
+}
+lv() { virsh -q -c "$TEST_URI" "$@"; }
+
+# A test-driver domain: test_domain NAME [METADATA_XML]
+test_domain() {
+	cat <<EOD
+<domain type='test'>
+  <name>$1</name>
+  ${2:+<metadata>$2</metadata>}
+  <memory unit='KiB'>65536</memory>
+  <os><type arch='x86_64'>hvm</type></os>
+</domain>
+EOD
+}
+
+VIRTCERTD=${VIRTCERTD:-$VC_BUILD_ROOT/agent/daemon/virtcertd}
+start_daemon() {
+	"$VIRTCERTD" --config "$CONF" >>"$T/virtcertd.log" 2>&1 &
+	DAEMON_PID=$!
+	cleanup_hooks+=("kill -9 $DAEMON_PID 2>/dev/null")
+	wait_for 10 vc status
+}
+# cert_of VM: the serial of the VM's valid certificate (empty if none)
+cert_of() {
+	vc list --json | jq -r --arg vm "$1" '[.[] | select(.vm_name == $vm and .status == "valid")] | .[0].serial // empty'
+}
+has_cert() { [[ -n "$(cert_of "$1")" ]]; }
+status_of() { vc show "$1" --json | jq -r .status; }

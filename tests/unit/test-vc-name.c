@@ -139,6 +139,33 @@ test_label_long(void)
 	g_string_free(longu, TRUE);
 	g_assert_true(g_str_has_prefix(u, "xn--"));
 	g_assert_cmpuint(strlen(u), <=, 63);
+
+	/* a long right-to-left name keeps its script: the digit suffix is
+	 * allowed at the end of an RTL label (RFC 5893 rule 3) */
+	{
+		g_autoptr(GString) rtl = g_string_new(NULL);
+		g_autofree char *r = NULL;
+		g_autofree char *back = NULL;
+		for (int i = 0; i < 80; i++)
+			g_string_append(rtl, "ש");
+		r = label(rtl->str);
+		g_assert_true(g_str_has_prefix(r, "xn--"));
+		g_assert_cmpuint(strlen(r), <=, 63);
+		back = g_hostname_to_unicode(r);
+		g_assert_nonnull(back);
+		g_assert_true(g_str_has_prefix(back, "שששש"));
+	}
+}
+
+static void
+test_label_lossy_documented(void)
+{
+	/* conversion is lossy by design; the store detects the collision */
+	g_autofree char *a = label("web 1");
+	g_autofree char *b = label("web-1");
+	g_autofree char *c = label("WEB_1");
+	g_assert_cmpstr(a, ==, b);
+	g_assert_cmpstr(b, ==, c);
 }
 
 static void
@@ -264,6 +291,7 @@ main(int argc, char **argv)
 	g_test_add_func("/name/label/bidi-mixed", test_label_bidi_mixed);
 	g_test_add_func("/name/label/xn-prefix", test_label_xn_prefix);
 	g_test_add_func("/name/label/long", test_label_long);
+	g_test_add_func("/name/label/lossy", test_label_lossy_documented);
 	g_test_add_func("/name/check-dns", test_check_dns);
 	g_test_add_func("/name/subtree", test_subtree);
 	g_test_add_func("/name/expand", test_expand);

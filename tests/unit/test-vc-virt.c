@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <glib/gstdio.h>
+#include <signal.h>
 
 #include "vc-error.h"
 #include "vc-virt-private.h"
@@ -698,11 +699,11 @@ static void
 daemon_setup(Daemon *d, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
+	g_autofree char *libvirtd = g_find_program_in_path("libvirtd");
 
 	memset(d, 0, sizeof(*d));
 	d->virsh = g_find_program_in_path("virsh");
-	if (g_find_program_in_path("libvirtd") == NULL &&
-	    !g_file_test("/usr/sbin/libvirtd", G_FILE_TEST_IS_EXECUTABLE)) {
+	if (libvirtd == NULL && !g_file_test("/usr/sbin/libvirtd", G_FILE_TEST_IS_EXECUTABLE)) {
 		g_test_skip("libvirtd is not installed");
 		return;
 	}
@@ -887,6 +888,52 @@ test_daemon_list(Daemon *d, gconstpointer data)
 	g_assert_true(wait_for(f, cond_n_events, GUINT_TO_POINTER(n), 20000));
 }
 
+/* A daemon that hangs (SIGSTOP) keeps its socket open: only keepalive
+ * (5 s x 3) notices. Reconnecting must not block the main loop meanwhile,
+ * and succeeds once the daemon runs again. Slow: about 20 s. */
+static void
+test_daemon_hung(Daemon *d, gconstpointer data)
+{
+	Fixture *f = &d->f;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *pidfile = NULL;
+	g_autofree char *pidstr = NULL;
+	gint64 t0;
+	pid_t pid;
+
+	if (d->dir == NULL)
+		return;
+	if (!g_test_slow()) {
+		g_test_skip("takes 20 s; run with -m slow");
+		return;
+	}
+	g_assert_true(run_helper(d, "start", NULL, &error));
+	g_assert_no_error(error);
+	vc_virt_start(f->virt);
+	g_assert_true(wait_for(f, cond_connected, GUINT_TO_POINTER(1), 5000));
+
+	pidfile = g_build_filename(d->dir, "libvirtd.pid", NULL);
+	g_assert_true(g_file_get_contents(pidfile, &pidstr, NULL, &error));
+	g_assert_no_error(error);
+	pid = (pid_t)g_ascii_strtoll(pidstr, NULL, 10);
+	g_assert_cmpint(pid, >, 1);
+
+	t0 = g_get_monotonic_time();
+	g_assert_cmpint(kill(pid, SIGSTOP), ==, 0);
+	g_assert_true(wait_for(f, cond_disconnected, GUINT_TO_POINTER(1), 30000));
+	g_test_message("hung daemon noticed after %.3f s", (f->disconnected_at - t0) / 1e6);
+	/* the main loop kept running: a timer of ours fires on time */
+	t0 = g_get_monotonic_time();
+	spin(1000);
+	g_assert_cmpint(g_get_monotonic_time() - t0, <, 1500 * 1000);
+	g_assert_cmpuint(f->n_connected, ==, 1);
+
+	t0 = g_get_monotonic_time();
+	g_assert_cmpint(kill(pid, SIGCONT), ==, 0);
+	g_assert_true(wait_for(f, cond_connected, GUINT_TO_POINTER(2), 5000));
+	g_test_message("reconnected %.3f s after SIGCONT", (f->connected_at - t0) / 1e6);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -907,6 +954,8 @@ main(int argc, char **argv)
 	g_test_add("/virt/libvirtd/reconnect", Daemon, NULL, daemon_setup, test_daemon_reconnect,
 	           daemon_teardown);
 	g_test_add("/virt/libvirtd/list", Daemon, NULL, daemon_setup, test_daemon_list,
+	           daemon_teardown);
+	g_test_add("/virt/libvirtd/hung", Daemon, NULL, daemon_setup, test_daemon_hung,
 	           daemon_teardown);
 	return g_test_run();
 }

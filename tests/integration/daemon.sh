@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# virtcertd against a real libvirtd (a private session daemon serving the
+# shared test driver): lifecycle events, policy from files and metadata,
+# renew, revoke, CRL, hostile metadata, daemon SIGKILL and libvirtd restart.
+source "$VC_SOURCE_ROOT/tests/lib/common.sh"
+
+start_libvirtd
+keep_test_driver
+cat >>"$CONF" <<EOC
+[daemon]
+EOC
+# the config is rewritten whole: daemon settings for this test
+cat >"$CONF" <<EOC
+[daemon]
+state-dir=$STATE
+policy-dir=$T/policy.d
+libvirt-uri=$TEST_URI
+control-socket=$T/control.sock
+http-address=
+reconcile-interval=2
+[ca]
+crl-url=http://127.0.0.1:8458/crl/{ca}.crl
+ocsp-url=http://127.0.0.1:8458/ocsp
+EOC
+cat >"$T/policy.d/50-vms.conf" <<'EOP'
+[vms]
+match-name=vm-*
+names={name}.vms.example.com
+lifetime=1h
+
+[stopper]
+match-name=stop-*
+names={name}.vms.example.com
+on-stop=revoke
+EOP
+check "ca init" vc ca init --permit vms.example.com --permit meta.example.org
+check "virtcertd starts and answers status" start_daemon
+
+# define alone does not issue (default: issue on start), start does
+lv define <(test_domain vm-1) >/dev/null
+sleep 0.5
+! has_cert vm-1 && ok "define alone issues nothing (issue-on=start)" || not_ok "define alone issued"
+lv start vm-1 >/dev/null
+wait_for 5 has_cert vm-1 && ok "start issues a certificate" || not_ok "start issues a certificate"
+s1=$(cert_of vm-1)
+vc show "$s1" --json | jq -e '.dns_names == ["vm-1.vms.example.com"]' >/dev/null &&
+	ok "names come from policy.d" || not_ok "names come from policy.d"
+
+# stop keeps, start again keeps the same certificate
+lv destroy vm-1 >/dev/null
+lv start vm-1 >/dev/null
+sleep 0.5
+[[ $(cert_of vm-1) == "$s1" ]] && ok "stop/start keeps the valid certificate" || not_ok "stop/start keeps the certificate"
+
+# metadata policy: a VM no file selects, names from its own metadata
+meta='<vc:vm xmlns:vc="urn:virtcert:domain:1"><vc:name>{name}.meta.example.org</vc:name><vc:issue on="define"/></vc:vm>'
+lv define <(test_domain db-1 "$meta") >/dev/null
+wait_for 5 has_cert db-1 && ok "metadata selects a VM and issue-on=define issues at define" || not_ok "metadata policy"
+vc show "$(cert_of db-1)" --json | jq -e '.dns_names == ["db-1.meta.example.org"]' >/dev/null &&
+	ok "names come from metadata" || not_ok "names come from metadata"
+
+# on-stop=revoke
+lv define <(test_domain stop-1) >/dev/null
+lv start stop-1 >/dev/null
+wait_for 5 has_cert stop-1 || true
+s_stop=$(cert_of stop-1)
+lv destroy stop-1 >/dev/null
+wait_for 5 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s_stop --json | jq -r .status) == revoked ]]" &&
+	ok "on-stop=revoke revokes at stop" || not_ok "on-stop=revoke revokes at stop"
+
+# renew: a new serial, the old one superseded
+check "renew through the daemon" vc renew vm-1
+wait_for 5 bash -c "[[ -n \"\$(\"$VIRTCERT\" --config '$CONF' list --json | jq -r '.[] | select(.vm_name==\"vm-1\" and .status==\"valid\" and .serial != \"$s1\") | .serial')\" ]]" &&
+	ok "renew issues a new certificate" || not_ok "renew issues a new certificate"
+wait_for 5 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s1 --json | jq -r .reason) == superseded ]]" &&
+	ok "the old certificate is revoked as superseded" || not_ok "old certificate superseded"
+s1=$(cert_of vm-1)
+
+# undefine revokes with cessationOfOperation and the CRL says so
+lv destroy vm-1 >/dev/null
+lv undefine vm-1 >/dev/null
+wait_for 5 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s1 --json | jq -r .reason) == cessationOfOperation ]]" &&
+	ok "undefine revokes (cessationOfOperation)" || not_ok "undefine revokes"
+vc crl --pem | openssl crl -noout -text | grep -qi "Serial Number: ${s1^^}" &&
+	ok "the CRL lists it" || not_ok "the CRL lists it"
+
+# the same UUID defined again is a new life with a new certificate
+uuid=$(uuidgen 2>/dev/null || cat /proc/sys/kernel/random/uuid)
+dom="<domain type='test'><name>vm-again</name><uuid>$uuid</uuid><memory>65536</memory><os><type>hvm</type></os></domain>"
+lv define <(echo "$dom") >/dev/null; lv start vm-again >/dev/null
+wait_for 5 has_cert vm-again || true
+a1=$(cert_of vm-again)
+lv destroy vm-again >/dev/null; lv undefine vm-again >/dev/null
+lv define <(echo "$dom") >/dev/null; lv start vm-again >/dev/null
+wait_for 5 bash -c "s=\$(\"$VIRTCERT\" --config '$CONF' list --json | jq -r '.[] | select(.vm_name==\"vm-again\" and .status==\"valid\") | .serial'); [[ -n \$s && \$s != $a1 ]]" &&
+	ok "undefine + define of the same UUID: new certificate" || not_ok "redefine gets a new certificate"
+[[ $(vc show "$a1" --json | jq -r .status) == revoked ]] && ok "the first life's certificate stays revoked" || not_ok "first life revoked"
+vc show vm-again --json | jq -e '.domain.generation >= 2' >/dev/null &&
+	ok "the generation went up" || not_ok "the generation went up"
+
+# manual revoke through the daemon
+lv define <(test_domain vm-man) >/dev/null; lv start vm-man >/dev/null
+wait_for 5 has_cert vm-man || true
+m1=$(cert_of vm-man)
+check "revoke VM through the daemon" vc revoke vm-man --reason keyCompromise
+[[ $(vc show "$m1" --json | jq -r .reason) == keyCompromise ]] && ok "manual revoke recorded" || not_ok "manual revoke recorded"
+
+# hostile metadata is refused with a reason; other VMs are still served
+bad='<vc:vm xmlns:vc="urn:virtcert:domain:1"><vc:name>{name}.meta.example.org</vc:name><vc:frobnicate/></vc:vm>'
+lv define <(test_domain vm-bad "$bad") >/dev/null
+big=$(head -c 1048576 /dev/zero | tr '\0' 'a')
+lv define <(test_domain vm-big "<vc:vm xmlns:vc=\"urn:virtcert:domain:1\"><vc:name>$big.meta.example.org</vc:name></vc:vm>") >/dev/null 2>&1 || true
+outside='<vc:vm xmlns:vc="urn:virtcert:domain:1"><vc:name>www.google.com</vc:name><vc:issue on="define"/></vc:vm>'
+lv define <(test_domain vm-outside "$outside") >/dev/null
+lv start vm-bad >/dev/null
+lv define <(test_domain vm-2) >/dev/null; lv start vm-2 >/dev/null
+wait_for 5 has_cert vm-2 && ok "a good VM is served after hostile ones" || not_ok "good VM served"
+vc show vm-bad --json | jq -e '.domain.state == "FAILED" and (.domain.last_error | test("frobnicate"))' >/dev/null &&
+	ok "unknown metadata element refused with a reason" || { not_ok "unknown metadata refused"; vc show vm-bad --json; }
+vc show vm-outside --json | jq -e '.domain.state == "FAILED" and (.domain.last_error | test("www.google.com"))' >/dev/null &&
+	ok "a name outside the CA's constraints is refused" || { not_ok "outside name refused"; vc show vm-outside --json; }
+! has_cert vm-bad && ! has_cert vm-outside && ok "no certificate for refused VMs" || not_ok "refused VMs got certificates"
+grep -q "frobnicate" "$T/virtcertd.log" && ok "the refusal is logged" || not_ok "the refusal is logged"
+
+# SIGKILL the daemon; change things while it is down; restart: reconcile
+kill -9 "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
+lv destroy vm-2 >/dev/null; lv undefine vm-2 >/dev/null
+lv define <(test_domain vm-3) >/dev/null; lv start vm-3 >/dev/null
+s2=$(cert_of vm-2)
+check "virtcertd restarts" start_daemon
+wait_for 10 has_cert vm-3 && ok "a VM started while the daemon was down gets its certificate" || not_ok "VM started while down"
+wait_for 10 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s2 --json | jq -r .status) == revoked ]]" &&
+	ok "a VM undefined while the daemon was down is revoked" || not_ok "VM undefined while down"
+
+# libvirtd killed and restarted: the daemon reconnects within 5 s
+bash "$VC_SOURCE_ROOT/tests/lib/libvirtd-session.sh" kill "$LVDIR"
+kill "$KEEPER" 2>/dev/null || true
+wait_for 10 bash -c "\"$VIRTCERT\" --config '$CONF' status | jq -e '.libvirt_connected == false'" || true
+t0=$(date +%s.%N)
+bash "$VC_SOURCE_ROOT/tests/lib/libvirtd-session.sh" start "$LVDIR" >/dev/null
+keep_test_driver
+if wait_for 10 bash -c "\"$VIRTCERT\" --config '$CONF' status | jq -e '.libvirt_connected == true'"; then
+	t1=$(date +%s.%N)
+	dt=$(echo "$t1 - $t0" | bc 2>/dev/null || python3 -c "print($t1-$t0)")
+	python3 -c "import sys; sys.exit(0 if $t1-$t0 < 5 else 1)" && ok "reconnected in ${dt}s" || not_ok "reconnect took ${dt}s"
+else
+	not_ok "daemon did not reconnect"
+fi
+# the test driver forgot every domain: reconcile revokes the vanished ones
+s3=$(cert_of vm-3)
+wait_for 10 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s3 --json | jq -r .status) == revoked ]]" &&
+	ok "domains gone across the libvirtd restart are revoked" || not_ok "vanished domains revoked"
+lv define <(test_domain vm-4) >/dev/null; lv start vm-4 >/dev/null
+wait_for 5 has_cert vm-4 && ok "events flow after the reconnect" || not_ok "events after reconnect"
+
+# invariants: every valid certificate belongs to a domain libvirt has
+live=$(lv list --all --name | sort)
+bad=$(vc list --json | jq -r '.[] | select(.status=="valid") | .vm_name' | sort -u | while read -r n; do grep -qx "$n" <<<"$live" || echo "$n"; done)
+[[ -z "$bad" ]] && ok "no valid certificate for a VM libvirt does not have" || not_ok "valid certificates for gone VMs: $bad"
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID" && ok "SIGTERM stops the daemon cleanly" || not_ok "SIGTERM exit status"
+finish
