@@ -9,23 +9,23 @@ G_BEGIN_DECLS
 
 struct _VcCa {
 	char *dir;
-	EVP_PKEY *key;              /* intermediate private key */
-	X509 *cert;                 /* intermediate */
-	X509 *root;                 /* trust anchor; NULL if imported without one */
-	GPtrArray *chain;           /* of X509*: intermediate then issuers, no root */
-	GStrv permitted;            /* dNSName subtrees from the certificate */
+	EVP_PKEY *key;	  /* intermediate private key */
+	X509 *cert;	  /* intermediate */
+	X509 *root;	  /* trust anchor; NULL if imported without one */
+	GPtrArray *chain; /* of X509*: intermediate then issuers, no root */
+	GStrv permitted;  /* dNSName subtrees from the certificate */
 	char *id;
-	const EVP_MD *md;           /* NULL for Ed25519 */
-	X509_STORE *store;          /* the root as the only trust anchor */
-	STACK_OF(X509) *untrusted;  /* the chain, for path building */
+	const EVP_MD *md;	    /* NULL for Ed25519 */
+	X509_STORE *store;	    /* the root as the only trust anchor */
+	STACK_OF(X509) * untrusted; /* the chain, for path building */
 	/* Post-issuance check: the intermediate as the (partial-chain) anchor.
 	 * Its own path to the root is verified once in vc_ca_load(); repeating
 	 * the root's signature over the same immutable intermediate for every
 	 * leaf would double the cost of issuance and prove nothing new. */
 	X509_STORE *issue_store;
 	/* Extensions identical in every leaf, encoded once (X509_add_ext copies). */
-	X509_EXTENSION *ext_bc;     /* CA:FALSE, critical */
-	X509_EXTENSION *ext_ku;     /* digitalSignature, critical */
+	X509_EXTENSION *ext_bc;	    /* CA:FALSE, critical */
+	X509_EXTENSION *ext_ku;	    /* digitalSignature, critical */
 	X509_EXTENSION *ext_ku_rsa; /* digitalSignature + keyEncipherment, critical */
 	X509_EXTENSION *ext_eku;    /* serverAuth + clientAuth */
 	X509_EXTENSION *ext_aki;    /* keyid = the intermediate's SKI */

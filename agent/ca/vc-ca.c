@@ -117,13 +117,22 @@ ski_from_key(EVP_PKEY *key, GError **error)
  * X509_set_pubkey() encodes the point directly (about 6 us). Same SPKI octets
  * either way. NULL when KEY is not P-256 or anything fails: the caller then
  * takes the general path. */
+static gpointer
+p256_legacy_params_new(gpointer data)
+{
+	/* ECParameters namedCurve prime256v1 (RFC 5480 2.1.1) */
+	static const unsigned char params[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+					       0xce, 0x3d, 0x03, 0x01, 0x07};
+	const unsigned char *p = params;
+
+	return d2i_KeyParams(EVP_PKEY_EC, NULL, &p, sizeof(params));
+}
+
 static EVP_PKEY *
 p256_public_for_x509(EVP_PKEY *key)
 {
-	/* ECParameters namedCurve prime256v1 (RFC 5480 2.1.1) */
-	static const unsigned char params[] = { 0x06, 0x08, 0x2a, 0x86, 0x48,
-						0xce, 0x3d, 0x03, 0x01, 0x07 };
-	const unsigned char *p = params;
+	static GOnce once = G_ONCE_INIT;
+	EVP_PKEY *tmpl = g_once(&once, p256_legacy_params_new, NULL);
 	unsigned char point[65];
 	const unsigned char *q = point;
 	size_t len = 0;
@@ -140,8 +149,11 @@ p256_public_for_x509(EVP_PKEY *key)
 		ERR_clear_error();
 		return NULL;
 	}
-	pub = d2i_KeyParams(EVP_PKEY_EC, NULL, &p, sizeof(params));
-	if (pub == NULL || d2i_PublicKey(EVP_PKEY_EC, &pub, &q, (long)len) == NULL) {
+	if (tmpl == NULL)
+		return NULL;
+	pub = EVP_PKEY_new();
+	if (pub == NULL || EVP_PKEY_copy_parameters(pub, tmpl) != 1 ||
+	    d2i_PublicKey(EVP_PKEY_EC, &pub, &q, (long)len) == NULL) {
 		EVP_PKEY_free(pub);
 		ERR_clear_error();
 		return NULL;
@@ -197,7 +209,7 @@ general_name_new_ip_zero(int len)
 {
 	GENERAL_NAME *gn = GENERAL_NAME_new();
 	ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
-	static const guint8 zeros[32] = { 0 };
+	static const guint8 zeros[32] = {0};
 
 	ASN1_OCTET_STRING_set(os, zeros, len);
 	GENERAL_NAME_set0_value(gn, GEN_IPADD, os);
@@ -240,7 +252,7 @@ static VcX509ExtStack *
 intermediate_extensions(const char *const *permit, EVP_PKEY *key, GError **error)
 {
 	g_autoptr(VcX509ExtStack) exts = sk_X509_EXTENSION_new_null();
-	static const int ku_bits[] = { KU_BIT_KEY_CERT_SIGN, KU_BIT_CRL_SIGN };
+	static const int ku_bits[] = {KU_BIT_KEY_CERT_SIGN, KU_BIT_CRL_SIGN};
 	g_autoptr(ASN1_OCTET_STRING) ski = ski_from_key(key, error);
 
 	if (ski == NULL)
@@ -353,7 +365,7 @@ ca_path(const char *dir, const char *file)
 static gboolean
 prepare_ca_dir(const char *dir, gboolean force, GError **error)
 {
-	static const char *const files[] = { "ca.key", "ca.pem", "chain.pem", "root.pem", "ca.csr" };
+	static const char *const files[] = {"ca.key", "ca.pem", "chain.pem", "root.pem", "ca.csr"};
 
 	if (g_mkdir_with_parents(dir, 0700) < 0 || g_chmod(dir, 0700) < 0) {
 		g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot create %s: %s", dir,
@@ -364,7 +376,8 @@ prepare_ca_dir(const char *dir, gboolean force, GError **error)
 		g_autofree char *p = ca_path(dir, files[i]);
 		if (!g_file_test(p, G_FILE_TEST_EXISTS))
 			continue;
-		if (!force && (g_str_equal(files[i], "ca.key") || g_str_equal(files[i], "ca.pem"))) {
+		if (!force &&
+		    (g_str_equal(files[i], "ca.key") || g_str_equal(files[i], "ca.pem"))) {
 			g_set_error(error, VC_ERROR, VC_ERROR_EXISTS,
 				    "a CA already exists in %s (use --force to replace it)", dir);
 			return FALSE;
@@ -431,7 +444,7 @@ vc_ca_init_self_signed(const char *ca_dir, const VcCaInitOptions *opts, GError *
 	g_autofree char *root_cn = NULL;
 	g_autofree char *tag = NULL;
 	g_autofree char *key_path = NULL;
-	static const int ku_bits[] = { KU_BIT_KEY_CERT_SIGN, KU_BIT_CRL_SIGN };
+	static const int ku_bits[] = {KU_BIT_KEY_CERT_SIGN, KU_BIT_CRL_SIGN};
 	gint64 lifetime;
 
 	if (!check_init_options(opts, error) || !prepare_ca_dir(ca_dir, opts->force, error))
@@ -491,8 +504,7 @@ vc_ca_init_self_signed(const char *ca_dir, const VcCaInitOptions *opts, GError *
 }
 
 gboolean
-vc_ca_init_csr(const char *ca_dir, const VcCaInitOptions *opts, const char *csr_out,
-	       GError **error)
+vc_ca_init_csr(const char *ca_dir, const VcCaInitOptions *opts, const char *csr_out, GError **error)
 {
 	g_autoptr(EVP_PKEY) key = NULL;
 	g_autoptr(X509_REQ) req = X509_REQ_new();
@@ -516,8 +528,9 @@ vc_ca_init_csr(const char *ca_dir, const VcCaInitOptions *opts, const char *csr_
 		return FALSE;
 	/* PKCS#10 (RFC 2986 4.1) with the extensions as extensionRequest
 	 * (RFC 2985 5.4.2), so the organization's root can copy them */
-	if (!X509_REQ_set_version(req, X509_REQ_VERSION_1) || !X509_REQ_set_subject_name(req, name) ||
-	    !X509_REQ_set_pubkey(req, key) || !X509_REQ_add_extensions(req, exts) ||
+	if (!X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
+	    !X509_REQ_set_subject_name(req, name) || !X509_REQ_set_pubkey(req, key) ||
+	    !X509_REQ_add_extensions(req, exts) ||
 	    X509_REQ_sign(req, key, vc_key_get_md(key)) <= 0 || !PEM_write_bio_X509_REQ(bio, req)) {
 		vc_crypto_set_error(error, "cannot build the CA certificate request");
 		return FALSE;
@@ -739,8 +752,8 @@ vc_ca_free(VcCa *ca)
 static gboolean
 ca_prepare_leaf_extensions(VcCa *ca, GError **error)
 {
-	static const int ku_sig[] = { KU_BIT_DIGITAL_SIGNATURE };
-	static const int ku_rsa[] = { KU_BIT_DIGITAL_SIGNATURE, KU_BIT_KEY_ENCIPHERMENT };
+	static const int ku_sig[] = {KU_BIT_DIGITAL_SIGNATURE};
+	static const int ku_rsa[] = {KU_BIT_DIGITAL_SIGNATURE, KU_BIT_KEY_ENCIPHERMENT};
 	g_autoptr(EXTENDED_KEY_USAGE) eku = sk_ASN1_OBJECT_new_null();
 	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ca->cert);
 	g_autoptr(ASN1_OCTET_STRING) computed = NULL;
@@ -795,7 +808,8 @@ vc_ca_load(const char *ca_dir, GError **error)
 		g_clear_error(&local);
 		ca->chain = vc_cert_load_pem_file(cert_path, error);
 		if (ca->chain == NULL) {
-			g_prefix_error(error, "no CA certificate (import one after ca init --csr): ");
+			g_prefix_error(error,
+				       "no CA certificate (import one after ca init --csr): ");
 			return NULL;
 		}
 	}
@@ -831,9 +845,8 @@ vc_ca_load(const char *ca_dir, GError **error)
 		vc_crypto_set_error(error, "cannot set up the trust store");
 		return NULL;
 	}
-	X509_STORE_set_flags(ca->store,
-			     X509_V_FLAG_X509_STRICT |
-				     (ca->root == NULL ? X509_V_FLAG_PARTIAL_CHAIN : 0));
+	X509_STORE_set_flags(ca->store, X509_V_FLAG_X509_STRICT |
+					    (ca->root == NULL ? X509_V_FLAG_PARTIAL_CHAIN : 0));
 	/* Check the CA itself once here: leaf verification repeats it, but a
 	 * broken chain is better reported on load than on every issuance.
 	 * Time is not checked: an expired CA may still sign its last CRL. */
@@ -912,7 +925,8 @@ vc_ca_check_names(VcCa *ca, const char *const *names, GError **error)
 		if (!inside) {
 			g_autofree char *list = g_strjoinv(", ", ca->permitted);
 			g_set_error(error, VC_ERROR, VC_ERROR_POLICY,
-				    "'%s' is outside the CA's permitted names (%s)", names[i], list);
+				    "'%s' is outside the CA's permitted names (%s)", names[i],
+				    list);
 			return FALSE;
 		}
 	}
@@ -932,8 +946,9 @@ vc_ca_sign_item(VcCa *ca, X509 *cert, X509_CRL *crl, GError **error)
 		ERR_clear_error();
 		EVP_MD_CTX_free(ctx);
 		ctx = EVP_MD_CTX_new();
-		if (ctx == NULL || EVP_DigestSignInit_ex(ctx, NULL, ca->md != NULL ? "SHA256" : NULL,
-							 NULL, NULL, ca->key, NULL) != 1) {
+		if (ctx == NULL ||
+		    EVP_DigestSignInit_ex(ctx, NULL, ca->md != NULL ? "SHA256" : NULL, NULL, NULL,
+					  ca->key, NULL) != 1) {
 			vc_crypto_set_error(error, "cannot prepare signing");
 			return FALSE;
 		}
@@ -1070,8 +1085,8 @@ vc_ca_issue_leaf(VcCa *ca, const VcLeafRequest *req, GError **error)
 	if (ski == NULL)
 		return NULL;
 	if (!add_ext(cert, ca->ext_bc, FALSE, error) ||
-	    !add_ext(cert, EVP_PKEY_is_a(req->public_key, "RSA") ? ca->ext_ku_rsa : ca->ext_ku, FALSE,
-		     error) ||
+	    !add_ext(cert, EVP_PKEY_is_a(req->public_key, "RSA") ? ca->ext_ku_rsa : ca->ext_ku,
+		     FALSE, error) ||
 	    !add_ext(cert, ca->ext_eku, FALSE, error) ||
 	    !add_ext(cert, ext_from_i2d(NID_subject_key_identifier, FALSE, ski, error), TRUE,
 		     error) ||
@@ -1080,13 +1095,14 @@ vc_ca_issue_leaf(VcCa *ca, const VcLeafRequest *req, GError **error)
 		return NULL;
 	if (req->crl_url != NULL && !add_ext(cert, ext_crl_dp(req->crl_url, error), TRUE, error))
 		return NULL;
-	if (req->ocsp_url != NULL && !add_ext(cert, ext_ocsp_aia(req->ocsp_url, error), TRUE, error))
+	if (req->ocsp_url != NULL &&
+	    !add_ext(cert, ext_ocsp_aia(req->ocsp_url, error), TRUE, error))
 		return NULL;
 	if (!vc_ca_sign_item(ca, cert, NULL, error))
 		return NULL;
 	if (!verify_in(ca, ca->issue_store, cert, 0, error)) {
-		g_prefix_error(error, "the new certificate %s failed verification: ",
-			       req->serial_hex);
+		g_prefix_error(error,
+			       "the new certificate %s failed verification: ", req->serial_hex);
 		return NULL;
 	}
 	return g_steal_pointer(&cert);

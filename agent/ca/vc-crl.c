@@ -15,14 +15,14 @@ static const struct {
 	int reason;
 	const char *name;
 } reason_names[] = {
-	{ VC_REASON_UNSPECIFIED, "unspecified" },
-	{ VC_REASON_KEY_COMPROMISE, "keyCompromise" },
-	{ VC_REASON_CA_COMPROMISE, "cACompromise" },
-	{ VC_REASON_AFFILIATION_CHANGED, "affiliationChanged" },
-	{ VC_REASON_SUPERSEDED, "superseded" },
-	{ VC_REASON_CESSATION_OF_OPERATION, "cessationOfOperation" },
-	{ VC_REASON_CERTIFICATE_HOLD, "certificateHold" },
-	{ VC_REASON_PRIVILEGE_WITHDRAWN, "privilegeWithdrawn" },
+    {VC_REASON_UNSPECIFIED, "unspecified"},
+    {VC_REASON_KEY_COMPROMISE, "keyCompromise"},
+    {VC_REASON_CA_COMPROMISE, "cACompromise"},
+    {VC_REASON_AFFILIATION_CHANGED, "affiliationChanged"},
+    {VC_REASON_SUPERSEDED, "superseded"},
+    {VC_REASON_CESSATION_OF_OPERATION, "cessationOfOperation"},
+    {VC_REASON_CERTIFICATE_HOLD, "certificateHold"},
+    {VC_REASON_PRIVILEGE_WITHDRAWN, "privilegeWithdrawn"},
 };
 
 const char *
@@ -124,7 +124,8 @@ vc_ca_sign_crl(VcCa *ca, GPtrArray *entries, guint64 crl_number, gint64 this_upd
 			return NULL;
 	}
 	/* RFC 5280 5.2.1 AKI and 5.2.3 CRL number, both non-critical */
-	if (!X509_CRL_add_ext(crl, ca->ext_aki, -1) || !ASN1_INTEGER_set_uint64(number, crl_number) ||
+	if (!X509_CRL_add_ext(crl, ca->ext_aki, -1) ||
+	    !ASN1_INTEGER_set_uint64(number, crl_number) ||
 	    X509_CRL_add1_ext_i2d(crl, NID_crl_number, number, 0, 0) != 1 || !X509_CRL_sort(crl)) {
 		vc_crypto_set_error(error, "cannot build CRL extensions");
 		return NULL;

@@ -8,6 +8,8 @@
 #include "vc-error.h"
 #include "vc-store-json.h"
 
+static void vc_cli_print_cert(JsonObject *o);
+
 /* The names and settings host policy gives a VM that libvirt does not know. */
 static VcPolicy *
 vc_cli_policy_for_vm(VcCli *cli, const char *vm_name, const char *vm_uuid, GError **error)
@@ -97,6 +99,28 @@ vc_cli_issue(VcCli *cli, int argc, char **argv, GError **error)
 	if (lifetime != NULL && !vc_duration_parse(lifetime, &req.lifetime_s, error))
 		return FALSE;
 
+	/* through the daemon unless the caller wants the key or files: a key made
+	 * in the daemon never leaves it */
+	if (cert_out == NULL && chain_out == NULL && key_out == NULL && vc_cli_daemon_running(cli)) {
+		g_autoptr(JsonObject) params = json_object_new();
+		g_autoptr(JsonArray) a = json_array_new();
+		g_autoptr(JsonNode) node = NULL;
+		for (guint i = 0; names[i] != NULL; i++)
+			json_array_add_string_element(a, names[i]);
+		json_object_set_string_member(params, "vm_uuid", uuid);
+		json_object_set_string_member(params, "vm_name", vm);
+		json_object_set_array_member(params, "dns_names", json_array_ref(a));
+		json_object_set_string_member(params, "key", vc_key_type_to_string(req.key_type));
+		json_object_set_int_member(params, "lifetime", req.lifetime_s);
+		node = vc_cli_daemon_call(cli, "issue", params, error);
+		if (node == NULL)
+			return FALSE;
+		if (arg_json)
+			vc_cli_print_json(g_steal_pointer(&node));
+		else
+			vc_cli_print_cert(json_node_get_object(node));
+		return TRUE;
+	}
 	issuer = vc_cli_get_issuer(cli, error);
 	if (issuer == NULL)
 		return FALSE;
@@ -182,18 +206,59 @@ vc_cli_is_serial(const char *s)
 	return TRUE;
 }
 
+static const char *
+vc_cli_json_str(JsonObject *o, const char *key)
+{
+	JsonNode *n = json_object_get_member(o, key);
+	if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
+		return "";
+	return json_node_get_string(n);
+}
+
+static char *
+vc_cli_json_names(JsonObject *o, const char *sep)
+{
+	g_autoptr(GString) s = g_string_new(NULL);
+	JsonNode *n = json_object_get_member(o, "dns_names");
+	if (n != NULL && JSON_NODE_HOLDS_ARRAY(n)) {
+		JsonArray *a = json_node_get_array(n);
+		for (guint i = 0; i < json_array_get_length(a); i++) {
+			if (i > 0)
+				g_string_append(s, sep);
+			g_string_append(s, json_array_get_string_element(a, i));
+		}
+	}
+	return g_string_free(g_steal_pointer(&s), FALSE);
+}
+
+/* Prints a JSON array of certificate objects as a table. */
 static void
-vc_cli_print_table(GPtrArray *recs)
+vc_cli_print_table(JsonArray *certs)
 {
 	g_print("%-32s  %-9s  %-20s  %-20s  %s\n", "SERIAL", "STATUS", "NOT AFTER", "VM", "NAMES");
-	for (guint i = 0; i < recs->len; i++) {
-		VcCertRecord *rec = g_ptr_array_index(recs, i);
-		g_autofree char *until = vc_time_to_string(rec->not_after);
-		g_autofree char *names = rec->dns_names ? g_strjoinv(",", rec->dns_names) : g_strdup("");
-		g_print("%-32s  %-9s  %-20s  %-20s  %s\n", rec->serial,
-			vc_cert_status_to_string(rec->status), until,
-			rec->vm_name ? rec->vm_name : rec->vm_uuid, names);
+	for (guint i = 0; i < json_array_get_length(certs); i++) {
+		JsonObject *o = json_array_get_object_element(certs, i);
+		g_autofree char *names = vc_cli_json_names(o, ",");
+		const char *vm = vc_cli_json_str(o, "vm_name");
+		g_print("%-32s  %-9s  %-20s  %-20s  %s\n", vc_cli_json_str(o, "serial"),
+			vc_cli_json_str(o, "status"), vc_cli_json_str(o, "not_after"),
+			*vm ? vm : vc_cli_json_str(o, "vm_uuid"), names);
 	}
+}
+
+static void
+vc_cli_print_cert(JsonObject *o)
+{
+	g_autofree char *names = vc_cli_json_names(o, ", ");
+	g_print("Serial:      %s\nStatus:      %s\nVM:          %s (%s)\nNames:       %s\n"
+		"Not before:  %s\nNot after:   %s\nCA:          %s\n",
+		vc_cli_json_str(o, "serial"), vc_cli_json_str(o, "status"),
+		vc_cli_json_str(o, "vm_name"), vc_cli_json_str(o, "vm_uuid"), names,
+		vc_cli_json_str(o, "not_before"), vc_cli_json_str(o, "not_after"),
+		vc_cli_json_str(o, "ca_id"));
+	if (*vc_cli_json_str(o, "revoked_at"))
+		g_print("Revoked:     %s (%s)\n", vc_cli_json_str(o, "revoked_at"),
+			vc_cli_json_str(o, "reason"));
 }
 
 static JsonNode *
@@ -212,7 +277,8 @@ vc_cli_list(VcCli *cli, int argc, char **argv, GError **error)
 {
 	g_autofree char *vm = NULL;
 	g_autofree char *status = NULL;
-	g_autoptr(GPtrArray) recs = NULL;
+	g_autoptr(JsonNode) node = NULL;
+	JsonArray *certs;
 	const GOptionEntry entries[] = {
 		{ "vm", 0, 0, G_OPTION_ARG_STRING, &vm, "Only this VM (name or UUID)", "VM" },
 		{ "status", 0, 0, G_OPTION_ARG_STRING, &status,
@@ -222,22 +288,108 @@ vc_cli_list(VcCli *cli, int argc, char **argv, GError **error)
 
 	if (!vc_cli_parse("list", "", entries, &argc, &argv, error))
 		return FALSE;
-	if (vc_cli_get_store(cli, error) == NULL)
+	if (vc_cli_daemon_running(cli)) {
+		node = vc_cli_daemon_call(cli, "list", NULL, error);
+	} else {
+		g_autoptr(GPtrArray) recs = NULL;
+		if (vc_cli_get_store(cli, error) == NULL)
+			return FALSE;
+		recs = vc_store_cert_list(cli->store, NULL, error);
+		if (recs != NULL)
+			node = vc_cli_records_to_json(recs);
+	}
+	if (node == NULL)
 		return FALSE;
-	recs = vm != NULL ? vc_cli_certs_of_vm(cli, vm, error) : vc_store_cert_list(cli->store, NULL, error);
-	if (recs == NULL)
+	if (!JSON_NODE_HOLDS_ARRAY(node)) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "the daemon's list is not an array");
 		return FALSE;
-	if (status != NULL) {
-		for (guint i = 0; i < recs->len; i++) {
-			VcCertRecord *rec = g_ptr_array_index(recs, i);
-			if (g_ascii_strcasecmp(vc_cert_status_to_string(rec->status), status) != 0)
-				g_ptr_array_remove_index(recs, i--);
-		}
+	}
+	certs = json_node_get_array(node);
+	for (guint i = 0; i < json_array_get_length(certs); i++) {
+		JsonObject *o = json_array_get_object_element(certs, i);
+		gboolean keep = TRUE;
+		if (vm != NULL)
+			keep = g_strcmp0(vc_cli_json_str(o, "vm_name"), vm) == 0 ||
+			       g_ascii_strcasecmp(vc_cli_json_str(o, "vm_uuid"), vm) == 0;
+		if (keep && status != NULL)
+			keep = g_ascii_strcasecmp(vc_cli_json_str(o, "status"), status) == 0;
+		if (!keep)
+			json_array_remove_element(certs, i--);
 	}
 	if (arg_json)
-		vc_cli_print_json(vc_cli_records_to_json(recs));
+		vc_cli_print_json(g_steal_pointer(&node));
 	else
-		vc_cli_print_table(recs);
+		vc_cli_print_table(certs);
+	return TRUE;
+}
+
+/* Offline `show`: a certificate object for a serial, or {domain, certificates}
+ * for a VM, the same shapes the daemon answers with. */
+static JsonNode *
+vc_cli_show_offline(VcCli *cli, const char *what, GError **error)
+{
+	g_autoptr(GPtrArray) recs = NULL;
+	g_autoptr(JsonBuilder) b = NULL;
+	g_autoptr(VcDomainRecord) row = NULL;
+
+	if (vc_cli_get_store(cli, error) == NULL)
+		return NULL;
+	if (vc_cli_is_serial(what)) {
+		g_autofree char *serial = g_ascii_strdown(what, -1);
+		g_autoptr(VcCertRecord) rec = vc_store_cert_get(cli->store, serial, NULL);
+		if (rec != NULL)
+			return vc_cert_record_to_json(rec);
+	}
+	recs = vc_cli_certs_of_vm(cli, what, error);
+	if (recs == NULL)
+		return NULL;
+	if (recs->len > 0)
+		row = vc_store_domain_get(cli->store,
+					  ((VcCertRecord *)g_ptr_array_index(recs, 0))->vm_uuid, NULL);
+	if (recs->len == 0) {
+		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
+			    "no certificate with serial or VM '%s'", what);
+		return NULL;
+	}
+	b = json_builder_new();
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "domain");
+	if (row != NULL)
+		json_builder_add_value(b, vc_domain_record_to_json(row));
+	else
+		json_builder_add_null_value(b);
+	json_builder_set_member_name(b, "certificates");
+	json_builder_add_value(b, vc_cli_records_to_json(recs));
+	json_builder_end_object(b);
+	return json_builder_get_root(b);
+}
+
+static gboolean
+vc_cli_print_pem(VcCli *cli, JsonObject *cert, GError **error)
+{
+	g_autoptr(VcCertRecord) rec = NULL;
+	g_autoptr(X509) x = NULL;
+	g_autofree char *text = NULL;
+	const guint8 *der;
+	gsize len = 0;
+
+	/* the DER is read from the store: PEM needs local access to the state */
+	if (vc_cli_get_store(cli, error) == NULL)
+		return FALSE;
+	rec = vc_store_cert_get(cli->store, vc_cli_json_str(cert, "serial"), error);
+	if (rec == NULL)
+		return FALSE;
+	if (rec->der == NULL)
+		return TRUE;
+	der = g_bytes_get_data(rec->der, &len);
+	x = vc_cert_from_der(der, len, error);
+	if (x == NULL)
+		return FALSE;
+	text = vc_cert_to_pem(x, error);
+	if (text == NULL)
+		return FALSE;
+	g_print("%s", text);
 	return TRUE;
 }
 
@@ -245,7 +397,8 @@ gboolean
 vc_cli_show(VcCli *cli, int argc, char **argv, GError **error)
 {
 	gboolean pem = FALSE;
-	g_autoptr(GPtrArray) recs = NULL;
+	g_autoptr(JsonNode) node = NULL;
+	JsonObject *o;
 	const GOptionEntry entries[] = {
 		{ "pem", 0, 0, G_OPTION_ARG_NONE, &pem, "Print the certificate(s) as PEM", NULL },
 		{ NULL }
@@ -258,74 +411,62 @@ vc_cli_show(VcCli *cli, int argc, char **argv, GError **error)
 				    "usage: virtcert show SERIAL|VM [--pem]");
 		return FALSE;
 	}
-	if (vc_cli_get_store(cli, error) == NULL)
+	if (vc_cli_daemon_running(cli)) {
+		g_autoptr(JsonObject) params = json_object_new();
+		json_object_set_string_member(params, "vm", argv[1]);
+		node = vc_cli_daemon_call(cli, "show", params, error);
+		/* the daemon knows only the VMs it manages; manual ones are in the store */
+		if (node == NULL && g_error_matches(*error, VC_ERROR, VC_ERROR_NOT_FOUND)) {
+			g_clear_error(error);
+			node = vc_cli_show_offline(cli, argv[1], error);
+		}
+	} else {
+		node = vc_cli_show_offline(cli, argv[1], error);
+	}
+	if (node == NULL)
 		return FALSE;
-	if (vc_cli_is_serial(argv[1])) {
-		g_autofree char *serial = g_ascii_strdown(argv[1], -1);
-		g_autoptr(GError) local = NULL;
-		VcCertRecord *rec = vc_store_cert_get(cli->store, serial, &local);
-		if (rec == NULL && !g_error_matches(local, VC_ERROR, VC_ERROR_NOT_FOUND)) {
-			g_propagate_error(error, g_steal_pointer(&local));
-			return FALSE;
-		}
-		if (rec != NULL) {
-			recs = g_ptr_array_new_with_free_func((GDestroyNotify)vc_cert_record_free);
-			g_ptr_array_add(recs, rec);
-		}
+	if (!JSON_NODE_HOLDS_OBJECT(node)) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "the answer is not a JSON object");
+		return FALSE;
 	}
-	if (recs == NULL) {
-		recs = vc_cli_certs_of_vm(cli, argv[1], error);
-		if (recs == NULL)
-			return FALSE;
-		if (recs->len == 0) {
-			g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
-				    "no certificate with serial or VM '%s'", argv[1]);
-			return FALSE;
-		}
-	}
+	o = json_node_get_object(node);
 	if (pem) {
-		for (guint i = 0; i < recs->len; i++) {
-			VcCertRecord *rec = g_ptr_array_index(recs, i);
-			g_autoptr(X509) cert = NULL;
-			g_autofree char *text = NULL;
-			gsize len = 0;
-			const guint8 *der;
-			if (rec->der == NULL)
-				continue;
-			der = g_bytes_get_data(rec->der, &len);
-			cert = vc_cert_from_der(der, len, error);
-			if (cert == NULL)
-				return FALSE;
-			text = vc_cert_to_pem(cert, error);
-			if (text == NULL)
-				return FALSE;
-			g_print("%s", text);
+		if (json_object_has_member(o, "certificates")) {
+			JsonArray *a = json_object_get_array_member(o, "certificates");
+			for (guint i = 0; i < json_array_get_length(a); i++)
+				if (!vc_cli_print_pem(cli, json_array_get_object_element(a, i), error))
+					return FALSE;
+			return TRUE;
 		}
-		return TRUE;
+		return vc_cli_print_pem(cli, o, error);
 	}
 	if (arg_json) {
-		if (recs->len == 1 && vc_cli_is_serial(argv[1]))
-			vc_cli_print_json(vc_cert_record_to_json(g_ptr_array_index(recs, 0)));
-		else
-			vc_cli_print_json(vc_cli_records_to_json(recs));
+		vc_cli_print_json(g_steal_pointer(&node));
 		return TRUE;
 	}
-	for (guint i = 0; i < recs->len; i++) {
-		VcCertRecord *rec = g_ptr_array_index(recs, i);
-		g_autofree char *nb = vc_time_to_string(rec->not_before);
-		g_autofree char *na = vc_time_to_string(rec->not_after);
-		g_autofree char *names = rec->dns_names ? g_strjoinv(", ", rec->dns_names) : g_strdup("");
-		g_print("Serial:      %s\nStatus:      %s\nVM:          %s (%s)\nNames:       %s\n"
-			"Not before:  %s\nNot after:   %s\nCA:          %s\n",
-			rec->serial, vc_cert_status_to_string(rec->status),
-			rec->vm_name ? rec->vm_name : "", rec->vm_uuid, names, nb, na, rec->ca_id);
-		if (rec->revoked_at > 0) {
-			g_autofree char *ra = vc_time_to_string(rec->revoked_at);
-			g_print("Revoked:     %s (%s)\n", ra, vc_reason_to_string(rec->reason));
-		}
-		if (i + 1 < recs->len)
+	if (json_object_has_member(o, "certificates")) {
+		JsonArray *a = json_object_get_array_member(o, "certificates");
+		JsonNode *d = json_object_get_member(o, "domain");
+		if (d != NULL && JSON_NODE_HOLDS_OBJECT(d)) {
+			JsonObject *dom = json_node_get_object(d);
+			g_print("VM:          %s (%s)\nState:       %s (generation %" G_GINT64_FORMAT
+				")\n",
+				vc_cli_json_str(dom, "name"), vc_cli_json_str(dom, "uuid"),
+				vc_cli_json_str(dom, "state"),
+				json_object_get_int_member_with_default(dom, "generation", 0));
+			if (*vc_cli_json_str(dom, "last_error"))
+				g_print("Last error:  %s\n", vc_cli_json_str(dom, "last_error"));
 			g_print("\n");
+		}
+		for (guint i = 0; i < json_array_get_length(a); i++) {
+			if (i > 0)
+				g_print("\n");
+			vc_cli_print_cert(json_array_get_object_element(a, i));
+		}
+		return TRUE;
 	}
+	vc_cli_print_cert(o);
 	return TRUE;
 }
 
@@ -353,6 +494,24 @@ vc_cli_revoke(VcCli *cli, int argc, char **argv, GError **error)
 	}
 	if (reason_s != NULL && !vc_reason_from_string(reason_s, &reason, error))
 		return FALSE;
+	if (vc_cli_daemon_running(cli)) {
+		g_autoptr(JsonObject) params = json_object_new();
+		g_autoptr(JsonNode) node = NULL;
+		json_object_set_string_member(params, "vm", argv[1]);
+		json_object_set_string_member(params, "reason", vc_reason_to_string(reason));
+		node = vc_cli_daemon_call(cli, "revoke", params, error);
+		if (node == NULL)
+			return FALSE;
+		if (arg_json) {
+			vc_cli_print_json(g_steal_pointer(&node));
+		} else {
+			JsonArray *a = json_object_get_array_member(json_node_get_object(node), "revoked");
+			for (guint i = 0; a != NULL && i < json_array_get_length(a); i++)
+				g_print("Revoked %s (%s)\n", json_array_get_string_element(a, i),
+					vc_reason_to_string(reason));
+		}
+		return TRUE;
+	}
 	issuer = vc_cli_get_issuer(cli, error);
 	if (issuer == NULL)
 		return FALSE;

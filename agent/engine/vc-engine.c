@@ -1099,6 +1099,12 @@ vc_engine_revoke(VcEngine *engine, const char *vm_or_serial, int reason, GError 
 		vc_engine_schedule_flush(engine);
 		return NULL;
 	}
+	/* a manual revocation is not the end of the VM's life: if policy still
+	 * asks for a certificate, a new one (with a new key) is issued */
+	if (row != NULL && g_strcmp0(row->state, "REVOKED") == 0) {
+		vc_engine_row_set(engine, row, "NEW", NULL);
+		vc_engine_evaluate(engine, row->uuid, NULL, "re-issue after a manual revocation");
+	}
 	json_builder_begin_object(b);
 	json_builder_set_member_name(b, "revoked");
 	json_builder_begin_array(b);

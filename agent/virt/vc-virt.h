@@ -9,9 +9,14 @@
  * reconnects with backoff (250 ms doubling to a 2 s cap).
  *
  * Threading: create, start and free a VcVirt on the thread that runs the GLib
- * default main context; all callbacks run there. The query and metadata
- * functions are thread-safe and may be called from worker threads (they are
- * blocking libvirt calls). */
+ * default main context; all callbacks run there, from the main loop, never
+ * from inside a vc_virt_*() call. Do not free the VcVirt from inside one of
+ * its callbacks. The query and metadata functions are thread-safe and may be
+ * called from worker threads (they are blocking libvirt calls).
+ *
+ * Order: connected(), then events, then disconnected(), then (after a
+ * reconnect) connected() again. Events are delivered only while connected;
+ * whatever happened while disconnected must be found by reconciling. */
 
 #include <gio/gio.h>
 #include <libvirt/libvirt.h>

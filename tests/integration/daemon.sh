@@ -133,11 +133,12 @@ wait_for 10 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s2 --json | jq -
 	ok "a VM undefined while the daemon was down is revoked" || not_ok "VM undefined while down"
 
 # libvirtd killed and restarted: the daemon reconnects within 5 s
+s3=$(cert_of vm-3)
 bash "$VC_SOURCE_ROOT/tests/lib/libvirtd-session.sh" kill "$LVDIR"
 kill "$KEEPER" 2>/dev/null || true
 wait_for 10 bash -c "\"$VIRTCERT\" --config '$CONF' status | jq -e '.libvirt_connected == false'" || true
-t0=$(date +%s.%N)
 bash "$VC_SOURCE_ROOT/tests/lib/libvirtd-session.sh" start "$LVDIR" >/dev/null
+t0=$(date +%s.%N)
 keep_test_driver
 if wait_for 10 bash -c "\"$VIRTCERT\" --config '$CONF' status | jq -e '.libvirt_connected == true'"; then
 	t1=$(date +%s.%N)
@@ -147,7 +148,6 @@ else
 	not_ok "daemon did not reconnect"
 fi
 # the test driver forgot every domain: reconcile revokes the vanished ones
-s3=$(cert_of vm-3)
 wait_for 10 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s3 --json | jq -r .status) == revoked ]]" &&
 	ok "domains gone across the libvirtd restart are revoked" || not_ok "vanished domains revoked"
 lv define <(test_domain vm-4) >/dev/null; lv start vm-4 >/dev/null

@@ -99,8 +99,7 @@ vc_libvirtd_start() {
 		env -i "${envs[@]}" "${cmd[@]}" >>"$dir/libvirtd.log" 2>&1 </dev/null
 	fi || { echo "libvirtd failed to start, see $dir/libvirtd.log" >&2; return 1; }
 	# --daemon returns once the pid file is written; the socket follows shortly.
-	local i
-	for i in $(seq 1 200); do
+	for _ in $(seq 1 200); do
 		if [ -S "$sock" ] && vc_libvirtd_pid "$dir" >/dev/null; then
 			echo "$sock"
 			return 0
@@ -112,16 +111,16 @@ vc_libvirtd_start() {
 }
 
 vc_libvirtd_signal() {
-	local dir="$1" sig="$2" pid i
+	local dir="$1" sig="$2" pid
 	pid=$(vc_libvirtd_pid "$dir") || return 0
 	kill "-$sig" "$pid" 2>/dev/null
-	for i in $(seq 1 100); do
+	for _ in $(seq 1 100); do
 		vc_libvirtd_alive "$pid" || { rm -f "$dir/libvirtd.pid"; return 0; }
 		sleep 0.05
 	done
 	[ "$sig" = KILL ] && return 1
 	kill -KILL "$pid" 2>/dev/null
-	for i in $(seq 1 100); do
+	for _ in $(seq 1 100); do
 		vc_libvirtd_alive "$pid" || { rm -f "$dir/libvirtd.pid"; return 0; }
 		sleep 0.05
 	done

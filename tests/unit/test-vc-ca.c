@@ -11,9 +11,9 @@
 
 #define UUID "6F1C2E0A-1B2C-4D5E-8F90-0123456789AB"
 
-static const VcKeyType all_types[] = { VC_KEY_TYPE_EC_P256, VC_KEY_TYPE_ED25519,
-				       VC_KEY_TYPE_RSA_3072 };
-static const char *const permit[] = { "vms.example.com", "lab.example.net", NULL };
+static const VcKeyType all_types[] = {VC_KEY_TYPE_EC_P256, VC_KEY_TYPE_ED25519,
+				      VC_KEY_TYPE_RSA_3072};
+static const char *const permit[] = {"vms.example.com", "lab.example.net", NULL};
 
 static void
 rm_rf(const char *dir)
@@ -55,7 +55,7 @@ static void
 init_ca(const char *dir, VcKeyType type)
 {
 	g_autoptr(GError) error = NULL;
-	VcCaInitOptions opts = { .permit = permit, .key_type = type };
+	VcCaInitOptions opts = {.permit = permit, .key_type = type};
 
 	g_assert_true(vc_ca_init_self_signed(dir, &opts, &error));
 	g_assert_no_error(error);
@@ -117,7 +117,8 @@ static void
 assert_intermediate_extensions(X509 *cert, X509 *root)
 {
 	int crit = -1;
-	g_autoptr(BASIC_CONSTRAINTS) bc = X509_get_ext_d2i(cert, NID_basic_constraints, &crit, NULL);
+	g_autoptr(BASIC_CONSTRAINTS) bc =
+	    X509_get_ext_d2i(cert, NID_basic_constraints, &crit, NULL);
 	g_autoptr(ASN1_BIT_STRING) ku = NULL;
 	g_autoptr(NAME_CONSTRAINTS) nc = NULL;
 	g_autoptr(AUTHORITY_KEYID) aki = NULL;
@@ -154,7 +155,7 @@ assert_intermediate_extensions(X509 *cert, X509 *root)
 	for (int i = 0; i < 2; i++) {
 		GENERAL_SUBTREE *st = sk_GENERAL_SUBTREE_value(nc->excludedSubtrees, i);
 		const ASN1_OCTET_STRING *ip;
-		static const guint8 zeros[32] = { 0 };
+		static const guint8 zeros[32] = {0};
 		g_assert_cmpint(st->base->type, ==, GEN_IPADD);
 		ip = st->base->d.iPAddress;
 		g_assert_cmpint(ASN1_STRING_length(ip), ==, i == 0 ? 8 : 32);
@@ -220,8 +221,8 @@ test_init_self_signed(Fixture *f, gconstpointer data)
 
 		g_assert_cmpint(X509_get_signature_nid(cert), ==, expected_sig_nid(all_types[t]));
 		g_assert_cmpint(X509_get_signature_nid(root), ==, expected_sig_nid(all_types[t]));
-		g_assert_cmpint(X509_NAME_cmp(X509_get_issuer_name(cert),
-					      X509_get_subject_name(root)), ==, 0);
+		g_assert_cmpint(
+		    X509_NAME_cmp(X509_get_issuer_name(cert), X509_get_subject_name(root)), ==, 0);
 
 		/* root: self-signed CA, critical keyCertSign + cRLSign, SKI */
 		g_assert_cmpint(X509_self_signed(root, 1), ==, 1);
@@ -244,9 +245,9 @@ static void
 test_init_refusals(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	const char *const none[] = { NULL };
-	const char *const bad[] = { "not a name", NULL };
-	VcCaInitOptions opts = { .permit = none };
+	const char *const none[] = {NULL};
+	const char *const bad[] = {"not a name", NULL};
+	VcCaInitOptions opts = {.permit = none};
 	g_autofree char *key_path = g_build_filename(f->dir, "ca.key", NULL);
 	g_autoptr(EVP_PKEY) k1 = NULL;
 	g_autoptr(EVP_PKEY) k2 = NULL;
@@ -291,18 +292,18 @@ test_load_getters(Fixture *f, gconstpointer data)
 	g_assert_nonnull(ca);
 	g_assert_nonnull(vc_ca_get_root(ca));
 	g_assert_cmpuint(vc_ca_get_chain(ca)->len, ==, 1);
-	g_assert_cmpint(X509_cmp(g_ptr_array_index(vc_ca_get_chain(ca), 0), vc_ca_get_cert(ca)),
-			==, 0);
+	g_assert_cmpint(X509_cmp(g_ptr_array_index(vc_ca_get_chain(ca), 0), vc_ca_get_cert(ca)), ==,
+			0);
 	p = vc_ca_get_permitted(ca);
 	g_assert_cmpstr(p[0], ==, "vms.example.com");
 	g_assert_cmpstr(p[1], ==, "lab.example.net");
 	g_assert_null(p[2]);
 	ski = X509_get0_subject_key_id(vc_ca_get_cert(ca));
-	ski_hex = g_strdup_printf("%02x%02x%02x%02x%02x%02x%02x%02x",
-				  ASN1_STRING_get0_data(ski)[0], ASN1_STRING_get0_data(ski)[1],
-				  ASN1_STRING_get0_data(ski)[2], ASN1_STRING_get0_data(ski)[3],
-				  ASN1_STRING_get0_data(ski)[4], ASN1_STRING_get0_data(ski)[5],
-				  ASN1_STRING_get0_data(ski)[6], ASN1_STRING_get0_data(ski)[7]);
+	ski_hex = g_strdup_printf("%02x%02x%02x%02x%02x%02x%02x%02x", ASN1_STRING_get0_data(ski)[0],
+				  ASN1_STRING_get0_data(ski)[1], ASN1_STRING_get0_data(ski)[2],
+				  ASN1_STRING_get0_data(ski)[3], ASN1_STRING_get0_data(ski)[4],
+				  ASN1_STRING_get0_data(ski)[5], ASN1_STRING_get0_data(ski)[6],
+				  ASN1_STRING_get0_data(ski)[7]);
 	g_assert_cmpstr(vc_ca_get_id(ca), ==, ski_hex);
 }
 
@@ -316,21 +317,21 @@ test_load_missing(Fixture *f, gconstpointer data)
 }
 
 static X509 *
-issue(VcCa *ca, const char *const *names, EVP_PKEY *pub, gboolean empty_subject,
-      gboolean urls, char **ret_serial, GError **error)
+issue(VcCa *ca, const char *const *names, EVP_PKEY *pub, gboolean empty_subject, gboolean urls,
+      char **ret_serial, GError **error)
 {
 	g_autofree char *serial = vc_serial_generate(NULL);
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	VcLeafRequest req = {
-		.serial_hex = serial,
-		.vm_uuid = UUID,
-		.dns_names = names,
-		.public_key = pub,
-		.not_before = now - 300,
-		.not_after = now + 86400,
-		.crl_url = urls ? "http://127.0.0.1:8453/crl/x.crl" : NULL,
-		.ocsp_url = urls ? "http://127.0.0.1:8453/ocsp" : NULL,
-		.empty_subject = empty_subject,
+	    .serial_hex = serial,
+	    .vm_uuid = UUID,
+	    .dns_names = names,
+	    .public_key = pub,
+	    .not_before = now - 300,
+	    .not_after = now + 86400,
+	    .crl_url = urls ? "http://127.0.0.1:8453/crl/x.crl" : NULL,
+	    .ocsp_url = urls ? "http://127.0.0.1:8453/ocsp" : NULL,
+	    .empty_subject = empty_subject,
 	};
 	X509 *cert = vc_ca_issue_leaf(ca, &req, error);
 
@@ -361,8 +362,9 @@ assert_leaf(VcCa *ca, X509 *leaf, const char *const *names, EVP_PKEY *pub, gbool
 	g_assert_cmpstr(hex, ==, serial);
 	g_assert_cmpint(ASN1_STRING_type(sn), ==, V_ASN1_INTEGER);
 	g_assert_cmpint(ASN1_STRING_length(sn), ==, 16);
-	g_assert_cmpint(X509_NAME_cmp(X509_get_issuer_name(leaf),
-				      X509_get_subject_name(vc_ca_get_cert(ca))), ==, 0);
+	g_assert_cmpint(
+	    X509_NAME_cmp(X509_get_issuer_name(leaf), X509_get_subject_name(vc_ca_get_cert(ca))),
+	    ==, 0);
 	g_assert_cmpint(EVP_PKEY_eq(X509_get0_pubkey(leaf), pub), ==, 1);
 
 	if (empty_subject) {
@@ -388,8 +390,8 @@ assert_leaf(VcCa *ca, X509 *leaf, const char *const *names, EVP_PKEY *pub, gbool
 		GENERAL_NAME *gn = sk_GENERAL_NAME_value(san, (int)n_names);
 		g_autofree char *want = g_ascii_strdown("urn:uuid:" UUID, -1);
 		g_assert_cmpint(gn->type, ==, GEN_URI);
-		g_assert_cmpstr((const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier),
-				==, want);
+		g_assert_cmpstr(
+		    (const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier), ==, want);
 	}
 
 	eku = X509_get_ext_d2i(leaf, NID_ext_key_usage, &crit, NULL);
@@ -412,8 +414,8 @@ assert_leaf(VcCa *ca, X509 *leaf, const char *const *names, EVP_PKEY *pub, gbool
 	g_assert_nonnull(X509_get0_subject_key_id(leaf));
 	aki = X509_get_ext_d2i(leaf, NID_authority_key_identifier, &crit, NULL);
 	g_assert_nonnull(aki);
-	g_assert_cmpint(ASN1_OCTET_STRING_cmp(aki->keyid,
-					      X509_get0_subject_key_id(vc_ca_get_cert(ca))), ==, 0);
+	g_assert_cmpint(
+	    ASN1_OCTET_STRING_cmp(aki->keyid, X509_get0_subject_key_id(vc_ca_get_cert(ca))), ==, 0);
 
 	cdp = X509_get_ext_d2i(leaf, NID_crl_distribution_points, &crit, NULL);
 	aia = X509_get_ext_d2i(leaf, NID_info_access, &crit, NULL);
@@ -427,15 +429,16 @@ assert_leaf(VcCa *ca, X509 *leaf, const char *const *names, EVP_PKEY *pub, gbool
 		g_assert_cmpint(dp->distpoint->type, ==, 0);
 		gn = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, 0);
 		g_assert_cmpint(gn->type, ==, GEN_URI);
-		g_assert_cmpstr((const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier),
-				==, "http://127.0.0.1:8453/crl/x.crl");
+		g_assert_cmpstr(
+		    (const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier), ==,
+		    "http://127.0.0.1:8453/crl/x.crl");
 		g_assert_nonnull(aia);
 		g_assert_cmpint(sk_ACCESS_DESCRIPTION_num(aia), ==, 1);
 		ad = sk_ACCESS_DESCRIPTION_value(aia, 0);
 		g_assert_cmpint(OBJ_obj2nid(ad->method), ==, NID_ad_OCSP);
 		g_assert_cmpstr(
-			(const char *)ASN1_STRING_get0_data(ad->location->d.uniformResourceIdentifier),
-			==, "http://127.0.0.1:8453/ocsp");
+		    (const char *)ASN1_STRING_get0_data(ad->location->d.uniformResourceIdentifier),
+		    ==, "http://127.0.0.1:8453/ocsp");
 	} else {
 		g_assert_null(cdp);
 		g_assert_null(aia);
@@ -447,7 +450,7 @@ assert_leaf(VcCa *ca, X509 *leaf, const char *const *names, EVP_PKEY *pub, gbool
 static void
 test_issue_leaf(Fixture *f, gconstpointer data)
 {
-	const char *const names[] = { "web1.vms.example.com", "web1.lab.example.net", NULL };
+	const char *const names[] = {"web1.vms.example.com", "web1.lab.example.net", NULL};
 
 	for (gsize t = 0; t < G_N_ELEMENTS(all_types); t++) {
 		g_autofree char *dir = g_strdup_printf("%s-%zu", f->dir, t);
@@ -461,9 +464,8 @@ test_issue_leaf(Fixture *f, gconstpointer data)
 			g_autoptr(EVP_PKEY) leaf_key = vc_key_generate(all_types[k], NULL);
 			for (int variant = 0; variant < 2; variant++) {
 				g_autofree char *serial = NULL;
-				g_autoptr(X509) leaf =
-					issue(ca, names, leaf_key, variant == 1, variant == 0, &serial,
-					      &error);
+				g_autoptr(X509) leaf = issue(ca, names, leaf_key, variant == 1,
+							     variant == 0, &serial, &error);
 				g_assert_no_error(error);
 				g_assert_nonnull(leaf);
 				g_assert_cmpint(X509_get_signature_nid(leaf), ==,
@@ -481,18 +483,18 @@ test_issue_leaf(Fixture *f, gconstpointer data)
 static void
 test_issue_validity_and_serials(Fixture *f, gconstpointer data)
 {
-	const char *const names[] = { "a.vms.example.com", NULL };
+	const char *const names[] = {"a.vms.example.com", NULL};
 	g_autoptr(GError) error = NULL;
 	g_autoptr(VcCa) ca = NULL;
 	g_autoptr(EVP_PKEY) key = vc_key_generate(VC_KEY_TYPE_EC_P256, NULL);
 	g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	VcLeafRequest req = {
-		.vm_uuid = UUID,
-		.dns_names = names,
-		.public_key = key,
-		.not_before = now - 120,
-		.not_after = now + 3600,
+	    .vm_uuid = UUID,
+	    .dns_names = names,
+	    .public_key = key,
+	    .not_before = now - 120,
+	    .not_after = now + 3600,
 	};
 
 	init_ca(f->dir, VC_KEY_TYPE_EC_P256);
@@ -530,7 +532,8 @@ test_issue_validity_and_serials(Fixture *f, gconstpointer data)
 
 	/* a serial that is not a positive non-zero integer of at most 20 octets */
 	{
-		const char *bad[] = { "00", "-01", "xyz", "", "0102030405060708090a0b0c0d0e0f101112131415" };
+		const char *bad[] = {"00", "-01", "xyz", "",
+				     "0102030405060708090a0b0c0d0e0f101112131415"};
 		for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
 			req.serial_hex = bad[i];
 			g_assert_null(vc_ca_issue_leaf(ca, &req, &error));
@@ -551,28 +554,28 @@ test_check_names(Fixture *f, gconstpointer data)
 	g_autoptr(VcCa) ca = NULL;
 	g_autoptr(EVP_PKEY) key = vc_key_generate(VC_KEY_TYPE_EC_P256, NULL);
 	const char *refused[] = {
-		"web.other.example.org", /* outside */
-		"evilvms.example.com",   /* suffix, not a subdomain */
-		"example.com",           /* parent of the subtree */
-		"*.x.vms.example.com",   /* wildcard */
-		"a..vms.example.com",    /* empty label */
-		"-a.vms.example.com",    /* leading hyphen */
-		"Web.vms.example.com",   /* upper case */
-		"web.vms.example.com.",  /* trailing dot */
-		"10.0.0.1",              /* not a DNS name, and IPs are excluded */
+	    "web.other.example.org", /* outside */
+	    "evilvms.example.com",   /* suffix, not a subdomain */
+	    "example.com",	     /* parent of the subtree */
+	    "*.x.vms.example.com",   /* wildcard */
+	    "a..vms.example.com",    /* empty label */
+	    "-a.vms.example.com",    /* leading hyphen */
+	    "Web.vms.example.com",   /* upper case */
+	    "web.vms.example.com.",  /* trailing dot */
+	    "10.0.0.1",		     /* not a DNS name, and IPs are excluded */
 	};
 
 	init_ca(f->dir, VC_KEY_TYPE_EC_P256);
 	ca = vc_ca_load(f->dir, &error);
 	g_assert_no_error(error);
 	{
-		const char *const ok[] = { "vms.example.com", "a.b.vms.example.com",
-					   "xn--bcher-kva.lab.example.net", NULL };
+		const char *const ok[] = {"vms.example.com", "a.b.vms.example.com",
+					  "xn--bcher-kva.lab.example.net", NULL};
 		g_assert_true(vc_ca_check_names(ca, ok, &error));
 		g_assert_no_error(error);
 	}
 	for (gsize i = 0; i < G_N_ELEMENTS(refused); i++) {
-		const char *const names[] = { "fine.vms.example.com", refused[i], NULL };
+		const char *const names[] = {"fine.vms.example.com", refused[i], NULL};
 		g_autoptr(X509) leaf = NULL;
 
 		g_assert_false(vc_ca_check_names(ca, names, &error));
@@ -586,7 +589,7 @@ test_check_names(Fixture *f, gconstpointer data)
 		g_clear_error(&error);
 	}
 	{
-		const char *const empty[] = { NULL };
+		const char *const empty[] = {NULL};
 		g_assert_false(vc_ca_check_names(ca, empty, &error));
 		g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
 	}
@@ -633,7 +636,7 @@ test_constraints_enforced(Fixture *f, gconstpointer data)
 	GENERAL_NAME *ip = GENERAL_NAME_new();
 	ASN1_IA5STRING *s = ASN1_IA5STRING_new();
 	ASN1_OCTET_STRING *addr = ASN1_OCTET_STRING_new();
-	static const guint8 v4[4] = { 192, 0, 2, 1 };
+	static const guint8 v4[4] = {192, 0, 2, 1};
 	g_autoptr(X509) outside = NULL;
 	g_autoptr(X509) with_ip = NULL;
 
@@ -662,7 +665,7 @@ test_constraints_enforced(Fixture *f, gconstpointer data)
 static void
 test_post_sign_verification(Fixture *f, gconstpointer data)
 {
-	const char *const names[] = { "a.vms.example.com", NULL };
+	const char *const names[] = {"a.vms.example.com", NULL};
 	g_autofree char *other_dir = g_build_filename(f->tmp, "other", NULL);
 	g_autoptr(GError) error = NULL;
 	g_autoptr(VcCa) ca = NULL;
@@ -671,13 +674,13 @@ test_post_sign_verification(Fixture *f, gconstpointer data)
 	g_autoptr(X509) foreign = NULL;
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	VcLeafRequest req = {
-		.serial_hex = "0123",
-		.vm_uuid = UUID,
-		.dns_names = names,
-		.public_key = key,
-		/* not yet valid now: verification after signing must fail */
-		.not_before = now + 3600,
-		.not_after = now + 7200,
+	    .serial_hex = "0123",
+	    .vm_uuid = UUID,
+	    .dns_names = names,
+	    .public_key = key,
+	    /* not yet valid now: verification after signing must fail */
+	    .not_before = now + 3600,
+	    .not_after = now + 7200,
 	};
 
 	init_ca(f->dir, VC_KEY_TYPE_EC_P256);
@@ -818,10 +821,11 @@ test_csr_and_import(Fixture *f, gconstpointer data)
 	g_autoptr(X509) leaf = NULL;
 	g_autoptr(EVP_PKEY) leaf_key = vc_key_generate(VC_KEY_TYPE_EC_P256, NULL);
 	g_autoptr(VcX509ExtStack) exts = NULL;
-	g_auto(TestRoot) root = { 0 };
-	const char *const names[] = { "db.vms.example.com", NULL };
-	VcCaInitOptions opts = { .permit = permit, .key_type = VC_KEY_TYPE_EC_P256,
-				 .common_name = "virtcert test intermediate" };
+	g_auto(TestRoot) root = {0};
+	const char *const names[] = {"db.vms.example.com", NULL};
+	VcCaInitOptions opts = {.permit = permit,
+				.key_type = VC_KEY_TYPE_EC_P256,
+				.common_name = "virtcert test intermediate"};
 	char cn[128];
 
 	g_assert_true(vc_ca_init_csr(f->dir, &opts, out, &error));
@@ -837,7 +841,8 @@ test_csr_and_import(Fixture *f, gconstpointer data)
 	g_assert_no_error(error);
 	g_assert_cmpint(X509_REQ_verify(req, key), ==, 1);
 	g_assert_cmpint(X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(req), NID_commonName,
-						  cn, sizeof(cn)), >, 0);
+						  cn, sizeof(cn)),
+			>, 0);
 	g_assert_cmpstr(cn, ==, "virtcert test intermediate");
 	exts = X509_REQ_get_extensions(req);
 	g_assert_cmpint(X509v3_get_ext_by_NID(exts, NID_basic_constraints, -1), >=, 0);
@@ -880,9 +885,9 @@ test_import_refusals(Fixture *f, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(X509_REQ) req = NULL;
 	g_autoptr(X509_REQ) other_req = NULL;
-	g_auto(TestRoot) root = { 0 };
-	g_auto(TestRoot) wrong_root = { 0 };
-	VcCaInitOptions opts = { .permit = permit, .key_type = VC_KEY_TYPE_EC_P256 };
+	g_auto(TestRoot) root = {0};
+	g_auto(TestRoot) wrong_root = {0};
+	VcCaInitOptions opts = {.permit = permit, .key_type = VC_KEY_TYPE_EC_P256};
 
 	g_assert_true(vc_ca_init_csr(f->dir, &opts, NULL, &error));
 	g_assert_true(vc_ca_init_csr(other_dir, &opts, NULL, &error));

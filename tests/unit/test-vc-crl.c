@@ -8,7 +8,7 @@
 #include "vc-ca.h"
 #include "vc-error.h"
 
-static const char *const permit[] = { "vms.example.com", NULL };
+static const char *const permit[] = {"vms.example.com", NULL};
 
 static void
 rm_rf(const char *dir)
@@ -28,7 +28,7 @@ make_ca(const char *tmp, VcKeyType type)
 {
 	g_autofree char *dir = g_build_filename(tmp, "ca", NULL);
 	g_autoptr(GError) error = NULL;
-	VcCaInitOptions opts = { .permit = permit, .key_type = type };
+	VcCaInitOptions opts = {.permit = permit, .key_type = type};
 	VcCa *ca;
 
 	rm_rf(dir);
@@ -68,8 +68,8 @@ static void
 test_crl_contents(void)
 {
 	g_autofree char *tmp = g_dir_make_tmp("vc-crl-XXXXXX", NULL);
-	static const VcKeyType types[] = { VC_KEY_TYPE_EC_P256, VC_KEY_TYPE_ED25519,
-					   VC_KEY_TYPE_RSA_3072 };
+	static const VcKeyType types[] = {VC_KEY_TYPE_EC_P256, VC_KEY_TYPE_ED25519,
+					  VC_KEY_TYPE_RSA_3072};
 
 	for (gsize t = 0; t < G_N_ELEMENTS(types); t++) {
 		g_autoptr(VcCa) ca = make_ca(tmp, types[t]);
@@ -80,13 +80,13 @@ test_crl_contents(void)
 		g_autoptr(ASN1_INTEGER) number = NULL;
 		g_autoptr(EVP_PKEY) other = vc_key_generate(types[t], NULL);
 		gint64 now = 1750000000;
-		VcCrlEntry e1 = { "7a0b1c2d3e4f5061728394a5b6c7d8e9", now - 100,
-				  VC_REASON_KEY_COMPROMISE };
-		VcCrlEntry e2 = { "11", now - 50, VC_REASON_UNSPECIFIED };
-		VcCrlEntry e3 = { "0ABCDEF0123456789abcdef012345678", now - 10,
-				  VC_REASON_CESSATION_OF_OPERATION };
-		VcCrlEntry e4 = { "22", now - 5, VC_REASON_PRIVILEGE_WITHDRAWN };
-		const VcCrlEntry *all[] = { &e1, &e2, &e3, &e4 };
+		VcCrlEntry e1 = {"7a0b1c2d3e4f5061728394a5b6c7d8e9", now - 100,
+				 VC_REASON_KEY_COMPROMISE};
+		VcCrlEntry e2 = {"11", now - 50, VC_REASON_UNSPECIFIED};
+		VcCrlEntry e3 = {"0ABCDEF0123456789abcdef012345678", now - 10,
+				 VC_REASON_CESSATION_OF_OPERATION};
+		VcCrlEntry e4 = {"22", now - 5, VC_REASON_PRIVILEGE_WITHDRAWN};
+		const VcCrlEntry *all[] = {&e1, &e2, &e3, &e4};
 		int crit = -1;
 		guint64 n = 0;
 
@@ -100,7 +100,8 @@ test_crl_contents(void)
 		/* v2, issuer = the intermediate, times */
 		g_assert_cmpint(X509_CRL_get_version(crl), ==, X509_CRL_VERSION_2);
 		g_assert_cmpint(X509_NAME_cmp(X509_CRL_get_issuer(crl),
-					      X509_get_subject_name(vc_ca_get_cert(ca))), ==, 0);
+					      X509_get_subject_name(vc_ca_get_cert(ca))),
+				==, 0);
 		g_assert_cmpint(time_cmp_unix(X509_CRL_get0_lastUpdate(crl), now), ==, 0);
 		g_assert_cmpint(time_cmp_unix(X509_CRL_get0_nextUpdate(crl), now + 3600), ==, 0);
 
@@ -108,9 +109,9 @@ test_crl_contents(void)
 		aki = X509_CRL_get_ext_d2i(crl, NID_authority_key_identifier, &crit, NULL);
 		g_assert_nonnull(aki);
 		g_assert_cmpint(crit, ==, 0);
-		g_assert_cmpint(ASN1_OCTET_STRING_cmp(aki->keyid,
-						      X509_get0_subject_key_id(vc_ca_get_cert(ca))),
-				==, 0);
+		g_assert_cmpint(
+		    ASN1_OCTET_STRING_cmp(aki->keyid, X509_get0_subject_key_id(vc_ca_get_cert(ca))),
+		    ==, 0);
 		number = X509_CRL_get_ext_d2i(crl, NID_crl_number, &crit, NULL);
 		g_assert_nonnull(number);
 		g_assert_cmpint(crit, ==, 0);
@@ -124,8 +125,9 @@ test_crl_contents(void)
 			g_autoptr(ASN1_ENUMERATED) reason = NULL;
 
 			g_assert_nonnull(r);
-			g_assert_cmpint(time_cmp_unix(X509_REVOKED_get0_revocationDate(r),
-						      all[i]->revoked_at), ==, 0);
+			g_assert_cmpint(
+			    time_cmp_unix(X509_REVOKED_get0_revocationDate(r), all[i]->revoked_at),
+			    ==, 0);
 			reason = X509_REVOKED_get_ext_d2i(r, NID_crl_reason, &crit, NULL);
 			if (all[i]->reason == VC_REASON_UNSPECIFIED) {
 				g_assert_null(reason);
@@ -191,8 +193,8 @@ test_crl_refusals(void)
 	g_autoptr(VcCa) ca = make_ca(tmp, VC_KEY_TYPE_EC_P256);
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) entries = g_ptr_array_new();
-	VcCrlEntry bad_reason = { "01", 1000, 7 };
-	VcCrlEntry bad_serial = { "zz", 1000, VC_REASON_SUPERSEDED };
+	VcCrlEntry bad_reason = {"01", 1000, 7};
+	VcCrlEntry bad_serial = {"zz", 1000, VC_REASON_SUPERSEDED};
 
 	g_assert_null(vc_ca_sign_crl(ca, NULL, 1, 2000, 2000, &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_USAGE);
@@ -216,10 +218,9 @@ test_reason_strings(void)
 		int reason;
 		const char *name;
 	} rfc[] = {
-		{ 0, "unspecified" },       { 1, "keyCompromise" },
-		{ 2, "cACompromise" },      { 3, "affiliationChanged" },
-		{ 4, "superseded" },        { 5, "cessationOfOperation" },
-		{ 6, "certificateHold" },   { 9, "privilegeWithdrawn" },
+	    {0, "unspecified"},	       {1, "keyCompromise"},	  {2, "cACompromise"},
+	    {3, "affiliationChanged"}, {4, "superseded"},	  {5, "cessationOfOperation"},
+	    {6, "certificateHold"},    {9, "privilegeWithdrawn"},
 	};
 	g_autoptr(GError) error = NULL;
 	int r = -1;

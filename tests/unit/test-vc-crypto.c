@@ -8,8 +8,8 @@
 #include "vc-ca.h"
 #include "vc-error.h"
 
-static const VcKeyType all_types[] = { VC_KEY_TYPE_EC_P256, VC_KEY_TYPE_ED25519,
-				       VC_KEY_TYPE_RSA_3072 };
+static const VcKeyType all_types[] = {VC_KEY_TYPE_EC_P256, VC_KEY_TYPE_ED25519,
+				      VC_KEY_TYPE_RSA_3072};
 
 static void
 rm_rf(const char *dir)
@@ -296,7 +296,7 @@ test_serial_generate(void)
 		for (const char *p = s; *p != '\0'; p++)
 			g_assert_true(g_ascii_isxdigit(*p) && !g_ascii_isupper(*p));
 		/* positive, with no leading zero octet */
-		first = (guint)g_ascii_strtoull((char[]){ s[0], s[1], 0 }, NULL, 16);
+		first = (guint)g_ascii_strtoull((char[]){s[0], s[1], 0}, NULL, 16);
 		g_assert_cmpuint(first, >=, 0x01);
 		g_assert_cmpuint(first, <=, 0x7f);
 		g_assert_false(g_hash_table_contains(seen, s));

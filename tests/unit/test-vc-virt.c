@@ -727,11 +727,13 @@ daemon_teardown(Daemon *d, gconstpointer data)
 	if (d->dir != NULL) {
 		g_autoptr(GError) error = NULL;
 		const char *argv[] = {"rm", "-rf", d->dir, NULL};
+		gboolean stopped;
 		fixture_clear(&d->f);
-		run_helper(d, "stop", NULL, &error);
-		g_assert_no_error(error);
+		stopped = run_helper(d, "stop", NULL, &error);
 		g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
 		             NULL, NULL);
+		g_assert_no_error(error);
+		g_assert_true(stopped);
 	}
 	g_free(d->dir);
 	g_free(d->script);
