@@ -97,7 +97,7 @@ void vc_ca_free(VcCa *ca);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcCa, vc_ca_free)
 
 X509 *vc_ca_get_cert(VcCa *ca);           /* borrowed */
-X509 *vc_ca_get_root(VcCa *ca);           /* borrowed */
+X509 *vc_ca_get_root(VcCa *ca);           /* borrowed; NULL if imported without a root */
 /* Intermediate then issuers (no root), borrowed. */
 GPtrArray *vc_ca_get_chain(VcCa *ca);
 /* Permitted dNSName subtrees read from the certificate (borrowed, NULL-terminated). */

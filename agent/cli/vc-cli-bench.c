@@ -8,7 +8,7 @@
 
 #include "vc-error.h"
 
-static void
+void
 vc_cli_rm_rf(const char *path)
 {
 	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);

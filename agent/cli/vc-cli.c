@@ -47,6 +47,8 @@ static const VcCliCommand commands[] = {
 	  vc_cli_policy_show },
 	{ "bench issue", "--count N [--key TYPE]", "Benchmark the full issuance path",
 	  vc_cli_bench_issue },
+	{ "bench lifecycle", "--uri URI --domains N [--reconcile]",
+	  "Benchmark the engine against a libvirt test driver", vc_cli_bench_lifecycle },
 	{ NULL }
 };
 

@@ -73,6 +73,9 @@ gboolean vc_cli_renew(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_reload(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_watch(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_policy_show(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_bench_lifecycle(VcCli *cli, int argc, char **argv, GError **error);
+/* Removes PATH and everything below it. */
+void vc_cli_rm_rf(const char *path);
 gboolean vc_cli_bench_issue(VcCli *cli, int argc, char **argv, GError **error);
 
 G_END_DECLS

@@ -9,6 +9,7 @@
 
 #define VC_ENGINE_BATCH 256
 #define VC_ENGINE_TICK_MAX_S 60
+#define VC_ENGINE_FLUSH_WINDOW_MS 5
 
 /* A certificate decision waiting for the next flush. */
 typedef struct {
@@ -676,9 +677,11 @@ vc_engine_flush_cb(gpointer user_data)
 static void
 vc_engine_schedule_flush(VcEngine *engine)
 {
+	/* a short window at normal priority: decisions that arrive together share
+	 * one commit (group commit) without waiting for a storm of events to end */
 	if (engine->flush_source == 0)
-		engine->flush_source = g_idle_add_full(G_PRIORITY_DEFAULT_IDLE, vc_engine_flush_cb,
-						       engine, NULL);
+		engine->flush_source = g_timeout_add_full(G_PRIORITY_DEFAULT, VC_ENGINE_FLUSH_WINDOW_MS,
+							  vc_engine_flush_cb, engine, NULL);
 }
 
 /* ---- renewal timer ----------------------------------------------------- */

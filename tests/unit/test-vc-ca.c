@@ -411,7 +411,24 @@ assert_leaf(VcCa *ca, X509 *leaf, const char *const *names, EVP_PKEY *pub, gbool
 	g_assert_false(bc->ca);
 	g_assert_null(bc->pathlen);
 
-	g_assert_nonnull(X509_get0_subject_key_id(leaf));
+	/* the SubjectPublicKeyInfo is exactly the key's own encoding, and the
+	 * SKI is the SHA-1 of its subjectPublicKey (RFC 5280 4.2.1.2 (1)) */
+	{
+		unsigned char *want = NULL;
+		unsigned char *got = NULL;
+		int want_len = i2d_PUBKEY(pub, &want);
+		int got_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(leaf), &got);
+		unsigned char md[EVP_MAX_MD_SIZE];
+		unsigned int md_len = 0;
+		const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(leaf);
+
+		g_assert_cmpmem(got, got_len, want, want_len);
+		OPENSSL_free(want);
+		OPENSSL_free(got);
+		g_assert_true(X509_pubkey_digest(leaf, EVP_sha1(), md, &md_len));
+		g_assert_nonnull(ski);
+		g_assert_cmpmem(ASN1_STRING_get0_data(ski), ASN1_STRING_length(ski), md, md_len);
+	}
 	aki = X509_get_ext_d2i(leaf, NID_authority_key_identifier, &crit, NULL);
 	g_assert_nonnull(aki);
 	g_assert_cmpint(
