@@ -1044,8 +1044,9 @@ check_leaf_request(const VcLeafRequest *req, GError **error)
 	return TRUE;
 }
 
-X509 *
-vc_ca_issue_leaf(VcCa *ca, const VcLeafRequest *req, GError **error)
+/* The unsigned leaf: everything but the signature. */
+static X509 *
+leaf_build(VcCa *ca, const VcLeafRequest *req, GError **error)
 {
 	g_autoptr(X509) cert = NULL;
 	g_autoptr(ASN1_INTEGER) serial = NULL;
@@ -1098,7 +1099,15 @@ vc_ca_issue_leaf(VcCa *ca, const VcLeafRequest *req, GError **error)
 	if (req->ocsp_url != NULL &&
 	    !add_ext(cert, ext_ocsp_aia(req->ocsp_url, error), TRUE, error))
 		return NULL;
-	if (!vc_ca_sign_item(ca, cert, NULL, error))
+	return g_steal_pointer(&cert);
+}
+
+X509 *
+vc_ca_issue_leaf(VcCa *ca, const VcLeafRequest *req, GError **error)
+{
+	g_autoptr(X509) cert = leaf_build(ca, req, error);
+
+	if (cert == NULL || !vc_ca_sign_item(ca, cert, NULL, error))
 		return NULL;
 	if (!verify_in(ca, ca->issue_store, cert, 0, error)) {
 		g_prefix_error(error,
