@@ -58,7 +58,8 @@ vc_ipc_client_wait(VcIpcClientConn *conn, GIOCondition cond, GCancellable *cance
 		return TRUE;
 	if (g_error_matches(local_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_UNAVAILABLE,
-			    "virtcertd at %s: no answer within %u ms", conn->path, conn->timeout_ms);
+			    "virtcertd at %s: no answer within %u ms", conn->path,
+			    conn->timeout_ms);
 		return FALSE;
 	}
 	g_propagate_error(error, g_steal_pointer(&local_error));
@@ -126,14 +127,14 @@ vc_ipc_client_connect(VcIpcClientConn *conn, const char *path, guint timeout_ms,
 	g_set_error(error, VC_ERROR, VC_ERROR_UNAVAILABLE,
 		    "cannot connect to virtcertd at %s: %s%s", path, local_error->message,
 		    g_error_matches(local_error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED)
-			    ? " (is the user in the daemon's group?)"
-			    : "");
+			? " (is the user in the daemon's group?)"
+			: "");
 	return FALSE;
 }
 
 static gboolean
-vc_ipc_client_send_all(VcIpcClientConn *conn, const char *buf, gsize len,
-		       GCancellable *cancellable, GError **error)
+vc_ipc_client_send_all(VcIpcClientConn *conn, const char *buf, gsize len, GCancellable *cancellable,
+		       GError **error)
 {
 	while (len > 0) {
 		g_autoptr(GError) local_error = NULL;
@@ -153,8 +154,9 @@ vc_ipc_client_send_all(VcIpcClientConn *conn, const char *buf, gsize len,
 			g_propagate_error(error, g_steal_pointer(&local_error));
 			return FALSE;
 		}
-		g_set_error(error, VC_ERROR, VC_ERROR_UNAVAILABLE, "cannot send to virtcertd at %s: %s",
-			    conn->path, local_error != NULL ? local_error->message : "short write");
+		g_set_error(error, VC_ERROR, VC_ERROR_UNAVAILABLE,
+			    "cannot send to virtcertd at %s: %s", conn->path,
+			    local_error != NULL ? local_error->message : "short write");
 		return FALSE;
 	}
 	return TRUE;
@@ -163,16 +165,16 @@ vc_ipc_client_send_all(VcIpcClientConn *conn, const char *buf, gsize len,
 /* Reads one line of at most @max bytes (without '\n'). Returns NULL with
  * @error set on EOF, timeout, cancel or an overlong line. */
 static char *
-vc_ipc_client_read_line(VcIpcClientConn *conn, gsize max, gsize *ret_len,
-			GCancellable *cancellable, GError **error)
+vc_ipc_client_read_line(VcIpcClientConn *conn, gsize max, gsize *ret_len, GCancellable *cancellable,
+			GError **error)
 {
 	gsize scanned = 0;
 
 	for (;;) {
 		g_autoptr(GError) local_error = NULL;
-		guint8 *nl = conn->inbuf->len > scanned
-				     ? memchr(conn->inbuf->data + scanned, '\n', conn->inbuf->len - scanned)
-				     : NULL;
+		guint8 *nl = conn->inbuf->len > scanned ? memchr(conn->inbuf->data + scanned, '\n',
+								 conn->inbuf->len - scanned)
+							: NULL;
 		gssize n;
 
 		if (nl != NULL) {
@@ -216,12 +218,13 @@ vc_ipc_client_read_line(VcIpcClientConn *conn, gsize max, gsize *ret_len,
 			return NULL;
 		}
 		g_set_error(error, VC_ERROR, VC_ERROR_UNAVAILABLE,
-			    "cannot read from virtcertd at %s: %s", conn->path, local_error->message);
+			    "cannot read from virtcertd at %s: %s", conn->path,
+			    local_error->message);
 		return NULL;
 	}
 	g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-		    "line from virtcertd at %s is longer than %" G_GSIZE_FORMAT " bytes", conn->path,
-		    max);
+		    "line from virtcertd at %s is longer than %" G_GSIZE_FORMAT " bytes",
+		    conn->path, max);
 	return NULL;
 }
 
@@ -278,7 +281,7 @@ JsonNode *
 vc_ipc_client_call(const char *socket_path, const char *method, JsonObject *params,
 		   guint timeout_ms, GError **error)
 {
-	g_auto(VcIpcClientConn) conn = { 0 };
+	g_auto(VcIpcClientConn) conn = {0};
 
 	g_return_val_if_fail(socket_path != NULL, NULL);
 	g_return_val_if_fail(method != NULL, NULL);
@@ -329,7 +332,7 @@ gboolean
 vc_ipc_client_watch(const char *socket_path, JsonObject *params, VcIpcWatchFunc func,
 		    gpointer user_data, GCancellable *cancellable, GError **error)
 {
-	g_auto(VcIpcClientConn) conn = { 0 };
+	g_auto(VcIpcClientConn) conn = {0};
 	g_autoptr(GError) local_error = NULL;
 
 	g_return_val_if_fail(socket_path != NULL, FALSE);

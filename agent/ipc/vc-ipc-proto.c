@@ -162,8 +162,8 @@ vc_ipc_proto_parse_request(JsonObject *request, gint64 *ret_id, gboolean *ret_ha
 	JsonNode *id = json_object_get_member(request, "id");
 	JsonNode *method = json_object_get_member(request, "method");
 	JsonNode *params = json_object_get_member(request, "params");
-	gboolean has_id = id != NULL && JSON_NODE_HOLDS_VALUE(id) &&
-			  json_node_get_value_type(id) == G_TYPE_INT64;
+	gboolean has_id =
+	    id != NULL && JSON_NODE_HOLDS_VALUE(id) && json_node_get_value_type(id) == G_TYPE_INT64;
 
 	*ret_has_id = has_id;
 	if (has_id)
@@ -219,7 +219,8 @@ vc_ipc_proto_parse_reply(JsonObject *reply, gint64 expected_id, GError **error)
 	}
 	if (!json_node_get_boolean(ok)) {
 		JsonNode *err = json_object_get_member(reply, "error");
-		JsonObject *eobj = err != NULL && JSON_NODE_HOLDS_OBJECT(err) ? json_node_get_object(err) : NULL;
+		JsonObject *eobj =
+		    err != NULL && JSON_NODE_HOLDS_OBJECT(err) ? json_node_get_object(err) : NULL;
 		const char *code = NULL;
 		const char *message = NULL;
 
@@ -233,13 +234,15 @@ vc_ipc_proto_parse_reply(JsonObject *reply, gint64 expected_id, GError **error)
 			    json_node_get_value_type(m) == G_TYPE_STRING)
 				message = json_node_get_string(m);
 		}
-		g_set_error_literal(error, VC_ERROR, vc_error_code_from_string(code),
-				    message != NULL ? message : "virtcertd reported an error without a message");
+		g_set_error_literal(
+		    error, VC_ERROR, vc_error_code_from_string(code),
+		    message != NULL ? message : "virtcertd reported an error without a message");
 		return NULL;
 	}
 	if (id == NULL || JSON_NODE_HOLDS_NULL(id)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-			    "successful reply without an id for request %" G_GINT64_FORMAT, expected_id);
+			    "successful reply without an id for request %" G_GINT64_FORMAT,
+			    expected_id);
 		return NULL;
 	}
 	result = json_object_get_member(reply, "result");

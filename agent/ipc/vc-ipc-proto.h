@@ -56,7 +56,8 @@ char *vc_ipc_proto_build_event(JsonNode *event, gsize *ret_len);
  * could still be read (so the error reply can carry it); the error is
  * VC_ERROR_INVALID_DATA naming the wrong member. */
 gboolean vc_ipc_proto_parse_request(JsonObject *request, gint64 *ret_id, gboolean *ret_has_id,
-				    const char **ret_method, JsonObject **ret_params, GError **error);
+				    const char **ret_method, JsonObject **ret_params,
+				    GError **error);
 
 /* Interprets a reply object to the request @expected_id: returns a copy of
  * "result" (a JSON null node when absent), or sets the error carried by the

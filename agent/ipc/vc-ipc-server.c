@@ -47,10 +47,10 @@ struct _VcIpcConn {
 	GSource *resume;
 	uid_t uid;
 	GByteArray *inbuf;
-	GQueue outq;       /* GBytes, unsent lines */
-	gsize out_offset;  /* bytes of the head already sent */
-	gsize out_queued;  /* unsent bytes in outq */
-	gboolean busy;     /* a request awaits its answer */
+	GQueue outq;	  /* GBytes, unsent lines */
+	gsize out_offset; /* bytes of the head already sent */
+	gsize out_queued; /* unsent bytes in outq */
+	gboolean busy;	  /* a request awaits its answer */
 	gboolean in_dispatch;
 	gboolean watcher;
 	gboolean eof;
@@ -59,11 +59,11 @@ struct _VcIpcConn {
 };
 
 struct _VcIpcRequest {
-	VcIpcConn *conn; /* a reference */
+	VcIpcConn *conn;       /* a reference */
 	GMainContext *context; /* the server's, where the answer is sent */
-	char *text;            /* the answer, while it travels to that context */
+	char *text;	       /* the answer, while it travels to that context */
 	gsize text_len;
-	JsonNode *root;  /* owns method and params */
+	JsonNode *root; /* owns method and params */
 	gint64 id;
 	const char *method;
 	JsonObject *params;
@@ -134,7 +134,8 @@ vc_ipc_conn_flush(VcIpcConn *conn)
 		if (n < 0) {
 			if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
 				return TRUE;
-			g_debug("control connection of uid %u: %s", (guint)conn->uid, error->message);
+			g_debug("control connection of uid %u: %s", (guint)conn->uid,
+				error->message);
 			return FALSE;
 		}
 		conn->out_offset += (gsize)n;
@@ -357,7 +358,8 @@ vc_ipc_conn_read(VcIpcConn *conn)
 		if (n < 0) {
 			if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
 				return TRUE;
-			g_debug("control connection of uid %u: %s", (guint)conn->uid, error->message);
+			g_debug("control connection of uid %u: %s", (guint)conn->uid,
+				error->message);
 			return FALSE;
 		}
 		if (conn->watcher)
@@ -499,7 +501,7 @@ vc_ipc_peer_allowed(uid_t uid, gid_t gid, uid_t self, const char *group, GError 
 {
 	gid_t allowed_gid;
 
-	if (TRUE || uid == 0 || uid == self)
+	if (uid == 0 || uid == self)
 		return TRUE;
 	if (group != NULL && vc_ipc_lookup_group(group, &allowed_gid) &&
 	    (gid == allowed_gid || vc_ipc_uid_in_group(uid, allowed_gid)))
@@ -533,11 +535,12 @@ vc_ipc_server_accept_one(VcIpcServer *server, GSocket *socket)
 	creds = g_socket_get_credentials(socket, &error);
 	if (creds != NULL) {
 		const struct ucred *ucred =
-			g_credentials_get_native(creds, G_CREDENTIALS_TYPE_LINUX_UCRED);
+		    g_credentials_get_native(creds, G_CREDENTIALS_TYPE_LINUX_UCRED);
 		if (ucred != NULL) {
 			uid = ucred->uid;
 			gid = ucred->gid;
-			allowed = vc_ipc_peer_allowed(uid, gid, server->self, server->group, &error);
+			allowed =
+			    vc_ipc_peer_allowed(uid, gid, server->self, server->group, &error);
 		} else {
 			g_set_error_literal(&error, VC_ERROR, VC_ERROR_POLICY,
 					    "peer credentials unavailable");
@@ -561,8 +564,8 @@ static void
 vc_ipc_server_start_accepting(VcIpcServer *server)
 {
 	server->accept_source = g_socket_create_source(server->listener, G_IO_IN, NULL);
-	g_source_set_callback(server->accept_source, G_SOURCE_FUNC(vc_ipc_server_accept_cb),
-			      server, NULL);
+	g_source_set_callback(server->accept_source, G_SOURCE_FUNC(vc_ipc_server_accept_cb), server,
+			      NULL);
 	g_source_attach(server->accept_source, server->context);
 }
 
@@ -610,7 +613,7 @@ vc_ipc_server_accept_cb(GSocket *listener, GIOCondition cond, gpointer user_data
 static gboolean
 vc_ipc_server_clear_stale(const char *path, GError **error)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct stat st;
 	int fd;
 	int r;

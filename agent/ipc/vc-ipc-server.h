@@ -14,9 +14,9 @@
  * is closed; a request with wrong member types or an unknown method gets an
  * error reply and the connection stays usable.
  *
- * The method "watch" is handled here: its reply is {"watching": true} and the
- * connection then receives {"event": ...} lines for every
- * vc_ipc_server_broadcast() until it goes away. A watcher whose unsent output
+ * The method "watch" is handled here (its params are accepted and not yet
+ * interpreted): its reply is {"watching": true} and the connection then receives {"event": ...}
+ * lines for every vc_ipc_server_broadcast() until it goes away. A watcher whose unsent output
  * exceeds the queue limit is dropped (with a warning) instead of blocking the
  * daemon.
  */
