@@ -627,6 +627,28 @@ parse_metadata_element(const xmlNode *md, VcDomainInfo *info, GError **error)
 	return TRUE;
 }
 
+/* <devices><channel><target type='virtio' name='org.qemu.guest_agent.0'/>:
+ * the only way virtcert reaches into the guest. */
+static gboolean
+has_guest_agent_channel(xmlNode *devices)
+{
+	for (xmlNode *ch = devices->children; ch != NULL; ch = ch->next) {
+		if (ch->type != XML_ELEMENT_NODE || ch->ns != NULL || !name_is(ch, "channel"))
+			continue;
+		for (xmlNode *t = ch->children; t != NULL; t = t->next) {
+			g_autofree char *type = NULL;
+			g_autofree char *name = NULL;
+			if (t->type != XML_ELEMENT_NODE || t->ns != NULL || !name_is(t, "target"))
+				continue;
+			type = get_attr(t, "type", NULL);
+			name = get_attr(t, "name", NULL);
+			if (g_strcmp0(type, "virtio") == 0 && g_strcmp0(name, "org.qemu.guest_agent.0") == 0)
+				return TRUE;
+		}
+	}
+	return FALSE;
+}
+
 VcDomainInfo *
 vc_domain_info_parse(const char *xml, gssize len, GError **error)
 {
@@ -681,6 +703,8 @@ vc_domain_info_parse(const char *xml, gssize len, GError **error)
 		} else if (name_is(c, "metadata")) {
 			if (!parse_metadata_element(c, info, error))
 				return NULL;
+		} else if (name_is(c, "devices")) {
+			info->has_guest_agent = has_guest_agent_channel(c);
 		}
 	}
 	if (info->name == NULL || *info->name == '\0') {

@@ -40,6 +40,8 @@ test_plain(void)
 	g_assert_false(info->has_metadata);
 	g_assert_null(info->nova_project);
 	g_assert_null(info->issued_serial);
+	/* delivery is possible only through the guest agent channel */
+	g_assert_true(info->has_guest_agent);
 
 	/* nothing selects it */
 	p = vc_domain_info_resolve_policy(info, NULL, FALSE, tmpl, 86400, &error);
@@ -116,6 +118,7 @@ test_nova(void)
 	g_auto(GStrv) names = NULL;
 
 	g_assert_no_error(error);
+	g_assert_false(info->has_guest_agent); /* nova.xml has no agent channel */
 	g_assert_cmpstr(info->name, ==, "instance-0000002a");
 	g_assert_cmpstr(info->nova_instance, ==, "Web Frontend #2");
 	g_assert_cmpstr(info->nova_project, ==, "Payments");
