@@ -628,9 +628,10 @@ parse_metadata_element(const xmlNode *md, VcDomainInfo *info, GError **error)
 }
 
 /* <devices><channel><target type='virtio' name='org.qemu.guest_agent.0'/>:
- * the only way virtcert reaches into the guest. */
+ * the only way virtcert reaches into the guest. A running domain's XML says
+ * whether the agent is connected (state='connected'). */
 static gboolean
-has_guest_agent_channel(xmlNode *devices)
+has_guest_agent_channel(xmlNode *devices, gboolean *ret_connected)
 {
 	for (xmlNode *ch = devices->children; ch != NULL; ch = ch->next) {
 		if (ch->type != XML_ELEMENT_NODE || ch->ns != NULL || !name_is(ch, "channel"))
@@ -642,8 +643,11 @@ has_guest_agent_channel(xmlNode *devices)
 				continue;
 			type = get_attr(t, "type", NULL);
 			name = get_attr(t, "name", NULL);
-			if (g_strcmp0(type, "virtio") == 0 && g_strcmp0(name, "org.qemu.guest_agent.0") == 0)
+			if (g_strcmp0(type, "virtio") == 0 && g_strcmp0(name, "org.qemu.guest_agent.0") == 0) {
+				g_autofree char *state = get_attr(t, "state", NULL);
+				*ret_connected = g_strcmp0(state, "connected") == 0;
 				return TRUE;
+			}
 		}
 	}
 	return FALSE;
@@ -704,7 +708,7 @@ vc_domain_info_parse(const char *xml, gssize len, GError **error)
 			if (!parse_metadata_element(c, info, error))
 				return NULL;
 		} else if (name_is(c, "devices")) {
-			info->has_guest_agent = has_guest_agent_channel(c);
+			info->has_guest_agent = has_guest_agent_channel(c, &info->guest_agent_connected);
 		}
 	}
 	if (info->name == NULL || *info->name == '\0') {

@@ -42,6 +42,7 @@ test_plain(void)
 	g_assert_null(info->issued_serial);
 	/* delivery is possible only through the guest agent channel */
 	g_assert_true(info->has_guest_agent);
+	g_assert_false(info->guest_agent_connected); /* an inactive definition says nothing */
 
 	/* nothing selects it */
 	p = vc_domain_info_resolve_policy(info, NULL, FALSE, tmpl, 86400, &error);
@@ -68,6 +69,8 @@ test_virtcert(void)
 	GStrv names, req;
 
 	g_assert_no_error(error);
+	g_assert_true(info->has_guest_agent);
+	g_assert_true(info->guest_agent_connected); /* live XML of a running VM */
 	g_assert_cmpstr(info->name, ==, "db-primary");
 	g_assert_true(info->has_metadata);
 	names = g_hash_table_lookup(info->metadata, "names");
