@@ -45,6 +45,11 @@ vc_config_free(VcConfig *config)
 	g_free(config->http_address);
 	g_free(config->crl_url);
 	g_free(config->ocsp_url);
+	g_free(config->host_cert);
+	g_free(config->host_key);
+	g_free(config->host_ca);
+	g_free(config->host_crl);
+	g_free(config->host_fqdn);
 	g_free(config);
 }
 
@@ -55,6 +60,33 @@ vc_config_set_state_dir(VcConfig *config, const char *state_dir)
 	g_return_if_fail(state_dir != NULL);
 	g_free(config->state_dir);
 	config->state_dir = g_strdup(state_dir);
+}
+
+char *
+vc_config_get_host_path(const VcConfig *config, const char *which)
+{
+	static const struct {
+		const char *which;
+		gsize offset;
+		const char *file;
+	} files[] = {
+		{ "cert", G_STRUCT_OFFSET(VcConfig, host_cert), "host.pem" },
+		{ "key", G_STRUCT_OFFSET(VcConfig, host_key), "host.key" },
+		{ "ca", G_STRUCT_OFFSET(VcConfig, host_ca), "hostca.pem" },
+		{ "crl", G_STRUCT_OFFSET(VcConfig, host_crl), "hostca.crl" },
+	};
+
+	g_return_val_if_fail(config != NULL && which != NULL, NULL);
+	for (gsize i = 0; i < G_N_ELEMENTS(files); i++) {
+		const char *set;
+		if (strcmp(files[i].which, which) != 0)
+			continue;
+		set = G_STRUCT_MEMBER(const char *, config, files[i].offset);
+		if (set != NULL)
+			return g_strdup(set);
+		return g_build_filename(config->state_dir, "host", files[i].file, NULL);
+	}
+	g_return_val_if_reached(NULL);
 }
 
 /* Parses "<digits><unit>" with the given units; the unit multiplies. */
@@ -171,6 +203,11 @@ static const KeyDesc keys[] = {
 	{ "ca", "backdate", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, backdate_s) },
 	{ "hook", "timeout", KEY_MS, G_STRUCT_OFFSET(VcConfig, hook_timeout_ms) },
 	{ "hook", "fail-open", KEY_BOOL, G_STRUCT_OFFSET(VcConfig, hook_fail_open) },
+	{ "host", "cert", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_cert) },
+	{ "host", "key", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_key) },
+	{ "host", "ca", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_ca) },
+	{ "host", "crl", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_crl) },
+	{ "host", "fqdn", KEY_STRING, G_STRUCT_OFFSET(VcConfig, host_fqdn) },
 };
 
 static const KeyDesc *
@@ -356,7 +393,7 @@ vc_config_load(const char *path, gboolean required, GError **error)
 		g_auto(GStrv) names = NULL;
 		if (!group_known(groups[i])) {
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-				    "%s: unknown group [%s] (known: [daemon] [ca] [hook])", path,
+				    "%s: unknown group [%s] (known: [daemon] [ca] [hook] [host])", path,
 				    groups[i]);
 			return NULL;
 		}

@@ -31,6 +31,14 @@ typedef struct {
 	/* [hook] */
 	gint64 hook_timeout_ms; /* timeout for the hook's question to the daemon */
 	gboolean hook_fail_open; /* allow when the daemon does not answer (default false) */
+
+	/* [host] host trust; NULL means the file under STATE_DIR/host/ (see
+	 * vc_config_get_host_path()) */
+	char *host_cert;       /* cert: this host's certificate (host.pem) */
+	char *host_key;        /* key: its private key (host.key) */
+	char *host_ca;         /* ca: trusted host CA bundle (hostca.pem) */
+	char *host_crl;        /* crl: the host CA's CRL (hostca.crl), used if present */
+	char *host_fqdn;       /* fqdn: this host's name for enrollment */
 } VcConfig;
 
 VcConfig *vc_config_new_default(void);
@@ -40,6 +48,10 @@ VcConfig *vc_config_load(const char *path, gboolean required, GError **error);
 void vc_config_free(VcConfig *config);
 /* Overrides the state directory (virtcert --state-dir). */
 void vc_config_set_state_dir(VcConfig *config, const char *state_dir);
+
+/* The configured path of a [host] file ("cert", "key", "ca", "crl"), or
+ * STATE_DIR/host/ + host.pem, host.key, hostca.pem, hostca.crl. */
+char *vc_config_get_host_path(const VcConfig *config, const char *which);
 
 /* "24h" -> 86400. Fails with VC_ERROR_INVALID_DATA. */
 gboolean vc_duration_parse(const char *s, gint64 *ret_seconds, GError **error);

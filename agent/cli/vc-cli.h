@@ -73,6 +73,18 @@ gboolean vc_cli_renew(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_reload(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_watch(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_policy_show(VcCli *cli, int argc, char **argv, GError **error);
+/* host trust (vc-cli-host.c) */
+gboolean vc_cli_host_ca_init(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_host_ca_sign(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_host_ca_revoke(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_host_ca_crl(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_host_enroll(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_host_import(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_host_show(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_host_install_libvirt_tls(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_policy_check(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_hook_install(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_bench_deliver(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_bench_lifecycle(VcCli *cli, int argc, char **argv, GError **error);
 /* Removes PATH and everything below it. */
 void vc_cli_rm_rf(const char *path);

@@ -10,6 +10,7 @@
 #include "vc-engine.h"
 #include "vc-error.h"
 #include "vc-ipc-server.h"
+#include "vc-host.h"
 
 static char *arg_config;
 static char *arg_state_dir;
@@ -193,6 +194,36 @@ vc_daemon_method_issue(VcIpcRequest *request, gpointer user_data)
 	vc_daemon_reply(request, result, error);
 }
 
+/* virtcert-hook's question before a migration (or a start with
+ * check-on-start): may this VM run on this host? Host certificate and
+ * policy.d are read afresh, so an imported certificate or a new CRL counts
+ * at once. */
+static void
+vc_daemon_method_placement_check(VcIpcRequest *request, gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	GError *error = NULL;
+	const char *xml = vc_daemon_param_string(request, "xml", &error);
+	g_autoptr(VcHost) host = NULL;
+	g_autoptr(VcPolicySet) set = vc_policy_set_new();
+	g_autoptr(GError) host_error = NULL;
+	JsonNode *result = NULL;
+
+	if (xml != NULL) {
+		host = vc_host_load(daemon->config, &host_error);
+		if (host == NULL && !g_error_matches(host_error, VC_ERROR, VC_ERROR_NOT_FOUND))
+			g_propagate_error(&error, g_steal_pointer(&host_error));
+		else if (vc_policy_set_load_dir(set, daemon->config->policy_dir, &error))
+			result = vc_host_placement_answer(host, set, xml, daemon->config->issue_all,
+							  daemon->config->default_lifetime_s, &error);
+	}
+	if (result != NULL && !json_object_get_boolean_member(json_node_get_object(result), "allow"))
+		g_message("placement-check: refused VM %s: %s",
+			  json_object_get_string_member(json_node_get_object(result), "vm"),
+			  json_object_get_string_member(json_node_get_object(result), "reason"));
+	vc_daemon_reply(request, result, error);
+}
+
 static gboolean
 vc_daemon_reload(VcDaemon *daemon, GError **error)
 {
@@ -290,6 +321,8 @@ vc_daemon_start(VcDaemon *daemon, GError **error)
 	vc_ipc_server_add_method(daemon->ipc, "renew", vc_daemon_method_renew, daemon);
 	vc_ipc_server_add_method(daemon->ipc, "revoke", vc_daemon_method_revoke, daemon);
 	vc_ipc_server_add_method(daemon->ipc, "reload", vc_daemon_method_reload, daemon);
+	vc_ipc_server_add_method(daemon->ipc, "placement-check", vc_daemon_method_placement_check,
+				 daemon);
 
 	daemon->virt = vc_virt_new(daemon->config->libvirt_uri, &cb, daemon);
 	vc_engine_set_virt(daemon->engine, daemon->virt);

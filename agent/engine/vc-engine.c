@@ -5,11 +5,15 @@
 
 #include "vc-domain-xml.h"
 #include "vc-error.h"
+#include "vc-guest.h"
+#include "vc-host.h"
 #include "vc-store-json.h"
 
 #define VC_ENGINE_BATCH 256
 #define VC_ENGINE_TICK_MAX_S 60
 #define VC_ENGINE_FLUSH_WINDOW_MS 5
+#define VC_ENGINE_GUEST_THREADS 8
+#define VC_ENGINE_RETRY_MAX_S 300
 
 /* A certificate decision waiting for the next flush. */
 typedef struct {
@@ -17,6 +21,8 @@ typedef struct {
 	char *name;
 	GStrv names;
 	VcKeyType key_type;
+	EVP_PKEY *public_key; /* guest keygen: the key of the guest's CSR */
+	gboolean awaits_csr;  /* guest keygen: not ready before public_key is set */
 	gint64 lifetime_s;
 	char *why;
 } VcQueuedIssue;
@@ -33,7 +39,41 @@ typedef struct {
 typedef struct {
 	guint64 last_event_seq;
 	gint64 stopped_migrated_at; /* a STOPPED MIGRATED was seen (unix s), else 0 */
+	/* the delivery plan, from the last evaluation */
+	gboolean deliverable;       /* running, with a guest agent channel */
+	gboolean has_agent;         /* the domain has a guest agent channel */
+	VcKeyMode key_mode;
+	VcKeyType key_type;
+	char *cert_path;
+	char *chain_path;
+	char *key_path;
+	char *owner;
+	char *reload;
+	/* delivery state (not persisted: a restart re-checks) */
+	gboolean job_running;
+	gboolean check_wanted;      /* agent (re)connected or guest restored: verify the files */
+	gint64 retry_at;            /* no guest job before this (unix s) */
 } VcVmMemo;
+
+typedef enum {
+	VC_GUEST_JOB_DELIVER,
+	VC_GUEST_JOB_CHECK,
+	VC_GUEST_JOB_CSR,
+} VcGuestJobKind;
+
+static void vc_engine_start_guest_job(VcEngine *engine, VcDomainRecord *row, VcVmMemo *memo,
+				      VcGuestJobKind kind);
+
+static void
+vc_vm_memo_free(VcVmMemo *memo)
+{
+	g_free(memo->cert_path);
+	g_free(memo->chain_path);
+	g_free(memo->key_path);
+	g_free(memo->owner);
+	g_free(memo->reload);
+	g_free(memo);
+}
 
 struct _VcEngine {
 	const VcConfig *config;
@@ -49,6 +89,12 @@ struct _VcEngine {
 	GHashTable *issue_queue;   /* uuid -> VcQueuedIssue */
 	GQueue issue_order;        /* of uuid (owned by issue_queue's keys) */
 	GPtrArray *revoke_queue;   /* of VcQueuedRevoke */
+	GHashTable *keys;          /* serial -> private key PEM made on the host, until delivered */
+	GThreadPool *guest_pool;   /* guest agent jobs: they block, the main loop never does */
+	VcEngine **self;           /* refcounted box jobs use to find the engine (NULL once freed) */
+	VcHost *host;              /* this host's certificate, NULL if none is installed */
+	GError *host_error;        /* why the host certificate is not usable, if it is not */
+	gint64 host_loaded_at;
 	guint flush_source;
 	guint tick_source;
 	guint reconcile_source;
@@ -76,6 +122,7 @@ vc_queued_issue_free(VcQueuedIssue *q)
 	g_free(q->uuid);
 	g_free(q->name);
 	g_strfreev(q->names);
+	EVP_PKEY_free(q->public_key);
 	g_free(q->why);
 	g_free(q);
 }
@@ -160,7 +207,12 @@ vc_engine_new(const VcConfig *config, VcStore *store, VcCa *ca, VcPolicySet *pol
 	engine->policy = policy != NULL ? policy : vc_policy_set_new();
 	engine->rows = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
 					     (GDestroyNotify)vc_domain_record_free);
-	engine->memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	engine->memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					      (GDestroyNotify)vc_vm_memo_free);
+	engine->self = g_atomic_rc_box_new(VcEngine *);
+	*engine->self = engine;
+	engine->keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					     (GDestroyNotify)vc_secret_free);
 	engine->dirty = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	engine->issue_queue = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
 						    (GDestroyNotify)vc_queued_issue_free);
@@ -181,10 +233,18 @@ vc_engine_free(VcEngine *engine)
 	g_hash_table_unref(engine->issue_queue);
 	g_ptr_array_unref(engine->revoke_queue);
 	g_hash_table_unref(engine->dirty);
+	if (engine->guest_pool != NULL)
+		g_thread_pool_free(engine->guest_pool, TRUE, TRUE);
+	/* completions still queued on the main loop find no engine */
+	*engine->self = NULL;
+	g_atomic_rc_box_release(engine->self);
 	g_hash_table_unref(engine->memos);
+	g_hash_table_unref(engine->keys);
 	g_hash_table_unref(engine->rows);
 	vc_policy_set_free(engine->policy);
 	vc_issuer_free(engine->issuer);
+	g_clear_pointer(&engine->host, vc_host_free);
+	g_clear_error(&engine->host_error);
 	g_free(engine);
 }
 
@@ -365,6 +425,55 @@ vc_engine_renew_at(const VcCertRecord *rec)
 	return rec->not_before + life * 2 / 3 + (gint64)(h % (guint)span) - span / 2;
 }
 
+/* This host's certificate, reloaded and re-checked at most once a minute so
+ * that a new certificate or CRL counts without a restart. */
+#define VC_ENGINE_HOST_RECHECK_S 60
+
+static void
+vc_engine_refresh_host(VcEngine *engine)
+{
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	g_autoptr(GError) error = NULL;
+
+	if (engine->host_loaded_at != 0 && now - engine->host_loaded_at < VC_ENGINE_HOST_RECHECK_S)
+		return;
+	engine->host_loaded_at = now;
+	g_clear_pointer(&engine->host, vc_host_free);
+	g_clear_error(&engine->host_error);
+	engine->host = vc_host_load(engine->config, &error);
+	if (engine->host == NULL) {
+		/* none installed: only VMs that restrict placement are refused */
+		if (!g_error_matches(error, VC_ERROR, VC_ERROR_NOT_FOUND))
+			engine->host_error = g_steal_pointer(&error);
+		return;
+	}
+	if (!vc_host_check(engine->host, &error)) {
+		engine->host_error = g_steal_pointer(&error);
+		vc_engine_log(G_LOG_LEVEL_WARNING, "host-certificate", NULL, NULL, NULL,
+			      "this host's certificate is not usable, no VM is issued a certificate: %s",
+			      engine->host_error->message);
+	}
+}
+
+/* May this host hold a certificate for a VM with POLICY? */
+static gboolean
+vc_engine_host_allows(VcEngine *engine, const VcPolicy *policy, GError **error)
+{
+	g_autofree char *reason = NULL;
+
+	vc_engine_refresh_host(engine);
+	if (engine->host_error != NULL) {
+		g_set_error(error, VC_ERROR, VC_ERROR_POLICY, "this host's certificate is not usable: %s",
+			    engine->host_error->message);
+		return FALSE;
+	}
+	if (!vc_host_placement_decide(engine->host, policy, &reason)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_POLICY, "placement: %s", reason);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* Level-triggered: compares what libvirt and policy say now for UUID with
  * the row and queues what is needed. KNOWN may carry the domain (with or
  * without XML) from a listing. */
@@ -382,7 +491,7 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 	VcDomainRecord *row;
 	VcNameVars vars;
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
-	gboolean need, cur_ok;
+	gboolean need, cur_ok, renew_due;
 
 	if (engine->virt == NULL)
 		return;
@@ -433,6 +542,18 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 		return;
 	}
 	names_key = g_strjoinv(",", names);
+	if (!vc_engine_host_allows(engine, policy, &error)) {
+		/* a VM outside its owner's placement holds no certificate here */
+		if (row->current_serial != NULL) {
+			vc_engine_queue_revoke_all(engine, row, NULL, VC_REASON_PRIVILEGE_WITHDRAWN,
+						   error->message);
+			g_clear_pointer(&row->current_serial, g_free);
+			row->next_action_at = 0;
+		}
+		vc_engine_cancel_issue(engine, uuid);
+		vc_engine_fail(engine, row, "refused on this host", error);
+		return;
+	}
 
 	if (g_strcmp0(row->state, "REVOKED") == 0) {
 		/* the same UUID again after the end of a life: a new generation */
@@ -447,6 +568,27 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 	}
 	cur_ok = cur != NULL && g_strcmp0(row->names_key, names_key) == 0;
 
+	/* the delivery plan: where and how, as policy says now */
+	{
+		VcVmMemo *memo = vc_engine_memo(engine, uuid);
+		/* deliver once the agent in the guest answers (the live XML says so;
+		 * AGENT_CONNECTED re-evaluates) */
+		memo->deliverable = dom->active && info->has_guest_agent && info->guest_agent_connected;
+		memo->has_agent = info->has_guest_agent;
+		memo->key_mode = policy->key_mode;
+		memo->key_type = policy->key_type;
+		g_free(memo->cert_path);
+		memo->cert_path = g_strdup(policy->cert_path);
+		g_free(memo->chain_path);
+		memo->chain_path = g_strdup(policy->chain_path);
+		g_free(memo->key_path);
+		memo->key_path = g_strdup(policy->key_path);
+		g_free(memo->owner);
+		memo->owner = g_strdup(policy->owner);
+		g_free(memo->reload);
+		memo->reload = g_strdup(policy->reload);
+	}
+
 	if (!dom->active && policy->revoke_on_stop) {
 		vc_engine_cancel_issue(engine, uuid);
 		if (row->current_serial != NULL) {
@@ -459,9 +601,36 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 		return;
 	}
 	need = dom->active || policy->issue_on == VC_ISSUE_ON_DEFINE;
-	if (cur_ok && (row->next_action_at == 0 || now < row->next_action_at)) {
+	renew_due = row->next_action_at != 0 && now >= row->next_action_at &&
+		    g_strcmp0(row->state, "DELIVERY_FAILED") != 0;
+	if (cur_ok && !renew_due) {
+		VcVmMemo *memo = vc_engine_memo(engine, uuid);
+		gboolean have_key = policy->key_mode == VC_KEY_MODE_GUEST ||
+				    g_hash_table_contains(engine->keys, row->current_serial);
 		vc_engine_cancel_issue(engine, uuid);
-		vc_engine_row_set(engine, row, need ? "ISSUED" : "STOPPED", NULL);
+		if (!need) {
+			vc_engine_row_set(engine, row, "STOPPED", NULL);
+			return;
+		}
+		if (!memo->deliverable) {
+			/* nothing to deliver to now: no agent channel, or not running */
+			if (!info->has_guest_agent || g_strcmp0(row->state, "DELIVERED") != 0)
+				vc_engine_row_set(engine, row, "ISSUED", NULL);
+			return;
+		}
+		if (memo->check_wanted && g_strcmp0(row->state, "DELIVERED") == 0) {
+			vc_engine_start_guest_job(engine, row, memo, VC_GUEST_JOB_CHECK);
+			return;
+		}
+		if (g_strcmp0(row->state, "DELIVERED") == 0)
+			return;
+		if (have_key) {
+			vc_engine_start_guest_job(engine, row, memo, VC_GUEST_JOB_DELIVER);
+			return;
+		}
+		/* host keygen and the key is gone (delivered before a stop, or a
+		 * restart): the guest may have it; the check issues anew if not */
+		vc_engine_start_guest_job(engine, row, memo, VC_GUEST_JOB_CHECK);
 		return;
 	}
 	if (!need) {
@@ -476,9 +645,16 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 		return;
 	}
 
-	/* issue: new, renewal, or new names */
+	/* issue: new, renewal, new names, or a key that is gone */
 	{
+		VcVmMemo *memo = vc_engine_memo(engine, uuid);
 		VcQueuedIssue *q = g_hash_table_lookup(engine->issue_queue, uuid);
+		if (policy->key_mode == VC_KEY_MODE_GUEST && !memo->deliverable) {
+			vc_engine_cancel_issue(engine, uuid);
+			vc_engine_row_set(engine, row, cur != NULL ? "RENEWING" : "WANTED",
+					  "guest keygen waits for the VM to run with a guest agent");
+			return;
+		}
 		if (q == NULL) {
 			q = g_new0(VcQueuedIssue, 1);
 			q->uuid = g_strdup(uuid);
@@ -491,11 +667,328 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 		q->names = g_steal_pointer(&names);
 		q->key_type = policy->key_type;
 		q->lifetime_s = policy->lifetime_s;
+		q->awaits_csr = policy->key_mode == VC_KEY_MODE_GUEST;
 		g_free(q->why);
-		q->why = g_strdup(cur == NULL ? why : cur_ok ? "renewal" : "names changed");
+		q->why = g_strdup(cur == NULL ? why : renew_due ? "renewal" : cur_ok ? "renewal" : "names changed");
+		vc_engine_row_set(engine, row, cur != NULL ? "RENEWING" : "WANTED", NULL);
+		if (q->awaits_csr && q->public_key == NULL) {
+			/* the guest makes the key; the certificate follows its CSR */
+			vc_engine_start_guest_job(engine, row, memo, VC_GUEST_JOB_CSR);
+			return;
+		}
 	}
-	vc_engine_row_set(engine, row, cur != NULL ? "RENEWING" : "WANTED", NULL);
 	vc_engine_schedule_flush(engine);
+}
+
+/* ---- guest jobs: delivery, file check, guest keygen ---------------------- */
+
+typedef struct {
+	VcEngine **self;
+	VcGuestJobKind kind;
+	VcVirt *virt;
+	char *uuid;
+	char *name;
+	gint64 generation;
+	char *serial;          /* the certificate delivered or checked */
+	char *cert_pem;
+	char *chain_pem;       /* certificate + issuers */
+	char *key_pem;         /* host keygen, secret; NULL in guest keygen */
+	char *cert_path;
+	char *chain_path;
+	char *key_path;
+	char *owner;
+	char *reload;
+	VcKeyType key_type;
+	/* results */
+	gboolean ok;
+	gboolean files_match;
+	EVP_PKEY *public_key;
+	VcGuestResult result;
+	GError *error;
+} VcGuestJob;
+
+static void
+vc_guest_job_free(VcGuestJob *job)
+{
+	g_atomic_rc_box_release(job->self);
+	g_free(job->uuid);
+	g_free(job->name);
+	g_free(job->serial);
+	g_free(job->cert_pem);
+	g_free(job->chain_pem);
+	if (job->key_pem != NULL)
+		vc_secret_free(job->key_pem);
+	g_free(job->cert_path);
+	g_free(job->chain_path);
+	g_free(job->key_path);
+	g_free(job->owner);
+	g_free(job->reload);
+	EVP_PKEY_free(job->public_key);
+	vc_guest_result_clear(&job->result);
+	g_clear_error(&job->error);
+	g_free(job);
+}
+
+static gboolean vc_engine_guest_job_done(gpointer data);
+
+/* On a worker thread: everything here may block on the guest. */
+static void
+vc_engine_guest_job_run(gpointer data, gpointer user_data)
+{
+	VcGuestJob *job = data;
+	virConnectPtr conn = vc_virt_ref_connection(job->virt, &job->error);
+	g_autoptr(VcGuestChannel) channel = NULL;
+
+	if (conn != NULL)
+		channel = vc_guest_channel_new_libvirt(conn, job->uuid, &job->error);
+	if (channel != NULL) {
+		switch (job->kind) {
+		case VC_GUEST_JOB_DELIVER: {
+			VcGuestDelivery d = {
+				.cert_pem = job->cert_pem,
+				.chain_pem = job->chain_pem,
+				.key_pem = job->key_pem,
+				.cert_path = job->cert_path,
+				.chain_path = job->chain_path,
+				.key_path = job->key_path,
+				.owner = job->owner,
+				.reload_command = job->reload,
+			};
+			job->ok = vc_guest_deliver(channel, &d, &job->result, &job->error);
+			break;
+		}
+		case VC_GUEST_JOB_CHECK:
+			job->ok = vc_guest_check_files(channel, job->cert_path, job->cert_pem,
+						       job->key_path, &job->files_match, &job->error);
+			break;
+		case VC_GUEST_JOB_CSR: {
+			g_autofree char *staged = vc_guest_staged_key_path(job->key_path);
+			job->public_key = vc_guest_make_csr(channel, staged, job->key_type, NULL,
+							    &job->error);
+			job->ok = job->public_key != NULL;
+			break;
+		}
+		default:
+			g_assert_not_reached();
+		}
+	}
+	g_clear_pointer(&channel, vc_guest_channel_free);
+	if (conn != NULL)
+		virConnectClose(conn);
+	g_idle_add(vc_engine_guest_job_done, job);
+}
+
+/* The PEM of the certificate SERIAL and of the chain (certificate + issuers). */
+static gboolean
+vc_engine_cert_pems(VcEngine *engine, const char *serial, char **ret_cert, char **ret_chain,
+		    GError **error)
+{
+	g_autoptr(VcCertRecord) rec = vc_store_cert_get(engine->store, serial, error);
+	g_autoptr(X509) cert = NULL;
+	g_autofree char *pem = NULL;
+	g_autoptr(GString) chain = NULL;
+	GPtrArray *issuers = vc_ca_get_chain(engine->ca);
+	const guint8 *der;
+	gsize len = 0;
+
+	if (rec == NULL)
+		return FALSE;
+	if (rec->der == NULL) {
+		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "certificate %s has no DER yet",
+			    serial);
+		return FALSE;
+	}
+	der = g_bytes_get_data(rec->der, &len);
+	cert = vc_cert_from_der(der, len, error);
+	if (cert == NULL || (pem = vc_cert_to_pem(cert, error)) == NULL)
+		return FALSE;
+	chain = g_string_new(pem);
+	for (guint i = 0; i < issuers->len; i++) {
+		g_autofree char *c = vc_cert_to_pem(g_ptr_array_index(issuers, i), error);
+		if (c == NULL)
+			return FALSE;
+		g_string_append(chain, c);
+	}
+	*ret_cert = g_steal_pointer(&pem);
+	*ret_chain = g_string_free(g_steal_pointer(&chain), FALSE);
+	return TRUE;
+}
+
+/* Starts a guest job for ROW unless one runs or a retry is not due. */
+static void
+vc_engine_start_guest_job(VcEngine *engine, VcDomainRecord *row, VcVmMemo *memo,
+			  VcGuestJobKind kind)
+{
+	g_autoptr(GError) error = NULL;
+	VcGuestJob *job;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+
+	if (memo->job_running || now < memo->retry_at || engine->virt == NULL)
+		return;
+	job = g_new0(VcGuestJob, 1);
+	job->self = g_atomic_rc_box_acquire(engine->self);
+	job->kind = kind;
+	job->virt = engine->virt;
+	job->uuid = g_strdup(row->uuid);
+	job->name = g_strdup(row->name);
+	job->generation = row->generation;
+	job->serial = g_strdup(row->current_serial);
+	job->cert_path = g_strdup(memo->cert_path);
+	job->chain_path = g_strdup(memo->chain_path);
+	job->key_path = g_strdup(memo->key_path);
+	job->owner = g_strdup(memo->owner);
+	job->reload = g_strdup(memo->reload);
+	job->key_type = memo->key_type;
+	if (kind != VC_GUEST_JOB_CSR) {
+		if (!vc_engine_cert_pems(engine, row->current_serial, &job->cert_pem,
+					 &job->chain_pem, &error)) {
+			vc_engine_fail(engine, row, "cannot read the certificate to deliver", error);
+			vc_guest_job_free(job);
+			return;
+		}
+		if (kind == VC_GUEST_JOB_DELIVER && memo->key_mode == VC_KEY_MODE_HOST)
+			job->key_pem = g_strdup(g_hash_table_lookup(engine->keys, row->current_serial));
+	}
+	if (engine->guest_pool == NULL)
+		engine->guest_pool = g_thread_pool_new(vc_engine_guest_job_run, NULL,
+						       VC_ENGINE_GUEST_THREADS, FALSE, NULL);
+	memo->job_running = TRUE;
+	if (kind == VC_GUEST_JOB_DELIVER)
+		vc_engine_row_set(engine, row, "DELIVERING", NULL);
+	g_thread_pool_push(engine->guest_pool, job, NULL);
+}
+
+static void
+vc_engine_guest_retry_later(VcEngine *engine, VcDomainRecord *row, VcVmMemo *memo,
+			    const char *what, const GError *error)
+{
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	g_autofree char *msg = g_strdup_printf("%s: %s", what, error->message);
+	gint64 delay;
+
+	/* no agent yet (booting, rebooting): the agent-connected event retries */
+	row->failures++;
+	delay = MIN((gint64)1 << MIN(row->failures, 16), VC_ENGINE_RETRY_MAX_S);
+	memo->retry_at = now + delay;
+	row->next_action_at = memo->retry_at;
+	vc_engine_row_set(engine, row, "DELIVERY_FAILED", msg);
+	g_hash_table_add(engine->dirty, g_strdup(row->uuid));
+	vc_engine_log(G_LOG_LEVEL_WARNING, "delivery-failed", row->uuid, row->name,
+		      row->current_serial, "VM %s: %s; retrying in %" G_GINT64_FORMAT " s",
+		      row->name, msg, delay);
+	vc_engine_emit(engine, "delivery-failed", row->uuid, row->name, row->current_serial, msg);
+	vc_engine_schedule_tick(engine);
+}
+
+/* On the main loop: apply a job's result, if it still concerns the VM's life. */
+static gboolean
+vc_engine_guest_job_done(gpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	VcGuestJob *job = data;
+	VcEngine *engine = *job->self;
+	VcDomainRecord *row;
+	VcVmMemo *memo;
+
+	if (engine == NULL)
+		goto out;
+	memo = vc_engine_memo(engine, job->uuid);
+	memo->job_running = FALSE;
+	row = g_hash_table_lookup(engine->rows, job->uuid);
+	if (row == NULL || row->generation != job->generation ||
+	    g_strcmp0(row->state, "REVOKED") == 0 || g_strcmp0(row->state, "REVOKING") == 0)
+		goto out;
+	if (job->kind != VC_GUEST_JOB_CSR && g_strcmp0(row->current_serial, job->serial) != 0) {
+		/* superseded meanwhile: the evaluation below delivers the new one */
+		vc_engine_evaluate(engine, job->uuid, NULL, "newer certificate");
+		goto out;
+	}
+
+	switch (job->kind) {
+	case VC_GUEST_JOB_DELIVER:
+		if (!job->ok) {
+			vc_engine_guest_retry_later(engine, row, memo, "delivery failed", job->error);
+			break;
+		}
+		g_hash_table_remove(engine->keys, job->serial);
+		memo->check_wanted = FALSE;
+		memo->retry_at = 0;
+		row->next_action_at = 0;
+		{
+			VcCertRecord rec = { 0 };
+			g_autoptr(VcCertRecord) cur = vc_store_cert_get(engine->store, job->serial, NULL);
+			if (cur != NULL)
+				row->next_action_at = vc_engine_renew_at(cur);
+			(void)rec;
+		}
+		vc_engine_row_set(engine, row, "DELIVERED", NULL);
+		g_hash_table_add(engine->dirty, g_strdup(row->uuid));
+		/* only now, with the new certificate in the guest, do the old ones go */
+		vc_engine_queue_revoke_all(engine, row, job->serial, VC_REASON_SUPERSEDED,
+					   "superseded by a certificate delivered into the guest");
+		vc_engine_schedule_flush(engine);
+		{
+			g_autofree char *detail = NULL;
+			if (job->result.reload_ran)
+				detail = g_strdup_printf("delivered in %" G_GINT64_FORMAT
+							 " ms; reload exited %d",
+							 job->result.duration_us / 1000,
+							 job->result.reload_exit_code);
+			else
+				detail = g_strdup_printf("delivered in %" G_GINT64_FORMAT " ms",
+							 job->result.duration_us / 1000);
+			vc_engine_log(G_LOG_LEVEL_MESSAGE, "delivered", row->uuid, row->name,
+				      job->serial, "VM %s: %s %s to %s", row->name, detail,
+				      job->serial, job->cert_path);
+			vc_engine_emit(engine, "delivered", row->uuid, row->name, job->serial, detail);
+			if (job->result.reload_ran && job->result.reload_exit_code != 0)
+				vc_engine_log(G_LOG_LEVEL_WARNING, "reload-failed", row->uuid,
+					      row->name, job->serial,
+					      "VM %s: the reload command exited %d", row->name,
+					      job->result.reload_exit_code);
+		}
+		break;
+	case VC_GUEST_JOB_CHECK:
+		if (!job->ok) {
+			vc_engine_guest_retry_later(engine, row, memo, "checking the guest's files failed",
+						    job->error);
+			break;
+		}
+		memo->check_wanted = FALSE;
+		if (job->files_match) {
+			vc_engine_row_set(engine, row, "DELIVERED", NULL);
+			break;
+		}
+		/* the guest lost or changed its files (reboot on tmpfs, restore):
+		 * the key is not on the host any more, so a new certificate */
+		vc_engine_log(G_LOG_LEVEL_MESSAGE, "files-lost", row->uuid, row->name, job->serial,
+			      "VM %s: the guest no longer has certificate %s at %s; issuing anew",
+			      row->name, job->serial, job->cert_path);
+		row->next_action_at = 1;
+		vc_engine_evaluate(engine, row->uuid, NULL, "the guest lost its files");
+		break;
+	case VC_GUEST_JOB_CSR:
+		if (!job->ok) {
+			vc_engine_guest_retry_later(engine, row, memo, "guest keygen failed", job->error);
+			break;
+		}
+		{
+			VcQueuedIssue *q = g_hash_table_lookup(engine->issue_queue, job->uuid);
+			if (q == NULL) {
+				/* nothing asks for a certificate any more */
+				break;
+			}
+			EVP_PKEY_free(q->public_key);
+			q->public_key = g_steal_pointer(&job->public_key);
+			vc_engine_schedule_flush(engine);
+		}
+		break;
+	default:
+		g_assert_not_reached();
+	}
+out:
+	vc_guest_job_free(job);
+	return G_SOURCE_REMOVE;
 }
 
 /* ---- flush: the store writes and the CA work, batched ------------------- */
@@ -574,11 +1067,20 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 	g_autoptr(GPtrArray) results = NULL;
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 
-	while (batch->len < VC_ENGINE_BATCH && !g_queue_is_empty(&engine->issue_order)) {
-		g_autofree char *uuid = g_queue_pop_head(&engine->issue_order);
+	for (GList *l = engine->issue_order.head; l != NULL && batch->len < VC_ENGINE_BATCH;) {
+		GList *next = l->next;
+		VcQueuedIssue *q = g_hash_table_lookup(engine->issue_queue, l->data);
 		gpointer key, value;
-		if (g_hash_table_steal_extended(engine->issue_queue, uuid, &key, &value))
+		/* guest keygen: waits in the queue for the guest's CSR */
+		if (q != NULL && q->awaits_csr && q->public_key == NULL) {
+			l = next;
+			continue;
+		}
+		if (g_hash_table_steal_extended(engine->issue_queue, l->data, &key, &value))
 			g_ptr_array_add(batch, value);
+		g_free(l->data);
+		g_queue_delete_link(&engine->issue_order, l);
+		l = next;
 	}
 	if (batch->len == 0)
 		return TRUE;
@@ -589,6 +1091,7 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		reqs[i].vm_name = q->name;
 		reqs[i].dns_names = (const char *const *)q->names;
 		reqs[i].key_type = q->key_type;
+		reqs[i].public_key = q->public_key;
 		reqs[i].lifetime_s = q->lifetime_s;
 	}
 	results = vc_issuer_issue_batch(engine->issuer, reqs, batch->len, error);
@@ -607,6 +1110,7 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		VcQueuedIssue *q = g_ptr_array_index(batch, i);
 		VcIssued *issued = g_ptr_array_index(results, i);
 		VcDomainRecord *row = vc_engine_row(engine, q->uuid, q->name, TRUE);
+		VcVmMemo *memo;
 		VcCertRecord rec = { .serial = issued->serial,
 				     .not_before = issued->not_before,
 				     .not_after = issued->not_after };
@@ -621,9 +1125,18 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		row->next_action_at = vc_engine_renew_at(&rec);
 		vc_engine_row_set(engine, row, "ISSUED", NULL);
 		g_hash_table_add(engine->dirty, g_strdup(row->uuid));
-		/* the new certificate supersedes every other of this VM */
-		vc_engine_queue_revoke_all(engine, row, issued->serial, VC_REASON_SUPERSEDED,
-					   "superseded by a new certificate");
+		memo = vc_engine_memo(engine, row->uuid);
+		if (issued->key != NULL && memo->has_agent) {
+			/* kept in memory only, until it is in the guest */
+			char *pem = vc_key_to_pem(issued->key, NULL);
+			if (pem != NULL)
+				g_hash_table_replace(engine->keys, g_strdup(issued->serial), pem);
+		}
+		if (!memo->has_agent) {
+			/* nothing to deliver: the new certificate supersedes the others now */
+			vc_engine_queue_revoke_all(engine, row, issued->serial, VC_REASON_SUPERSEDED,
+						   "superseded by a new certificate");
+		}
 	}
 	if (!vc_engine_flush_rows(engine, error)) {
 		vc_store_rollback(engine->store);
@@ -642,6 +1155,15 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		vc_engine_log(G_LOG_LEVEL_MESSAGE, "issued", q->uuid, q->name, issued->serial,
 			      "VM %s: issued %s for %s (%s)", q->name, issued->serial, joined, q->why);
 		vc_engine_emit(engine, "issued", q->uuid, q->name, issued->serial, joined);
+		{
+			VcDomainRecord *row = g_hash_table_lookup(engine->rows, q->uuid);
+			VcVmMemo *m = vc_engine_memo(engine, q->uuid);
+			if (row != NULL && m->deliverable &&
+			    g_strcmp0(row->current_serial, issued->serial) == 0) {
+				m->retry_at = 0;
+				vc_engine_start_guest_job(engine, row, m, VC_GUEST_JOB_DELIVER);
+			}
+		}
 	}
 	(void)now;
 	return TRUE;
@@ -686,6 +1208,15 @@ vc_engine_schedule_flush(VcEngine *engine)
 
 /* ---- renewal timer ----------------------------------------------------- */
 
+/* Rows whose next_action_at means something: a renewal or a retry. */
+static gboolean
+vc_engine_row_is_scheduled(const VcDomainRecord *row)
+{
+	static const char *const states[] = { "ISSUED", "DELIVERED", "DELIVERY_FAILED", "FAILED",
+					       NULL };
+	return g_strv_contains(states, row->state);
+}
+
 static gboolean
 vc_engine_tick_cb(gpointer user_data)
 {
@@ -699,7 +1230,7 @@ vc_engine_tick_cb(gpointer user_data)
 	g_hash_table_iter_init(&iter, engine->rows);
 	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&row))
 		if (row->next_action_at > 0 && row->next_action_at <= now &&
-		    (g_strcmp0(row->state, "ISSUED") == 0 || g_strcmp0(row->state, "FAILED") == 0))
+		    vc_engine_row_is_scheduled(row))
 			g_ptr_array_add(due, g_strdup(row->uuid));
 	for (guint i = 0; i < due->len; i++)
 		vc_engine_evaluate(engine, g_ptr_array_index(due, i), NULL, "renewal");
@@ -717,7 +1248,7 @@ vc_engine_schedule_tick(VcEngine *engine)
 
 	g_hash_table_iter_init(&iter, engine->rows);
 	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&row))
-		if (row->next_action_at > 0 && g_strcmp0(row->state, "ISSUED") == 0)
+		if (row->next_action_at > 0 && vc_engine_row_is_scheduled(row))
 			next = MIN(next, row->next_action_at);
 	g_clear_handle_id(&engine->tick_source, g_source_remove);
 	engine->tick_source = g_timeout_add_seconds((guint)CLAMP(next - now, 1, VC_ENGINE_TICK_MAX_S),
@@ -794,6 +1325,15 @@ vc_engine_handle_event(VcEngine *engine, const VcVirtEvent *event)
 		return;
 	case VC_VIRT_EVENT_STARTED:
 		memo->stopped_migrated_at = 0;
+		/* a restore can bring back old files: check what the guest has */
+		if (event->is_restore)
+			memo->check_wanted = TRUE;
+		vc_engine_evaluate(engine, event->uuid, NULL, why);
+		return;
+	case VC_VIRT_EVENT_AGENT_CONNECTED:
+		/* the guest (re)booted or its agent restarted: check its files, retry now */
+		memo->check_wanted = TRUE;
+		memo->retry_at = 0;
 		vc_engine_evaluate(engine, event->uuid, NULL, why);
 		return;
 	case VC_VIRT_EVENT_DEFINED:
@@ -805,7 +1345,6 @@ vc_engine_handle_event(VcEngine *engine, const VcVirtEvent *event)
 	case VC_VIRT_EVENT_SHUTDOWN:
 	case VC_VIRT_EVENT_PMSUSPENDED:
 	case VC_VIRT_EVENT_CRASHED:
-	case VC_VIRT_EVENT_AGENT_CONNECTED:
 	case VC_VIRT_EVENT_AGENT_DISCONNECTED:
 	default:
 		return;

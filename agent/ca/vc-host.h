@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Host trust: a lab host CA, this host's certificate, and placement checks.
+ *
+ * A host certificate carries the host's FQDN as dNSName and its attributes
+ * (site, jurisdiction, tier, ...) as SAN URIs urn:virtcert:host:KEY=VALUE
+ * (policy/vc-placement.h). A VM's placement policy names the host CAs it
+ * trusts (SHA-256 fingerprints) and the attributes it needs. The same
+ * certificate (EKU serverAuth + clientAuth) serves as libvirt's and QEMU's
+ * TLS certificate for migration, so the host that passes the placement check
+ * is the host the migration stream authenticates.
+ */
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <openssl/x509.h>
+
+#include "vc-autoptr.h"
+#include "vc-config.h"
+#include "vc-placement.h"
+#include "vc-policy.h"
+
+G_BEGIN_DECLS
+
+/* ---- the host CA (lab / small sites; an organization may use its own) -- */
+
+/* Files under DIR (0700):
+ *   ca.key     private key, 0600
+ *   ca.pem     self-signed CA certificate (CA:TRUE, keyCertSign + cRLSign)
+ *   index      GKeyFile: [crl] number, [revoked] SERIAL=UNIX_TIME */
+typedef struct {
+	const char *common_name; /* NULL: "virtcert host CA" */
+	VcKeyType key_type;
+	gint64 lifetime_s;       /* 0: 10 years */
+	gboolean force;          /* overwrite an existing host CA */
+} VcHostCaInitOptions;
+
+gboolean vc_host_ca_init(const char *dir, const VcHostCaInitOptions *opts, GError **error);
+
+typedef struct _VcHostCa VcHostCa;
+
+VcHostCa *vc_host_ca_load(const char *dir, GError **error);
+void vc_host_ca_free(VcHostCa *ca);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcHostCa, vc_host_ca_free)
+X509 *vc_host_ca_get_cert(VcHostCa *ca); /* borrowed */
+
+/* Signs CSR (its signature is checked) for [NOT_BEFORE, NOT_AFTER] (unix
+ * seconds). Copies the CSR's subjectAltName, accepting only dNSName (valid
+ * DNS names, at least one) and urn:virtcert:host:KEY=VALUE URIs: anything
+ * else in the SAN is refused (VC_ERROR_POLICY naming it). Subject CN = the
+ * first dNSName; EKU serverAuth + clientAuth (libvirt's migration TLS uses
+ * the same certificate in both roles). NOT_AFTER may be in the past (tests). */
+X509 *vc_host_ca_sign(VcHostCa *ca, X509_REQ *csr, gint64 not_before, gint64 not_after,
+		      GError **error);
+/* Records CERT (which this CA must have issued) as revoked now, durably. */
+gboolean vc_host_ca_revoke(VcHostCa *ca, X509 *cert, GError **error);
+/* A CRL v2 of every revoked serial, valid VALIDITY_S; bumps the CRL number. */
+X509_CRL *vc_host_ca_make_crl(VcHostCa *ca, gint64 validity_s, GError **error);
+
+/* ---- this host --------------------------------------------------------- */
+
+/* Enrollment: writes KEY_PATH (0600, EC P-256; its directory is created
+ * 0700) and CSR_PATH (subject CN = FQDN; SAN: dNSName FQDN + one URI per
+ * attribute "KEY=VALUE"), and copies the trusted host CA bundle HOSTCA_PATH
+ * (CA certificates only) to CA_OUT. Refuses to replace an existing key
+ * unless FORCE. */
+gboolean vc_host_enroll(const char *key_path, const char *csr_path, const char *fqdn,
+			const char *const *attrs, const char *hostca_path, const char *ca_out,
+			gboolean force, GError **error);
+/* Default FQDN: g_get_host_name(), completed through the resolver's
+ * canonical name when that has a dot; NULL-free. */
+char *vc_host_default_fqdn(void);
+
+/* Installs CERT_PATH (the host certificate, optionally followed by
+ * intermediates) as CERT_OUT after checking it matches KEY_PATH and chains
+ * to the CA bundle CA_PATH. */
+gboolean vc_host_import(const char *cert_path, const char *key_path, const char *ca_path,
+			const char *cert_out, GError **error);
+
+typedef struct _VcHost VcHost;
+
+/* A host certificate with its trust settings. KEY_PATH, CA_PATH and
+ * CRL_PATH may be NULL; a CRL_PATH that does not exist is ignored (no CRL
+ * configured), an unreadable or malformed one is an error. */
+VcHost *vc_host_load_files(const char *cert_path, const char *key_path, const char *ca_path,
+			   const char *crl_path, GError **error);
+/* This host from CONFIG ([host] paths or STATE_DIR/host/...); the key is
+ * required. VC_ERROR_NOT_FOUND when no host certificate is installed. */
+VcHost *vc_host_load(const VcConfig *config, GError **error);
+void vc_host_free(VcHost *host);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcHost, vc_host_free)
+
+X509 *vc_host_get_cert(VcHost *host); /* borrowed */
+/* First dNSName of the certificate, or NULL. */
+const char *vc_host_get_fqdn(VcHost *host);
+/* SHA-256 (lower-case hex) of the CA certificate that issued the host
+ * certificate, found in the trusted bundle or the certificate file; NULL
+ * when neither holds it. Borrowed. */
+const char *vc_host_get_ca_fingerprint(VcHost *host);
+
+/* Validity bounds (unix seconds) and issuer DN (RFC 2253, free it). */
+gint64 vc_host_get_not_before(VcHost *host);
+gint64 vc_host_get_not_after(VcHost *host);
+char *vc_host_get_issuer(VcHost *host);
+
+/* Self-check at NOW (unix seconds; 0: now): the certificate is within its
+ * validity, chains to the trusted host CA bundle, and is not on that CA's
+ * CRL (when one is configured). Errors (VC_ERROR_CRYPTO) say which:
+ * "expired on ...", "revoked", "not issued by the trusted host CA ...". */
+gboolean vc_host_check_at(VcHost *host, gint64 now, GError **error);
+gboolean vc_host_check(VcHost *host, GError **error);
+
+/* The identity placement is evaluated against: CA fingerprints of the
+ * verified chain (issuer first; without a trusted CA bundle, those of the
+ * extra certificates in the certificate file, unverified) and attributes
+ * from the SAN URIs. A malformed urn:virtcert:host: URI is an error. */
+VcHostIdentity *vc_host_get_identity(VcHost *host, GError **error);
+
+/* The placement decision for POLICY on HOST (nullable: no host certificate):
+ * unrestricted policies allow any host; else the host must pass its
+ * self-check and vc_placement_allows(). RET_REASON as there. */
+gboolean vc_host_placement_decide(VcHost *host, const VcPolicy *policy, char **ret_reason);
+
+/* The daemon's "placement-check" answer for a domain XML:
+ * {"allow": bool, "reason": "...", "vm": NAME, "restricted": bool}.
+ * A VM no policy selects is allowed ("no virtcert policy"). A domain XML
+ * that cannot be parsed, or whose policy is invalid, is an error. */
+JsonNode *vc_host_placement_answer(VcHost *host, VcPolicySet *set, const char *xml,
+				   gboolean issue_all, gint64 default_lifetime, GError **error);
+
+/* ---- libvirt / QEMU TLS files ------------------------------------------ */
+
+/* Writes the host certificate, key and CA bundle to the default paths of
+ * libvirtd (/etc/pki/CA/cacert.pem, /etc/pki/libvirt/{server,client}cert.pem,
+ * /etc/pki/libvirt/private/{server,client}key.pem) and QEMU
+ * (/etc/pki/qemu/{ca-cert,server-cert,server-key,client-cert,client-key}.pem)
+ * below ROOT ("/" or NULL for the real system). Certificates 0644, libvirtd
+ * keys 0600, QEMU keys 0640 with group QEMU_GROUP (nullable: root) since QEMU
+ * runs unprivileged. Existing files with other contents are replaced only
+ * with FORCE. RET_WRITTEN (nullable) gets the paths written. */
+gboolean vc_host_install_libvirt_tls(VcHost *host, const char *root, const char *qemu_group,
+				     gboolean force, GPtrArray **ret_written, GError **error);
+
+G_END_DECLS

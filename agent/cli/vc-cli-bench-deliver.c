@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* virtcert bench deliver: deliveries into a real VM through its guest agent,
+ * beside the guest-ping round trip of the same agent (the reference). */
+#include "vc-cli.h"
+
+#include "vc-error.h"
+#include "vc-guest.h"
+
+static int
+vc_bench_cmp_i64(gconstpointer a, gconstpointer b)
+{
+	gint64 x = *(const gint64 *)a, y = *(const gint64 *)b;
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static double
+vc_bench_pct_ms(GArray *sorted, double p)
+{
+	guint i = (guint)MIN((double)sorted->len - 1, p / 100.0 * sorted->len);
+	return sorted->len ? g_array_index(sorted, gint64, i) / 1000.0 : 0.0;
+}
+
+gboolean
+vc_cli_bench_deliver(VcCli *cli, int argc, char **argv, GError **error)
+{
+	g_autofree char *uri = NULL;
+	g_autofree char *vm = NULL;
+	g_autofree char *dir = g_strdup("/run/virtcert-bench");
+	gint count = 20;
+	g_autofree char *tmp = NULL;
+	g_autofree char *ca_dir = NULL;
+	g_autofree char *db = NULL;
+	g_autoptr(VcConfig) config = NULL;
+	g_autoptr(VcCa) ca = NULL;
+	g_autoptr(VcStore) store = NULL;
+	g_autoptr(VcIssuer) issuer = NULL;
+	g_autoptr(VcIssued) issued = NULL;
+	g_autoptr(VcGuestChannel) channel = NULL;
+	g_autoptr(GArray) times = NULL;
+	g_autoptr(GArray) pings = g_array_new(FALSE, FALSE, sizeof(gint64));
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autofree char *cert = NULL, *chain = NULL, *key = NULL;
+	g_autofree char *cert_path = NULL, *chain_path = NULL, *key_path = NULL;
+	const char *const permit[] = { "bench.virtcert.example", NULL };
+	const char *const names[] = { "vm.bench.virtcert.example", NULL };
+	VcCaInitOptions opts = { .permit = permit, .key_type = VC_KEY_TYPE_EC_P256 };
+	VcIssueRequest req = { .vm_name = "bench", .dns_names = names,
+			       .key_type = VC_KEY_TYPE_EC_P256 };
+	virConnectPtr conn = NULL;
+	virDomainPtr dom = NULL;
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	gboolean ok = FALSE;
+	const GOptionEntry entries[] = {
+		{ "uri", 0, 0, G_OPTION_ARG_STRING, &uri, "libvirt URI of the VM's host", "URI" },
+		{ "vm", 0, 0, G_OPTION_ARG_STRING, &vm, "A running VM with a guest agent", "NAME" },
+		{ "count", 0, 0, G_OPTION_ARG_INT, &count, "Deliveries (default 20)", "N" },
+		{ "dir", 0, 0, G_OPTION_ARG_STRING, &dir,
+		  "Directory in the guest (default /run/virtcert-bench)", "PATH" },
+		{ NULL }
+	};
+
+	if (!vc_cli_parse("bench deliver", "--uri URI --vm NAME", entries, &argc, &argv, error))
+		return FALSE;
+	if (uri == NULL || vm == NULL || count < 1) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE,
+				    "--uri URI and --vm NAME (a running VM with qemu-ga) are required");
+		return FALSE;
+	}
+	conn = virConnectOpen(uri);
+	if (conn == NULL || (dom = virDomainLookupByName(conn, vm)) == NULL ||
+	    virDomainGetUUIDString(dom, uuid) < 0) {
+		g_set_error(error, VC_ERROR, VC_ERROR_LIBVIRT, "cannot find VM %s at %s", vm, uri);
+		goto out;
+	}
+	channel = vc_guest_channel_new_libvirt(conn, uuid, error);
+	if (channel == NULL)
+		goto out;
+
+	/* a throwaway CA issues the certificate that is delivered */
+	tmp = g_dir_make_tmp("virtcert-bench-XXXXXX", error);
+	if (tmp == NULL)
+		goto out;
+	config = vc_config_new_default();
+	vc_config_set_state_dir(config, tmp);
+	ca_dir = g_build_filename(tmp, "ca", NULL);
+	db = g_build_filename(tmp, "virtcert.db", NULL);
+	if (!vc_ca_init_self_signed(ca_dir, &opts, error) ||
+	    (ca = vc_ca_load(ca_dir, error)) == NULL || (store = vc_store_open(db, error)) == NULL)
+		goto out;
+	issuer = vc_issuer_new(config, ca, store);
+	req.vm_uuid = uuid;
+	issued = vc_issuer_issue(issuer, &req, error);
+	if (issued == NULL || (cert = vc_cert_to_pem(issued->cert, error)) == NULL ||
+	    (key = vc_key_to_pem(issued->key, error)) == NULL)
+		goto out;
+	{
+		GPtrArray *issuers = vc_ca_get_chain(ca);
+		g_autoptr(GString) c = g_string_new(cert);
+		for (guint i = 0; i < issuers->len; i++) {
+			g_autofree char *p = vc_cert_to_pem(g_ptr_array_index(issuers, i), error);
+			if (p == NULL)
+				goto out;
+			g_string_append(c, p);
+		}
+		chain = g_string_free(g_steal_pointer(&c), FALSE);
+	}
+	cert_path = g_build_filename(dir, "cert.pem", NULL);
+	chain_path = g_build_filename(dir, "chain.pem", NULL);
+	key_path = g_build_filename(dir, "key.pem", NULL);
+
+	/* the reference: the agent's own round trip */
+	for (gint i = 0; i < count; i++) {
+		gint64 t0 = g_get_monotonic_time(), dt;
+		if (!vc_guest_ping(channel, 10, error))
+			goto out;
+		dt = g_get_monotonic_time() - t0;
+		g_array_append_val(pings, dt);
+	}
+	{
+		VcGuestDelivery d = { .cert_pem = cert, .chain_pem = chain, .key_pem = key,
+				      .cert_path = cert_path, .chain_path = chain_path,
+				      .key_path = key_path };
+		times = vc_guest_bench_deliver(channel, &d, (guint)count, error);
+		if (times == NULL)
+			goto out;
+	}
+	g_array_sort(times, vc_bench_cmp_i64);
+	g_array_sort(pings, vc_bench_cmp_i64);
+
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "benchmark");
+	json_builder_add_string_value(b, "deliver");
+	json_builder_set_member_name(b, "vm");
+	json_builder_add_string_value(b, vm);
+	json_builder_set_member_name(b, "deliveries");
+	json_builder_add_int_value(b, times->len);
+	json_builder_set_member_name(b, "deliver_p50_ms");
+	json_builder_add_double_value(b, vc_bench_pct_ms(times, 50));
+	json_builder_set_member_name(b, "deliver_p95_ms");
+	json_builder_add_double_value(b, vc_bench_pct_ms(times, 95));
+	json_builder_set_member_name(b, "ping_p50_ms");
+	json_builder_add_double_value(b, vc_bench_pct_ms(pings, 50));
+	json_builder_set_member_name(b, "target_p50_ms");
+	json_builder_add_double_value(b, 100.0);
+	json_builder_set_member_name(b, "what");
+	json_builder_add_string_value(b, "cert+chain+key written, owner/mode set, renamed, SHA-256 "
+					 "read back and compared");
+	json_builder_end_object(b);
+	if (arg_json)
+		vc_cli_print_json(json_builder_get_root(b));
+	else
+		g_print("%u deliveries into %s: p50 %.1f ms, p95 %.1f ms (guest-ping p50 %.1f ms)\n",
+			times->len, vm, vc_bench_pct_ms(times, 50), vc_bench_pct_ms(times, 95),
+			vc_bench_pct_ms(pings, 50));
+	ok = TRUE;
+out:
+	g_clear_pointer(&channel, vc_guest_channel_free);
+	if (dom != NULL)
+		virDomainFree(dom);
+	if (conn != NULL)
+		virConnectClose(conn);
+	g_clear_pointer(&issuer, vc_issuer_free);
+	g_clear_pointer(&store, vc_store_free);
+	if (tmp != NULL)
+		vc_cli_rm_rf(tmp);
+	(void)cli;
+	return ok;
+}

@@ -1,0 +1,1183 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The delivery protocol over a VcGuestChannel. The agent's commands are
+ * those of QEMU's qga/qapi-schema.json; the guest is hostile: every reply is
+ * parsed with strict types, every size and every wait is capped.
+ *
+ * Shell use: the scripts run with guest-exec are constants; paths, owner and
+ * modes reach them as positional parameters ("$1"...), never inside the
+ * script text, so nothing from policy is ever parsed by the guest's shell. */
+#include "vc-guest.h"
+
+#include <json-glib/json-glib.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <string.h>
+
+#include "vc-autoptr.h"
+#include "vc-error.h"
+
+/* guest-file-write takes base64; 36 KiB of data is 48 KiB of base64 */
+#define VC_GUEST_WRITE_CHUNK (36 * 1024)
+/* output read back from a guest-exec: digests and diagnostics */
+#define VC_GUEST_SMALL_OUTPUT 4096
+/* bytes of a guest's own words (error desc, stderr) put into our messages */
+#define VC_GUEST_QUOTE_MAX 200
+
+#define VC_GUEST_BLOCKED_HINT                                                                      \
+	"allow guest-file-open, guest-file-write, guest-file-close, guest-exec, "                  \
+	"guest-exec-status; see docs/guest-agent.md"
+
+/* clang-format off */
+#define SCRIPT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+
+/* args: DIR... -- TMP... (paths are absolute: "--" is no path). The
+ * temporary files are created empty with mode 0600 before any content is
+ * written (guest-file-open would create them with the agent's umask, maybe
+ * world readable). Few processes: a fork costs a lot in a TCG guest. */
+static const char script_prepare[] =
+	SCRIPT_PATH
+	"while [ \"$1\" != -- ]; do mkdir -p -- \"$1\" || exit 1; shift; done\n"
+	"shift\n"
+	"rm -f -- \"$@\" || exit 1\n"
+	"umask 077; set -C\n"
+	"for t; do : > \"$t\" || exit 1; done\n";
+
+/* args: OWNER then FLAG TMP MODE TARGET quadruples; FLAG "opt" skips a
+ * missing TMP (a staged guest key). Owner and mode are set before the rename,
+ * so the target name never shows a file others may read. */
+static const char script_install[] =
+	SCRIPT_PATH
+	"o=$1; shift\n"
+	"while [ $# -gt 3 ]; do\n"
+	"  if [ \"$1\" = opt ] && [ ! -e \"$2\" ]; then shift 4; continue; fi\n"
+	"  if [ -n \"$o\" ]; then chown -- \"$o\" \"$2\" || exit 1; fi\n"
+	"  chmod -- \"$3\" \"$2\" || exit 1\n"
+	"  mv -f -- \"$2\" \"$4\" || exit 1\n"
+	"  echo \"installed $1\"\n"
+	"  shift 4\n"
+	"done\n";
+
+/* args: files; one "HEX  NAME" line per file, in order (GNU coreutils
+ * prefixes a '\\' when it escapes a name; names have no newline) */
+static const char script_digest[] =
+	SCRIPT_PATH
+	"exec sha256sum -- \"$@\"\n";
+
+/* args: cert key; prints the certificate's digest line, exit 3 without a key */
+static const char script_check[] =
+	SCRIPT_PATH
+	"[ -s \"$2\" ] || exit 3\n"
+	"exec sha256sum -- \"$1\"\n";
+
+static const char script_cleanup[] =
+	SCRIPT_PATH
+	"rm -f -- \"$@\"\n";
+
+/* args: KEY then openssl's -newkey arguments */
+static const char script_keygen[] =
+	SCRIPT_PATH
+	"k=$1; shift\n"
+	"d=${k%/*}; [ -n \"$d\" ] || d=/\n"
+	"mkdir -p -- \"$d\" || exit 1\n"
+	"umask 077\n"
+	"rm -f -- \"$k\" || exit 1\n"
+	"exec openssl req -new \"$@\" -nodes -keyout \"$k\" -subj /CN=virtcert\n";
+
+/* clang-format on */
+
+static const char *const required_commands[] = {
+    "guest-file-open", "guest-file-write", "guest-file-close", "guest-exec", "guest-exec-status",
+};
+
+typedef struct {
+	VcGuestChannel *channel;
+	gint64 deadline; /* monotonic, µs */
+	int total_timeout_s;
+	int command_timeout_s;
+} VcGuestCtx;
+
+static void
+ctx_init(VcGuestCtx *ctx, VcGuestChannel *channel, int total_s, int command_s)
+{
+	ctx->channel = channel;
+	ctx->total_timeout_s = total_s;
+	ctx->command_timeout_s = command_s;
+	ctx->deadline = g_get_monotonic_time() + (gint64)total_s * G_USEC_PER_SEC;
+}
+
+/* A guest's words, made safe for a log line: printable ASCII, bounded. */
+static char *
+guest_quote(const char *s, gsize len)
+{
+	GString *out = g_string_new(NULL);
+
+	for (gsize i = 0; i < len && out->len < VC_GUEST_QUOTE_MAX; i++) {
+		unsigned char c = (unsigned char)s[i];
+		g_string_append_c(out, c >= 0x20 && c < 0x7f ? (char)c : (c == '\n' ? ' ' : '?'));
+	}
+	if (len > VC_GUEST_QUOTE_MAX)
+		g_string_append(out, "...");
+	return g_strstrip(g_string_free(out, FALSE));
+}
+
+static void
+set_blocked_error(GError **error, const char *command)
+{
+	g_set_error(
+	    error, VC_ERROR, VC_ERROR_GUEST,
+	    "guest agent blocks %s (qemu-ga --block-rpcs / allow-rpcs); " VC_GUEST_BLOCKED_HINT,
+	    command);
+}
+
+gboolean
+vc_guest_error_is_blocked(const GError *error)
+{
+	return error != NULL && g_error_matches(error, VC_ERROR, VC_ERROR_GUEST) &&
+	       strstr(error->message, "(qemu-ga --block-rpcs / allow-rpcs)") != NULL;
+}
+
+/* A disabled command gives class "CommandNotFound" and a desc "Command X has
+ * been disabled" (qemu-ga 7.2; newer ones add ": the command is not
+ * allowed"); libvirt keeps only the desc. */
+static gboolean
+agent_error_means_blocked(const char *klass, const char *desc)
+{
+	return g_strcmp0(klass, "CommandNotFound") == 0 ||
+	       g_strcmp0(klass, "CommandDisabled") == 0 ||
+	       (desc != NULL && (strstr(desc, "has been disabled") != NULL ||
+				 strstr(desc, "has not been found") != NULL));
+}
+
+static int
+ctx_command_timeout(VcGuestCtx *ctx, const char *name, GError **error)
+{
+	gint64 left = ctx->deadline - g_get_monotonic_time();
+
+	if (left <= 0) {
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "guest agent work took longer than %d s, abandoned before %s",
+			    ctx->total_timeout_s, name);
+		return -1;
+	}
+	return (int)MIN((gint64)ctx->command_timeout_s,
+			(left + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC);
+}
+
+/* Runs one agent command; args (may be NULL) is consumed. Returns the reply's
+ * "return" member, which must be of node type expect and, for a value, of
+ * GType expect_value (G_TYPE_INVALID: any value). secret: wipe the command
+ * text afterwards. */
+static JsonNode *
+guest_command_full(VcGuestCtx *ctx, const char *name, JsonObject *args, JsonNodeType expect,
+		   GType expect_value, gboolean secret, GError **error)
+{
+	g_autoptr(JsonObject) cmd = json_object_new();
+	g_autoptr(JsonNode) cmd_node = json_node_new(JSON_NODE_OBJECT);
+	g_autoptr(JsonParser) parser = json_parser_new_immutable();
+	g_autofree char *text = NULL;
+	g_autofree char *reply = NULL;
+	g_autoptr(GError) local = NULL;
+	JsonNode *root, *ret, *err;
+	JsonObject *obj;
+	int timeout_s;
+
+	json_object_set_string_member(cmd, "execute", name);
+	if (args != NULL)
+		json_object_set_object_member(cmd, "arguments", args);
+	json_node_set_object(cmd_node, cmd);
+	text = json_to_string(cmd_node, FALSE);
+	if (secret) {
+		/* the key's base64 lives in the JSON tree too: drop it now */
+		g_clear_pointer(&cmd_node, json_node_unref);
+		g_clear_pointer(&cmd, json_object_unref);
+	}
+
+	timeout_s = ctx_command_timeout(ctx, name, error);
+	if (timeout_s < 0)
+		return NULL;
+	reply = vc_guest_channel_exec(ctx->channel, text, timeout_s, &local);
+	if (secret)
+		explicit_bzero(text, strlen(text));
+	if (reply == NULL) {
+		g_propagate_prefixed_error(error, g_steal_pointer(&local), "%s: ", name);
+		return NULL;
+	}
+
+	if (!json_parser_load_from_data(parser, reply, -1, &local)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "%s: guest agent reply is not JSON: %s", name, local->message);
+		return NULL;
+	}
+	root = json_parser_get_root(parser);
+	if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "%s: guest agent reply is not a JSON object", name);
+		return NULL;
+	}
+	obj = json_node_get_object(root);
+	err = json_object_get_member(obj, "error");
+	if (err != NULL) {
+		JsonObject *eobj;
+		JsonNode *k, *dn;
+		const char *klass = NULL, *desc = NULL;
+		g_autofree char *qdesc = NULL;
+
+		if (!JSON_NODE_HOLDS_OBJECT(err)) {
+			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+				    "%s: guest agent error is not an object", name);
+			return NULL;
+		}
+		eobj = json_node_get_object(err);
+		k = json_object_get_member(eobj, "class");
+		dn = json_object_get_member(eobj, "desc");
+		if (k != NULL && JSON_NODE_HOLDS_VALUE(k) &&
+		    json_node_get_value_type(k) == G_TYPE_STRING)
+			klass = json_node_get_string(k);
+		if (dn != NULL && JSON_NODE_HOLDS_VALUE(dn) &&
+		    json_node_get_value_type(dn) == G_TYPE_STRING)
+			desc = json_node_get_string(dn);
+		if (agent_error_means_blocked(klass, desc)) {
+			set_blocked_error(error, name);
+			return NULL;
+		}
+		qdesc = guest_quote(desc != NULL ? desc : "(no description)",
+				    desc != NULL ? strlen(desc) : 16);
+		if (klass != NULL) {
+			g_autofree char *qclass = guest_quote(klass, strlen(klass));
+			g_set_error(error, VC_ERROR, VC_ERROR_GUEST, "%s: guest agent error %s: %s",
+				    name, qclass, qdesc);
+		} else {
+			g_set_error(error, VC_ERROR, VC_ERROR_GUEST, "%s: guest agent error: %s",
+				    name, qdesc);
+		}
+		return NULL;
+	}
+	ret = json_object_get_member(obj, "return");
+	if (ret == NULL || JSON_NODE_TYPE(ret) != expect ||
+	    (expect == JSON_NODE_VALUE && expect_value != G_TYPE_INVALID &&
+	     json_node_get_value_type(ret) != expect_value)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "%s: guest agent reply has no \"return\" of the expected type", name);
+		return NULL;
+	}
+	return json_node_copy(ret);
+}
+
+static JsonNode *
+guest_command(VcGuestCtx *ctx, const char *name, JsonObject *args, JsonNodeType expect,
+	      GType expect_value, GError **error)
+{
+	return guest_command_full(ctx, name, args, expect, expect_value, FALSE, error);
+}
+
+/* Strict members of a hostile object. */
+static gboolean
+member_int(JsonObject *obj, const char *name, gboolean required, gint64 *ret_value,
+	   gboolean *ret_present, GError **error)
+{
+	JsonNode *n = json_object_get_member(obj, name);
+
+	if (ret_present != NULL)
+		*ret_present = n != NULL;
+	if (n == NULL) {
+		if (!required)
+			return TRUE;
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST, "guest agent reply lacks \"%s\"",
+			    name);
+		return FALSE;
+	}
+	if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64) {
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "guest agent reply: \"%s\" is not an integer", name);
+		return FALSE;
+	}
+	*ret_value = json_node_get_int(n);
+	return TRUE;
+}
+
+static gboolean
+member_bool(JsonObject *obj, const char *name, gboolean required, gboolean *ret_value,
+	    GError **error)
+{
+	JsonNode *n = json_object_get_member(obj, name);
+
+	if (n == NULL) {
+		if (!required) {
+			*ret_value = FALSE;
+			return TRUE;
+		}
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST, "guest agent reply lacks \"%s\"",
+			    name);
+		return FALSE;
+	}
+	if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN) {
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "guest agent reply: \"%s\" is not a boolean", name);
+		return FALSE;
+	}
+	*ret_value = json_node_get_boolean(n);
+	return TRUE;
+}
+
+/* Decodes a base64 member of at most max decoded bytes; strict alphabet. */
+static gboolean
+member_base64(JsonObject *obj, const char *name, gsize max, GBytes **ret_bytes, GError **error)
+{
+	JsonNode *n = json_object_get_member(obj, name);
+	const char *s;
+	gsize len;
+	guchar *data;
+	gsize out_len = 0;
+
+	if (n == NULL) {
+		*ret_bytes = g_bytes_new(NULL, 0);
+		return TRUE;
+	}
+	if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING) {
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "guest agent reply: \"%s\" is not a string", name);
+		return FALSE;
+	}
+	s = json_node_get_string(n);
+	len = strlen(s);
+	if (len > (max + 2) / 3 * 4) {
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "guest agent reply: \"%s\" is larger than %" G_GSIZE_FORMAT
+			    " bytes, refused",
+			    name, max);
+		return FALSE;
+	}
+	if (len % 4 != 0 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				      "0123456789+/=") != len) {
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "guest agent reply: \"%s\" is not base64", name);
+		return FALSE;
+	}
+	data = len > 0 ? g_base64_decode(s, &out_len) : NULL;
+	if (out_len > max) {
+		g_free(data);
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "guest agent reply: \"%s\" is larger than %" G_GSIZE_FORMAT
+			    " bytes, refused",
+			    name, max);
+		return FALSE;
+	}
+	*ret_bytes = g_bytes_new_take(data, out_len);
+	return TRUE;
+}
+
+typedef struct {
+	int exit_code; /* 128+N for signal N */
+	GBytes *out;
+	GBytes *err;
+} VcGuestRun;
+
+static void
+guest_run_clear(VcGuestRun *run)
+{
+	g_clear_pointer(&run->out, g_bytes_unref);
+	g_clear_pointer(&run->err, g_bytes_unref);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(VcGuestRun, guest_run_clear)
+
+/* guest-exec of path with argv, then guest-exec-status until it exited
+ * (guest-exec is asynchronous), within the ctx deadline. With capture, the
+ * output (at most max_out bytes each) is read back. */
+static gboolean
+guest_run(VcGuestCtx *ctx, const char *path, const char *const *argv, gboolean capture,
+	  gsize max_out, VcGuestRun *ret_run, GError **error)
+{
+	JsonObject *args = json_object_new();
+	JsonArray *arr = json_array_new();
+	g_autoptr(JsonNode) started = NULL;
+	gint64 pid;
+	gulong sleep_us = 1000;
+
+	json_object_set_string_member(args, "path", path);
+	for (gsize i = 0; argv != NULL && argv[i] != NULL; i++)
+		json_array_add_string_element(arr, argv[i]);
+	json_object_set_array_member(args, "arg", arr);
+	json_object_set_boolean_member(args, "capture-output", capture);
+	started = guest_command(ctx, "guest-exec", args, JSON_NODE_OBJECT, G_TYPE_INVALID, error);
+	if (started == NULL)
+		return FALSE;
+	if (!member_int(json_node_get_object(started), "pid", TRUE, &pid, NULL, error)) {
+		g_prefix_error(error, "guest-exec: ");
+		return FALSE;
+	}
+
+	for (;;) {
+		JsonObject *sargs = json_object_new();
+		g_autoptr(JsonNode) status = NULL;
+		JsonObject *sobj;
+		gboolean exited, truncated, present;
+		gint64 code = -1, sig = -1;
+
+		json_object_set_int_member(sargs, "pid", pid);
+		status = guest_command(ctx, "guest-exec-status", sargs, JSON_NODE_OBJECT,
+				       G_TYPE_INVALID, error);
+		if (status == NULL)
+			return FALSE;
+		sobj = json_node_get_object(status);
+		if (!member_bool(sobj, "exited", TRUE, &exited, error)) {
+			g_prefix_error(error, "guest-exec-status: ");
+			return FALSE;
+		}
+		if (!exited) {
+			gint64 left = ctx->deadline - g_get_monotonic_time();
+			if (left <= 0) {
+				g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+					    "%s did not finish in the guest: guest agent work took "
+					    "longer than %d s",
+					    path, ctx->total_timeout_s);
+				return FALSE;
+			}
+			g_usleep(MIN((gint64)sleep_us, left));
+			sleep_us = MIN(sleep_us * 2, 100000);
+			continue;
+		}
+		if (!member_int(sobj, "exitcode", FALSE, &code, &present, error) ||
+		    (!present && !member_int(sobj, "signal", TRUE, &sig, NULL, error)) ||
+		    !member_bool(sobj, "out-truncated", FALSE, &truncated, error)) {
+			g_prefix_error(error, "guest-exec-status: ");
+			return FALSE;
+		}
+		if (!present)
+			code = (sig >= 0 && sig < 128) ? 128 + sig : 255;
+		else if (code < 0 || code > 255)
+			code = 255;
+		if (truncated) {
+			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+				    "guest-exec-status: output of %s was truncated", path);
+			return FALSE;
+		}
+		if (!capture) {
+			/* not asked for: not decoded (the reply cap bounds it) */
+			ret_run->exit_code = (int)code;
+			return TRUE;
+		}
+		if (!member_base64(sobj, "out-data", max_out, &ret_run->out, error) ||
+		    !member_base64(sobj, "err-data", max_out, &ret_run->err, error)) {
+			guest_run_clear(ret_run);
+			g_prefix_error(error, "guest-exec-status: ");
+			return FALSE;
+		}
+		ret_run->exit_code = (int)code;
+		return TRUE;
+	}
+}
+
+/* A script run with /bin/sh -c SCRIPT sh ARGS... */
+static gboolean
+guest_run_script(VcGuestCtx *ctx, const char *script, GPtrArray *args, gboolean capture,
+		 gsize max_out, VcGuestRun *ret_run, GError **error)
+{
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+
+	g_ptr_array_add(argv, (gpointer) "-c");
+	g_ptr_array_add(argv, (gpointer)script);
+	g_ptr_array_add(argv, (gpointer) "sh");
+	for (guint i = 0; args != NULL && i < args->len; i++)
+		g_ptr_array_add(argv, args->pdata[i]);
+	g_ptr_array_add(argv, NULL);
+	return guest_run(ctx, "/bin/sh", (const char *const *)argv->pdata, capture, max_out,
+			 ret_run, error);
+}
+
+static char *
+run_stderr(const VcGuestRun *run)
+{
+	gsize len = 0;
+	const char *data = run->err != NULL ? g_bytes_get_data(run->err, &len) : NULL;
+
+	return guest_quote(data != NULL ? data : "", len);
+}
+
+gboolean
+vc_guest_ping(VcGuestChannel *channel, int timeout_s, GError **error)
+{
+	VcGuestCtx ctx;
+	g_autoptr(JsonNode) ret = NULL;
+
+	g_return_val_if_fail(channel != NULL, FALSE);
+	if (timeout_s <= 0)
+		timeout_s = VC_GUEST_COMMAND_TIMEOUT_DEFAULT;
+	ctx_init(&ctx, channel, timeout_s, timeout_s);
+	ret = guest_command(&ctx, "guest-ping", NULL, JSON_NODE_OBJECT, G_TYPE_INVALID, error);
+	return ret != NULL;
+}
+
+/* guest-info: which of the commands we need are missing or disabled. */
+static gboolean
+guest_check_capabilities(VcGuestCtx *ctx, GPtrArray *problems, GError **error)
+{
+	g_autoptr(JsonNode) info = NULL;
+	JsonNode *cmds;
+	JsonArray *arr;
+	gboolean found[G_N_ELEMENTS(required_commands)] = {FALSE};
+	gboolean enabled[G_N_ELEMENTS(required_commands)] = {FALSE};
+	g_autoptr(GString) blocked = g_string_new(NULL);
+
+	info = guest_command(ctx, "guest-info", NULL, JSON_NODE_OBJECT, G_TYPE_INVALID, error);
+	if (info == NULL)
+		return FALSE;
+	cmds = json_object_get_member(json_node_get_object(info), "supported_commands");
+	if (cmds == NULL || !JSON_NODE_HOLDS_ARRAY(cmds)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "guest-info: \"supported_commands\" is not an array");
+		return FALSE;
+	}
+	arr = json_node_get_array(cmds);
+	for (guint i = 0; i < json_array_get_length(arr); i++) {
+		JsonNode *e = json_array_get_element(arr, i);
+		JsonObject *eobj;
+		JsonNode *nn;
+		const char *name;
+		gboolean en;
+
+		if (!JSON_NODE_HOLDS_OBJECT(e)) {
+			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+				    "guest-info: a supported command is not an object");
+			return FALSE;
+		}
+		eobj = json_node_get_object(e);
+		nn = json_object_get_member(eobj, "name");
+		if (nn == NULL || !JSON_NODE_HOLDS_VALUE(nn) ||
+		    json_node_get_value_type(nn) != G_TYPE_STRING ||
+		    !member_bool(eobj, "enabled", TRUE, &en, error)) {
+			g_clear_error(error);
+			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+				    "guest-info: a supported command lacks a name or enabled flag");
+			return FALSE;
+		}
+		name = json_node_get_string(nn);
+		for (gsize j = 0; j < G_N_ELEMENTS(required_commands); j++) {
+			if (strcmp(name, required_commands[j]) == 0) {
+				found[j] = TRUE;
+				enabled[j] = en;
+			}
+		}
+	}
+	for (gsize j = 0; j < G_N_ELEMENTS(required_commands); j++) {
+		if (found[j] && enabled[j])
+			continue;
+		g_ptr_array_add(problems, g_strdup_printf("%s is %s", required_commands[j],
+							  found[j] ? "disabled" : "not supported"));
+		g_string_append_printf(blocked, "%s%s", blocked->len > 0 ? ", " : "",
+				       required_commands[j]);
+	}
+	if (blocked->len > 0) {
+		set_blocked_error(error, blocked->str);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Writes content to the already created tmp file with guest-file-*. */
+static gboolean
+guest_write_file(VcGuestCtx *ctx, const char *tmp, const char *content, gboolean secret,
+		 GError **error)
+{
+	JsonObject *args = json_object_new();
+	g_autoptr(JsonNode) opened = NULL;
+	g_autoptr(GError) write_error = NULL;
+	gint64 handle;
+	gsize len = strlen(content);
+	gsize off = 0;
+
+	json_object_set_string_member(args, "path", tmp);
+	json_object_set_string_member(args, "mode", "w");
+	opened = guest_command(ctx, "guest-file-open", args, JSON_NODE_VALUE, G_TYPE_INT64, error);
+	if (opened == NULL)
+		return FALSE;
+	handle = json_node_get_int(opened);
+
+	do {
+		gsize n = MIN(len - off, (gsize)VC_GUEST_WRITE_CHUNK);
+		g_autofree char *b64 = g_base64_encode((const guchar *)content + off, n);
+		g_autoptr(JsonNode) wrote = NULL;
+		JsonObject *wargs = json_object_new();
+		gint64 count;
+
+		json_object_set_int_member(wargs, "handle", handle);
+		json_object_set_string_member(wargs, "buf-b64", b64);
+		if (secret)
+			explicit_bzero(b64, strlen(b64));
+		wrote = guest_command_full(ctx, "guest-file-write", wargs, JSON_NODE_OBJECT,
+					   G_TYPE_INVALID, secret, &write_error);
+		if (wrote == NULL)
+			break;
+		if (!member_int(json_node_get_object(wrote), "count", TRUE, &count, NULL,
+				&write_error))
+			break;
+		if (count != (gint64)n) {
+			g_set_error(&write_error, VC_ERROR, VC_ERROR_GUEST,
+				    "guest-file-write wrote %" G_GINT64_FORMAT
+				    " of %" G_GSIZE_FORMAT " bytes",
+				    count, n);
+			break;
+		}
+		off += n;
+	} while (off < len);
+
+	{
+		JsonObject *cargs = json_object_new();
+		g_autoptr(JsonNode) closed = NULL;
+		g_autoptr(GError) close_error = NULL;
+
+		json_object_set_int_member(cargs, "handle", handle);
+		closed = guest_command(ctx, "guest-file-close", cargs, JSON_NODE_OBJECT,
+				       G_TYPE_INVALID, &close_error);
+		if (write_error != NULL) {
+			g_propagate_prefixed_error(error, g_steal_pointer(&write_error),
+						   "%s: ", tmp);
+			return FALSE;
+		}
+		if (closed == NULL) {
+			g_propagate_prefixed_error(error, g_steal_pointer(&close_error),
+						   "%s: ", tmp);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+static gboolean
+path_is_valid(const char *path)
+{
+	if (path == NULL || path[0] != '/' || g_str_has_suffix(path, "/") || strlen(path) > 4000)
+		return FALSE;
+	for (const char *p = path; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* chown syntax restricted to portable user and group names (POSIX 3.437 plus
+ * what useradd accepts), no leading '-'. */
+static gboolean
+owner_is_valid(const char *owner)
+{
+	g_auto(GStrv) parts = g_strsplit(owner, ":", -1);
+	guint n = g_strv_length(parts);
+
+	if (n < 1 || n > 2)
+		return FALSE;
+	for (guint i = 0; i < n; i++) {
+		const char *s = parts[i];
+		gsize len = strlen(s);
+		if (len == 0 || len > 32 || s[0] == '-' ||
+		    strspn(s,
+			   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
+			len)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+typedef struct {
+	VcGuestFile which;
+	const char *content; /* NULL: a staged guest key */
+	const char *path;
+	char *tmp;
+	const char *mode;
+} VcGuestPlanned;
+
+static gboolean
+delivery_plan(const VcGuestDelivery *d, VcGuestPlanned *plan, guint *ret_n, GError **error)
+{
+	guint n = 0;
+
+	if (d->cert_pem == NULL || d->cert_path == NULL) {
+		g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
+			    "a delivery needs a certificate and its path");
+		return FALSE;
+	}
+	if ((d->chain_pem == NULL) != (d->chain_path == NULL)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
+			    "a chain needs a path and a chain path needs a chain");
+		return FALSE;
+	}
+	if (d->key_pem != NULL && d->key_path == NULL) {
+		g_set_error(error, VC_ERROR, VC_ERROR_USAGE, "a key needs a path");
+		return FALSE;
+	}
+	if (d->owner != NULL && !owner_is_valid(d->owner)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
+			    "invalid owner \"%s\" (expected user or user:group)", d->owner);
+		return FALSE;
+	}
+
+	/* key first: when the certificate appears, its key is there */
+	if (d->key_path != NULL) {
+		plan[n++] = (VcGuestPlanned){
+		    VC_GUEST_FILE_KEY, d->key_pem, d->key_path,
+		    d->key_pem != NULL ? g_strconcat(d->key_path, VC_GUEST_TMP_SUFFIX, NULL)
+				       : vc_guest_staged_key_path(d->key_path),
+		    "0600"};
+	}
+	if (d->chain_path != NULL)
+		plan[n++] =
+		    (VcGuestPlanned){VC_GUEST_FILE_CHAIN, d->chain_pem, d->chain_path,
+				     g_strconcat(d->chain_path, VC_GUEST_TMP_SUFFIX, NULL), "0644"};
+	plan[n++] = (VcGuestPlanned){VC_GUEST_FILE_CERT, d->cert_pem, d->cert_path,
+				     g_strconcat(d->cert_path, VC_GUEST_TMP_SUFFIX, NULL), "0644"};
+	*ret_n = n;
+
+	for (guint i = 0; i < n; i++) {
+		if (!path_is_valid(plan[i].path)) {
+			g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
+				    "guest path must be absolute, without control characters: %s",
+				    plan[i].path);
+			return FALSE;
+		}
+		for (guint j = 0; j < i; j++) {
+			if (strcmp(plan[i].path, plan[j].path) == 0) {
+				g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
+					    "two files delivered to the same path %s",
+					    plan[i].path);
+				return FALSE;
+			}
+		}
+	}
+	return TRUE;
+}
+
+/* Removes what a failed delivery left, if time is left; never fails. */
+/* not inlined (nor the two below): with sanitizers, one merged frame would
+ * exceed -Wframe-larger-than */
+G_GNUC_NO_INLINE static void
+delivery_cleanup(VcGuestCtx *ctx, VcGuestPlanned *plan, guint n)
+{
+	g_autoptr(GPtrArray) args = g_ptr_array_new();
+	g_auto(VcGuestRun) run = {0};
+	g_autoptr(GError) local = NULL;
+
+	for (guint i = 0; i < n; i++) {
+		if (plan[i].content != NULL)
+			g_ptr_array_add(args, plan[i].tmp);
+	}
+	if (args->len > 0 && !guest_run_script(ctx, script_cleanup, args, FALSE, 0, &run, &local))
+		g_debug("cleanup of temporary files in the guest failed: %s", local->message);
+}
+
+G_GNUC_NO_INLINE static gboolean
+delivery_verify(VcGuestCtx *ctx, VcGuestPlanned *plan, guint n, VcGuestResult *result,
+		GError **error)
+{
+	g_autoptr(GPtrArray) args = g_ptr_array_new();
+	g_auto(VcGuestRun) run = {0};
+	g_auto(GStrv) lines = NULL;
+	g_autofree char *out = NULL;
+	gsize out_len;
+	const char *data;
+	guint li = 0;
+
+	for (guint i = 0; i < n; i++) {
+		if (plan[i].content != NULL)
+			g_ptr_array_add(args, (gpointer)plan[i].path);
+	}
+	if (!guest_run_script(ctx, script_digest, args, TRUE, VC_GUEST_SMALL_OUTPUT, &run, error))
+		return FALSE;
+	if (run.exit_code != 0) {
+		g_autofree char *why = run_stderr(&run);
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "cannot read back the delivered files (sha256sum exit %d): %s",
+			    run.exit_code, why);
+		return FALSE;
+	}
+	data = g_bytes_get_data(run.out, &out_len);
+	out = g_strndup(data != NULL ? data : "", out_len);
+	lines = g_strsplit(out, "\n", -1);
+	for (guint i = 0; i < n; i++) {
+		g_autofree char *want = NULL;
+		const char *line;
+
+		if (plan[i].content == NULL)
+			continue;
+		line = lines[li] != NULL ? lines[li++] : "";
+		if (line[0] == '\\')
+			line++;
+		want = g_compute_checksum_for_string(G_CHECKSUM_SHA256, plan[i].content, -1);
+		/* "HEX  NAME"; the hex must be followed by a separator */
+		result->digest_ok[plan[i].which] = strlen(line) >= 65 &&
+						   g_ascii_strncasecmp(line, want, 64) == 0 &&
+						   (line[64] == ' ' || line[64] == '\t');
+		if (!result->digest_ok[plan[i].which]) {
+			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+				    "the SHA-256 read back from %s does not match what was written",
+				    plan[i].path);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+G_GNUC_NO_INLINE static gboolean
+delivery_run(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, guint n,
+	     VcGuestResult *result, gboolean *ret_written, GError **error)
+{
+	g_autoptr(JsonNode) pong = NULL;
+	g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
+	g_auto(VcGuestRun) prep = {0};
+	g_auto(VcGuestRun) inst = {0};
+
+	pong = guest_command(ctx, "guest-ping", NULL, JSON_NODE_OBJECT, G_TYPE_INVALID, error);
+	if (pong == NULL)
+		return FALSE;
+	if (!guest_check_capabilities(ctx, result->capability_problems, error))
+		return FALSE;
+
+	for (guint i = 0; i < n; i++) {
+		g_autofree char *dir = g_path_get_dirname(plan[i].path);
+		if (plan[i].content != NULL &&
+		    !g_ptr_array_find_with_equal_func(args, dir, g_str_equal, NULL))
+			g_ptr_array_add(args, g_steal_pointer(&dir));
+	}
+	g_ptr_array_add(args, g_strdup("--"));
+	for (guint i = 0; i < n; i++) {
+		if (plan[i].content != NULL)
+			g_ptr_array_add(args, g_strdup(plan[i].tmp));
+	}
+	*ret_written = TRUE;
+	if (!guest_run_script(ctx, script_prepare, args, TRUE, VC_GUEST_SMALL_OUTPUT, &prep, error))
+		return FALSE;
+	if (prep.exit_code != 0) {
+		g_autofree char *why = run_stderr(&prep);
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "cannot create the temporary files in the guest (exit %d): %s",
+			    prep.exit_code, why);
+		return FALSE;
+	}
+
+	for (guint i = 0; i < n; i++) {
+		if (plan[i].content != NULL &&
+		    !guest_write_file(ctx, plan[i].tmp, plan[i].content,
+				      plan[i].which == VC_GUEST_FILE_KEY, error))
+			return FALSE;
+	}
+
+	g_ptr_array_set_size(args, 0);
+	g_ptr_array_add(args, g_strdup(d->owner != NULL ? d->owner : ""));
+	for (guint i = 0; i < n; i++) {
+		g_ptr_array_add(args, g_strdup(plan[i].content != NULL ? "req" : "opt"));
+		g_ptr_array_add(args, g_strdup(plan[i].tmp));
+		g_ptr_array_add(args, g_strdup(plan[i].mode));
+		g_ptr_array_add(args, g_strdup(plan[i].path));
+	}
+	if (!guest_run_script(ctx, script_install, args, TRUE, VC_GUEST_SMALL_OUTPUT, &inst, error))
+		return FALSE;
+	{
+		gsize len;
+		const char *data = g_bytes_get_data(inst.out, &len);
+		g_autofree char *out = g_strndup(data != NULL ? data : "", len);
+		g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
+		guint done = 0;
+
+		/* one "installed FLAG" line per file moved, in plan order */
+		for (guint i = 0; i < n; i++) {
+			if (plan[i].content == NULL) {
+				if (lines[done] != NULL &&
+				    strcmp(lines[done], "installed opt") == 0) {
+					result->delivered[plan[i].which] = TRUE;
+					done++;
+				}
+			} else if (lines[done] != NULL &&
+				   strcmp(lines[done], "installed req") == 0) {
+				result->delivered[plan[i].which] = TRUE;
+				done++;
+			} else {
+				break;
+			}
+		}
+	}
+	if (inst.exit_code != 0) {
+		g_autofree char *why = run_stderr(&inst);
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "cannot install the files in the guest (exit %d): %s", inst.exit_code,
+			    why);
+		return FALSE;
+	}
+
+	if (!delivery_verify(ctx, plan, n, result, error))
+		return FALSE;
+
+	if (d->reload_command != NULL) {
+		const char *argv[] = {"-c", d->reload_command, NULL};
+		g_auto(VcGuestRun) reload = {0};
+		g_autoptr(GError) local = NULL;
+
+		/* its output is not captured: a chatty reload must not exceed the
+		 * reply cap and lose its exit status */
+		result->reload_ran = TRUE;
+		if (guest_run(ctx, "/bin/sh", argv, FALSE, 0, &reload, &local))
+			result->reload_exit_code = reload.exit_code;
+		else
+			result->reload_error = g_strdup(local->message);
+	}
+	return TRUE;
+}
+
+gboolean
+vc_guest_deliver(VcGuestChannel *channel, const VcGuestDelivery *d, VcGuestResult *result,
+		 GError **error)
+{
+	VcGuestCtx ctx;
+	VcGuestPlanned plan[VC_GUEST_N_FILES] = {0};
+	guint n = 0;
+	gboolean written = FALSE;
+	gboolean ok;
+	gint64 start = g_get_monotonic_time();
+
+	g_return_val_if_fail(channel != NULL, FALSE);
+	g_return_val_if_fail(d != NULL, FALSE);
+	g_return_val_if_fail(result != NULL, FALSE);
+	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+
+	memset(result, 0, sizeof(*result));
+	result->reload_exit_code = -1;
+	result->capability_problems = g_ptr_array_new_with_free_func(g_free);
+
+	ctx_init(&ctx, channel, d->timeout_s > 0 ? d->timeout_s : VC_GUEST_DELIVERY_TIMEOUT_DEFAULT,
+		 d->command_timeout_s > 0 ? d->command_timeout_s
+					  : VC_GUEST_COMMAND_TIMEOUT_DEFAULT);
+	ok = delivery_plan(d, plan, &n, error) &&
+	     delivery_run(&ctx, d, plan, n, result, &written, error);
+	if (!ok && written)
+		delivery_cleanup(&ctx, plan, n);
+	for (guint i = 0; i < G_N_ELEMENTS(plan); i++)
+		g_free(plan[i].tmp);
+	result->duration_us = g_get_monotonic_time() - start;
+	return ok;
+}
+
+void
+vc_guest_result_clear(VcGuestResult *result)
+{
+	if (result == NULL)
+		return;
+	g_clear_pointer(&result->reload_error, g_free);
+	g_clear_pointer(&result->capability_problems, g_ptr_array_unref);
+}
+
+char *
+vc_guest_staged_key_path(const char *key_path)
+{
+	g_return_val_if_fail(key_path != NULL, NULL);
+	return g_strconcat(key_path, VC_GUEST_STAGED_KEY_SUFFIX, NULL);
+}
+
+/* The VcKeyType of a CSR's key: EC P-256, Ed25519, RSA >= 2048 bits. */
+static gboolean
+csr_key_type(EVP_PKEY *key, VcKeyType *ret_type)
+{
+	if (EVP_PKEY_is_a(key, "ED25519")) {
+		*ret_type = VC_KEY_TYPE_ED25519;
+		return TRUE;
+	}
+	if (EVP_PKEY_is_a(key, "RSA") && EVP_PKEY_get_bits(key) >= 2048) {
+		*ret_type = VC_KEY_TYPE_RSA_3072;
+		return TRUE;
+	}
+	if (EVP_PKEY_is_a(key, "EC")) {
+		char group[64] = "";
+		if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group,
+						   sizeof(group), NULL) == 1 &&
+		    (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0)) {
+			*ret_type = VC_KEY_TYPE_EC_P256;
+			return TRUE;
+		}
+	}
+	return FALSE;
+}
+
+static EVP_PKEY *
+csr_public_key(const char *pem, gsize len, VcKeyType *ret_type, GError **error)
+{
+	g_autoptr(BIO) bio = NULL;
+	g_autoptr(X509_REQ) req = NULL;
+	EVP_PKEY *key;
+	VcKeyType type;
+
+	g_return_val_if_fail(pem != NULL || len == 0, NULL);
+	if (len > VC_GUEST_CSR_MAX) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "CSR of %" G_GSIZE_FORMAT " bytes is larger than %d bytes, refused",
+			    len, VC_GUEST_CSR_MAX);
+		return NULL;
+	}
+	bio = BIO_new_mem_buf(len > 0 ? pem : "", (int)len);
+	if (bio != NULL)
+		req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+	ERR_clear_error();
+	if (req == NULL) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "not a PEM certificate request");
+		return NULL;
+	}
+	key = X509_REQ_get0_pubkey(req);
+	ERR_clear_error();
+	if (key == NULL) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "the certificate request has no usable public key");
+		return NULL;
+	}
+	if (!csr_key_type(key, &type)) {
+		g_set_error(
+		    error, VC_ERROR, VC_ERROR_INVALID_DATA,
+		    "the certificate request's key is not EC P-256, Ed25519 or RSA >= 2048");
+		return NULL;
+	}
+	/* proof of possession: the CSR is signed by its own key (RFC 2986 4.2) */
+	if (X509_REQ_verify(req, key) != 1) {
+		ERR_clear_error();
+		g_set_error(error, VC_ERROR, VC_ERROR_CRYPTO,
+			    "the certificate request's signature does not verify");
+		return NULL;
+	}
+	if (EVP_PKEY_up_ref(key) != 1) {
+		g_set_error(error, VC_ERROR, VC_ERROR_CRYPTO, "EVP_PKEY_up_ref failed");
+		return NULL;
+	}
+	if (ret_type != NULL)
+		*ret_type = type;
+	return key;
+}
+
+EVP_PKEY *
+vc_guest_csr_public_key(const char *pem, gsize len, GError **error)
+{
+	return csr_public_key(pem, len, NULL, error);
+}
+
+EVP_PKEY *
+vc_guest_make_csr(VcGuestChannel *channel, const char *key_path, VcKeyType type, char **ret_csr_pem,
+		  GError **error)
+{
+	VcGuestCtx ctx;
+	g_autoptr(GPtrArray) args = g_ptr_array_new();
+	g_auto(VcGuestRun) run = {0};
+	g_autoptr(EVP_PKEY) key = NULL;
+	VcKeyType got;
+	const char *data;
+	gsize len;
+
+	g_return_val_if_fail(channel != NULL, NULL);
+	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
+
+	if (!path_is_valid(key_path)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
+			    "guest key path must be absolute, without control characters");
+		return NULL;
+	}
+	g_ptr_array_add(args, (gpointer)key_path);
+	switch (type) {
+	case VC_KEY_TYPE_EC_P256:
+		g_ptr_array_add(args, (gpointer) "-newkey");
+		g_ptr_array_add(args, (gpointer) "ec");
+		g_ptr_array_add(args, (gpointer) "-pkeyopt");
+		g_ptr_array_add(args, (gpointer) "ec_paramgen_curve:P-256");
+		break;
+	case VC_KEY_TYPE_ED25519:
+		g_ptr_array_add(args, (gpointer) "-newkey");
+		g_ptr_array_add(args, (gpointer) "ed25519");
+		break;
+	case VC_KEY_TYPE_RSA_3072:
+		g_ptr_array_add(args, (gpointer) "-newkey");
+		g_ptr_array_add(args, (gpointer) "rsa:3072");
+		break;
+	default:
+		g_set_error(error, VC_ERROR, VC_ERROR_USAGE, "unknown key type %d", (int)type);
+		return NULL;
+	}
+
+	ctx_init(&ctx, channel, VC_GUEST_KEYGEN_TIMEOUT, VC_GUEST_COMMAND_TIMEOUT_DEFAULT);
+	if (!guest_run_script(&ctx, script_keygen, args, TRUE, VC_GUEST_CSR_MAX, &run, error)) {
+		g_prefix_error(error, "guest keygen: ");
+		return NULL;
+	}
+	if (run.exit_code != 0) {
+		g_autofree char *why = run_stderr(&run);
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "guest keygen: openssl req failed in the guest (exit %d): %s",
+			    run.exit_code, why);
+		return NULL;
+	}
+	data = g_bytes_get_data(run.out, &len);
+	key = csr_public_key(data, len, &got, error);
+	if (key == NULL) {
+		g_prefix_error(error, "guest keygen: ");
+		return NULL;
+	}
+	if (got != type) {
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "guest keygen: the guest made a %s key, %s was asked for",
+			    vc_key_type_to_string(got), vc_key_type_to_string(type));
+		return NULL;
+	}
+	if (ret_csr_pem != NULL)
+		*ret_csr_pem = g_strndup(data, len);
+	return g_steal_pointer(&key);
+}
+
+GArray *
+vc_guest_bench_deliver(VcGuestChannel *channel, const VcGuestDelivery *d, guint n, GError **error)
+{
+	g_autoptr(GArray) durations = g_array_sized_new(FALSE, FALSE, sizeof(gint64), n);
+
+	for (guint i = 0; i < n; i++) {
+		VcGuestResult result;
+		gboolean ok = vc_guest_deliver(channel, d, &result, error);
+		gint64 us = result.duration_us;
+
+		vc_guest_result_clear(&result);
+		if (!ok) {
+			g_prefix_error(error, "delivery %u of %u: ", i + 1, n);
+			return NULL;
+		}
+		g_array_append_val(durations, us);
+	}
+	return g_steal_pointer(&durations);
+}
+
+gboolean
+vc_guest_check_files(VcGuestChannel *channel, const char *cert_path, const char *cert_pem,
+		     const char *key_path, gboolean *ret_match, GError **error)
+{
+	VcGuestCtx ctx;
+	g_autoptr(GPtrArray) args = g_ptr_array_new();
+	g_auto(VcGuestRun) run = {0};
+	g_autofree char *want = NULL;
+	g_autofree char *out = NULL;
+	const char *data, *line;
+	gsize out_len = 0;
+
+	g_return_val_if_fail(channel != NULL && cert_pem != NULL && ret_match != NULL, FALSE);
+	if (!path_is_valid(cert_path) || !path_is_valid(key_path)) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE,
+				    "certificate and key paths must be absolute, without control "
+				    "characters");
+		return FALSE;
+	}
+	ctx_init(&ctx, channel, VC_GUEST_COMMAND_TIMEOUT_DEFAULT, VC_GUEST_COMMAND_TIMEOUT_DEFAULT);
+	g_ptr_array_add(args, (gpointer)cert_path);
+	g_ptr_array_add(args, (gpointer)key_path);
+	if (!guest_run_script(&ctx, script_check, args, TRUE, VC_GUEST_SMALL_OUTPUT, &run, error))
+		return FALSE;
+	if (run.exit_code != 0) {
+		/* no key, no certificate, or unreadable: not what was delivered */
+		*ret_match = FALSE;
+		return TRUE;
+	}
+	data = g_bytes_get_data(run.out, &out_len);
+	out = g_strndup(data != NULL ? data : "", out_len);
+	line = out[0] == '\\' ? out + 1 : out;
+	want = g_compute_checksum_for_string(G_CHECKSUM_SHA256, cert_pem, -1);
+	*ret_match = strlen(line) >= 65 && g_ascii_strncasecmp(line, want, 64) == 0 &&
+		     (line[64] == ' ' || line[64] == '\t');
+	return TRUE;
+}

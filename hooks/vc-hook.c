@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* virtcert-hook: libvirt's QEMU hook (/etc/libvirt/hooks/qemu.d/virtcert).
+ *
+ * libvirt runs it as `virtcert-hook VM OP SUBOP EXTRA` with the domain XML on
+ * stdin, synchronously, and a non-zero exit of "migrate begin" (on the
+ * destination, before any memory moves) or "prepare begin" refuses the
+ * operation with our stderr as the error message. So:
+ *   - never call libvirt (it holds its locks while we run: deadlock);
+ *   - never write to stdout: for "migrate" libvirt would take it as a
+ *     rewritten domain XML;
+ *   - fail closed: if the daemon cannot answer in time the migration is
+ *     refused, unless the administrator chose [hook] fail-open=true;
+ *   - libvirt gives hooks only LC_ALL, PATH, HOME, USER and LOGNAME, so the
+ *     daemon's socket comes from the configuration file
+ *     ($VIRTCERT_HOOK_CONFIG overrides its path, for tests only). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vc-build-config.h"
+#include "vc-config.h"
+#include "vc-domain-xml.h"
+#include "vc-error.h"
+#include "vc-ipc-client.h"
+#include "vc-placement.h"
+
+/* What we read of stdin at most. libvirt domain XML is rarely above a few
+ * hundred KiB; vc_domain_info_parse() has its own, smaller cap. */
+#define VC_HOOK_STDIN_MAX (10 * 1024 * 1024)
+
+typedef enum {
+	HOOK_PASS,  /* not ours: exit 0 silently */
+	HOOK_CHECK, /* ask the daemon */
+} HookAction;
+
+static int
+hook_refuse(const char *op, const char *vm, const char *reason)
+{
+	g_printerr("virtcert: refusing to %s VM %s on this host: %s\n", op, vm, reason);
+	return 1;
+}
+
+/* Reads all of stdin up to VC_HOOK_STDIN_MAX; more is an error. */
+static char *
+read_stdin(gsize *ret_len, GError **error)
+{
+	g_autoptr(GString) buf = g_string_sized_new(64 * 1024);
+	g_autofree char *chunk = g_malloc(64 * 1024);
+
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, chunk, 64 * 1024);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot read the domain XML: %s",
+				    g_strerror(errno));
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		if (buf->len + (gsize)n > VC_HOOK_STDIN_MAX) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "the domain XML on stdin is larger than %d MiB",
+				    VC_HOOK_STDIN_MAX / (1024 * 1024));
+			return NULL;
+		}
+		g_string_append_len(buf, chunk, n);
+	}
+	*ret_len = buf->len;
+	return g_string_free(g_steal_pointer(&buf), FALSE);
+}
+
+/* The reply must be exactly {"allow": bool, "reason": string, ...}: anything
+ * else is a refusal, never a guess. */
+static gboolean
+parse_answer(JsonNode *result, gboolean *ret_allow, const char **ret_reason)
+{
+	JsonObject *o;
+	JsonNode *allow, *reason;
+
+	if (result == NULL || !JSON_NODE_HOLDS_OBJECT(result))
+		return FALSE;
+	o = json_node_get_object(result);
+	allow = json_object_get_member(o, "allow");
+	reason = json_object_get_member(o, "reason");
+	if (allow == NULL || !JSON_NODE_HOLDS_VALUE(allow) ||
+	    json_node_get_value_type(allow) != G_TYPE_BOOLEAN)
+		return FALSE;
+	if (reason != NULL && (!JSON_NODE_HOLDS_VALUE(reason) ||
+			       json_node_get_value_type(reason) != G_TYPE_STRING))
+		return FALSE;
+	*ret_allow = json_node_get_boolean(allow);
+	*ret_reason = reason != NULL ? json_node_get_string(reason) : "";
+	return TRUE;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *vm, *op, *subop, *what;
+	const char *config_path = g_getenv("VIRTCERT_HOOK_CONFIG");
+	g_autoptr(VcConfig) config = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *xml = NULL;
+	gsize len = 0;
+	g_autoptr(VcDomainInfo) info = NULL;
+	g_autoptr(VcPolicySet) set = vc_policy_set_new();
+	g_autoptr(VcPolicy) policy = NULL;
+	g_autoptr(GError) policy_error = NULL;
+	g_autoptr(JsonObject) params = NULL;
+	g_autoptr(JsonNode) result = NULL;
+	gboolean is_migrate, allow = FALSE;
+	const char *reason = NULL;
+
+	if (argc < 3) {
+		g_printerr("usage: %s VM OPERATION SUB-OPERATION [EXTRA] (run by libvirt, "
+			   "with the domain XML on stdin)\n",
+			   argv[0]);
+		return 1;
+	}
+	vm = argv[1];
+	op = argv[2];
+	subop = argc > 3 ? argv[3] : "-";
+
+	/* Only two checks. Everything else (start, started, stopped, release,
+	 * restore, reconnect, attach, and the end sub-operations) passes
+	 * silently without reading stdin: libvirt copes with a hook that does
+	 * not read its input. */
+	if (strcmp(op, "migrate") == 0 && strcmp(subop, "begin") == 0)
+		is_migrate = TRUE;
+	else if (strcmp(op, "prepare") == 0 && strcmp(subop, "begin") == 0)
+		is_migrate = FALSE;
+	else
+		return 0;
+	what = is_migrate ? "migrate" : "start";
+
+	config = vc_config_load(config_path != NULL ? config_path
+						    : VC_SYSCONFDIR "/virtcert.conf",
+				FALSE, &error);
+	if (config == NULL) {
+		g_autofree char *r = g_strdup_printf("cannot read the configuration: %s",
+						     error->message);
+		return is_migrate ? hook_refuse(what, vm, r) : 0;
+	}
+
+	xml = read_stdin(&len, &error);
+	if (xml == NULL)
+		/* for a start we cannot even tell whether the VM asked for a
+		 * check; for a migration the owner's policy may be in there */
+		return is_migrate ? hook_refuse(what, vm, error->message) : 0;
+	info = vc_domain_info_parse(xml, (gssize)len, &error);
+	if (info == NULL) {
+		g_autofree char *r = g_strdup_printf("cannot read the domain XML on stdin: %s",
+						     error->message);
+		return is_migrate ? hook_refuse(what, vm, r) : 0;
+	}
+
+	/* A VM without any virtcert policy, or whose policy does not restrict
+	 * placement, may run anywhere: no question to the daemon, no dependency
+	 * on it running. The daemon decides everything else, from the same
+	 * policy.d; a policy we cannot resolve goes to the daemon too, which
+	 * refuses it with the reason. */
+	if (!vc_policy_set_load_dir(set, config->policy_dir, &policy_error))
+		g_clear_error(&policy_error); /* unreadable: let the daemon judge */
+	else {
+		policy = vc_placement_resolve_policy(info, set, config->issue_all,
+						     config->default_lifetime_s, &policy_error);
+		if (policy_error == NULL && !vc_placement_is_restricted(policy))
+			return 0;
+	}
+	/* "prepare begin" runs for every start; only a VM whose policy says
+	 * check-on-start is checked there */
+	if (!is_migrate && (policy == NULL || !policy->check_on_start))
+		return 0;
+
+	params = json_object_new();
+	json_object_set_string_member(params, "xml", xml);
+	json_object_set_string_member(params, "operation", what);
+	result = vc_ipc_client_call(config->control_socket, "placement-check", params,
+				    (guint)config->hook_timeout_ms, &error);
+	if (result == NULL) {
+		g_autofree char *r = NULL;
+		if (g_error_matches(error, VC_ERROR, VC_ERROR_UNAVAILABLE)) {
+			if (config->hook_fail_open) {
+				g_printerr("virtcert: the virtcert daemon did not answer (%s); "
+					   "allowing VM %s to %s because [hook] fail-open is set\n",
+					   error->message, vm, what);
+				return 0;
+			}
+			r = g_strdup_printf("the virtcert daemon did not answer (%s); refusing "
+					    "rather than guessing ([hook] fail-open=true changes "
+					    "this)",
+					    error->message);
+		} else {
+			r = g_strdup_printf("the virtcert daemon refused the request: %s",
+					    error->message);
+		}
+		return hook_refuse(what, vm, r);
+	}
+	if (!parse_answer(result, &allow, &reason))
+		return hook_refuse(what, vm, "the virtcert daemon gave a malformed answer");
+	if (!allow)
+		return hook_refuse(what, vm, reason);
+	return 0;
+}

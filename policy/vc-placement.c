@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Placement: may this VM run on this host? Pure evaluation of a VM's policy
+ * (trusted host CAs, attribute rules) against a host identity. */
+#include <string.h>
+
+#include "vc-error.h"
+#include "vc-placement.h"
+
+/* Same limits as a placement rule in vc-policy.c, so that every value a
+ * rule can name can also be carried by a host certificate. */
+#define VC_HOST_ATTR_MAX 255
+#define VC_HOST_ATTRS_MAX 64
+/* How much of a fingerprint a reason shows: enough to tell CAs apart. */
+#define VC_FP_SHORT 12
+
+VcHostIdentity *
+vc_host_identity_new(void)
+{
+	VcHostIdentity *host = g_new0(VcHostIdentity, 1);
+
+	host->ca_fingerprints = g_ptr_array_new_with_free_func(g_free);
+	host->attributes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+						 (GDestroyNotify)g_ptr_array_unref);
+	return host;
+}
+
+void
+vc_host_identity_free(VcHostIdentity *host)
+{
+	if (host == NULL)
+		return;
+	g_ptr_array_unref(host->ca_fingerprints);
+	g_hash_table_unref(host->attributes);
+	g_free(host);
+}
+
+static char *
+fingerprint_normalize(const char *v)
+{
+	GString *out = g_string_new(NULL);
+
+	for (const char *p = v; *p != '\0'; p++) {
+		if (*p == ':')
+			continue;
+		if (!g_ascii_isxdigit(*p) || out->len >= 64) {
+			g_string_free(out, TRUE);
+			return NULL;
+		}
+		g_string_append_c(out, g_ascii_tolower(*p));
+	}
+	if (out->len != 64) {
+		g_string_free(out, TRUE);
+		return NULL;
+	}
+	return g_string_free(out, FALSE);
+}
+
+gboolean
+vc_host_identity_add_ca(VcHostIdentity *host, const char *fingerprint, GError **error)
+{
+	char *fp;
+
+	g_return_val_if_fail(host != NULL, FALSE);
+	fp = fingerprint != NULL ? fingerprint_normalize(fingerprint) : NULL;
+	if (fp == NULL) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "\"%s\" is not a SHA-256 fingerprint (64 hex digits)",
+			    fingerprint != NULL ? fingerprint : "");
+		return FALSE;
+	}
+	g_ptr_array_add(host->ca_fingerprints, fp);
+	return TRUE;
+}
+
+static gboolean
+attr_key_ok(const char *s)
+{
+	gsize len = strlen(s);
+	return len > 0 && len <= VC_HOST_ATTR_MAX &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == len;
+}
+
+static gboolean
+attr_value_ok(const char *s)
+{
+	gsize len = strlen(s);
+	if (len == 0 || len > VC_HOST_ATTR_MAX)
+		return FALSE;
+	for (; *s != '\0'; s++)
+		if (!(g_ascii_isalnum(*s) || strchr("._:-", *s) != NULL))
+			return FALSE;
+	return TRUE;
+}
+
+static gboolean
+check_attribute(const char *key, const char *value, GError **error)
+{
+	if (!attr_key_ok(key)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "host attribute name \"%s\" is not [a-z0-9-]+", key);
+		return FALSE;
+	}
+	if (!attr_value_ok(value)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "host attribute %s: value \"%s\" is empty or not [A-Za-z0-9._:-]+", key,
+			    value);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+vc_host_identity_add_attribute(VcHostIdentity *host, const char *key, const char *value,
+			       GError **error)
+{
+	GPtrArray *values;
+
+	g_return_val_if_fail(host != NULL && key != NULL && value != NULL, FALSE);
+	if (!check_attribute(key, value, error))
+		return FALSE;
+	values = g_hash_table_lookup(host->attributes, key);
+	if (values == NULL) {
+		if (g_hash_table_size(host->attributes) >= VC_HOST_ATTRS_MAX) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "more than %d host attributes", VC_HOST_ATTRS_MAX);
+			return FALSE;
+		}
+		values = g_ptr_array_new_with_free_func(g_free);
+		g_hash_table_insert(host->attributes, g_strdup(key), values);
+	}
+	for (guint i = 0; i < values->len; i++)
+		if (strcmp(g_ptr_array_index(values, i), value) == 0)
+			return TRUE;
+	if (values->len >= VC_HOST_ATTRS_MAX) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "host attribute %s has more than %d values", key, VC_HOST_ATTRS_MAX);
+		return FALSE;
+	}
+	g_ptr_array_add(values, g_strdup(value));
+	return TRUE;
+}
+
+GPtrArray *
+vc_host_identity_get_values(const VcHostIdentity *host, const char *key)
+{
+	g_return_val_if_fail(host != NULL && key != NULL, NULL);
+	return g_hash_table_lookup(host->attributes, key);
+}
+
+static gint
+cmp_strptr(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+GPtrArray *
+vc_host_identity_get_keys(const VcHostIdentity *host)
+{
+	GPtrArray *keys = g_ptr_array_new();
+	GHashTableIter it;
+	gpointer k;
+
+	g_hash_table_iter_init(&it, host->attributes);
+	while (g_hash_table_iter_next(&it, &k, NULL))
+		g_ptr_array_add(keys, k);
+	g_ptr_array_sort(keys, cmp_strptr);
+	return keys;
+}
+
+gboolean
+vc_host_attribute_parse(const char *kv, char **ret_key, char **ret_value, GError **error)
+{
+	const char *eq = kv != NULL ? strchr(kv, '=') : NULL;
+	g_autofree char *key = NULL;
+
+	if (eq == NULL || eq == kv) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "host attribute \"%s\" is not KEY=VALUE", kv != NULL ? kv : "");
+		return FALSE;
+	}
+	key = g_strndup(kv, (gsize)(eq - kv));
+	if (!check_attribute(key, eq + 1, error))
+		return FALSE;
+	if (ret_key != NULL)
+		*ret_key = g_steal_pointer(&key);
+	if (ret_value != NULL)
+		*ret_value = g_strdup(eq + 1);
+	return TRUE;
+}
+
+gboolean
+vc_host_attribute_uri_is_host(const char *uri)
+{
+	return uri != NULL && g_str_has_prefix(uri, VC_HOST_ATTR_URI_PREFIX);
+}
+
+gboolean
+vc_host_attribute_uri_parse(const char *uri, char **ret_key, char **ret_value, GError **error)
+{
+	if (!vc_host_attribute_uri_is_host(uri)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "\"%s\" is not a " VC_HOST_ATTR_URI_PREFIX "KEY=VALUE URI",
+			    uri != NULL ? uri : "");
+		return FALSE;
+	}
+	return vc_host_attribute_parse(uri + strlen(VC_HOST_ATTR_URI_PREFIX), ret_key, ret_value,
+				       error);
+}
+
+char *
+vc_host_attribute_uri_build(const char *key, const char *value)
+{
+	return g_strconcat(VC_HOST_ATTR_URI_PREFIX, key, "=", value, NULL);
+}
+
+VcPolicy *
+vc_placement_resolve_policy(const VcDomainInfo *info, VcPolicySet *set, gboolean issue_all,
+			    gint64 default_lifetime_s, GError **error)
+{
+	/* a stand-in that only fills a missing "names"; never issued for */
+	static const char *const placeholder[] = { "{uuid}.placement.invalid", NULL };
+
+	return vc_domain_info_resolve_policy(info, set, issue_all, placeholder,
+					     default_lifetime_s, error);
+}
+
+gboolean
+vc_placement_is_restricted(const VcPolicy *policy)
+{
+	return policy != NULL &&
+	       ((policy->trust_host_cas != NULL && policy->trust_host_cas[0] != NULL) ||
+		(policy->placement != NULL && policy->placement->len > 0));
+}
+
+static gboolean
+strv_contains_ptr(const char *const *strv, GPtrArray *values, const char **ret_match)
+{
+	for (guint i = 0; values != NULL && i < values->len; i++) {
+		const char *v = g_ptr_array_index(values, i);
+		if (g_strv_contains(strv, v)) {
+			*ret_match = v;
+			return TRUE;
+		}
+	}
+	return FALSE;
+}
+
+static void
+append_reason(GString *s, const char *text)
+{
+	if (s->len > 0)
+		g_string_append(s, "; ");
+	g_string_append(s, text);
+}
+
+static char *
+join_ptr(GPtrArray *values, const char *sep)
+{
+	GString *s = g_string_new(NULL);
+	for (guint i = 0; i < values->len; i++) {
+		if (i > 0)
+			g_string_append(s, sep);
+		g_string_append(s, g_ptr_array_index(values, i));
+	}
+	return g_string_free(s, FALSE);
+}
+
+gboolean
+vc_placement_allows(const VcPolicy *policy, const VcHostIdentity *host, char **ret_reason)
+{
+	g_autoptr(GString) failed = g_string_new(NULL);
+	g_autoptr(GString) passed = g_string_new(NULL);
+
+	g_return_val_if_fail(policy != NULL && host != NULL, FALSE);
+
+	if (!vc_placement_is_restricted(policy)) {
+		if (ret_reason != NULL)
+			*ret_reason = g_strdup("the VM's policy does not restrict placement");
+		return TRUE;
+	}
+
+	if (policy->trust_host_cas != NULL && policy->trust_host_cas[0] != NULL) {
+		const char *match = NULL;
+		if (strv_contains_ptr((const char *const *)policy->trust_host_cas,
+				      host->ca_fingerprints, &match)) {
+			g_autofree char *t =
+				g_strdup_printf("host CA %.*s… trusted", VC_FP_SHORT, match);
+			append_reason(passed, t);
+		} else if (host->ca_fingerprints->len == 0) {
+			append_reason(failed, "host CA unknown, the VM trusts only listed host CAs");
+		} else {
+			/* the issuing CA is the one an administrator recognises */
+			g_autofree char *t = g_strdup_printf(
+				"host CA %.*s… not trusted by the VM", VC_FP_SHORT,
+				(const char *)g_ptr_array_index(host->ca_fingerprints, 0));
+			append_reason(failed, t);
+		}
+	}
+
+	for (guint i = 0; policy->placement != NULL && i < policy->placement->len; i++) {
+		const VcPlacementRule *rule = g_ptr_array_index(policy->placement, i);
+		GPtrArray *values = vc_host_identity_get_values(host, rule->key);
+		g_autofree char *set = g_strjoinv(", ", rule->values);
+		const char *match = NULL;
+
+		if (values == NULL || values->len == 0) {
+			g_autofree char *t = g_strdup_printf("host has no attribute %s", rule->key);
+			append_reason(failed, t);
+		} else if (strv_contains_ptr((const char *const *)rule->values, values, &match)) {
+			g_autofree char *t = g_strdup_printf("%s=%s", rule->key, match);
+			append_reason(passed, t);
+		} else {
+			g_autofree char *have = join_ptr(values, ",");
+			g_autofree char *t = g_strdup_printf("host attribute %s=%s not in {%s}",
+							     rule->key, have, set);
+			append_reason(failed, t);
+		}
+	}
+
+	if (failed->len > 0) {
+		if (ret_reason != NULL)
+			*ret_reason = g_strdup(failed->str);
+		return FALSE;
+	}
+	if (ret_reason != NULL)
+		*ret_reason = g_strdup_printf("host satisfies the VM's placement policy (%s)",
+					      passed->str);
+	return TRUE;
+}

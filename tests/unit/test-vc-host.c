@@ -1,0 +1,506 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+#include <sys/stat.h>
+
+#include <glib/gstdio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "vc-ca.h"
+#include "vc-error.h"
+#include "vc-host.h"
+
+typedef struct {
+	char *dir;
+	char *ca_dir;
+	char *key;
+	char *csr;
+	char *hostca;
+	char *cert;
+	char *crl;
+} Fixture;
+
+static char *
+fx_path(Fixture *fx, const char *name)
+{
+	return g_build_filename(fx->dir, name, NULL);
+}
+
+static void
+rm_rf(const char *path)
+{
+	g_autoptr(GDir) d = g_dir_open(path, 0, NULL);
+	const char *name;
+
+	while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+		g_autofree char *p = g_build_filename(path, name, NULL);
+		if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
+			rm_rf(p);
+		else
+			g_unlink(p);
+	}
+	g_rmdir(path);
+}
+
+static X509_REQ *
+load_csr(const char *path)
+{
+	g_autofree char *data = NULL;
+	gsize len = 0;
+	g_autoptr(BIO) bio = NULL;
+
+	g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+	bio = BIO_new_mem_buf(data, (int)len);
+	return PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+}
+
+static void
+write_cert(const char *path, X509 *cert)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *pem = vc_cert_to_pem(cert, &error);
+	g_assert_no_error(error);
+	g_assert_true(vc_file_write_atomic(path, pem, strlen(pem), 0644, &error));
+	g_assert_no_error(error);
+}
+
+/* host CA + enrolled host with site=eu-west, tier=confidential */
+static void
+fx_setup(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	const char *attrs[] = { "site=eu-west", "tier=confidential", NULL };
+	VcHostCaInitOptions opts = { .common_name = "test host CA" };
+
+	fx->dir = g_dir_make_tmp("vc-host-XXXXXX", &error);
+	g_assert_no_error(error);
+	fx->ca_dir = fx_path(fx, "hostca");
+	fx->key = fx_path(fx, "host/host.key");
+	fx->csr = fx_path(fx, "host/host.csr");
+	fx->hostca = fx_path(fx, "host/hostca.pem");
+	fx->cert = fx_path(fx, "host/host.pem");
+	fx->crl = fx_path(fx, "host/hostca.crl");
+	g_assert_true(vc_host_ca_init(fx->ca_dir, &opts, &error));
+	g_assert_no_error(error);
+	{
+		g_autofree char *ca_pem = g_build_filename(fx->ca_dir, "ca.pem", NULL);
+		g_assert_true(vc_host_enroll(fx->key, fx->csr, "H1.Example.COM", attrs, ca_pem,
+					     fx->hostca, FALSE, &error));
+		g_assert_no_error(error);
+	}
+}
+
+static void
+fx_teardown(Fixture *fx, gconstpointer data)
+{
+	rm_rf(fx->dir);
+	g_free(fx->dir);
+	g_free(fx->ca_dir);
+	g_free(fx->key);
+	g_free(fx->csr);
+	g_free(fx->hostca);
+	g_free(fx->cert);
+	g_free(fx->crl);
+}
+
+/* Signs the fixture's CSR with the CA in CA_DIR for [nb, na] and writes it
+ * to OUT. */
+static void
+sign_to(const char *ca_dir, const char *csr_path, gint64 nb, gint64 na, const char *out)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcHostCa) ca = vc_host_ca_load(ca_dir, &error);
+	g_autoptr(X509_REQ) csr = load_csr(csr_path);
+	g_autoptr(X509) cert = NULL;
+
+	g_assert_no_error(error);
+	g_assert_nonnull(csr);
+	cert = vc_host_ca_sign(ca, csr, nb, na, &error);
+	g_assert_no_error(error);
+	write_cert(out, cert);
+}
+
+static gint64
+now_s(void)
+{
+	return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+static void
+test_enroll_sign_import_check(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *signed_path = fx_path(fx, "signed.pem");
+	g_autofree char *ca_pem = g_build_filename(fx->ca_dir, "ca.pem", NULL);
+	g_autoptr(GPtrArray) ca_certs = vc_cert_load_pem_file(ca_pem, &error);
+	g_autofree char *ca_fp = vc_cert_get_fingerprint_sha256(g_ptr_array_index(ca_certs, 0));
+	g_autoptr(VcHost) host = NULL;
+	g_autoptr(VcHostIdentity) id = NULL;
+	g_autoptr(X509) cert = NULL;
+	GStatBuf st;
+
+	/* the key is private, the CSR carries the FQDN in lower case */
+	g_assert_cmpint(g_stat(fx->key, &st), ==, 0);
+	g_assert_cmpint(st.st_mode & 0777, ==, 0600);
+
+	sign_to(fx->ca_dir, fx->csr, now_s() - 60, now_s() + 86400, signed_path);
+	g_assert_true(vc_host_import(signed_path, fx->key, fx->hostca, fx->cert, &error));
+	g_assert_no_error(error);
+
+	host = vc_host_load_files(fx->cert, fx->key, fx->hostca, fx->crl, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(vc_host_get_fqdn(host), ==, "h1.example.com");
+	g_assert_cmpstr(vc_host_get_ca_fingerprint(host), ==, ca_fp);
+	g_assert_true(vc_host_check(host, &error));
+	g_assert_no_error(error);
+
+	id = vc_host_get_identity(host, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(id->ca_fingerprints->len, ==, 1);
+	g_assert_cmpstr(g_ptr_array_index(id->ca_fingerprints, 0), ==, ca_fp);
+	g_assert_cmpstr(g_ptr_array_index(vc_host_identity_get_values(id, "site"), 0), ==,
+			"eu-west");
+	g_assert_cmpstr(g_ptr_array_index(vc_host_identity_get_values(id, "tier"), 0), ==,
+			"confidential");
+
+	/* what libvirt's migration TLS needs of it */
+	cert = X509_dup(vc_host_get_cert(host));
+	g_assert_cmpint(X509_check_purpose(cert, X509_PURPOSE_SSL_SERVER, 0), ==, 1);
+	g_assert_cmpint(X509_check_purpose(cert, X509_PURPOSE_SSL_CLIENT, 0), ==, 1);
+	g_assert_cmpint(X509_check_host(cert, "h1.example.com", 0, 0, NULL), ==, 1);
+	g_assert_cmpint(X509_check_ca(cert), ==, 0);
+
+	/* a host certificate far in the future is not yet valid */
+	g_assert_false(vc_host_check_at(host, now_s() - 7 * 86400, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_CRYPTO);
+	g_assert_nonnull(strstr(error->message, "not valid before"));
+}
+
+static void
+test_expired(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcHost) host = NULL;
+	g_autoptr(VcHostIdentity) id = NULL;
+
+	sign_to(fx->ca_dir, fx->csr, now_s() - 2 * 86400, now_s() - 86400, fx->cert);
+	host = vc_host_load_files(fx->cert, fx->key, fx->hostca, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_false(vc_host_check(host, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_CRYPTO);
+	g_assert_nonnull(strstr(error->message, "host certificate expired on"));
+	g_clear_error(&error);
+	/* the identity is still readable (for `host show`) */
+	id = vc_host_get_identity(host, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(vc_host_identity_get_values(id, "site"));
+}
+
+static void
+test_revoked(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcHostCa) ca = NULL;
+	g_autoptr(X509_CRL) crl = NULL;
+	g_autoptr(X509_CRL) crl2 = NULL;
+	g_autoptr(VcHost) before = NULL;
+	g_autoptr(VcHost) after = NULL;
+	g_autofree char *pem = NULL;
+	g_autoptr(ASN1_INTEGER) n1 = NULL;
+	g_autoptr(ASN1_INTEGER) n2 = NULL;
+
+	sign_to(fx->ca_dir, fx->csr, now_s() - 60, now_s() + 86400, fx->cert);
+	ca = vc_host_ca_load(fx->ca_dir, &error);
+	g_assert_no_error(error);
+
+	/* a CRL that does not list it changes nothing */
+	crl = vc_host_ca_make_crl(ca, 86400, &error);
+	g_assert_no_error(error);
+	pem = vc_crl_to_pem(crl, &error);
+	g_assert_true(vc_file_write_atomic(fx->crl, pem, strlen(pem), 0644, &error));
+	before = vc_host_load_files(fx->cert, fx->key, fx->hostca, fx->crl, &error);
+	g_assert_no_error(error);
+	g_assert_true(vc_host_check(before, &error));
+	g_assert_no_error(error);
+
+	g_assert_true(vc_host_ca_revoke(ca, vc_host_get_cert(before), &error));
+	g_assert_no_error(error);
+	crl2 = vc_host_ca_make_crl(ca, 86400, &error);
+	g_assert_no_error(error);
+	/* RFC 5280 5.2.3: the CRL number only goes up */
+	n1 = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+	n2 = X509_CRL_get_ext_d2i(crl2, NID_crl_number, NULL, NULL);
+	g_assert_cmpint(ASN1_INTEGER_cmp(n1, n2), <, 0);
+	g_free(pem);
+	pem = vc_crl_to_pem(crl2, &error);
+	g_assert_true(vc_file_write_atomic(fx->crl, pem, strlen(pem), 0644, &error));
+
+	after = vc_host_load_files(fx->cert, fx->key, fx->hostca, fx->crl, &error);
+	g_assert_no_error(error);
+	g_assert_false(vc_host_check(after, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_CRYPTO);
+	g_assert_nonnull(strstr(error->message, "revoked"));
+}
+
+static void
+test_wrong_ca(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *other_dir = fx_path(fx, "otherca");
+	g_autofree char *signed_path = fx_path(fx, "other-signed.pem");
+	g_autofree char *other_crl = fx_path(fx, "other.crl");
+	VcHostCaInitOptions opts = { .common_name = "rogue host CA" };
+	g_autoptr(VcHost) host = NULL;
+	g_autoptr(VcHost) good = NULL;
+	g_autoptr(VcHostCa) other = NULL;
+	g_autoptr(X509_CRL) crl = NULL;
+	g_autofree char *pem = NULL;
+
+	g_assert_true(vc_host_ca_init(other_dir, &opts, &error));
+	g_assert_no_error(error);
+	sign_to(other_dir, fx->csr, now_s() - 60, now_s() + 86400, signed_path);
+
+	g_assert_false(vc_host_import(signed_path, fx->key, fx->hostca, fx->cert, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_CRYPTO);
+	g_assert_nonnull(strstr(error->message, "not issued by the trusted host CA"));
+	g_assert_false(g_file_test(fx->cert, G_FILE_TEST_EXISTS));
+	g_clear_error(&error);
+
+	host = vc_host_load_files(signed_path, fx->key, fx->hostca, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_false(vc_host_check(host, &error));
+	g_assert_nonnull(strstr(error->message, "rogue host CA"));
+	g_clear_error(&error);
+
+	/* a CRL of another CA is no CRL for this certificate: refused, not
+	 * silently ignored */
+	sign_to(fx->ca_dir, fx->csr, now_s() - 60, now_s() + 86400, fx->cert);
+	other = vc_host_ca_load(other_dir, &error);
+	crl = vc_host_ca_make_crl(other, 86400, &error);
+	pem = vc_crl_to_pem(crl, &error);
+	g_assert_true(vc_file_write_atomic(other_crl, pem, strlen(pem), 0644, &error));
+	good = vc_host_load_files(fx->cert, fx->key, fx->hostca, other_crl, &error);
+	g_assert_no_error(error);
+	g_assert_false(vc_host_check(good, &error));
+	g_assert_nonnull(strstr(error->message, "CRL"));
+	g_clear_error(&error);
+
+	/* revoking needs the issuing CA */
+	g_assert_false(vc_host_ca_revoke(other, vc_host_get_cert(good), &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_USAGE);
+}
+
+static void
+test_key_mismatch(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *signed_path = fx_path(fx, "signed.pem");
+	g_autofree char *key2 = fx_path(fx, "host2/host.key");
+	g_autofree char *csr2 = fx_path(fx, "host2/host.csr");
+	g_autofree char *ca2 = fx_path(fx, "host2/hostca.pem");
+	const char *attrs[] = { "site=eu-west", NULL };
+
+	/* another host's CSR, signed by the right CA */
+	g_assert_true(vc_host_enroll(key2, csr2, "h2.example.com", attrs, fx->hostca, ca2, FALSE,
+				     &error));
+	g_assert_no_error(error);
+	sign_to(fx->ca_dir, csr2, now_s() - 60, now_s() + 86400, signed_path);
+	g_assert_false(vc_host_import(signed_path, fx->key, fx->hostca, fx->cert, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_CRYPTO);
+	g_assert_nonnull(strstr(error->message, "does not match"));
+	g_clear_error(&error);
+	g_assert_null(vc_host_load_files(signed_path, fx->key, fx->hostca, NULL, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_CRYPTO);
+	g_clear_error(&error);
+
+	/* enrolling again without --force keeps the key */
+	g_assert_false(vc_host_enroll(fx->key, fx->csr, "h1.example.com", attrs, fx->hostca,
+				      fx->hostca, FALSE, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_EXISTS);
+}
+
+/* A CSR with an IP address SAN: the host CA signs only names and host
+ * attributes. */
+static void
+test_sign_refuses_other_sans(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcHostCa) ca = vc_host_ca_load(fx->ca_dir, &error);
+	g_autoptr(EVP_PKEY) key = vc_key_generate(VC_KEY_TYPE_EC_P256, &error);
+	g_autoptr(X509_REQ) req = X509_REQ_new();
+	g_autoptr(VcX509ExtStack) exts = sk_X509_EXTENSION_new_null();
+	X509V3_CTX ctx;
+	X509_EXTENSION *san;
+	g_autoptr(X509) cert = NULL;
+	g_autoptr(X509_REQ) bad_uri = X509_REQ_new();
+	g_autoptr(VcX509ExtStack) exts2 = sk_X509_EXTENSION_new_null();
+
+	X509V3_set_ctx(&ctx, NULL, NULL, req, NULL, 0);
+	san = X509V3_EXT_nconf_nid(NULL, &ctx, NID_subject_alt_name,
+				   "DNS:h3.example.com,IP:192.0.2.1");
+	g_assert_nonnull(san);
+	sk_X509_EXTENSION_push(exts, san);
+	g_assert_true(X509_REQ_set_pubkey(req, key));
+	g_assert_true(X509_REQ_add_extensions(req, exts));
+	g_assert_cmpint(X509_REQ_sign(req, key, EVP_sha256()), >, 0);
+	cert = vc_host_ca_sign(ca, req, now_s(), now_s() + 3600, &error);
+	g_assert_null(cert);
+	g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
+	g_clear_error(&error);
+
+	san = X509V3_EXT_nconf_nid(NULL, &ctx, NID_subject_alt_name,
+				   "DNS:h3.example.com,URI:https://evil.example/");
+	sk_X509_EXTENSION_push(exts2, san);
+	g_assert_true(X509_REQ_set_pubkey(bad_uri, key));
+	g_assert_true(X509_REQ_add_extensions(bad_uri, exts2));
+	g_assert_cmpint(X509_REQ_sign(bad_uri, key, EVP_sha256()), >, 0);
+	g_assert_null(vc_host_ca_sign(ca, bad_uri, now_s(), now_s() + 3600, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
+}
+
+#define XML_HEAD "<domain type='kvm'><name>vm1</name><uuid>0b3e8f6e-2d0a-4c1b-9a5e-7c2f4d8e1a33</uuid>"
+#define XML_META(x) "<metadata><vc:vm xmlns:vc='urn:virtcert:domain:1'>" x "</vc:vm></metadata>"
+
+static gboolean
+answer_allow(JsonNode *n, const char **ret_reason)
+{
+	JsonObject *o = json_node_get_object(n);
+	*ret_reason = json_object_get_string_member(o, "reason");
+	return json_object_get_boolean_member(o, "allow");
+}
+
+static void
+test_placement_answer(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcHost) host = NULL;
+	g_autoptr(VcPolicySet) set = vc_policy_set_new();
+	g_autoptr(JsonNode) a1 = NULL;
+	g_autoptr(JsonNode) a2 = NULL;
+	g_autoptr(JsonNode) a3 = NULL;
+	g_autoptr(JsonNode) a4 = NULL;
+	g_autoptr(JsonNode) a5 = NULL;
+	g_autofree char *ok_xml = NULL;
+	const char *reason = NULL;
+	static const char us_xml[] =
+		XML_HEAD XML_META("<vc:name>{name}.vms.example.com</vc:name><vc:placement>"
+				  "<vc:require attr='site'>us-east|us-west</vc:require>"
+				  "</vc:placement>") "</domain>";
+	static const char plain_xml[] = XML_HEAD "</domain>";
+
+	sign_to(fx->ca_dir, fx->csr, now_s() - 60, now_s() + 86400, fx->cert);
+	host = vc_host_load_files(fx->cert, fx->key, fx->hostca, fx->crl, &error);
+	g_assert_no_error(error);
+	ok_xml = g_strdup_printf(XML_HEAD XML_META("<vc:placement><vc:trust-ca>%s</vc:trust-ca>"
+						   "<vc:require attr='site'>eu-west</vc:require>"
+						   "</vc:placement>") "</domain>",
+				 vc_host_get_ca_fingerprint(host));
+
+	a1 = vc_host_placement_answer(host, set, ok_xml, FALSE, 3600, &error);
+	g_assert_no_error(error);
+	g_assert_true(answer_allow(a1, &reason));
+
+	a2 = vc_host_placement_answer(host, set, us_xml, FALSE, 3600, &error);
+	g_assert_no_error(error);
+	g_assert_false(answer_allow(a2, &reason));
+	g_assert_cmpstr(reason, ==, "host attribute site=eu-west not in {us-east, us-west}");
+
+	/* no host certificate at all */
+	a3 = vc_host_placement_answer(NULL, set, ok_xml, FALSE, 3600, &error);
+	g_assert_no_error(error);
+	g_assert_false(answer_allow(a3, &reason));
+	g_assert_cmpstr(reason, ==, "this host has no host certificate");
+
+	/* a VM nobody set a policy for goes anywhere */
+	a4 = vc_host_placement_answer(NULL, set, plain_xml, FALSE, 3600, &error);
+	g_assert_no_error(error);
+	g_assert_true(answer_allow(a4, &reason));
+
+	/* garbage is an error, never an answer */
+	g_assert_null(vc_host_placement_answer(host, set, "<domain><nope", FALSE, 3600, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_clear_error(&error);
+
+	/* an expired host certificate fails a restricted VM */
+	g_clear_pointer(&host, vc_host_free);
+	sign_to(fx->ca_dir, fx->csr, now_s() - 2 * 86400, now_s() - 86400, fx->cert);
+	host = vc_host_load_files(fx->cert, fx->key, fx->hostca, NULL, &error);
+	a5 = vc_host_placement_answer(host, set, ok_xml, FALSE, 3600, &error);
+	g_assert_no_error(error);
+	g_assert_false(answer_allow(a5, &reason));
+	g_assert_nonnull(strstr(reason, "expired"));
+}
+
+static void
+assert_mode(const char *root, const char *rel, guint mode)
+{
+	g_autofree char *p = g_build_filename(root, rel, NULL);
+	GStatBuf st;
+
+	g_assert_cmpint(g_stat(p, &st), ==, 0);
+	g_assert_cmpuint(st.st_mode & 0777, ==, mode);
+}
+
+static void
+test_install_libvirt_tls(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcHost) host = NULL;
+	g_autoptr(GPtrArray) written = NULL;
+	g_autofree char *root = fx_path(fx, "root");
+	g_autofree char *server_key = g_build_filename(root, "etc/pki/qemu/server-key.pem", NULL);
+	g_autofree char *key_pem = NULL;
+	g_autoptr(EVP_PKEY) installed = NULL;
+
+	sign_to(fx->ca_dir, fx->csr, now_s() - 60, now_s() + 86400, fx->cert);
+	host = vc_host_load_files(fx->cert, fx->key, fx->hostca, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_true(vc_host_install_libvirt_tls(host, root, NULL, FALSE, &written, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(written->len, ==, 10);
+	assert_mode(root, "etc/pki/CA/cacert.pem", 0644);
+	assert_mode(root, "etc/pki/libvirt/servercert.pem", 0644);
+	assert_mode(root, "etc/pki/libvirt/clientcert.pem", 0644);
+	assert_mode(root, "etc/pki/libvirt/private/serverkey.pem", 0600);
+	assert_mode(root, "etc/pki/libvirt/private/clientkey.pem", 0600);
+	assert_mode(root, "etc/pki/qemu/ca-cert.pem", 0644);
+	assert_mode(root, "etc/pki/qemu/server-cert.pem", 0644);
+	assert_mode(root, "etc/pki/qemu/client-cert.pem", 0644);
+	assert_mode(root, "etc/pki/qemu/server-key.pem", 0640);
+	assert_mode(root, "etc/pki/qemu/client-key.pem", 0640);
+	/* the installed key is the host key */
+	installed = vc_key_load(server_key, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(X509_check_private_key(vc_host_get_cert(host), installed), ==, 1);
+
+	/* again: same contents, nothing to refuse */
+	g_clear_pointer(&written, g_ptr_array_unref);
+	g_assert_true(vc_host_install_libvirt_tls(host, root, NULL, FALSE, &written, &error));
+	g_assert_no_error(error);
+	/* someone else's files are not replaced without force */
+	g_assert_true(g_file_set_contents(server_key, "other\n", -1, NULL));
+	g_assert_false(vc_host_install_libvirt_tls(host, root, NULL, FALSE, NULL, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_EXISTS);
+	g_assert_true(g_file_get_contents(server_key, &key_pem, NULL, NULL));
+	g_assert_cmpstr(key_pem, ==, "other\n");
+	g_clear_error(&error);
+	g_assert_true(vc_host_install_libvirt_tls(host, root, NULL, TRUE, NULL, &error));
+	g_assert_no_error(error);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+#define ADD(path, fn) g_test_add(path, Fixture, NULL, fx_setup, fn, fx_teardown)
+	ADD("/host/enroll-sign-import-check", test_enroll_sign_import_check);
+	ADD("/host/expired", test_expired);
+	ADD("/host/revoked", test_revoked);
+	ADD("/host/wrong-ca", test_wrong_ca);
+	ADD("/host/key-mismatch", test_key_mismatch);
+	ADD("/host/sign-refuses-other-sans", test_sign_refuses_other_sans);
+	ADD("/host/placement-answer", test_placement_answer);
+	ADD("/host/install-libvirt-tls", test_install_libvirt_tls);
+	return g_test_run();
+}
