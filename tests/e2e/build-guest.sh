@@ -145,8 +145,6 @@ log "building $IMG"
 ROOT=$(mktemp -d "$OUT/root-XXXXXX")
 trap 'rm -rf "$ROOT"' EXIT
 mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,run,tmp,root,home/web,lib/modules}
-ln -s ../run "$ROOT/var" 2>/dev/null || true
-rm -f "$ROOT/var"
 mkdir -p "$ROOT/var"
 ln -s ../run "$ROOT/var/run"
 chmod 1777 "$ROOT/tmp"
@@ -199,7 +197,8 @@ ssl-cert:x:110:web
 web:x:1000:
 EOF
 chown 1000:1000 /home/web
-hostname "$(sed -n 's/.*vc.hostname=\([^ ]*\).*/\1/p' /proc/cmdline)" 2>/dev/null
+h=$(sed -n 's/.*vc.hostname=\([^ ]*\).*/\1/p' /proc/cmdline)
+[ -n "$h" ] && hostname "$h"
 for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_console; do
 	insmod /lib/modules/$m.ko || echo "vc-guest: insmod $m failed"
 done
@@ -234,8 +233,9 @@ else
 	cat >>"$ROOT/init" <<'EOI'
 echo "vc-guest: starting the garbage agent ($(uname -r))"
 # A hostile agent: every request line gets one of: garbage text, a 1 MiB line,
-# broken JSON, a reply with the wrong types. When the host side closes, the
-# read ends; open the port again.
+# broken JSON, a reply with the wrong types. A virtio port opens only once:
+# one read-write descriptor for both directions. When the host side closes,
+# the read ends; open the port again.
 head -c 1048576 /dev/zero | tr '\0' A >/run/huge
 echo >>/run/huge
 while :; do
@@ -248,7 +248,7 @@ while :; do
 		3) echo '{"return": {"id": ' ;;
 		0) echo '{"return": "pong", "id": [1, {"x":' ;;
 		esac
-	done <$PORT >$PORT
+	done <>$PORT >&0
 	sleep 0.2
 done
 EOI
