@@ -44,28 +44,27 @@ static const char script_prepare[] =
 	"umask 077; set -C\n"
 	"for t; do : > \"$t\" || exit 1; done\n";
 
-/* args: OWNER then FLAG TMP MODE TARGET quadruples; FLAG "opt" skips a
- * missing TMP (a staged guest key). Owner and mode are set before the rename,
- * so the target name never shows a file others may read. */
+/* args: OWNER then FLAG TMP MODE TARGET quadruples, "--", then the targets
+ * to read back; FLAG "opt" skips a missing TMP (a staged guest key). Owner
+ * and mode are set before the rename, so the target name never shows a file
+ * others may read. After the "installed FLAG" lines come the SHA-256 lines of
+ * the read-back targets (one process less than a separate read-back: a fork
+ * costs a lot in a TCG guest). */
 static const char script_install[] =
 	SCRIPT_PATH
 	"o=$1; shift\n"
-	"while [ $# -gt 3 ]; do\n"
+	"while [ $# -gt 3 ] && [ \"$1\" != -- ]; do\n"
 	"  if [ \"$1\" = opt ] && [ ! -e \"$2\" ]; then shift 4; continue; fi\n"
 	"  if [ -n \"$o\" ]; then chown -- \"$o\" \"$2\" || exit 1; fi\n"
 	"  chmod -- \"$3\" \"$2\" || exit 1\n"
 	"  mv -f -- \"$2\" \"$4\" || exit 1\n"
 	"  echo \"installed $1\"\n"
 	"  shift 4\n"
-	"done\n";
+	"done\n"
+	"[ \"$1\" = -- ] || exit 1\n"
+	"shift\n"
+	"sha256sum -- \"$@\" || exit 2\n";
 
-/* args: files; one "HEX  NAME" line per file, in order (GNU coreutils
- * prefixes a '\\' when it escapes a name; names have no newline) */
-static const char script_digest[] =
-	SCRIPT_PATH
-	"exec sha256sum -- \"$@\"\n";
-
-/* args: cert key; prints the certificate's digest line, exit 3 without a key */
 static const char script_check[] =
 	SCRIPT_PATH
 	"[ -s \"$2\" ] || exit 3\n"
@@ -765,41 +764,22 @@ delivery_cleanup(VcGuestCtx *ctx, VcGuestPlanned *plan, guint n)
 		g_debug("cleanup of temporary files in the guest failed: %s", local->message);
 }
 
-G_GNUC_NO_INLINE static gboolean
-delivery_verify(VcGuestCtx *ctx, VcGuestPlanned *plan, guint n, VcGuestResult *result,
+/* LINES: the "HEX  NAME" lines sha256sum printed for the files with content,
+ * in plan order (GNU coreutils prefixes a '\\' when it escapes a name; names
+ * have no newline). */
+static gboolean
+delivery_verify(char **lines, VcGuestPlanned *plan, guint n, VcGuestResult *result,
 		GError **error)
 {
-	g_autoptr(GPtrArray) args = g_ptr_array_new();
-	g_auto(VcGuestRun) run = {0};
-	g_auto(GStrv) lines = NULL;
-	g_autofree char *out = NULL;
-	gsize out_len;
-	const char *data;
 	guint li = 0;
 
-	for (guint i = 0; i < n; i++) {
-		if (plan[i].content != NULL)
-			g_ptr_array_add(args, (gpointer)plan[i].path);
-	}
-	if (!guest_run_script(ctx, script_digest, args, TRUE, VC_GUEST_SMALL_OUTPUT, &run, error))
-		return FALSE;
-	if (run.exit_code != 0) {
-		g_autofree char *why = run_stderr(&run);
-		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
-			    "cannot read back the delivered files (sha256sum exit %d): %s",
-			    run.exit_code, why);
-		return FALSE;
-	}
-	data = g_bytes_get_data(run.out, &out_len);
-	out = g_strndup(data != NULL ? data : "", out_len);
-	lines = g_strsplit(out, "\n", -1);
 	for (guint i = 0; i < n; i++) {
 		g_autofree char *want = NULL;
 		const char *line;
 
 		if (plan[i].content == NULL)
 			continue;
-		line = lines[li] != NULL ? lines[li++] : "";
+		line = lines != NULL && lines[li] != NULL ? lines[li++] : "";
 		if (line[0] == '\\')
 			line++;
 		want = g_compute_checksum_for_string(G_CHECKSUM_SHA256, plan[i].content, -1);
@@ -869,6 +849,11 @@ delivery_run(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, gu
 		g_ptr_array_add(args, g_strdup(plan[i].mode));
 		g_ptr_array_add(args, g_strdup(plan[i].path));
 	}
+	g_ptr_array_add(args, g_strdup("--"));
+	for (guint i = 0; i < n; i++) {
+		if (plan[i].content != NULL)
+			g_ptr_array_add(args, g_strdup(plan[i].path));
+	}
 	if (!guest_run_script(ctx, script_install, args, TRUE, VC_GUEST_SMALL_OUTPUT, &inst, error))
 		return FALSE;
 	{
@@ -894,17 +879,19 @@ delivery_run(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, gu
 				break;
 			}
 		}
+		if (inst.exit_code != 0) {
+			g_autofree char *why = run_stderr(&inst);
+			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+				    inst.exit_code == 2
+					    ? "cannot read back the delivered files (exit %d): %s"
+					    : "cannot install the files in the guest (exit %d): %s",
+				    inst.exit_code, why);
+			return FALSE;
+		}
+		/* the digest lines follow the "installed" lines */
+		if (!delivery_verify(lines + done, plan, n, result, error))
+			return FALSE;
 	}
-	if (inst.exit_code != 0) {
-		g_autofree char *why = run_stderr(&inst);
-		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
-			    "cannot install the files in the guest (exit %d): %s", inst.exit_code,
-			    why);
-		return FALSE;
-	}
-
-	if (!delivery_verify(ctx, plan, n, result, error))
-		return FALSE;
 
 	if (d->reload_command != NULL) {
 		const char *argv[] = {"-c", d->reload_command, NULL};
