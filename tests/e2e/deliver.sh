@@ -64,12 +64,24 @@ st=$(vc show bad --json | jq -r .domain.state)
 [[ $st != DELIVERED ]] && ok "bad (garbage agent): not delivered ($st)" || not_ok "bad was delivered?"
 vc show bad --json | jq -e '.domain.last_error != null' >/dev/null && ok "bad: the reason is recorded: $(vc show bad --json | jq -r .domain.last_error | head -c 120)" || not_ok "bad: no reason recorded"
 
-# a reboot loses the files (tmpfs): they come back, with a new certificate
+# a reboot loses the files (tmpfs): they come back, with a new certificate;
+# `virtcert watch` timestamps agent-connected -> delivered
+"$VIRTCERT" --config "$CONF" watch 2>/dev/null | while IFS= read -r line; do echo "$(date +%s.%N) $line"; done >"$T/watch.log" &
+watcher=$!
+cleanup_hooks+=("kill $watcher")
+sleep 0.5
 vm_reboot web
 wait_for 120 bash -c "s=\$(\"$VIRTCERT\" --config '$CONF' show web --json | jq -r '.domain | select(.state == \"DELIVERED\") | .current_serial'); [[ -n \$s && \$s != $s1 ]]" &&
 	ok "web: delivered again after the reboot" || { not_ok "web: not delivered after reboot"; vc show web; }
 s2=$(serial_of web)
 verify_guest_files web web2 "$s2"
+t_agent=$(grep '"vm_name":"web"' "$T/watch.log" | grep -m1 'agent-connected' | cut -d' ' -f1)
+t_done=$(grep '"vm_name":"web"' "$T/watch.log" | grep '"event":"delivered"' | tail -1 | cut -d' ' -f1)
+if [[ -n $t_agent && -n $t_done ]]; then
+	ok "web: agent connected -> new certificate verified in the guest: $(python3 -c "print(round(($t_done - $t_agent) * 1000))") ms (check, issue, deliver)"
+else
+	not_ok "web: no agent-connected/delivered events in the watch stream"; cat "$T/watch.log"
+fi
 wait_for 10 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s1 --json | jq -r .reason) == superseded ]]" &&
 	ok "web: the lost certificate is revoked as superseded" || not_ok "web: old certificate not superseded"
 
