@@ -97,7 +97,7 @@ VIRTCERTD=${VIRTCERTD:-$VC_BUILD_ROOT/agent/daemon/virtcertd}
 start_daemon() {
 	"$VIRTCERTD" --config "$CONF" >>"$T/virtcertd.log" 2>&1 &
 	DAEMON_PID=$!
-	cleanup_hooks+=("kill -9 $DAEMON_PID 2>/dev/null")
+	cleanup_hooks+=("kill -TERM $DAEMON_PID 2>/dev/null; wait $DAEMON_PID 2>/dev/null")
 	wait_for 10 vc status
 }
 # cert_of VM: the serial of the VM's valid certificate (empty if none)
