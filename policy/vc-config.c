@@ -28,6 +28,8 @@ vc_config_new_default(void)
 	c->backdate_s = 5 * 60;
 	c->hook_timeout_ms = 2000;
 	c->hook_fail_open = FALSE;
+	c->peer_address = g_strdup("");
+	c->handover_grace_s = 60;
 	return c;
 }
 
@@ -50,6 +52,8 @@ vc_config_free(VcConfig *config)
 	g_free(config->host_ca);
 	g_free(config->host_crl);
 	g_free(config->host_fqdn);
+	g_free(config->peer_address);
+	g_free(config->peer_url);
 	g_free(config);
 }
 
@@ -208,6 +212,9 @@ static const KeyDesc keys[] = {
 	{ "host", "ca", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_ca) },
 	{ "host", "crl", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_crl) },
 	{ "host", "fqdn", KEY_STRING, G_STRUCT_OFFSET(VcConfig, host_fqdn) },
+	{ "peer", "address", KEY_ADDRESS, G_STRUCT_OFFSET(VcConfig, peer_address) },
+	{ "peer", "url", KEY_URL, G_STRUCT_OFFSET(VcConfig, peer_url) },
+	{ "peer", "handover-grace", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, handover_grace_s) },
 };
 
 static const KeyDesc *
@@ -307,6 +314,11 @@ set_value(VcConfig *c, const KeyDesc *d, const char *value, const char *base_dir
 		*str_field = g_strdup(value);
 		return TRUE;
 	case KEY_URL:
+		/* empty: none (no CRL distribution point, no OCSP URL, no peer) */
+		if (*value == '\0') {
+			g_clear_pointer(str_field, g_free);
+			return TRUE;
+		}
 		if (!g_str_has_prefix(value, "http://") && !g_str_has_prefix(value, "https://")) {
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 				    "\"%s\" is not an http:// or https:// URL", value);

@@ -39,6 +39,11 @@ typedef struct {
 	char *host_ca;         /* ca: trusted host CA bundle (hostca.pem) */
 	char *host_crl;        /* crl: the host CA's CRL (hostca.crl), used if present */
 	char *host_fqdn;       /* fqdn: this host's name for enrollment */
+
+	/* [peer]: the host-to-host API (mTLS with host certificates) */
+	char *peer_address;    /* address: listen host:port, "" disables */
+	char *peer_url;        /* url: how other hosts reach this one (https://FQDN:PORT), NULL: none */
+	gint64 handover_grace_s; /* handover-grace: how long a migrated VM's claim may take */
 } VcConfig;
 
 VcConfig *vc_config_new_default(void);

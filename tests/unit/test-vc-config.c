@@ -131,11 +131,20 @@ static void
 test_partial(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(VcConfig) c = load_text(f, "[hook]\ntimeout = 3s\n[daemon]\nhttp-address =\n",
+	g_autoptr(VcConfig) c = load_text(f,
+					  "[hook]\ntimeout = 3s\n[daemon]\nhttp-address =\n"
+					  "[ca]\nocsp-url =\n"
+					  "[peer]\naddress = 0.0.0.0:8459\nurl = https://a.example:8459\n"
+					  "handover-grace = 2m\n",
 					  &error);
 	g_assert_no_error(error);
 	g_assert_cmpint(c->hook_timeout_ms, ==, 3000);
 	g_assert_cmpstr(c->http_address, ==, "");
+	/* an empty URL means none: no OCSP URL in certificates */
+	g_assert_null(c->ocsp_url);
+	g_assert_cmpstr(c->peer_address, ==, "0.0.0.0:8459");
+	g_assert_cmpstr(c->peer_url, ==, "https://a.example:8459");
+	g_assert_cmpint(c->handover_grace_s, ==, 120);
 	g_assert_cmpstr(c->libvirt_uri, ==, "qemu:///system");
 }
 
