@@ -963,22 +963,35 @@ vc_ca_sign_item(VcCa *ca, X509 *cert, X509_CRL *crl, GError **error)
 
 static gboolean verify_in(VcCa *ca, X509_STORE *store, X509 *leaf, gint64 now, GError **error);
 
-static X509_EXTENSION *
-ext_san(const VcLeafRequest *req, const char *uuid_lower, GError **error)
+/* Encodes VALUE straight into CERT's extension list. Why not X509_add_ext():
+ * it copies the encoded extension it is given, a decode and a re-encode per
+ * extension, and a leaf has four made for it alone. */
+static gboolean
+add_ext_i2d(X509 *cert, int nid, gboolean critical, void *value, GError **error)
+{
+	if (X509_add1_ext_i2d(cert, nid, value, critical ? 1 : 0, X509V3_ADD_APPEND) != 1) {
+		vc_crypto_set_error(error, "cannot add extension");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+add_san(X509 *cert, const VcLeafRequest *req, const char *uuid_lower, GError **error)
 {
 	g_autoptr(GENERAL_NAMES) gens = sk_GENERAL_NAME_new_null();
-	g_autofree char *urn = g_strdup_printf("urn:uuid:%s", uuid_lower);
+	g_autofree char *urn = g_strconcat("urn:uuid:", uuid_lower, NULL);
 
 	for (gsize i = 0; req->dns_names[i] != NULL; i++)
 		sk_GENERAL_NAME_push(gens, general_name_new_ia5(GEN_DNS, req->dns_names[i]));
 	/* RFC 4122 3: the UUID URN names the VM whatever its DNS names */
 	sk_GENERAL_NAME_push(gens, general_name_new_ia5(GEN_URI, urn));
 	/* RFC 5280 4.2.1.6: critical when the subject is empty */
-	return ext_from_i2d(NID_subject_alt_name, req->empty_subject, gens, error);
+	return add_ext_i2d(cert, NID_subject_alt_name, req->empty_subject, gens, error);
 }
 
-static X509_EXTENSION *
-ext_crl_dp(const char *url, GError **error)
+static gboolean
+add_crl_dp(X509 *cert, const char *url, GError **error)
 {
 	g_autoptr(CRL_DIST_POINTS) cdp = sk_DIST_POINT_new_null();
 	DIST_POINT *dp = DIST_POINT_new();
@@ -988,11 +1001,11 @@ ext_crl_dp(const char *url, GError **error)
 	dp->distpoint->name.fullname = sk_GENERAL_NAME_new_null();
 	sk_GENERAL_NAME_push(dp->distpoint->name.fullname, general_name_new_ia5(GEN_URI, url));
 	sk_DIST_POINT_push(cdp, dp);
-	return ext_from_i2d(NID_crl_distribution_points, FALSE, cdp, error);
+	return add_ext_i2d(cert, NID_crl_distribution_points, FALSE, cdp, error);
 }
 
-static X509_EXTENSION *
-ext_ocsp_aia(const char *url, GError **error)
+static gboolean
+add_ocsp_aia(X509 *cert, const char *url, GError **error)
 {
 	g_autoptr(AUTHORITY_INFO_ACCESS) aia = sk_ACCESS_DESCRIPTION_new_null();
 	ACCESS_DESCRIPTION *ad = ACCESS_DESCRIPTION_new();
@@ -1003,20 +1016,14 @@ ext_ocsp_aia(const char *url, GError **error)
 	ad->location = general_name_new_ia5(GEN_URI, url);
 	sk_ACCESS_DESCRIPTION_push(aia, ad);
 	/* RFC 5280 4.2.2.1: MUST NOT be critical */
-	return ext_from_i2d(NID_info_access, FALSE, aia, error);
+	return add_ext_i2d(cert, NID_info_access, FALSE, aia, error);
 }
 
+/* The extensions every leaf shares, encoded once at load: copied as they are. */
 static gboolean
-add_ext(X509 *cert, X509_EXTENSION *ext, gboolean owned, GError **error)
+add_ext(X509 *cert, X509_EXTENSION *ext, GError **error)
 {
-	int ok;
-
-	if (ext == NULL)
-		return FALSE;
-	ok = X509_add_ext(cert, ext, -1);
-	if (owned)
-		X509_EXTENSION_free(ext);
-	if (!ok) {
+	if (!X509_add_ext(cert, ext, -1)) {
 		vc_crypto_set_error(error, "cannot add extension");
 		return FALSE;
 	}
@@ -1085,19 +1092,16 @@ leaf_build(VcCa *ca, const VcLeafRequest *req, GError **error)
 	ski = ski_from_pubkey(X509_get_X509_PUBKEY(cert), error);
 	if (ski == NULL)
 		return NULL;
-	if (!add_ext(cert, ca->ext_bc, FALSE, error) ||
+	if (!add_ext(cert, ca->ext_bc, error) ||
 	    !add_ext(cert, EVP_PKEY_is_a(req->public_key, "RSA") ? ca->ext_ku_rsa : ca->ext_ku,
-		     FALSE, error) ||
-	    !add_ext(cert, ca->ext_eku, FALSE, error) ||
-	    !add_ext(cert, ext_from_i2d(NID_subject_key_identifier, FALSE, ski, error), TRUE,
 		     error) ||
-	    !add_ext(cert, ca->ext_aki, FALSE, error) ||
-	    !add_ext(cert, ext_san(req, uuid, error), TRUE, error))
+	    !add_ext(cert, ca->ext_eku, error) ||
+	    !add_ext_i2d(cert, NID_subject_key_identifier, FALSE, ski, error) ||
+	    !add_ext(cert, ca->ext_aki, error) || !add_san(cert, req, uuid, error))
 		return NULL;
-	if (req->crl_url != NULL && !add_ext(cert, ext_crl_dp(req->crl_url, error), TRUE, error))
+	if (req->crl_url != NULL && !add_crl_dp(cert, req->crl_url, error))
 		return NULL;
-	if (req->ocsp_url != NULL &&
-	    !add_ext(cert, ext_ocsp_aia(req->ocsp_url, error), TRUE, error))
+	if (req->ocsp_url != NULL && !add_ocsp_aia(cert, req->ocsp_url, error))
 		return NULL;
 	return g_steal_pointer(&cert);
 }

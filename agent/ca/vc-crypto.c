@@ -39,18 +39,38 @@ p256_template_new(gpointer data)
 	return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 }
 
+static void
+p256_keygen_ctx_free(gpointer ctx)
+{
+	EVP_PKEY_CTX_free(ctx);
+}
+
+/* The keygen context is made once per thread and reused: creating it looks
+ * up the key manager and copies the template, a sixth of the cost of the
+ * key itself. An EVP_PKEY_CTX may not be shared between threads, and every
+ * EVP_PKEY_generate() on it draws a fresh private key from the DRBG. */
+static GPrivate p256_keygen_ctx = G_PRIVATE_INIT(p256_keygen_ctx_free);
+
 static EVP_PKEY *
 p256_generate(void)
 {
 	static GOnce once = G_ONCE_INIT;
 	EVP_PKEY *tmpl = g_once(&once, p256_template_new, NULL);
-	g_autoptr(EVP_PKEY_CTX) ctx = NULL;
+	EVP_PKEY_CTX *ctx;
 	EVP_PKEY *key = NULL;
 
 	if (tmpl == NULL)
 		return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, tmpl, NULL);
-	if (ctx == NULL || EVP_PKEY_keygen_init(ctx) <= 0 || EVP_PKEY_generate(ctx, &key) <= 0) {
+	ctx = g_private_get(&p256_keygen_ctx);
+	if (ctx == NULL) {
+		ctx = EVP_PKEY_CTX_new_from_pkey(NULL, tmpl, NULL);
+		if (ctx == NULL || EVP_PKEY_keygen_init(ctx) <= 0) {
+			EVP_PKEY_CTX_free(ctx);
+			return NULL;
+		}
+		g_private_set(&p256_keygen_ctx, ctx);
+	}
+	if (EVP_PKEY_generate(ctx, &key) <= 0) {
 		EVP_PKEY_free(key);
 		return NULL;
 	}

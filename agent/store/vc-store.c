@@ -525,10 +525,21 @@ vc_store_configure(VcStore *store, gboolean in_memory, GError **error)
 	/* In WAL mode, FULL syncs the WAL on every commit: a commit that
 	 * returned survives a power loss. trusted_schema=OFF keeps a tampered
 	 * database file from running functions through views or triggers. */
+	/* temp_store=MEMORY keeps statement and savepoint journals in memory:
+	 * they only serve ROLLBACK TO inside a live transaction and are never
+	 * read after a crash (the WAL is), and on a file every page a call
+	 * touches was copied there first, a third of the cost of recording an
+	 * intent. wal_autocheckpoint=4000 pages (16 MiB): a group commit writes
+	 * a few hundred pages, and at the default of 1000 every fifth commit
+	 * also paid a checkpoint with its own sync of the database file; fewer,
+	 * larger checkpoints write each hot index page back once instead of
+	 * four times. Neither changes when a commit is durable. */
 	return vc_store_exec(store,
 			     "PRAGMA synchronous = FULL;"
 			     "PRAGMA foreign_keys = ON;"
-			     "PRAGMA trusted_schema = OFF;",
+			     "PRAGMA trusted_schema = OFF;"
+			     "PRAGMA temp_store = MEMORY;"
+			     "PRAGMA wal_autocheckpoint = 4000;",
 			     "configuring the store", error);
 }
 
