@@ -593,9 +593,21 @@ normalize_uuid(const char *s)
 			       hex + 20);
 }
 
+/* TRUE when the <vm> element has no child but <issued>. */
+static gboolean
+holds_only_facts(const xmlNode *vm)
+{
+	for (xmlNode *c = vm->children; c != NULL; c = c->next)
+		if (c->type == XML_ELEMENT_NODE && !name_is(c, "issued"))
+			return FALSE;
+	return vm->children != NULL;
+}
+
 static gboolean
 parse_metadata_element(const xmlNode *md, VcDomainInfo *info, GError **error)
 {
+	gboolean seen_vm = FALSE;
+
 	for (xmlNode *c = md->children; c != NULL; c = c->next) {
 		if (c->type != XML_ELEMENT_NODE)
 			continue;
@@ -603,7 +615,7 @@ parse_metadata_element(const xmlNode *md, VcDomainInfo *info, GError **error)
 			g_autoptr(GHashTable) map = vc_policy_map_new();
 			g_autofree char *serial = NULL;
 			g_autofree char *peer = NULL;
-			if (info->has_metadata) {
+			if (seen_vm) {
 				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 					    "line %d: a second <virtcert:vm> element", c->line);
 				return FALSE;
@@ -612,7 +624,9 @@ parse_metadata_element(const xmlNode *md, VcDomainInfo *info, GError **error)
 				g_prefix_error(error, "virtcert metadata: ");
 				return FALSE;
 			}
-			info->has_metadata = TRUE;
+			seen_vm = TRUE;
+			/* an element holding only the daemon's own facts selects nothing */
+			info->has_metadata = !holds_only_facts(c);
 			g_hash_table_unref(info->metadata);
 			info->metadata = g_steal_pointer(&map);
 			info->issued_serial = g_steal_pointer(&serial);
@@ -804,4 +818,52 @@ vc_domain_info_resolve_policy(const VcDomainInfo *info, VcPolicySet *set, gboole
 	if (policy == NULL)
 		g_prefix_error(error, "VM %s (%s): ", info->name, info->uuid);
 	return policy;
+}
+
+char *
+vc_domain_metadata_set_issued(const char *vm_xml, const char *serial, const char *peer,
+			      GError **error)
+{
+	g_autoptr(xmlDoc) doc = NULL;
+	g_autoptr(GHashTable) map = NULL;
+	g_autoptr(xmlBuffer) buf = NULL;
+	xmlNode *root, *issued = NULL;
+	xmlNs *ns;
+
+	if (vm_xml != NULL && *vm_xml != '\0') {
+		/* what is there must be valid virtcert metadata: never rewrite garbage */
+		map = vc_domain_metadata_parse(vm_xml, -1, error);
+		if (map == NULL)
+			return NULL;
+		doc = parse_safely(vm_xml, -1, error);
+		if (doc == NULL)
+			return NULL;
+		root = xmlDocGetRootElement(doc);
+	} else {
+		doc = xmlNewDoc((const xmlChar *)"1.0");
+		root = xmlNewDocNode(doc, NULL, (const xmlChar *)"vm", NULL);
+		xmlDocSetRootElement(doc, root);
+		ns = xmlNewNs(root, (const xmlChar *)VC_DOMAIN_NS, (const xmlChar *)"virtcert");
+		xmlSetNs(root, ns);
+	}
+	ns = root->ns;
+	for (xmlNode *c = root->children; c != NULL; c = c->next)
+		if (c->type == XML_ELEMENT_NODE && name_is(c, "issued"))
+			issued = c;
+	if (issued == NULL)
+		issued = xmlNewChild(root, ns, (const xmlChar *)"issued", NULL);
+	/* xmlSetProp escapes the values */
+	xmlUnsetProp(issued, (const xmlChar *)"serial");
+	xmlUnsetProp(issued, (const xmlChar *)"peer");
+	if (serial != NULL)
+		xmlSetProp(issued, (const xmlChar *)"serial", (const xmlChar *)serial);
+	if (peer != NULL)
+		xmlSetProp(issued, (const xmlChar *)"peer", (const xmlChar *)peer);
+	buf = xmlBufferCreate();
+	if (buf == NULL || xmlNodeDump(buf, doc, root, 0, 0) < 0) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_FAILED,
+				    "cannot serialize the virtcert metadata");
+		return NULL;
+	}
+	return g_strndup((const char *)xmlBufferContent(buf), (gsize)xmlBufferLength(buf));
 }

@@ -337,6 +337,47 @@ test_hostile(void)
 	assert_refused(big_doc->str, (gssize)big_doc->len, "octets");
 }
 
+
+/* The daemon writes its facts into its own element and keeps the rest. */
+static void
+test_set_issued(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *fresh = NULL, *updated = NULL, *again = NULL;
+	g_autoptr(GHashTable) map = NULL;
+	g_autofree char *dom = NULL;
+	g_autoptr(VcDomainInfo) info = NULL;
+	const char *owner = "<vc:vm xmlns:vc=\"urn:virtcert:domain:1\"><vc:name>{name}.example.com"
+			    "</vc:name><vc:issued serial=\"01\" peer=\"https://old:1\"/></vc:vm>";
+
+	/* no element yet: one with only the facts, which selects nothing */
+	fresh = vc_domain_metadata_set_issued(NULL, "0a0b", "https://a.example:8459", &error);
+	g_assert_no_error(error);
+	dom = g_strdup_printf("<domain><name>x</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10"
+			      "</uuid><metadata>%s</metadata></domain>", fresh);
+	info = vc_domain_info_parse(dom, -1, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(info->issued_serial, ==, "0a0b");
+	g_assert_cmpstr(info->issuer_peer, ==, "https://a.example:8459");
+	g_assert_false(info->has_metadata);
+
+	/* the owner's policy stays, the facts are replaced */
+	updated = vc_domain_metadata_set_issued(owner, "ff", "https://b&c:2", &error);
+	g_assert_no_error(error);
+	map = vc_domain_metadata_parse(updated, -1, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(g_hash_table_lookup(map, "names"));
+	g_assert_nonnull(strstr(updated, "serial=\"ff\""));
+	g_assert_nonnull(strstr(updated, "https://b&amp;c:2")); /* escaped */
+	g_assert_null(strstr(updated, "https://old:1"));
+
+	/* garbage is refused, never rewritten */
+	again = vc_domain_metadata_set_issued("<vc:vm xmlns:vc=\"urn:virtcert:domain:1\"><vc:bogus/>"
+					      "</vc:vm>", "01", NULL, &error);
+	g_assert_null(again);
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -349,5 +390,6 @@ main(int argc, char **argv)
 	g_test_add_func("/domain-xml/metadata-errors", test_metadata_errors);
 	g_test_add_func("/domain-xml/metadata-parse", test_metadata_parse);
 	g_test_add_func("/domain-xml/hostile", test_hostile);
+	g_test_add_func("/domain-xml/set-issued", test_set_issued);
 	return g_test_run();
 }
