@@ -738,10 +738,51 @@ vc_domain_info_parse(const char *xml, gssize len, GError **error)
 	return g_steal_pointer(&info);
 }
 
+/* virDomainGetMetadata returns the element without its namespace (<vm> and
+ * children in no namespace): put it back, so both forms read the same. */
+static void
+adopt_virtcert_ns(xmlNode *n, xmlNs *ns)
+{
+	for (; n != NULL; n = n->next) {
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		if (n->ns == NULL)
+			xmlSetNs(n, ns);
+		adopt_virtcert_ns(n->children, ns);
+	}
+}
+
+static void
+strip_ns(xmlNode *n)
+{
+	for (; n != NULL; n = n->next) {
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		n->ns = NULL;
+		strip_ns(n->children);
+	}
+}
+
+static xmlDoc *
+parse_metadata_doc(const char *xml, gssize len, GError **error)
+{
+	g_autoptr(xmlDoc) doc = parse_safely(xml, len, error);
+	xmlNode *root;
+
+	if (doc == NULL)
+		return NULL;
+	root = xmlDocGetRootElement(doc);
+	if (root != NULL && root->ns == NULL && name_is(root, "vm")) {
+		xmlNs *ns = xmlNewNs(root, (const xmlChar *)VC_DOMAIN_NS, (const xmlChar *)"virtcert");
+		adopt_virtcert_ns(root, ns);
+	}
+	return g_steal_pointer(&doc);
+}
+
 GHashTable *
 vc_domain_metadata_parse(const char *xml, gssize len, GError **error)
 {
-	g_autoptr(xmlDoc) doc = parse_safely(xml, len, error);
+	g_autoptr(xmlDoc) doc = parse_metadata_doc(xml, len, error);
 	g_autoptr(GHashTable) map = NULL;
 	xmlNode *root;
 
@@ -835,7 +876,7 @@ vc_domain_metadata_set_issued(const char *vm_xml, const char *serial, const char
 		map = vc_domain_metadata_parse(vm_xml, -1, error);
 		if (map == NULL)
 			return NULL;
-		doc = parse_safely(vm_xml, -1, error);
+		doc = parse_metadata_doc(vm_xml, -1, error);
 		if (doc == NULL)
 			return NULL;
 		root = xmlDocGetRootElement(doc);
@@ -859,6 +900,11 @@ vc_domain_metadata_set_issued(const char *vm_xml, const char *serial, const char
 		xmlSetProp(issued, (const xmlChar *)"serial", (const xmlChar *)serial);
 	if (peer != NULL)
 		xmlSetProp(issued, (const xmlChar *)"peer", (const xmlChar *)peer);
+	/* virDomainSetMetadata wants the element without a namespace: it adds
+	 * its own declaration and refuses a second one */
+	strip_ns(root);
+	xmlFreeNsList(root->nsDef);
+	root->nsDef = NULL;
 	buf = xmlBufferCreate();
 	if (buf == NULL || xmlNodeDump(buf, doc, root, 0, 0) < 0) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_FAILED,

@@ -68,11 +68,12 @@ VcDomainInfo *vc_domain_info_parse(const char *xml, gssize len, GError **error);
 /* Parses just a <virtcert:vm> element (what virDomainGetMetadata returns). */
 GHashTable *vc_domain_metadata_parse(const char *xml, gssize len, GError **error);
 
-/* The daemon's facts in its own element: VM_XML (a <virtcert:vm> element as
- * virDomainGetMetadata returns it, or NULL/"" for none) with its <issued>
- * child set to SERIAL and PEER (NULL: attribute removed). Everything else in
- * the element is kept as it is. An element that is not valid virtcert
- * metadata is refused, never rewritten. */
+/* The daemon's facts in its own element: VM_XML (the <vm> element as
+ * virDomainGetMetadata returns it, without namespace, or with one; NULL or ""
+ * for none) with its <issued> child set to SERIAL and PEER (NULL: attribute
+ * removed). Everything else in the element is kept. The result is in the form
+ * virDomainSetMetadata takes (no namespace: libvirt adds its own). An element
+ * that is not valid virtcert metadata is refused, never rewritten. */
 char *vc_domain_metadata_set_issued(const char *vm_xml, const char *serial, const char *peer,
 				    GError **error);
 

@@ -476,6 +476,15 @@ vc_host_ca_get_cert(VcHostCa *ca)
 	return ca->cert;
 }
 
+/* A host's dNSName: a valid DNS name, or "localhost" (RFC 6761 6.3: always
+ * the loopback), which lets two "hosts" on one machine authenticate each
+ * other in labs and tests; a peer reached as localhost is this machine. */
+static gboolean
+host_name_check(const char *name, GError **error)
+{
+	return strcmp(name, "localhost") == 0 || vc_name_check_dns(name, error);
+}
+
 /* The CSR's subjectAltName, checked: dNSName (valid DNS names) and host
  * attribute URIs only. RET_DNS/RET_URIS get the values in order. */
 static gboolean
@@ -516,7 +525,7 @@ csr_get_sans(X509_REQ *csr, GPtrArray *ret_dns, GPtrArray *ret_uris, GError **er
 		}
 		if (type == GEN_DNS) {
 			g_autofree char *lower = g_ascii_strdown(v, -1);
-			if (!vc_name_check_dns(lower, error)) {
+			if (!host_name_check(lower, error)) {
 				g_prefix_error(error, "CSR dNSName \"%s\": ", v);
 				(*error)->code = VC_ERROR_POLICY;
 				return FALSE;
@@ -777,7 +786,7 @@ vc_host_enroll(const char *key_path, const char *csr_path, const char *fqdn_in,
 	long csr_len;
 
 	fqdn = g_ascii_strdown(fqdn_in != NULL ? fqdn_in : "", -1);
-	if (!vc_name_check_dns(fqdn, error)) {
+	if (!host_name_check(fqdn, error)) {
 		g_prefix_error(error, "host name \"%s\": ", fqdn);
 		return FALSE;
 	}
@@ -939,19 +948,15 @@ find_issuer(VcHost *host, X509 *cert)
 	return NULL;
 }
 
-VcHost *
-vc_host_load_files(const char *cert_path, const char *key_path, const char *ca_path,
-		   const char *crl_path, GError **error)
+/* CERTS (leaf first) are copied; CERT_PATH names them in messages only. */
+static VcHost *
+host_new(GPtrArray *certs, const char *cert_path, const char *key_path, const char *ca_path,
+	 const char *crl_path, GError **error)
 {
 	g_autoptr(VcHost) host = g_new0(VcHost, 1);
-	g_autoptr(GPtrArray) certs = NULL;
 	g_autoptr(GString) pem = g_string_new(NULL);
 	X509 *issuer;
 
-	g_return_val_if_fail(cert_path != NULL, NULL);
-	certs = vc_cert_load_pem_file(cert_path, error);
-	if (certs == NULL)
-		return NULL;
 	host->cert = X509_dup(g_ptr_array_index(certs, 0));
 	host->extra = g_ptr_array_new_with_free_func((GDestroyNotify)X509_free);
 	for (guint i = 0; i < certs->len; i++) {
@@ -995,6 +1000,27 @@ vc_host_load_files(const char *cert_path, const char *key_path, const char *ca_p
 	if (issuer != NULL)
 		host->ca_fp = vc_cert_get_fingerprint_sha256(issuer);
 	return g_steal_pointer(&host);
+}
+
+VcHost *
+vc_host_load_files(const char *cert_path, const char *key_path, const char *ca_path,
+		   const char *crl_path, GError **error)
+{
+	g_autoptr(GPtrArray) certs = NULL;
+
+	g_return_val_if_fail(cert_path != NULL, NULL);
+	certs = vc_cert_load_pem_file(cert_path, error);
+	if (certs == NULL)
+		return NULL;
+	return host_new(certs, cert_path, key_path, ca_path, crl_path, error);
+}
+
+VcHost *
+vc_host_new_from_certs(GPtrArray *certs, const char *ca_path, const char *crl_path,
+		       GError **error)
+{
+	g_return_val_if_fail(certs != NULL && certs->len > 0, NULL);
+	return host_new(certs, "the peer's certificate", NULL, ca_path, crl_path, error);
 }
 
 VcHost *

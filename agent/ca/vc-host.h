@@ -86,6 +86,13 @@ typedef struct _VcHost VcHost;
  * configured), an unreadable or malformed one is an error. */
 VcHost *vc_host_load_files(const char *cert_path, const char *key_path, const char *ca_path,
 			   const char *crl_path, GError **error);
+/* A peer's host certificate as its TLS handshake presented it: CERTS (of
+ * X509*, copied) holds the leaf first, then the intermediates the peer sent
+ * (untrusted); CA_PATH and CRL_PATH are this host's trust settings, as for
+ * vc_host_load_files(). No key: vc_host_install_libvirt_tls() refuses it.
+ * The agent/http peer API verifies every client this way. */
+VcHost *vc_host_new_from_certs(GPtrArray *certs, const char *ca_path, const char *crl_path,
+			       GError **error);
 /* This host from CONFIG ([host] paths or STATE_DIR/host/...); the key is
  * required. VC_ERROR_NOT_FOUND when no host certificate is installed. */
 VcHost *vc_host_load(const VcConfig *config, GError **error);

@@ -9,6 +9,7 @@
 #include "vc-build-config.h"
 #include "vc-engine.h"
 #include "vc-error.h"
+#include "vc-http-server.h"
 #include "vc-ipc-server.h"
 #include "vc-host.h"
 
@@ -22,7 +23,12 @@ typedef struct {
 	VcEngine *engine;
 	VcVirt *virt;
 	VcIpcServer *ipc;
+	VcHttpServer *http;
 	GMainLoop *loop;
+	/* the CRL served over HTTP, rebuilt when revocations change or it ages */
+	GBytes *crl;
+	guint64 crl_revoked;
+	gint64 crl_made_at;
 } VcDaemon;
 
 static void
@@ -224,6 +230,103 @@ vc_daemon_method_placement_check(VcIpcRequest *request, gpointer user_data)
 	vc_daemon_reply(request, result, error);
 }
 
+
+/* ---- HTTP: CRL, certificate URLs, metrics, peer handover ---------------- */
+
+#define VC_DAEMON_CRL_REFRESH_S 3600
+
+static GBytes *
+vc_daemon_http_get_crl(const char *ca_id, gpointer user_data, GError **error)
+{
+	VcDaemon *daemon = user_data;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	guint64 revoked;
+
+	if (g_strcmp0(ca_id, vc_ca_get_id(daemon->ca)) != 0) {
+		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "no CA %s here", ca_id);
+		return NULL;
+	}
+	/* a CRL from the store, new when something was revoked since */
+	revoked = vc_engine_get_revocation_count(daemon->engine);
+	if (daemon->crl == NULL || revoked != daemon->crl_revoked ||
+	    now - daemon->crl_made_at > VC_DAEMON_CRL_REFRESH_S) {
+		g_autoptr(X509_CRL) crl = vc_issuer_make_crl(vc_engine_get_issuer(daemon->engine), error);
+		GBytes *der;
+		if (crl == NULL || (der = vc_crl_to_der(crl, error)) == NULL)
+			return NULL;
+		g_clear_pointer(&daemon->crl, g_bytes_unref);
+		daemon->crl = der;
+		daemon->crl_revoked = revoked;
+		daemon->crl_made_at = now;
+	}
+	return g_bytes_ref(daemon->crl);
+}
+
+static char *
+vc_daemon_http_get_cert_chain(const char *vm_uuid, gpointer user_data, GError **error)
+{
+	VcDaemon *daemon = user_data;
+	return vc_engine_get_cert_chain(daemon->engine, vm_uuid, error);
+}
+
+static char *
+vc_daemon_http_get_metrics(gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	return vc_engine_get_metrics(daemon->engine);
+}
+
+static void
+vc_daemon_http_handover(VcPeerClaim *claim, gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	g_autofree char *reason = NULL;
+	gboolean accepted;
+
+	accepted = vc_engine_handle_claim(daemon->engine, vc_peer_claim_get_vm_uuid(claim),
+					  vc_peer_claim_get_peer_fqdn(claim),
+					  vc_peer_claim_get_peer_identity(claim), &reason);
+	g_message("handover claim for VM %s from %s (%s): %s%s%s",
+		  vc_peer_claim_get_vm_uuid(claim), vc_peer_claim_get_peer_fqdn(claim),
+		  vc_peer_claim_get_remote_address(claim), accepted ? "accepted" : "refused",
+		  reason != NULL ? ": " : "", reason != NULL ? reason : "");
+	vc_peer_claim_reply(claim, accepted, reason);
+}
+
+static gboolean
+vc_daemon_start_http(VcDaemon *daemon, GError **error)
+{
+	const VcConfig *c = daemon->config;
+	gboolean peer = c->peer_address != NULL && *c->peer_address != '\0';
+	g_autofree char *cert = vc_config_get_host_path(c, "cert");
+	g_autofree char *key = vc_config_get_host_path(c, "key");
+	g_autofree char *ca = vc_config_get_host_path(c, "ca");
+	g_autofree char *crl = vc_config_get_host_path(c, "crl");
+	VcHttpServerOptions opts = {
+		.address = c->http_address,
+		.peer_address = peer ? c->peer_address : NULL,
+		.host_cert_path = cert,
+		.host_key_path = key,
+		.host_ca_path = ca,
+		.host_crl_path = crl,
+	};
+	VcHttpCallbacks cb = {
+		.get_crl = vc_daemon_http_get_crl,
+		.get_cert_chain = vc_daemon_http_get_cert_chain,
+		.get_metrics = vc_daemon_http_get_metrics,
+		.handover = vc_daemon_http_handover,
+	};
+
+	if ((c->http_address == NULL || *c->http_address == '\0') && !peer)
+		return TRUE;
+	daemon->http = vc_http_server_new(&opts, &cb, daemon, error);
+	if (daemon->http == NULL) {
+		g_prefix_error(error, "HTTP: ");
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static gboolean
 vc_daemon_reload(VcDaemon *daemon, GError **error)
 {
@@ -324,6 +427,9 @@ vc_daemon_start(VcDaemon *daemon, GError **error)
 	vc_ipc_server_add_method(daemon->ipc, "placement-check", vc_daemon_method_placement_check,
 				 daemon);
 
+	if (!vc_daemon_start_http(daemon, error))
+		return FALSE;
+
 	daemon->virt = vc_virt_new(daemon->config->libvirt_uri, &cb, daemon);
 	vc_engine_set_virt(daemon->engine, daemon->virt);
 	vc_virt_start(daemon->virt);
@@ -334,7 +440,9 @@ static void
 vc_daemon_stop(VcDaemon *daemon)
 {
 	g_clear_pointer(&daemon->virt, vc_virt_free);
+	g_clear_pointer(&daemon->http, vc_http_server_free);
 	g_clear_pointer(&daemon->ipc, vc_ipc_server_free);
+	g_clear_pointer(&daemon->crl, g_bytes_unref);
 	g_clear_pointer(&daemon->engine, vc_engine_free);
 	g_clear_pointer(&daemon->ca, vc_ca_free);
 	g_clear_pointer(&daemon->store, vc_store_free);

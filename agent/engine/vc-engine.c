@@ -7,6 +7,8 @@
 #include "vc-error.h"
 #include "vc-guest.h"
 #include "vc-host.h"
+#include "vc-peer-client.h"
+#include "vc-placement.h"
 #include "vc-store-json.h"
 
 #define VC_ENGINE_BATCH 256
@@ -49,6 +51,9 @@ typedef struct {
 	char *key_path;
 	char *owner;
 	char *reload;
+	VcPolicy *policy;           /* as last resolved: the issuer judges claims with it */
+	char *claim_peer;           /* the issuer to claim the VM from, after a migration here */
+	gboolean claim_wanted;
 	/* delivery state (not persisted: a restart re-checks) */
 	gboolean job_running;
 	gboolean check_wanted;      /* agent (re)connected or guest restored: verify the files */
@@ -59,10 +64,15 @@ typedef enum {
 	VC_GUEST_JOB_DELIVER,
 	VC_GUEST_JOB_CHECK,
 	VC_GUEST_JOB_CSR,
+	VC_GUEST_JOB_METADATA, /* record serial and peer URL in the domain's metadata */
+	VC_GUEST_JOB_CLAIM,    /* after a migration: claim the VM from its issuer */
 } VcGuestJobKind;
 
 static void vc_engine_start_guest_job(VcEngine *engine, VcDomainRecord *row, VcVmMemo *memo,
 				      VcGuestJobKind kind);
+static void vc_engine_remember_policy(VcEngine *engine, const char *uuid, VcPolicy *policy);
+static void vc_engine_begin_handover(VcEngine *engine, const char *uuid, const char *name);
+static void vc_engine_expire_handover(VcEngine *engine, VcDomainRecord *row);
 
 static void
 vc_vm_memo_free(VcVmMemo *memo)
@@ -72,6 +82,8 @@ vc_vm_memo_free(VcVmMemo *memo)
 	g_free(memo->key_path);
 	g_free(memo->owner);
 	g_free(memo->reload);
+	g_clear_pointer(&memo->policy, vc_policy_free);
+	g_free(memo->claim_peer);
 	g_free(memo);
 }
 
@@ -491,6 +503,7 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 	VcDomainRecord *row;
 	VcNameVars vars;
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	const VcPolicy *pol;
 	gboolean need, cur_ok, renew_due;
 
 	if (engine->virt == NULL)
@@ -510,6 +523,10 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 		}
 		dom = fetched;
 	}
+	row = vc_engine_row(engine, uuid, NULL, FALSE);
+	if (row != NULL && !dom->active &&
+	    (g_strcmp0(row->state, "MIGRATING_OUT") == 0 || g_strcmp0(row->state, "HANDED_OVER") == 0))
+		return; /* it runs elsewhere now: the handover decides */
 
 	info = vc_domain_info_parse(dom->xml, -1, &error);
 	if (info == NULL) {
@@ -530,6 +547,15 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 			vc_engine_end_life(engine, uuid, VC_REASON_PRIVILEGE_WITHDRAWN,
 					   "no policy selects the VM any more");
 		return;
+	}
+	{
+		VcVmMemo *memo = vc_engine_memo(engine, uuid);
+		/* the issuer of a VM that migrated here, to claim it from */
+		if (info->issuer_peer != NULL &&
+		    g_strcmp0(info->issuer_peer, engine->config->peer_url) != 0) {
+			g_free(memo->claim_peer);
+			memo->claim_peer = g_strdup(info->issuer_peer);
+		}
 	}
 	vc_domain_info_get_name_vars(info, &vars);
 	names = vc_name_expand_all((const char *const *)policy->names, &vars, &error);
@@ -588,8 +614,11 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 		g_free(memo->reload);
 		memo->reload = g_strdup(policy->reload);
 	}
+	/* kept: the placement rules judge a claim after the VM migrated away */
+	vc_engine_remember_policy(engine, uuid, g_steal_pointer(&policy));
+	pol = vc_engine_memo(engine, uuid)->policy;
 
-	if (!dom->active && policy->revoke_on_stop) {
+	if (!dom->active && pol->revoke_on_stop) {
 		vc_engine_cancel_issue(engine, uuid);
 		if (row->current_serial != NULL) {
 			vc_engine_queue_revoke_all(engine, row, NULL, VC_REASON_CESSATION_OF_OPERATION,
@@ -600,12 +629,12 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 		vc_engine_row_set(engine, row, "STOPPED", NULL);
 		return;
 	}
-	need = dom->active || policy->issue_on == VC_ISSUE_ON_DEFINE;
+	need = dom->active || pol->issue_on == VC_ISSUE_ON_DEFINE;
 	renew_due = row->next_action_at != 0 && now >= row->next_action_at &&
 		    g_strcmp0(row->state, "DELIVERY_FAILED") != 0;
 	if (cur_ok && !renew_due) {
 		VcVmMemo *memo = vc_engine_memo(engine, uuid);
-		gboolean have_key = policy->key_mode == VC_KEY_MODE_GUEST ||
+		gboolean have_key = pol->key_mode == VC_KEY_MODE_GUEST ||
 				    g_hash_table_contains(engine->keys, row->current_serial);
 		vc_engine_cancel_issue(engine, uuid);
 		if (!need) {
@@ -649,7 +678,7 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 	{
 		VcVmMemo *memo = vc_engine_memo(engine, uuid);
 		VcQueuedIssue *q = g_hash_table_lookup(engine->issue_queue, uuid);
-		if (policy->key_mode == VC_KEY_MODE_GUEST && !memo->deliverable) {
+		if (pol->key_mode == VC_KEY_MODE_GUEST && !memo->deliverable) {
 			vc_engine_cancel_issue(engine, uuid);
 			vc_engine_row_set(engine, row, cur != NULL ? "RENEWING" : "WANTED",
 					  "guest keygen waits for the VM to run with a guest agent");
@@ -665,9 +694,9 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 		q->name = g_strdup(dom->name);
 		g_strfreev(q->names);
 		q->names = g_steal_pointer(&names);
-		q->key_type = policy->key_type;
-		q->lifetime_s = policy->lifetime_s;
-		q->awaits_csr = policy->key_mode == VC_KEY_MODE_GUEST;
+		q->key_type = pol->key_type;
+		q->lifetime_s = pol->lifetime_s;
+		q->awaits_csr = pol->key_mode == VC_KEY_MODE_GUEST;
 		g_free(q->why);
 		q->why = g_strdup(cur == NULL ? why : renew_due ? "renewal" : cur_ok ? "renewal" : "names changed");
 		vc_engine_row_set(engine, row, cur != NULL ? "RENEWING" : "WANTED", NULL);
@@ -678,6 +707,15 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 		}
 	}
 	vc_engine_schedule_flush(engine);
+}
+
+/* Remembers POLICY (taken) as UUID's last resolved policy. */
+static void
+vc_engine_remember_policy(VcEngine *engine, const char *uuid, VcPolicy *policy)
+{
+	VcVmMemo *memo = vc_engine_memo(engine, uuid);
+	g_clear_pointer(&memo->policy, vc_policy_free);
+	memo->policy = policy;
 }
 
 /* ---- guest jobs: delivery, file check, guest keygen ---------------------- */
@@ -699,9 +737,13 @@ typedef struct {
 	char *owner;
 	char *reload;
 	VcKeyType key_type;
+	char *peer_url;        /* CLAIM */
+	const VcConfig *config;
 	/* results */
 	gboolean ok;
 	gboolean files_match;
+	gboolean accepted;     /* CLAIM */
+	char *reason;          /* CLAIM */
 	EVP_PKEY *public_key;
 	VcGuestResult result;
 	GError *error;
@@ -723,6 +765,8 @@ vc_guest_job_free(VcGuestJob *job)
 	g_free(job->key_path);
 	g_free(job->owner);
 	g_free(job->reload);
+	g_free(job->peer_url);
+	g_free(job->reason);
 	EVP_PKEY_free(job->public_key);
 	vc_guest_result_clear(&job->result);
 	g_clear_error(&job->error);
@@ -736,9 +780,38 @@ static void
 vc_engine_guest_job_run(gpointer data, gpointer user_data)
 {
 	VcGuestJob *job = data;
-	virConnectPtr conn = vc_virt_ref_connection(job->virt, &job->error);
+	virConnectPtr conn = NULL;
 	g_autoptr(VcGuestChannel) channel = NULL;
 
+	if (job->kind == VC_GUEST_JOB_METADATA) {
+		g_autoptr(GError) local = NULL;
+		g_autofree char *cur = vc_virt_get_metadata(job->virt, job->uuid, VC_DOMAIN_NS, &local);
+		g_autofree char *xml = NULL;
+		if (cur == NULL && !g_error_matches(local, VC_ERROR, VC_ERROR_NOT_FOUND)) {
+			job->error = g_steal_pointer(&local);
+		} else {
+			xml = vc_domain_metadata_set_issued(cur, job->serial, job->config->peer_url,
+							    &job->error);
+			job->ok = xml != NULL &&
+				  vc_virt_set_metadata(job->virt, job->uuid, xml, VC_DOMAIN_NS,
+						       "virtcert", &job->error);
+		}
+		g_idle_add(vc_engine_guest_job_done, job);
+		return;
+	}
+	if (job->kind == VC_GUEST_JOB_CLAIM) {
+		g_autofree char *cert = vc_config_get_host_path(job->config, "cert");
+		g_autofree char *key = vc_config_get_host_path(job->config, "key");
+		g_autofree char *ca = vc_config_get_host_path(job->config, "ca");
+		g_autofree char *crl = vc_config_get_host_path(job->config, "crl");
+		VcPeerClientOptions opts = { .host_cert_path = cert, .host_key_path = key,
+					     .host_ca_path = ca, .host_crl_path = crl };
+		job->ok = vc_peer_claim(job->peer_url, &opts, job->uuid, job->name, job->serial,
+					&job->accepted, &job->reason, &job->error);
+		g_idle_add(vc_engine_guest_job_done, job);
+		return;
+	}
+	conn = vc_virt_ref_connection(job->virt, &job->error);
 	if (conn != NULL)
 		channel = vc_guest_channel_new_libvirt(conn, job->uuid, &job->error);
 	if (channel != NULL) {
@@ -768,6 +841,8 @@ vc_engine_guest_job_run(gpointer data, gpointer user_data)
 			job->ok = job->public_key != NULL;
 			break;
 		}
+		case VC_GUEST_JOB_METADATA:
+		case VC_GUEST_JOB_CLAIM:
 		default:
 			g_assert_not_reached();
 		}
@@ -823,9 +898,14 @@ vc_engine_start_guest_job(VcEngine *engine, VcDomainRecord *row, VcVmMemo *memo,
 	VcGuestJob *job;
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 
-	if (memo->job_running || now < memo->retry_at || engine->virt == NULL)
+	if (engine->virt == NULL)
+		return;
+	if ((kind != VC_GUEST_JOB_METADATA && kind != VC_GUEST_JOB_CLAIM) &&
+	    (memo->job_running || now < memo->retry_at))
 		return;
 	job = g_new0(VcGuestJob, 1);
+	job->config = engine->config;
+	job->peer_url = g_strdup(memo->claim_peer);
 	job->self = g_atomic_rc_box_acquire(engine->self);
 	job->kind = kind;
 	job->virt = engine->virt;
@@ -839,7 +919,7 @@ vc_engine_start_guest_job(VcEngine *engine, VcDomainRecord *row, VcVmMemo *memo,
 	job->owner = g_strdup(memo->owner);
 	job->reload = g_strdup(memo->reload);
 	job->key_type = memo->key_type;
-	if (kind != VC_GUEST_JOB_CSR) {
+	if (kind == VC_GUEST_JOB_DELIVER || kind == VC_GUEST_JOB_CHECK) {
 		if (!vc_engine_cert_pems(engine, row->current_serial, &job->cert_pem,
 					 &job->chain_pem, &error)) {
 			vc_engine_fail(engine, row, "cannot read the certificate to deliver", error);
@@ -852,7 +932,8 @@ vc_engine_start_guest_job(VcEngine *engine, VcDomainRecord *row, VcVmMemo *memo,
 	if (engine->guest_pool == NULL)
 		engine->guest_pool = g_thread_pool_new(vc_engine_guest_job_run, NULL,
 						       VC_ENGINE_GUEST_THREADS, FALSE, NULL);
-	memo->job_running = TRUE;
+	if (kind != VC_GUEST_JOB_METADATA && kind != VC_GUEST_JOB_CLAIM)
+		memo->job_running = TRUE;
 	if (kind == VC_GUEST_JOB_DELIVER)
 		vc_engine_row_set(engine, row, "DELIVERING", NULL);
 	g_thread_pool_push(engine->guest_pool, job, NULL);
@@ -893,6 +974,29 @@ vc_engine_guest_job_done(gpointer data)
 	if (engine == NULL)
 		goto out;
 	memo = vc_engine_memo(engine, job->uuid);
+	if (job->kind == VC_GUEST_JOB_METADATA) {
+		if (!job->ok)
+			vc_engine_log(G_LOG_LEVEL_WARNING, "metadata", job->uuid, job->name, job->serial,
+				      "VM %s: cannot record the issuer in its metadata: %s", job->name,
+				      job->error->message);
+		goto out;
+	}
+	if (job->kind == VC_GUEST_JOB_CLAIM) {
+		if (!job->ok)
+			vc_engine_log(G_LOG_LEVEL_WARNING, "claim", job->uuid, job->name, job->serial,
+				      "VM %s: the claim to %s failed: %s", job->name, job->peer_url,
+				      job->error->message);
+		else
+			vc_engine_log(job->accepted ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_WARNING,
+				      "claim", job->uuid, job->name, job->serial,
+				      "VM %s: the issuer %s %s the handover: %s", job->name,
+				      job->peer_url, job->accepted ? "accepted" : "refused",
+				      job->reason ? job->reason : "");
+		vc_engine_emit(engine, job->ok && job->accepted ? "handover-accepted" : "handover-refused",
+			       job->uuid, job->name, job->serial,
+			       job->ok ? job->reason : job->error->message);
+		goto out;
+	}
 	memo->job_running = FALSE;
 	row = g_hash_table_lookup(engine->rows, job->uuid);
 	if (row == NULL || row->generation != job->generation ||
@@ -927,6 +1031,12 @@ vc_engine_guest_job_done(gpointer data)
 		vc_engine_queue_revoke_all(engine, row, job->serial, VC_REASON_SUPERSEDED,
 					   "superseded by a certificate delivered into the guest");
 		vc_engine_schedule_flush(engine);
+		/* migrated here: the new certificate is in place, now the issuer
+		 * may revoke its own (no moment without a valid certificate) */
+		if (memo->claim_wanted && memo->claim_peer != NULL) {
+			memo->claim_wanted = FALSE;
+			vc_engine_start_guest_job(engine, row, memo, VC_GUEST_JOB_CLAIM);
+		}
 		{
 			g_autofree char *detail = NULL;
 			if (job->result.reload_ran)
@@ -966,6 +1076,9 @@ vc_engine_guest_job_done(gpointer data)
 			      row->name, job->serial, job->cert_path);
 		row->next_action_at = 1;
 		vc_engine_evaluate(engine, row->uuid, NULL, "the guest lost its files");
+		break;
+	case VC_GUEST_JOB_METADATA:
+	case VC_GUEST_JOB_CLAIM:
 		break;
 	case VC_GUEST_JOB_CSR:
 		if (!job->ok) {
@@ -1163,6 +1276,14 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 				m->retry_at = 0;
 				vc_engine_start_guest_job(engine, row, m, VC_GUEST_JOB_DELIVER);
 			}
+			/* the issuer and its peer URL travel with the VM's definition */
+			if (row != NULL && engine->config->peer_url != NULL)
+				vc_engine_start_guest_job(engine, row, m, VC_GUEST_JOB_METADATA);
+			/* nothing to deliver: claim at once after a migration here */
+			if (row != NULL && !m->has_agent && m->claim_wanted && m->claim_peer != NULL) {
+				m->claim_wanted = FALSE;
+				vc_engine_start_guest_job(engine, row, m, VC_GUEST_JOB_CLAIM);
+			}
 		}
 	}
 	(void)now;
@@ -1213,7 +1334,7 @@ static gboolean
 vc_engine_row_is_scheduled(const VcDomainRecord *row)
 {
 	static const char *const states[] = { "ISSUED", "DELIVERED", "DELIVERY_FAILED", "FAILED",
-					       NULL };
+					       "MIGRATING_OUT", NULL };
 	return g_strv_contains(states, row->state);
 }
 
@@ -1232,8 +1353,13 @@ vc_engine_tick_cb(gpointer user_data)
 		if (row->next_action_at > 0 && row->next_action_at <= now &&
 		    vc_engine_row_is_scheduled(row))
 			g_ptr_array_add(due, g_strdup(row->uuid));
-	for (guint i = 0; i < due->len; i++)
-		vc_engine_evaluate(engine, g_ptr_array_index(due, i), NULL, "renewal");
+	for (guint i = 0; i < due->len; i++) {
+		row = g_hash_table_lookup(engine->rows, g_ptr_array_index(due, i));
+		if (row != NULL && g_strcmp0(row->state, "MIGRATING_OUT") == 0)
+			vc_engine_expire_handover(engine, row);
+		else
+			vc_engine_evaluate(engine, g_ptr_array_index(due, i), NULL, "renewal");
+	}
 	vc_engine_schedule_tick(engine);
 	return G_SOURCE_REMOVE;
 }
@@ -1253,6 +1379,93 @@ vc_engine_schedule_tick(VcEngine *engine)
 	g_clear_handle_id(&engine->tick_source, g_source_remove);
 	engine->tick_source = g_timeout_add_seconds((guint)CLAMP(next - now, 1, VC_ENGINE_TICK_MAX_S),
 						    vc_engine_tick_cb, engine);
+}
+
+/* ---- migration: handover between issuers ------------------------------- */
+
+/* The VM migrated away (STOPPED MIGRATED). Its certificate stays valid for
+ * the grace period; a trusted claim from the destination ends it as
+ * superseded, no claim ends it as privilegeWithdrawn. */
+static void
+vc_engine_begin_handover(VcEngine *engine, const char *uuid, const char *name)
+{
+	VcDomainRecord *row = vc_engine_row(engine, uuid, NULL, FALSE);
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+
+	vc_engine_cancel_issue(engine, uuid);
+	if (row == NULL || row->current_serial == NULL || g_strcmp0(row->state, "REVOKED") == 0 ||
+	    g_strcmp0(row->state, "HANDED_OVER") == 0)
+		return;
+	row->next_action_at = now + engine->config->handover_grace_s;
+	vc_engine_row_set(engine, row, "MIGRATING_OUT", NULL);
+	g_hash_table_add(engine->dirty, g_strdup(uuid));
+	vc_engine_log(G_LOG_LEVEL_MESSAGE, "migrated-away", uuid, name, row->current_serial,
+		      "VM %s migrated away; its certificate is revoked unless the destination "
+		      "claims it within %" G_GINT64_FORMAT " s",
+		      name, engine->config->handover_grace_s);
+	vc_engine_schedule_tick(engine);
+}
+
+static void
+vc_engine_expire_handover(VcEngine *engine, VcDomainRecord *row)
+{
+	g_autofree char *why = g_strdup_printf("migrated to a host that presented no trusted claim "
+					       "within %" G_GINT64_FORMAT " s",
+					       engine->config->handover_grace_s);
+	vc_engine_queue_revoke_all(engine, row, NULL, VC_REASON_PRIVILEGE_WITHDRAWN, why);
+	g_clear_pointer(&row->current_serial, g_free);
+	row->next_action_at = 0;
+	vc_engine_row_set(engine, row, "REVOKING", why);
+	vc_engine_log(G_LOG_LEVEL_WARNING, "handover-expired", row->uuid, row->name, NULL,
+		      "VM %s %s: revoking (privilegeWithdrawn)", row->name, why);
+}
+
+gboolean
+vc_engine_handle_claim(VcEngine *engine, const char *vm_uuid, const char *peer_fqdn,
+		       const VcHostIdentity *peer, char **ret_reason)
+{
+	VcDomainRecord *row = g_hash_table_lookup(engine->rows, vm_uuid);
+	VcVmMemo *memo = g_hash_table_lookup(engine->memos, vm_uuid);
+	g_autoptr(VcVirtDomain) dom = NULL;
+	g_autofree char *reason = NULL;
+	g_autofree char *why = NULL;
+
+	if (row == NULL || row->current_serial == NULL || g_strcmp0(row->state, "REVOKED") == 0) {
+		*ret_reason = g_strdup("this host holds no certificate for that VM");
+		return FALSE;
+	}
+	if (engine->virt != NULL &&
+	    (dom = vc_virt_get_domain(engine->virt, vm_uuid, FALSE, NULL)) != NULL && dom->active) {
+		*ret_reason = g_strdup("the VM still runs on this host");
+		return FALSE;
+	}
+	if (memo == NULL || memo->policy == NULL) {
+		*ret_reason = g_strdup("this host no longer knows the VM's placement policy");
+		return FALSE;
+	}
+	if (!vc_placement_allows(memo->policy, peer, &reason)) {
+		/* the VM runs on a host its owner does not trust: its identity ends */
+		why = g_strdup_printf("migrated to %s, outside its placement: %s", peer_fqdn, reason);
+		vc_engine_queue_revoke_all(engine, row, NULL, VC_REASON_PRIVILEGE_WITHDRAWN, why);
+		g_clear_pointer(&row->current_serial, g_free);
+		row->next_action_at = 0;
+		vc_engine_row_set(engine, row, "REVOKING", why);
+		vc_engine_log(G_LOG_LEVEL_WARNING, "handover-refused", row->uuid, row->name, NULL,
+			      "VM %s %s: revoking (privilegeWithdrawn)", row->name, why);
+		*ret_reason = g_strdup(reason);
+		return FALSE;
+	}
+	why = g_strdup_printf("handed over to %s", peer_fqdn);
+	vc_engine_queue_revoke_all(engine, row, NULL, VC_REASON_SUPERSEDED, why);
+	g_clear_pointer(&row->current_serial, g_free);
+	row->next_action_at = 0;
+	vc_engine_row_set(engine, row, "HANDED_OVER", NULL);
+	g_hash_table_add(engine->dirty, g_strdup(row->uuid));
+	vc_engine_log(G_LOG_LEVEL_MESSAGE, "handed-over", row->uuid, row->name, NULL,
+		      "VM %s %s; its certificate here is superseded", row->name, why);
+	vc_engine_emit(engine, "handed-over", row->uuid, row->name, NULL, why);
+	*ret_reason = g_strdup(reason);
+	return TRUE;
 }
 
 /* ---- inputs ------------------------------------------------------------- */
@@ -1319,12 +1532,16 @@ vc_engine_handle_event(VcEngine *engine, const VcVirtEvent *event)
 	case VC_VIRT_EVENT_STOPPED:
 		if (event->is_migration) {
 			memo->stopped_migrated_at = g_get_real_time() / G_USEC_PER_SEC;
+			vc_engine_begin_handover(engine, event->uuid, event->name);
 			return;
 		}
 		vc_engine_evaluate(engine, event->uuid, NULL, why);
 		return;
 	case VC_VIRT_EVENT_STARTED:
 		memo->stopped_migrated_at = 0;
+		/* migrated here: claim it from its issuer once our certificate is in */
+		if (event->is_migration)
+			memo->claim_wanted = TRUE;
 		/* a restore can bring back old files: check what the guest has */
 		if (event->is_restore)
 			memo->check_wanted = TRUE;
@@ -1336,9 +1553,13 @@ vc_engine_handle_event(VcEngine *engine, const VcVirtEvent *event)
 		memo->retry_at = 0;
 		vc_engine_evaluate(engine, event->uuid, NULL, why);
 		return;
+	case VC_VIRT_EVENT_RESUMED:
+		/* it runs here (also after a failed migration away) */
+		memo->stopped_migrated_at = 0;
+		vc_engine_evaluate(engine, event->uuid, NULL, why);
+		return;
 	case VC_VIRT_EVENT_DEFINED:
 	case VC_VIRT_EVENT_METADATA_CHANGED:
-	case VC_VIRT_EVENT_RESUMED:
 		vc_engine_evaluate(engine, event->uuid, NULL, why);
 		return;
 	case VC_VIRT_EVENT_SUSPENDED:
@@ -1416,8 +1637,10 @@ vc_engine_reconcile(VcEngine *engine, GError **error)
 	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&row)) {
 		VcVmMemo *memo = g_hash_table_lookup(engine->memos, row->uuid);
 		if (g_hash_table_contains(present, row->uuid) ||
-		    g_strcmp0(row->state, "REVOKED") == 0)
-			continue;
+		    g_strcmp0(row->state, "REVOKED") == 0 ||
+		    g_strcmp0(row->state, "HANDED_OVER") == 0 ||
+		    g_strcmp0(row->state, "MIGRATING_OUT") == 0)
+			continue; /* the handover decides for a VM that migrated away */
 		if (memo != NULL && memo->last_event_seq > snapshot_seq)
 			continue;
 		g_ptr_array_add(vanished, g_strdup(row->uuid));
@@ -1625,6 +1848,7 @@ vc_engine_revoke(VcEngine *engine, const char *vm_or_serial, int reason, GError 
 			return NULL;
 		if (!vc_store_cert_revoke(engine->store, serial, reason, 0, error))
 			return NULL;
+		engine->n_revoked++;
 		g_ptr_array_add(serials, g_strdup(serial));
 		row = g_hash_table_lookup(engine->rows, rec->vm_uuid);
 		if (row != NULL && g_strcmp0(row->current_serial, serial) == 0) {
@@ -1676,4 +1900,72 @@ vc_engine_issue_manual(VcEngine *engine, const VcIssueRequest *req, GError **err
 	vc_engine_emit(engine, "issued", req->vm_uuid, req->vm_name, issued->serial,
 		       "manual issuance");
 	return vc_cert_record_to_json(rec);
+}
+
+char *
+vc_engine_get_cert_chain(VcEngine *engine, const char *vm_uuid, GError **error)
+{
+	VcDomainRecord *row = g_hash_table_lookup(engine->rows, vm_uuid);
+	g_autofree char *cert = NULL;
+	char *chain = NULL;
+
+	if (row == NULL || row->current_serial == NULL) {
+		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "no current certificate for VM %s",
+			    vm_uuid);
+		return NULL;
+	}
+	if (!vc_engine_cert_pems(engine, row->current_serial, &cert, &chain, error))
+		return NULL;
+	return chain;
+}
+
+char *
+vc_engine_get_metrics(VcEngine *engine)
+{
+	g_autoptr(GString) s = g_string_new(NULL);
+	g_autoptr(GHashTable) states = g_hash_table_new(g_str_hash, g_str_equal);
+	GHashTableIter iter;
+	VcDomainRecord *row;
+	const char *state;
+	gpointer count;
+
+	g_hash_table_iter_init(&iter, engine->rows);
+	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&row)) {
+		count = g_hash_table_lookup(states, row->state);
+		g_hash_table_insert(states, row->state, GUINT_TO_POINTER(GPOINTER_TO_UINT(count) + 1));
+	}
+	g_string_append(s, "# HELP virtcert_domains VMs known to virtcertd, by state.\n"
+			   "# TYPE virtcert_domains gauge\n");
+	g_hash_table_iter_init(&iter, states);
+	while (g_hash_table_iter_next(&iter, (gpointer *)&state, &count))
+		g_string_append_printf(s, "virtcert_domains{state=\"%s\"} %u\n", state,
+				       GPOINTER_TO_UINT(count));
+	g_string_append_printf(s,
+			       "# HELP virtcert_certificates_issued_total Certificates issued.\n"
+			       "# TYPE virtcert_certificates_issued_total counter\n"
+			       "virtcert_certificates_issued_total %" G_GUINT64_FORMAT "\n"
+			       "# HELP virtcert_certificates_revoked_total Certificates revoked.\n"
+			       "# TYPE virtcert_certificates_revoked_total counter\n"
+			       "virtcert_certificates_revoked_total %" G_GUINT64_FORMAT "\n"
+			       "# HELP virtcert_failures_total Decisions that failed.\n"
+			       "# TYPE virtcert_failures_total counter\n"
+			       "virtcert_failures_total %" G_GUINT64_FORMAT "\n"
+			       "# HELP virtcert_libvirt_events_total libvirt events handled.\n"
+			       "# TYPE virtcert_libvirt_events_total counter\n"
+			       "virtcert_libvirt_events_total %" G_GUINT64_FORMAT "\n"
+			       "# HELP virtcert_queue_length Issuances and revocations waiting.\n"
+			       "# TYPE virtcert_queue_length gauge\n"
+			       "virtcert_queue_length %u\n"
+			       "# HELP virtcert_libvirt_connected 1 while connected to libvirt.\n"
+			       "# TYPE virtcert_libvirt_connected gauge\n"
+			       "virtcert_libvirt_connected %d\n",
+			       engine->n_issued, engine->n_revoked, engine->n_failed, engine->n_events,
+			       vc_engine_get_queue_length(engine), engine->connected ? 1 : 0);
+	return g_string_free(g_steal_pointer(&s), FALSE);
+}
+
+guint64
+vc_engine_get_revocation_count(VcEngine *engine)
+{
+	return engine->n_revoked;
 }

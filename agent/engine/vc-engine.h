@@ -9,6 +9,7 @@
 #include "vc-issuer.h"
 #include "vc-policy.h"
 #include "vc-store.h"
+#include "vc-placement.h"
 #include "vc-virt.h"
 
 G_BEGIN_DECLS
@@ -26,6 +27,10 @@ G_BEGIN_DECLS
  *   REVOKED   end of this life (undefined, transient VM stopped, policy gone,
  *             manual revoke); a later define is a new generation
  *   FAILED    policy or metadata could not be applied (last_error says why)
+ *   DELIVERING, DELIVERED, DELIVERY_FAILED   the certificate's way into the guest
+ *   MIGRATING_OUT  the VM migrated away; its certificate stays valid for the
+ *             grace period, waiting for the destination's claim
+ *   HANDED_OVER    a trusted destination claimed it: our certificate superseded
  *
  * Recovery at startup: PENDING serials become ABANDONED (store), REVOKING
  * rows finish their revocations, and the reconcile that follows the libvirt
@@ -66,6 +71,22 @@ JsonNode *vc_engine_revoke(VcEngine *engine, const char *vm_or_serial, int reaso
 /* Manual issuance (`virtcert issue` while the daemon runs). */
 JsonNode *vc_engine_issue_manual(VcEngine *engine, const VcIssueRequest *req, GError **error);
 VcIssuer *vc_engine_get_issuer(VcEngine *engine);
+
+/* The PEM chain (certificate + issuers) of VM_UUID's current certificate,
+ * for the STAR-style /cert/<uuid> URL; VC_ERROR_NOT_FOUND without one. */
+char *vc_engine_get_cert_chain(VcEngine *engine, const char *vm_uuid, GError **error);
+/* Revocations so far (changes whenever a CRL would change). */
+guint64 vc_engine_get_revocation_count(VcEngine *engine);
+/* Prometheus text exposition of the engine's counters and states. */
+char *vc_engine_get_metrics(VcEngine *engine);
+
+/* A destination's verified claim for VM_UUID (the peer API): accepted when
+ * this host issued for the VM, the VM no longer runs here, and PEER
+ * satisfies the VM's placement; then our certificates are revoked as
+ * superseded. A refused claim from a host outside the placement revokes them
+ * as privilegeWithdrawn. RET_REASON is always set. */
+gboolean vc_engine_handle_claim(VcEngine *engine, const char *vm_uuid, const char *peer_fqdn,
+				const VcHostIdentity *peer, char **ret_reason);
 /* Number of VMs with a queued issuance (benchmarks wait for zero). */
 guint vc_engine_get_queue_length(VcEngine *engine);
 

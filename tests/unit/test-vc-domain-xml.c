@@ -353,8 +353,18 @@ test_set_issued(void)
 	/* no element yet: one with only the facts, which selects nothing */
 	fresh = vc_domain_metadata_set_issued(NULL, "0a0b", "https://a.example:8459", &error);
 	g_assert_no_error(error);
-	dom = g_strdup_printf("<domain><name>x</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10"
-			      "</uuid><metadata>%s</metadata></domain>", fresh);
+	g_assert_null(strstr(fresh, "xmlns"));
+	/* as libvirt stores it in the domain: with its namespace and prefix */
+	{
+		g_autoptr(GString) el = g_string_new(fresh);
+		g_assert_true(g_str_has_prefix(fresh, "<vm>"));
+		g_string_replace(el, "<vm>", "<virtcert:vm xmlns:virtcert=\"urn:virtcert:domain:1\">", 1);
+		g_string_replace(el, "<issued", "<virtcert:issued", 1);
+		g_string_replace(el, "</vm>", "</virtcert:vm>", 1);
+		dom = g_strdup_printf("<domain><name>x</name><uuid>"
+				      "6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid><metadata>%s"
+				      "</metadata></domain>", el->str);
+	}
 	info = vc_domain_info_parse(dom, -1, &error);
 	g_assert_no_error(error);
 	g_assert_cmpstr(info->issued_serial, ==, "0a0b");
@@ -370,6 +380,19 @@ test_set_issued(void)
 	g_assert_nonnull(strstr(updated, "serial=\"ff\""));
 	g_assert_nonnull(strstr(updated, "https://b&amp;c:2")); /* escaped */
 	g_assert_null(strstr(updated, "https://old:1"));
+
+	/* the form virDomainGetMetadata returns: no namespace */
+	g_clear_pointer(&again, g_free);
+	again = vc_domain_metadata_set_issued("<vm>\n  <name>{name}.example.com</name>\n</vm>", "0c",
+					      NULL, &error);
+	g_assert_no_error(error);
+	g_clear_pointer(&map, g_hash_table_unref);
+	map = vc_domain_metadata_parse(again, -1, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(g_hash_table_lookup(map, "names"));
+	/* virDomainSetMetadata adds the namespace itself and refuses a second one */
+	g_assert_null(strstr(again, "urn:virtcert:domain:1"));
+	g_clear_pointer(&again, g_free);
 
 	/* garbage is refused, never rewritten */
 	again = vc_domain_metadata_set_issued("<vc:vm xmlns:vc=\"urn:virtcert:domain:1\"><vc:bogus/>"

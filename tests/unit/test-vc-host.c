@@ -489,6 +489,97 @@ test_install_libvirt_tls(Fixture *fx, gconstpointer data)
 	g_assert_no_error(error);
 }
 
+/* A peer's certificate as a handshake presents it: no key, this host's
+ * trust settings; revocation and a foreign CA are caught as for a file. */
+static void
+test_new_from_certs(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *other_dir = fx_path(fx, "otherca");
+	g_autofree char *other_signed = fx_path(fx, "other-signed.pem");
+	VcHostCaInitOptions opts = { .common_name = "rogue host CA" };
+	g_autoptr(GPtrArray) certs = NULL;
+	g_autoptr(GPtrArray) other_certs = NULL;
+	g_autoptr(VcHost) peer = NULL;
+	g_autoptr(VcHost) rogue = NULL;
+	g_autoptr(VcHost) revoked = NULL;
+	g_autoptr(VcHostIdentity) id = NULL;
+	g_autoptr(VcHostCa) ca = NULL;
+	g_autoptr(X509_CRL) crl = NULL;
+	g_autofree char *pem = NULL;
+	GPtrArray *site;
+
+	sign_to(fx->ca_dir, fx->csr, now_s() - 60, now_s() + 86400, fx->cert);
+	certs = vc_cert_load_pem_file(fx->cert, &error);
+	g_assert_no_error(error);
+	peer = vc_host_new_from_certs(certs, fx->hostca, fx->crl, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(vc_host_get_fqdn(peer), ==, "h1.example.com");
+	g_assert_true(vc_host_check(peer, &error));
+	g_assert_no_error(error);
+	id = vc_host_get_identity(peer, &error);
+	g_assert_no_error(error);
+	site = vc_host_identity_get_values(id, "site");
+	g_assert_nonnull(site);
+	g_assert_cmpstr(g_ptr_array_index(site, 0), ==, "eu-west");
+	g_assert_cmpuint(id->ca_fingerprints->len, ==, 1);
+	/* no key: it cannot become this host's TLS identity */
+	g_assert_false(vc_host_install_libvirt_tls(peer, fx->dir, NULL, TRUE, NULL, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_USAGE);
+	g_clear_error(&error);
+
+	g_assert_true(vc_host_ca_init(other_dir, &opts, &error));
+	g_assert_no_error(error);
+	sign_to(other_dir, fx->csr, now_s() - 60, now_s() + 86400, other_signed);
+	other_certs = vc_cert_load_pem_file(other_signed, &error);
+	g_assert_no_error(error);
+	rogue = vc_host_new_from_certs(other_certs, fx->hostca, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_false(vc_host_check(rogue, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_CRYPTO);
+	g_assert_nonnull(strstr(error->message, "rogue host CA"));
+	g_clear_error(&error);
+
+	ca = vc_host_ca_load(fx->ca_dir, &error);
+	g_assert_no_error(error);
+	g_assert_true(vc_host_ca_revoke(ca, g_ptr_array_index(certs, 0), &error));
+	crl = vc_host_ca_make_crl(ca, 86400, &error);
+	g_assert_no_error(error);
+	pem = vc_crl_to_pem(crl, &error);
+	g_assert_true(vc_file_write_atomic(fx->crl, pem, strlen(pem), 0644, &error));
+	revoked = vc_host_new_from_certs(certs, fx->hostca, fx->crl, &error);
+	g_assert_no_error(error);
+	g_assert_false(vc_host_check(revoked, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_CRYPTO);
+	g_assert_nonnull(strstr(error->message, "revoked"));
+}
+
+/* Two "hosts" on one machine name themselves localhost; any other single
+ * label is still no host name. */
+static void
+test_enroll_localhost(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *key = fx_path(fx, "lo/host.key");
+	g_autofree char *csr = fx_path(fx, "lo/host.csr");
+	g_autofree char *ca_out = fx_path(fx, "lo/hostca.pem");
+	g_autofree char *cert = fx_path(fx, "lo/host.pem");
+	g_autofree char *ca_pem = g_build_filename(fx->ca_dir, "ca.pem", NULL);
+	g_autoptr(VcHost) host = NULL;
+
+	g_assert_true(vc_host_enroll(key, csr, "localhost", NULL, ca_pem, ca_out, FALSE, &error));
+	g_assert_no_error(error);
+	sign_to(fx->ca_dir, csr, now_s() - 60, now_s() + 86400, cert);
+	host = vc_host_load_files(cert, key, ca_out, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(vc_host_get_fqdn(host), ==, "localhost");
+	g_assert_true(vc_host_check(host, &error));
+	g_assert_no_error(error);
+
+	g_assert_false(vc_host_enroll(key, csr, "myhost", NULL, ca_pem, ca_out, TRUE, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_NAME);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -502,5 +593,7 @@ main(int argc, char **argv)
 	ADD("/host/sign-refuses-other-sans", test_sign_refuses_other_sans);
 	ADD("/host/placement-answer", test_placement_answer);
 	ADD("/host/install-libvirt-tls", test_install_libvirt_tls);
+	ADD("/host/new-from-certs", test_new_from_certs);
+	ADD("/host/enroll-localhost", test_enroll_localhost);
 	return g_test_run();
 }

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The daemon's HTTP side (libsoup 3, on the GLib main loop, no threads):
+ *
+ *  - the plain listener (loopback by default) for relying parties:
+ *      GET /crl/<ca-id>.crl   DER CRL, application/pkix-crl
+ *      GET /cert/<vm-uuid>    PEM chain of the VM's current certificate,
+ *                             application/pem-certificate-chain (RFC 8555 9.1)
+ *      GET /metrics           Prometheus text format 0.0.4
+ *    HEAD as GET; any other method on these paths 405, other paths 404, a
+ *    malformed CA id or UUID 400 with a text body saying why.
+ *
+ *  - the peer listener (HTTPS, client certificate required) for other hosts:
+ *      POST /peer/v1/handover {"vm_uuid", "vm_name", "serial", "fqdn"}
+ *    Every client certificate is verified with OpenSSL against this host's
+ *    trusted host CA bundle and the host CA's CRL (read at every request,
+ *    so a new CRL counts at once) before the body is even read; a client
+ *    that does not verify gets 403 with the reason and never reaches the
+ *    callback. The claim's peer identity and FQDN come from that verified
+ *    certificate, never from the JSON. See docs/peer-api.md.
+ */
+
+#include <gio/gio.h>
+
+#include "vc-placement.h"
+
+G_BEGIN_DECLS
+
+typedef struct _VcHttpServer VcHttpServer;
+typedef struct _VcPeerClaim VcPeerClaim;
+
+/* The largest handover claim body accepted (413 above it). */
+#define VC_PEER_CLAIM_MAX_SIZE (16 * 1024)
+
+typedef struct {
+	/* plain listener "HOST:PORT" ("[V6]:PORT"); NULL or "" disables. HOST
+	 * is an IP address or "localhost" (127.0.0.1); port 0 picks a free one
+	 * (tests; see vc_http_server_get_plain_port()). */
+	const char *address;
+	/* peer listener, same syntax; NULL or "" disables. It needs the four
+	 * paths below (the CRL is optional: a missing file means no CRL). */
+	const char *peer_address;
+	const char *host_cert_path; /* this host's certificate (+ intermediates), PEM */
+	const char *host_key_path;  /* its key */
+	const char *host_ca_path;   /* trusted host CA bundle: who may claim */
+	const char *host_crl_path;  /* the host CA's CRL (PEM or DER), nullable */
+} VcHttpServerOptions;
+
+/* Every callback runs on the main loop and may be NULL (the route then
+ * answers 404). Strings and identities passed in are borrowed. */
+typedef struct {
+	/* DER CRL of the CA with id CA_ID (lower-case hex, as vc_ca_get_id());
+	 * NULL with VC_ERROR_NOT_FOUND answers 404, any other error 500. */
+	GBytes *(*get_crl)(const char *ca_id, gpointer user_data, GError **error);
+	/* PEM chain (leaf first) of the current certificate of VM_UUID
+	 * (lower-case); NULL with VC_ERROR_NOT_FOUND answers 404. */
+	char *(*get_cert_chain)(const char *vm_uuid, gpointer user_data, GError **error);
+	/* The metrics text (Prometheus exposition format 0.0.4). */
+	char *(*get_metrics)(gpointer user_data);
+	/* A verified handover claim. The callee owns CLAIM and must answer it
+	 * exactly once with vc_peer_claim_reply(), now or later from the main
+	 * loop; the HTTP request waits (paused, the main loop runs on). */
+	void (*handover)(VcPeerClaim *claim, gpointer user_data);
+} VcHttpCallbacks;
+
+/* Starts the listeners OPTS enables. CB is copied. Errors: VC_ERROR_USAGE
+ * for a malformed address or missing peer paths, VC_ERROR_CRYPTO for an
+ * unusable host certificate or key, VC_ERROR_IO when a port cannot be
+ * bound. */
+VcHttpServer *vc_http_server_new(const VcHttpServerOptions *opts, const VcHttpCallbacks *cb,
+				 gpointer user_data, GError **error);
+/* Stops listening and drops open connections. Claims still held by the
+ * callee stay valid; their replies then go nowhere. */
+void vc_http_server_free(VcHttpServer *server);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcHttpServer, vc_http_server_free)
+
+/* The bound ports (0 when the listener is disabled). */
+guint16 vc_http_server_get_plain_port(VcHttpServer *server);
+guint16 vc_http_server_get_peer_port(VcHttpServer *server);
+
+/* ---- a handover claim (the destination's, after STARTED/RESUMED MIGRATED)
+ * All getters return borrowed values valid until the reply. */
+
+/* From the JSON body: the VM's UUID (lower-case), its name ("" when not
+ * sent), and the serial (lower-case hex) of the certificate the
+ * destination installed. */
+const char *vc_peer_claim_get_vm_uuid(VcPeerClaim *claim);
+const char *vc_peer_claim_get_vm_name(VcPeerClaim *claim);
+const char *vc_peer_claim_get_serial(VcPeerClaim *claim);
+/* From the peer's verified host certificate: its first dNSName, the
+ * identity placement is evaluated against (CA fingerprints, attributes),
+ * the certificate's SHA-256 fingerprint and serial (for the audit log). */
+const char *vc_peer_claim_get_peer_fqdn(VcPeerClaim *claim);
+const VcHostIdentity *vc_peer_claim_get_peer_identity(VcPeerClaim *claim);
+const char *vc_peer_claim_get_peer_fingerprint(VcPeerClaim *claim);
+const char *vc_peer_claim_get_peer_serial(VcPeerClaim *claim);
+/* The TCP peer ("192.0.2.7"), for logs only. */
+const char *vc_peer_claim_get_remote_address(VcPeerClaim *claim);
+
+/* Answers 200 {"accepted": ACCEPTED, "reason": REASON} (REASON nullable:
+ * "") and frees CLAIM. Safe when the client has gone or the server was
+ * freed meanwhile (nothing is sent then). */
+void vc_peer_claim_reply(VcPeerClaim *claim, gboolean accepted, const char *reason);
+/* Answers 503 with REASON (the claimant retries later: e.g. this host has
+ * not yet seen the VM's STOPPED MIGRATED, or is shutting down) and frees
+ * CLAIM. */
+void vc_peer_claim_reply_unavailable(VcPeerClaim *claim, const char *reason);
+
+G_END_DECLS
