@@ -5,7 +5,8 @@
 #include "vc-error.h"
 #include "vc-policy.h"
 
-#define VC_POLICY_LIFETIME_MIN_S (5 * 60)
+/* VMs may live minutes (seed 000): so may their certificates */
+#define VC_POLICY_LIFETIME_MIN_S 60
 /* the CA/Browser Forum ceiling for TLS server certificates */
 #define VC_POLICY_LIFETIME_MAX_S (397 * 86400)
 #define VC_POLICY_PATH_MAX 4096
@@ -411,7 +412,7 @@ apply_key(VcPolicy *p, PolicyKey k, const char *const *values, GError **error)
 			return FALSE;
 		if (s < VC_POLICY_LIFETIME_MIN_S || s > VC_POLICY_LIFETIME_MAX_S) {
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-				    "\"%s\" is outside 5m..397d", v);
+				    "\"%s\" is outside 1m..397d", v);
 			return FALSE;
 		}
 		p->lifetime_s = s;

@@ -426,15 +426,18 @@ vc_engine_fail(VcEngine *engine, VcDomainRecord *row, const char *what, const GE
 	vc_engine_emit(engine, "failed", row->uuid, row->name, NULL, msg);
 }
 
-/* Renewal at 2/3 of the life, with jitter of up to 1/30 of the life either
- * side, derived from the serial so that it is stable across restarts. */
+/* Renewal at 2/3 of the life (counted from issuance, not from the
+ * backdated notBefore), with jitter of up to 1/30 of the life either side,
+ * derived from the serial so that it is stable across restarts. */
 static gint64
-vc_engine_renew_at(const VcCertRecord *rec)
+vc_engine_renew_at(const VcEngine *engine, const VcCertRecord *rec)
 {
-	gint64 life = rec->not_after - rec->not_before;
+	gint64 start = rec->created_at > 0 ? rec->created_at
+					   : rec->not_before + engine->config->backdate_s;
+	gint64 life = MAX(rec->not_after - start, 1);
 	gint64 span = MAX(life / 15, 1);
 	guint h = g_str_hash(rec->serial);
-	return rec->not_before + life * 2 / 3 + (gint64)(h % (guint)span) - span / 2;
+	return start + life * 2 / 3 + (gint64)(h % (guint)span) - span / 2;
 }
 
 /* This host's certificate, reloaded and re-checked at most once a minute so
@@ -1019,11 +1022,9 @@ vc_engine_guest_job_done(gpointer data)
 		memo->retry_at = 0;
 		row->next_action_at = 0;
 		{
-			VcCertRecord rec = { 0 };
 			g_autoptr(VcCertRecord) cur = vc_store_cert_get(engine->store, job->serial, NULL);
 			if (cur != NULL)
-				row->next_action_at = vc_engine_renew_at(cur);
-			(void)rec;
+				row->next_action_at = vc_engine_renew_at(engine, cur);
 		}
 		vc_engine_row_set(engine, row, "DELIVERED", NULL);
 		g_hash_table_add(engine->dirty, g_strdup(row->uuid));
@@ -1235,7 +1236,7 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		row->current_serial = g_strdup(issued->serial);
 		g_free(row->names_key);
 		row->names_key = g_strjoinv(",", q->names);
-		row->next_action_at = vc_engine_renew_at(&rec);
+		row->next_action_at = vc_engine_renew_at(engine, &rec);
 		vc_engine_row_set(engine, row, "ISSUED", NULL);
 		g_hash_table_add(engine->dirty, g_strdup(row->uuid));
 		memo = vc_engine_memo(engine, row->uuid);

@@ -38,6 +38,33 @@ jq -e '.dns_names[0] == "db-7.vms.example.com" and (.dns_names[1] | endswith(".v
 	ok "policy templates give the names" || not_ok "policy templates give the names: $out"
 expect_status 2 "a VM no policy selects is refused" vc issue --vm mail-1
 
+# policy show: the daemon's decision for a domain XML, offline
+cat >"$T/web-9.xml" <<'EOX'
+<domain type='kvm'>
+  <name>web-9</name>
+  <uuid>4f3a2c1b-0000-4000-8000-0000000000a9</uuid>
+  <metadata>
+    <virtcert:vm xmlns:virtcert="urn:virtcert:domain:1">
+      <virtcert:key type="ed25519" mode="guest"/>
+      <virtcert:delivery cert="/etc/nginx/tls/cert.pem" key="/etc/nginx/tls/key.pem" reload="systemctl reload nginx"/>
+    </virtcert:vm>
+  </metadata>
+  <memory>65536</memory><os><type>hvm</type></os>
+</domain>
+EOX
+out=$(vc policy show --xml "$T/web-9.xml" --json)
+jq -e '.selected and .dns_names[0] == "web-9.vms.example.com" and .policy.key == "ed25519" and .policy["key-mode"] == "guest" and .policy["cert-path"] == "/etc/nginx/tls/cert.pem" and .policy.lifetime == 43200' <<<"$out" >/dev/null &&
+	ok "policy show: policy.d merged with the domain's metadata" || not_ok "policy show: $out"
+sed 's/web-9/mail-9/' "$T/web-9.xml" | grep -v virtcert >"$T/mail-9.xml"
+vc policy show --xml "$T/mail-9.xml" --json | jq -e '.selected == false' >/dev/null &&
+	ok "policy show: a VM no policy selects" || not_ok "policy show: unselected VM"
+sed 's/<virtcert:key/<virtcert:bogus\/><virtcert:key/' "$T/web-9.xml" >"$T/bad-9.xml"
+expect_status 3 "policy show: bad metadata is an error naming it" vc policy show --xml "$T/bad-9.xml"
+grep -q bogus "$T/check.out" && ok "policy show: the error names the element" || not_ok "policy show: error text: $(cat "$T/check.out")"
+sed 's/web-9/www-9/; s/<virtcert:key[^>]*>/<virtcert:name>www.google.com<\/virtcert:name>/' "$T/web-9.xml" >"$T/out-9.xml"
+printf '[www]\nmatch-name=www-*\n' >"$T/policy.d/20-www.conf"
+expect_status 2 "policy show: a name outside the CA's constraints is refused" vc policy show --xml "$T/out-9.xml"
+
 # list / show
 n=$(vc list --json | jq length)
 [[ $n -eq 3 ]] && ok "list shows 3 certificates" || not_ok "list shows 3 certificates (got $n)"

@@ -32,9 +32,23 @@ lifetime=1h
 match-name=stop-*
 names={name}.vms.example.com
 on-stop=revoke
+
+[short]
+match-name=short-*
+names={name}.vms.example.com
+lifetime=1m
+
+[reload]
+match-name=rel-*
+names={name}.vms.example.com
 EOP
 check "ca init" vc ca init --permit vms.example.com --permit meta.example.org
 check "virtcertd starts and answers status" start_daemon
+
+# a 1-minute certificate, renewed by itself at 2/3 of its life (checked at the end)
+lv define <(test_domain short-1) >/dev/null; lv start short-1 >/dev/null
+wait_for 5 has_cert short-1 || true
+short1=$(cert_of short-1)
 
 # define alone does not issue (default: issue on start), start does
 lv define <(test_domain vm-1) >/dev/null
@@ -121,6 +135,54 @@ vc show vm-outside --json | jq -e '.domain.state == "FAILED" and (.domain.last_e
 	ok "a name outside the CA's constraints is refused" || { not_ok "outside name refused"; vc show vm-outside --json; }
 ! has_cert vm-bad && ! has_cert vm-outside && ok "no certificate for refused VMs" || not_ok "refused VMs got certificates"
 grep -q "frobnicate" "$T/virtcertd.log" && ok "the refusal is logged" || not_ok "the refusal is logged"
+
+# deeper than the parser allows (libvirt keeps foreign metadata as it is)
+deep=$(for i in $(seq 1 100); do printf '<x:a xmlns:x="urn:x">'; done; for i in $(seq 1 100); do printf '</x:a>'; done)
+if lv define <(test_domain vm-deep "$deep") >/dev/null 2>&1; then
+	lv start vm-deep >/dev/null
+	wait_for 5 bash -c "\"$VIRTCERT\" --config '$CONF' show vm-deep --json | jq -e '.domain.state == \"FAILED\" and (.domain.last_error | test(\"deep\"))'" &&
+		ok "100-deep metadata refused with a reason" || { not_ok "deep metadata"; vc show vm-deep --json; }
+else
+	ok "libvirt itself refuses 100-deep metadata"
+fi
+# entity expansion and control characters: libvirt refuses or expands them before
+# virtcert sees the XML; either way nothing is issued for them and the daemon serves on
+lol='<!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+lv define <(echo "$lol$(test_domain vm-lol '<vc:vm xmlns:vc="urn:virtcert:domain:1"><vc:name>&c;.vms.example.com</vc:name></vc:vm>')") >/dev/null 2>&1 || true
+lv define <(test_domain "$(printf 'vm-ctl\x01')") >/dev/null 2>&1 || true
+lv define <(test_domain vm-5) >/dev/null; lv start vm-5 >/dev/null
+wait_for 5 has_cert vm-5 && ok "the daemon serves on after hostile definitions" || not_ok "daemon after hostile definitions"
+! has_cert vm-lol && ok "no certificate with an entity-expanded name" || not_ok "vm-lol got a certificate"
+kill -0 "$DAEMON_PID" && ok "virtcertd is alive" || not_ok "virtcertd died"
+
+# rename while stopped: the old names go (superseded), the new ones come at start
+lv define <(test_domain vm-ren) >/dev/null; lv start vm-ren >/dev/null
+wait_for 5 has_cert vm-ren || true
+r1=$(cert_of vm-ren)
+lv destroy vm-ren >/dev/null
+lv domrename vm-ren vm-ren2 >/dev/null
+wait_for 5 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $r1 --json | jq -r .reason) == superseded ]]" &&
+	ok "domrename: the old name's certificate is superseded" || not_ok "domrename: $(vc show "$r1" --json | jq -c '{status,reason}')"
+lv start vm-ren2 >/dev/null
+wait_for 5 has_cert vm-ren2 && vc show "$(cert_of vm-ren2)" --json | jq -e '.dns_names == ["vm-ren2.vms.example.com"]' >/dev/null &&
+	ok "domrename: the new name gets its certificate at start" || not_ok "domrename: new name"
+
+# policy.d changed and reloaded: new names, the old certificate superseded
+lv define <(test_domain rel-1) >/dev/null; lv start rel-1 >/dev/null
+wait_for 5 has_cert rel-1 || true
+l1=$(cert_of rel-1)
+sed -i 's/^\[reload\]$/[reload]\nlifetime=2h/; /^\[reload\]/,/^$/ s/^names=.*/names={name}.meta.example.org/' "$T/policy.d/50-vms.conf"
+check "virtcert reload" vc reload
+wait_for 5 bash -c "s=\$(\"$VIRTCERT\" --config '$CONF' list --json | jq -r '.[] | select(.vm_name==\"rel-1\" and .status==\"valid\") | .dns_names[0]'); [[ \$s == rel-1.meta.example.org ]]" &&
+	ok "reload: new names from policy.d" || not_ok "reload: names $(vc list --json | jq -c '[.[] | select(.vm_name=="rel-1")]')"
+[[ $(vc show "$l1" --json | jq -r .reason) == superseded ]] && ok "reload: the old certificate is superseded" || not_ok "reload: old certificate $(vc show "$l1" --json | jq -c '{status,reason}')"
+kill -HUP "$DAEMON_PID" && wait_for 5 bash -c "\"$VIRTCERT\" --config '$CONF' status" && ok "SIGHUP reloads and the daemon answers" || not_ok "SIGHUP"
+
+# the 1-minute certificate was renewed by itself, the old one superseded
+wait_for 60 bash -c "s=\$(\"$VIRTCERT\" --config '$CONF' list --json | jq -r '.[] | select(.vm_name==\"short-1\" and .status==\"valid\") | .serial'); [[ -n \$s && \$s != $short1 ]]" &&
+	ok "a 1-minute certificate is renewed at 2/3 of its life" || not_ok "no automatic renewal"
+wait_for 5 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $short1 --json | jq -r .reason) == superseded ]]" &&
+	ok "the renewed certificate is superseded" || not_ok "renewal: old certificate $(vc show "$short1" --json | jq -c '{status,reason}')"
 
 # SIGKILL the daemon; change things while it is down; restart: reconcile
 kill -9 "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true

@@ -250,7 +250,7 @@ test_set_load(void)
 	w = vc_policy_set_get_warnings(set);
 	g_assert_cmpuint(w->len, ==, 2);
 	g_assert_cmpstr(g_ptr_array_index(w, 0), ==,
-			"10-test.conf:10: [broken] lifetime: \"1000d\" is outside 5m..397d");
+			"10-test.conf:10: [broken] lifetime: \"1000d\" is outside 1m..397d");
 	g_assert_true(g_str_has_prefix(g_ptr_array_index(w, 1),
 				       "10-test.conf:14: [typo] key_type: "));
 }
