@@ -4,6 +4,7 @@
 
 #include "vc-config.h"
 #include "vc-error.h"
+#include "vc-text.h"
 
 /* Durations above this are certainly a typo (and would overflow later
  * arithmetic in microseconds): 100 years. */
@@ -235,15 +236,6 @@ group_known(const char *group)
 	return FALSE;
 }
 
-static gboolean
-has_control_chars(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((guchar)*s < 0x20 || *s == 0x7f)
-			return TRUE;
-	return FALSE;
-}
-
 /* "host:port", "[v6]:port" with port 1..65535. */
 static gboolean
 address_ok(const char *s)
@@ -274,7 +266,7 @@ set_value(VcConfig *c, const KeyDesc *d, const char *value, const char *base_dir
 	gint64 *int_field = (gint64 *)G_STRUCT_MEMBER_P(c, d->offset);
 	gboolean *bool_field = (gboolean *)G_STRUCT_MEMBER_P(c, d->offset);
 
-	if (has_control_chars(value)) {
+	if (vc_text_has_control_chars(value)) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 				    "control characters are not allowed");
 		return FALSE;

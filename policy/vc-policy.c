@@ -4,6 +4,7 @@
 #include "vc-config.h"
 #include "vc-error.h"
 #include "vc-policy.h"
+#include "vc-text.h"
 
 /* VMs may live minutes (seed 000): so may their certificates */
 #define VC_POLICY_LIFETIME_MIN_S 60
@@ -122,22 +123,13 @@ map_copy(GHashTable *src)
 /* ---- value checks ---------------------------------------------------- */
 
 static gboolean
-has_control_chars(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((guchar)*s < 0x20 || *s == 0x7f)
-			return TRUE;
-	return FALSE;
-}
-
-static gboolean
 check_text(const char *v, gsize max, GError **error)
 {
 	if (!g_utf8_validate(v, -1, NULL)) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA, "not valid UTF-8");
 		return FALSE;
 	}
-	if (has_control_chars(v)) {
+	if (vc_text_has_control_chars(v)) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 				    "control characters (newline, tab, ...) are not allowed");
 		return FALSE;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Shared between vc-crypto.c, vc-ca.c and vc-crl.c only. */
+/* Shared by the files of agent/ca only. */
 
 #include "vc-ca.h"
 

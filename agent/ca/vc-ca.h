@@ -7,24 +7,9 @@
 
 #include "vc-autoptr.h"
 #include "vc-policy.h"
+#include "vc-reason.h"
 
 G_BEGIN_DECLS
-
-/* RFC 5280 5.3.1 reason codes used by virtcert. */
-typedef enum {
-	VC_REASON_UNSPECIFIED = 0,
-	VC_REASON_KEY_COMPROMISE = 1,
-	VC_REASON_CA_COMPROMISE = 2,
-	VC_REASON_AFFILIATION_CHANGED = 3,
-	VC_REASON_SUPERSEDED = 4,
-	VC_REASON_CESSATION_OF_OPERATION = 5,
-	VC_REASON_CERTIFICATE_HOLD = 6,
-	VC_REASON_PRIVILEGE_WITHDRAWN = 9,
-} VcRevocationReason;
-
-/* "keyCompromise" <-> 1 ... (RFC 5280 names, case-insensitive on input). */
-const char *vc_reason_to_string(int reason);
-gboolean vc_reason_from_string(const char *s, int *ret_reason, GError **error);
 
 /* ---- keys and encoding helpers -------------------------------------- */
 

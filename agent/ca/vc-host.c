@@ -19,6 +19,7 @@
 #include "vc-domain-xml.h"
 #include "vc-error.h"
 #include "vc-host.h"
+#include "vc-ca-private.h"
 #include "vc-name.h"
 
 #define VC_HOST_CA_DEFAULT_LIFETIME_S (10 * 365 * 86400LL)
@@ -29,25 +30,6 @@
 #define VC_HOST_FILE_MAX (1024 * 1024)
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static void
-host_crypto_error(GError **error, const char *what)
-{
-	unsigned long e = ERR_peek_last_error();
-	char buf[256] = "";
-
-	if (e != 0)
-		ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
-	g_set_error(error, VC_ERROR, VC_ERROR_CRYPTO, "%s%s%s", what, buf[0] ? ": " : "", buf);
-}
-
-static const EVP_MD *
-host_md(EVP_PKEY *key)
-{
-	/* Ed25519 signs the message itself (RFC 8410 6): no digest */
-	return EVP_PKEY_is_a(key, "ED25519") ? NULL : EVP_sha256();
-}
 
 static char *
 read_small_file(const char *path, gsize *ret_len, GError **error)
@@ -125,7 +107,7 @@ random_serial(GError **error)
 	if (hex == NULL)
 		return NULL;
 	if (!BN_hex2bn(&bn, hex) || (serial = BN_to_ASN1_INTEGER(bn, NULL)) == NULL) {
-		host_crypto_error(error, "cannot encode serial");
+		vc_crypto_set_error(error, "cannot encode serial");
 		return NULL;
 	}
 	return serial;
@@ -140,7 +122,7 @@ set_validity(X509 *cert, gint64 not_before, gint64 not_after, GError **error)
 	/* RFC 5280 4.1.2.5: ASN1_TIME_set picks UTCTime or GeneralizedTime */
 	if (nb == NULL || na == NULL || !X509_set1_notBefore(cert, nb) ||
 	    !X509_set1_notAfter(cert, na)) {
-		host_crypto_error(error, "cannot encode validity");
+		vc_crypto_set_error(error, "cannot encode validity");
 		return FALSE;
 	}
 	return TRUE;
@@ -154,7 +136,7 @@ add_ext_conf(X509 *cert, X509V3_CTX *ctx, int nid, const char *value, GError **e
 	g_autoptr(X509_EXTENSION) ext = X509V3_EXT_nconf_nid(NULL, ctx, nid, value);
 
 	if (ext == NULL || !X509_add_ext(cert, ext, -1)) {
-		host_crypto_error(error, "cannot add extension");
+		vc_crypto_set_error(error, "cannot add extension");
 		return FALSE;
 	}
 	return TRUE;
@@ -243,7 +225,7 @@ host_verify(X509 *cert, GPtrArray *anchors, GPtrArray *untrusted, X509_CRL *crl,
 	g_autofree char *issuer = name_to_string(X509_get_issuer_name(cert));
 
 	if (store == NULL || ctx == NULL || chain_in == NULL) {
-		host_crypto_error(error, "out of memory");
+		vc_crypto_set_error(error, "out of memory");
 		return FALSE;
 	}
 	for (guint i = 0; i < anchors->len; i++)
@@ -259,7 +241,7 @@ host_verify(X509 *cert, GPtrArray *anchors, GPtrArray *untrusted, X509_CRL *crl,
 		flags |= X509_V_FLAG_NO_CHECK_TIME;
 	X509_STORE_set_flags(store, flags);
 	if (!X509_STORE_CTX_init(ctx, store, cert, chain_in)) {
-		host_crypto_error(error, "cannot set up verification");
+		vc_crypto_set_error(error, "cannot set up verification");
 		return FALSE;
 	}
 	if (check_time)
@@ -401,13 +383,13 @@ vc_host_ca_init(const char *dir, const VcHostCaInitOptions *opts, GError **error
 					(const unsigned char *)"virtcert", -1, -1, 0) ||
 	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
 					-1, 0)) {
-		host_crypto_error(error, "invalid common name");
+		vc_crypto_set_error(error, "invalid common name");
 		return FALSE;
 	}
 	if (!X509_set_version(cert, X509_VERSION_3) || !X509_set_serialNumber(cert, serial) ||
 	    !X509_set_subject_name(cert, name) || !X509_set_issuer_name(cert, name) ||
 	    !X509_set_pubkey(cert, key)) {
-		host_crypto_error(error, "cannot build host CA certificate");
+		vc_crypto_set_error(error, "cannot build host CA certificate");
 		return FALSE;
 	}
 	if (!set_validity(cert, now - VC_HOST_BACKDATE_S, now + lifetime, error))
@@ -420,8 +402,8 @@ vc_host_ca_init(const char *dir, const VcHostCaInitOptions *opts, GError **error
 	    !add_ext_conf(cert, &ctx, NID_subject_key_identifier, "hash", error) ||
 	    !add_ext_conf(cert, &ctx, NID_authority_key_identifier, "keyid:always", error))
 		return FALSE;
-	if (X509_sign(cert, key, host_md(key)) <= 0) {
-		host_crypto_error(error, "cannot sign host CA certificate");
+	if (X509_sign(cert, key, vc_key_get_md(key)) <= 0) {
+		vc_crypto_set_error(error, "cannot sign host CA certificate");
 		return FALSE;
 	}
 	pem = vc_cert_to_pem(cert, error);
@@ -589,7 +571,7 @@ vc_host_ca_sign(VcHostCa *ca, X509_REQ *csr, gint64 not_before, gint64 not_after
 	    !X509_set_subject_name(cert, subject) ||
 	    !X509_set_issuer_name(cert, X509_get_subject_name(ca->cert)) ||
 	    !X509_set_pubkey(cert, pub)) {
-		host_crypto_error(error, "cannot build host certificate");
+		vc_crypto_set_error(error, "cannot build host certificate");
 		return NULL;
 	}
 	if (!set_validity(cert, not_before, not_after, error))
@@ -613,11 +595,11 @@ vc_host_ca_sign(VcHostCa *ca, X509_REQ *csr, gint64 not_before, gint64 not_after
 		sk_GENERAL_NAME_push(gens, gn_ia5(GEN_URI, g_ptr_array_index(uris, i)));
 	san = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens);
 	if (san == NULL || !X509_add_ext(cert, san, -1)) {
-		host_crypto_error(error, "cannot encode subjectAltName");
+		vc_crypto_set_error(error, "cannot encode subjectAltName");
 		return NULL;
 	}
-	if (X509_sign(cert, ca->key, host_md(ca->key)) <= 0) {
-		host_crypto_error(error, "cannot sign host certificate");
+	if (X509_sign(cert, ca->key, vc_key_get_md(ca->key)) <= 0) {
+		vc_crypto_set_error(error, "cannot sign host certificate");
 		return NULL;
 	}
 	return g_steal_pointer(&cert);
@@ -700,7 +682,7 @@ vc_host_ca_make_crl(VcHostCa *ca, gint64 validity_s, GError **error)
 	if (tu == NULL || nu == NULL || !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
 	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert)) ||
 	    !X509_CRL_set1_lastUpdate(crl, tu) || !X509_CRL_set1_nextUpdate(crl, nu)) {
-		host_crypto_error(error, "cannot build CRL");
+		vc_crypto_set_error(error, "cannot build CRL");
 		return NULL;
 	}
 	serials = g_key_file_get_keys(kf, "revoked", NULL, NULL);
@@ -715,7 +697,7 @@ vc_host_ca_make_crl(VcHostCa *ca, gint64 validity_s, GError **error)
 		    when == NULL || !X509_REVOKED_set_serialNumber(rev, serial) ||
 		    !X509_REVOKED_set_revocationDate(rev, when) ||
 		    !X509_CRL_add0_revoked(crl, rev)) {
-			host_crypto_error(error, "cannot add CRL entry");
+			vc_crypto_set_error(error, "cannot add CRL entry");
 			return NULL;
 		}
 		rev = NULL; /* owned by the CRL */
@@ -728,8 +710,8 @@ vc_host_ca_make_crl(VcHostCa *ca, gint64 validity_s, GError **error)
 		if (aki == NULL || !X509_CRL_add_ext(crl, aki, -1) ||
 		    !ASN1_INTEGER_set_uint64(number, n) ||
 		    X509_CRL_add1_ext_i2d(crl, NID_crl_number, number, 0, 0) != 1 ||
-		    !X509_CRL_sort(crl) || X509_CRL_sign(crl, ca->key, host_md(ca->key)) <= 0) {
-			host_crypto_error(error, "cannot sign CRL");
+		    !X509_CRL_sort(crl) || X509_CRL_sign(crl, ca->key, vc_key_get_md(ca->key)) <= 0) {
+			vc_crypto_set_error(error, "cannot sign CRL");
 			return NULL;
 		}
 	}
@@ -829,7 +811,7 @@ vc_host_enroll(const char *key_path, const char *csr_path, const char *fqdn_in,
 	}
 	san = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens);
 	if (san == NULL) {
-		host_crypto_error(error, "cannot encode subjectAltName");
+		vc_crypto_set_error(error, "cannot encode subjectAltName");
 		return FALSE;
 	}
 	sk_X509_EXTENSION_push(exts, san);
@@ -837,9 +819,9 @@ vc_host_enroll(const char *key_path, const char *csr_path, const char *fqdn_in,
 					-1, -1, 0) ||
 	    !X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
 	    !X509_REQ_set_subject_name(req, subject) || !X509_REQ_set_pubkey(req, key) ||
-	    !X509_REQ_add_extensions(req, exts) || X509_REQ_sign(req, key, host_md(key)) <= 0 ||
+	    !X509_REQ_add_extensions(req, exts) || X509_REQ_sign(req, key, vc_key_get_md(key)) <= 0 ||
 	    bio == NULL || !PEM_write_bio_X509_REQ(bio, req)) {
-		host_crypto_error(error, "cannot make the CSR");
+		vc_crypto_set_error(error, "cannot make the CSR");
 		return FALSE;
 	}
 	csr_len = BIO_get_mem_data(bio, &csr_pem);

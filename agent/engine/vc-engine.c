@@ -1676,14 +1676,13 @@ vc_engine_set_policy(VcEngine *engine, VcPolicySet *policy)
 
 /* ---- control requests --------------------------------------------------- */
 
-JsonNode *
-vc_engine_get_status(VcEngine *engine)
+/* state -> number of VMs in it (keys borrowed from the rows) */
+static GHashTable *
+vc_engine_count_states(VcEngine *engine)
 {
-	g_autoptr(JsonBuilder) b = json_builder_new();
-	g_autoptr(GHashTable) states = g_hash_table_new(g_str_hash, g_str_equal);
+	GHashTable *states = g_hash_table_new(g_str_hash, g_str_equal);
 	GHashTableIter iter;
 	VcDomainRecord *row;
-	const char *state;
 	gpointer count;
 
 	g_hash_table_iter_init(&iter, engine->rows);
@@ -1691,6 +1690,18 @@ vc_engine_get_status(VcEngine *engine)
 		count = g_hash_table_lookup(states, row->state);
 		g_hash_table_insert(states, row->state, GUINT_TO_POINTER(GPOINTER_TO_UINT(count) + 1));
 	}
+	return states;
+}
+
+JsonNode *
+vc_engine_get_status(VcEngine *engine)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autoptr(GHashTable) states = vc_engine_count_states(engine);
+	GHashTableIter iter;
+	const char *state;
+	gpointer count;
+
 	json_builder_begin_object(b);
 	json_builder_set_member_name(b, "libvirt_connected");
 	json_builder_add_boolean_value(b, engine->connected);
@@ -1924,17 +1935,11 @@ char *
 vc_engine_get_metrics(VcEngine *engine)
 {
 	g_autoptr(GString) s = g_string_new(NULL);
-	g_autoptr(GHashTable) states = g_hash_table_new(g_str_hash, g_str_equal);
+	g_autoptr(GHashTable) states = vc_engine_count_states(engine);
 	GHashTableIter iter;
-	VcDomainRecord *row;
 	const char *state;
 	gpointer count;
 
-	g_hash_table_iter_init(&iter, engine->rows);
-	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&row)) {
-		count = g_hash_table_lookup(states, row->state);
-		g_hash_table_insert(states, row->state, GUINT_TO_POINTER(GPOINTER_TO_UINT(count) + 1));
-	}
 	g_string_append(s, "# HELP virtcert_domains VMs known to virtcertd, by state.\n"
 			   "# TYPE virtcert_domains gauge\n");
 	g_hash_table_iter_init(&iter, states);

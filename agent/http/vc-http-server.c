@@ -13,6 +13,7 @@
 #include "vc-host.h"
 #include "vc-http-server.h"
 #include "vc-peer-client.h"
+#include "vc-text.h"
 
 #define VC_HTTP_PEER_PATH "/peer/v1/handover"
 /* ids are hex of SKI octets (vc_ca_get_id(): 8 octets); allow up to a
@@ -416,15 +417,6 @@ json_get_string(JsonObject *o, const char *name, gboolean required, const char *
 	return TRUE;
 }
 
-static gboolean
-has_control_chars(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((guchar)*s < 0x20 || *s == 0x7f)
-			return TRUE;
-	return FALSE;
-}
-
 static void
 claim_gone(VcPeerClaim *claim)
 {
@@ -484,7 +476,7 @@ claim_parse(SoupServerMessage *msg, PeerAuth *auth, GError **error)
 			    "serial must be 1 to %d hexadecimal digits", VC_HTTP_SERIAL_HEX_MAX);
 		return NULL;
 	}
-	if (name != NULL && (strlen(name) > VC_HTTP_VM_NAME_MAX || has_control_chars(name))) {
+	if (name != NULL && (strlen(name) > VC_HTTP_VM_NAME_MAX || vc_text_has_control_chars(name))) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "vm_name must be at most %d characters without control characters",
 			    VC_HTTP_VM_NAME_MAX);

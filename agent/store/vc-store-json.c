@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vc-store-json.h"
 
+#include "vc-reason.h"
+
 char *
 vc_time_to_string(gint64 unix_seconds)
 {
@@ -21,25 +23,6 @@ vc_json_add_time(JsonBuilder *b, const char *key, gint64 t)
 	}
 	s = vc_time_to_string(t);
 	json_builder_add_string_value(b, s);
-}
-
-static const char *
-vc_reason_name(int reason)
-{
-	/* RFC 5280 5.3.1; kept here so the store stays free of OpenSSL */
-	switch (reason) {
-	case 0: return "unspecified";
-	case 1: return "keyCompromise";
-	case 2: return "cACompromise";
-	case 3: return "affiliationChanged";
-	case 4: return "superseded";
-	case 5: return "cessationOfOperation";
-	case 6: return "certificateHold";
-	case 8: return "removeFromCRL";
-	case 9: return "privilegeWithdrawn";
-	case 10: return "aACompromise";
-	default: return "unknown";
-	}
 }
 
 JsonNode *
@@ -71,8 +54,8 @@ vc_cert_record_to_json(const VcCertRecord *rec)
 	vc_json_add_time(b, "created_at", rec->created_at);
 	vc_json_add_time(b, "revoked_at", rec->revoked_at);
 	json_builder_set_member_name(b, "reason");
-	if (rec->reason >= 0)
-		json_builder_add_string_value(b, vc_reason_name(rec->reason));
+	if (rec->reason >= 0 && vc_reason_to_string(rec->reason) != NULL)
+		json_builder_add_string_value(b, vc_reason_to_string(rec->reason));
 	else
 		json_builder_add_null_value(b);
 	json_builder_end_object(b);
