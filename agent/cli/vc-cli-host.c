@@ -465,8 +465,6 @@ vc_cli_policy_check(VcCli *cli, int argc, char **argv, GError **error)
 {
 	g_autofree char *xml_path = NULL;
 	g_autofree char *host_path = NULL;
-	g_autofree char *xml = NULL;
-	gsize len = 0;
 	g_autoptr(VcDomainInfo) info = NULL;
 	g_autoptr(VcPolicySet) set = vc_policy_set_new();
 	g_autoptr(VcPolicy) policy = NULL;
@@ -492,16 +490,9 @@ vc_cli_policy_check(VcCli *cli, int argc, char **argv, GError **error)
 				   "[--json]");
 	if (vc_cli_get_config(cli, error) == NULL)
 		return FALSE;
-	if (!g_file_get_contents(xml_path, &xml, &len, error)) {
-		(*error)->domain = VC_ERROR;
-		(*error)->code = VC_ERROR_NOT_FOUND;
+	info = vc_cli_load_domain_xml(xml_path, error);
+	if (info == NULL)
 		return FALSE;
-	}
-	info = vc_domain_info_parse(xml, (gssize)len, error);
-	if (info == NULL) {
-		g_prefix_error(error, "%s: ", xml_path);
-		return FALSE;
-	}
 	if (!vc_policy_set_load_dir(set, cli->config->policy_dir, error))
 		return FALSE;
 	warnings = vc_policy_set_get_warnings(set);

@@ -7,12 +7,37 @@
 
 #include "vc-error.h"
 
+VcDomainInfo *
+vc_cli_load_domain_xml(const char *path, GError **error)
+{
+	g_autofree char *xml = NULL;
+	gsize len = 0;
+	VcDomainInfo *info;
+
+	if (g_strcmp0(path, "-") == 0) {
+		g_autoptr(GInputStream) in = g_unix_input_stream_new(0, FALSE);
+		/* one byte over the cap, so that the parser sees it is too large */
+		g_autoptr(GBytes) bytes = g_input_stream_read_bytes(in, VC_DOMAIN_XML_MAX_SIZE + 1,
+								    NULL, error);
+		if (bytes == NULL)
+			return NULL;
+		len = g_bytes_get_size(bytes);
+		xml = g_strndup(g_bytes_get_data(bytes, NULL), len);
+	} else if (!g_file_get_contents(path, &xml, &len, error)) {
+		(*error)->domain = VC_ERROR;
+		(*error)->code = VC_ERROR_NOT_FOUND;
+		return NULL;
+	}
+	info = vc_domain_info_parse(xml, (gssize)len, error);
+	if (info == NULL)
+		g_prefix_error(error, "%s: ", path);
+	return info;
+}
+
 gboolean
 vc_cli_policy_show(VcCli *cli, int argc, char **argv, GError **error)
 {
 	g_autofree char *xml_path = NULL;
-	g_autofree char *xml = NULL;
-	gsize len = 0;
 	g_autoptr(VcDomainInfo) info = NULL;
 	g_autoptr(VcPolicySet) set = vc_policy_set_new();
 	g_autoptr(VcPolicy) policy = NULL;
@@ -39,23 +64,9 @@ vc_cli_policy_show(VcCli *cli, int argc, char **argv, GError **error)
 	}
 	if (vc_cli_get_config(cli, error) == NULL)
 		return FALSE;
-	if (g_strcmp0(xml_path, "-") == 0) {
-		g_autoptr(GInputStream) in = g_unix_input_stream_new(0, FALSE);
-		g_autoptr(GBytes) bytes = g_input_stream_read_bytes(in, VC_DOMAIN_XML_MAX_SIZE + 1,
-								    NULL, error);
-		if (bytes == NULL)
-			return FALSE;
-		xml = g_strndup(g_bytes_get_data(bytes, &len), g_bytes_get_size(bytes));
-	} else if (!g_file_get_contents(xml_path, &xml, &len, error)) {
-		(*error)->domain = VC_ERROR;
-		(*error)->code = VC_ERROR_NOT_FOUND;
+	info = vc_cli_load_domain_xml(xml_path, error);
+	if (info == NULL)
 		return FALSE;
-	}
-	info = vc_domain_info_parse(xml, (gssize)len, error);
-	if (info == NULL) {
-		g_prefix_error(error, "%s: ", xml_path);
-		return FALSE;
-	}
 	if (!vc_policy_set_load_dir(set, cli->config->policy_dir, error))
 		return FALSE;
 	warnings = vc_policy_set_get_warnings(set);

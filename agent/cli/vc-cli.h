@@ -6,6 +6,7 @@
 
 #include "vc-ca.h"
 #include "vc-config.h"
+#include "vc-domain-xml.h"
 #include "vc-issuer.h"
 #include "vc-store.h"
 
@@ -58,6 +59,9 @@ gboolean vc_cli_is_uuid(const char *s);
 /* The daemon: running means its control socket accepts a connection. */
 gboolean vc_cli_daemon_running(VcCli *cli);
 JsonNode *vc_cli_daemon_call(VcCli *cli, const char *method, JsonObject *params, GError **error);
+
+/* A domain XML from PATH ("-": stdin), parsed with the safe parser. */
+VcDomainInfo *vc_cli_load_domain_xml(const char *path, GError **error);
 
 /* commands */
 gboolean vc_cli_ca_init(VcCli *cli, int argc, char **argv, GError **error);
