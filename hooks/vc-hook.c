@@ -87,8 +87,8 @@ parse_answer(JsonNode *result, gboolean *ret_allow, const char **ret_reason)
 	if (allow == NULL || !JSON_NODE_HOLDS_VALUE(allow) ||
 	    json_node_get_value_type(allow) != G_TYPE_BOOLEAN)
 		return FALSE;
-	if (reason != NULL && (!JSON_NODE_HOLDS_VALUE(reason) ||
-			       json_node_get_value_type(reason) != G_TYPE_STRING))
+	if (reason != NULL &&
+	    (!JSON_NODE_HOLDS_VALUE(reason) || json_node_get_value_type(reason) != G_TYPE_STRING))
 		return FALSE;
 	*ret_allow = json_node_get_boolean(allow);
 	*ret_reason = reason != NULL ? json_node_get_string(reason) : "";
@@ -135,12 +135,11 @@ main(int argc, char **argv)
 		return 0;
 	what = is_migrate ? "migrate" : "start";
 
-	config = vc_config_load(config_path != NULL ? config_path
-						    : VC_SYSCONFDIR "/virtcert.conf",
+	config = vc_config_load(config_path != NULL ? config_path : VC_SYSCONFDIR "/virtcert.conf",
 				FALSE, &error);
 	if (config == NULL) {
-		g_autofree char *r = g_strdup_printf("cannot read the configuration: %s",
-						     error->message);
+		g_autofree char *r =
+		    g_strdup_printf("cannot read the configuration: %s", error->message);
 		return is_migrate ? hook_refuse(what, vm, r) : 0;
 	}
 
@@ -151,8 +150,8 @@ main(int argc, char **argv)
 		return is_migrate ? hook_refuse(what, vm, error->message) : 0;
 	info = vc_domain_info_parse(xml, (gssize)len, &error);
 	if (info == NULL) {
-		g_autofree char *r = g_strdup_printf("cannot read the domain XML on stdin: %s",
-						     error->message);
+		g_autofree char *r =
+		    g_strdup_printf("cannot read the domain XML on stdin: %s", error->message);
 		return is_migrate ? hook_refuse(what, vm, r) : 0;
 	}
 

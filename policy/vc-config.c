@@ -75,10 +75,10 @@ vc_config_get_host_path(const VcConfig *config, const char *which)
 		gsize offset;
 		const char *file;
 	} files[] = {
-		{ "cert", G_STRUCT_OFFSET(VcConfig, host_cert), "host.pem" },
-		{ "key", G_STRUCT_OFFSET(VcConfig, host_key), "host.key" },
-		{ "ca", G_STRUCT_OFFSET(VcConfig, host_ca), "hostca.pem" },
-		{ "crl", G_STRUCT_OFFSET(VcConfig, host_crl), "hostca.crl" },
+	    {"cert", G_STRUCT_OFFSET(VcConfig, host_cert), "host.pem"},
+	    {"key", G_STRUCT_OFFSET(VcConfig, host_key), "host.key"},
+	    {"ca", G_STRUCT_OFFSET(VcConfig, host_ca), "hostca.pem"},
+	    {"crl", G_STRUCT_OFFSET(VcConfig, host_crl), "hostca.crl"},
 	};
 
 	g_return_val_if_fail(config != NULL && which != NULL, NULL);
@@ -174,13 +174,13 @@ parse_milliseconds(const char *s, gint64 *ret_ms, GError **error)
 }
 
 typedef enum {
-	KEY_PATH,     /* string, relative to the file's directory */
-	KEY_STRING,   /* non-empty string */
-	KEY_ADDRESS,  /* host:port or "" */
-	KEY_URL,      /* http:// or https:// */
+	KEY_PATH,    /* string, relative to the file's directory */
+	KEY_STRING,  /* non-empty string */
+	KEY_ADDRESS, /* host:port or "" */
+	KEY_URL,     /* http:// or https:// */
 	KEY_BOOL,
 	KEY_DURATION, /* positive */
-	KEY_MS,       /* positive milliseconds */
+	KEY_MS,	      /* positive milliseconds */
 } KeyKind;
 
 typedef struct {
@@ -191,31 +191,29 @@ typedef struct {
 } KeyDesc;
 
 static const KeyDesc keys[] = {
-	{ "daemon", "state-dir", KEY_PATH, G_STRUCT_OFFSET(VcConfig, state_dir) },
-	{ "daemon", "policy-dir", KEY_PATH, G_STRUCT_OFFSET(VcConfig, policy_dir) },
-	{ "daemon", "libvirt-uri", KEY_STRING, G_STRUCT_OFFSET(VcConfig, libvirt_uri) },
-	{ "daemon", "control-socket", KEY_PATH, G_STRUCT_OFFSET(VcConfig, control_socket) },
-	{ "daemon", "control-group", KEY_STRING, G_STRUCT_OFFSET(VcConfig, control_group) },
-	{ "daemon", "http-address", KEY_ADDRESS, G_STRUCT_OFFSET(VcConfig, http_address) },
-	{ "daemon", "issue-all", KEY_BOOL, G_STRUCT_OFFSET(VcConfig, issue_all) },
-	{ "daemon", "reconcile-interval", KEY_DURATION,
-	  G_STRUCT_OFFSET(VcConfig, reconcile_interval_s) },
-	{ "ca", "crl-url", KEY_URL, G_STRUCT_OFFSET(VcConfig, crl_url) },
-	{ "ca", "ocsp-url", KEY_URL, G_STRUCT_OFFSET(VcConfig, ocsp_url) },
-	{ "ca", "crl-validity", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, crl_validity_s) },
-	{ "ca", "default-lifetime", KEY_DURATION,
-	  G_STRUCT_OFFSET(VcConfig, default_lifetime_s) },
-	{ "ca", "backdate", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, backdate_s) },
-	{ "hook", "timeout", KEY_MS, G_STRUCT_OFFSET(VcConfig, hook_timeout_ms) },
-	{ "hook", "fail-open", KEY_BOOL, G_STRUCT_OFFSET(VcConfig, hook_fail_open) },
-	{ "host", "cert", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_cert) },
-	{ "host", "key", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_key) },
-	{ "host", "ca", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_ca) },
-	{ "host", "crl", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_crl) },
-	{ "host", "fqdn", KEY_STRING, G_STRUCT_OFFSET(VcConfig, host_fqdn) },
-	{ "peer", "address", KEY_ADDRESS, G_STRUCT_OFFSET(VcConfig, peer_address) },
-	{ "peer", "url", KEY_URL, G_STRUCT_OFFSET(VcConfig, peer_url) },
-	{ "peer", "handover-grace", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, handover_grace_s) },
+    {"daemon", "state-dir", KEY_PATH, G_STRUCT_OFFSET(VcConfig, state_dir)},
+    {"daemon", "policy-dir", KEY_PATH, G_STRUCT_OFFSET(VcConfig, policy_dir)},
+    {"daemon", "libvirt-uri", KEY_STRING, G_STRUCT_OFFSET(VcConfig, libvirt_uri)},
+    {"daemon", "control-socket", KEY_PATH, G_STRUCT_OFFSET(VcConfig, control_socket)},
+    {"daemon", "control-group", KEY_STRING, G_STRUCT_OFFSET(VcConfig, control_group)},
+    {"daemon", "http-address", KEY_ADDRESS, G_STRUCT_OFFSET(VcConfig, http_address)},
+    {"daemon", "issue-all", KEY_BOOL, G_STRUCT_OFFSET(VcConfig, issue_all)},
+    {"daemon", "reconcile-interval", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, reconcile_interval_s)},
+    {"ca", "crl-url", KEY_URL, G_STRUCT_OFFSET(VcConfig, crl_url)},
+    {"ca", "ocsp-url", KEY_URL, G_STRUCT_OFFSET(VcConfig, ocsp_url)},
+    {"ca", "crl-validity", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, crl_validity_s)},
+    {"ca", "default-lifetime", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, default_lifetime_s)},
+    {"ca", "backdate", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, backdate_s)},
+    {"hook", "timeout", KEY_MS, G_STRUCT_OFFSET(VcConfig, hook_timeout_ms)},
+    {"hook", "fail-open", KEY_BOOL, G_STRUCT_OFFSET(VcConfig, hook_fail_open)},
+    {"host", "cert", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_cert)},
+    {"host", "key", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_key)},
+    {"host", "ca", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_ca)},
+    {"host", "crl", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_crl)},
+    {"host", "fqdn", KEY_STRING, G_STRUCT_OFFSET(VcConfig, host_fqdn)},
+    {"peer", "address", KEY_ADDRESS, G_STRUCT_OFFSET(VcConfig, peer_address)},
+    {"peer", "url", KEY_URL, G_STRUCT_OFFSET(VcConfig, peer_url)},
+    {"peer", "handover-grace", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, handover_grace_s)},
 };
 
 static const KeyDesc *
@@ -259,8 +257,7 @@ address_ok(const char *s)
 }
 
 static gboolean
-set_value(VcConfig *c, const KeyDesc *d, const char *value, const char *base_dir,
-	  GError **error)
+set_value(VcConfig *c, const KeyDesc *d, const char *value, const char *base_dir, GError **error)
 {
 	char **str_field = (char **)G_STRUCT_MEMBER_P(c, d->offset);
 	gint64 *int_field = (gint64 *)G_STRUCT_MEMBER_P(c, d->offset);
@@ -274,21 +271,19 @@ set_value(VcConfig *c, const KeyDesc *d, const char *value, const char *base_dir
 	switch (d->kind) {
 	case KEY_PATH:
 		if (*value == '\0') {
-			g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-					    "empty path");
+			g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA, "empty path");
 			return FALSE;
 		}
 		g_free(*str_field);
 		/* relative to the configuration file, so a test can keep a
 		 * whole setup in one temporary directory */
 		*str_field = g_path_is_absolute(value) || base_dir == NULL
-				     ? g_strdup(value)
-				     : g_canonicalize_filename(value, base_dir);
+				 ? g_strdup(value)
+				 : g_canonicalize_filename(value, base_dir);
 		return TRUE;
 	case KEY_STRING:
 		if (*value == '\0') {
-			g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-					    "empty value");
+			g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA, "empty value");
 			return FALSE;
 		}
 		g_free(*str_field);
@@ -320,18 +315,18 @@ set_value(VcConfig *c, const KeyDesc *d, const char *value, const char *base_dir
 		*str_field = g_strdup(value);
 		return TRUE;
 	case KEY_BOOL:
-		if (g_ascii_strcasecmp(value, "true") == 0 || g_ascii_strcasecmp(value, "yes") == 0 ||
-		    strcmp(value, "1") == 0) {
+		if (g_ascii_strcasecmp(value, "true") == 0 ||
+		    g_ascii_strcasecmp(value, "yes") == 0 || strcmp(value, "1") == 0) {
 			*bool_field = TRUE;
 			return TRUE;
 		}
-		if (g_ascii_strcasecmp(value, "false") == 0 || g_ascii_strcasecmp(value, "no") == 0 ||
-		    strcmp(value, "0") == 0) {
+		if (g_ascii_strcasecmp(value, "false") == 0 ||
+		    g_ascii_strcasecmp(value, "no") == 0 || strcmp(value, "0") == 0) {
 			*bool_field = FALSE;
 			return TRUE;
 		}
-		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-			    "\"%s\" is not true or false", value);
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "\"%s\" is not true or false",
+			    value);
 		return FALSE;
 	case KEY_DURATION: {
 		gint64 v = 0;
@@ -397,8 +392,8 @@ vc_config_load(const char *path, gboolean required, GError **error)
 		g_auto(GStrv) names = NULL;
 		if (!group_known(groups[i])) {
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-				    "%s: unknown group [%s] (known: [daemon] [ca] [hook] [host])", path,
-				    groups[i]);
+				    "%s: unknown group [%s] (known: [daemon] [ca] [hook] [host])",
+				    path, groups[i]);
 			return NULL;
 		}
 		names = g_key_file_get_keys(kf, groups[i], NULL, NULL);

@@ -9,40 +9,40 @@ G_BEGIN_DECLS
  * missing file is a valid configuration. Durations accept "90", "90s", "15m",
  * "24h", "7d". */
 typedef struct {
-	char *path;            /* file it came from, or NULL for defaults */
+	char *path; /* file it came from, or NULL for defaults */
 
 	/* [daemon] */
-	char *state_dir;       /* state-dir: database and CA keys */
-	char *policy_dir;      /* policy-dir */
-	char *libvirt_uri;     /* libvirt-uri */
-	char *control_socket;  /* control-socket */
-	char *control_group;   /* control-group: group allowed on the socket besides root */
-	char *http_address;    /* http-address host:port, "" disables */
-	gboolean issue_all;    /* issue-all: VMs without policy get the default policy */
+	char *state_dir;	     /* state-dir: database and CA keys */
+	char *policy_dir;	     /* policy-dir */
+	char *libvirt_uri;	     /* libvirt-uri */
+	char *control_socket;	     /* control-socket */
+	char *control_group;	     /* control-group: group allowed on the socket besides root */
+	char *http_address;	     /* http-address host:port, "" disables */
+	gboolean issue_all;	     /* issue-all: VMs without policy get the default policy */
 	gint64 reconcile_interval_s; /* reconcile-interval */
 
 	/* [ca] */
-	char *crl_url;         /* crl-url, "{ca}" replaced by the CA id */
-	char *ocsp_url;        /* ocsp-url */
-	gint64 crl_validity_s; /* crl-validity: nextUpdate - thisUpdate */
+	char *crl_url;		   /* crl-url, "{ca}" replaced by the CA id */
+	char *ocsp_url;		   /* ocsp-url */
+	gint64 crl_validity_s;	   /* crl-validity: nextUpdate - thisUpdate */
 	gint64 default_lifetime_s; /* default-lifetime of leaves */
-	gint64 backdate_s;     /* backdate: notBefore this far in the past */
+	gint64 backdate_s;	   /* backdate: notBefore this far in the past */
 
 	/* [hook] */
-	gint64 hook_timeout_ms; /* timeout for the hook's question to the daemon */
+	gint64 hook_timeout_ms;	 /* timeout for the hook's question to the daemon */
 	gboolean hook_fail_open; /* allow when the daemon does not answer (default false) */
 
 	/* [host] host trust; NULL means the file under STATE_DIR/host/ (see
 	 * vc_config_get_host_path()) */
-	char *host_cert;       /* cert: this host's certificate (host.pem) */
-	char *host_key;        /* key: its private key (host.key) */
-	char *host_ca;         /* ca: trusted host CA bundle (hostca.pem) */
-	char *host_crl;        /* crl: the host CA's CRL (hostca.crl), used if present */
-	char *host_fqdn;       /* fqdn: this host's name for enrollment */
+	char *host_cert; /* cert: this host's certificate (host.pem) */
+	char *host_key;	 /* key: its private key (host.key) */
+	char *host_ca;	 /* ca: trusted host CA bundle (hostca.pem) */
+	char *host_crl;	 /* crl: the host CA's CRL (hostca.crl), used if present */
+	char *host_fqdn; /* fqdn: this host's name for enrollment */
 
 	/* [peer]: the host-to-host API (mTLS with host certificates) */
-	char *peer_address;    /* address: listen host:port, "" disables */
-	char *peer_url;        /* url: how other hosts reach this one (https://FQDN:PORT), NULL: none */
+	char *peer_address; /* address: listen host:port, "" disables */
+	char *peer_url; /* url: how other hosts reach this one (https://FQDN:PORT), NULL: none */
 	gint64 handover_grace_s; /* handover-grace: how long a migrated VM's claim may take */
 } VcConfig;
 

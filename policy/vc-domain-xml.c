@@ -13,7 +13,7 @@
  * (XML_PARSE_NOENT is deliberately absent), no DTD loading or default
  * attributes, no lifting of libxml2's built-in limits (no XML_PARSE_HUGE),
  * and no error printing (errors are returned, library code never prints). */
-#define VC_XML_PARSE_OPTIONS \
+#define VC_XML_PARSE_OPTIONS                                                                       \
 	(XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
 
 void
@@ -159,8 +159,8 @@ parse_safely(const char *xml, gssize len, GError **error)
 	doc = xmlCtxtReadMemory(ctxt, xml, (int)n, "domain.xml", "UTF-8", VC_XML_PARSE_OPTIONS);
 	if (doc == NULL || !ctxt->wellFormed) {
 		const xmlError *e = xmlCtxtGetLastError(ctxt);
-		g_autofree char *msg = g_strdup(e != NULL && e->message != NULL ? e->message
-										 : "not well-formed");
+		g_autofree char *msg =
+		    g_strdup(e != NULL && e->message != NULL ? e->message : "not well-formed");
 		g_strchomp(msg);
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "domain XML line %d: %s",
 			    e != NULL ? e->line : 0, msg);
@@ -294,8 +294,7 @@ map_append(GHashTable *map, const char *key, const char *value)
 
 /* Sets a single-valued key; a second occurrence is an error. */
 static gboolean
-map_set_once(GHashTable *map, const xmlNode *n, const char *key, const char *value,
-	     GError **error)
+map_set_once(GHashTable *map, const xmlNode *n, const char *key, const char *value, GError **error)
 {
 	GStrv v;
 	if (g_hash_table_contains(map, key)) {
@@ -312,8 +311,7 @@ map_set_once(GHashTable *map, const xmlNode *n, const char *key, const char *val
 
 /* Sets KEY from attribute ATTR of N when present. */
 static gboolean
-map_set_attr(GHashTable *map, const xmlNode *n, const char *attr, const char *key,
-	     GError **error)
+map_set_attr(GHashTable *map, const xmlNode *n, const char *attr, const char *key, GError **error)
 {
 	g_autoptr(GError) local = NULL;
 	g_autofree char *v = get_attr(n, attr, &local);
@@ -364,9 +362,9 @@ unknown_element(const xmlNode *c, const char *parent, GError **error)
 static gboolean
 parse_placement(const xmlNode *pl, GHashTable *map, GError **error)
 {
-	static const char *const attrs[] = { "check-on-start", NULL };
-	static const char *const no_attrs[] = { NULL };
-	static const char *const require_attrs[] = { "attr", NULL };
+	static const char *const attrs[] = {"check-on-start", NULL};
+	static const char *const no_attrs[] = {NULL};
+	static const char *const require_attrs[] = {"attr", NULL};
 
 	if (!check_attrs(pl, attrs, error) || !only_whitespace_text(pl, error))
 		return FALSE;
@@ -415,18 +413,17 @@ parse_placement(const xmlNode *pl, GHashTable *map, GError **error)
 
 /* Reads <virtcert:vm> into MAP (policy keys) and the daemon's facts. */
 static gboolean
-parse_vm(const xmlNode *vm, GHashTable *map, char **ret_serial, char **ret_peer,
-	 GError **error)
+parse_vm(const xmlNode *vm, GHashTable *map, char **ret_serial, char **ret_peer, GError **error)
 {
-	static const char *const no_attrs[] = { NULL };
-	static const char *const key_attrs[] = { "type", "mode", NULL };
-	static const char *const issue_attrs[] = { "on", NULL };
-	static const char *const stop_attrs[] = { "action", NULL };
-	static const char *const delivery_attrs[] = { "cert", "chain", "key", "owner", "reload",
-						      NULL };
-	static const char *const issued_attrs[] = { "serial", "peer", NULL };
-	static const char *const single[] = { "key", "lifetime", "issue", "stop", "delivery",
-					      "placement", "issued" };
+	static const char *const no_attrs[] = {NULL};
+	static const char *const key_attrs[] = {"type", "mode", NULL};
+	static const char *const issue_attrs[] = {"on", NULL};
+	static const char *const stop_attrs[] = {"action", NULL};
+	static const char *const delivery_attrs[] = {"cert",  "chain",	"key",
+						     "owner", "reload", NULL};
+	static const char *const issued_attrs[] = {"serial", "peer", NULL};
+	static const char *const single[] = {"key",	 "lifetime",  "issue", "stop",
+					     "delivery", "placement", "issued"};
 	g_autofree char *serial = NULL;
 	g_autofree char *peer = NULL;
 	guint seen = 0;
@@ -657,7 +654,8 @@ has_guest_agent_channel(xmlNode *devices, gboolean *ret_connected)
 				continue;
 			type = get_attr(t, "type", NULL);
 			name = get_attr(t, "name", NULL);
-			if (g_strcmp0(type, "virtio") == 0 && g_strcmp0(name, "org.qemu.guest_agent.0") == 0) {
+			if (g_strcmp0(type, "virtio") == 0 &&
+			    g_strcmp0(name, "org.qemu.guest_agent.0") == 0) {
 				g_autofree char *state = get_attr(t, "state", NULL);
 				*ret_connected = g_strcmp0(state, "connected") == 0;
 				return TRUE;
@@ -722,7 +720,8 @@ vc_domain_info_parse(const char *xml, gssize len, GError **error)
 			if (!parse_metadata_element(c, info, error))
 				return NULL;
 		} else if (name_is(c, "devices")) {
-			info->has_guest_agent = has_guest_agent_channel(c, &info->guest_agent_connected);
+			info->has_guest_agent =
+			    has_guest_agent_channel(c, &info->guest_agent_connected);
 		}
 	}
 	if (info->name == NULL || *info->name == '\0') {
@@ -773,7 +772,8 @@ parse_metadata_doc(const char *xml, gssize len, GError **error)
 		return NULL;
 	root = xmlDocGetRootElement(doc);
 	if (root != NULL && root->ns == NULL && name_is(root, "vm")) {
-		xmlNs *ns = xmlNewNs(root, (const xmlChar *)VC_DOMAIN_NS, (const xmlChar *)"virtcert");
+		xmlNs *ns =
+		    xmlNewNs(root, (const xmlChar *)VC_DOMAIN_NS, (const xmlChar *)"virtcert");
 		adopt_virtcert_ns(root, ns);
 	}
 	return g_steal_pointer(&doc);
@@ -828,10 +828,10 @@ vc_domain_info_resolve_policy(const VcDomainInfo *info, VcPolicySet *set, gboole
 	g_return_val_if_fail(info != NULL, NULL);
 	if (set != NULL) {
 		VcPolicySubject subject = {
-			.name = info->name,
-			.uuid = info->uuid,
-			.project = info->nova_project,
-			.project_id = info->nova_project_id,
+		    .name = info->name,
+		    .uuid = info->uuid,
+		    .project = info->nova_project,
+		    .project_id = info->nova_project_id,
 		};
 		map = vc_policy_set_lookup(set, &subject, &source);
 	}

@@ -18,11 +18,11 @@ G_BEGIN_DECLS
 /* What virtcert needs from a libvirt domain XML. */
 typedef struct {
 	char *name;
-	char *uuid;                /* lower case */
-	gboolean has_metadata;     /* a <virtcert:vm> element is present */
-	gboolean has_guest_agent;  /* a virtio channel org.qemu.guest_agent.0 exists */
+	char *uuid;			/* lower case */
+	gboolean has_metadata;		/* a <virtcert:vm> element is present */
+	gboolean has_guest_agent;	/* a virtio channel org.qemu.guest_agent.0 exists */
 	gboolean guest_agent_connected; /* live XML: the agent in the guest is connected */
-	GHashTable *metadata;      /* policy keys from <virtcert:vm> (key -> GStrv) */
+	GHashTable *metadata;		/* policy keys from <virtcert:vm> (key -> GStrv) */
 	/* facts the daemon wrote into its own metadata */
 	char *issued_serial;
 	char *issuer_peer;

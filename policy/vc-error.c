@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vc-error.h"
 
-G_DEFINE_QUARK(virtcert-error-quark, vc_error)
+G_DEFINE_QUARK(virtcert - error - quark, vc_error)
 
 int
 vc_error_exit_status(const GError *error)
@@ -34,20 +34,20 @@ vc_error_exit_status(const GError *error)
 
 /* Stable names, used in JSON replies of the control socket. */
 static const char *const vc_error_names[] = {
-	[VC_ERROR_FAILED] = "failed",
-	[VC_ERROR_USAGE] = "usage",
-	[VC_ERROR_POLICY] = "policy",
-	[VC_ERROR_INVALID_NAME] = "invalid-name",
-	[VC_ERROR_NAME_COLLISION] = "name-collision",
-	[VC_ERROR_INVALID_DATA] = "invalid-data",
-	[VC_ERROR_NOT_FOUND] = "not-found",
-	[VC_ERROR_EXISTS] = "exists",
-	[VC_ERROR_CRYPTO] = "crypto",
-	[VC_ERROR_STORE] = "store",
-	[VC_ERROR_IO] = "io",
-	[VC_ERROR_LIBVIRT] = "libvirt",
-	[VC_ERROR_GUEST] = "guest",
-	[VC_ERROR_UNAVAILABLE] = "unavailable",
+    [VC_ERROR_FAILED] = "failed",
+    [VC_ERROR_USAGE] = "usage",
+    [VC_ERROR_POLICY] = "policy",
+    [VC_ERROR_INVALID_NAME] = "invalid-name",
+    [VC_ERROR_NAME_COLLISION] = "name-collision",
+    [VC_ERROR_INVALID_DATA] = "invalid-data",
+    [VC_ERROR_NOT_FOUND] = "not-found",
+    [VC_ERROR_EXISTS] = "exists",
+    [VC_ERROR_CRYPTO] = "crypto",
+    [VC_ERROR_STORE] = "store",
+    [VC_ERROR_IO] = "io",
+    [VC_ERROR_LIBVIRT] = "libvirt",
+    [VC_ERROR_GUEST] = "guest",
+    [VC_ERROR_UNAVAILABLE] = "unavailable",
 };
 
 const char *

@@ -37,9 +37,9 @@
  *     input, big-endian, modulo 10^8. */
 
 static const GUnicodeScript rtl_scripts[] = {
-	G_UNICODE_SCRIPT_HEBREW, G_UNICODE_SCRIPT_ARABIC, G_UNICODE_SCRIPT_SYRIAC,
-	G_UNICODE_SCRIPT_THAANA, G_UNICODE_SCRIPT_NKO, G_UNICODE_SCRIPT_SAMARITAN,
-	G_UNICODE_SCRIPT_MANDAIC, G_UNICODE_SCRIPT_ADLAM, G_UNICODE_SCRIPT_HANIFI_ROHINGYA,
+    G_UNICODE_SCRIPT_HEBREW,  G_UNICODE_SCRIPT_ARABIC, G_UNICODE_SCRIPT_SYRIAC,
+    G_UNICODE_SCRIPT_THAANA,  G_UNICODE_SCRIPT_NKO,    G_UNICODE_SCRIPT_SAMARITAN,
+    G_UNICODE_SCRIPT_MANDAIC, G_UNICODE_SCRIPT_ADLAM,  G_UNICODE_SCRIPT_HANIFI_ROHINGYA,
 };
 
 static gboolean
@@ -254,8 +254,7 @@ vc_name_label_from_string(const char *s, GError **error)
 	mapped = map_separators(lower, FALSE);
 	if (*mapped == '\0') {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_NAME,
-			    "name \"%s\" has no letters or digits to make a DNS label from",
-			    s);
+			    "name \"%s\" has no letters or digits to make a DNS label from", s);
 		return NULL;
 	}
 
@@ -299,8 +298,8 @@ vc_name_check_dns(const char *name, GError **error)
 	len = strlen(name);
 	if (len > VC_NAME_DNS_MAX) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_NAME,
-			    "DNS name is %" G_GSIZE_FORMAT " octets long, at most %d allowed",
-			    len, VC_NAME_DNS_MAX);
+			    "DNS name is %" G_GSIZE_FORMAT " octets long, at most %d allowed", len,
+			    VC_NAME_DNS_MAX);
 		return FALSE;
 	}
 	p = name;
@@ -321,9 +320,9 @@ vc_name_check_dns(const char *name, GError **error)
 		}
 		for (gsize i = 0; i < l; i++) {
 			if (g_ascii_isupper(p[i])) {
-				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_NAME,
-					    "DNS name \"%s\" has upper case letters; use lower case",
-					    name);
+				g_set_error(
+				    error, VC_ERROR, VC_ERROR_INVALID_NAME,
+				    "DNS name \"%s\" has upper case letters; use lower case", name);
 				return FALSE;
 			}
 		}
@@ -395,9 +394,9 @@ static const char *
 var_lookup(const VcNameVars *vars, const char *var, gboolean *ret_known)
 {
 	static const char *const names[] = {
-		"name", "uuid", "project", "project-id", "user", "instance",
+	    "name", "uuid", "project", "project-id", "user", "instance",
 	};
-	const char *values[G_N_ELEMENTS(names)] = { 0 };
+	const char *values[G_N_ELEMENTS(names)] = {0};
 	if (vars != NULL) {
 		values[0] = vars->name;
 		values[1] = vars->uuid;
@@ -444,10 +443,11 @@ vc_name_expand(const char *tmpl, const VcNameVars *vars, GError **error)
 			var = g_strndup(p + 1, (gsize)(end - p - 1));
 			value = var_lookup(vars, var, &known);
 			if (!known) {
-				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_NAME,
-					    "name template \"%s\": unknown variable {%s} (known: "
-					    "{name} {uuid} {project} {project-id} {user} {instance})",
-					    tmpl, var);
+				g_set_error(
+				    error, VC_ERROR, VC_ERROR_INVALID_NAME,
+				    "name template \"%s\": unknown variable {%s} (known: "
+				    "{name} {uuid} {project} {project-id} {user} {instance})",
+				    tmpl, var);
 				return NULL;
 			}
 			if (value == NULL) {
@@ -503,12 +503,12 @@ vc_name_template_check(const char *tmpl, GError **error)
 	/* every variable set to a plain label: what remains to fail is the
 	 * template's own syntax and literal text */
 	const VcNameVars dummy = {
-		.name = "a",
-		.uuid = "a",
-		.project = "a",
-		.project_id = "a",
-		.user = "a",
-		.instance = "a",
+	    .name = "a",
+	    .uuid = "a",
+	    .project = "a",
+	    .project_id = "a",
+	    .user = "a",
+	    .instance = "a",
 	};
 	g_autofree char *s = vc_name_expand(tmpl, &dummy, error);
 	return s != NULL;

@@ -34,12 +34,12 @@ gboolean vc_name_in_subtree(const char *name, const char *subtree);
  * can introduce a dot or another character. NULL means unknown: a template
  * that uses an unknown variable fails with VC_ERROR_INVALID_NAME. */
 typedef struct {
-	const char *name;       /* {name}: the libvirt domain name */
-	const char *uuid;       /* {uuid}: the libvirt domain UUID (lower case) */
-	const char *project;    /* {project}: nova project name */
+	const char *name;	/* {name}: the libvirt domain name */
+	const char *uuid;	/* {uuid}: the libvirt domain UUID (lower case) */
+	const char *project;	/* {project}: nova project name */
 	const char *project_id; /* {project-id}: nova project id */
-	const char *user;       /* {user}: nova user name */
-	const char *instance;   /* {instance}: nova instance display name */
+	const char *user;	/* {user}: nova user name */
+	const char *instance;	/* {instance}: nova instance display name */
 } VcNameVars;
 
 /* Expands a template such as "{name}.{project}.vms.example.com" and checks the

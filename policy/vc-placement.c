@@ -218,10 +218,10 @@ vc_placement_resolve_policy(const VcDomainInfo *info, VcPolicySet *set, gboolean
 			    gint64 default_lifetime_s, GError **error)
 {
 	/* a stand-in that only fills a missing "names"; never issued for */
-	static const char *const placeholder[] = { "{uuid}.placement.invalid", NULL };
+	static const char *const placeholder[] = {"{uuid}.placement.invalid", NULL};
 
-	return vc_domain_info_resolve_policy(info, set, issue_all, placeholder,
-					     default_lifetime_s, error);
+	return vc_domain_info_resolve_policy(info, set, issue_all, placeholder, default_lifetime_s,
+					     error);
 }
 
 gboolean
@@ -284,15 +284,16 @@ vc_placement_allows(const VcPolicy *policy, const VcHostIdentity *host, char **r
 		if (strv_contains_ptr((const char *const *)policy->trust_host_cas,
 				      host->ca_fingerprints, &match)) {
 			g_autofree char *t =
-				g_strdup_printf("host CA %.*s… trusted", VC_FP_SHORT, match);
+			    g_strdup_printf("host CA %.*s… trusted", VC_FP_SHORT, match);
 			append_reason(passed, t);
 		} else if (host->ca_fingerprints->len == 0) {
-			append_reason(failed, "host CA unknown, the VM trusts only listed host CAs");
+			append_reason(failed,
+				      "host CA unknown, the VM trusts only listed host CAs");
 		} else {
 			/* the issuing CA is the one an administrator recognises */
 			g_autofree char *t = g_strdup_printf(
-				"host CA %.*s… not trusted by the VM", VC_FP_SHORT,
-				(const char *)g_ptr_array_index(host->ca_fingerprints, 0));
+			    "host CA %.*s… not trusted by the VM", VC_FP_SHORT,
+			    (const char *)g_ptr_array_index(host->ca_fingerprints, 0));
 			append_reason(failed, t);
 		}
 	}
@@ -323,7 +324,7 @@ vc_placement_allows(const VcPolicy *policy, const VcHostIdentity *host, char **r
 		return FALSE;
 	}
 	if (ret_reason != NULL)
-		*ret_reason = g_strdup_printf("host satisfies the VM's placement policy (%s)",
-					      passed->str);
+		*ret_reason =
+		    g_strdup_printf("host satisfies the VM's placement policy (%s)", passed->str);
 	return TRUE;
 }

@@ -60,8 +60,7 @@ char *vc_host_attribute_uri_build(const char *key, const char *value);
  * ("host attribute site=us-east not in {eu-west, eu-central}", "host CA
  * ab12cd34ef56… not trusted by the VM", "host has no attribute tier")
  * joined with "; "; on success what was satisfied. */
-gboolean vc_placement_allows(const VcPolicy *policy, const VcHostIdentity *host,
-			     char **ret_reason);
+gboolean vc_placement_allows(const VcPolicy *policy, const VcHostIdentity *host, char **ret_reason);
 
 /* The VM's effective policy for a placement decision: as
  * vc_domain_info_resolve_policy(), except that a policy that names no

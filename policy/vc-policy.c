@@ -24,9 +24,9 @@
 #define DEFAULT_KEY_PATH "/etc/virtcert/tls/key.pem"
 
 static const char *const key_type_names[] = {
-	[VC_KEY_TYPE_EC_P256] = "ec-p256",
-	[VC_KEY_TYPE_ED25519] = "ed25519",
-	[VC_KEY_TYPE_RSA_3072] = "rsa-3072",
+    [VC_KEY_TYPE_EC_P256] = "ec-p256",
+    [VC_KEY_TYPE_ED25519] = "ed25519",
+    [VC_KEY_TYPE_RSA_3072] = "rsa-3072",
 };
 
 const char *
@@ -189,7 +189,8 @@ check_owner(const char *v, GError **error)
 {
 	const char *colon = strchr(v, ':');
 	gsize ulen = colon != NULL ? (gsize)(colon - v) : strlen(v);
-	if (!owner_part_ok(v, ulen) || (colon != NULL && !owner_part_ok(colon + 1, strlen(colon + 1)))) {
+	if (!owner_part_ok(v, ulen) ||
+	    (colon != NULL && !owner_part_ok(colon + 1, strlen(colon + 1)))) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "\"%s\" is not USER or USER:GROUP (each [a-z_][a-z0-9_-]*, at most "
 			    "%d characters)",
@@ -318,20 +319,13 @@ static const struct {
 	const char *name;
 	gboolean list;
 } policy_keys[PK_N] = {
-	[PK_NAMES] = { "names", TRUE },
-	[PK_KEY] = { "key", FALSE },
-	[PK_KEY_MODE] = { "key-mode", FALSE },
-	[PK_LIFETIME] = { "lifetime", FALSE },
-	[PK_ISSUE_ON] = { "issue-on", FALSE },
-	[PK_ON_STOP] = { "on-stop", FALSE },
-	[PK_CERT_PATH] = { "cert-path", FALSE },
-	[PK_CHAIN_PATH] = { "chain-path", FALSE },
-	[PK_KEY_PATH] = { "key-path", FALSE },
-	[PK_OWNER] = { "owner", FALSE },
-	[PK_RELOAD] = { "reload", FALSE },
-	[PK_TRUST_HOST_CA] = { "trust-host-ca", TRUE },
-	[PK_REQUIRE] = { "require", TRUE },
-	[PK_CHECK_ON_START] = { "check-on-start", FALSE },
+    [PK_NAMES] = {"names", TRUE},	   [PK_KEY] = {"key", FALSE},
+    [PK_KEY_MODE] = {"key-mode", FALSE},   [PK_LIFETIME] = {"lifetime", FALSE},
+    [PK_ISSUE_ON] = {"issue-on", FALSE},   [PK_ON_STOP] = {"on-stop", FALSE},
+    [PK_CERT_PATH] = {"cert-path", FALSE}, [PK_CHAIN_PATH] = {"chain-path", FALSE},
+    [PK_KEY_PATH] = {"key-path", FALSE},   [PK_OWNER] = {"owner", FALSE},
+    [PK_RELOAD] = {"reload", FALSE},	   [PK_TRUST_HOST_CA] = {"trust-host-ca", TRUE},
+    [PK_REQUIRE] = {"require", TRUE},	   [PK_CHECK_ON_START] = {"check-on-start", FALSE},
 };
 
 static int
@@ -364,8 +358,8 @@ apply_key(VcPolicy *p, PolicyKey k, const char *const *values, GError **error)
 		return FALSE;
 	}
 	if (n > VC_POLICY_LIST_MAX) {
-		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-			    "more than %d values", VC_POLICY_LIST_MAX);
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "more than %d values",
+			    VC_POLICY_LIST_MAX);
 		return FALSE;
 	}
 	for (guint i = 0; i < n; i++)
@@ -435,7 +429,7 @@ apply_key(VcPolicy *p, PolicyKey k, const char *const *values, GError **error)
 	case PK_CERT_PATH:
 	case PK_CHAIN_PATH:
 	case PK_KEY_PATH: {
-		char **field = k == PK_CERT_PATH ? &p->cert_path
+		char **field = k == PK_CERT_PATH    ? &p->cert_path
 			       : k == PK_CHAIN_PATH ? &p->chain_path
 						    : &p->key_path;
 		if (!check_guest_path(v, error))
@@ -472,7 +466,7 @@ apply_key(VcPolicy *p, PolicyKey k, const char *const *values, GError **error)
 	}
 	case PK_REQUIRE: {
 		g_autoptr(GPtrArray) rules =
-			g_ptr_array_new_with_free_func((GDestroyNotify)placement_rule_free);
+		    g_ptr_array_new_with_free_func((GDestroyNotify)placement_rule_free);
 		for (guint i = 0; i < n; i++) {
 			VcPlacementRule *rule = parse_require(values[i], error);
 			if (rule == NULL)
@@ -538,7 +532,8 @@ policy_apply_map(VcPolicy *p, GHashTable *map, GError **error)
 			return FALSE;
 		}
 	}
-	if (g_strcmp0(p->key_path, p->cert_path) == 0 || g_strcmp0(p->key_path, p->chain_path) == 0) {
+	if (g_strcmp0(p->key_path, p->cert_path) == 0 ||
+	    g_strcmp0(p->key_path, p->chain_path) == 0) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "key-path: \"%s\" is also the certificate or chain path", p->key_path);
 		return FALSE;
@@ -812,9 +807,9 @@ static void
 add_warning(VcPolicySet *set, const char *file, guint line, const char *group, const char *key,
 	    const char *what)
 {
-	g_ptr_array_add(set->warnings, g_strdup_printf("%s:%u: [%s]%s%s: %s", file, line, group,
-						       key != NULL ? " " : "",
-						       key != NULL ? key : "", what));
+	g_ptr_array_add(set->warnings,
+			g_strdup_printf("%s:%u: [%s]%s%s: %s", file, line, group,
+					key != NULL ? " " : "", key != NULL ? key : "", what));
 }
 
 static gboolean
@@ -836,8 +831,8 @@ load_group(GKeyFile *kf, const char *file, const char *group, char **ret_key, GE
 	g_auto(GStrv) match_name = NULL;
 	g_auto(GStrv) match_uuid = NULL;
 	g_auto(GStrv) match_project = NULL;
-	GStrv *matches[3] = { &match_name, &match_uuid, &match_project };
-	static const char *const match_keys[3] = { "match-name", "match-uuid", "match-project" };
+	GStrv *matches[3] = {&match_name, &match_uuid, &match_project};
+	static const char *const match_keys[3] = {"match-name", "match-uuid", "match-project"};
 
 	for (gsize i = 0; keys != NULL && keys[i] != NULL; i++) {
 		const char *key = keys[i];
@@ -852,8 +847,7 @@ load_group(GKeyFile *kf, const char *file, const char *group, char **ret_key, GE
 			}
 		} else {
 			*ret_key = g_strdup(key);
-			g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-					    "unknown key");
+			g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA, "unknown key");
 			return NULL;
 		}
 		if (values == NULL) {
@@ -877,7 +871,8 @@ load_group(GKeyFile *kf, const char *file, const char *group, char **ret_key, GE
 				gsize klen = strlen(key);
 				g_hash_table_unref(one);
 				/* drop the "key: " prefix: the warning names it */
-				if (strncmp(msg, key, klen) == 0 && strncmp(msg + klen, ": ", 2) == 0)
+				if (strncmp(msg, key, klen) == 0 &&
+				    strncmp(msg + klen, ": ", 2) == 0)
 					msg += klen + 2;
 				*ret_key = g_strdup(key);
 				g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA, msg);
@@ -890,10 +885,11 @@ load_group(GKeyFile *kf, const char *file, const char *group, char **ret_key, GE
 	for (gsize m = 0; m < 3; m++) {
 		GStrv list = *matches[m];
 		for (gsize i = 0; list != NULL && list[i] != NULL; i++) {
-			if (!check_text(list[i], VC_POLICY_VALUE_MAX, &local) || list[i][0] == '\0') {
+			if (!check_text(list[i], VC_POLICY_VALUE_MAX, &local) ||
+			    list[i][0] == '\0') {
 				*ret_key = g_strdup(match_keys[m]);
-				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-					    "\"%s\": %s", list[i],
+				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "\"%s\": %s",
+					    list[i],
 					    local != NULL ? local->message : "empty pattern");
 				return NULL;
 			}
@@ -929,8 +925,8 @@ vc_policy_set_load_data(VcPolicySet *set, const char *filename, const char *data
 	g_return_val_if_fail(data != NULL || len == 0, FALSE);
 
 	if (len > VC_POLICY_FILE_MAX) {
-		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-			    "%s: larger than %d octets", filename, VC_POLICY_FILE_MAX);
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "%s: larger than %d octets",
+			    filename, VC_POLICY_FILE_MAX);
 		return FALSE;
 	}
 	{
@@ -1017,7 +1013,8 @@ vc_policy_set_load_dir(VcPolicySet *set, const char *dir, GError **error)
 		if (!g_file_test(path, G_FILE_TEST_IS_REGULAR))
 			continue;
 		if (!g_file_get_contents(path, &data, &len, &local)) {
-			g_ptr_array_add(set->warnings, g_strdup_printf("%s: %s", path, local->message));
+			g_ptr_array_add(set->warnings,
+					g_strdup_printf("%s: %s", path, local->message));
 			g_clear_error(&local);
 			continue;
 		}

@@ -51,8 +51,8 @@ typedef struct {
  *   check-on-start true | false (hook refuses a start outside placement)
  */
 typedef struct {
-	char *source;             /* "policy.d/10-web.conf [web]" + " + domain metadata" */
-	GStrv names;              /* templates, at least one */
+	char *source; /* "policy.d/10-web.conf [web]" + " + domain metadata" */
+	GStrv names;  /* templates, at least one */
 	VcKeyType key_type;
 	VcKeyMode key_mode;
 	gint64 lifetime_s;
@@ -61,10 +61,10 @@ typedef struct {
 	char *cert_path;
 	char *chain_path;
 	char *key_path;
-	char *owner;              /* NULL: root */
-	char *reload;             /* NULL: none */
-	GStrv trust_host_cas;     /* may be empty */
-	GPtrArray *placement;     /* of VcPlacementRule* */
+	char *owner;	      /* NULL: root */
+	char *reload;	      /* NULL: none */
+	GStrv trust_host_cas; /* may be empty */
+	GPtrArray *placement; /* of VcPlacementRule* */
 	gboolean check_on_start;
 } VcPolicy;
 
@@ -75,8 +75,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcPolicy, vc_policy_free)
  * fill what the map lacks (names: "{uuid}.vms.invalid" is NOT a default: a
  * policy without names is an error). Unknown keys and bad values are errors
  * naming the key. */
-VcPolicy *vc_policy_new_from_map(GHashTable *map, const char *source,
-				 gint64 default_lifetime_s, GError **error);
+VcPolicy *vc_policy_new_from_map(GHashTable *map, const char *source, gint64 default_lifetime_s,
+				 GError **error);
 
 /* Checks every entry of MAP (unknown keys, bad values) without requiring
  * names: what a policy.d group or domain metadata may hold on its own. */
@@ -93,8 +93,8 @@ char *vc_policy_to_string(const VcPolicy *policy);
 typedef struct {
 	const char *name;
 	const char *uuid;
-	const char *project;      /* nova project name, or NULL */
-	const char *project_id;   /* nova project id, or NULL */
+	const char *project;	/* nova project name, or NULL */
+	const char *project_id; /* nova project id, or NULL */
 } VcPolicySubject;
 
 /* The loaded policy.d: an ordered list of groups. Files are read in name order

@@ -46,4 +46,3 @@ vc_reason_from_string(const char *s, int *ret_reason, GError **error)
 		    s != NULL ? s : "");
 	return FALSE;
 }
-

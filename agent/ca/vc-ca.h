@@ -33,7 +33,8 @@ X509 *vc_cert_from_pem(const char *pem, gsize len, GError **error);
 X509 *vc_cert_from_der(const guint8 *der, gsize len, GError **error);
 GBytes *vc_cert_to_der(X509 *cert, GError **error);
 /* Every certificate in a PEM file, in file order; at least one. */
-GPtrArray *vc_cert_load_pem_file(const char *path, GError **error); /* of X509*, freed with X509_free */
+GPtrArray *vc_cert_load_pem_file(const char *path,
+				 GError **error); /* of X509*, freed with X509_free */
 /* Lower-case hex of the serial, without leading zero octets removed. */
 char *vc_cert_get_serial_hex(X509 *cert);
 char *vc_cert_get_fingerprint_sha256(X509 *cert); /* lower-case hex, no colons */
@@ -57,10 +58,10 @@ char *vc_serial_generate(GError **error);
  * never touches the disk. */
 typedef struct {
 	const char *const *permit; /* dNSName subtrees, at least one */
-	VcKeyType key_type;        /* intermediate key (and root in self-signed mode) */
+	VcKeyType key_type;	   /* intermediate key (and root in self-signed mode) */
 	const char *common_name;   /* subject CN of the intermediate; NULL: default */
-	gint64 lifetime_s;         /* intermediate lifetime; 0: 5 years */
-	gboolean force;            /* overwrite an existing CA */
+	gint64 lifetime_s;	   /* intermediate lifetime; 0: 5 years */
+	gboolean force;		   /* overwrite an existing CA */
 } VcCaInitOptions;
 
 gboolean vc_ca_init_self_signed(const char *ca_dir, const VcCaInitOptions *opts, GError **error);
@@ -81,8 +82,8 @@ VcCa *vc_ca_load(const char *ca_dir, GError **error);
 void vc_ca_free(VcCa *ca);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcCa, vc_ca_free)
 
-X509 *vc_ca_get_cert(VcCa *ca);           /* borrowed */
-X509 *vc_ca_get_root(VcCa *ca);           /* borrowed; NULL if imported without a root */
+X509 *vc_ca_get_cert(VcCa *ca); /* borrowed */
+X509 *vc_ca_get_root(VcCa *ca); /* borrowed; NULL if imported without a root */
 /* Intermediate then issuers (no root), borrowed. */
 GPtrArray *vc_ca_get_chain(VcCa *ca);
 /* Permitted dNSName subtrees read from the certificate (borrowed, NULL-terminated). */
@@ -95,15 +96,15 @@ const char *vc_ca_get_id(VcCa *ca);
 gboolean vc_ca_check_names(VcCa *ca, const char *const *names, GError **error);
 
 typedef struct {
-	const char *serial_hex;    /* chosen and recorded by the caller */
-	const char *vm_uuid;       /* SAN URI urn:uuid:<uuid> */
+	const char *serial_hex;	      /* chosen and recorded by the caller */
+	const char *vm_uuid;	      /* SAN URI urn:uuid:<uuid> */
 	const char *const *dns_names; /* at least one */
-	EVP_PKEY *public_key;      /* subject public key */
-	gint64 not_before;         /* unix seconds */
+	EVP_PKEY *public_key;	      /* subject public key */
+	gint64 not_before;	      /* unix seconds */
 	gint64 not_after;
-	const char *crl_url;       /* NULL: no CDP */
-	const char *ocsp_url;      /* NULL: no AIA */
-	gboolean empty_subject;    /* empty subject, SAN critical; else CN = first name */
+	const char *crl_url;	/* NULL: no CDP */
+	const char *ocsp_url;	/* NULL: no AIA */
+	gboolean empty_subject; /* empty subject, SAN critical; else CN = first name */
 } VcLeafRequest;
 
 /* Checks the names, signs, then verifies the result against the chain with
@@ -115,7 +116,7 @@ gboolean vc_ca_verify_leaf(VcCa *ca, X509 *leaf, gint64 now, GError **error);
 typedef struct {
 	const char *serial_hex;
 	gint64 revoked_at;
-	int reason;                /* VcRevocationReason */
+	int reason; /* VcRevocationReason */
 } VcCrlEntry;
 
 /* CRL v2 (RFC 5280 5): issuer = intermediate, AKI, CRL number, reason codes

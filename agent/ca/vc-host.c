@@ -41,8 +41,8 @@ read_small_file(const char *path, gsize *ret_len, GError **error)
 	if (!g_file_get_contents(path, &data, &len, &local)) {
 		g_set_error(error, VC_ERROR,
 			    g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)
-				    ? VC_ERROR_NOT_FOUND
-				    : VC_ERROR_IO,
+				? VC_ERROR_NOT_FOUND
+				: VC_ERROR_IO,
 			    "%s", local->message);
 		return NULL;
 	}
@@ -59,7 +59,7 @@ read_small_file(const char *path, gsize *ret_len, GError **error)
 static char *
 time_to_string(const ASN1_TIME *t)
 {
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 	g_autoptr(GDateTime) dt = NULL;
 
 	if (t == NULL || !ASN1_TIME_to_tm(t, &tm))
@@ -72,7 +72,7 @@ time_to_string(const ASN1_TIME *t)
 static gint64
 asn1_time_to_unix(const ASN1_TIME *t)
 {
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 	g_autoptr(GDateTime) dt = NULL;
 
 	if (t == NULL || !ASN1_TIME_to_tm(t, &tm))
@@ -245,8 +245,8 @@ host_verify(X509 *cert, GPtrArray *anchors, GPtrArray *untrusted, X509_CRL *crl,
 		return FALSE;
 	}
 	if (check_time)
-		X509_STORE_CTX_set_time(ctx, 0, (time_t)(now != 0 ? now : g_get_real_time() /
-									 G_USEC_PER_SEC));
+		X509_STORE_CTX_set_time(
+		    ctx, 0, (time_t)(now != 0 ? now : g_get_real_time() / G_USEC_PER_SEC));
 	if (X509_verify_cert(ctx) == 1) {
 		ERR_clear_error();
 		if (ret_chain != NULL)
@@ -282,10 +282,10 @@ host_verify(X509 *cert, GPtrArray *anchors, GPtrArray *untrusted, X509_CRL *crl,
 	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
 	case X509_V_ERR_CERT_SIGNATURE_FAILURE:
 	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: {
-		g_autofree char *anchor = anchors->len > 0
-						  ? name_to_string(X509_get_subject_name(
-							    g_ptr_array_index(anchors, 0)))
-						  : g_strdup("none");
+		g_autofree char *anchor =
+		    anchors->len > 0
+			? name_to_string(X509_get_subject_name(g_ptr_array_index(anchors, 0)))
+			: g_strdup("none");
 		g_set_error(error, VC_ERROR, VC_ERROR_CRYPTO,
 			    "the host certificate (issuer \"%s\") was not issued by the trusted "
 			    "host CA (\"%s\"): %s",
@@ -355,10 +355,10 @@ vc_host_ca_init(const char *dir, const VcHostCaInitOptions *opts, GError **error
 	g_autoptr(X509_NAME) name = X509_NAME_new();
 	g_autoptr(ASN1_INTEGER) serial = NULL;
 	g_autofree char *pem = NULL;
-	const char *cn = opts != NULL && opts->common_name != NULL ? opts->common_name
-								   : "virtcert host CA";
-	gint64 lifetime = opts != NULL && opts->lifetime_s > 0 ? opts->lifetime_s
-							       : VC_HOST_CA_DEFAULT_LIFETIME_S;
+	const char *cn =
+	    opts != NULL && opts->common_name != NULL ? opts->common_name : "virtcert host CA";
+	gint64 lifetime =
+	    opts != NULL && opts->lifetime_s > 0 ? opts->lifetime_s : VC_HOST_CA_DEFAULT_LIFETIME_S;
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	static const char index_data[] = "[crl]\nnumber=0\n\n[revoked]\n";
 	X509V3_CTX ctx;
@@ -379,8 +379,8 @@ vc_host_ca_init(const char *dir, const VcHostCaInitOptions *opts, GError **error
 	serial = random_serial(error);
 	if (serial == NULL)
 		return FALSE;
-	if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
-					(const unsigned char *)"virtcert", -1, -1, 0) ||
+	if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"virtcert",
+					-1, -1, 0) ||
 	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
 					-1, 0)) {
 		vc_crypto_set_error(error, "invalid common name");
@@ -532,8 +532,7 @@ csr_get_sans(X509_REQ *csr, GPtrArray *ret_dns, GPtrArray *ret_uris, GError **er
 }
 
 X509 *
-vc_host_ca_sign(VcHostCa *ca, X509_REQ *csr, gint64 not_before, gint64 not_after,
-		GError **error)
+vc_host_ca_sign(VcHostCa *ca, X509_REQ *csr, gint64 not_before, gint64 not_after, GError **error)
 {
 	g_autoptr(EVP_PKEY) pub = NULL;
 	g_autoptr(GPtrArray) dns = g_ptr_array_new_with_free_func(g_free);
@@ -691,10 +690,11 @@ vc_host_ca_make_crl(VcHostCa *ca, gint64 validity_s, GError **error)
 		g_autoptr(BIGNUM) bn = NULL;
 		g_autoptr(ASN1_INTEGER) serial = NULL;
 		g_autoptr(ASN1_TIME) when = ASN1_TIME_set(
-			NULL, (time_t)g_key_file_get_int64(kf, "revoked", serials[i], NULL));
+		    NULL, (time_t)g_key_file_get_int64(kf, "revoked", serials[i], NULL));
 
-		if (!BN_hex2bn(&bn, serials[i]) || (serial = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
-		    when == NULL || !X509_REVOKED_set_serialNumber(rev, serial) ||
+		if (!BN_hex2bn(&bn, serials[i]) ||
+		    (serial = BN_to_ASN1_INTEGER(bn, NULL)) == NULL || when == NULL ||
+		    !X509_REVOKED_set_serialNumber(rev, serial) ||
 		    !X509_REVOKED_set_revocationDate(rev, when) ||
 		    !X509_CRL_add0_revoked(crl, rev)) {
 			vc_crypto_set_error(error, "cannot add CRL entry");
@@ -706,11 +706,12 @@ vc_host_ca_make_crl(VcHostCa *ca, gint64 validity_s, GError **error)
 	/* RFC 5280 5.2.1 AKI and 5.2.3 CRL number, both non-critical */
 	{
 		g_autoptr(X509_EXTENSION) aki =
-			X509V3_EXT_nconf_nid(NULL, &ctx, NID_authority_key_identifier, "keyid:always");
+		    X509V3_EXT_nconf_nid(NULL, &ctx, NID_authority_key_identifier, "keyid:always");
 		if (aki == NULL || !X509_CRL_add_ext(crl, aki, -1) ||
 		    !ASN1_INTEGER_set_uint64(number, n) ||
 		    X509_CRL_add1_ext_i2d(crl, NID_crl_number, number, 0, 0) != 1 ||
-		    !X509_CRL_sort(crl) || X509_CRL_sign(crl, ca->key, vc_key_get_md(ca->key)) <= 0) {
+		    !X509_CRL_sort(crl) ||
+		    X509_CRL_sign(crl, ca->key, vc_key_get_md(ca->key)) <= 0) {
 			vc_crypto_set_error(error, "cannot sign CRL");
 			return NULL;
 		}
@@ -727,7 +728,7 @@ char *
 vc_host_default_fqdn(void)
 {
 	const char *name = g_get_host_name();
-	struct addrinfo hints = { 0 };
+	struct addrinfo hints = {0};
 	struct addrinfo *res = NULL;
 	char *fqdn = NULL;
 
@@ -736,8 +737,8 @@ vc_host_default_fqdn(void)
 	/* the resolver's canonical name, as `hostname -f` does */
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_flags = AI_CANONNAME;
-	if (getaddrinfo(name, NULL, &hints, &res) == 0 && res != NULL && res->ai_canonname != NULL &&
-	    strchr(res->ai_canonname, '.') != NULL)
+	if (getaddrinfo(name, NULL, &hints, &res) == 0 && res != NULL &&
+	    res->ai_canonname != NULL && strchr(res->ai_canonname, '.') != NULL)
 		fqdn = g_ascii_strdown(res->ai_canonname, -1);
 	if (res != NULL)
 		freeaddrinfo(res);
@@ -819,8 +820,9 @@ vc_host_enroll(const char *key_path, const char *csr_path, const char *fqdn_in,
 					-1, -1, 0) ||
 	    !X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
 	    !X509_REQ_set_subject_name(req, subject) || !X509_REQ_set_pubkey(req, key) ||
-	    !X509_REQ_add_extensions(req, exts) || X509_REQ_sign(req, key, vc_key_get_md(key)) <= 0 ||
-	    bio == NULL || !PEM_write_bio_X509_REQ(bio, req)) {
+	    !X509_REQ_add_extensions(req, exts) ||
+	    X509_REQ_sign(req, key, vc_key_get_md(key)) <= 0 || bio == NULL ||
+	    !PEM_write_bio_X509_REQ(bio, req)) {
 		vc_crypto_set_error(error, "cannot make the CSR");
 		return FALSE;
 	}
@@ -873,11 +875,11 @@ vc_host_import(const char *cert_path, const char *key_path, const char *ca_path,
 struct _VcHost {
 	X509 *cert;
 	GPtrArray *extra;   /* X509*: what followed the leaf in its file */
-	EVP_PKEY *key;      /* nullable */
+	EVP_PKEY *key;	    /* nullable */
 	GPtrArray *anchors; /* X509*: trusted host CA bundle; nullable */
-	X509_CRL *crl;      /* nullable */
-	char *cert_pem;     /* the file's certificates, re-encoded */
-	char *ca_pem;       /* nullable */
+	X509_CRL *crl;	    /* nullable */
+	char *cert_pem;	    /* the file's certificates, re-encoded */
+	char *ca_pem;	    /* nullable */
 	char *fqdn;
 	char *ca_fp;
 };
@@ -907,8 +909,8 @@ first_dns_name(X509 *cert)
 
 	for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens); i++) {
 		int type = 0;
-		const ASN1_IA5STRING *s = GENERAL_NAME_get0_value(sk_GENERAL_NAME_value(gens, i),
-								  &type);
+		const ASN1_IA5STRING *s =
+		    GENERAL_NAME_get0_value(sk_GENERAL_NAME_value(gens, i), &type);
 		if (type == GEN_DNS)
 			return gn_ia5_string(s);
 	}
@@ -918,7 +920,7 @@ first_dns_name(X509 *cert)
 static X509 *
 find_issuer(VcHost *host, X509 *cert)
 {
-	GPtrArray *lists[] = { host->extra, host->anchors };
+	GPtrArray *lists[] = {host->extra, host->anchors};
 
 	for (gsize l = 0; l < G_N_ELEMENTS(lists); l++)
 		for (guint i = 0; lists[l] != NULL && i < lists[l]->len; i++) {
@@ -998,8 +1000,7 @@ vc_host_load_files(const char *cert_path, const char *key_path, const char *ca_p
 }
 
 VcHost *
-vc_host_new_from_certs(GPtrArray *certs, const char *ca_path, const char *crl_path,
-		       GError **error)
+vc_host_new_from_certs(GPtrArray *certs, const char *ca_path, const char *crl_path, GError **error)
 {
 	g_return_val_if_fail(certs != NULL && certs->len > 0, NULL);
 	return host_new(certs, "the peer's certificate", NULL, ca_path, crl_path, error);
@@ -1098,7 +1099,8 @@ vc_host_get_identity(VcHost *host, GError **error)
 				 error))
 			return NULL;
 		for (int i = 1; i < sk_X509_num(chain); i++) {
-			g_autofree char *fp = vc_cert_get_fingerprint_sha256(sk_X509_value(chain, i));
+			g_autofree char *fp =
+			    vc_cert_get_fingerprint_sha256(sk_X509_value(chain, i));
 			if (fp == NULL || !vc_host_identity_add_ca(id, fp, error))
 				return NULL;
 		}
@@ -1122,8 +1124,8 @@ vc_host_get_identity(VcHost *host, GError **error)
 	gens = X509_get_ext_d2i(host->cert, NID_subject_alt_name, NULL, NULL);
 	for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens); i++) {
 		int type = 0;
-		const ASN1_IA5STRING *s = GENERAL_NAME_get0_value(sk_GENERAL_NAME_value(gens, i),
-								  &type);
+		const ASN1_IA5STRING *s =
+		    GENERAL_NAME_get0_value(sk_GENERAL_NAME_value(gens, i), &type);
 		g_autofree char *uri = NULL;
 		g_autofree char *k = NULL;
 		g_autofree char *v = NULL;
@@ -1227,17 +1229,17 @@ typedef struct {
 /* libvirt's default pki paths (docs/kbase/tlscerts.rst) and QEMU's default
  * default_tls_x509_cert_dir /etc/pki/qemu (qemu.conf) */
 static const TlsFile tls_files[] = {
-	{ "etc/pki/CA/cacert.pem", TLS_CA, 0644, FALSE },
-	{ "etc/pki/libvirt/servercert.pem", TLS_CERT, 0644, FALSE },
-	{ "etc/pki/libvirt/clientcert.pem", TLS_CERT, 0644, FALSE },
-	{ "etc/pki/libvirt/private/serverkey.pem", TLS_KEY, 0600, FALSE },
-	{ "etc/pki/libvirt/private/clientkey.pem", TLS_KEY, 0600, FALSE },
-	{ "etc/pki/qemu/ca-cert.pem", TLS_CA, 0644, FALSE },
-	{ "etc/pki/qemu/server-cert.pem", TLS_CERT, 0644, FALSE },
-	{ "etc/pki/qemu/client-cert.pem", TLS_CERT, 0644, FALSE },
-	/* QEMU runs as an unprivileged user and reads its keys itself */
-	{ "etc/pki/qemu/server-key.pem", TLS_KEY, 0640, TRUE },
-	{ "etc/pki/qemu/client-key.pem", TLS_KEY, 0640, TRUE },
+    {"etc/pki/CA/cacert.pem", TLS_CA, 0644, FALSE},
+    {"etc/pki/libvirt/servercert.pem", TLS_CERT, 0644, FALSE},
+    {"etc/pki/libvirt/clientcert.pem", TLS_CERT, 0644, FALSE},
+    {"etc/pki/libvirt/private/serverkey.pem", TLS_KEY, 0600, FALSE},
+    {"etc/pki/libvirt/private/clientkey.pem", TLS_KEY, 0600, FALSE},
+    {"etc/pki/qemu/ca-cert.pem", TLS_CA, 0644, FALSE},
+    {"etc/pki/qemu/server-cert.pem", TLS_CERT, 0644, FALSE},
+    {"etc/pki/qemu/client-cert.pem", TLS_CERT, 0644, FALSE},
+    /* QEMU runs as an unprivileged user and reads its keys itself */
+    {"etc/pki/qemu/server-key.pem", TLS_KEY, 0640, TRUE},
+    {"etc/pki/qemu/client-key.pem", TLS_KEY, 0640, TRUE},
 };
 
 static gboolean
@@ -1255,8 +1257,8 @@ same_contents(const char *path, const char *data, gsize len)
 }
 
 gboolean
-vc_host_install_libvirt_tls(VcHost *host, const char *root, const char *qemu_group,
-			    gboolean force, GPtrArray **ret_written, GError **error)
+vc_host_install_libvirt_tls(VcHost *host, const char *root, const char *qemu_group, gboolean force,
+			    GPtrArray **ret_written, GError **error)
 {
 	g_autoptr(GPtrArray) written = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(GPtrArray) conflicts = g_ptr_array_new_with_free_func(g_free);
@@ -1310,7 +1312,7 @@ vc_host_install_libvirt_tls(VcHost *host, const char *root, const char *qemu_gro
 		const TlsFile *f = &tls_files[i];
 		g_autofree char *path = g_build_filename(root, f->path, NULL);
 		g_autofree char *dir = g_path_get_dirname(path);
-		const char *data = f->kind == TLS_CA ? host->ca_pem
+		const char *data = f->kind == TLS_CA	 ? host->ca_pem
 				   : f->kind == TLS_CERT ? host->cert_pem
 							 : key_pem;
 		/* libvirt's private/ holds keys only: not listable by others */

@@ -33,8 +33,8 @@ G_BEGIN_DECLS
 typedef struct {
 	const char *common_name; /* NULL: "virtcert host CA" */
 	VcKeyType key_type;
-	gint64 lifetime_s;       /* 0: 10 years */
-	gboolean force;          /* overwrite an existing host CA */
+	gint64 lifetime_s; /* 0: 10 years */
+	gboolean force;	   /* overwrite an existing host CA */
 } VcHostCaInitOptions;
 
 gboolean vc_host_ca_init(const char *dir, const VcHostCaInitOptions *opts, GError **error);

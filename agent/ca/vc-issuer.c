@@ -81,8 +81,9 @@ static VcIssued *
 vc_issuer_prepare(VcIssuer *issuer, const VcIssueRequest *req, gint64 now, GError **error)
 {
 	g_autoptr(VcIssued) issued = g_new0(VcIssued, 1);
-	gint64 lifetime = req->lifetime_s > 0 ? req->lifetime_s : issuer->config->default_lifetime_s;
-	VcCertRecord rec = { 0 };
+	gint64 lifetime =
+	    req->lifetime_s > 0 ? req->lifetime_s : issuer->config->default_lifetime_s;
+	VcCertRecord rec = {0};
 
 	if (req->vm_uuid == NULL || req->dns_names == NULL || req->dns_names[0] == NULL) {
 		g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
@@ -124,15 +125,15 @@ static gboolean
 vc_issuer_sign(VcIssuer *issuer, const VcIssueRequest *req, VcIssued *issued, GError **error)
 {
 	VcLeafRequest leaf = {
-		.serial_hex = issued->serial,
-		.vm_uuid = req->vm_uuid,
-		.dns_names = req->dns_names,
-		.public_key = req->public_key != NULL ? req->public_key : issued->key,
-		.not_before = issued->not_before,
-		.not_after = issued->not_after,
-		.crl_url = issuer->crl_url,
-		.ocsp_url = issuer->ocsp_url,
-		.empty_subject = FALSE,
+	    .serial_hex = issued->serial,
+	    .vm_uuid = req->vm_uuid,
+	    .dns_names = req->dns_names,
+	    .public_key = req->public_key != NULL ? req->public_key : issued->key,
+	    .not_before = issued->not_before,
+	    .not_after = issued->not_after,
+	    .crl_url = issuer->crl_url,
+	    .ocsp_url = issuer->ocsp_url,
+	    .empty_subject = FALSE,
 	};
 	issued->cert = vc_ca_issue_leaf(issuer->ca, &leaf, error);
 	return issued->cert != NULL;
@@ -186,10 +187,10 @@ vc_issuer_issue_batch(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs
 			continue;
 		if (!vc_issuer_sign(issuer, &reqs[i], issued, &issued->error)) {
 			g_autoptr(GError) local = NULL;
-			if (!vc_store_cert_abandon(issuer->store, issued->serial, issued->error->message,
-						   &local))
-				g_warning("serial %s stays PENDING until restart: %s", issued->serial,
-					  local->message);
+			if (!vc_store_cert_abandon(issuer->store, issued->serial,
+						   issued->error->message, &local))
+				g_warning("serial %s stays PENDING until restart: %s",
+					  issued->serial, local->message);
 		}
 	}
 	vc_issuer_crash_point(issuer, "after-sign");
@@ -203,8 +204,8 @@ vc_issuer_issue_batch(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs
 		if (issued->error != NULL)
 			continue;
 		der = vc_cert_to_der(issued->cert, &issued->error);
-		if (der == NULL ||
-		    !vc_store_cert_mark_issued(issuer->store, issued->serial, der, &issued->error)) {
+		if (der == NULL || !vc_store_cert_mark_issued(issuer->store, issued->serial, der,
+							      &issued->error)) {
 			g_clear_pointer(&issued->cert, X509_free);
 			g_clear_pointer(&issued->key, EVP_PKEY_free);
 		}

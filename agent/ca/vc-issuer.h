@@ -22,18 +22,18 @@ typedef struct {
 	const char *vm_uuid;
 	const char *vm_name;
 	const char *const *dns_names;
-	VcKeyType key_type;     /* used when PUBLIC_KEY is NULL */
-	EVP_PKEY *public_key;   /* guest keygen: the guest's key; NULL: host keygen */
-	gint64 lifetime_s;      /* 0: the configured default */
+	VcKeyType key_type;   /* used when PUBLIC_KEY is NULL */
+	EVP_PKEY *public_key; /* guest keygen: the guest's key; NULL: host keygen */
+	gint64 lifetime_s;    /* 0: the configured default */
 } VcIssueRequest;
 
 typedef struct {
-	char *serial;           /* lower-case hex */
+	char *serial; /* lower-case hex */
 	X509 *cert;
-	EVP_PKEY *key;          /* host keygen only; never stored by virtcert */
+	EVP_PKEY *key; /* host keygen only; never stored by virtcert */
 	gint64 not_before;
 	gint64 not_after;
-	GError *error;          /* set instead of the above in batch results */
+	GError *error; /* set instead of the above in batch results */
 } VcIssued;
 
 void vc_issued_free(VcIssued *issued);

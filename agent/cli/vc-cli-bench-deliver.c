@@ -41,29 +41,29 @@ vc_cli_bench_deliver(VcCli *cli, int argc, char **argv, GError **error)
 	g_autoptr(JsonBuilder) b = json_builder_new();
 	g_autofree char *cert = NULL, *chain = NULL, *key = NULL;
 	g_autofree char *cert_path = NULL, *chain_path = NULL, *key_path = NULL;
-	const char *const permit[] = { "bench.virtcert.example", NULL };
-	const char *const names[] = { "vm.bench.virtcert.example", NULL };
-	VcCaInitOptions opts = { .permit = permit, .key_type = VC_KEY_TYPE_EC_P256 };
-	VcIssueRequest req = { .vm_name = "bench", .dns_names = names,
-			       .key_type = VC_KEY_TYPE_EC_P256 };
+	const char *const permit[] = {"bench.virtcert.example", NULL};
+	const char *const names[] = {"vm.bench.virtcert.example", NULL};
+	VcCaInitOptions opts = {.permit = permit, .key_type = VC_KEY_TYPE_EC_P256};
+	VcIssueRequest req = {
+	    .vm_name = "bench", .dns_names = names, .key_type = VC_KEY_TYPE_EC_P256};
 	virConnectPtr conn = NULL;
 	virDomainPtr dom = NULL;
 	char uuid[VIR_UUID_STRING_BUFLEN];
 	gboolean ok = FALSE;
 	const GOptionEntry entries[] = {
-		{ "uri", 0, 0, G_OPTION_ARG_STRING, &uri, "libvirt URI of the VM's host", "URI" },
-		{ "vm", 0, 0, G_OPTION_ARG_STRING, &vm, "A running VM with a guest agent", "NAME" },
-		{ "count", 0, 0, G_OPTION_ARG_INT, &count, "Deliveries (default 20)", "N" },
-		{ "dir", 0, 0, G_OPTION_ARG_STRING, &dir,
-		  "Directory in the guest (default /run/virtcert-bench)", "PATH" },
-		{ NULL }
-	};
+	    {"uri", 0, 0, G_OPTION_ARG_STRING, &uri, "libvirt URI of the VM's host", "URI"},
+	    {"vm", 0, 0, G_OPTION_ARG_STRING, &vm, "A running VM with a guest agent", "NAME"},
+	    {"count", 0, 0, G_OPTION_ARG_INT, &count, "Deliveries (default 20)", "N"},
+	    {"dir", 0, 0, G_OPTION_ARG_STRING, &dir,
+	     "Directory in the guest (default /run/virtcert-bench)", "PATH"},
+	    {NULL}};
 
 	if (!vc_cli_parse("bench deliver", "--uri URI --vm NAME", entries, &argc, &argv, error))
 		return FALSE;
 	if (uri == NULL || vm == NULL || count < 1) {
-		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE,
-				    "--uri URI and --vm NAME (a running VM with qemu-ga) are required");
+		g_set_error_literal(
+		    error, VC_ERROR, VC_ERROR_USAGE,
+		    "--uri URI and --vm NAME (a running VM with qemu-ga) are required");
 		return FALSE;
 	}
 	conn = virConnectOpen(uri);
@@ -117,9 +117,12 @@ vc_cli_bench_deliver(VcCli *cli, int argc, char **argv, GError **error)
 		g_array_append_val(pings, dt);
 	}
 	{
-		VcGuestDelivery d = { .cert_pem = cert, .chain_pem = chain, .key_pem = key,
-				      .cert_path = cert_path, .chain_path = chain_path,
-				      .key_path = key_path };
+		VcGuestDelivery d = {.cert_pem = cert,
+				     .chain_pem = chain,
+				     .key_pem = key,
+				     .cert_path = cert_path,
+				     .chain_path = chain_path,
+				     .key_path = key_path};
 		times = vc_guest_bench_deliver(channel, &d, (guint)count, error);
 		if (times == NULL)
 			goto out;
@@ -149,9 +152,10 @@ vc_cli_bench_deliver(VcCli *cli, int argc, char **argv, GError **error)
 	if (arg_json)
 		vc_cli_print_json(json_builder_get_root(b));
 	else
-		g_print("%u deliveries into %s: p50 %.1f ms, p95 %.1f ms (guest-ping p50 %.1f ms)\n",
-			times->len, vm, vc_bench_pct_ms(times, 50), vc_bench_pct_ms(times, 95),
-			vc_bench_pct_ms(pings, 50));
+		g_print(
+		    "%u deliveries into %s: p50 %.1f ms, p95 %.1f ms (guest-ping p50 %.1f ms)\n",
+		    times->len, vm, vc_bench_pct_ms(times, 50), vc_bench_pct_ms(times, 95),
+		    vc_bench_pct_ms(pings, 50));
 	ok = TRUE;
 out:
 	g_clear_pointer(&channel, vc_guest_channel_free);

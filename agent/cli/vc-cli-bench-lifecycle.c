@@ -110,8 +110,9 @@ vc_bench_write_script(const char *dir, guint n, GError **error)
 	for (guint i = 0; i < n; i++) {
 		g_autofree char *xml_path = g_strdup_printf("%s/bench-%u.xml", dir, i);
 		g_autofree char *xml = g_strdup_printf(
-			"<domain type='test'><name>bench-%u</name><memory>65536</memory>"
-			"<os><type arch='x86_64'>hvm</type></os></domain>\n", i);
+		    "<domain type='test'><name>bench-%u</name><memory>65536</memory>"
+		    "<os><type arch='x86_64'>hvm</type></os></domain>\n",
+		    i);
 		if (!g_file_set_contents(xml_path, xml, -1, error))
 			return NULL;
 		g_string_append_printf(script, "define %s; start bench-%u\n", xml_path, i);
@@ -124,7 +125,8 @@ vc_bench_write_script(const char *dir, guint n, GError **error)
 static GSubprocess *
 vc_bench_spawn_virsh(const char *uri, const char *script, GError **error)
 {
-	g_autoptr(GSubprocessLauncher) l = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+	g_autoptr(GSubprocessLauncher) l =
+	    g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
 	g_subprocess_launcher_set_stdin_file_path(l, script);
 	return g_subprocess_launcher_spawn(l, error, "virsh", "-q", "-c", uri, NULL);
 }
@@ -145,11 +147,11 @@ vc_cli_bench_lifecycle(VcCli *cli, int argc, char **argv, GError **error)
 	g_autoptr(VcPolicySet) set = vc_policy_set_new();
 	g_autoptr(GSubprocess) virsh = NULL;
 	g_autoptr(JsonBuilder) b = json_builder_new();
-	const char *const permit[] = { "bench.virtcert.example", NULL };
+	const char *const permit[] = {"bench.virtcert.example", NULL};
 	const char policy[] = "[bench]\nmatch-name=bench-*\nnames={name}.bench.virtcert.example\n";
-	VcCaInitOptions opts = { .permit = permit, .key_type = VC_KEY_TYPE_EC_P256 };
-	VcVirtCallbacks cb = { vc_bench_connected, vc_bench_disconnected, vc_bench_event };
-	VcBench bench = { 0 };
+	VcCaInitOptions opts = {.permit = permit, .key_type = VC_KEY_TYPE_EC_P256};
+	VcVirtCallbacks cb = {vc_bench_connected, vc_bench_disconnected, vc_bench_event};
+	VcBench bench = {0};
 	VcVirt *virt = NULL;
 	virConnectPtr keeper = NULL;
 	gint64 t0, storm_done = 0;
@@ -157,15 +159,12 @@ vc_cli_bench_lifecycle(VcCli *cli, int argc, char **argv, GError **error)
 	struct rusage ru;
 	gboolean ok = FALSE;
 	const GOptionEntry entries[] = {
-		{ "domains", 0, 0, G_OPTION_ARG_INT, &domains, "Number of domains (default 1000)",
-		  "N" },
-		{ "reconcile", 0, 0, G_OPTION_ARG_NONE, &reconcile,
-		  "Domains exist before the engine starts: measure the startup reconcile", NULL },
-		{ "uri", 0, 0, G_OPTION_ARG_STRING, &uri,
-		  "libvirt test driver served by a libvirtd: test+unix:///default?socket=PATH",
-		  "URI" },
-		{ NULL }
-	};
+	    {"domains", 0, 0, G_OPTION_ARG_INT, &domains, "Number of domains (default 1000)", "N"},
+	    {"reconcile", 0, 0, G_OPTION_ARG_NONE, &reconcile,
+	     "Domains exist before the engine starts: measure the startup reconcile", NULL},
+	    {"uri", 0, 0, G_OPTION_ARG_STRING, &uri,
+	     "libvirt test driver served by a libvirtd: test+unix:///default?socket=PATH", "URI"},
+	    {NULL}};
 
 	if (!vc_cli_parse("bench lifecycle", "--uri URI --domains N", entries, &argc, &argv, error))
 		return FALSE;
@@ -185,7 +184,8 @@ vc_cli_bench_lifecycle(VcCli *cli, int argc, char **argv, GError **error)
 	ca_dir = g_build_filename(tmp, "ca", NULL);
 	db = g_build_filename(tmp, "virtcert.db", NULL);
 	if (!vc_ca_init_self_signed(ca_dir, &opts, error) ||
-	    (ca = vc_ca_load(ca_dir, error)) == NULL || (store = vc_store_open(db, error)) == NULL ||
+	    (ca = vc_ca_load(ca_dir, error)) == NULL ||
+	    (store = vc_store_open(db, error)) == NULL ||
 	    !vc_policy_set_load_data(set, "bench.conf", policy, sizeof(policy) - 1, error))
 		goto out;
 	script = vc_bench_write_script(tmp, (guint)domains, error);
@@ -268,10 +268,11 @@ vc_cli_bench_lifecycle(VcCli *cli, int argc, char **argv, GError **error)
 	if (arg_json)
 		vc_cli_print_json(json_builder_get_root(b));
 	else
-		g_print("%d domains: all issued in %.2f s, latency p50 %.1f ms p99 %.1f ms, peak RSS "
-			"%.1f MiB\n",
-			domains, all_s, vc_bench_percentile(bench.latencies_ms, 50),
-			vc_bench_percentile(bench.latencies_ms, 99), ru.ru_maxrss / 1024.0);
+		g_print(
+		    "%d domains: all issued in %.2f s, latency p50 %.1f ms p99 %.1f ms, peak RSS "
+		    "%.1f MiB\n",
+		    domains, all_s, vc_bench_percentile(bench.latencies_ms, 50),
+		    vc_bench_percentile(bench.latencies_ms, 99), ru.ru_maxrss / 1024.0);
 	ok = TRUE;
 out:
 	g_clear_pointer(&virt, vc_virt_free);

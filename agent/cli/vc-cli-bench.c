@@ -37,26 +37,25 @@ vc_cli_bench_issue(VcCli *cli, int argc, char **argv, GError **error)
 	g_autoptr(VcIssuer) issuer = NULL;
 	g_autoptr(JsonBuilder) b = json_builder_new();
 	VcKeyType type = VC_KEY_TYPE_EC_P256;
-	const char *const permit[] = { "bench.virtcert.example", NULL };
-	VcCaInitOptions opts = { .permit = permit };
+	const char *const permit[] = {"bench.virtcert.example", NULL};
+	VcCaInitOptions opts = {.permit = permit};
 	double raw, seconds;
 	gint64 start;
 	guint issued = 0;
 	struct rusage ru;
 	gboolean ok = FALSE;
 	const GOptionEntry entries[] = {
-		{ "count", 0, 0, G_OPTION_ARG_INT, &count, "Certificates to issue (default 1000)",
-		  "N" },
-		{ "key", 0, 0, G_OPTION_ARG_STRING, &key, "Key type (default ec-p256)", "TYPE" },
-		{ "batch", 0, 0, G_OPTION_ARG_INT, &batch,
-		  "Certificates per group commit (default 256)", "N" },
-		{ NULL }
-	};
+	    {"count", 0, 0, G_OPTION_ARG_INT, &count, "Certificates to issue (default 1000)", "N"},
+	    {"key", 0, 0, G_OPTION_ARG_STRING, &key, "Key type (default ec-p256)", "TYPE"},
+	    {"batch", 0, 0, G_OPTION_ARG_INT, &batch, "Certificates per group commit (default 256)",
+	     "N"},
+	    {NULL}};
 
 	if (!vc_cli_parse("bench issue", "--count N", entries, &argc, &argv, error))
 		return FALSE;
 	if (count < 1 || batch < 1) {
-		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE, "--count and --batch must be >= 1");
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE,
+				    "--count and --batch must be >= 1");
 		return FALSE;
 	}
 	if (key != NULL && !vc_key_type_from_string(key, &type, error))
@@ -84,7 +83,8 @@ vc_cli_bench_issue(VcCli *cli, int argc, char **argv, GError **error)
 	for (gint done = 0; done < count;) {
 		guint n = (guint)MIN(batch, count - done);
 		g_autofree VcIssueRequest *reqs = g_new0(VcIssueRequest, n);
-		g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
+		g_autoptr(GPtrArray) names =
+		    g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
 		g_autoptr(GPtrArray) uuids = g_ptr_array_new_with_free_func(g_free);
 		g_autoptr(GPtrArray) results = NULL;
 		for (guint i = 0; i < n; i++) {
@@ -103,8 +103,9 @@ vc_cli_bench_issue(VcCli *cli, int argc, char **argv, GError **error)
 		for (guint i = 0; i < n; i++) {
 			VcIssued *r = g_ptr_array_index(results, i);
 			if (r->error != NULL) {
-				g_set_error(error, VC_ERROR, VC_ERROR_FAILED, "issuance %d failed: %s",
-					    done + (int)i, r->error->message);
+				g_set_error(error, VC_ERROR, VC_ERROR_FAILED,
+					    "issuance %d failed: %s", done + (int)i,
+					    r->error->message);
 				goto out;
 			}
 			issued++;

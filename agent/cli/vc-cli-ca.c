@@ -14,20 +14,19 @@ vc_cli_ca_init(VcCli *cli, int argc, char **argv, GError **error)
 	g_autofree char *lifetime = NULL;
 	g_autofree char *dir = NULL;
 	gboolean force = FALSE;
-	VcCaInitOptions opts = { 0 };
+	VcCaInitOptions opts = {0};
 	const GOptionEntry entries[] = {
-		{ "permit", 0, 0, G_OPTION_ARG_STRING_ARRAY, &permit,
-		  "DNS subtree the CA may issue for (repeatable)", "DOMAIN" },
-		{ "key", 0, 0, G_OPTION_ARG_STRING, &key, "ec-p256 (default), ed25519, rsa-3072",
-		  "TYPE" },
-		{ "csr", 0, 0, G_OPTION_ARG_FILENAME, &csr,
-		  "Write a CSR for your organization's root instead of self-signing", "FILE" },
-		{ "cn", 0, 0, G_OPTION_ARG_STRING, &cn, "Subject CN of the intermediate", "CN" },
-		{ "lifetime", 0, 0, G_OPTION_ARG_STRING, &lifetime,
-		  "Lifetime of the intermediate (default 5 years)", "DURATION" },
-		{ "force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace an existing CA", NULL },
-		{ NULL }
-	};
+	    {"permit", 0, 0, G_OPTION_ARG_STRING_ARRAY, &permit,
+	     "DNS subtree the CA may issue for (repeatable)", "DOMAIN"},
+	    {"key", 0, 0, G_OPTION_ARG_STRING, &key, "ec-p256 (default), ed25519, rsa-3072",
+	     "TYPE"},
+	    {"csr", 0, 0, G_OPTION_ARG_FILENAME, &csr,
+	     "Write a CSR for your organization's root instead of self-signing", "FILE"},
+	    {"cn", 0, 0, G_OPTION_ARG_STRING, &cn, "Subject CN of the intermediate", "CN"},
+	    {"lifetime", 0, 0, G_OPTION_ARG_STRING, &lifetime,
+	     "Lifetime of the intermediate (default 5 years)", "DURATION"},
+	    {"force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace an existing CA", NULL},
+	    {NULL}};
 
 	if (!vc_cli_parse("ca init", "--permit DOMAIN…", entries, &argc, &argv, error))
 		return FALSE;
@@ -36,9 +35,10 @@ vc_cli_ca_init(VcCli *cli, int argc, char **argv, GError **error)
 		return FALSE;
 	}
 	if (permit == NULL || permit[0] == NULL) {
-		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE,
-				    "at least one --permit DOMAIN is required: the CA is restricted "
-				    "to the DNS names it manages");
+		g_set_error_literal(
+		    error, VC_ERROR, VC_ERROR_USAGE,
+		    "at least one --permit DOMAIN is required: the CA is restricted "
+		    "to the DNS names it manages");
 		return FALSE;
 	}
 	opts.key_type = VC_KEY_TYPE_EC_P256;
@@ -77,7 +77,8 @@ vc_cli_ca_init(VcCli *cli, int argc, char **argv, GError **error)
 		if (!vc_ca_init_self_signed(dir, &opts, error))
 			return FALSE;
 		if (!arg_json)
-			g_print("Restricted intermediate CA created in %s (self-signed root).\n", dir);
+			g_print("Restricted intermediate CA created in %s (self-signed root).\n",
+				dir);
 	}
 	if (arg_json) {
 		g_autoptr(JsonBuilder) b = json_builder_new();
@@ -101,11 +102,9 @@ vc_cli_ca_import(VcCli *cli, int argc, char **argv, GError **error)
 {
 	g_autofree char *root = NULL;
 	g_autofree char *dir = NULL;
-	const GOptionEntry entries[] = {
-		{ "root", 0, 0, G_OPTION_ARG_FILENAME, &root,
-		  "Verify the intermediate up to this root (PEM)", "ROOT" },
-		{ NULL }
-	};
+	const GOptionEntry entries[] = {{"root", 0, 0, G_OPTION_ARG_FILENAME, &root,
+					 "Verify the intermediate up to this root (PEM)", "ROOT"},
+					{NULL}};
 
 	if (!vc_cli_parse("ca import", "CERT", entries, &argc, &argv, error))
 		return FALSE;
@@ -157,13 +156,11 @@ gboolean
 vc_cli_ca_show(VcCli *cli, int argc, char **argv, GError **error)
 {
 	gboolean pem = FALSE, chain = FALSE;
-	const GOptionEntry entries[] = {
-		{ "pem", 0, 0, G_OPTION_ARG_NONE, &pem, "Print the intermediate certificate as PEM",
-		  NULL },
-		{ "chain", 0, 0, G_OPTION_ARG_NONE, &chain,
-		  "With --pem: also its issuers up to the root", NULL },
-		{ NULL }
-	};
+	const GOptionEntry entries[] = {{"pem", 0, 0, G_OPTION_ARG_NONE, &pem,
+					 "Print the intermediate certificate as PEM", NULL},
+					{"chain", 0, 0, G_OPTION_ARG_NONE, &chain,
+					 "With --pem: also its issuers up to the root", NULL},
+					{NULL}};
 	VcCa *ca;
 
 	if (!vc_cli_parse("ca show", "", entries, &argc, &argv, error))
@@ -215,9 +212,12 @@ vc_cli_ca_show(VcCli *cli, int argc, char **argv, GError **error)
 			JsonObject *o = json_node_get_object(node);
 			JsonObject *inter = json_object_get_object_member(o, "intermediate");
 			g_print("CA id:        %s\n", vc_ca_get_id(ca));
-			g_print("Subject:      %s\n", json_object_get_string_member(inter, "subject"));
-			g_print("Issuer:       %s\n", json_object_get_string_member(inter, "issuer"));
-			g_print("SHA-256:      %s\n", json_object_get_string_member(inter, "sha256"));
+			g_print("Subject:      %s\n",
+				json_object_get_string_member(inter, "subject"));
+			g_print("Issuer:       %s\n",
+				json_object_get_string_member(inter, "issuer"));
+			g_print("SHA-256:      %s\n",
+				json_object_get_string_member(inter, "sha256"));
 			if (json_object_has_member(inter, "expires_in_days"))
 				g_print("Expires in:   %" G_GINT64_FORMAT " days\n",
 					json_object_get_int_member(inter, "expires_in_days"));

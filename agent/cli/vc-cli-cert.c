@@ -15,7 +15,7 @@ static VcPolicy *
 vc_cli_policy_for_vm(VcCli *cli, const char *vm_name, const char *vm_uuid, GError **error)
 {
 	g_autoptr(VcPolicySet) set = vc_policy_set_new();
-	VcDomainInfo info = { .name = (char *)vm_name, .uuid = (char *)vm_uuid };
+	VcDomainInfo info = {.name = (char *)vm_name, .uuid = (char *)vm_uuid};
 	GPtrArray *warnings;
 	VcPolicy *policy;
 
@@ -47,23 +47,22 @@ vc_cli_issue(VcCli *cli, int argc, char **argv, GError **error)
 	g_autoptr(VcPolicy) policy = NULL;
 	g_autoptr(VcIssued) issued = NULL;
 	g_auto(GStrv) names = NULL;
-	VcIssueRequest req = { 0 };
+	VcIssueRequest req = {0};
 	VcIssuer *issuer;
 	const GOptionEntry entries[] = {
-		{ "vm", 0, 0, G_OPTION_ARG_STRING, &vm, "VM name or UUID", "NAME|UUID" },
-		{ "dns", 0, 0, G_OPTION_ARG_STRING_ARRAY, &dns,
-		  "DNS name (repeatable); default: the names policy gives the VM", "NAME" },
-		{ "key", 0, 0, G_OPTION_ARG_STRING, &key, "Key type (default from policy)", "TYPE" },
-		{ "lifetime", 0, 0, G_OPTION_ARG_STRING, &lifetime, "Lifetime (default from policy)",
-		  "DURATION" },
-		{ "cert-out", 0, 0, G_OPTION_ARG_FILENAME, &cert_out, "Write the certificate (PEM)",
-		  "FILE" },
-		{ "chain-out", 0, 0, G_OPTION_ARG_FILENAME, &chain_out,
-		  "Write the certificate and its chain (PEM)", "FILE" },
-		{ "key-out", 0, 0, G_OPTION_ARG_FILENAME, &key_out,
-		  "Write the private key (PEM, mode 0600); without it the key is discarded", "FILE" },
-		{ NULL }
-	};
+	    {"vm", 0, 0, G_OPTION_ARG_STRING, &vm, "VM name or UUID", "NAME|UUID"},
+	    {"dns", 0, 0, G_OPTION_ARG_STRING_ARRAY, &dns,
+	     "DNS name (repeatable); default: the names policy gives the VM", "NAME"},
+	    {"key", 0, 0, G_OPTION_ARG_STRING, &key, "Key type (default from policy)", "TYPE"},
+	    {"lifetime", 0, 0, G_OPTION_ARG_STRING, &lifetime, "Lifetime (default from policy)",
+	     "DURATION"},
+	    {"cert-out", 0, 0, G_OPTION_ARG_FILENAME, &cert_out, "Write the certificate (PEM)",
+	     "FILE"},
+	    {"chain-out", 0, 0, G_OPTION_ARG_FILENAME, &chain_out,
+	     "Write the certificate and its chain (PEM)", "FILE"},
+	    {"key-out", 0, 0, G_OPTION_ARG_FILENAME, &key_out,
+	     "Write the private key (PEM, mode 0600); without it the key is discarded", "FILE"},
+	    {NULL}};
 
 	if (!vc_cli_parse("issue", "--vm NAME|UUID [--dns NAME…]", entries, &argc, &argv, error))
 		return FALSE;
@@ -83,7 +82,7 @@ vc_cli_issue(VcCli *cli, int argc, char **argv, GError **error)
 		for (guint i = 0; dns[i] != NULL; i++)
 			names[i] = g_ascii_strdown(dns[i], -1);
 	} else {
-		VcNameVars vars = { .name = vm, .uuid = uuid };
+		VcNameVars vars = {.name = vm, .uuid = uuid};
 		policy = vc_cli_policy_for_vm(cli, vm, uuid, error);
 		if (policy == NULL)
 			return FALSE;
@@ -101,7 +100,8 @@ vc_cli_issue(VcCli *cli, int argc, char **argv, GError **error)
 
 	/* through the daemon unless the caller wants the key or files: a key made
 	 * in the daemon never leaves it */
-	if (cert_out == NULL && chain_out == NULL && key_out == NULL && vc_cli_daemon_running(cli)) {
+	if (cert_out == NULL && chain_out == NULL && key_out == NULL &&
+	    vc_cli_daemon_running(cli)) {
 		g_autoptr(JsonObject) params = json_object_new();
 		g_autoptr(JsonArray) a = json_array_new();
 		g_autoptr(JsonNode) node = NULL;
@@ -134,7 +134,8 @@ vc_cli_issue(VcCli *cli, int argc, char **argv, GError **error)
 		GPtrArray *cas = vc_ca_get_chain(cli->ca);
 		if (pem == NULL)
 			return FALSE;
-		if (cert_out != NULL && !vc_cli_write_output(cert_out, pem, strlen(pem), 0644, error))
+		if (cert_out != NULL &&
+		    !vc_cli_write_output(cert_out, pem, strlen(pem), 0644, error))
 			return FALSE;
 		chain = g_string_new(pem);
 		for (guint i = 0; i < cas->len; i++) {
@@ -280,11 +281,10 @@ vc_cli_list(VcCli *cli, int argc, char **argv, GError **error)
 	g_autoptr(JsonNode) node = NULL;
 	JsonArray *certs;
 	const GOptionEntry entries[] = {
-		{ "vm", 0, 0, G_OPTION_ARG_STRING, &vm, "Only this VM (name or UUID)", "VM" },
-		{ "status", 0, 0, G_OPTION_ARG_STRING, &status,
-		  "Only this status (pending, valid, revoked, abandoned)", "STATUS" },
-		{ NULL }
-	};
+	    {"vm", 0, 0, G_OPTION_ARG_STRING, &vm, "Only this VM (name or UUID)", "VM"},
+	    {"status", 0, 0, G_OPTION_ARG_STRING, &status,
+	     "Only this status (pending, valid, revoked, abandoned)", "STATUS"},
+	    {NULL}};
 
 	if (!vc_cli_parse("list", "", entries, &argc, &argv, error))
 		return FALSE;
@@ -345,8 +345,8 @@ vc_cli_show_offline(VcCli *cli, const char *what, GError **error)
 	if (recs == NULL)
 		return NULL;
 	if (recs->len > 0)
-		row = vc_store_domain_get(cli->store,
-					  ((VcCertRecord *)g_ptr_array_index(recs, 0))->vm_uuid, NULL);
+		row = vc_store_domain_get(
+		    cli->store, ((VcCertRecord *)g_ptr_array_index(recs, 0))->vm_uuid, NULL);
 	if (recs->len == 0) {
 		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
 			    "no certificate with serial or VM '%s'", what);
@@ -400,9 +400,8 @@ vc_cli_show(VcCli *cli, int argc, char **argv, GError **error)
 	g_autoptr(JsonNode) node = NULL;
 	JsonObject *o;
 	const GOptionEntry entries[] = {
-		{ "pem", 0, 0, G_OPTION_ARG_NONE, &pem, "Print the certificate(s) as PEM", NULL },
-		{ NULL }
-	};
+	    {"pem", 0, 0, G_OPTION_ARG_NONE, &pem, "Print the certificate(s) as PEM", NULL},
+	    {NULL}};
 
 	if (!vc_cli_parse("show", "SERIAL|VM", entries, &argc, &argv, error))
 		return FALSE;
@@ -435,7 +434,8 @@ vc_cli_show(VcCli *cli, int argc, char **argv, GError **error)
 		if (json_object_has_member(o, "certificates")) {
 			JsonArray *a = json_object_get_array_member(o, "certificates");
 			for (guint i = 0; i < json_array_get_length(a); i++)
-				if (!vc_cli_print_pem(cli, json_array_get_object_element(a, i), error))
+				if (!vc_cli_print_pem(cli, json_array_get_object_element(a, i),
+						      error))
 					return FALSE;
 			return TRUE;
 		}
@@ -450,11 +450,12 @@ vc_cli_show(VcCli *cli, int argc, char **argv, GError **error)
 		JsonNode *d = json_object_get_member(o, "domain");
 		if (d != NULL && JSON_NODE_HOLDS_OBJECT(d)) {
 			JsonObject *dom = json_node_get_object(d);
-			g_print("VM:          %s (%s)\nState:       %s (generation %" G_GINT64_FORMAT
-				")\n",
-				vc_cli_json_str(dom, "name"), vc_cli_json_str(dom, "uuid"),
-				vc_cli_json_str(dom, "state"),
-				json_object_get_int_member_with_default(dom, "generation", 0));
+			g_print(
+			    "VM:          %s (%s)\nState:       %s (generation %" G_GINT64_FORMAT
+			    ")\n",
+			    vc_cli_json_str(dom, "name"), vc_cli_json_str(dom, "uuid"),
+			    vc_cli_json_str(dom, "state"),
+			    json_object_get_int_member_with_default(dom, "generation", 0));
 			if (*vc_cli_json_str(dom, "last_error"))
 				g_print("Last error:  %s\n", vc_cli_json_str(dom, "last_error"));
 			g_print("\n");
@@ -479,11 +480,11 @@ vc_cli_revoke(VcCli *cli, int argc, char **argv, GError **error)
 	int reason = VC_REASON_UNSPECIFIED;
 	VcIssuer *issuer;
 	const GOptionEntry entries[] = {
-		{ "reason", 0, 0, G_OPTION_ARG_STRING, &reason_s,
-		  "RFC 5280 reason: unspecified, keyCompromise, superseded, cessationOfOperation, "
-		  "privilegeWithdrawn, affiliationChanged", "REASON" },
-		{ NULL }
-	};
+	    {"reason", 0, 0, G_OPTION_ARG_STRING, &reason_s,
+	     "RFC 5280 reason: unspecified, keyCompromise, superseded, cessationOfOperation, "
+	     "privilegeWithdrawn, affiliationChanged",
+	     "REASON"},
+	    {NULL}};
 
 	if (!vc_cli_parse("revoke", "SERIAL|VM", entries, &argc, &argv, error))
 		return FALSE;
@@ -505,7 +506,8 @@ vc_cli_revoke(VcCli *cli, int argc, char **argv, GError **error)
 		if (arg_json) {
 			vc_cli_print_json(g_steal_pointer(&node));
 		} else {
-			JsonArray *a = json_object_get_array_member(json_node_get_object(node), "revoked");
+			JsonArray *a =
+			    json_object_get_array_member(json_node_get_object(node), "revoked");
 			for (guint i = 0; a != NULL && i < json_array_get_length(a); i++)
 				g_print("Revoked %s (%s)\n", json_array_get_string_element(a, i),
 					vc_reason_to_string(reason));
@@ -527,7 +529,8 @@ vc_cli_revoke(VcCli *cli, int argc, char **argv, GError **error)
 			return FALSE;
 		for (guint i = 0; i < recs->len; i++) {
 			VcCertRecord *rec = g_ptr_array_index(recs, i);
-			if (rec->status == VC_CERT_STATUS_VALID || rec->status == VC_CERT_STATUS_PENDING)
+			if (rec->status == VC_CERT_STATUS_VALID ||
+			    rec->status == VC_CERT_STATUS_PENDING)
 				g_ptr_array_add(targets, g_strdup(rec->serial));
 		}
 		if (recs->len == 0) {
@@ -564,10 +567,9 @@ vc_cli_crl(VcCli *cli, int argc, char **argv, GError **error)
 	g_autoptr(X509_CRL) crl = NULL;
 	VcIssuer *issuer;
 	const GOptionEntry entries[] = {
-		{ "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Write to FILE instead of stdout", "FILE" },
-		{ "pem", 0, 0, G_OPTION_ARG_NONE, &pem, "PEM instead of DER", NULL },
-		{ NULL }
-	};
+	    {"out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Write to FILE instead of stdout", "FILE"},
+	    {"pem", 0, 0, G_OPTION_ARG_NONE, &pem, "PEM instead of DER", NULL},
+	    {NULL}};
 
 	if (!vc_cli_parse("crl", "", entries, &argc, &argv, error))
 		return FALSE;

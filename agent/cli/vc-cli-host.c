@@ -41,13 +41,12 @@ vc_cli_host_ca_init(VcCli *cli, int argc, char **argv, GError **error)
 	g_autofree char *fp = NULL;
 	gboolean force = FALSE;
 	g_autoptr(VcHostCa) ca = NULL;
-	VcHostCaInitOptions opts = { 0 };
+	VcHostCaInitOptions opts = {0};
 	const GOptionEntry entries[] = {
-		{ "dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "Host CA directory", "DIR" },
-		{ "cn", 0, 0, G_OPTION_ARG_STRING, &cn, "Common name of the host CA", "CN" },
-		{ "force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace an existing host CA", NULL },
-		{ NULL }
-	};
+	    {"dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "Host CA directory", "DIR"},
+	    {"cn", 0, 0, G_OPTION_ARG_STRING, &cn, "Common name of the host CA", "CN"},
+	    {"force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace an existing host CA", NULL},
+	    {NULL}};
 	const char *usage = "virtcert host-ca init --dir DIR [--cn CN]";
 
 	if (!vc_cli_parse("host-ca init", "--dir DIR [--cn CN]", entries, &argc, &argv, error))
@@ -74,8 +73,9 @@ vc_cli_host_ca_init(VcCli *cli, int argc, char **argv, GError **error)
 		vc_cli_print_json(json_builder_get_root(b));
 	} else {
 		g_print("Host CA created in %s\n", dir);
-		g_print("Certificate:  %s/ca.pem (give it to every host: virtcert host enroll --ca)\n",
-			dir);
+		g_print(
+		    "Certificate:  %s/ca.pem (give it to every host: virtcert host enroll --ca)\n",
+		    dir);
 		g_print("Fingerprint:  %s\n", fp);
 		g_print("(VM owners list this fingerprint as trust-host-ca)\n");
 	}
@@ -117,14 +117,13 @@ vc_cli_host_ca_sign(VcCli *cli, int argc, char **argv, GError **error)
 	/* a certificate starts a little in the past for peers whose clock lags */
 	gint64 nb = now - 5 * 60;
 	const GOptionEntry entries[] = {
-		{ "dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "Host CA directory", "DIR" },
-		{ "days", 0, 0, G_OPTION_ARG_INT, &days,
-		  "Validity in days (default 365; 0 makes an already expired certificate, for "
-		  "tests)",
-		  "N" },
-		{ "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Where to write the certificate", "CERT" },
-		{ NULL }
-	};
+	    {"dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "Host CA directory", "DIR"},
+	    {"days", 0, 0, G_OPTION_ARG_INT, &days,
+	     "Validity in days (default 365; 0 makes an already expired certificate, for "
+	     "tests)",
+	     "N"},
+	    {"out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Where to write the certificate", "CERT"},
+	    {NULL}};
 	const char *usage = "virtcert host-ca sign CSR --dir DIR [--days N] --out CERT";
 
 	if (!vc_cli_parse("host-ca sign", "CSR --dir DIR [--days N] --out CERT", entries, &argc,
@@ -166,9 +165,7 @@ vc_cli_host_ca_revoke(VcCli *cli, int argc, char **argv, GError **error)
 	g_autoptr(X509) cert = NULL;
 	g_autofree char *serial = NULL;
 	const GOptionEntry entries[] = {
-		{ "dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "Host CA directory", "DIR" },
-		{ NULL }
-	};
+	    {"dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "Host CA directory", "DIR"}, {NULL}};
 
 	if (!vc_cli_parse("host-ca revoke", "CERT --dir DIR", entries, &argc, &argv, error))
 		return FALSE;
@@ -195,12 +192,10 @@ vc_cli_host_ca_crl(VcCli *cli, int argc, char **argv, GError **error)
 	g_autoptr(X509_CRL) crl = NULL;
 	g_autofree char *pem = NULL;
 	const GOptionEntry entries[] = {
-		{ "dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "Host CA directory", "DIR" },
-		{ "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Where to write the CRL (- stdout)",
-		  "CRL" },
-		{ "days", 0, 0, G_OPTION_ARG_INT, &days, "Validity of the CRL (default 7)", "N" },
-		{ NULL }
-	};
+	    {"dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "Host CA directory", "DIR"},
+	    {"out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Where to write the CRL (- stdout)", "CRL"},
+	    {"days", 0, 0, G_OPTION_ARG_INT, &days, "Validity of the CRL (default 7)", "N"},
+	    {NULL}};
 
 	if (!vc_cli_parse("host-ca crl", "--dir DIR --out CRL", entries, &argc, &argv, error))
 		return FALSE;
@@ -230,22 +225,22 @@ vc_cli_host_enroll(VcCli *cli, int argc, char **argv, GError **error)
 	g_autofree char *ca_out = NULL;
 	g_autofree char *key_dir = NULL;
 	const GOptionEntry entries[] = {
-		{ "ca", 0, 0, G_OPTION_ARG_FILENAME, &ca, "The host CA certificate(s) to trust",
-		  "HOSTCA.pem" },
-		{ "attr", 0, 0, G_OPTION_ARG_STRING_ARRAY, &attrs,
-		  "Host attribute, repeatable (site=eu-west, tier=confidential)", "KEY=VALUE" },
-		{ "fqdn", 0, 0, G_OPTION_ARG_STRING, &fqdn,
-		  "This host's name (default: [host] fqdn, else the system's FQDN)", "NAME" },
-		{ "force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace an existing host key", NULL },
-		{ NULL }
-	};
+	    {"ca", 0, 0, G_OPTION_ARG_FILENAME, &ca, "The host CA certificate(s) to trust",
+	     "HOSTCA.pem"},
+	    {"attr", 0, 0, G_OPTION_ARG_STRING_ARRAY, &attrs,
+	     "Host attribute, repeatable (site=eu-west, tier=confidential)", "KEY=VALUE"},
+	    {"fqdn", 0, 0, G_OPTION_ARG_STRING, &fqdn,
+	     "This host's name (default: [host] fqdn, else the system's FQDN)", "NAME"},
+	    {"force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace an existing host key", NULL},
+	    {NULL}};
 
 	if (!vc_cli_parse("host enroll", "--ca HOSTCA.pem [--attr KEY=VALUE…] [--fqdn NAME]",
 			  entries, &argc, &argv, error))
 		return FALSE;
 	if (ca == NULL || argc != 1)
-		return usage_error(error, "virtcert host enroll --ca HOSTCA.pem [--attr KEY=VALUE…] "
-					  "[--fqdn NAME]");
+		return usage_error(error,
+				   "virtcert host enroll --ca HOSTCA.pem [--attr KEY=VALUE…] "
+				   "[--fqdn NAME]");
 	/* a bad --attr is a mistake on the command line, not in data */
 	for (guint i = 0; attrs != NULL && attrs[i] != NULL; i++) {
 		if (!vc_host_attribute_parse(attrs[i], NULL, NULL, error)) {
@@ -262,8 +257,8 @@ vc_cli_host_enroll(VcCli *cli, int argc, char **argv, GError **error)
 	key_dir = g_path_get_dirname(key_path);
 	csr_path = g_build_filename(key_dir, "host.csr", NULL);
 	ca_out = vc_config_get_host_path(cli->config, "ca");
-	if (!vc_host_enroll(key_path, csr_path, fqdn, (const char *const *)attrs, ca, ca_out,
-			    force, error))
+	if (!vc_host_enroll(key_path, csr_path, fqdn, (const char *const *)attrs, ca, ca_out, force,
+			    error))
 		return FALSE;
 	if (arg_json) {
 		g_autoptr(JsonBuilder) b = json_builder_new();
@@ -382,7 +377,8 @@ vc_cli_host_show(VcCli *cli, int argc, char **argv, GError **error)
 		for (guint i = 0; i < keys->len; i++) {
 			GPtrArray *v = vc_host_identity_get_values(id, g_ptr_array_index(keys, i));
 			for (guint j = 0; j < v->len; j++)
-				g_print("Attribute:   %s=%s\n", (const char *)g_ptr_array_index(keys, i),
+				g_print("Attribute:   %s=%s\n",
+					(const char *)g_ptr_array_index(keys, i),
 					(const char *)g_ptr_array_index(v, j));
 		}
 		g_print("Issuer:      %s\n", issuer);
@@ -402,7 +398,7 @@ static const char *
 qemu_group_default(void)
 {
 	/* Debian runs QEMU as libvirt-qemu, Fedora/RHEL as qemu */
-	static const char *const names[] = { "libvirt-qemu", "qemu", NULL };
+	static const char *const names[] = {"libvirt-qemu", "qemu", NULL};
 	for (gsize i = 0; names[i] != NULL; i++)
 		if (getgrnam(names[i]) != NULL)
 			return names[i];
@@ -418,16 +414,13 @@ vc_cli_host_install_libvirt_tls(VcCli *cli, int argc, char **argv, GError **erro
 	g_autoptr(VcHost) host = NULL;
 	g_autoptr(GPtrArray) written = NULL;
 	const GOptionEntry entries[] = {
-		{ "root", 0, 0, G_OPTION_ARG_FILENAME, &root, "Install below DIR (default /)",
-		  "DIR" },
-		{ "qemu-group", 0, 0, G_OPTION_ARG_STRING, &group,
-		  "Group QEMU runs as (default libvirt-qemu or qemu)", "GROUP" },
-		{ "force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace other TLS files", NULL },
-		{ NULL }
-	};
+	    {"root", 0, 0, G_OPTION_ARG_FILENAME, &root, "Install below DIR (default /)", "DIR"},
+	    {"qemu-group", 0, 0, G_OPTION_ARG_STRING, &group,
+	     "Group QEMU runs as (default libvirt-qemu or qemu)", "GROUP"},
+	    {"force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace other TLS files", NULL},
+	    {NULL}};
 
-	if (!vc_cli_parse("host install-libvirt-tls", "[--root DIR]", entries, &argc, &argv,
-			  error))
+	if (!vc_cli_parse("host install-libvirt-tls", "[--root DIR]", entries, &argc, &argv, error))
 		return FALSE;
 	if (argc != 1)
 		return usage_error(error, "virtcert host install-libvirt-tls [--root DIR]");
@@ -475,11 +468,10 @@ vc_cli_policy_check(VcCli *cli, int argc, char **argv, GError **error)
 	gboolean allow, have_ca;
 	GPtrArray *warnings;
 	const GOptionEntry entries[] = {
-		{ "xml", 0, 0, G_OPTION_ARG_FILENAME, &xml_path, "Domain XML", "DOMAIN.xml" },
-		{ "host", 0, 0, G_OPTION_ARG_FILENAME, &host_path,
-		  "The destination host's certificate", "HOSTCERT.pem" },
-		{ NULL }
-	};
+	    {"xml", 0, 0, G_OPTION_ARG_FILENAME, &xml_path, "Domain XML", "DOMAIN.xml"},
+	    {"host", 0, 0, G_OPTION_ARG_FILENAME, &host_path, "The destination host's certificate",
+	     "HOSTCERT.pem"},
+	    {NULL}};
 
 	if (!vc_cli_parse("policy check", "--xml DOMAIN.xml --host HOSTCERT.pem", entries, &argc,
 			  &argv, error))
@@ -576,8 +568,8 @@ find_hook_binary(GError **error)
 	if (dir != NULL) {
 		g_ptr_array_add(tried, g_build_filename(dir, "..", "libexec", "virtcert",
 							"virtcert-hook", NULL));
-		g_ptr_array_add(tried, g_build_filename(dir, "..", "..", "hooks", "virtcert-hook",
-							NULL));
+		g_ptr_array_add(tried,
+				g_build_filename(dir, "..", "..", "hooks", "virtcert-hook", NULL));
 	}
 	g_ptr_array_add(tried, g_strdup("/usr/libexec/virtcert/virtcert-hook"));
 	for (guint i = 0; i < tried->len; i++) {
@@ -600,13 +592,11 @@ vc_cli_hook_install(VcCli *cli, int argc, char **argv, GError **error)
 	g_autofree char *dir = NULL;
 	g_autofree char *dest = NULL;
 	const GOptionEntry entries[] = {
-		{ "root", 0, 0, G_OPTION_ARG_FILENAME, &root, "Install below DIR (default /)",
-		  "DIR" },
-		{ "hook", 0, 0, G_OPTION_ARG_FILENAME, &hook, "The virtcert-hook binary", "PATH" },
-		{ "symlink", 0, 0, G_OPTION_ARG_NONE, &symlink_it,
-		  "Link to the binary instead of copying it", NULL },
-		{ NULL }
-	};
+	    {"root", 0, 0, G_OPTION_ARG_FILENAME, &root, "Install below DIR (default /)", "DIR"},
+	    {"hook", 0, 0, G_OPTION_ARG_FILENAME, &hook, "The virtcert-hook binary", "PATH"},
+	    {"symlink", 0, 0, G_OPTION_ARG_NONE, &symlink_it,
+	     "Link to the binary instead of copying it", NULL},
+	    {NULL}};
 
 	if (!vc_cli_parse("hook install", "[--root DIR]", entries, &argc, &argv, error))
 		return FALSE;
@@ -619,8 +609,8 @@ vc_cli_hook_install(VcCli *cli, int argc, char **argv, GError **error)
 		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "%s is not an executable", hook);
 		return FALSE;
 	}
-	dir = g_build_filename(root != NULL ? root : "/", "etc", "libvirt", "hooks", "qemu.d",
-			       NULL);
+	dir =
+	    g_build_filename(root != NULL ? root : "/", "etc", "libvirt", "hooks", "qemu.d", NULL);
 	dest = g_build_filename(dir, "virtcert", NULL);
 	if (g_mkdir_with_parents(dir, 0755) < 0) {
 		g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot create %s: %s", dir,

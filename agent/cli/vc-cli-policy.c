@@ -17,8 +17,8 @@ vc_cli_load_domain_xml(const char *path, GError **error)
 	if (g_strcmp0(path, "-") == 0) {
 		g_autoptr(GInputStream) in = g_unix_input_stream_new(0, FALSE);
 		/* one byte over the cap, so that the parser sees it is too large */
-		g_autoptr(GBytes) bytes = g_input_stream_read_bytes(in, VC_DOMAIN_XML_MAX_SIZE + 1,
-								    NULL, error);
+		g_autoptr(GBytes) bytes =
+		    g_input_stream_read_bytes(in, VC_DOMAIN_XML_MAX_SIZE + 1, NULL, error);
 		if (bytes == NULL)
 			return NULL;
 		len = g_bytes_get_size(bytes);
@@ -49,11 +49,10 @@ vc_cli_policy_show(VcCli *cli, int argc, char **argv, GError **error)
 	GPtrArray *warnings;
 	VcNameVars vars;
 	const GOptionEntry entries[] = {
-		{ "xml", 0, 0, G_OPTION_ARG_FILENAME, &xml_path,
-		  "Domain XML (as virsh dumpxml prints it, or as you will define it); - for stdin",
-		  "FILE" },
-		{ NULL }
-	};
+	    {"xml", 0, 0, G_OPTION_ARG_FILENAME, &xml_path,
+	     "Domain XML (as virsh dumpxml prints it, or as you will define it); - for stdin",
+	     "FILE"},
+	    {NULL}};
 
 	if (!vc_cli_parse("policy show", "--xml DOMAIN.xml", entries, &argc, &argv, error))
 		return FALSE;
@@ -136,8 +135,9 @@ vc_cli_policy_show(VcCli *cli, int argc, char **argv, GError **error)
 		g_print("Issue on:  %s; on stop: %s\n", vc_issue_on_to_string(policy->issue_on),
 			policy->revoke_on_stop ? "revoke" : "keep");
 		g_print("Delivery:  cert %s, chain %s, key %s, owner %s%s%s\n", policy->cert_path,
-			policy->chain_path, policy->key_path, policy->owner ? policy->owner : "root",
-			policy->reload ? ", reload: " : "", policy->reload ? policy->reload : "");
+			policy->chain_path, policy->key_path,
+			policy->owner ? policy->owner : "root", policy->reload ? ", reload: " : "",
+			policy->reload ? policy->reload : "");
 		for (guint i = 0; policy->trust_host_cas != NULL && policy->trust_host_cas[i]; i++)
 			g_print("Trusts:    host CA %s\n", policy->trust_host_cas[i]);
 		for (guint i = 0; policy->placement != NULL && i < policy->placement->len; i++) {

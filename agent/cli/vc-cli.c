@@ -16,59 +16,55 @@ char *arg_state_dir;
 gboolean arg_json;
 
 static const GOptionEntry global_entries[] = {
-	{ "config", 0, 0, G_OPTION_ARG_FILENAME, &arg_config,
-	  "Configuration file (default " VC_SYSCONFDIR "/virtcert.conf)", "FILE" },
-	{ "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &arg_state_dir,
-	  "State directory, overriding the configuration's", "DIR" },
-	{ "json", 0, 0, G_OPTION_ARG_NONE, &arg_json, "Print machine-readable JSON", NULL },
-	{ NULL }
-};
+    {"config", 0, 0, G_OPTION_ARG_FILENAME, &arg_config,
+     "Configuration file (default " VC_SYSCONFDIR "/virtcert.conf)", "FILE"},
+    {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &arg_state_dir,
+     "State directory, overriding the configuration's", "DIR"},
+    {"json", 0, 0, G_OPTION_ARG_NONE, &arg_json, "Print machine-readable JSON", NULL},
+    {NULL}};
 
 static const VcCliCommand commands[] = {
-	{ "ca init", "--permit DOMAIN [--permit DOMAIN…] [--key TYPE] [--csr FILE]",
-	  "Create the restricted intermediate CA (self-signed root, or a CSR for your root)",
-	  vc_cli_ca_init },
-	{ "ca import", "CERT [--root ROOT]", "Install the signed intermediate certificate",
-	  vc_cli_ca_import },
-	{ "ca show", "[--pem] [--chain]", "Show the local CA", vc_cli_ca_show },
-	{ "issue", "--vm NAME|UUID [--dns NAME…]", "Issue a certificate for a VM by hand",
-	  vc_cli_issue },
-	{ "list", "[--vm NAME|UUID] [--status STATUS]", "List certificates", vc_cli_list },
-	{ "show", "SERIAL|VM [--pem]", "Show a certificate, or the certificates of a VM",
-	  vc_cli_show },
-	{ "revoke", "SERIAL|VM [--reason REASON]", "Revoke a certificate, or all of a VM's",
-	  vc_cli_revoke },
-	{ "crl", "[--out FILE] [--pem]", "Build and print a new CRL from the store", vc_cli_crl },
-	{ "status", "", "Show the daemon's state (needs virtcertd)", vc_cli_status },
-	{ "renew", "VM", "Renew a VM's certificate now (needs virtcertd)", vc_cli_renew },
-	{ "reload", "", "Reload policy.d (needs virtcertd)", vc_cli_reload },
-	{ "watch", "", "Stream the daemon's events and decisions (needs virtcertd)", vc_cli_watch },
-	{ "policy show", "--xml DOMAIN.xml", "What the daemon would decide for a domain XML",
-	  vc_cli_policy_show },
-	{ "policy check", "--xml DOMAIN.xml --host HOSTCERT.pem",
-	  "May this VM run on that host? (exit 0 allow, 2 deny)", vc_cli_policy_check },
-	{ "host-ca init", "--dir DIR [--cn CN]", "Create a lab host CA", vc_cli_host_ca_init },
-	{ "host-ca sign", "CSR --dir DIR [--days N] --out CERT",
-	  "Sign a host's CSR (FQDN and urn:virtcert:host: attributes)", vc_cli_host_ca_sign },
-	{ "host-ca revoke", "CERT --dir DIR", "Revoke a host certificate", vc_cli_host_ca_revoke },
-	{ "host-ca crl", "--dir DIR --out CRL", "Write the host CA's CRL", vc_cli_host_ca_crl },
-	{ "host enroll", "--ca HOSTCA.pem [--attr KEY=VALUE…] [--fqdn NAME]",
-	  "Make this host's key and CSR, trust the host CA", vc_cli_host_enroll },
-	{ "host import", "CERT", "Install this host's signed certificate", vc_cli_host_import },
-	{ "host show", "", "Show this host's certificate and its self-check", vc_cli_host_show },
-	{ "host install-libvirt-tls", "[--root DIR]",
-	  "Install the host certificate as libvirt's and QEMU's TLS certificate",
-	  vc_cli_host_install_libvirt_tls },
-	{ "hook install", "[--root DIR]", "Install virtcert-hook as libvirt's QEMU hook",
-	  vc_cli_hook_install },
-	{ "bench issue", "--count N [--key TYPE]", "Benchmark the full issuance path",
-	  vc_cli_bench_issue },
-	{ "bench lifecycle", "--uri URI --domains N [--reconcile]",
-	  "Benchmark the engine against a libvirt test driver", vc_cli_bench_lifecycle },
-	{ "bench deliver", "--uri URI --vm NAME [--count N]",
-	  "Benchmark deliveries into a running VM through its guest agent", vc_cli_bench_deliver },
-	{ NULL }
-};
+    {"ca init", "--permit DOMAIN [--permit DOMAIN…] [--key TYPE] [--csr FILE]",
+     "Create the restricted intermediate CA (self-signed root, or a CSR for your root)",
+     vc_cli_ca_init},
+    {"ca import", "CERT [--root ROOT]", "Install the signed intermediate certificate",
+     vc_cli_ca_import},
+    {"ca show", "[--pem] [--chain]", "Show the local CA", vc_cli_ca_show},
+    {"issue", "--vm NAME|UUID [--dns NAME…]", "Issue a certificate for a VM by hand", vc_cli_issue},
+    {"list", "[--vm NAME|UUID] [--status STATUS]", "List certificates", vc_cli_list},
+    {"show", "SERIAL|VM [--pem]", "Show a certificate, or the certificates of a VM", vc_cli_show},
+    {"revoke", "SERIAL|VM [--reason REASON]", "Revoke a certificate, or all of a VM's",
+     vc_cli_revoke},
+    {"crl", "[--out FILE] [--pem]", "Build and print a new CRL from the store", vc_cli_crl},
+    {"status", "", "Show the daemon's state (needs virtcertd)", vc_cli_status},
+    {"renew", "VM", "Renew a VM's certificate now (needs virtcertd)", vc_cli_renew},
+    {"reload", "", "Reload policy.d (needs virtcertd)", vc_cli_reload},
+    {"watch", "", "Stream the daemon's events and decisions (needs virtcertd)", vc_cli_watch},
+    {"policy show", "--xml DOMAIN.xml", "What the daemon would decide for a domain XML",
+     vc_cli_policy_show},
+    {"policy check", "--xml DOMAIN.xml --host HOSTCERT.pem",
+     "May this VM run on that host? (exit 0 allow, 2 deny)", vc_cli_policy_check},
+    {"host-ca init", "--dir DIR [--cn CN]", "Create a lab host CA", vc_cli_host_ca_init},
+    {"host-ca sign", "CSR --dir DIR [--days N] --out CERT",
+     "Sign a host's CSR (FQDN and urn:virtcert:host: attributes)", vc_cli_host_ca_sign},
+    {"host-ca revoke", "CERT --dir DIR", "Revoke a host certificate", vc_cli_host_ca_revoke},
+    {"host-ca crl", "--dir DIR --out CRL", "Write the host CA's CRL", vc_cli_host_ca_crl},
+    {"host enroll", "--ca HOSTCA.pem [--attr KEY=VALUE…] [--fqdn NAME]",
+     "Make this host's key and CSR, trust the host CA", vc_cli_host_enroll},
+    {"host import", "CERT", "Install this host's signed certificate", vc_cli_host_import},
+    {"host show", "", "Show this host's certificate and its self-check", vc_cli_host_show},
+    {"host install-libvirt-tls", "[--root DIR]",
+     "Install the host certificate as libvirt's and QEMU's TLS certificate",
+     vc_cli_host_install_libvirt_tls},
+    {"hook install", "[--root DIR]", "Install virtcert-hook as libvirt's QEMU hook",
+     vc_cli_hook_install},
+    {"bench issue", "--count N [--key TYPE]", "Benchmark the full issuance path",
+     vc_cli_bench_issue},
+    {"bench lifecycle", "--uri URI --domains N [--reconcile]",
+     "Benchmark the engine against a libvirt test driver", vc_cli_bench_lifecycle},
+    {"bench deliver", "--uri URI --vm NAME [--count N]",
+     "Benchmark deliveries into a running VM through its guest agent", vc_cli_bench_deliver},
+    {NULL}};
 
 static void
 vc_cli_print_usage(FILE *out)
@@ -88,8 +84,8 @@ vc_cli_parse(const char *command, const char *args, const GOptionEntry *entries,
 {
 	g_autofree char *param = g_strdup_printf("— virtcert %s %s", command, args ? args : "");
 	g_autoptr(GOptionContext) ctx = g_option_context_new(param);
-	GOptionGroup *global = g_option_group_new("global", "Global options:",
-						  "Show global options", NULL, NULL);
+	GOptionGroup *global =
+	    g_option_group_new("global", "Global options:", "Show global options", NULL, NULL);
 
 	g_option_group_add_entries(global, global_entries);
 	g_option_context_add_group(ctx, global);
@@ -151,8 +147,10 @@ vc_cli_get_store(VcCli *cli, GError **error)
 		if (!vc_store_recover(cli->store, &n, error))
 			return NULL;
 		if (n > 0)
-			g_printerr("virtcert: %u certificate(s) left pending by an interrupted issuance "
-				   "were abandoned and are listed on the CRL\n", n);
+			g_printerr(
+			    "virtcert: %u certificate(s) left pending by an interrupted issuance "
+			    "were abandoned and are listed on the CRL\n",
+			    n);
 	}
 	return cli->store;
 }
@@ -221,8 +219,8 @@ char *
 vc_cli_vm_uuid_from_arg(const char *arg)
 {
 	/* a fixed namespace for names given on the command line */
-	static const guint8 ns[16] = { 0x6f, 0x1c, 0x3a, 0x52, 0x9d, 0x41, 0x4e, 0x07,
-				       0x8b, 0x2e, 0x51, 0x7a, 0xc0, 0x93, 0x11, 0xe4 };
+	static const guint8 ns[16] = {0x6f, 0x1c, 0x3a, 0x52, 0x9d, 0x41, 0x4e, 0x07,
+				      0x8b, 0x2e, 0x51, 0x7a, 0xc0, 0x93, 0x11, 0xe4};
 	g_autoptr(GChecksum) sha1 = NULL;
 	guint8 digest[20];
 	gsize len = sizeof(digest);
@@ -293,7 +291,7 @@ vc_cli_clear(VcCli *cli)
 int
 main(int argc, char **argv)
 {
-	VcCli cli = { 0 };
+	VcCli cli = {0};
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) rest = g_ptr_array_new();
 	const VcCliCommand *cmd;

@@ -28,16 +28,16 @@ typedef struct {
 typedef gboolean (*VcCliCommandFunc)(VcCli *cli, int argc, char **argv, GError **error);
 
 typedef struct {
-	const char *name;       /* "ca init", "issue", ... */
-	const char *args;       /* argument synopsis for help */
+	const char *name; /* "ca init", "issue", ... */
+	const char *args; /* argument synopsis for help */
 	const char *summary;
 	VcCliCommandFunc func;
 } VcCliCommand;
 
 /* Parses ARGV with ENTRIES plus the global options; leaves positional
  * arguments in ARGV. Errors are VC_ERROR_USAGE. */
-gboolean vc_cli_parse(const char *command, const char *args, const GOptionEntry *entries,
-		      int *argc, char ***argv, GError **error);
+gboolean vc_cli_parse(const char *command, const char *args, const GOptionEntry *entries, int *argc,
+		      char ***argv, GError **error);
 
 VcConfig *vc_cli_get_config(VcCli *cli, GError **error);
 char *vc_cli_get_ca_dir(VcCli *cli, GError **error);

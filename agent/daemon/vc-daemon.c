@@ -100,8 +100,8 @@ vc_daemon_param_string(VcIpcRequest *request, const char *key, GError **error)
 
 	if (node == NULL || !JSON_NODE_HOLDS_VALUE(node) ||
 	    json_node_get_value_type(node) != G_TYPE_STRING) {
-		g_set_error(error, VC_ERROR, VC_ERROR_USAGE, "parameter '%s' (a string) is required",
-			    key);
+		g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
+			    "parameter '%s' (a string) is required", key);
 		return NULL;
 	}
 	return json_node_get_string(node);
@@ -170,7 +170,7 @@ vc_daemon_method_issue(VcIpcRequest *request, gpointer user_data)
 	const char *key = json_object_get_string_member_with_default(params, "key", "ec-p256");
 	JsonNode *names_node = json_object_get_member(params, "dns_names");
 	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
-	VcIssueRequest req = { 0 };
+	VcIssueRequest req = {0};
 	JsonNode *result = NULL;
 
 	if (uuid != NULL && !g_uuid_string_is_valid(uuid))
@@ -182,11 +182,13 @@ vc_daemon_method_issue(VcIpcRequest *request, gpointer user_data)
 		JsonArray *a = json_node_get_array(names_node);
 		for (guint i = 0; i < json_array_get_length(a) && error == NULL; i++) {
 			JsonNode *n = json_array_get_element(a, i);
-			if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
+			if (!JSON_NODE_HOLDS_VALUE(n) ||
+			    json_node_get_value_type(n) != G_TYPE_STRING)
 				g_set_error_literal(&error, VC_ERROR, VC_ERROR_USAGE,
 						    "dns_names must hold strings only");
 			else
-				g_ptr_array_add(names, g_ascii_strdown(json_node_get_string(n), -1));
+				g_ptr_array_add(names,
+						g_ascii_strdown(json_node_get_string(n), -1));
 		}
 		g_ptr_array_add(names, NULL);
 	}
@@ -220,16 +222,17 @@ vc_daemon_method_placement_check(VcIpcRequest *request, gpointer user_data)
 		if (host == NULL && !g_error_matches(host_error, VC_ERROR, VC_ERROR_NOT_FOUND))
 			g_propagate_error(&error, g_steal_pointer(&host_error));
 		else if (vc_policy_set_load_dir(set, daemon->config->policy_dir, &error))
-			result = vc_host_placement_answer(host, set, xml, daemon->config->issue_all,
-							  daemon->config->default_lifetime_s, &error);
+			result =
+			    vc_host_placement_answer(host, set, xml, daemon->config->issue_all,
+						     daemon->config->default_lifetime_s, &error);
 	}
-	if (result != NULL && !json_object_get_boolean_member(json_node_get_object(result), "allow"))
+	if (result != NULL &&
+	    !json_object_get_boolean_member(json_node_get_object(result), "allow"))
 		g_message("placement-check: refused VM %s: %s",
 			  json_object_get_string_member(json_node_get_object(result), "vm"),
 			  json_object_get_string_member(json_node_get_object(result), "reason"));
 	vc_daemon_reply(request, result, error);
 }
-
 
 /* ---- HTTP: CRL, certificate URLs, metrics, peer handover ---------------- */
 
@@ -250,7 +253,8 @@ vc_daemon_http_get_crl(const char *ca_id, gpointer user_data, GError **error)
 	revoked = vc_engine_get_revocation_count(daemon->engine);
 	if (daemon->crl == NULL || revoked != daemon->crl_revoked ||
 	    now - daemon->crl_made_at > VC_DAEMON_CRL_REFRESH_S) {
-		g_autoptr(X509_CRL) crl = vc_issuer_make_crl(vc_engine_get_issuer(daemon->engine), error);
+		g_autoptr(X509_CRL) crl =
+		    vc_issuer_make_crl(vc_engine_get_issuer(daemon->engine), error);
 		GBytes *der;
 		if (crl == NULL || (der = vc_crl_to_der(crl, error)) == NULL)
 			return NULL;
@@ -286,10 +290,10 @@ vc_daemon_http_handover(VcPeerClaim *claim, gpointer user_data)
 	accepted = vc_engine_handle_claim(daemon->engine, vc_peer_claim_get_vm_uuid(claim),
 					  vc_peer_claim_get_peer_fqdn(claim),
 					  vc_peer_claim_get_peer_identity(claim), &reason);
-	g_message("handover claim for VM %s from %s (%s): %s%s%s",
-		  vc_peer_claim_get_vm_uuid(claim), vc_peer_claim_get_peer_fqdn(claim),
-		  vc_peer_claim_get_remote_address(claim), accepted ? "accepted" : "refused",
-		  reason != NULL ? ": " : "", reason != NULL ? reason : "");
+	g_message("handover claim for VM %s from %s (%s): %s%s%s", vc_peer_claim_get_vm_uuid(claim),
+		  vc_peer_claim_get_peer_fqdn(claim), vc_peer_claim_get_remote_address(claim),
+		  accepted ? "accepted" : "refused", reason != NULL ? ": " : "",
+		  reason != NULL ? reason : "");
 	vc_peer_claim_reply(claim, accepted, reason);
 }
 
@@ -303,18 +307,18 @@ vc_daemon_start_http(VcDaemon *daemon, GError **error)
 	g_autofree char *ca = vc_config_get_host_path(c, "ca");
 	g_autofree char *crl = vc_config_get_host_path(c, "crl");
 	VcHttpServerOptions opts = {
-		.address = c->http_address,
-		.peer_address = peer ? c->peer_address : NULL,
-		.host_cert_path = cert,
-		.host_key_path = key,
-		.host_ca_path = ca,
-		.host_crl_path = crl,
+	    .address = c->http_address,
+	    .peer_address = peer ? c->peer_address : NULL,
+	    .host_cert_path = cert,
+	    .host_key_path = key,
+	    .host_ca_path = ca,
+	    .host_crl_path = crl,
 	};
 	VcHttpCallbacks cb = {
-		.get_crl = vc_daemon_http_get_crl,
-		.get_cert_chain = vc_daemon_http_get_cert_chain,
-		.get_metrics = vc_daemon_http_get_metrics,
-		.handover = vc_daemon_http_handover,
+	    .get_crl = vc_daemon_http_get_crl,
+	    .get_cert_chain = vc_daemon_http_get_cert_chain,
+	    .get_metrics = vc_daemon_http_get_metrics,
+	    .handover = vc_daemon_http_handover,
 	};
 
 	if ((c->http_address == NULL || *c->http_address == '\0') && !peer)
@@ -380,9 +384,9 @@ vc_daemon_start(VcDaemon *daemon, GError **error)
 	g_autofree char *ca_dir = NULL;
 	VcPolicySet *policy;
 	VcVirtCallbacks cb = {
-		.connected = vc_daemon_virt_connected,
-		.disconnected = vc_daemon_virt_disconnected,
-		.event = vc_daemon_virt_event,
+	    .connected = vc_daemon_virt_connected,
+	    .disconnected = vc_daemon_virt_disconnected,
+	    .event = vc_daemon_virt_event,
 	};
 
 	daemon->config = vc_config_load(path, arg_config != NULL, error);
@@ -413,8 +417,8 @@ vc_daemon_start(VcDaemon *daemon, GError **error)
 	if (!vc_engine_recover(daemon->engine, error))
 		return FALSE;
 
-	daemon->ipc = vc_ipc_server_new(daemon->config->control_socket,
-					daemon->config->control_group, error);
+	daemon->ipc =
+	    vc_ipc_server_new(daemon->config->control_socket, daemon->config->control_group, error);
 	if (daemon->ipc == NULL)
 		return FALSE;
 	vc_ipc_server_add_method(daemon->ipc, "status", vc_daemon_method_status, daemon);
@@ -453,18 +457,17 @@ vc_daemon_stop(VcDaemon *daemon)
 int
 main(int argc, char **argv)
 {
-	VcDaemon daemon = { 0 };
+	VcDaemon daemon = {0};
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GOptionContext) ctx = g_option_context_new("— the virtcert daemon");
 	gboolean version = FALSE;
 	const GOptionEntry entries[] = {
-		{ "config", 0, 0, G_OPTION_ARG_FILENAME, &arg_config,
-		  "Configuration file (default " VC_SYSCONFDIR "/virtcert.conf)", "FILE" },
-		{ "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &arg_state_dir,
-		  "State directory, overriding the configuration's", "DIR" },
-		{ "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version", NULL },
-		{ NULL }
-	};
+	    {"config", 0, 0, G_OPTION_ARG_FILENAME, &arg_config,
+	     "Configuration file (default " VC_SYSCONFDIR "/virtcert.conf)", "FILE"},
+	    {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &arg_state_dir,
+	     "State directory, overriding the configuration's", "DIR"},
+	    {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version", NULL},
+	    {NULL}};
 	int status = 0;
 
 	setlocale(LC_ALL, "");

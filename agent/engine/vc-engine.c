@@ -42,8 +42,8 @@ typedef struct {
 	guint64 last_event_seq;
 	gint64 stopped_migrated_at; /* a STOPPED MIGRATED was seen (unix s), else 0 */
 	/* the delivery plan, from the last evaluation */
-	gboolean deliverable;       /* running, with a guest agent channel */
-	gboolean has_agent;         /* the domain has a guest agent channel */
+	gboolean deliverable; /* running, with a guest agent channel */
+	gboolean has_agent;   /* the domain has a guest agent channel */
 	VcKeyMode key_mode;
 	VcKeyType key_type;
 	char *cert_path;
@@ -51,13 +51,13 @@ typedef struct {
 	char *key_path;
 	char *owner;
 	char *reload;
-	VcPolicy *policy;           /* as last resolved: the issuer judges claims with it */
-	char *claim_peer;           /* the issuer to claim the VM from, after a migration here */
+	VcPolicy *policy; /* as last resolved: the issuer judges claims with it */
+	char *claim_peer; /* the issuer to claim the VM from, after a migration here */
 	gboolean claim_wanted;
 	/* delivery state (not persisted: a restart re-checks) */
 	gboolean job_running;
-	gboolean check_wanted;      /* agent (re)connected or guest restored: verify the files */
-	gint64 retry_at;            /* no guest job before this (unix s) */
+	gboolean check_wanted; /* agent (re)connected or guest restored: verify the files */
+	gint64 retry_at;       /* no guest job before this (unix s) */
 } VcVmMemo;
 
 typedef enum {
@@ -95,17 +95,17 @@ struct _VcEngine {
 	VcPolicySet *policy;
 	VcVirt *virt;
 
-	GHashTable *rows;          /* uuid -> VcDomainRecord (the store's rows, cached) */
-	GHashTable *memos;         /* uuid -> VcVmMemo */
-	GHashTable *dirty;         /* uuid set: rows to write at the next flush */
-	GHashTable *issue_queue;   /* uuid -> VcQueuedIssue */
-	GQueue issue_order;        /* of uuid (owned by issue_queue's keys) */
-	GPtrArray *revoke_queue;   /* of VcQueuedRevoke */
-	GHashTable *keys;          /* serial -> private key PEM made on the host, until delivered */
-	GThreadPool *guest_pool;   /* guest agent jobs: they block, the main loop never does */
-	VcEngine **self;           /* refcounted box jobs use to find the engine (NULL once freed) */
-	VcHost *host;              /* this host's certificate, NULL if none is installed */
-	GError *host_error;        /* why the host certificate is not usable, if it is not */
+	GHashTable *rows;	 /* uuid -> VcDomainRecord (the store's rows, cached) */
+	GHashTable *memos;	 /* uuid -> VcVmMemo */
+	GHashTable *dirty;	 /* uuid set: rows to write at the next flush */
+	GHashTable *issue_queue; /* uuid -> VcQueuedIssue */
+	GQueue issue_order;	 /* of uuid (owned by issue_queue's keys) */
+	GPtrArray *revoke_queue; /* of VcQueuedRevoke */
+	GHashTable *keys;	 /* serial -> private key PEM made on the host, until delivered */
+	GThreadPool *guest_pool; /* guest agent jobs: they block, the main loop never does */
+	VcEngine **self;	 /* refcounted box jobs use to find the engine (NULL once freed) */
+	VcHost *host;		 /* this host's certificate, NULL if none is installed */
+	GError *host_error;	 /* why the host certificate is not usable, if it is not */
 	gint64 host_loaded_at;
 	guint flush_source;
 	guint tick_source;
@@ -156,8 +156,10 @@ vc_engine_log(GLogLevelFlags level, const char *event, const char *uuid, const c
 	      const char *serial, const char *fmt, ...)
 {
 	g_autofree char *msg = NULL;
-	const char *priority = level & G_LOG_LEVEL_WARNING ? "4" : level & G_LOG_LEVEL_MESSAGE ? "5"
-							: level & G_LOG_LEVEL_INFO ? "6" : "7";
+	const char *priority = level & G_LOG_LEVEL_WARNING   ? "4"
+			       : level & G_LOG_LEVEL_MESSAGE ? "5"
+			       : level & G_LOG_LEVEL_INFO    ? "6"
+							     : "7";
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -165,13 +167,13 @@ vc_engine_log(GLogLevelFlags level, const char *event, const char *uuid, const c
 	va_end(ap);
 	{
 		const GLogField fields[] = {
-			{ "MESSAGE", msg, -1 },
-			{ "PRIORITY", priority, -1 },
-			{ "GLIB_DOMAIN", G_LOG_DOMAIN, -1 },
-			{ "EVENT", event != NULL ? event : "", -1 },
-			{ "VM_UUID", uuid != NULL ? uuid : "", -1 },
-			{ "VM_NAME", name != NULL ? name : "", -1 },
-			{ "SERIAL", serial != NULL ? serial : "", -1 },
+		    {"MESSAGE", msg, -1},
+		    {"PRIORITY", priority, -1},
+		    {"GLIB_DOMAIN", G_LOG_DOMAIN, -1},
+		    {"EVENT", event != NULL ? event : "", -1},
+		    {"VM_UUID", uuid != NULL ? uuid : "", -1},
+		    {"VM_NAME", name != NULL ? name : "", -1},
+		    {"SERIAL", serial != NULL ? serial : "", -1},
 		};
 		g_log_structured_array(level, fields, G_N_ELEMENTS(fields));
 	}
@@ -219,17 +221,18 @@ vc_engine_new(const VcConfig *config, VcStore *store, VcCa *ca, VcPolicySet *pol
 	engine->policy = policy != NULL ? policy : vc_policy_set_new();
 	engine->rows = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
 					     (GDestroyNotify)vc_domain_record_free);
-	engine->memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					      (GDestroyNotify)vc_vm_memo_free);
+	engine->memos =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)vc_vm_memo_free);
 	engine->self = g_atomic_rc_box_new(VcEngine *);
 	*engine->self = engine;
-	engine->keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					     (GDestroyNotify)vc_secret_free);
+	engine->keys =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)vc_secret_free);
 	engine->dirty = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	engine->issue_queue = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
 						    (GDestroyNotify)vc_queued_issue_free);
 	g_queue_init(&engine->issue_order);
-	engine->revoke_queue = g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
+	engine->revoke_queue =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
 	return engine;
 }
 
@@ -410,8 +413,8 @@ vc_engine_end_life(VcEngine *engine, const char *uuid, int reason, const char *w
 	g_clear_pointer(&row->names_key, g_free);
 	row->next_action_at = 0;
 	vc_engine_log(G_LOG_LEVEL_MESSAGE, "end-of-life", uuid, row->name, NULL,
-		      "VM %s: %s; revoking its certificates (%s)", row->name ? row->name : uuid, why,
-		      vc_reason_to_string(reason));
+		      "VM %s: %s; revoking its certificates (%s)", row->name ? row->name : uuid,
+		      why, vc_reason_to_string(reason));
 }
 
 static void
@@ -432,8 +435,8 @@ vc_engine_fail(VcEngine *engine, VcDomainRecord *row, const char *what, const GE
 static gint64
 vc_engine_renew_at(const VcEngine *engine, const VcCertRecord *rec)
 {
-	gint64 start = rec->created_at > 0 ? rec->created_at
-					   : rec->not_before + engine->config->backdate_s;
+	gint64 start =
+	    rec->created_at > 0 ? rec->created_at : rec->not_before + engine->config->backdate_s;
 	gint64 life = MAX(rec->not_after - start, 1);
 	gint64 span = MAX(life / 15, 1);
 	guint h = g_str_hash(rec->serial);
@@ -464,9 +467,10 @@ vc_engine_refresh_host(VcEngine *engine)
 	}
 	if (!vc_host_check(engine->host, &error)) {
 		engine->host_error = g_steal_pointer(&error);
-		vc_engine_log(G_LOG_LEVEL_WARNING, "host-certificate", NULL, NULL, NULL,
-			      "this host's certificate is not usable, no VM is issued a certificate: %s",
-			      engine->host_error->message);
+		vc_engine_log(
+		    G_LOG_LEVEL_WARNING, "host-certificate", NULL, NULL, NULL,
+		    "this host's certificate is not usable, no VM is issued a certificate: %s",
+		    engine->host_error->message);
 	}
 }
 
@@ -478,7 +482,8 @@ vc_engine_host_allows(VcEngine *engine, const VcPolicy *policy, GError **error)
 
 	vc_engine_refresh_host(engine);
 	if (engine->host_error != NULL) {
-		g_set_error(error, VC_ERROR, VC_ERROR_POLICY, "this host's certificate is not usable: %s",
+		g_set_error(error, VC_ERROR, VC_ERROR_POLICY,
+			    "this host's certificate is not usable: %s",
 			    engine->host_error->message);
 		return FALSE;
 	}
@@ -528,7 +533,8 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 	}
 	row = vc_engine_row(engine, uuid, NULL, FALSE);
 	if (row != NULL && !dom->active &&
-	    (g_strcmp0(row->state, "MIGRATING_OUT") == 0 || g_strcmp0(row->state, "HANDED_OVER") == 0))
+	    (g_strcmp0(row->state, "MIGRATING_OUT") == 0 ||
+	     g_strcmp0(row->state, "HANDED_OVER") == 0))
 		return; /* it runs elsewhere now: the handover decides */
 
 	info = vc_domain_info_parse(dom->xml, -1, &error);
@@ -537,8 +543,8 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 		vc_engine_fail(engine, row, "domain XML refused", error);
 		return;
 	}
-	policy = vc_domain_info_resolve_policy(info, engine->policy, engine->config->issue_all, NULL,
-					       engine->config->default_lifetime_s, &error);
+	policy = vc_domain_info_resolve_policy(info, engine->policy, engine->config->issue_all,
+					       NULL, engine->config->default_lifetime_s, &error);
 	row = vc_engine_row(engine, uuid, dom->name, policy != NULL || error != NULL);
 	if (error != NULL) {
 		vc_engine_fail(engine, row, "policy refused", error);
@@ -602,7 +608,8 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 		VcVmMemo *memo = vc_engine_memo(engine, uuid);
 		/* deliver once the agent in the guest answers (the live XML says so;
 		 * AGENT_CONNECTED re-evaluates) */
-		memo->deliverable = dom->active && info->has_guest_agent && info->guest_agent_connected;
+		memo->deliverable =
+		    dom->active && info->has_guest_agent && info->guest_agent_connected;
 		memo->has_agent = info->has_guest_agent;
 		memo->key_mode = policy->key_mode;
 		memo->key_type = policy->key_type;
@@ -624,7 +631,8 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 	if (!dom->active && pol->revoke_on_stop) {
 		vc_engine_cancel_issue(engine, uuid);
 		if (row->current_serial != NULL) {
-			vc_engine_queue_revoke_all(engine, row, NULL, VC_REASON_CESSATION_OF_OPERATION,
+			vc_engine_queue_revoke_all(engine, row, NULL,
+						   VC_REASON_CESSATION_OF_OPERATION,
 						   "VM stopped and its policy says on-stop=revoke");
 			g_clear_pointer(&row->current_serial, g_free);
 			row->next_action_at = 0;
@@ -683,8 +691,9 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 		VcQueuedIssue *q = g_hash_table_lookup(engine->issue_queue, uuid);
 		if (pol->key_mode == VC_KEY_MODE_GUEST && !memo->deliverable) {
 			vc_engine_cancel_issue(engine, uuid);
-			vc_engine_row_set(engine, row, cur != NULL ? "RENEWING" : "WANTED",
-					  "guest keygen waits for the VM to run with a guest agent");
+			vc_engine_row_set(
+			    engine, row, cur != NULL ? "RENEWING" : "WANTED",
+			    "guest keygen waits for the VM to run with a guest agent");
 			return;
 		}
 		if (q == NULL) {
@@ -701,7 +710,10 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 		q->lifetime_s = pol->lifetime_s;
 		q->awaits_csr = pol->key_mode == VC_KEY_MODE_GUEST;
 		g_free(q->why);
-		q->why = g_strdup(cur == NULL ? why : renew_due ? "renewal" : cur_ok ? "renewal" : "names changed");
+		q->why = g_strdup(cur == NULL ? why
+				  : renew_due ? "renewal"
+				  : cur_ok    ? "renewal"
+					      : "names changed");
 		vc_engine_row_set(engine, row, cur != NULL ? "RENEWING" : "WANTED", NULL);
 		if (q->awaits_csr && q->public_key == NULL) {
 			/* the guest makes the key; the certificate follows its CSR */
@@ -730,23 +742,23 @@ typedef struct {
 	char *uuid;
 	char *name;
 	gint64 generation;
-	char *serial;          /* the certificate delivered or checked */
+	char *serial; /* the certificate delivered or checked */
 	char *cert_pem;
-	char *chain_pem;       /* certificate + issuers */
-	char *key_pem;         /* host keygen, secret; NULL in guest keygen */
+	char *chain_pem; /* certificate + issuers */
+	char *key_pem;	 /* host keygen, secret; NULL in guest keygen */
 	char *cert_path;
 	char *chain_path;
 	char *key_path;
 	char *owner;
 	char *reload;
 	VcKeyType key_type;
-	char *peer_url;        /* CLAIM */
+	char *peer_url; /* CLAIM */
 	const VcConfig *config;
 	/* results */
 	gboolean ok;
 	gboolean files_match;
-	gboolean accepted;     /* CLAIM */
-	char *reason;          /* CLAIM */
+	gboolean accepted; /* CLAIM */
+	char *reason;	   /* CLAIM */
 	EVP_PKEY *public_key;
 	VcGuestResult result;
 	GError *error;
@@ -788,7 +800,8 @@ vc_engine_guest_job_run(gpointer data, gpointer user_data)
 
 	if (job->kind == VC_GUEST_JOB_METADATA) {
 		g_autoptr(GError) local = NULL;
-		g_autofree char *cur = vc_virt_get_metadata(job->virt, job->uuid, VC_DOMAIN_NS, &local);
+		g_autofree char *cur =
+		    vc_virt_get_metadata(job->virt, job->uuid, VC_DOMAIN_NS, &local);
 		g_autofree char *xml = NULL;
 		if (cur == NULL && !g_error_matches(local, VC_ERROR, VC_ERROR_NOT_FOUND)) {
 			job->error = g_steal_pointer(&local);
@@ -807,8 +820,10 @@ vc_engine_guest_job_run(gpointer data, gpointer user_data)
 		g_autofree char *key = vc_config_get_host_path(job->config, "key");
 		g_autofree char *ca = vc_config_get_host_path(job->config, "ca");
 		g_autofree char *crl = vc_config_get_host_path(job->config, "crl");
-		VcPeerClientOptions opts = { .host_cert_path = cert, .host_key_path = key,
-					     .host_ca_path = ca, .host_crl_path = crl };
+		VcPeerClientOptions opts = {.host_cert_path = cert,
+					    .host_key_path = key,
+					    .host_ca_path = ca,
+					    .host_crl_path = crl};
 		job->ok = vc_peer_claim(job->peer_url, &opts, job->uuid, job->name, job->serial,
 					&job->accepted, &job->reason, &job->error);
 		g_idle_add(vc_engine_guest_job_done, job);
@@ -821,26 +836,27 @@ vc_engine_guest_job_run(gpointer data, gpointer user_data)
 		switch (job->kind) {
 		case VC_GUEST_JOB_DELIVER: {
 			VcGuestDelivery d = {
-				.cert_pem = job->cert_pem,
-				.chain_pem = job->chain_pem,
-				.key_pem = job->key_pem,
-				.cert_path = job->cert_path,
-				.chain_path = job->chain_path,
-				.key_path = job->key_path,
-				.owner = job->owner,
-				.reload_command = job->reload,
+			    .cert_pem = job->cert_pem,
+			    .chain_pem = job->chain_pem,
+			    .key_pem = job->key_pem,
+			    .cert_path = job->cert_path,
+			    .chain_path = job->chain_path,
+			    .key_path = job->key_path,
+			    .owner = job->owner,
+			    .reload_command = job->reload,
 			};
 			job->ok = vc_guest_deliver(channel, &d, &job->result, &job->error);
 			break;
 		}
 		case VC_GUEST_JOB_CHECK:
-			job->ok = vc_guest_check_files(channel, job->cert_path, job->cert_pem,
-						       job->key_path, &job->files_match, &job->error);
+			job->ok =
+			    vc_guest_check_files(channel, job->cert_path, job->cert_pem,
+						 job->key_path, &job->files_match, &job->error);
 			break;
 		case VC_GUEST_JOB_CSR: {
 			g_autofree char *staged = vc_guest_staged_key_path(job->key_path);
-			job->public_key = vc_guest_make_csr(channel, staged, job->key_type, NULL,
-							    &job->error);
+			job->public_key =
+			    vc_guest_make_csr(channel, staged, job->key_type, NULL, &job->error);
 			job->ok = job->public_key != NULL;
 			break;
 		}
@@ -925,12 +941,14 @@ vc_engine_start_guest_job(VcEngine *engine, VcDomainRecord *row, VcVmMemo *memo,
 	if (kind == VC_GUEST_JOB_DELIVER || kind == VC_GUEST_JOB_CHECK) {
 		if (!vc_engine_cert_pems(engine, row->current_serial, &job->cert_pem,
 					 &job->chain_pem, &error)) {
-			vc_engine_fail(engine, row, "cannot read the certificate to deliver", error);
+			vc_engine_fail(engine, row, "cannot read the certificate to deliver",
+				       error);
 			vc_guest_job_free(job);
 			return;
 		}
 		if (kind == VC_GUEST_JOB_DELIVER && memo->key_mode == VC_KEY_MODE_HOST)
-			job->key_pem = g_strdup(g_hash_table_lookup(engine->keys, row->current_serial));
+			job->key_pem =
+			    g_strdup(g_hash_table_lookup(engine->keys, row->current_serial));
 	}
 	if (engine->guest_pool == NULL)
 		engine->guest_pool = g_thread_pool_new(vc_engine_guest_job_run, NULL,
@@ -943,8 +961,8 @@ vc_engine_start_guest_job(VcEngine *engine, VcDomainRecord *row, VcVmMemo *memo,
 }
 
 static void
-vc_engine_guest_retry_later(VcEngine *engine, VcDomainRecord *row, VcVmMemo *memo,
-			    const char *what, const GError *error)
+vc_engine_guest_retry_later(VcEngine *engine, VcDomainRecord *row, VcVmMemo *memo, const char *what,
+			    const GError *error)
 {
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	g_autofree char *msg = g_strdup_printf("%s: %s", what, error->message);
@@ -979,25 +997,26 @@ vc_engine_guest_job_done(gpointer data)
 	memo = vc_engine_memo(engine, job->uuid);
 	if (job->kind == VC_GUEST_JOB_METADATA) {
 		if (!job->ok)
-			vc_engine_log(G_LOG_LEVEL_WARNING, "metadata", job->uuid, job->name, job->serial,
-				      "VM %s: cannot record the issuer in its metadata: %s", job->name,
-				      job->error->message);
+			vc_engine_log(G_LOG_LEVEL_WARNING, "metadata", job->uuid, job->name,
+				      job->serial,
+				      "VM %s: cannot record the issuer in its metadata: %s",
+				      job->name, job->error->message);
 		goto out;
 	}
 	if (job->kind == VC_GUEST_JOB_CLAIM) {
 		if (!job->ok)
-			vc_engine_log(G_LOG_LEVEL_WARNING, "claim", job->uuid, job->name, job->serial,
-				      "VM %s: the claim to %s failed: %s", job->name, job->peer_url,
-				      job->error->message);
+			vc_engine_log(G_LOG_LEVEL_WARNING, "claim", job->uuid, job->name,
+				      job->serial, "VM %s: the claim to %s failed: %s", job->name,
+				      job->peer_url, job->error->message);
 		else
 			vc_engine_log(job->accepted ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_WARNING,
 				      "claim", job->uuid, job->name, job->serial,
 				      "VM %s: the issuer %s %s the handover: %s", job->name,
 				      job->peer_url, job->accepted ? "accepted" : "refused",
 				      job->reason ? job->reason : "");
-		vc_engine_emit(engine, job->ok && job->accepted ? "handover-accepted" : "handover-refused",
-			       job->uuid, job->name, job->serial,
-			       job->ok ? job->reason : job->error->message);
+		vc_engine_emit(
+		    engine, job->ok && job->accepted ? "handover-accepted" : "handover-refused",
+		    job->uuid, job->name, job->serial, job->ok ? job->reason : job->error->message);
 		goto out;
 	}
 	memo->job_running = FALSE;
@@ -1014,7 +1033,8 @@ vc_engine_guest_job_done(gpointer data)
 	switch (job->kind) {
 	case VC_GUEST_JOB_DELIVER:
 		if (!job->ok) {
-			vc_engine_guest_retry_later(engine, row, memo, "delivery failed", job->error);
+			vc_engine_guest_retry_later(engine, row, memo, "delivery failed",
+						    job->error);
 			break;
 		}
 		g_hash_table_remove(engine->keys, job->serial);
@@ -1022,7 +1042,8 @@ vc_engine_guest_job_done(gpointer data)
 		memo->retry_at = 0;
 		row->next_action_at = 0;
 		{
-			g_autoptr(VcCertRecord) cur = vc_store_cert_get(engine->store, job->serial, NULL);
+			g_autoptr(VcCertRecord) cur =
+			    vc_store_cert_get(engine->store, job->serial, NULL);
 			if (cur != NULL)
 				row->next_action_at = vc_engine_renew_at(engine, cur);
 		}
@@ -1041,17 +1062,17 @@ vc_engine_guest_job_done(gpointer data)
 		{
 			g_autofree char *detail = NULL;
 			if (job->result.reload_ran)
-				detail = g_strdup_printf("delivered in %" G_GINT64_FORMAT
-							 " ms; reload exited %d",
-							 job->result.duration_us / 1000,
-							 job->result.reload_exit_code);
+				detail = g_strdup_printf(
+				    "delivered in %" G_GINT64_FORMAT " ms; reload exited %d",
+				    job->result.duration_us / 1000, job->result.reload_exit_code);
 			else
 				detail = g_strdup_printf("delivered in %" G_GINT64_FORMAT " ms",
 							 job->result.duration_us / 1000);
 			vc_engine_log(G_LOG_LEVEL_MESSAGE, "delivered", row->uuid, row->name,
 				      job->serial, "VM %s: %s %s to %s", row->name, detail,
 				      job->serial, job->cert_path);
-			vc_engine_emit(engine, "delivered", row->uuid, row->name, job->serial, detail);
+			vc_engine_emit(engine, "delivered", row->uuid, row->name, job->serial,
+				       detail);
 			if (job->result.reload_ran && job->result.reload_exit_code != 0)
 				vc_engine_log(G_LOG_LEVEL_WARNING, "reload-failed", row->uuid,
 					      row->name, job->serial,
@@ -1061,8 +1082,8 @@ vc_engine_guest_job_done(gpointer data)
 		break;
 	case VC_GUEST_JOB_CHECK:
 		if (!job->ok) {
-			vc_engine_guest_retry_later(engine, row, memo, "checking the guest's files failed",
-						    job->error);
+			vc_engine_guest_retry_later(
+			    engine, row, memo, "checking the guest's files failed", job->error);
 			break;
 		}
 		memo->check_wanted = FALSE;
@@ -1083,7 +1104,8 @@ vc_engine_guest_job_done(gpointer data)
 		break;
 	case VC_GUEST_JOB_CSR:
 		if (!job->ok) {
-			vc_engine_guest_retry_later(engine, row, memo, "guest keygen failed", job->error);
+			vc_engine_guest_retry_later(engine, row, memo, "guest keygen failed",
+						    job->error);
 			break;
 		}
 		{
@@ -1158,7 +1180,8 @@ vc_engine_flush_revocations(VcEngine *engine, GError **error)
 	if (!vc_store_commit(engine->store, error))
 		goto fail;
 	done = g_steal_pointer(&engine->revoke_queue);
-	engine->revoke_queue = g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
+	engine->revoke_queue =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
 	for (guint i = 0; i < done->len; i++) {
 		VcQueuedRevoke *q = g_ptr_array_index(done, i);
 		engine->n_revoked++;
@@ -1176,7 +1199,8 @@ fail:
 static gboolean
 vc_engine_flush_issues(VcEngine *engine, GError **error)
 {
-	g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_issue_free);
+	g_autoptr(GPtrArray) batch =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_issue_free);
 	g_autofree VcIssueRequest *reqs = NULL;
 	g_autoptr(GPtrArray) results = NULL;
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
@@ -1225,9 +1249,9 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		VcIssued *issued = g_ptr_array_index(results, i);
 		VcDomainRecord *row = vc_engine_row(engine, q->uuid, q->name, TRUE);
 		VcVmMemo *memo;
-		VcCertRecord rec = { .serial = issued->serial,
-				     .not_before = issued->not_before,
-				     .not_after = issued->not_after };
+		VcCertRecord rec = {.serial = issued->serial,
+				    .not_before = issued->not_before,
+				    .not_after = issued->not_after};
 		if (issued->error != NULL) {
 			vc_engine_fail(engine, row, "issuance failed", issued->error);
 			continue;
@@ -1248,7 +1272,8 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		}
 		if (!memo->has_agent) {
 			/* nothing to deliver: the new certificate supersedes the others now */
-			vc_engine_queue_revoke_all(engine, row, issued->serial, VC_REASON_SUPERSEDED,
+			vc_engine_queue_revoke_all(engine, row, issued->serial,
+						   VC_REASON_SUPERSEDED,
 						   "superseded by a new certificate");
 		}
 	}
@@ -1267,7 +1292,8 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		engine->n_issued++;
 		joined = g_strjoinv(", ", q->names);
 		vc_engine_log(G_LOG_LEVEL_MESSAGE, "issued", q->uuid, q->name, issued->serial,
-			      "VM %s: issued %s for %s (%s)", q->name, issued->serial, joined, q->why);
+			      "VM %s: issued %s for %s (%s)", q->name, issued->serial, joined,
+			      q->why);
 		vc_engine_emit(engine, "issued", q->uuid, q->name, issued->serial, joined);
 		{
 			VcDomainRecord *row = g_hash_table_lookup(engine->rows, q->uuid);
@@ -1281,7 +1307,8 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 			if (row != NULL && engine->config->peer_url != NULL)
 				vc_engine_start_guest_job(engine, row, m, VC_GUEST_JOB_METADATA);
 			/* nothing to deliver: claim at once after a migration here */
-			if (row != NULL && !m->has_agent && m->claim_wanted && m->claim_peer != NULL) {
+			if (row != NULL && !m->has_agent && m->claim_wanted &&
+			    m->claim_peer != NULL) {
 				m->claim_wanted = FALSE;
 				vc_engine_start_guest_job(engine, row, m, VC_GUEST_JOB_CLAIM);
 			}
@@ -1324,8 +1351,9 @@ vc_engine_schedule_flush(VcEngine *engine)
 	/* a short window at normal priority: decisions that arrive together share
 	 * one commit (group commit) without waiting for a storm of events to end */
 	if (engine->flush_source == 0)
-		engine->flush_source = g_timeout_add_full(G_PRIORITY_DEFAULT, VC_ENGINE_FLUSH_WINDOW_MS,
-							  vc_engine_flush_cb, engine, NULL);
+		engine->flush_source =
+		    g_timeout_add_full(G_PRIORITY_DEFAULT, VC_ENGINE_FLUSH_WINDOW_MS,
+				       vc_engine_flush_cb, engine, NULL);
 }
 
 /* ---- renewal timer ----------------------------------------------------- */
@@ -1334,8 +1362,8 @@ vc_engine_schedule_flush(VcEngine *engine)
 static gboolean
 vc_engine_row_is_scheduled(const VcDomainRecord *row)
 {
-	static const char *const states[] = { "ISSUED", "DELIVERED", "DELIVERY_FAILED", "FAILED",
-					       "MIGRATING_OUT", NULL };
+	static const char *const states[] = {"ISSUED", "DELIVERED",	"DELIVERY_FAILED",
+					     "FAILED", "MIGRATING_OUT", NULL};
 	return g_strv_contains(states, row->state);
 }
 
@@ -1378,8 +1406,8 @@ vc_engine_schedule_tick(VcEngine *engine)
 		if (row->next_action_at > 0 && vc_engine_row_is_scheduled(row))
 			next = MIN(next, row->next_action_at);
 	g_clear_handle_id(&engine->tick_source, g_source_remove);
-	engine->tick_source = g_timeout_add_seconds((guint)CLAMP(next - now, 1, VC_ENGINE_TICK_MAX_S),
-						    vc_engine_tick_cb, engine);
+	engine->tick_source = g_timeout_add_seconds(
+	    (guint)CLAMP(next - now, 1, VC_ENGINE_TICK_MAX_S), vc_engine_tick_cb, engine);
 }
 
 /* ---- migration: handover between issuers ------------------------------- */
@@ -1446,7 +1474,8 @@ vc_engine_handle_claim(VcEngine *engine, const char *vm_uuid, const char *peer_f
 	}
 	if (!vc_placement_allows(memo->policy, peer, &reason)) {
 		/* the VM runs on a host its owner does not trust: its identity ends */
-		why = g_strdup_printf("migrated to %s, outside its placement: %s", peer_fqdn, reason);
+		why =
+		    g_strdup_printf("migrated to %s, outside its placement: %s", peer_fqdn, reason);
 		vc_engine_queue_revoke_all(engine, row, NULL, VC_REASON_PRIVILEGE_WITHDRAWN, why);
 		g_clear_pointer(&row->current_serial, g_free);
 		row->next_action_at = 0;
@@ -1492,7 +1521,8 @@ vc_engine_recover(VcEngine *engine, GError **error)
 		g_hash_table_replace(engine->rows, row->uuid, row);
 		/* REVOKING: the revocation was decided; finish it */
 		if (g_strcmp0(row->state, "REVOKING") == 0)
-			vc_engine_queue_revoke_all(engine, row, NULL, VC_REASON_CESSATION_OF_OPERATION,
+			vc_engine_queue_revoke_all(engine, row, NULL,
+						   VC_REASON_CESSATION_OF_OPERATION,
 						   "revocation interrupted by a restart");
 	}
 	vc_engine_schedule_flush(engine);
@@ -1504,8 +1534,8 @@ void
 vc_engine_handle_event(VcEngine *engine, const VcVirtEvent *event)
 {
 	VcVmMemo *memo = vc_engine_memo(engine, event->uuid);
-	g_autofree char *why = g_strdup_printf("%s %s", vc_virt_event_kind_to_string(event->kind),
-					       event->detail_str);
+	g_autofree char *why =
+	    g_strdup_printf("%s %s", vc_virt_event_kind_to_string(event->kind), event->detail_str);
 
 	engine->n_events++;
 	memo->last_event_seq = ++engine->seq;
@@ -1520,8 +1550,8 @@ vc_engine_handle_event(VcEngine *engine, const VcVirtEvent *event)
 		if (memo->stopped_migrated_at > 0) {
 			/* part of a migration (--undefinesource), not a deletion:
 			 * the handover rules decide (see the migration issue) */
-			vc_engine_log(G_LOG_LEVEL_MESSAGE, "migrated", event->uuid, event->name, NULL,
-				      "VM %s: undefined after migrating away; not a deletion",
+			vc_engine_log(G_LOG_LEVEL_MESSAGE, "migrated", event->uuid, event->name,
+				      NULL, "VM %s: undefined after migrating away; not a deletion",
 				      event->name);
 			return;
 		}
@@ -1597,9 +1627,8 @@ vc_engine_handle_connected(VcEngine *engine)
 		vc_engine_log(G_LOG_LEVEL_WARNING, "reconcile", NULL, NULL, NULL,
 			      "reconcile failed: %s", error->message);
 	if (engine->reconcile_source == 0 && engine->config->reconcile_interval_s > 0)
-		engine->reconcile_source =
-			g_timeout_add_seconds((guint)engine->config->reconcile_interval_s,
-					      vc_engine_reconcile_cb, engine);
+		engine->reconcile_source = g_timeout_add_seconds(
+		    (guint)engine->config->reconcile_interval_s, vc_engine_reconcile_cb, engine);
 }
 
 void
@@ -1688,7 +1717,8 @@ vc_engine_count_states(VcEngine *engine)
 	g_hash_table_iter_init(&iter, engine->rows);
 	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&row)) {
 		count = g_hash_table_lookup(states, row->state);
-		g_hash_table_insert(states, row->state, GUINT_TO_POINTER(GPOINTER_TO_UINT(count) + 1));
+		g_hash_table_insert(states, row->state,
+				    GUINT_TO_POINTER(GPOINTER_TO_UINT(count) + 1));
 	}
 	return states;
 }
@@ -1845,7 +1875,8 @@ vc_engine_revoke(VcEngine *engine, const char *vm_or_serial, int reason, GError 
 		guint n;
 		vc_engine_cancel_issue(engine, row->uuid);
 		n = engine->revoke_queue->len;
-		vc_engine_queue_revoke_all(engine, row, NULL, reason, "revoked by the administrator");
+		vc_engine_queue_revoke_all(engine, row, NULL, reason,
+					   "revoked by the administrator");
 		for (guint i = n; i < engine->revoke_queue->len; i++) {
 			VcQueuedRevoke *q = g_ptr_array_index(engine->revoke_queue, i);
 			g_ptr_array_add(serials, g_strdup(q->serial));
@@ -1965,8 +1996,9 @@ vc_engine_get_metrics(VcEngine *engine)
 			       "# HELP virtcert_libvirt_connected 1 while connected to libvirt.\n"
 			       "# TYPE virtcert_libvirt_connected gauge\n"
 			       "virtcert_libvirt_connected %d\n",
-			       engine->n_issued, engine->n_revoked, engine->n_failed, engine->n_events,
-			       vc_engine_get_queue_length(engine), engine->connected ? 1 : 0);
+			       engine->n_issued, engine->n_revoked, engine->n_failed,
+			       engine->n_events, vc_engine_get_queue_length(engine),
+			       engine->connected ? 1 : 0);
 	return g_string_free(g_steal_pointer(&s), FALSE);
 }
 

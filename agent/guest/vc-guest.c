@@ -768,8 +768,7 @@ delivery_cleanup(VcGuestCtx *ctx, VcGuestPlanned *plan, guint n)
  * in plan order (GNU coreutils prefixes a '\\' when it escapes a name; names
  * have no newline). */
 static gboolean
-delivery_verify(char **lines, VcGuestPlanned *plan, guint n, VcGuestResult *result,
-		GError **error)
+delivery_verify(char **lines, VcGuestPlanned *plan, guint n, VcGuestResult *result, GError **error)
 {
 	guint li = 0;
 
@@ -883,8 +882,8 @@ delivery_run(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, gu
 			g_autofree char *why = run_stderr(&inst);
 			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
 				    inst.exit_code == 2
-					    ? "cannot read back the delivered files (exit %d): %s"
-					    : "cannot install the files in the guest (exit %d): %s",
+					? "cannot read back the delivered files (exit %d): %s"
+					: "cannot install the files in the guest (exit %d): %s",
 				    inst.exit_code, why);
 			return FALSE;
 		}

@@ -476,7 +476,8 @@ claim_parse(SoupServerMessage *msg, PeerAuth *auth, GError **error)
 			    "serial must be 1 to %d hexadecimal digits", VC_HTTP_SERIAL_HEX_MAX);
 		return NULL;
 	}
-	if (name != NULL && (strlen(name) > VC_HTTP_VM_NAME_MAX || vc_text_has_control_chars(name))) {
+	if (name != NULL &&
+	    (strlen(name) > VC_HTTP_VM_NAME_MAX || vc_text_has_control_chars(name))) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "vm_name must be at most %d characters without control characters",
 			    VC_HTTP_VM_NAME_MAX);

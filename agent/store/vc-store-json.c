@@ -46,7 +46,8 @@ vc_cert_record_to_json(const VcCertRecord *rec)
 	json_builder_end_array(b);
 	json_builder_set_member_name(b, "status");
 	{
-		g_autofree char *status = g_ascii_strdown(vc_cert_status_to_string(rec->status), -1);
+		g_autofree char *status =
+		    g_ascii_strdown(vc_cert_status_to_string(rec->status), -1);
 		json_builder_add_string_value(b, status);
 	}
 	vc_json_add_time(b, "not_before", rec->not_before);

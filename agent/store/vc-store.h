@@ -12,10 +12,11 @@ G_BEGIN_DECLS
  * thread at a time. */
 
 typedef enum {
-	VC_CERT_STATUS_PENDING,   /* serial recorded, not (known to be) signed */
-	VC_CERT_STATUS_VALID,     /* signed, DER stored, not revoked */
-	VC_CERT_STATUS_REVOKED,   /* in the CRL */
-	VC_CERT_STATUS_ABANDONED, /* PENDING resolved at startup: revoked, may never have been signed */
+	VC_CERT_STATUS_PENDING,	  /* serial recorded, not (known to be) signed */
+	VC_CERT_STATUS_VALID,	  /* signed, DER stored, not revoked */
+	VC_CERT_STATUS_REVOKED,	  /* in the CRL */
+	VC_CERT_STATUS_ABANDONED, /* PENDING resolved at startup: revoked, may never have been
+				     signed */
 } VcCertStatus;
 
 const char *vc_cert_status_to_string(VcCertStatus status);
@@ -23,18 +24,18 @@ const char *vc_cert_status_to_string(VcCertStatus status);
 gboolean vc_cert_status_from_string(const char *str, VcCertStatus *ret_status);
 
 typedef struct {
-	char *serial;         /* lower-case hex, primary key */
+	char *serial; /* lower-case hex, primary key */
 	char *ca_id;
 	char *vm_uuid;
 	char *vm_name;
 	GStrv dns_names;
-	gint64 not_before;    /* unix seconds */
+	gint64 not_before; /* unix seconds */
 	gint64 not_after;
 	gint64 created_at;
 	VcCertStatus status;
-	gint64 revoked_at;    /* 0 if not revoked */
-	int reason;           /* RFC 5280 reason code, -1 if not revoked */
-	GBytes *der;          /* NULL while PENDING */
+	gint64 revoked_at;	 /* 0 if not revoked */
+	int reason;		 /* RFC 5280 reason code, -1 if not revoked */
+	GBytes *der;		 /* NULL while PENDING */
 	char *revocation_detail; /* why it was revoked/abandoned, NULL if unknown */
 } VcCertRecord;
 
@@ -43,14 +44,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcCertRecord, vc_cert_record_free)
 
 /* Per-VM state row (the engine owns the meaning of STATE). */
 typedef struct {
-	char *uuid;           /* primary key */
-	gint64 generation;    /* bumped when a UUID starts a new life */
+	char *uuid;	   /* primary key */
+	gint64 generation; /* bumped when a UUID starts a new life */
 	char *name;
-	char *state;          /* "WANTED", "ISSUED", ... */
-	char *current_serial; /* NULL if none */
-	char *names_key;      /* the DNS names the current cert should carry, joined with ',' */
-	gint64 next_action_at;/* renewal / retry time, unix seconds, 0 none */
-	gint failures;        /* consecutive failures, for backoff */
+	char *state;	       /* "WANTED", "ISSUED", ... */
+	char *current_serial;  /* NULL if none */
+	char *names_key;       /* the DNS names the current cert should carry, joined with ',' */
+	gint64 next_action_at; /* renewal / retry time, unix seconds, 0 none */
+	gint failures;	       /* consecutive failures, for backoff */
 	char *last_error;
 	gint64 updated_at;
 } VcDomainRecord;
@@ -95,13 +96,11 @@ void vc_store_rollback(VcStore *store);
 gboolean vc_store_cert_record_intent(VcStore *store, const VcCertRecord *rec, GError **error);
 /* PENDING -> VALID with the signed DER. Any other status: VC_ERROR_FAILED;
  * unknown serial: VC_ERROR_NOT_FOUND (same for abandon and revoke). */
-gboolean vc_store_cert_mark_issued(VcStore *store, const char *serial, GBytes *der,
-				   GError **error);
+gboolean vc_store_cert_mark_issued(VcStore *store, const char *serial, GBytes *der, GError **error);
 /* PENDING -> ABANDONED (signing failed, or recovery at startup). An abandoned
  * serial is listed on the CRL: it may have been signed before a crash. It gets
  * reason 0 (unspecified), revoked_at = now and WHY as revocation_detail. */
-gboolean vc_store_cert_abandon(VcStore *store, const char *serial, const char *why,
-			       GError **error);
+gboolean vc_store_cert_abandon(VcStore *store, const char *serial, const char *why, GError **error);
 /* VALID|PENDING -> REVOKED, durable when it returns (inside an explicit
  * transaction: durable when vc_store_commit() returns). Revoking a revoked or
  * abandoned certificate is a no-op returning TRUE (the first reason and time
@@ -143,8 +142,8 @@ gboolean vc_store_domain_delete(VcStore *store, const char *uuid, GError **error
  * store itself appends "cert.intent", "cert.issued", "cert.abandoned",
  * "cert.revoked", "domain.state" and "domain.deleted" in the transaction of
  * the change they record. */
-gboolean vc_store_audit(VcStore *store, const char *event, const char *vm_uuid,
-			const char *serial, const char *detail, GError **error);
+gboolean vc_store_audit(VcStore *store, const char *event, const char *vm_uuid, const char *serial,
+			const char *detail, GError **error);
 /* Newest first, at most LIMIT rows (0: all); each a GStrv {time, event, vm_uuid,
  * serial, detail}, time as ISO 8601 UTC ("2024-05-01T12:00:00Z"), absent
  * values as "" (a GStrv cannot hold NULL). */

@@ -100,12 +100,13 @@ vc_virt_set_error(GError **error, virConnectPtr conn, const char *fmt, ...)
 	prefix = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
 
-	if (err != NULL && (err->code == VIR_ERR_NO_DOMAIN || err->code == VIR_ERR_NO_DOMAIN_METADATA))
+	if (err != NULL &&
+	    (err->code == VIR_ERR_NO_DOMAIN || err->code == VIR_ERR_NO_DOMAIN_METADATA))
 		code = VC_ERROR_NOT_FOUND;
 	else if (conn != NULL && virConnectIsAlive(conn) != 1)
 		code = VC_ERROR_UNAVAILABLE;
 	g_set_error(error, VC_ERROR, code, "%s: %s", prefix,
-	            err != NULL && err->message != NULL ? err->message : "unknown libvirt error");
+		    err != NULL && err->message != NULL ? err->message : "unknown libvirt error");
 	virResetLastError();
 }
 
@@ -129,71 +130,71 @@ vc_virt_word(const char *const *words, gsize n_words, int i)
 #define VC_VIRT_WORD(words, i) vc_virt_word(words, G_N_ELEMENTS(words), i)
 
 static const char *const vc_virt_defined_words[] = {
-	[VIR_DOMAIN_EVENT_DEFINED_ADDED] = "added",
-	[VIR_DOMAIN_EVENT_DEFINED_UPDATED] = "updated",
-	[VIR_DOMAIN_EVENT_DEFINED_RENAMED] = "renamed",
-	[VIR_DOMAIN_EVENT_DEFINED_FROM_SNAPSHOT] = "from-snapshot",
+    [VIR_DOMAIN_EVENT_DEFINED_ADDED] = "added",
+    [VIR_DOMAIN_EVENT_DEFINED_UPDATED] = "updated",
+    [VIR_DOMAIN_EVENT_DEFINED_RENAMED] = "renamed",
+    [VIR_DOMAIN_EVENT_DEFINED_FROM_SNAPSHOT] = "from-snapshot",
 };
 static const char *const vc_virt_undefined_words[] = {
-	[VIR_DOMAIN_EVENT_UNDEFINED_REMOVED] = "removed",
-	[VIR_DOMAIN_EVENT_UNDEFINED_RENAMED] = "renamed",
+    [VIR_DOMAIN_EVENT_UNDEFINED_REMOVED] = "removed",
+    [VIR_DOMAIN_EVENT_UNDEFINED_RENAMED] = "renamed",
 };
 static const char *const vc_virt_started_words[] = {
-	[VIR_DOMAIN_EVENT_STARTED_BOOTED] = "booted",
-	[VIR_DOMAIN_EVENT_STARTED_MIGRATED] = "migrated",
-	[VIR_DOMAIN_EVENT_STARTED_RESTORED] = "restored",
-	[VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT] = "from-snapshot",
-	[VIR_DOMAIN_EVENT_STARTED_WAKEUP] = "wakeup",
+    [VIR_DOMAIN_EVENT_STARTED_BOOTED] = "booted",
+    [VIR_DOMAIN_EVENT_STARTED_MIGRATED] = "migrated",
+    [VIR_DOMAIN_EVENT_STARTED_RESTORED] = "restored",
+    [VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT] = "from-snapshot",
+    [VIR_DOMAIN_EVENT_STARTED_WAKEUP] = "wakeup",
 };
 static const char *const vc_virt_suspended_words[] = {
-	[VIR_DOMAIN_EVENT_SUSPENDED_PAUSED] = "paused",
-	[VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED] = "migrated",
-	[VIR_DOMAIN_EVENT_SUSPENDED_IOERROR] = "ioerror",
-	[VIR_DOMAIN_EVENT_SUSPENDED_WATCHDOG] = "watchdog",
-	[VIR_DOMAIN_EVENT_SUSPENDED_RESTORED] = "restored",
-	[VIR_DOMAIN_EVENT_SUSPENDED_FROM_SNAPSHOT] = "from-snapshot",
-	[VIR_DOMAIN_EVENT_SUSPENDED_API_ERROR] = "api-error",
-	[VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY] = "postcopy",
-	[VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED] = "postcopy-failed",
+    [VIR_DOMAIN_EVENT_SUSPENDED_PAUSED] = "paused",
+    [VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED] = "migrated",
+    [VIR_DOMAIN_EVENT_SUSPENDED_IOERROR] = "ioerror",
+    [VIR_DOMAIN_EVENT_SUSPENDED_WATCHDOG] = "watchdog",
+    [VIR_DOMAIN_EVENT_SUSPENDED_RESTORED] = "restored",
+    [VIR_DOMAIN_EVENT_SUSPENDED_FROM_SNAPSHOT] = "from-snapshot",
+    [VIR_DOMAIN_EVENT_SUSPENDED_API_ERROR] = "api-error",
+    [VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY] = "postcopy",
+    [VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED] = "postcopy-failed",
 };
 static const char *const vc_virt_resumed_words[] = {
-	[VIR_DOMAIN_EVENT_RESUMED_UNPAUSED] = "unpaused",
-	[VIR_DOMAIN_EVENT_RESUMED_MIGRATED] = "migrated",
-	[VIR_DOMAIN_EVENT_RESUMED_FROM_SNAPSHOT] = "from-snapshot",
-	[VIR_DOMAIN_EVENT_RESUMED_POSTCOPY] = "postcopy",
-	[VIR_DOMAIN_EVENT_RESUMED_POSTCOPY_FAILED] = "postcopy-failed",
+    [VIR_DOMAIN_EVENT_RESUMED_UNPAUSED] = "unpaused",
+    [VIR_DOMAIN_EVENT_RESUMED_MIGRATED] = "migrated",
+    [VIR_DOMAIN_EVENT_RESUMED_FROM_SNAPSHOT] = "from-snapshot",
+    [VIR_DOMAIN_EVENT_RESUMED_POSTCOPY] = "postcopy",
+    [VIR_DOMAIN_EVENT_RESUMED_POSTCOPY_FAILED] = "postcopy-failed",
 };
 static const char *const vc_virt_stopped_words[] = {
-	[VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN] = "shutdown",
-	[VIR_DOMAIN_EVENT_STOPPED_DESTROYED] = "destroyed",
-	[VIR_DOMAIN_EVENT_STOPPED_CRASHED] = "crashed",
-	[VIR_DOMAIN_EVENT_STOPPED_MIGRATED] = "migrated",
-	[VIR_DOMAIN_EVENT_STOPPED_SAVED] = "saved",
-	[VIR_DOMAIN_EVENT_STOPPED_FAILED] = "failed",
-	[VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT] = "from-snapshot",
+    [VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN] = "shutdown",
+    [VIR_DOMAIN_EVENT_STOPPED_DESTROYED] = "destroyed",
+    [VIR_DOMAIN_EVENT_STOPPED_CRASHED] = "crashed",
+    [VIR_DOMAIN_EVENT_STOPPED_MIGRATED] = "migrated",
+    [VIR_DOMAIN_EVENT_STOPPED_SAVED] = "saved",
+    [VIR_DOMAIN_EVENT_STOPPED_FAILED] = "failed",
+    [VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT] = "from-snapshot",
 };
 static const char *const vc_virt_shutdown_words[] = {
-	[VIR_DOMAIN_EVENT_SHUTDOWN_FINISHED] = "finished",
-	[VIR_DOMAIN_EVENT_SHUTDOWN_GUEST] = "guest",
-	[VIR_DOMAIN_EVENT_SHUTDOWN_HOST] = "host",
+    [VIR_DOMAIN_EVENT_SHUTDOWN_FINISHED] = "finished",
+    [VIR_DOMAIN_EVENT_SHUTDOWN_GUEST] = "guest",
+    [VIR_DOMAIN_EVENT_SHUTDOWN_HOST] = "host",
 };
 static const char *const vc_virt_pmsuspended_words[] = {
-	[VIR_DOMAIN_EVENT_PMSUSPENDED_MEMORY] = "memory",
-	[VIR_DOMAIN_EVENT_PMSUSPENDED_DISK] = "disk",
+    [VIR_DOMAIN_EVENT_PMSUSPENDED_MEMORY] = "memory",
+    [VIR_DOMAIN_EVENT_PMSUSPENDED_DISK] = "disk",
 };
 static const char *const vc_virt_crashed_words[] = {
-	[VIR_DOMAIN_EVENT_CRASHED_PANICKED] = "panicked",
-	[VIR_DOMAIN_EVENT_CRASHED_CRASHLOADED] = "crashloaded",
+    [VIR_DOMAIN_EVENT_CRASHED_PANICKED] = "panicked",
+    [VIR_DOMAIN_EVENT_CRASHED_CRASHLOADED] = "crashloaded",
 };
 static const char *const vc_virt_agent_words[] = {
-	[VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_UNKNOWN] = "unknown",
-	[VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_DOMAIN_STARTED] = "domain-started",
-	[VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_CHANNEL] = "channel",
+    [VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_UNKNOWN] = "unknown",
+    [VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_DOMAIN_STARTED] = "domain-started",
+    [VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_CHANNEL] = "channel",
 };
 static const char *const vc_virt_metadata_words[] = {
-	[VIR_DOMAIN_METADATA_DESCRIPTION] = "description",
-	[VIR_DOMAIN_METADATA_TITLE] = "title",
-	[VIR_DOMAIN_METADATA_ELEMENT] = "element",
+    [VIR_DOMAIN_METADATA_DESCRIPTION] = "description",
+    [VIR_DOMAIN_METADATA_TITLE] = "title",
+    [VIR_DOMAIN_METADATA_ELEMENT] = "element",
 };
 
 gboolean
@@ -221,22 +222,22 @@ vc_virt_event_init_lifecycle(VcVirtEvent *event, int type, int detail)
 		event->detail_str = VC_VIRT_WORD(vc_virt_started_words, detail);
 		event->is_migration = detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED;
 		event->is_restore = detail == VIR_DOMAIN_EVENT_STARTED_RESTORED ||
-		                    detail == VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT;
+				    detail == VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT;
 		break;
 	case VIR_DOMAIN_EVENT_SUSPENDED:
 		event->kind = VC_VIRT_EVENT_SUSPENDED;
 		event->detail_str = VC_VIRT_WORD(vc_virt_suspended_words, detail);
 		event->is_migration = detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED ||
-		                      detail == VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY ||
-		                      detail == VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED;
+				      detail == VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY ||
+				      detail == VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED;
 		event->is_restore = detail == VIR_DOMAIN_EVENT_SUSPENDED_FROM_SNAPSHOT;
 		break;
 	case VIR_DOMAIN_EVENT_RESUMED:
 		event->kind = VC_VIRT_EVENT_RESUMED;
 		event->detail_str = VC_VIRT_WORD(vc_virt_resumed_words, detail);
 		event->is_migration = detail == VIR_DOMAIN_EVENT_RESUMED_MIGRATED ||
-		                      detail == VIR_DOMAIN_EVENT_RESUMED_POSTCOPY ||
-		                      detail == VIR_DOMAIN_EVENT_RESUMED_POSTCOPY_FAILED;
+				      detail == VIR_DOMAIN_EVENT_RESUMED_POSTCOPY ||
+				      detail == VIR_DOMAIN_EVENT_RESUMED_POSTCOPY_FAILED;
 		event->is_restore = detail == VIR_DOMAIN_EVENT_RESUMED_FROM_SNAPSHOT;
 		break;
 	case VIR_DOMAIN_EVENT_STOPPED:
@@ -355,7 +356,7 @@ vc_virt_emit(VcVirt *virt, virDomainPtr dom, VcVirtEvent *event)
 	event->uuid = uuid;
 	event->name = virDomainGetName(dom);
 	g_debug("domain %s (%s): %s %s", event->uuid, event->name,
-	        vc_virt_event_kind_to_string(event->kind), event->detail_str);
+		vc_virt_event_kind_to_string(event->kind), event->detail_str);
 	virt->cb.event(event, virt->user_data);
 }
 
@@ -377,8 +378,7 @@ vc_virt_on_agent(virConnectPtr conn, virDomainPtr dom, int state, int reason, vo
 }
 
 static void
-vc_virt_on_metadata(virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri,
-                    void *opaque)
+vc_virt_on_metadata(virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri, void *opaque)
 {
 	VcVirtEvent event = {0};
 	vc_virt_event_init_metadata(&event, type, nsuri);
@@ -496,7 +496,7 @@ vc_virt_on_close(virConnectPtr conn, int reason, void *opaque)
 	g_mutex_lock(&virt->lock);
 	if (conn == virt->conn && virt->teardown_id == 0)
 		virt->teardown_id = g_idle_add_full(G_PRIORITY_DEFAULT, vc_virt_teardown_cb,
-		                                    vc_virt_ref(virt), vc_virt_unref);
+						    vc_virt_ref(virt), vc_virt_unref);
 	g_mutex_unlock(&virt->lock);
 }
 
@@ -517,16 +517,16 @@ vc_virt_attach(VcVirt *virt, virConnectPtr conn, GError **error)
 	virt->close_cb_registered = TRUE;
 
 	virt->cb_ids[VC_VIRT_CB_LIFECYCLE] = virConnectDomainEventRegisterAny(
-		conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-		VIR_DOMAIN_EVENT_CALLBACK(vc_virt_on_lifecycle), virt, NULL);
+	    conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+	    VIR_DOMAIN_EVENT_CALLBACK(vc_virt_on_lifecycle), virt, NULL);
 	if (virt->cb_ids[VC_VIRT_CB_LIFECYCLE] >= 0)
 		virt->cb_ids[VC_VIRT_CB_AGENT] = virConnectDomainEventRegisterAny(
-			conn, NULL, VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE,
-			VIR_DOMAIN_EVENT_CALLBACK(vc_virt_on_agent), virt, NULL);
+		    conn, NULL, VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE,
+		    VIR_DOMAIN_EVENT_CALLBACK(vc_virt_on_agent), virt, NULL);
 	if (virt->cb_ids[VC_VIRT_CB_AGENT] >= 0)
 		virt->cb_ids[VC_VIRT_CB_METADATA] = virConnectDomainEventRegisterAny(
-			conn, NULL, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
-			VIR_DOMAIN_EVENT_CALLBACK(vc_virt_on_metadata), virt, NULL);
+		    conn, NULL, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
+		    VIR_DOMAIN_EVENT_CALLBACK(vc_virt_on_metadata), virt, NULL);
 	if (virt->cb_ids[VC_VIRT_CB_METADATA] < 0) {
 		vc_virt_set_error(error, conn, "cannot register domain events on %s", virt->uri);
 		return FALSE;
@@ -681,7 +681,8 @@ vc_virt_ref_connection(VcVirt *virt, GError **error)
 		conn = virt->conn;
 	g_mutex_unlock(&virt->lock);
 	if (conn == NULL)
-		g_set_error(error, VC_ERROR, VC_ERROR_UNAVAILABLE, "not connected to %s", virt->uri);
+		g_set_error(error, VC_ERROR, VC_ERROR_UNAVAILABLE, "not connected to %s",
+			    virt->uri);
 	return conn;
 }
 
@@ -705,7 +706,7 @@ vc_virt_lookup(VcVirt *virt, virConnectPtr conn, const char *uuid, GError **erro
 
 	if (uuid == NULL || !g_uuid_string_is_valid(uuid)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "invalid domain UUID '%s'",
-		            uuid != NULL ? uuid : "(null)");
+			    uuid != NULL ? uuid : "(null)");
 		return NULL;
 	}
 	dom = virDomainLookupByUUIDString(conn, uuid);
@@ -769,7 +770,8 @@ vc_virt_list_domains(VcVirt *virt, gboolean with_xml, GError **error)
 	 * state; either answer is one libvirt really had. */
 	nt = virConnectListAllDomains(conn, &tdoms, VIR_CONNECT_LIST_DOMAINS_TRANSIENT);
 	if (nt < 0) {
-		vc_virt_set_error(error, conn, "cannot list the transient domains of %s", virt->uri);
+		vc_virt_set_error(error, conn, "cannot list the transient domains of %s",
+				  virt->uri);
 		vc_virt_free_domain_list(doms, n);
 		return NULL;
 	}
@@ -794,7 +796,7 @@ vc_virt_list_domains(VcVirt *virt, gboolean with_xml, GError **error)
 					continue;
 				}
 				vc_virt_set_error(error, conn, "cannot read the XML of domain %s",
-				                  domain->uuid);
+						  domain->uuid);
 				vc_virt_free_domain_list(doms, n);
 				return NULL;
 			}
@@ -856,8 +858,8 @@ vc_virt_get_domain_xml(VcVirt *virt, const char *uuid, GError **error)
 }
 
 gboolean
-vc_virt_set_metadata(VcVirt *virt, const char *uuid, const char *xml_element,
-                     const char *ns_uri, const char *prefix, GError **error)
+vc_virt_set_metadata(VcVirt *virt, const char *uuid, const char *xml_element, const char *ns_uri,
+		     const char *prefix, GError **error)
 {
 	g_autoptr(VcVirtConn) conn = NULL;
 	g_autoptr(VcVirtDom) dom = NULL;
@@ -890,18 +892,19 @@ vc_virt_set_metadata(VcVirt *virt, const char *uuid, const char *xml_element,
 			flags |= VIR_DOMAIN_AFFECT_LIVE;
 		if (flags == 0) {
 			/* transient and not running: it no longer exists */
-			g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "domain %s: no longer exists",
-			            uuid);
+			g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
+				    "domain %s: no longer exists", uuid);
 			return FALSE;
 		}
 		if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml_element,
-		                         xml_element != NULL ? prefix : NULL, ns_uri, flags) == 0)
+					 xml_element != NULL ? prefix : NULL, ns_uri, flags) == 0)
 			return TRUE;
 		if (attempt == 0 && vc_virt_last_error_is(VIR_ERR_OPERATION_INVALID)) {
 			virResetLastError();
 			continue;
 		}
-		vc_virt_set_error(error, conn, "cannot write metadata %s of domain %s", ns_uri, uuid);
+		vc_virt_set_error(error, conn, "cannot write metadata %s of domain %s", ns_uri,
+				  uuid);
 		return FALSE;
 	}
 }
@@ -922,7 +925,7 @@ vc_virt_get_metadata(VcVirt *virt, const char *uuid, const char *ns_uri, GError 
 	if (dom == NULL)
 		return NULL;
 	xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, ns_uri,
-	                           VIR_DOMAIN_AFFECT_CURRENT);
+				   VIR_DOMAIN_AFFECT_CURRENT);
 	if (xml == NULL)
 		vc_virt_set_error(error, conn, "metadata %s of domain %s", ns_uri, uuid);
 	return xml;

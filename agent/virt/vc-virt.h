@@ -40,8 +40,8 @@ typedef enum {
 
 /* One event; valid only during the event callback (copy what you keep). */
 typedef struct {
-	const char *uuid;       /* lower-case canonical UUID string */
-	const char *name;       /* domain name (the new name for DEFINED RENAMED) */
+	const char *uuid; /* lower-case canonical UUID string */
+	const char *name; /* domain name (the new name for DEFINED RENAMED) */
 	VcVirtEventKind kind;
 	/* The raw libvirt detail: virDomainEvent<Kind>DetailType for lifecycle
 	 * kinds, virConnectDomainEventAgentLifecycleReason for AGENT_*,
@@ -76,11 +76,11 @@ typedef struct {
 } VcVirtCallbacks;
 
 typedef struct {
-	char *uuid;       /* lower-case */
+	char *uuid; /* lower-case */
 	char *name;
 	gboolean active;
 	gboolean persistent;
-	char *xml;        /* virDomainGetXMLDesc(flags 0); NULL when not asked for */
+	char *xml; /* virDomainGetXMLDesc(flags 0); NULL when not asked for */
 } VcVirtDomain;
 
 typedef struct _VcVirt VcVirt;
@@ -107,8 +107,7 @@ virConnectPtr vc_virt_ref_connection(VcVirt *virt, GError **error);
  * disappears while its XML is read is left out (it is gone). */
 GPtrArray *vc_virt_list_domains(VcVirt *virt, gboolean with_xml, GError **error);
 /* One domain by UUID; VC_ERROR_NOT_FOUND when there is no such domain. */
-VcVirtDomain *vc_virt_get_domain(VcVirt *virt, const char *uuid, gboolean with_xml,
-                                 GError **error);
+VcVirtDomain *vc_virt_get_domain(VcVirt *virt, const char *uuid, gboolean with_xml, GError **error);
 char *vc_virt_get_domain_xml(VcVirt *virt, const char *uuid, GError **error);
 
 /* Writes (xml_element non-NULL) or removes (NULL) the metadata element of
@@ -116,12 +115,11 @@ char *vc_virt_get_domain_xml(VcVirt *virt, const char *uuid, GError **error);
  * when the domain runs, in the live one too (a transient domain has only the
  * live one). */
 gboolean vc_virt_set_metadata(VcVirt *virt, const char *uuid, const char *xml_element,
-                              const char *ns_uri, const char *prefix, GError **error);
+			      const char *ns_uri, const char *prefix, GError **error);
 /* The metadata element of namespace ns_uri (of the live definition when the
  * domain runs). VC_ERROR_NOT_FOUND when the domain or the element is absent
  * (the message says which; vc_virt_get_domain() tells for sure). */
-char *vc_virt_get_metadata(VcVirt *virt, const char *uuid, const char *ns_uri,
-                           GError **error);
+char *vc_virt_get_metadata(VcVirt *virt, const char *uuid, const char *ns_uri, GError **error);
 
 void vc_virt_domain_free(VcVirtDomain *domain);
 const char *vc_virt_event_kind_to_string(VcVirtEventKind kind);

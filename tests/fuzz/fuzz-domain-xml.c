@@ -18,7 +18,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (info != NULL) {
 		/* the whole path a VM's XML takes: policy and names */
 		g_autoptr(VcPolicy) p = NULL;
-		const char *defaults[] = { "{name}.vms.example.com", NULL };
+		const char *defaults[] = {"{name}.vms.example.com", NULL};
 		p = vc_domain_info_resolve_policy(info, NULL, TRUE, defaults, 86400, NULL);
 		if (p != NULL) {
 			VcNameVars vars;

@@ -27,8 +27,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		g_assert(g_strcmp0(label, again) == 0);
 	}
 	{
-		VcNameVars vars = { s, s, s, s, s, s };
-		const char *tmpls[] = { tmpl, "{uuid}.example.com", NULL };
+		VcNameVars vars = {s, s, s, s, s, s};
+		const char *tmpls[] = {tmpl, "{uuid}.example.com", NULL};
 		g_auto(GStrv) names = vc_name_expand_all(tmpls, &vars, NULL);
 		for (gsize i = 0; names != NULL && names[i] != NULL; i++)
 			g_assert(vc_name_check_dns(names[i], NULL));

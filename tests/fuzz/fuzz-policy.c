@@ -9,8 +9,8 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	g_autoptr(VcPolicySet) set = vc_policy_set_new();
-	VcPolicySubject subject = { "web-1", "6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10", "payments",
-				    "2d1d6c80" };
+	VcPolicySubject subject = {"web-1", "6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10", "payments",
+				   "2d1d6c80"};
 	g_autoptr(GHashTable) map = NULL;
 
 	if (!vc_policy_set_load_data(set, "fuzz.conf", (const char *)data, size, NULL))

@@ -131,12 +131,13 @@ static void
 test_partial(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(VcConfig) c = load_text(f,
-					  "[hook]\ntimeout = 3s\n[daemon]\nhttp-address =\n"
-					  "[ca]\nocsp-url =\n"
-					  "[peer]\naddress = 0.0.0.0:8459\nurl = https://a.example:8459\n"
-					  "handover-grace = 2m\n",
-					  &error);
+	g_autoptr(VcConfig) c =
+	    load_text(f,
+		      "[hook]\ntimeout = 3s\n[daemon]\nhttp-address =\n"
+		      "[ca]\nocsp-url =\n"
+		      "[peer]\naddress = 0.0.0.0:8459\nurl = https://a.example:8459\n"
+		      "handover-grace = 2m\n",
+		      &error);
 	g_assert_no_error(error);
 	g_assert_cmpint(c->hook_timeout_ms, ==, 3000);
 	g_assert_cmpstr(c->http_address, ==, "");
@@ -155,20 +156,20 @@ test_errors(Fixture *f, gconstpointer data)
 		const char *text;
 		const char *needle[3];
 	} cases[] = {
-		{ "[daemon]\nstate_dir = /x\n", { "[daemon]", "state_dir", "virtcert.conf" } },
-		{ "[deamon]\nstate-dir = /x\n", { "[deamon]", "virtcert.conf", NULL } },
-		{ "[hook]\nfail-closed = true\n", { "[hook]", "fail-closed", NULL } },
-		{ "[daemon]\nissue-all = maybe\n", { "issue-all", "maybe", NULL } },
-		{ "[daemon]\nreconcile-interval = 5 minutes\n", { "reconcile-interval", NULL, NULL } },
-		{ "[daemon]\nreconcile-interval = 0\n", { "reconcile-interval", NULL, NULL } },
-		{ "[daemon]\nhttp-address = localhost\n", { "http-address", NULL, NULL } },
-		{ "[daemon]\nhttp-address = 1.2.3.4:99999\n", { "http-address", NULL, NULL } },
-		{ "[ca]\ncrl-url = ftp://x/\n", { "crl-url", NULL, NULL } },
-		{ "[ca]\ndefault-lifetime = 10y\n", { "default-lifetime", "10y", NULL } },
-		{ "[hook]\ntimeout = 0\n", { "timeout", NULL, NULL } },
-		{ "[daemon]\nlibvirt-uri =\n", { "libvirt-uri", NULL, NULL } },
-		{ "[daemon]\ncontrol-group = a\\nb\n", { "control-group", "control", NULL } },
-		{ "not a key file\n", { "virtcert.conf", NULL, NULL } },
+	    {"[daemon]\nstate_dir = /x\n", {"[daemon]", "state_dir", "virtcert.conf"}},
+	    {"[deamon]\nstate-dir = /x\n", {"[deamon]", "virtcert.conf", NULL}},
+	    {"[hook]\nfail-closed = true\n", {"[hook]", "fail-closed", NULL}},
+	    {"[daemon]\nissue-all = maybe\n", {"issue-all", "maybe", NULL}},
+	    {"[daemon]\nreconcile-interval = 5 minutes\n", {"reconcile-interval", NULL, NULL}},
+	    {"[daemon]\nreconcile-interval = 0\n", {"reconcile-interval", NULL, NULL}},
+	    {"[daemon]\nhttp-address = localhost\n", {"http-address", NULL, NULL}},
+	    {"[daemon]\nhttp-address = 1.2.3.4:99999\n", {"http-address", NULL, NULL}},
+	    {"[ca]\ncrl-url = ftp://x/\n", {"crl-url", NULL, NULL}},
+	    {"[ca]\ndefault-lifetime = 10y\n", {"default-lifetime", "10y", NULL}},
+	    {"[hook]\ntimeout = 0\n", {"timeout", NULL, NULL}},
+	    {"[daemon]\nlibvirt-uri =\n", {"libvirt-uri", NULL, NULL}},
+	    {"[daemon]\ncontrol-group = a\\nb\n", {"control-group", "control", NULL}},
+	    {"not a key file\n", {"virtcert.conf", NULL, NULL}},
 	};
 	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
 		g_autoptr(GError) error = NULL;
@@ -190,11 +191,11 @@ test_duration(void)
 		const char *s;
 		gint64 v;
 	} ok[] = {
-		{ "0", 0 }, { "90", 90 }, { "90s", 90 }, { "15m", 900 }, { "24h", 86400 },
-		{ "7d", 604800 }, { "397d", 397 * 86400 },
+	    {"0", 0},	    {"90", 90},	    {"90s", 90},	   {"15m", 900},
+	    {"24h", 86400}, {"7d", 604800}, {"397d", 397 * 86400},
 	};
-	const char *bad[] = { "", "h", "-5", "5x", "1.5h", " 5m", "5m ", "5mm",
-			      "99999999999999999999", "36600000d" };
+	const char *bad[] = {
+	    "", "h", "-5", "5x", "1.5h", " 5m", "5m ", "5mm", "99999999999999999999", "36600000d"};
 	for (gsize i = 0; i < G_N_ELEMENTS(ok); i++) {
 		gint64 v = -1;
 		g_autoptr(GError) error = NULL;

@@ -7,7 +7,8 @@
 static char *
 fixture(const char *name, gsize *ret_len)
 {
-	g_autofree char *path = g_test_build_filename(G_TEST_DIST, "fixtures", "domains", name, NULL);
+	g_autofree char *path =
+	    g_test_build_filename(G_TEST_DIST, "fixtures", "domains", name, NULL);
 	char *data = NULL;
 	g_autoptr(GError) error = NULL;
 	g_assert_true(g_file_get_contents(path, &data, ret_len, &error));
@@ -31,7 +32,7 @@ test_plain(void)
 	g_autoptr(VcDomainInfo) info = vc_domain_info_parse(xml, (gssize)len, &error);
 	g_autoptr(VcPolicy) p = NULL;
 	VcNameVars vars;
-	const char *tmpl[] = { "{name}.vms.example.com", NULL };
+	const char *tmpl[] = {"{name}.vms.example.com", NULL};
 
 	g_assert_no_error(error);
 	g_assert_cmpstr(info->name, ==, "web-1");
@@ -145,15 +146,14 @@ test_nova(void)
 static void
 test_nova_1_0(void)
 {
-	const char *xml =
-		"<domain type='kvm'><name>instance-1</name>"
-		"<uuid>30ad89ac59064 9ca8d523c6343c598f6</uuid></domain>";
+	const char *xml = "<domain type='kvm'><name>instance-1</name>"
+			  "<uuid>30ad89ac59064 9ca8d523c6343c598f6</uuid></domain>";
 	const char *xml10 =
-		"<domain type='kvm'><name>instance-1</name>"
-		"<uuid>30ad89ac590649ca8d523c6343c598f6</uuid><metadata>"
-		"<n:instance xmlns:n='http://openstack.org/xmlns/libvirt/nova/1.0'>"
-		"<n:name>vm_normal</n:name><n:owner><n:project uuid='995b'>test</n:project>"
-		"</n:owner></n:instance></metadata></domain>";
+	    "<domain type='kvm'><name>instance-1</name>"
+	    "<uuid>30ad89ac590649ca8d523c6343c598f6</uuid><metadata>"
+	    "<n:instance xmlns:n='http://openstack.org/xmlns/libvirt/nova/1.0'>"
+	    "<n:name>vm_normal</n:name><n:owner><n:project uuid='995b'>test</n:project>"
+	    "</n:owner></n:instance></metadata></domain>";
 	g_autoptr(GError) error = NULL;
 	g_autoptr(VcDomainInfo) bad = vc_domain_info_parse(xml, -1, &error);
 	g_autoptr(VcDomainInfo) info = NULL;
@@ -173,9 +173,9 @@ static void
 test_merge_over_policy(void)
 {
 	const char *xml =
-		"<domain><name>web-7</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid>"
-		"<metadata><virtcert:vm xmlns:virtcert='urn:virtcert:domain:1'>"
-		"<virtcert:lifetime>1h</virtcert:lifetime></virtcert:vm></metadata></domain>";
+	    "<domain><name>web-7</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid>"
+	    "<metadata><virtcert:vm xmlns:virtcert='urn:virtcert:domain:1'>"
+	    "<virtcert:lifetime>1h</virtcert:lifetime></virtcert:vm></metadata></domain>";
 	const char *pol = "[web]\nmatch-name = web-*\nnames = {name}.example.com\nlifetime = 2d\n"
 			  "key = rsa-3072\n";
 	g_autoptr(VcPolicySet) set = vc_policy_set_new();
@@ -199,21 +199,21 @@ test_metadata_errors(void)
 		const char *body;
 		const char *needle;
 	} cases[] = {
-		{ "<v:colour>red</v:colour>", "colour" },
-		{ "<v:key type='ed25519' size='256'/>", "size" },
-		{ "<v:key type='ed25519'/><v:key mode='host'/>", "twice" },
-		{ "<name>x.example.com</name>", "unknown element <name>" },
-		{ "<v:placement><v:require>eu</v:require></v:placement>", "attr=" },
-		{ "<v:name><v:x/></v:name>", "only text" },
-		{ "stray text", "unexpected text" },
-		{ "<v:issued serial='1'/><v:issued serial='2'/>", "twice" },
+	    {"<v:colour>red</v:colour>", "colour"},
+	    {"<v:key type='ed25519' size='256'/>", "size"},
+	    {"<v:key type='ed25519'/><v:key mode='host'/>", "twice"},
+	    {"<name>x.example.com</name>", "unknown element <name>"},
+	    {"<v:placement><v:require>eu</v:require></v:placement>", "attr="},
+	    {"<v:name><v:x/></v:name>", "only text"},
+	    {"stray text", "unexpected text"},
+	    {"<v:issued serial='1'/><v:issued serial='2'/>", "twice"},
 	};
 	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
 		g_autofree char *xml = g_strdup_printf(
-			"<domain><name>a</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid>"
-			"<metadata><v:vm xmlns:v='urn:virtcert:domain:1'>%s</v:vm></metadata>"
-			"</domain>",
-			cases[i].body);
+		    "<domain><name>a</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid>"
+		    "<metadata><v:vm xmlns:v='urn:virtcert:domain:1'>%s</v:vm></metadata>"
+		    "</domain>",
+		    cases[i].body);
 		g_autoptr(GError) error = NULL;
 		g_autoptr(VcDomainInfo) info = vc_domain_info_parse(xml, -1, &error);
 		if (info != NULL)
@@ -226,9 +226,9 @@ test_metadata_errors(void)
 	/* bad values surface when the policy is resolved, naming the key */
 	{
 		const char *xml =
-			"<domain><name>a</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid>"
-			"<metadata><v:vm xmlns:v='urn:virtcert:domain:1'><v:name>a.example.com</v:name>"
-			"<v:delivery cert='../etc/passwd'/></v:vm></metadata></domain>";
+		    "<domain><name>a</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid>"
+		    "<metadata><v:vm xmlns:v='urn:virtcert:domain:1'><v:name>a.example.com</v:name>"
+		    "<v:delivery cert='../etc/passwd'/></v:vm></metadata></domain>";
 		g_autoptr(GError) error = NULL;
 		g_autoptr(VcDomainInfo) info = vc_domain_info_parse(xml, -1, &error);
 		g_autoptr(VcPolicy) p = NULL;
@@ -244,8 +244,9 @@ test_metadata_errors(void)
 static void
 test_metadata_parse(void)
 {
-	const char *md = "<x:vm xmlns:x=\"urn:virtcert:domain:1\"><x:name>{uuid}.example.com</x:name>"
-			 "<x:stop action=\"revoke\"/><other:thing xmlns:other='urn:x'/></x:vm>";
+	const char *md =
+	    "<x:vm xmlns:x=\"urn:virtcert:domain:1\"><x:name>{uuid}.example.com</x:name>"
+	    "<x:stop action=\"revoke\"/><other:thing xmlns:other='urn:x'/></x:vm>";
 	const char *wrong_ns = "<vm xmlns=\"urn:virtcert:domain:2\"/>";
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GHashTable) map = vc_domain_metadata_parse(md, -1, &error);
@@ -274,29 +275,30 @@ static void
 test_hostile(void)
 {
 	const char *xxe =
-		"<?xml version=\"1.0\"?>\n"
-		"<!DOCTYPE domain [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>\n"
-		"<domain><name>&xxe;</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid></domain>";
+	    "<?xml version=\"1.0\"?>\n"
+	    "<!DOCTYPE domain [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>\n"
+	    "<domain><name>&xxe;</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid></domain>";
 	const char *laughs =
-		"<?xml version=\"1.0\"?>\n"
-		"<!DOCTYPE lolz [\n"
-		" <!ENTITY lol \"lol\">\n"
-		" <!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n"
-		" <!ENTITY lol2 \"&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;\">\n"
-		" <!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">\n"
-		"]>\n<domain><name>&lol3;</name></domain>";
+	    "<?xml version=\"1.0\"?>\n"
+	    "<!DOCTYPE lolz [\n"
+	    " <!ENTITY lol \"lol\">\n"
+	    " <!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n"
+	    " <!ENTITY lol2 \"&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;\">\n"
+	    " <!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">\n"
+	    "]>\n<domain><name>&lol3;</name></domain>";
 	const char *doctype_lower = "<!doctype domain><domain/>";
 	const char *ext_dtd = "<!DOCTYPE domain SYSTEM \"http://evil.example/x.dtd\"><domain/>";
-	const char *ctrl_name =
-		"<domain><name>web&#x1;evil</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid></domain>";
-	const char *nl_name =
-		"<domain><name>web&#10;CN=evil</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid></domain>";
-	const char *c1_name =
-		"<domain><name>web&#x85;x</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid></domain>";
+	const char *ctrl_name = "<domain><name>web&#x1;evil</"
+				"name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid></domain>";
+	const char *nl_name = "<domain><name>web&#10;CN=evil</"
+			      "name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid></domain>";
+	const char *c1_name = "<domain><name>web&#x85;x</"
+			      "name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid></domain>";
 	const char *utf16 = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><domain/>";
 	g_autoptr(GString) deep = g_string_new(NULL);
 	g_autoptr(GString) deep65 = g_string_new("<domain><name>a</name>");
-	g_autoptr(GString) big_attr = g_string_new("<domain><name>a</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid><x a=\"");
+	g_autoptr(GString) big_attr = g_string_new(
+	    "<domain><name>a</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid><x a=\"");
 	g_autoptr(GString) big_doc = g_string_new("<domain>");
 
 	assert_refused(xxe, -1, "DOCTYPE");
@@ -337,7 +339,6 @@ test_hostile(void)
 	assert_refused(big_doc->str, (gssize)big_doc->len, "octets");
 }
 
-
 /* The daemon writes its facts into its own element and keeps the rest. */
 static void
 test_set_issued(void)
@@ -358,12 +359,14 @@ test_set_issued(void)
 	{
 		g_autoptr(GString) el = g_string_new(fresh);
 		g_assert_true(g_str_has_prefix(fresh, "<vm>"));
-		g_string_replace(el, "<vm>", "<virtcert:vm xmlns:virtcert=\"urn:virtcert:domain:1\">", 1);
+		g_string_replace(el, "<vm>",
+				 "<virtcert:vm xmlns:virtcert=\"urn:virtcert:domain:1\">", 1);
 		g_string_replace(el, "<issued", "<virtcert:issued", 1);
 		g_string_replace(el, "</vm>", "</virtcert:vm>", 1);
 		dom = g_strdup_printf("<domain><name>x</name><uuid>"
 				      "6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid><metadata>%s"
-				      "</metadata></domain>", el->str);
+				      "</metadata></domain>",
+				      el->str);
 	}
 	info = vc_domain_info_parse(dom, -1, &error);
 	g_assert_no_error(error);
@@ -383,8 +386,8 @@ test_set_issued(void)
 
 	/* the form virDomainGetMetadata returns: no namespace */
 	g_clear_pointer(&again, g_free);
-	again = vc_domain_metadata_set_issued("<vm>\n  <name>{name}.example.com</name>\n</vm>", "0c",
-					      NULL, &error);
+	again = vc_domain_metadata_set_issued("<vm>\n  <name>{name}.example.com</name>\n</vm>",
+					      "0c", NULL, &error);
 	g_assert_no_error(error);
 	g_clear_pointer(&map, g_hash_table_unref);
 	map = vc_domain_metadata_parse(again, -1, &error);
@@ -395,8 +398,10 @@ test_set_issued(void)
 	g_clear_pointer(&again, g_free);
 
 	/* garbage is refused, never rewritten */
-	again = vc_domain_metadata_set_issued("<vc:vm xmlns:vc=\"urn:virtcert:domain:1\"><vc:bogus/>"
-					      "</vc:vm>", "01", NULL, &error);
+	again =
+	    vc_domain_metadata_set_issued("<vc:vm xmlns:vc=\"urn:virtcert:domain:1\"><vc:bogus/>"
+					  "</vc:vm>",
+					  "01", NULL, &error);
 	g_assert_null(again);
 	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
 }

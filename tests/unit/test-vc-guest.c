@@ -351,13 +351,16 @@ test_qga_deliver(void)
 	{
 		gboolean match = FALSE;
 		g_autofree char *other = make_cert(key, "vm2.example.test", 0);
-		g_assert_true(vc_guest_check_files(channel, cert_path, cert, key_path, &match, &error));
+		g_assert_true(
+		    vc_guest_check_files(channel, cert_path, cert, key_path, &match, &error));
 		g_assert_no_error(error);
 		g_assert_true(match);
-		g_assert_true(vc_guest_check_files(channel, cert_path, other, key_path, &match, &error));
+		g_assert_true(
+		    vc_guest_check_files(channel, cert_path, other, key_path, &match, &error));
 		g_assert_false(match);
 		g_assert_cmpint(g_unlink(key_path), ==, 0);
-		g_assert_true(vc_guest_check_files(channel, cert_path, cert, key_path, &match, &error));
+		g_assert_true(
+		    vc_guest_check_files(channel, cert_path, cert, key_path, &match, &error));
 		g_assert_no_error(error);
 		g_assert_false(match); /* the key is gone */
 	}

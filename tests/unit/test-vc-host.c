@@ -70,8 +70,8 @@ static void
 fx_setup(Fixture *fx, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	const char *attrs[] = { "site=eu-west", "tier=confidential", NULL };
-	VcHostCaInitOptions opts = { .common_name = "test host CA" };
+	const char *attrs[] = {"site=eu-west", "tier=confidential", NULL};
+	VcHostCaInitOptions opts = {.common_name = "test host CA"};
 
 	fx->dir = g_dir_make_tmp("vc-host-XXXXXX", &error);
 	g_assert_no_error(error);
@@ -250,7 +250,7 @@ test_wrong_ca(Fixture *fx, gconstpointer data)
 	g_autofree char *other_dir = fx_path(fx, "otherca");
 	g_autofree char *signed_path = fx_path(fx, "other-signed.pem");
 	g_autofree char *other_crl = fx_path(fx, "other.crl");
-	VcHostCaInitOptions opts = { .common_name = "rogue host CA" };
+	VcHostCaInitOptions opts = {.common_name = "rogue host CA"};
 	g_autoptr(VcHost) host = NULL;
 	g_autoptr(VcHost) good = NULL;
 	g_autoptr(VcHostCa) other = NULL;
@@ -299,11 +299,11 @@ test_key_mismatch(Fixture *fx, gconstpointer data)
 	g_autofree char *key2 = fx_path(fx, "host2/host.key");
 	g_autofree char *csr2 = fx_path(fx, "host2/host.csr");
 	g_autofree char *ca2 = fx_path(fx, "host2/hostca.pem");
-	const char *attrs[] = { "site=eu-west", NULL };
+	const char *attrs[] = {"site=eu-west", NULL};
 
 	/* another host's CSR, signed by the right CA */
-	g_assert_true(vc_host_enroll(key2, csr2, "h2.example.com", attrs, fx->hostca, ca2, FALSE,
-				     &error));
+	g_assert_true(
+	    vc_host_enroll(key2, csr2, "h2.example.com", attrs, fx->hostca, ca2, FALSE, &error));
 	g_assert_no_error(error);
 	sign_to(fx->ca_dir, csr2, now_s() - 60, now_s() + 86400, signed_path);
 	g_assert_false(vc_host_import(signed_path, fx->key, fx->hostca, fx->cert, &error));
@@ -359,7 +359,8 @@ test_sign_refuses_other_sans(Fixture *fx, gconstpointer data)
 	g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
 }
 
-#define XML_HEAD "<domain type='kvm'><name>vm1</name><uuid>0b3e8f6e-2d0a-4c1b-9a5e-7c2f4d8e1a33</uuid>"
+#define XML_HEAD                                                                                   \
+	"<domain type='kvm'><name>vm1</name><uuid>0b3e8f6e-2d0a-4c1b-9a5e-7c2f4d8e1a33</uuid>"
 #define XML_META(x) "<metadata><vc:vm xmlns:vc='urn:virtcert:domain:1'>" x "</vc:vm></metadata>"
 
 static gboolean
@@ -384,9 +385,9 @@ test_placement_answer(Fixture *fx, gconstpointer data)
 	g_autofree char *ok_xml = NULL;
 	const char *reason = NULL;
 	static const char us_xml[] =
-		XML_HEAD XML_META("<vc:name>{name}.vms.example.com</vc:name><vc:placement>"
-				  "<vc:require attr='site'>us-east|us-west</vc:require>"
-				  "</vc:placement>") "</domain>";
+	    XML_HEAD XML_META("<vc:name>{name}.vms.example.com</vc:name><vc:placement>"
+			      "<vc:require attr='site'>us-east|us-west</vc:require>"
+			      "</vc:placement>") "</domain>";
 	static const char plain_xml[] = XML_HEAD "</domain>";
 
 	sign_to(fx->ca_dir, fx->csr, now_s() - 60, now_s() + 86400, fx->cert);
@@ -497,7 +498,7 @@ test_new_from_certs(Fixture *fx, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autofree char *other_dir = fx_path(fx, "otherca");
 	g_autofree char *other_signed = fx_path(fx, "other-signed.pem");
-	VcHostCaInitOptions opts = { .common_name = "rogue host CA" };
+	VcHostCaInitOptions opts = {.common_name = "rogue host CA"};
 	g_autoptr(GPtrArray) certs = NULL;
 	g_autoptr(GPtrArray) other_certs = NULL;
 	g_autoptr(VcHost) peer = NULL;

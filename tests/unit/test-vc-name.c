@@ -172,13 +172,28 @@ static void
 test_check_dns(void)
 {
 	const char *good[] = {
-		"a.b", "web-1.vms.example.com", "xn--bcher-kva.example.com",
-		"1a.example.com", "123.example.com",
+	    "a.b",
+	    "web-1.vms.example.com",
+	    "xn--bcher-kva.example.com",
+	    "1a.example.com",
+	    "123.example.com",
 	};
 	const char *bad[] = {
-		"", "com", "a..b", ".a.b", "a.b.", "*.example.com", "Web.example.com",
-		"-a.example.com", "a-.example.com", "a_b.example.com", "a b.example.com",
-		"xn--zz.example.com", "ab--cd.example.com", "1.2.3.4", "a.example.123",
+	    "",
+	    "com",
+	    "a..b",
+	    ".a.b",
+	    "a.b.",
+	    "*.example.com",
+	    "Web.example.com",
+	    "-a.example.com",
+	    "a-.example.com",
+	    "a_b.example.com",
+	    "a b.example.com",
+	    "xn--zz.example.com",
+	    "ab--cd.example.com",
+	    "1.2.3.4",
+	    "a.example.123",
 	};
 	g_autofree char *l64 = g_strnfill(64, 'a');
 	g_autofree char *long_label = g_strconcat(l64, ".example.com", NULL);
@@ -220,29 +235,29 @@ static void
 test_expand(void)
 {
 	VcNameVars vars = {
-		.name = "Web Server 1",
-		.uuid = "6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10",
-		.project = "Payments",
-		.project_id = "2d1d6c8084544f09a3e78b0a5f5ab323",
-		.user = NULL,
-		.instance = "web.evil.com",
+	    .name = "Web Server 1",
+	    .uuid = "6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10",
+	    .project = "Payments",
+	    .project_id = "2d1d6c8084544f09a3e78b0a5f5ab323",
+	    .user = NULL,
+	    .instance = "web.evil.com",
 	};
 	struct {
 		const char *tmpl;
 		const char *expected;
 	} ok[] = {
-		{ "{name}.vms.example.com", "web-server-1.vms.example.com" },
-		{ "{uuid}.vms.example.com", "6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10.vms.example.com" },
-		{ "{name}.{project}.Example.COM", "web-server-1.payments.example.com" },
-		{ "{project-id}.example.com", "2d1d6c8084544f09a3e78b0a5f5ab323.example.com" },
-		/* a value cannot add a label */
-		{ "{instance}.example.com", "web-evil-com.example.com" },
-		{ "{name}.bücher.example", "web-server-1.xn--bcher-kva.example" },
+	    {"{name}.vms.example.com", "web-server-1.vms.example.com"},
+	    {"{uuid}.vms.example.com", "6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10.vms.example.com"},
+	    {"{name}.{project}.Example.COM", "web-server-1.payments.example.com"},
+	    {"{project-id}.example.com", "2d1d6c8084544f09a3e78b0a5f5ab323.example.com"},
+	    /* a value cannot add a label */
+	    {"{instance}.example.com", "web-evil-com.example.com"},
+	    {"{name}.bücher.example", "web-server-1.xn--bcher-kva.example"},
 	};
 	const char *bad[] = {
-		"{name", "name}.example.com", "{nope}.example.com", "{user}.example.com",
-		"{name}", "*.{name}.example.com", "{name}..example.com", "{{name}}.example.com",
-		"", "{name}.example.com.",
+	    "{name",  "name}.example.com",    "{nope}.example.com",  "{user}.example.com",
+	    "{name}", "*.{name}.example.com", "{name}..example.com", "{{name}}.example.com",
+	    "",	      "{name}.example.com.",
 	};
 	for (gsize i = 0; i < G_N_ELEMENTS(ok); i++) {
 		g_autoptr(GError) error = NULL;
@@ -265,10 +280,10 @@ test_expand(void)
 static void
 test_expand_all(void)
 {
-	VcNameVars vars = { .name = "web 1", .uuid = "u1" };
-	const char *tmpls[] = { "{name}.example.com", "web-1.example.com", "{uuid}.example.com",
-				NULL };
-	const char *bad[] = { "{name}.example.com", "{project}.example.com", NULL };
+	VcNameVars vars = {.name = "web 1", .uuid = "u1"};
+	const char *tmpls[] = {"{name}.example.com", "web-1.example.com", "{uuid}.example.com",
+			       NULL};
+	const char *bad[] = {"{name}.example.com", "{project}.example.com", NULL};
 	g_autoptr(GError) error = NULL;
 	g_auto(GStrv) names = vc_name_expand_all(tmpls, &vars, &error);
 	g_auto(GStrv) none = NULL;

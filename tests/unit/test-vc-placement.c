@@ -22,7 +22,8 @@ policy_new(const char *first, ...)
 	va_start(ap, first);
 	for (const char *kv = first; kv != NULL; kv = va_arg(ap, const char *)) {
 		const char *eq = strchr(kv, '=');
-		g_hash_table_insert(map, g_strndup(kv, (gsize)(eq - kv)), g_strsplit(eq + 1, ";", -1));
+		g_hash_table_insert(map, g_strndup(kv, (gsize)(eq - kv)),
+				    g_strsplit(eq + 1, ";", -1));
 	}
 	va_end(ap);
 	p = vc_policy_new_from_map(map, "test", 3600, &error);
@@ -68,12 +69,12 @@ test_unrestricted(void)
 static void
 test_rule_allow(void)
 {
-	g_autoptr(VcPolicy) p = policy_new("require=site=eu-west|eu-central;tier=confidential", NULL);
-	g_autoptr(VcHostIdentity) h1 =
-		host_new(FP_A, "site=eu-central", "tier=confidential", NULL);
+	g_autoptr(VcPolicy) p =
+	    policy_new("require=site=eu-west|eu-central;tier=confidential", NULL);
+	g_autoptr(VcHostIdentity) h1 = host_new(FP_A, "site=eu-central", "tier=confidential", NULL);
 	/* a host with several values for one attribute: one in the set is enough */
 	g_autoptr(VcHostIdentity) h2 =
-		host_new(FP_A, "site=us-east", "site=eu-west", "tier=confidential", NULL);
+	    host_new(FP_A, "site=us-east", "site=eu-west", "tier=confidential", NULL);
 	g_autofree char *r1 = NULL;
 	g_autofree char *r2 = NULL;
 
@@ -120,9 +121,9 @@ test_ca_fingerprint(void)
 {
 	/* the policy may spell fingerprints with colons and capitals */
 	g_autoptr(VcPolicy) p = policy_new(
-		"trust-host-ca=AA:11:22:33:44:55:66:77:88:99:00:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:"
-		"66:77:88:99:AA:BB:CC:DD:EE",
-		NULL);
+	    "trust-host-ca=AA:11:22:33:44:55:66:77:88:99:00:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:"
+	    "66:77:88:99:AA:BB:CC:DD:EE",
+	    NULL);
 	g_autoptr(VcPolicy) p_root = policy_new("trust-host-ca=" FP_ROOT ";" FP_B, NULL);
 	g_autoptr(VcHostIdentity) good = host_new(FP_A, NULL);
 	g_autoptr(VcHostIdentity) bad = host_new(FP_B, NULL);
@@ -147,8 +148,7 @@ test_ca_fingerprint(void)
 static void
 test_ca_and_rules(void)
 {
-	g_autoptr(VcPolicy) p =
-		policy_new("trust-host-ca=" FP_A, "require=site=eu-west", NULL);
+	g_autoptr(VcPolicy) p = policy_new("trust-host-ca=" FP_A, "require=site=eu-west", NULL);
 	g_autoptr(VcHostIdentity) both_bad = host_new(FP_B, "site=us-east", NULL);
 	g_autoptr(VcHostIdentity) ca_bad = host_new(FP_B, "site=eu-west", NULL);
 	g_autoptr(VcHostIdentity) ok = host_new(FP_A, "site=eu-west", NULL);
@@ -207,13 +207,13 @@ test_resolve_without_names(void)
 {
 	/* an owner who only restricts placement still gets checked */
 	static const char xml[] =
-		"<domain type='kvm'><name>p1</name><uuid>0b3e8f6e-2d0a-4c1b-9a5e-7c2f4d8e1a33</uuid>"
-		"<metadata><vc:vm xmlns:vc='urn:virtcert:domain:1'><vc:placement>"
-		"<vc:require attr='site'>eu-west</vc:require></vc:placement></vc:vm></metadata>"
-		"</domain>";
+	    "<domain type='kvm'><name>p1</name><uuid>0b3e8f6e-2d0a-4c1b-9a5e-7c2f4d8e1a33</uuid>"
+	    "<metadata><vc:vm xmlns:vc='urn:virtcert:domain:1'><vc:placement>"
+	    "<vc:require attr='site'>eu-west</vc:require></vc:placement></vc:vm></metadata>"
+	    "</domain>";
 	static const char plain[] =
-		"<domain type='kvm'><name>p2</name><uuid>1b3e8f6e-2d0a-4c1b-9a5e-7c2f4d8e1a33</uuid>"
-		"</domain>";
+	    "<domain type='kvm'><name>p2</name><uuid>1b3e8f6e-2d0a-4c1b-9a5e-7c2f4d8e1a33</uuid>"
+	    "</domain>";
 	g_autoptr(GError) error = NULL;
 	g_autoptr(VcDomainInfo) info = vc_domain_info_parse(xml, -1, &error);
 	g_autoptr(VcDomainInfo) info2 = vc_domain_info_parse(plain, -1, &error);

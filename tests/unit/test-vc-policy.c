@@ -62,7 +62,8 @@ test_all_keys(void)
 	map_put(map, "owner", "_www-data:ssl-cert");
 	map_put(map, "reload", "systemctl reload nginx && echo \"done\"");
 	map_put(map, "trust-host-ca",
-		"AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89;" FP);
+		"AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:"
+		"01:23:45:67:89;" FP);
 	map_put(map, "require", "site=eu-west|eu-central;tier=gold");
 	map_put(map, "check-on-start", "yes");
 	p = vc_policy_new_from_map(map, "src", 86400, &error);
@@ -91,8 +92,10 @@ test_all_keys(void)
 		g_autofree char *json = vc_policy_to_string(p);
 		g_assert_nonnull(strstr(json, "\"key\":\"rsa-3072\""));
 		g_assert_nonnull(strstr(json, "\"lifetime\":34300800"));
-		g_assert_nonnull(strstr(json, "\"reload\":\"systemctl reload nginx && echo \\\"done\\\"\""));
-		g_assert_nonnull(strstr(json, "{\"attr\":\"site\",\"values\":[\"eu-west\",\"eu-central\"]}"));
+		g_assert_nonnull(
+		    strstr(json, "\"reload\":\"systemctl reload nginx && echo \\\"done\\\"\""));
+		g_assert_nonnull(
+		    strstr(json, "{\"attr\":\"site\",\"values\":[\"eu-west\",\"eu-central\"]}"));
 		g_assert_nonnull(strstr(json, "\"check-on-start\":true}"));
 		g_assert_true(json[0] == '{');
 	}
@@ -105,41 +108,41 @@ test_bad_values(void)
 		const char *key;
 		const char *value;
 	} bad[] = {
-		{ "names", "" },
-		{ "names", "{name}" },
-		{ "names", "{bogus}.example.com" },
-		{ "names", "*.example.com" },
-		{ "key", "rsa-1024" },
-		{ "key", "ec-p256;ed25519" },
-		{ "key-mode", "both" },
-		{ "lifetime", "59s" },
-		{ "lifetime", "398d" },
-		{ "lifetime", "forever" },
-		{ "issue-on", "boot" },
-		{ "on-stop", "delete" },
-		{ "cert-path", "relative/cert.pem" },
-		{ "cert-path", "/etc/../shadow" },
-		{ "cert-path", "/etc/ssl/" },
-		{ "key-path", "/etc/ssl/a\nb" },
-		{ "chain-path", "/etc/\x01x" },
-		{ "key-path", "/etc/virtcert/tls/cert.pem" },
-		{ "owner", "Root" },
-		{ "owner", "root:" },
-		{ "owner", "1user" },
-		{ "owner", "user:group:x" },
-		{ "owner", "a b" },
-		{ "reload", "systemctl reload x\nrm -rf /" },
-		{ "trust-host-ca", "abcd" },
-		{ "trust-host-ca", FP "00" },
-		{ "trust-host-ca", "zz" FP },
-		{ "require", "site" },
-		{ "require", "Site=eu" },
-		{ "require", "site=" },
-		{ "require", "site=eu||us" },
-		{ "require", "=eu" },
-		{ "require", "site=e u" },
-		{ "check-on-start", "perhaps" },
-		{ "colour", "blue" },
+	    {"names", ""},
+	    {"names", "{name}"},
+	    {"names", "{bogus}.example.com"},
+	    {"names", "*.example.com"},
+	    {"key", "rsa-1024"},
+	    {"key", "ec-p256;ed25519"},
+	    {"key-mode", "both"},
+	    {"lifetime", "59s"},
+	    {"lifetime", "398d"},
+	    {"lifetime", "forever"},
+	    {"issue-on", "boot"},
+	    {"on-stop", "delete"},
+	    {"cert-path", "relative/cert.pem"},
+	    {"cert-path", "/etc/../shadow"},
+	    {"cert-path", "/etc/ssl/"},
+	    {"key-path", "/etc/ssl/a\nb"},
+	    {"chain-path", "/etc/\x01x"},
+	    {"key-path", "/etc/virtcert/tls/cert.pem"},
+	    {"owner", "Root"},
+	    {"owner", "root:"},
+	    {"owner", "1user"},
+	    {"owner", "user:group:x"},
+	    {"owner", "a b"},
+	    {"reload", "systemctl reload x\nrm -rf /"},
+	    {"trust-host-ca", "abcd"},
+	    {"trust-host-ca", FP "00"},
+	    {"trust-host-ca", "zz" FP},
+	    {"require", "site"},
+	    {"require", "Site=eu"},
+	    {"require", "site="},
+	    {"require", "site=eu||us"},
+	    {"require", "=eu"},
+	    {"require", "site=e u"},
+	    {"check-on-start", "perhaps"},
+	    {"colour", "blue"},
 	};
 	for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
 		g_autoptr(GHashTable) map = vc_policy_map_new();
@@ -209,33 +212,32 @@ test_merge(void)
 	g_assert_cmpstr(((GStrv)g_hash_table_lookup(a, "key"))[0], ==, "ed25519");
 }
 
-static const char policy_file[] =
-	"# web servers\n"
-	"[web]\n"
-	"match-name = web-*;www*\n"
-	"names = {name}.web.example.com;www.example.com\n"
-	"lifetime = 12h\n"
-	"\n"
-	"[broken]\n"
-	"match-name = db-*\n"
-	"names = {name}.db.example.com\n"
-	"lifetime = 1000d\n"
-	"\n"
-	"[typo]\n"
-	"names = {name}.example.com\n"
-	"key_type = ed25519\n"
-	"\n"
-	"[payments]\n"
-	"match-project = payments;2d1d6c80*\n"
-	"names = {name}.{project}.example.com\n"
-	"key = ed25519\n"
-	"\n"
-	"[pinned]\n"
-	"match-uuid = 6F1D3C6A-3B1E-4C57-9F2A-2C1D5E9B7A10\n"
-	"names = pinned.example.com\n"
-	"\n"
-	"[rest]\n"
-	"names = {uuid}.vms.example.com\n";
+static const char policy_file[] = "# web servers\n"
+				  "[web]\n"
+				  "match-name = web-*;www*\n"
+				  "names = {name}.web.example.com;www.example.com\n"
+				  "lifetime = 12h\n"
+				  "\n"
+				  "[broken]\n"
+				  "match-name = db-*\n"
+				  "names = {name}.db.example.com\n"
+				  "lifetime = 1000d\n"
+				  "\n"
+				  "[typo]\n"
+				  "names = {name}.example.com\n"
+				  "key_type = ed25519\n"
+				  "\n"
+				  "[payments]\n"
+				  "match-project = payments;2d1d6c80*\n"
+				  "names = {name}.{project}.example.com\n"
+				  "key = ed25519\n"
+				  "\n"
+				  "[pinned]\n"
+				  "match-uuid = 6F1D3C6A-3B1E-4C57-9F2A-2C1D5E9B7A10\n"
+				  "names = pinned.example.com\n"
+				  "\n"
+				  "[rest]\n"
+				  "names = {uuid}.vms.example.com\n";
 
 static void
 test_set_load(void)
@@ -243,16 +245,16 @@ test_set_load(void)
 	g_autoptr(VcPolicySet) set = vc_policy_set_new();
 	g_autoptr(GError) error = NULL;
 	GPtrArray *w;
-	g_assert_true(vc_policy_set_load_data(set, "10-test.conf", policy_file,
-					      strlen(policy_file), &error));
+	g_assert_true(
+	    vc_policy_set_load_data(set, "10-test.conf", policy_file, strlen(policy_file), &error));
 	g_assert_no_error(error);
 	g_assert_cmpuint(vc_policy_set_get_size(set), ==, 4);
 	w = vc_policy_set_get_warnings(set);
 	g_assert_cmpuint(w->len, ==, 2);
 	g_assert_cmpstr(g_ptr_array_index(w, 0), ==,
 			"10-test.conf:10: [broken] lifetime: \"1000d\" is outside 1m..397d");
-	g_assert_true(g_str_has_prefix(g_ptr_array_index(w, 1),
-				       "10-test.conf:14: [typo] key_type: "));
+	g_assert_true(
+	    g_str_has_prefix(g_ptr_array_index(w, 1), "10-test.conf:14: [typo] key_type: "));
 }
 
 static void
@@ -263,16 +265,16 @@ test_set_lookup(void)
 		VcPolicySubject subject;
 		const char *group;
 	} cases[] = {
-		{ { "web-1", "u-1", NULL, NULL }, "[web]" },
-		{ { "www", "u-1", "payments", NULL }, "[web]" },
-		{ { "db-1", "u-1", NULL, NULL }, "[rest]" }, /* [broken] skipped */
-		{ { "x", "u-1", "payments", NULL }, "[payments]" },
-		{ { "x", "u-1", "Other", "2d1d6c8084544f09" }, "[payments]" },
-		{ { "x", "6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10", NULL, NULL }, "[pinned]" },
-		{ { "x", "u-2", "paymentsX", NULL }, "[rest]" },
+	    {{"web-1", "u-1", NULL, NULL}, "[web]"},
+	    {{"www", "u-1", "payments", NULL}, "[web]"},
+	    {{"db-1", "u-1", NULL, NULL}, "[rest]"}, /* [broken] skipped */
+	    {{"x", "u-1", "payments", NULL}, "[payments]"},
+	    {{"x", "u-1", "Other", "2d1d6c8084544f09"}, "[payments]"},
+	    {{"x", "6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10", NULL, NULL}, "[pinned]"},
+	    {{"x", "u-2", "paymentsX", NULL}, "[rest]"},
 	};
-	g_assert_true(vc_policy_set_load_data(set, "10-test.conf", policy_file,
-					      strlen(policy_file), NULL));
+	g_assert_true(
+	    vc_policy_set_load_data(set, "10-test.conf", policy_file, strlen(policy_file), NULL));
 	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
 		g_autofree char *source = NULL;
 		g_autoptr(GHashTable) map = vc_policy_set_lookup(set, &cases[i].subject, &source);
@@ -283,7 +285,7 @@ test_set_lookup(void)
 		g_assert_true(g_str_has_prefix(source, "10-test.conf "));
 	}
 	{
-		VcPolicySubject s = { "web-9", "u", NULL, NULL };
+		VcPolicySubject s = {"web-9", "u", NULL, NULL};
 		g_autoptr(GHashTable) map = vc_policy_set_lookup(set, &s, NULL);
 		g_autoptr(VcPolicy) p = NULL;
 		g_autoptr(GError) error = NULL;
@@ -294,7 +296,7 @@ test_set_lookup(void)
 		g_assert_cmpint(p->lifetime_s, ==, 100 * 60);
 	}
 	{
-		VcPolicySubject s = { "web-9", "u", NULL, NULL };
+		VcPolicySubject s = {"web-9", "u", NULL, NULL};
 		g_autoptr(GHashTable) map = vc_policy_set_lookup(set, &s, NULL);
 		g_assert_true(g_hash_table_contains(map, "lifetime"));
 	}
@@ -305,7 +307,7 @@ test_set_no_match(void)
 {
 	g_autoptr(VcPolicySet) set = vc_policy_set_new();
 	const char *text = "[only-web]\nmatch-name = web-*\nnames = {name}.example.com\n";
-	VcPolicySubject s = { "db", "u", NULL, NULL };
+	VcPolicySubject s = {"db", "u", NULL, NULL};
 	g_autofree char *source = NULL;
 	g_assert_true(vc_policy_set_load_data(set, "a.conf", text, strlen(text), NULL));
 	g_assert_null(vc_policy_set_lookup(set, &s, &source));
@@ -341,11 +343,11 @@ test_set_load_dir(void)
 	g_autofree char *dir = g_dir_make_tmp("vc-policy-XXXXXX", NULL);
 	g_autoptr(VcPolicySet) set = vc_policy_set_new();
 	g_autoptr(GError) error = NULL;
-	VcPolicySubject s = { "web-1", "u", NULL, NULL };
+	VcPolicySubject s = {"web-1", "u", NULL, NULL};
 	g_autofree char *source = NULL;
 	g_autoptr(GHashTable) map = NULL;
-	const char *files[] = { "20-b.conf", "10-a.conf", "15-broken.conf", "30-c.conf.dpkg-old",
-				".hidden.conf" };
+	const char *files[] = {"20-b.conf", "10-a.conf", "15-broken.conf", "30-c.conf.dpkg-old",
+			       ".hidden.conf"};
 
 	write_file(dir, files[0], "[b]\nnames = b.example.com\n");
 	write_file(dir, files[1], "[a]\nmatch-name = web-*\nnames = a.example.com\n");
@@ -356,8 +358,8 @@ test_set_load_dir(void)
 	g_assert_no_error(error);
 	g_assert_cmpuint(vc_policy_set_get_size(set), ==, 2);
 	g_assert_cmpuint(vc_policy_set_get_warnings(set)->len, ==, 1);
-	g_assert_nonnull(strstr(g_ptr_array_index(vc_policy_set_get_warnings(set), 0),
-				"15-broken.conf:3: "));
+	g_assert_nonnull(
+	    strstr(g_ptr_array_index(vc_policy_set_get_warnings(set), 0), "15-broken.conf:3: "));
 	map = vc_policy_set_lookup(set, &s, &source);
 	g_assert_nonnull(map);
 	g_assert_true(g_str_has_suffix(source, "10-a.conf [a]"));

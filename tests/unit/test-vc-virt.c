@@ -39,10 +39,10 @@ recorded_event_free(RecordedEvent *ev)
 typedef struct {
 	guint n_connected;
 	guint n_disconnected;
-	gint64 connected_at;    /* monotonic, of the last connected() */
+	gint64 connected_at;	/* monotonic, of the last connected() */
 	gint64 disconnected_at; /* of the last disconnected() */
 	gboolean connected_seen_by_callback;
-	GPtrArray *events;      /* RecordedEvent */
+	GPtrArray *events; /* RecordedEvent */
 	VcVirt *virt;
 } Fixture;
 
@@ -86,9 +86,9 @@ on_event(const VcVirtEvent *event, gpointer user_data)
 }
 
 static const VcVirtCallbacks fixture_callbacks = {
-	.connected = on_connected,
-	.disconnected = on_disconnected,
-	.event = on_event,
+    .connected = on_connected,
+    .disconnected = on_disconnected,
+    .event = on_event,
 };
 
 static void
@@ -110,7 +110,7 @@ timeout_cb(gpointer data)
 /* Runs the default main context until cond(f) holds or timeout_ms passed. */
 static gboolean
 wait_for(Fixture *f, gboolean (*cond)(Fixture *f, gconstpointer data), gconstpointer data,
-         guint timeout_ms)
+	 guint timeout_ms)
 {
 	gboolean expired = FALSE;
 	guint id = g_timeout_add(timeout_ms, timeout_cb, &expired);
@@ -170,7 +170,7 @@ assert_event(Fixture *f, guint i, const char *uuid, VcVirtEventKind kind, const 
 	RecordedEvent *ev = event_at(f, i);
 	g_assert_cmpstr(ev->uuid, ==, uuid);
 	g_assert_cmpstr(vc_virt_event_kind_to_string(ev->kind), ==,
-	                vc_virt_event_kind_to_string(kind));
+			vc_virt_event_kind_to_string(kind));
 	g_assert_cmpstr(ev->detail_str, ==, detail);
 }
 
@@ -178,8 +178,8 @@ static char *
 domain_xml(const char *name, const char *uuid)
 {
 	return g_strdup_printf("<domain type='test'><name>%s</name><uuid>%s</uuid>"
-	                       "<memory>8192</memory><os><type>hvm</type></os></domain>",
-	                       name, uuid);
+			       "<memory>8192</memory><os><type>hvm</type></os></domain>",
+			       name, uuid);
 }
 
 static void
@@ -207,67 +207,67 @@ test_mapping_lifecycle(void)
 	VcVirtEvent ev = {0};
 
 	g_assert_true(vc_virt_event_init_lifecycle(&ev, VIR_DOMAIN_EVENT_STOPPED,
-	                                           VIR_DOMAIN_EVENT_STOPPED_MIGRATED));
+						   VIR_DOMAIN_EVENT_STOPPED_MIGRATED));
 	g_assert_cmpint(ev.kind, ==, VC_VIRT_EVENT_STOPPED);
 	g_assert_cmpstr(ev.detail_str, ==, "migrated");
 	g_assert_true(ev.is_migration);
 	g_assert_false(ev.is_restore);
 
 	g_assert_true(vc_virt_event_init_lifecycle(&ev, VIR_DOMAIN_EVENT_STOPPED,
-	                                           VIR_DOMAIN_EVENT_STOPPED_DESTROYED));
+						   VIR_DOMAIN_EVENT_STOPPED_DESTROYED));
 	g_assert_cmpstr(ev.detail_str, ==, "destroyed");
 	g_assert_false(ev.is_migration);
 
 	g_assert_true(vc_virt_event_init_lifecycle(&ev, VIR_DOMAIN_EVENT_STOPPED,
-	                                           VIR_DOMAIN_EVENT_STOPPED_FAILED));
+						   VIR_DOMAIN_EVENT_STOPPED_FAILED));
 	g_assert_cmpstr(ev.detail_str, ==, "failed");
 
 	/* the source of a migration is paused first, the destination starts
 	 * and resumes: all of them migration */
 	g_assert_true(vc_virt_event_init_lifecycle(&ev, VIR_DOMAIN_EVENT_SUSPENDED,
-	                                           VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED));
+						   VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED));
 	g_assert_cmpint(ev.kind, ==, VC_VIRT_EVENT_SUSPENDED);
 	g_assert_true(ev.is_migration);
 	g_assert_true(vc_virt_event_init_lifecycle(&ev, VIR_DOMAIN_EVENT_SUSPENDED,
-	                                           VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY));
+						   VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY));
 	g_assert_true(ev.is_migration);
 	g_assert_true(vc_virt_event_init_lifecycle(&ev, VIR_DOMAIN_EVENT_SUSPENDED,
-	                                           VIR_DOMAIN_EVENT_SUSPENDED_PAUSED));
+						   VIR_DOMAIN_EVENT_SUSPENDED_PAUSED));
 	g_assert_false(ev.is_migration);
 	g_assert_true(vc_virt_event_init_lifecycle(&ev, VIR_DOMAIN_EVENT_STARTED,
-	                                           VIR_DOMAIN_EVENT_STARTED_MIGRATED));
+						   VIR_DOMAIN_EVENT_STARTED_MIGRATED));
 	g_assert_true(ev.is_migration);
 	g_assert_false(ev.is_restore);
 	g_assert_true(vc_virt_event_init_lifecycle(&ev, VIR_DOMAIN_EVENT_RESUMED,
-	                                           VIR_DOMAIN_EVENT_RESUMED_MIGRATED));
+						   VIR_DOMAIN_EVENT_RESUMED_MIGRATED));
 	g_assert_cmpint(ev.kind, ==, VC_VIRT_EVENT_RESUMED);
 	g_assert_true(ev.is_migration);
 
 	g_assert_true(vc_virt_event_init_lifecycle(&ev, VIR_DOMAIN_EVENT_STARTED,
-	                                           VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT));
+						   VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT));
 	g_assert_cmpstr(ev.detail_str, ==, "from-snapshot");
 	g_assert_true(ev.is_restore);
 	g_assert_false(ev.is_migration);
 	g_assert_true(vc_virt_event_init_lifecycle(&ev, VIR_DOMAIN_EVENT_STARTED,
-	                                           VIR_DOMAIN_EVENT_STARTED_BOOTED));
+						   VIR_DOMAIN_EVENT_STARTED_BOOTED));
 	g_assert_false(ev.is_restore);
 
 	g_assert_true(vc_virt_event_init_lifecycle(&ev, VIR_DOMAIN_EVENT_UNDEFINED,
-	                                           VIR_DOMAIN_EVENT_UNDEFINED_RENAMED));
+						   VIR_DOMAIN_EVENT_UNDEFINED_RENAMED));
 	g_assert_cmpint(ev.kind, ==, VC_VIRT_EVENT_UNDEFINED);
 	g_assert_true(ev.is_rename);
 	g_assert_true(vc_virt_event_init_lifecycle(&ev, VIR_DOMAIN_EVENT_UNDEFINED,
-	                                           VIR_DOMAIN_EVENT_UNDEFINED_REMOVED));
+						   VIR_DOMAIN_EVENT_UNDEFINED_REMOVED));
 	g_assert_false(ev.is_rename);
 
 	g_assert_true(vc_virt_event_init_lifecycle(&ev, VIR_DOMAIN_EVENT_CRASHED,
-	                                           VIR_DOMAIN_EVENT_CRASHED_PANICKED));
+						   VIR_DOMAIN_EVENT_CRASHED_PANICKED));
 	g_assert_cmpint(ev.kind, ==, VC_VIRT_EVENT_CRASHED);
 	g_assert_true(vc_virt_event_init_lifecycle(&ev, VIR_DOMAIN_EVENT_PMSUSPENDED,
-	                                           VIR_DOMAIN_EVENT_PMSUSPENDED_MEMORY));
+						   VIR_DOMAIN_EVENT_PMSUSPENDED_MEMORY));
 	g_assert_cmpint(ev.kind, ==, VC_VIRT_EVENT_PMSUSPENDED);
 	g_assert_true(vc_virt_event_init_lifecycle(&ev, VIR_DOMAIN_EVENT_SHUTDOWN,
-	                                           VIR_DOMAIN_EVENT_SHUTDOWN_GUEST));
+						   VIR_DOMAIN_EVENT_SHUTDOWN_GUEST));
 	g_assert_cmpint(ev.kind, ==, VC_VIRT_EVENT_SHUTDOWN);
 	g_assert_cmpstr(ev.detail_str, ==, "guest");
 
@@ -286,12 +286,14 @@ test_mapping_agent(void)
 {
 	VcVirtEvent ev = {0};
 
-	g_assert_true(vc_virt_event_init_agent(&ev, VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_CONNECTED,
-	                                       VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_CHANNEL));
+	g_assert_true(
+	    vc_virt_event_init_agent(&ev, VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_CONNECTED,
+				     VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_CHANNEL));
 	g_assert_cmpint(ev.kind, ==, VC_VIRT_EVENT_AGENT_CONNECTED);
 	g_assert_cmpstr(ev.detail_str, ==, "channel");
-	g_assert_true(vc_virt_event_init_agent(&ev, VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_DISCONNECTED,
-	                                       VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_DOMAIN_STARTED));
+	g_assert_true(vc_virt_event_init_agent(
+	    &ev, VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_DISCONNECTED,
+	    VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_DOMAIN_STARTED));
 	g_assert_cmpint(ev.kind, ==, VC_VIRT_EVENT_AGENT_DISCONNECTED);
 	g_assert_cmpstr(ev.detail_str, ==, "domain-started");
 	g_assert_false(vc_virt_event_init_agent(&ev, 0, 0));
@@ -377,7 +379,7 @@ test_driver_lifecycle(TestDriver *t, gconstpointer data)
 	for (guint i = 0; i < f->events->len; i++) {
 		RecordedEvent *ev = event_at(f, i);
 		g_test_message("event %u: %s %s %s", i, ev->name,
-		               vc_virt_event_kind_to_string(ev->kind), ev->detail_str);
+			       vc_virt_event_kind_to_string(ev->kind), ev->detail_str);
 	}
 	g_assert_cmpuint(f->events->len, ==, 10);
 	assert_event(f, 0, uuid, VC_VIRT_EVENT_DEFINED, "added");
@@ -425,8 +427,8 @@ test_driver_transient(TestDriver *t, gconstpointer data)
 	g_assert_null(domain->xml);
 
 	/* metadata of a transient domain lives in its live definition only */
-	g_assert_true(vc_virt_set_metadata(f->virt, uuid, "<vm serial='1'/>", NS_URI, "virtcert",
-	                                   &error));
+	g_assert_true(
+	    vc_virt_set_metadata(f->virt, uuid, "<vm serial='1'/>", NS_URI, "virtcert", &error));
 	g_assert_no_error(error);
 	g_autofree char *md = vc_virt_get_metadata(f->virt, uuid, NS_URI, &error);
 	g_assert_no_error(error);
@@ -466,8 +468,8 @@ test_driver_metadata(TestDriver *t, gconstpointer data)
 
 	/* inactive persistent domain: config */
 	g_assert_true(vc_virt_set_metadata(f->virt, uuid,
-	                                   "<vm><issuer>https://ca.example/</issuer></vm>", NS_URI,
-	                                   "virtcert", &error));
+					   "<vm><issuer>https://ca.example/</issuer></vm>", NS_URI,
+					   "virtcert", &error));
 	g_assert_no_error(error);
 	md = vc_virt_get_metadata(f->virt, uuid, NS_URI, &error);
 	g_assert_no_error(error);
@@ -482,12 +484,13 @@ test_driver_metadata(TestDriver *t, gconstpointer data)
 	dom = lookup(t->conn, uuid);
 	g_assert_cmpint(virDomainCreate(dom), ==, 0);
 	g_assert_true(vc_virt_set_metadata(f->virt, uuid, "<vm><serial>02ab</serial></vm>", NS_URI,
-	                                   "virtcert", &error));
+					   "virtcert", &error));
 	g_assert_no_error(error);
 	md = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, NS_URI, VIR_DOMAIN_AFFECT_LIVE);
 	g_assert_nonnull(md);
 	g_assert_nonnull(strstr(md, "<serial>02ab</serial>"));
-	cfg = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, NS_URI, VIR_DOMAIN_AFFECT_CONFIG);
+	cfg = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, NS_URI,
+				   VIR_DOMAIN_AFFECT_CONFIG);
 	g_assert_nonnull(cfg);
 	g_assert_nonnull(strstr(cfg, "<serial>02ab</serial>"));
 	g_clear_pointer(&md, g_free);
@@ -517,7 +520,7 @@ test_driver_metadata(TestDriver *t, gconstpointer data)
 
 	/* unknown domain */
 	g_assert_false(vc_virt_set_metadata(f->virt, "00000000-0000-4000-8000-00000000dead",
-	                                    "<vm/>", NS_URI, "virtcert", &error));
+					    "<vm/>", NS_URI, "virtcert", &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
 	g_clear_error(&error);
 	/* not a UUID at all */
@@ -544,7 +547,7 @@ test_driver_list(TestDriver *t, gconstpointer data)
 	for (guint i = 0; i < n; i++) {
 		g_autofree char *name = g_strdup_printf("vc-list-%05u", i);
 		g_autofree char *uuid =
-			g_strdup_printf("6f0e3f2c-5b3e-4a5c-9a51-%012x", 0xa00000u + i);
+		    g_strdup_printf("6f0e3f2c-5b3e-4a5c-9a51-%012x", 0xa00000u + i);
 		define_domain(t->conn, name, uuid);
 		if (i % 3 == 0) {
 			dom = lookup(t->conn, uuid);
@@ -561,7 +564,7 @@ test_driver_list(TestDriver *t, gconstpointer data)
 	without = vc_virt_list_domains(f->virt, FALSE, &error);
 	g_assert_no_error(error);
 	g_test_message("listed %u domains without XML in %.3f s", without->len,
-	               (g_get_monotonic_time() - t0) / 1e6);
+		       (g_get_monotonic_time() - t0) / 1e6);
 	/* n + the transient one + the driver's own "test" */
 	g_assert_cmpuint(without->len, ==, n + 2);
 	for (guint i = 0; i < without->len; i++) {
@@ -573,7 +576,7 @@ test_driver_list(TestDriver *t, gconstpointer data)
 		if (g_str_has_prefix(d->name, "vc-list-0")) {
 			guint idx = (guint)g_ascii_strtoull(d->name + strlen("vc-list-"), NULL, 10);
 			g_autofree char *uuid =
-				g_strdup_printf("6f0e3f2c-5b3e-4a5c-9a51-%012x", 0xa00000u + idx);
+			    g_strdup_printf("6f0e3f2c-5b3e-4a5c-9a51-%012x", 0xa00000u + idx);
 			g_assert_cmpstr(d->uuid, ==, uuid);
 			g_assert_cmpint(d->active, ==, idx % 3 == 0);
 			g_assert_true(d->persistent);
@@ -592,7 +595,7 @@ test_driver_list(TestDriver *t, gconstpointer data)
 	with = vc_virt_list_domains(f->virt, TRUE, &error);
 	g_assert_no_error(error);
 	g_test_message("listed %u domains with XML in %.3f s", with->len,
-	               (g_get_monotonic_time() - t0) / 1e6);
+		       (g_get_monotonic_time() - t0) / 1e6);
 	g_assert_cmpuint(with->len, ==, n + 2);
 	for (guint i = 0; i < with->len; i++) {
 		VcVirtDomain *d = g_ptr_array_index(with, i);
@@ -669,7 +672,7 @@ run_helper(Daemon *d, const char *verb, char **ret_stdout, GError **error)
 	int status = 0;
 
 	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err,
-	                  &status, error))
+			  &status, error))
 		return FALSE;
 	if (!g_spawn_check_wait_status(status, error)) {
 		g_prefix_error(error, "libvirtd-session.sh %s: %s: ", verb, err);
@@ -688,8 +691,8 @@ virsh(Daemon *d, const char *arg1, const char *arg2)
 	g_autofree char *err = NULL;
 	int status = 0;
 
-	g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
-	                           NULL, &err, &status, &error));
+	g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL,
+				   NULL, NULL, &err, &status, &error));
 	g_assert_no_error(error);
 	if (!g_spawn_check_wait_status(status, &error))
 		g_error("virsh %s %s: %s", arg1, arg2, err);
@@ -731,7 +734,7 @@ daemon_teardown(Daemon *d, gconstpointer data)
 		fixture_clear(&d->f);
 		stopped = run_helper(d, "stop", NULL, &error);
 		g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
-		             NULL, NULL);
+			     NULL, NULL);
 		g_assert_no_error(error);
 		g_assert_true(stopped);
 	}
@@ -792,7 +795,7 @@ test_daemon_reconnect(Daemon *d, gconstpointer data)
 	g_assert_cmpstr(sock, ==, d->socket);
 	g_assert_true(wait_for(f, cond_connected, GUINT_TO_POINTER(1), 5000));
 	g_test_message("first connect %.3f s after starting libvirtd",
-	               (f->connected_at - t0) / 1e6);
+		       (f->connected_at - t0) / 1e6);
 	g_assert_true(f->connected_seen_by_callback);
 
 	daemon_lifecycle_round(d, "vc-remote-1", "7f0e3f2c-5b3e-4a5c-9a51-0d3c1e7a2b01");
@@ -821,7 +824,7 @@ test_daemon_reconnect(Daemon *d, gconstpointer data)
 	g_assert_no_error(error);
 	g_assert_true(wait_for(f, cond_connected, GUINT_TO_POINTER(2), 5000));
 	g_test_message("reconnected %.3f s after restarting libvirtd",
-	               (f->connected_at - t0) / 1e6);
+		       (f->connected_at - t0) / 1e6);
 	g_assert_cmpint(f->connected_at - t0, <, 5 * G_USEC_PER_SEC);
 	g_assert_true(f->connected_seen_by_callback);
 	g_assert_cmpuint(f->n_disconnected, ==, 1);
@@ -865,25 +868,25 @@ test_daemon_list(Daemon *d, gconstpointer data)
 	for (guint i = 0; i < n; i++) {
 		g_autofree char *name = g_strdup_printf("vc-bulk-%05u", i);
 		g_autofree char *uuid =
-			g_strdup_printf("7f0e3f2c-5b3e-4a5c-9a51-%012x", 0xb00000u + i);
+		    g_strdup_printf("7f0e3f2c-5b3e-4a5c-9a51-%012x", 0xb00000u + i);
 		define_domain(conn, name, uuid);
 	}
 	g_test_message("defined %u domains over RPC in %.3f s", n,
-	               (g_get_monotonic_time() - t0) / 1e6);
+		       (g_get_monotonic_time() - t0) / 1e6);
 	virConnectClose(conn);
 
 	t0 = g_get_monotonic_time();
 	without = vc_virt_list_domains(f->virt, FALSE, &error);
 	g_assert_no_error(error);
 	g_test_message("listed %u domains without XML in %.3f s", without->len,
-	               (g_get_monotonic_time() - t0) / 1e6);
+		       (g_get_monotonic_time() - t0) / 1e6);
 	g_assert_cmpuint(without->len, ==, n + 1);
 
 	t0 = g_get_monotonic_time();
 	with = vc_virt_list_domains(f->virt, TRUE, &error);
 	g_assert_no_error(error);
 	g_test_message("listed %u domains with XML in %.3f s", with->len,
-	               (g_get_monotonic_time() - t0) / 1e6);
+		       (g_get_monotonic_time() - t0) / 1e6);
 	g_assert_cmpuint(with->len, ==, n + 1);
 
 	/* every define was announced */
@@ -946,18 +949,18 @@ main(int argc, char **argv)
 	g_test_add_func("/virt/not-connected", test_not_connected);
 	g_test_add_func("/virt/connect-failure", test_connect_failure);
 	g_test_add("/virt/test-driver/lifecycle", TestDriver, NULL, test_driver_setup,
-	           test_driver_lifecycle, test_driver_teardown);
+		   test_driver_lifecycle, test_driver_teardown);
 	g_test_add("/virt/test-driver/transient", TestDriver, NULL, test_driver_setup,
-	           test_driver_transient, test_driver_teardown);
+		   test_driver_transient, test_driver_teardown);
 	g_test_add("/virt/test-driver/metadata", TestDriver, NULL, test_driver_setup,
-	           test_driver_metadata, test_driver_teardown);
+		   test_driver_metadata, test_driver_teardown);
 	g_test_add("/virt/test-driver/list", TestDriver, GUINT_TO_POINTER(2000), test_driver_setup,
-	           test_driver_list, test_driver_teardown);
+		   test_driver_list, test_driver_teardown);
 	g_test_add("/virt/libvirtd/reconnect", Daemon, NULL, daemon_setup, test_daemon_reconnect,
-	           daemon_teardown);
+		   daemon_teardown);
 	g_test_add("/virt/libvirtd/list", Daemon, NULL, daemon_setup, test_daemon_list,
-	           daemon_teardown);
+		   daemon_teardown);
 	g_test_add("/virt/libvirtd/hung", Daemon, NULL, daemon_setup, test_daemon_hung,
-	           daemon_teardown);
+		   daemon_teardown);
 	return g_test_run();
 }
