@@ -16,6 +16,8 @@
 #define VC_ENGINE_FLUSH_WINDOW_MS 5
 #define VC_ENGINE_GUEST_THREADS 8
 #define VC_ENGINE_RETRY_MAX_S 300
+/* next_action_at meaning "renew at the next evaluation" */
+#define VC_ENGINE_RENEW_NOW 1
 
 /* A certificate decision waiting for the next flush. */
 typedef struct {
@@ -421,9 +423,18 @@ static void
 vc_engine_fail(VcEngine *engine, VcDomainRecord *row, const char *what, const GError *error)
 {
 	g_autofree char *msg = g_strdup_printf("%s: %s", what, error->message);
+	gboolean repeated = g_strcmp0(row->state, "FAILED") == 0 && g_strcmp0(row->last_error, msg) == 0;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+
 	engine->n_failed++;
 	row->failures++;
+	/* retried with backoff (a host certificate or policy may be fixed meanwhile) */
+	row->next_action_at = now + MIN((gint64)1 << MIN(row->failures, 16), VC_ENGINE_RETRY_MAX_S);
 	vc_engine_row_set(engine, row, "FAILED", msg);
+	g_hash_table_add(engine->dirty, g_strdup(row->uuid));
+	vc_engine_schedule_flush(engine);
+	if (repeated)
+		return; /* said once is enough */
 	vc_engine_log(G_LOG_LEVEL_WARNING, "failed", row->uuid, row->name, NULL, "VM %s: %s",
 		      row->name ? row->name : row->uuid, msg);
 	vc_engine_emit(engine, "failed", row->uuid, row->name, NULL, msg);
@@ -641,8 +652,10 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 		return;
 	}
 	need = dom->active || pol->issue_on == VC_ISSUE_ON_DEFINE;
-	renew_due = row->next_action_at != 0 && now >= row->next_action_at &&
-		    g_strcmp0(row->state, "DELIVERY_FAILED") != 0;
+	/* due by the certificate's own clock, or forced (VC_ENGINE_RENEW_NOW:
+	 * `virtcert renew`, or a guest that lost its files) */
+	renew_due = row->next_action_at == VC_ENGINE_RENEW_NOW ||
+		    (cur != NULL && now >= vc_engine_renew_at(engine, cur));
 	if (cur_ok && !renew_due) {
 		VcVmMemo *memo = vc_engine_memo(engine, uuid);
 		gboolean have_key = pol->key_mode == VC_KEY_MODE_GUEST ||
@@ -1096,7 +1109,7 @@ vc_engine_guest_job_done(gpointer data)
 		vc_engine_log(G_LOG_LEVEL_MESSAGE, "files-lost", row->uuid, row->name, job->serial,
 			      "VM %s: the guest no longer has certificate %s at %s; issuing anew",
 			      row->name, job->serial, job->cert_path);
-		row->next_action_at = 1;
+		row->next_action_at = VC_ENGINE_RENEW_NOW;
 		vc_engine_evaluate(engine, row->uuid, NULL, "the guest lost its files");
 		break;
 	case VC_GUEST_JOB_METADATA:
@@ -1851,7 +1864,7 @@ vc_engine_renew(VcEngine *engine, const char *vm, GError **error)
 			    vm);
 		return NULL;
 	}
-	row->next_action_at = 1; /* due now */
+	row->next_action_at = VC_ENGINE_RENEW_NOW;
 	vc_engine_evaluate(engine, row->uuid, NULL, "manual renewal");
 	json_builder_begin_object(b);
 	json_builder_set_member_name(b, "vm_uuid");
