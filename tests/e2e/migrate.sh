@@ -111,6 +111,32 @@ fi
 [[ $(on_host a vm_state mig) == running ]] && ok "the VM still runs on a" || not_ok "the VM is not running on a"
 [[ $(status_of_serial a "$a2") == "valid null" ]] && ok "a: its certificate stays valid" || not_ok "a: $(status_of_serial a "$a2")"
 
+# c's host certificate without the attribute, expired, or from a host CA the
+# VM does not trust: refused each time, before anything moves
+refuse_to_c() { # WHAT
+	if migrate a c; then
+		not_ok "migration a -> c ($1) was not refused"
+	else
+		ok "migration a -> c refused, $1: $(grep -o 'refusing to migrate VM mig on this host: .*' "$T/mig.out" | head -1 | cut -d: -f2- | cut -c1-110)"
+	fi
+}
+reissue_c() { # HOSTCA-DIR SIGN-OPTIONS... (then the enroll attributes after --)
+	local dir=$1
+	shift
+	local sign=() attrs=()
+	while (($# > 0)) && [[ $1 != -- ]]; do sign+=("$1"); shift; done
+	(($# > 0)) && shift
+	attrs=("$@")
+	hc c host enroll --force --ca "$dir/ca.pem" "${attrs[@]}" --fqdn localhost >/dev/null &&
+		"$VIRTCERT" host-ca sign "$T/c/state/host/host.csr" --dir "$dir" "${sign[@]}" --out "$T/c/host.pem" >/dev/null &&
+		cp "$T/c/host.pem" "$T/c/state/host/host.pem"
+}
+if reissue_c "$T/hostca" --; then refuse_to_c "no site attribute"; else not_ok "c: new host certificate without attributes"; fi
+if reissue_c "$T/hostca" --days 0 -- --attr site=eu-west; then refuse_to_c "expired host certificate"; else not_ok "c: expired host certificate"; fi
+"$VIRTCERT" host-ca init --dir "$T/otherca" --cn "another host CA" >/dev/null
+if reissue_c "$T/otherca" -- --attr site=eu-west; then refuse_to_c "host CA the VM does not trust"; else not_ok "c: host certificate from another CA"; fi
+[[ $(on_host a vm_state mig) == running ]] && ok "the VM still runs on a" || not_ok "the VM is not running on a"
+
 # 4. b's host certificate revoked: b refuses too
 "$VIRTCERT" host-ca revoke "$T/b/host.pem" --dir "$T/hostca" >/dev/null
 "$VIRTCERT" host-ca crl --dir "$T/hostca" --out "$T/b/state/host/hostca.crl" >/dev/null
