@@ -1568,6 +1568,18 @@ vc_engine_handle_event(VcEngine *engine, const VcVirtEvent *event)
 				      event->name);
 			return;
 		}
+		{
+			/* undefining a running VM leaves it running as a transient
+			 * domain: its life ends when it stops, not now */
+			g_autoptr(VcVirtDomain) dom =
+				engine->virt != NULL
+					? vc_virt_get_domain(engine->virt, event->uuid, FALSE, NULL)
+					: NULL;
+			if (dom != NULL && dom->active && !dom->persistent) {
+				vc_engine_evaluate(engine, event->uuid, NULL, why);
+				return;
+			}
+		}
 		vc_engine_end_life(engine, event->uuid, VC_REASON_CESSATION_OF_OPERATION,
 				   "undefined");
 		/* a definition made since (same UUID) is a new life */
@@ -1899,9 +1911,17 @@ vc_engine_revoke(VcEngine *engine, const char *vm_or_serial, int reason, GError 
 		vc_engine_row_set(engine, row, "REVOKING", NULL);
 	} else {
 		g_autofree char *serial = g_ascii_strdown(vm_or_serial, -1);
-		g_autoptr(VcCertRecord) rec = vc_store_cert_get(engine->store, serial, error);
-		if (rec == NULL)
+		g_autoptr(VcCertRecord) rec = NULL;
+		g_autoptr(GError) local = NULL;
+		rec = vc_store_cert_get(engine->store, serial, &local);
+		if (rec == NULL) {
+			if (g_error_matches(local, VC_ERROR, VC_ERROR_STORE))
+				g_propagate_error(error, g_steal_pointer(&local));
+			else
+				g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
+					    "no VM or certificate '%s' known to the daemon", vm_or_serial);
 			return NULL;
+		}
 		if (!vc_store_cert_revoke(engine->store, serial, reason, 0, error))
 			return NULL;
 		engine->n_revoked++;

@@ -98,6 +98,19 @@ wait_for 5 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s1 --json | jq -r
 vc crl --pem | openssl crl -noout -text | grep -qi "Serial Number: ${s1^^}" &&
 	ok "the CRL lists it" || not_ok "the CRL lists it"
 
+# undefine of a running VM: it runs on as a transient domain, its life ends at stop
+lv define <(test_domain vm-tr) >/dev/null; lv start vm-tr >/dev/null
+wait_for 5 has_cert vm-tr || true
+t1=$(cert_of vm-tr)
+lv undefine vm-tr >/dev/null
+sleep 0.5
+[[ $(cert_of vm-tr) == "$t1" && -n $t1 ]] && ok "undefine of a running VM keeps its certificate" || not_ok "undefine of a running VM: $(vc show vm-tr --json | jq -c .domain)"
+lv destroy vm-tr >/dev/null
+wait_for 5 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $t1 --json | jq -r .reason) == cessationOfOperation ]]" &&
+	ok "... and revokes it when the transient VM stops" || not_ok "transient stop: $(vc show "$t1" --json | jq -c '{status,reason}')"
+expect_status 3 "revoke of an unknown VM names it" vc revoke no-such-vm
+grep -q "no-such-vm" "$T/check.out" && ok "the error says which VM" || not_ok "error text: $(cat "$T/check.out")"
+
 # the same UUID defined again is a new life with a new certificate
 uuid=$(uuidgen 2>/dev/null || cat /proc/sys/kernel/random/uuid)
 dom="<domain type='test'><name>vm-again</name><uuid>$uuid</uuid><memory>65536</memory><os><type>hvm</type></os></domain>"

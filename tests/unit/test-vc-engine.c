@@ -1,0 +1,1055 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib/gstdio.h>
+#include <openssl/pem.h>
+
+#include "vc-ca.h"
+#include "vc-engine.h"
+#include "vc-error.h"
+#include "vc-host.h"
+#include "vc-placement.h"
+#include "vc-store.h"
+#include "vc-virt.h"
+
+/* The engine without the daemon, against libvirt's test driver in this
+ * process: test:///default is shared by every connection of one process,
+ * so the test's own connection defines, starts, destroys and undefines
+ * domains and the engine's VcVirt receives the events. Test-driver domains
+ * have no guest agent channel: certificates are issued, never delivered. */
+
+#define NS "urn:virtcert:domain:1"
+#define WAIT_MS 5000
+
+static const char *const permit[] = {"vms.example.com", NULL};
+static const char policy_data[] = "[t]\nmatch-name=t-*\nnames={name}.vms.example.com\n";
+
+typedef struct {
+	char *dir;
+	char *db_path;
+	VcConfig *config;
+	VcCa *ca;
+	VcStore *store;
+	VcEngine *engine;
+	VcVirt *virt;
+	guint n_connected;
+	virConnectPtr conn; /* the test's own connection to the same driver */
+	GPtrArray *notes;   /* "event|vm_uuid|detail" of every engine notification */
+} Fixture;
+
+static void
+rm_rf(const char *path)
+{
+	g_autoptr(GDir) d = g_dir_open(path, 0, NULL);
+	const char *name;
+
+	while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+		g_autofree char *p = g_build_filename(path, name, NULL);
+		if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
+			rm_rf(p);
+		else
+			g_unlink(p);
+	}
+	g_rmdir(path);
+}
+
+/* ---- expected warnings -------------------------------------------------- */
+
+/* The engine warns operators through structured logging, which
+ * g_test_expect_message() does not see; under GTest an unexpected warning
+ * stays fatal, an expected one (glob on the message) is recorded instead. */
+G_LOCK_DEFINE_STATIC(warnings);
+static GPtrArray *expected_warnings; /* glob patterns */
+static GPtrArray *seen_warnings;     /* messages that matched one */
+
+static void
+expect_warning(const char *pattern)
+{
+	G_LOCK(warnings);
+	g_ptr_array_add(expected_warnings, g_strdup(pattern));
+	G_UNLOCK(warnings);
+}
+
+static gboolean
+warning_seen(const char *pattern)
+{
+	gboolean found = FALSE;
+	G_LOCK(warnings);
+	for (guint i = 0; i < seen_warnings->len && !found; i++)
+		found = g_pattern_match_simple(pattern, g_ptr_array_index(seen_warnings, i));
+	G_UNLOCK(warnings);
+	return found;
+}
+
+static GLogWriterOutput
+log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+{
+	g_autofree char *domain = NULL;
+	g_autofree char *message = NULL;
+
+	if ((level & G_LOG_LEVEL_WARNING) == 0)
+		return g_log_writer_default(level, fields, n_fields, user_data);
+	for (gsize i = 0; i < n_fields; i++) {
+		char *v = fields[i].length < 0 ? g_strdup(fields[i].value)
+					       : g_strndup(fields[i].value, fields[i].length);
+		if (g_strcmp0(fields[i].key, "GLIB_DOMAIN") == 0 && domain == NULL)
+			domain = v;
+		else if (g_strcmp0(fields[i].key, "MESSAGE") == 0 && message == NULL)
+			message = v;
+		else
+			g_free(v);
+	}
+	if (g_strcmp0(domain, "virtcert-engine") == 0 && message != NULL) {
+		gboolean expected = FALSE;
+		G_LOCK(warnings);
+		for (guint i = 0; i < expected_warnings->len && !expected; i++)
+			expected = g_pattern_match_simple(g_ptr_array_index(expected_warnings, i),
+							  message);
+		if (expected)
+			g_ptr_array_add(seen_warnings, g_steal_pointer(&message));
+		G_UNLOCK(warnings);
+		if (expected)
+			return G_LOG_WRITER_HANDLED;
+	}
+	return g_log_writer_default(level, fields, n_fields, user_data);
+}
+
+/* ---- main loop helpers -------------------------------------------------- */
+
+static gboolean
+timeout_cb(gpointer data)
+{
+	gboolean *expired = data;
+	*expired = TRUE;
+	return G_SOURCE_REMOVE;
+}
+
+/* Runs the default main context until COND holds or TIMEOUT_MS passed. */
+static gboolean
+wait_until(Fixture *fx, gboolean (*cond)(Fixture *fx, gconstpointer data), gconstpointer data,
+	   guint timeout_ms)
+{
+	gboolean expired = FALSE;
+	guint id = g_timeout_add(timeout_ms, timeout_cb, &expired);
+
+	while (!cond(fx, data) && !expired)
+		g_main_context_iteration(NULL, TRUE);
+	if (!expired)
+		g_source_remove(id);
+	return cond(fx, data);
+}
+
+/* Lets pending sources run for MS milliseconds. */
+static void
+spin(guint ms)
+{
+	gboolean expired = FALSE;
+	g_timeout_add(ms, timeout_cb, &expired);
+	while (!expired)
+		g_main_context_iteration(NULL, TRUE);
+}
+
+/* ---- engine callbacks --------------------------------------------------- */
+
+static void
+on_connected(gpointer user_data)
+{
+	Fixture *fx = user_data;
+	fx->n_connected++;
+	vc_engine_handle_connected(fx->engine);
+}
+
+static void
+on_disconnected(gpointer user_data)
+{
+	Fixture *fx = user_data;
+	vc_engine_handle_disconnected(fx->engine);
+}
+
+static void
+on_event(const VcVirtEvent *event, gpointer user_data)
+{
+	Fixture *fx = user_data;
+	vc_engine_handle_event(fx->engine, event);
+}
+
+static const VcVirtCallbacks callbacks = {
+    .connected = on_connected,
+    .disconnected = on_disconnected,
+    .event = on_event,
+};
+
+static void
+on_notify(JsonNode *data, gpointer user_data)
+{
+	Fixture *fx = user_data;
+	JsonObject *o = json_node_get_object(data);
+
+	g_ptr_array_add(
+	    fx->notes,
+	    g_strdup_printf("%s|%s|%s", json_object_get_string_member_with_default(o, "event", ""),
+			    json_object_get_string_member_with_default(o, "vm_uuid", ""),
+			    json_object_get_string_member_with_default(o, "detail", "")));
+}
+
+static gboolean
+cond_connected(Fixture *fx, gconstpointer data)
+{
+	return fx->n_connected >= GPOINTER_TO_UINT(data);
+}
+
+/* A new engine (and VcVirt) on the fixture's store, as a starting daemon:
+ * recovery, then the libvirt connection, whose connected() reconciles. */
+static void
+fx_start_engine(Fixture *fx)
+{
+	g_autoptr(GError) error = NULL;
+	VcPolicySet *set = vc_policy_set_new();
+	guint connected = fx->n_connected;
+
+	g_assert_true(
+	    vc_policy_set_load_data(set, "10-test.conf", policy_data, strlen(policy_data), &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(vc_policy_set_get_size(set), ==, 1);
+	fx->engine = vc_engine_new(fx->config, fx->store, fx->ca, set);
+	vc_engine_set_notify(fx->engine, on_notify, fx);
+	g_assert_true(vc_engine_recover(fx->engine, &error));
+	g_assert_no_error(error);
+	fx->virt = vc_virt_new("test:///default", &callbacks, fx);
+	vc_engine_set_virt(fx->engine, fx->virt);
+	vc_virt_start(fx->virt);
+	g_assert_true(wait_until(fx, cond_connected, GUINT_TO_POINTER(connected + 1), WAIT_MS));
+}
+
+/* As a daemon that stops: nothing watches libvirt until the next start. */
+static void
+fx_stop_engine(Fixture *fx)
+{
+	g_clear_pointer(&fx->virt, vc_virt_free);
+	g_clear_pointer(&fx->engine, vc_engine_free);
+}
+
+/* This host's certificate with site=eu-west under STATE_DIR/host/, where
+ * vc_host_load() finds it: host CA, enrollment, signing, import. */
+static void
+fx_install_host_cert(Fixture *fx)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *hostca_dir = g_build_filename(fx->dir, "hostca", NULL);
+	g_autofree char *hostca_pem = g_build_filename(hostca_dir, "ca.pem", NULL);
+	g_autofree char *key = vc_config_get_host_path(fx->config, "key");
+	g_autofree char *cert = vc_config_get_host_path(fx->config, "cert");
+	g_autofree char *bundle = vc_config_get_host_path(fx->config, "ca");
+	g_autofree char *csr_path = g_build_filename(fx->dir, "host.csr", NULL);
+	g_autofree char *signed_path = g_build_filename(fx->dir, "host-signed.pem", NULL);
+	g_autofree char *csr_pem = NULL;
+	g_autofree char *cert_pem = NULL;
+	g_autoptr(VcHostCa) hostca = NULL;
+	g_autoptr(BIO) bio = NULL;
+	g_autoptr(X509_REQ) csr = NULL;
+	g_autoptr(X509) signed_cert = NULL;
+	g_autoptr(VcHost) host = NULL;
+	const char *attrs[] = {"site=eu-west", NULL};
+	VcHostCaInitOptions opts = {.common_name = "test host CA"};
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	gsize len = 0;
+
+	g_assert_true(vc_host_ca_init(hostca_dir, &opts, &error));
+	g_assert_no_error(error);
+	g_assert_true(vc_host_enroll(key, csr_path, "h1.example.com", attrs, hostca_pem, bundle,
+				     FALSE, &error));
+	g_assert_no_error(error);
+	hostca = vc_host_ca_load(hostca_dir, &error);
+	g_assert_no_error(error);
+	g_assert_true(g_file_get_contents(csr_path, &csr_pem, &len, &error));
+	bio = BIO_new_mem_buf(csr_pem, (int)len);
+	csr = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+	g_assert_nonnull(csr);
+	signed_cert = vc_host_ca_sign(hostca, csr, now - 60, now + 3600, &error);
+	g_assert_no_error(error);
+	cert_pem = vc_cert_to_pem(signed_cert, &error);
+	g_assert_no_error(error);
+	g_assert_true(g_file_set_contents(signed_path, cert_pem, -1, &error));
+	g_assert_true(vc_host_import(signed_path, key, bundle, cert, &error));
+	g_assert_no_error(error);
+
+	host = vc_host_load(fx->config, &error);
+	g_assert_no_error(error);
+	g_assert_true(vc_host_check(host, &error));
+	g_assert_no_error(error);
+}
+
+static void
+fx_setup(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *ca_dir = NULL;
+	VcCaInitOptions opts = {.permit = permit, .key_type = VC_KEY_TYPE_EC_P256};
+
+	fx->notes = g_ptr_array_new_with_free_func(g_free);
+	fx->dir = g_dir_make_tmp("vc-engine-XXXXXX", &error);
+	g_assert_no_error(error);
+	ca_dir = g_build_filename(fx->dir, "ca", NULL);
+	fx->db_path = g_build_filename(fx->dir, "virtcert.db", NULL);
+	g_assert_true(vc_ca_init_self_signed(ca_dir, &opts, &error));
+	g_assert_no_error(error);
+	fx->ca = vc_ca_load(ca_dir, &error);
+	g_assert_no_error(error);
+	fx->store = vc_store_open(fx->db_path, &error);
+	g_assert_no_error(error);
+	fx->config = vc_config_new_default();
+	vc_config_set_state_dir(fx->config, fx->dir);
+
+	/* keeps test:///default alive and lets the test act on it */
+	fx->conn = virConnectOpen("test:///default");
+	g_assert_nonnull(fx->conn);
+	if (g_strcmp0(data, "host") == 0)
+		fx_install_host_cert(fx);
+	if (g_strcmp0(data, "stopped") != 0)
+		fx_start_engine(fx);
+}
+
+static void
+fx_teardown(Fixture *fx, gconstpointer data)
+{
+	virDomainPtr *doms = NULL;
+	int n;
+
+	fx_stop_engine(fx);
+	/* the default domain "test" is the only one left between tests */
+	n = virConnectListAllDomains(fx->conn, &doms, 0);
+	for (int i = 0; i < n; i++) {
+		if (g_strcmp0(virDomainGetName(doms[i]), "test") != 0) {
+			if (virDomainIsActive(doms[i]) == 1)
+				virDomainDestroy(doms[i]);
+			if (virDomainIsPersistent(doms[i]) == 1)
+				virDomainUndefine(doms[i]);
+		}
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	virConnectClose(fx->conn);
+	g_clear_pointer(&fx->store, vc_store_free);
+	g_clear_pointer(&fx->ca, vc_ca_free);
+	g_clear_pointer(&fx->config, vc_config_free);
+	g_clear_pointer(&fx->notes, g_ptr_array_unref);
+	G_LOCK(warnings);
+	g_ptr_array_set_size(expected_warnings, 0);
+	g_ptr_array_set_size(seen_warnings, 0);
+	G_UNLOCK(warnings);
+	rm_rf(fx->dir);
+	g_free(fx->dir);
+	g_free(fx->db_path);
+}
+
+/* ---- libvirt actions ---------------------------------------------------- */
+
+static void
+define_domain(Fixture *fx, const char *name, const char *uuid, const char *vm_metadata)
+{
+	g_autofree char *xml = g_strdup_printf(
+	    "<domain type='test'><name>%s</name><uuid>%s</uuid>"
+	    "<memory>8192</memory><os><type>hvm</type></os>%s%s%s</domain>",
+	    name, uuid, vm_metadata != NULL ? "<metadata>" : "",
+	    vm_metadata != NULL ? vm_metadata : "", vm_metadata != NULL ? "</metadata>" : "");
+	virDomainPtr dom = virDomainDefineXML(fx->conn, xml);
+	g_assert_nonnull(dom);
+	virDomainFree(dom);
+}
+
+static void
+domain_do(Fixture *fx, const char *uuid, int (*action)(virDomainPtr))
+{
+	virDomainPtr dom = virDomainLookupByUUIDString(fx->conn, uuid);
+	g_assert_nonnull(dom);
+	g_assert_cmpint(action(dom), ==, 0);
+	virDomainFree(dom);
+}
+
+static void
+define_and_start(Fixture *fx, const char *name, const char *uuid, const char *vm_metadata)
+{
+	define_domain(fx, name, uuid, vm_metadata);
+	domain_do(fx, uuid, virDomainCreate);
+}
+
+/* ---- what the engine says ----------------------------------------------- */
+
+/* The engine's row of VM as `virtcert show` prints it; NULL when it has none. */
+static JsonNode *
+show(Fixture *fx, const char *vm)
+{
+	g_autoptr(GError) error = NULL;
+	JsonNode *node = vc_engine_show(fx->engine, vm, &error);
+
+	if (node == NULL) {
+		g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
+		return NULL;
+	}
+	g_assert_true(JSON_NODE_HOLDS_OBJECT(node));
+	return node;
+}
+
+static JsonObject *
+show_domain(JsonNode *node)
+{
+	return json_object_get_object_member(json_node_get_object(node), "domain");
+}
+
+/* A copy of member KEY of VM's domain row, NULL when absent or null. */
+static char *
+row_string(Fixture *fx, const char *vm, const char *key)
+{
+	g_autoptr(JsonNode) node = show(fx, vm);
+	if (node == NULL || !json_object_has_member(json_node_get_object(node), "domain"))
+		return NULL;
+	return g_strdup(json_object_get_string_member_with_default(show_domain(node), key, NULL));
+}
+
+static gint64
+row_generation(Fixture *fx, const char *vm)
+{
+	g_autoptr(JsonNode) node = show(fx, vm);
+	g_assert_nonnull(node);
+	return json_object_get_int_member(show_domain(node), "generation");
+}
+
+typedef struct {
+	const char *vm;
+	const char *state;
+	const char *not_serial; /* and a current serial other than this one */
+	gint64 generation;	/* and this generation, if not 0 */
+} WantState;
+
+static gboolean
+cond_state(Fixture *fx, gconstpointer data)
+{
+	const WantState *w = data;
+	g_autofree char *state = row_string(fx, w->vm, "state");
+	g_autofree char *serial = NULL;
+
+	if (g_strcmp0(state, w->state) != 0)
+		return FALSE;
+	if (w->not_serial != NULL) {
+		serial = row_string(fx, w->vm, "current_serial");
+		if (serial == NULL || g_strcmp0(serial, w->not_serial) == 0)
+			return FALSE;
+	}
+	return w->generation == 0 || row_generation(fx, w->vm) == w->generation;
+}
+
+static void
+wait_state(Fixture *fx, const char *vm, const char *state)
+{
+	WantState w = {.vm = vm, .state = state};
+	if (!wait_until(fx, cond_state, &w, WAIT_MS)) {
+		g_autofree char *now = row_string(fx, vm, "state");
+		g_autofree char *err = row_string(fx, vm, "last_error");
+		g_error("VM %s: state %s (%s), expected %s", vm, now, err, state);
+	}
+}
+
+/* The current serial of VM once it reached ISSUED. */
+static char *
+wait_issued(Fixture *fx, const char *vm)
+{
+	char *serial;
+	wait_state(fx, vm, "ISSUED");
+	serial = row_string(fx, vm, "current_serial");
+	g_assert_nonnull(serial);
+	return serial;
+}
+
+static VcCertRecord *
+cert_get(Fixture *fx, const char *serial)
+{
+	g_autoptr(GError) error = NULL;
+	VcCertRecord *rec = vc_store_cert_get(fx->store, serial, &error);
+	g_assert_no_error(error);
+	return rec;
+}
+
+static void
+assert_cert(Fixture *fx, const char *serial, VcCertStatus status, int reason)
+{
+	g_autoptr(VcCertRecord) rec = cert_get(fx, serial);
+	g_assert_cmpstr(vc_cert_status_to_string(rec->status), ==,
+			vc_cert_status_to_string(status));
+	g_assert_cmpint(rec->reason, ==, reason);
+}
+
+typedef struct {
+	const char *serial;
+	VcCertStatus status;
+} WantCert;
+
+static gboolean
+cond_cert(Fixture *fx, gconstpointer data)
+{
+	const WantCert *w = data;
+	g_autoptr(VcCertRecord) rec = cert_get(fx, w->serial);
+	return rec->status == w->status;
+}
+
+/* The store's row (what a restart finds), not the engine's cache. */
+static VcDomainRecord *
+store_row(Fixture *fx, const char *uuid)
+{
+	g_autoptr(GError) error = NULL;
+	VcDomainRecord *rec = vc_store_domain_get(fx->store, uuid, &error);
+	g_assert_no_error(error);
+	return rec;
+}
+
+static gboolean
+has_note(Fixture *fx, const char *event, const char *uuid, const char *detail_part)
+{
+	g_autofree char *prefix = g_strdup_printf("%s|%s|", event, uuid);
+	for (guint i = 0; i < fx->notes->len; i++) {
+		const char *n = g_ptr_array_index(fx->notes, i);
+		if (g_str_has_prefix(n, prefix) && strstr(n + strlen(prefix), detail_part) != NULL)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* The certificate SERIAL as the /cert/<uuid> URL serves it: the first of
+ * the chain, verified against the CA. */
+static void
+assert_chain_serves(Fixture *fx, const char *uuid, const char *serial, const char *dns)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *chain = vc_engine_get_cert_chain(fx->engine, uuid, &error);
+	g_autoptr(X509) leaf = NULL;
+	g_autofree char *leaf_serial = NULL;
+
+	g_assert_no_error(error);
+	g_assert_nonnull(chain);
+	leaf = vc_cert_from_pem(chain, strlen(chain), &error);
+	g_assert_no_error(error);
+	leaf_serial = vc_cert_get_serial_hex(leaf);
+	g_assert_cmpstr(leaf_serial, ==, serial);
+	g_assert_true(vc_ca_verify_leaf(fx->ca, leaf, 0, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(X509_check_host(leaf, dns, 0, 0, NULL), ==, 1);
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void
+test_lifecycle(Fixture *fx, gconstpointer data)
+{
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-000000000001";
+	g_autofree char *s1 = NULL;
+	g_autofree char *s2 = NULL;
+	g_autoptr(JsonNode) node = NULL;
+	JsonArray *certs;
+	JsonObject *cert;
+
+	/* define + start: issued (no agent channel: nothing to deliver) */
+	define_and_start(fx, "t-life", uuid, NULL);
+	s1 = wait_issued(fx, uuid);
+	node = show(fx, "t-life");
+	g_assert_nonnull(node);
+	g_assert_cmpstr(json_object_get_string_member(show_domain(node), "uuid"), ==, uuid);
+	g_assert_cmpint(json_object_get_int_member(show_domain(node), "generation"), ==, 1);
+	g_assert_cmpstr(json_object_get_string_member(show_domain(node), "names"), ==,
+			"t-life.vms.example.com");
+	certs = json_object_get_array_member(json_node_get_object(node), "certificates");
+	g_assert_cmpuint(json_array_get_length(certs), ==, 1);
+	cert = json_array_get_object_element(certs, 0);
+	g_assert_cmpstr(json_object_get_string_member(cert, "serial"), ==, s1);
+	g_assert_cmpstr(json_object_get_string_member(cert, "status"), ==, "valid");
+	assert_chain_serves(fx, uuid, s1, "t-life.vms.example.com");
+	g_assert_true(has_note(fx, "issued", uuid, "t-life.vms.example.com"));
+	spin(50);
+	wait_state(fx, uuid, "ISSUED"); /* no delivery was attempted */
+
+	/* stop: the certificate is kept */
+	domain_do(fx, uuid, virDomainDestroy);
+	wait_state(fx, uuid, "STOPPED");
+	{
+		g_autofree char *cur = row_string(fx, uuid, "current_serial");
+		g_assert_cmpstr(cur, ==, s1);
+	}
+	assert_cert(fx, s1, VC_CERT_STATUS_VALID, -1);
+
+	/* started again: the kept certificate serves, nothing new is issued */
+	domain_do(fx, uuid, virDomainCreate);
+	wait_state(fx, uuid, "ISSUED");
+	{
+		g_autofree char *cur = row_string(fx, uuid, "current_serial");
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GPtrArray) all = vc_store_cert_list(fx->store, uuid, &error);
+		g_assert_no_error(error);
+		g_assert_cmpstr(cur, ==, s1);
+		g_assert_cmpuint(all->len, ==, 1);
+	}
+	domain_do(fx, uuid, virDomainDestroy);
+	wait_state(fx, uuid, "STOPPED");
+
+	/* undefine: the end of this life */
+	domain_do(fx, uuid, virDomainUndefine);
+	wait_state(fx, uuid, "REVOKED");
+	assert_cert(fx, s1, VC_CERT_STATUS_REVOKED, VC_REASON_CESSATION_OF_OPERATION);
+	{
+		g_autoptr(VcDomainRecord) row = store_row(fx, uuid);
+		g_assert_cmpstr(row->state, ==, "REVOKED");
+		g_assert_null(row->current_serial);
+	}
+	g_assert_true(has_note(fx, "revoked", uuid, "undefined"));
+	{
+		g_autoptr(GError) error = NULL;
+		g_autofree char *chain = vc_engine_get_cert_chain(fx->engine, uuid, &error);
+		g_assert_null(chain);
+		g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
+	}
+
+	/* the same UUID defined again: a new generation, a new certificate */
+	define_and_start(fx, "t-life", uuid, NULL);
+	{
+		WantState w = {.vm = uuid, .state = "ISSUED", .generation = 2, .not_serial = s1};
+		g_assert_true(wait_until(fx, cond_state, &w, WAIT_MS));
+	}
+	s2 = row_string(fx, uuid, "current_serial");
+	g_assert_cmpstr(s2, !=, s1);
+	assert_cert(fx, s2, VC_CERT_STATUS_VALID, -1);
+	assert_cert(fx, s1, VC_CERT_STATUS_REVOKED, VC_REASON_CESSATION_OF_OPERATION);
+	{
+		g_autoptr(VcDomainRecord) row = store_row(fx, uuid);
+		g_assert_cmpint(row->generation, ==, 2);
+		g_assert_cmpstr(row->current_serial, ==, s2);
+	}
+}
+
+static void
+test_transient(Fixture *fx, gconstpointer data)
+{
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-000000000002";
+	g_autofree char *xml =
+	    g_strdup_printf("<domain type='test'><name>t-trans</name><uuid>%s</uuid>"
+			    "<memory>8192</memory><os><type>hvm</type></os></domain>",
+			    uuid);
+	g_autofree char *serial = NULL;
+	virDomainPtr dom;
+
+	/* virsh create: no DEFINED, and its stop is the end of its life */
+	dom = virDomainCreateXML(fx->conn, xml, 0);
+	g_assert_nonnull(dom);
+	serial = wait_issued(fx, uuid);
+	g_assert_cmpint(virDomainDestroy(dom), ==, 0);
+	virDomainFree(dom);
+	wait_state(fx, uuid, "REVOKED");
+	assert_cert(fx, serial, VC_CERT_STATUS_REVOKED, VC_REASON_CESSATION_OF_OPERATION);
+}
+
+static void
+test_rename_stopped(Fixture *fx, gconstpointer data)
+{
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-000000000003";
+	g_autofree char *serial = NULL;
+	g_autofree char *s2 = NULL;
+	g_autoptr(VcCertRecord) rec = NULL;
+	virDomainPtr dom;
+
+	define_and_start(fx, "t-old", uuid, NULL);
+	serial = wait_issued(fx, uuid);
+	domain_do(fx, uuid, virDomainDestroy);
+	wait_state(fx, uuid, "STOPPED");
+
+	/* names derived from the old name go at once; the new name's
+	 * certificate comes with the next start */
+	dom = virDomainLookupByUUIDString(fx->conn, uuid);
+	g_assert_nonnull(dom);
+	g_assert_cmpint(virDomainRename(dom, "t-new", 0), ==, 0);
+	virDomainFree(dom);
+	{
+		WantCert w = {serial, VC_CERT_STATUS_REVOKED};
+		g_assert_true(wait_until(fx, cond_cert, &w, WAIT_MS));
+	}
+	assert_cert(fx, serial, VC_CERT_STATUS_REVOKED, VC_REASON_SUPERSEDED);
+	wait_state(fx, uuid, "STOPPED");
+
+	domain_do(fx, uuid, virDomainCreate);
+	s2 = wait_issued(fx, "t-new");
+	rec = cert_get(fx, s2);
+	g_assert_cmpstr(rec->dns_names[0], ==, "t-new.vms.example.com");
+	g_assert_cmpint(row_generation(fx, uuid), ==, 1);
+}
+
+static void
+test_no_policy(Fixture *fx, gconstpointer data)
+{
+	const char *other = "7a1c0f5e-1d2b-4c3a-8e4f-000000000011";
+	const char *marker = "7a1c0f5e-1d2b-4c3a-8e4f-000000000012";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) certs = NULL;
+	g_autofree char *serial = NULL;
+
+	define_and_start(fx, "other-1", other, NULL);
+	/* events arrive in order: once the marker is issued, other-1's were handled */
+	define_and_start(fx, "t-marker", marker, NULL);
+	serial = wait_issued(fx, marker);
+
+	g_assert_null(vc_engine_show(fx->engine, other, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_null(vc_store_domain_get(fx->store, other, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	certs = vc_store_cert_list(fx->store, other, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(certs->len, ==, 0);
+}
+
+static void
+test_metadata_policy(Fixture *fx, gconstpointer data)
+{
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-000000000021";
+	g_autofree char *serial = NULL;
+	g_autoptr(VcCertRecord) rec = NULL;
+
+	/* no policy.d group matches "meta-1": its own metadata selects it */
+	define_and_start(fx, "meta-1", uuid,
+			 "<vc:vm xmlns:vc='" NS "'>"
+			 "<vc:name>{name}.vms.example.com</vc:name>"
+			 "<vc:name>meta.vms.example.com</vc:name>"
+			 "<vc:lifetime>2h</vc:lifetime>"
+			 "</vc:vm>");
+	serial = wait_issued(fx, uuid);
+	rec = cert_get(fx, serial);
+	g_assert_cmpstr(rec->vm_uuid, ==, uuid);
+	g_assert_cmpuint(g_strv_length(rec->dns_names), ==, 2);
+	g_assert_cmpstr(rec->dns_names[0], ==, "meta-1.vms.example.com");
+	g_assert_cmpstr(rec->dns_names[1], ==, "meta.vms.example.com");
+	g_assert_cmpint(rec->not_after - rec->not_before, ==, 2 * 3600 + fx->config->backdate_s);
+	assert_chain_serves(fx, uuid, serial, "meta.vms.example.com");
+
+	/* the owner changes the names of the running VM: a certificate with the
+	 * new names, the old one superseded (no guest to deliver to first) */
+	{
+		virDomainPtr dom = virDomainLookupByUUIDString(fx->conn, uuid);
+		g_autofree char *s2 = NULL;
+		g_autoptr(VcCertRecord) rec2 = NULL;
+		WantState w = {.vm = uuid, .state = "ISSUED", .not_serial = serial};
+		g_assert_nonnull(dom);
+		g_assert_cmpint(
+		    virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+					 "<vm><name>moved.vms.example.com</name></vm>", "vc", NS,
+					 VIR_DOMAIN_AFFECT_LIVE | VIR_DOMAIN_AFFECT_CONFIG),
+		    ==, 0);
+		virDomainFree(dom);
+		g_assert_true(wait_until(fx, cond_state, &w, WAIT_MS));
+		s2 = row_string(fx, uuid, "current_serial");
+		rec2 = cert_get(fx, s2);
+		g_assert_cmpuint(g_strv_length(rec2->dns_names), ==, 1);
+		g_assert_cmpstr(rec2->dns_names[0], ==, "moved.vms.example.com");
+		{
+			WantCert wc = {serial, VC_CERT_STATUS_REVOKED};
+			g_assert_true(wait_until(fx, cond_cert, &wc, WAIT_MS));
+		}
+		assert_cert(fx, serial, VC_CERT_STATUS_REVOKED, VC_REASON_SUPERSEDED);
+	}
+}
+
+static void
+test_reconcile(Fixture *fx, gconstpointer data)
+{
+	const char *gone = "7a1c0f5e-1d2b-4c3a-8e4f-000000000031";
+	const char *keep = "7a1c0f5e-1d2b-4c3a-8e4f-000000000032";
+	const char *new1 = "7a1c0f5e-1d2b-4c3a-8e4f-000000000033";
+	const char *new2 = "7a1c0f5e-1d2b-4c3a-8e4f-000000000034";
+	const char *idle = "7a1c0f5e-1d2b-4c3a-8e4f-000000000035";
+	g_autofree char *s_gone = NULL;
+	g_autofree char *s_keep = NULL;
+	g_autofree char *s_new1 = NULL;
+	g_autofree char *s_new2 = NULL;
+
+	/* domains defined and started while no engine watches */
+	define_and_start(fx, "t-gone", gone, NULL);
+	define_and_start(fx, "t-keep", keep, NULL);
+	fx_start_engine(fx);
+	s_gone = wait_issued(fx, gone);
+	s_keep = wait_issued(fx, keep);
+
+	/* the daemon stops; meanwhile one VM goes, others come */
+	fx_stop_engine(fx);
+	domain_do(fx, gone, virDomainDestroy);
+	domain_do(fx, gone, virDomainUndefine);
+	define_and_start(fx, "t-new1", new1, NULL);
+	define_and_start(fx, "t-new2", new2, NULL);
+	define_domain(fx, "t-idle", idle, NULL);
+
+	g_ptr_array_set_size(fx->notes, 0);
+	fx_start_engine(fx);
+	s_new1 = wait_issued(fx, new1);
+	s_new2 = wait_issued(fx, new2);
+	wait_state(fx, gone, "REVOKED");
+	assert_cert(fx, s_gone, VC_CERT_STATUS_REVOKED, VC_REASON_CESSATION_OF_OPERATION);
+	g_assert_true(has_note(fx, "revoked", gone, "vanished"));
+	{
+		g_autoptr(VcDomainRecord) row = store_row(fx, gone);
+		g_assert_cmpstr(row->state, ==, "REVOKED");
+	}
+	/* a defined, never started VM waits for its start */
+	wait_state(fx, idle, "STOPPED");
+	{
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GPtrArray) certs = vc_store_cert_list(fx->store, idle, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(certs->len, ==, 0);
+	}
+	/* what still runs keeps its certificate across the restart */
+	wait_state(fx, keep, "ISSUED");
+	{
+		g_autofree char *cur = row_string(fx, keep, "current_serial");
+		g_assert_cmpstr(cur, ==, s_keep);
+	}
+	assert_cert(fx, s_keep, VC_CERT_STATUS_VALID, -1);
+	g_assert_false(has_note(fx, "issued", keep, ""));
+
+	/* and the start of the idle one, now watched, issues */
+	domain_do(fx, idle, virDomainCreate);
+	g_free(wait_issued(fx, idle));
+}
+
+static void
+test_manual_revoke(Fixture *fx, gconstpointer data)
+{
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-000000000041";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonNode) reply = NULL;
+	g_autofree char *s1 = NULL;
+	g_autofree char *s2 = NULL;
+	g_autofree char *s3 = NULL;
+	g_autofree char *upper = NULL;
+	JsonArray *revoked;
+
+	define_and_start(fx, "t-man", uuid, NULL);
+	s1 = wait_issued(fx, uuid);
+
+	/* by name: durable when the reply comes, then a new certificate */
+	reply = vc_engine_revoke(fx->engine, "t-man", VC_REASON_KEY_COMPROMISE, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(reply);
+	revoked = json_object_get_array_member(json_node_get_object(reply), "revoked");
+	g_assert_cmpuint(json_array_get_length(revoked), ==, 1);
+	g_assert_cmpstr(json_array_get_string_element(revoked, 0), ==, s1);
+	assert_cert(fx, s1, VC_CERT_STATUS_REVOKED, VC_REASON_KEY_COMPROMISE);
+	{
+		WantState w = {.vm = uuid, .state = "ISSUED", .not_serial = s1, .generation = 1};
+		g_assert_true(wait_until(fx, cond_state, &w, WAIT_MS));
+	}
+	s2 = row_string(fx, uuid, "current_serial");
+	assert_cert(fx, s2, VC_CERT_STATUS_VALID, -1);
+	assert_chain_serves(fx, uuid, s2, "t-man.vms.example.com");
+
+	/* by serial (any case): the same */
+	g_clear_pointer(&reply, json_node_unref);
+	upper = g_ascii_strup(s2, -1);
+	reply = vc_engine_revoke(fx->engine, upper, VC_REASON_SUPERSEDED, &error);
+	g_assert_no_error(error);
+	assert_cert(fx, s2, VC_CERT_STATUS_REVOKED, VC_REASON_SUPERSEDED);
+	{
+		WantState w = {.vm = uuid, .state = "ISSUED", .not_serial = s2};
+		g_assert_true(wait_until(fx, cond_state, &w, WAIT_MS));
+	}
+	s3 = row_string(fx, uuid, "current_serial");
+	g_assert_cmpstr(s3, !=, s1);
+	assert_cert(fx, s3, VC_CERT_STATUS_VALID, -1);
+
+	/* neither a VM nor a serial it knows */
+	g_clear_pointer(&reply, json_node_unref);
+	reply = vc_engine_revoke(fx->engine, "deadbeef", VC_REASON_SUPERSEDED, &error);
+	g_assert_null(reply);
+	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
+	assert_cert(fx, s3, VC_CERT_STATUS_VALID, -1);
+}
+
+static VcHostIdentity *
+claimant(const char *site)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcHostIdentity) id = vc_host_identity_new();
+	g_assert_true(vc_host_identity_add_attribute(id, "site", site, &error));
+	g_assert_no_error(error);
+	return g_steal_pointer(&id);
+}
+
+static void
+test_claim_still_runs(Fixture *fx, gconstpointer data)
+{
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-000000000051";
+	g_autoptr(VcHostIdentity) peer = claimant("eu-west");
+	g_autofree char *serial = NULL;
+	g_autofree char *reason = NULL;
+
+	define_and_start(fx, "t-run", uuid, NULL);
+	serial = wait_issued(fx, uuid);
+	/* a host that claims a VM still running here is refused, nothing revoked */
+	g_assert_false(vc_engine_handle_claim(fx->engine, uuid, "h2.example.com", peer, &reason));
+	g_assert_nonnull(reason);
+	g_assert_nonnull(strstr(reason, "still runs"));
+	spin(50);
+	assert_cert(fx, serial, VC_CERT_STATUS_VALID, -1);
+	wait_state(fx, uuid, "ISSUED");
+
+	/* a VM this host never issued for */
+	g_clear_pointer(&reason, g_free);
+	g_assert_false(vc_engine_handle_claim(fx->engine, "7a1c0f5e-1d2b-4c3a-8e4f-0000000000ff",
+					      "h2.example.com", peer, &reason));
+	g_assert_nonnull(strstr(reason, "no certificate"));
+}
+
+#define EU_WEST_ONLY                                                                               \
+	"<vc:vm xmlns:vc='" NS "'><vc:placement>"                                                  \
+	"<vc:require attr='site'>eu-west</vc:require>"                                             \
+	"</vc:placement></vc:vm>"
+
+static void
+test_placement_no_host_cert(Fixture *fx, gconstpointer data)
+{
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-000000000061";
+	g_autofree char *err = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) certs = NULL;
+
+	/* the owner restricts placement and this host cannot prove where it is */
+	expect_warning("VM t-eu: refused on this host: placement: *");
+	define_and_start(fx, "t-eu", uuid, EU_WEST_ONLY);
+	wait_state(fx, uuid, "FAILED");
+	g_assert_true(warning_seen("*no host certificate*"));
+	err = row_string(fx, uuid, "last_error");
+	g_assert_nonnull(strstr(err, "placement"));
+	g_assert_nonnull(strstr(err, "no host certificate"));
+	certs = vc_store_cert_list(fx->store, uuid, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(certs->len, ==, 0);
+}
+
+static void
+test_placement_refused(Fixture *fx, gconstpointer data)
+{
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-000000000071";
+	const char *marker = "7a1c0f5e-1d2b-4c3a-8e4f-000000000072";
+	g_autofree char *err = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) certs = NULL;
+
+	/* this host is site=eu-west; the VM requires us-east */
+	expect_warning("VM t-us: refused on this host: placement: *");
+	define_and_start(fx, "t-us", uuid,
+			 "<vc:vm xmlns:vc='" NS "'><vc:placement>"
+			 "<vc:require attr='site'>us-east</vc:require>"
+			 "</vc:placement></vc:vm>");
+	wait_state(fx, uuid, "FAILED");
+	err = row_string(fx, uuid, "last_error");
+	g_assert_nonnull(strstr(err, "placement"));
+	g_assert_nonnull(strstr(err, "us-east"));
+	/* an unrestricted VM on the same host is fine */
+	define_and_start(fx, "t-free", marker, NULL);
+	g_free(wait_issued(fx, marker));
+	certs = vc_store_cert_list(fx->store, uuid, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(certs->len, ==, 0);
+	{
+		g_autoptr(VcDomainRecord) row = store_row(fx, uuid);
+		g_assert_cmpstr(row->state, ==, "FAILED");
+		g_assert_null(row->current_serial);
+	}
+}
+
+static void
+test_claim_outside_placement(Fixture *fx, gconstpointer data)
+{
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-000000000081";
+	g_autoptr(VcHostIdentity) peer = claimant("us-east");
+	g_autofree char *serial = NULL;
+	g_autofree char *reason = NULL;
+
+	define_and_start(fx, "t-eu1", uuid, EU_WEST_ONLY);
+	serial = wait_issued(fx, uuid);
+	/* the VM left this host (here: destroyed; the claim stands for the
+	 * destination after a migration) */
+	domain_do(fx, uuid, virDomainDestroy);
+	wait_state(fx, uuid, "STOPPED");
+	assert_cert(fx, serial, VC_CERT_STATUS_VALID, -1);
+
+	expect_warning("VM t-eu1 migrated to h9.example.com, outside its placement: *");
+	g_assert_false(vc_engine_handle_claim(fx->engine, uuid, "h9.example.com", peer, &reason));
+	g_assert_true(warning_seen("*site=us-east not in {eu-west}*privilegeWithdrawn*"));
+	g_assert_nonnull(reason);
+	g_assert_nonnull(strstr(reason, "us-east"));
+	/* its identity ends: it runs where its owner does not allow */
+	{
+		WantCert w = {serial, VC_CERT_STATUS_REVOKED};
+		g_assert_true(wait_until(fx, cond_cert, &w, WAIT_MS));
+	}
+	assert_cert(fx, serial, VC_CERT_STATUS_REVOKED, VC_REASON_PRIVILEGE_WITHDRAWN);
+	wait_state(fx, uuid, "REVOKED");
+	{
+		g_autoptr(VcDomainRecord) row = store_row(fx, uuid);
+		g_assert_cmpstr(row->state, ==, "REVOKED");
+		g_assert_null(row->current_serial);
+	}
+}
+
+static void
+test_claim_accepted(Fixture *fx, gconstpointer data)
+{
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-000000000091";
+	g_autoptr(VcHostIdentity) peer = claimant("eu-west");
+	g_autofree char *serial = NULL;
+	g_autofree char *reason = NULL;
+
+	define_and_start(fx, "t-eu2", uuid, EU_WEST_ONLY);
+	serial = wait_issued(fx, uuid);
+	domain_do(fx, uuid, virDomainDestroy);
+	wait_state(fx, uuid, "STOPPED");
+
+	g_assert_true(vc_engine_handle_claim(fx->engine, uuid, "h2.example.com", peer, &reason));
+	g_assert_nonnull(reason);
+	{
+		WantCert w = {serial, VC_CERT_STATUS_REVOKED};
+		g_assert_true(wait_until(fx, cond_cert, &w, WAIT_MS));
+	}
+	/* superseded by the destination's certificate, not withdrawn */
+	assert_cert(fx, serial, VC_CERT_STATUS_REVOKED, VC_REASON_SUPERSEDED);
+	wait_state(fx, uuid, "HANDED_OVER");
+	g_assert_true(has_note(fx, "handed-over", uuid, "h2.example.com"));
+	spin(50);
+	{
+		g_autoptr(VcDomainRecord) row = store_row(fx, uuid);
+		g_assert_cmpstr(row->state, ==, "HANDED_OVER");
+		g_assert_null(row->current_serial);
+	}
+	/* a second claim finds nothing left to hand over */
+	g_clear_pointer(&reason, g_free);
+	g_assert_false(vc_engine_handle_claim(fx->engine, uuid, "h2.example.com", peer, &reason));
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	expected_warnings = g_ptr_array_new_with_free_func(g_free);
+	seen_warnings = g_ptr_array_new_with_free_func(g_free);
+	g_log_set_writer_func(log_writer, NULL, NULL);
+
+#define ADD(path, fn, data) g_test_add(path, Fixture, data, fx_setup, fn, fx_teardown)
+	ADD("/engine/lifecycle", test_lifecycle, NULL);
+	ADD("/engine/transient", test_transient, NULL);
+	ADD("/engine/rename-stopped", test_rename_stopped, NULL);
+	ADD("/engine/no-policy", test_no_policy, NULL);
+	ADD("/engine/metadata-policy", test_metadata_policy, NULL);
+	ADD("/engine/reconcile", test_reconcile, "stopped");
+	ADD("/engine/manual-revoke", test_manual_revoke, NULL);
+	ADD("/engine/claim/still-runs", test_claim_still_runs, NULL);
+	ADD("/engine/placement/no-host-certificate", test_placement_no_host_cert, NULL);
+	ADD("/engine/placement/refused", test_placement_refused, "host");
+	ADD("/engine/claim/outside-placement", test_claim_outside_placement, "host");
+	ADD("/engine/claim/accepted", test_claim_accepted, "host");
+#undef ADD
+	return g_test_run();
+}
