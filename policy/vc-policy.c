@@ -93,6 +93,25 @@ vc_policy_free(VcPolicy *policy)
 	g_free(policy);
 }
 
+VcPolicy *
+vc_policy_copy_placement(const VcPolicy *policy)
+{
+	VcPolicy *copy = g_new0(VcPolicy, 1);
+
+	copy->source = g_strdup(policy->source);
+	copy->trust_host_cas = g_strdupv(policy->trust_host_cas);
+	copy->placement = g_ptr_array_new_with_free_func((GDestroyNotify)placement_rule_free);
+	for (guint i = 0; policy->placement != NULL && i < policy->placement->len; i++) {
+		const VcPlacementRule *r = g_ptr_array_index(policy->placement, i);
+		VcPlacementRule *c = g_new0(VcPlacementRule, 1);
+		c->key = g_strdup(r->key);
+		c->values = g_strdupv(r->values);
+		g_ptr_array_add(copy->placement, c);
+	}
+	copy->check_on_start = policy->check_on_start;
+	return copy;
+}
+
 GHashTable *
 vc_policy_map_new(void)
 {

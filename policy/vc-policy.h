@@ -69,6 +69,9 @@ typedef struct {
 } VcPolicy;
 
 void vc_policy_free(VcPolicy *policy);
+/* Only what placement decisions need (trusted host CAs, rules): small enough
+ * to keep for every VM. */
+VcPolicy *vc_policy_copy_placement(const VcPolicy *policy);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcPolicy, vc_policy_free)
 
 /* Builds a policy from key -> GStrv map (see the key list above). Defaults

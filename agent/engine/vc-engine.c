@@ -53,8 +53,9 @@ typedef struct {
 	char *key_path;
 	char *owner;
 	char *reload;
-	VcPolicy *policy; /* as last resolved: the issuer judges claims with it */
-	char *claim_peer; /* the issuer to claim the VM from, after a migration here */
+	VcPolicy *policy;      /* placement as last resolved (NULL: unrestricted) */
+	gboolean policy_known; /* the issuer judges claims with it */
+	char *claim_peer;      /* the issuer to claim the VM from, after a migration here */
 	gboolean claim_wanted;
 	/* delivery state (not persisted: a restart re-checks) */
 	gboolean job_running;
@@ -423,7 +424,8 @@ static void
 vc_engine_fail(VcEngine *engine, VcDomainRecord *row, const char *what, const GError *error)
 {
 	g_autofree char *msg = g_strdup_printf("%s: %s", what, error->message);
-	gboolean repeated = g_strcmp0(row->state, "FAILED") == 0 && g_strcmp0(row->last_error, msg) == 0;
+	gboolean repeated =
+	    g_strcmp0(row->state, "FAILED") == 0 && g_strcmp0(row->last_error, msg) == 0;
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 
 	engine->n_failed++;
@@ -624,20 +626,24 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcVirtDomain *known
 		memo->has_agent = info->has_guest_agent;
 		memo->key_mode = policy->key_mode;
 		memo->key_type = policy->key_type;
+		/* paths only where a delivery can happen: thousands of VMs
+		 * without an agent channel need none of them */
 		g_free(memo->cert_path);
-		memo->cert_path = g_strdup(policy->cert_path);
+		memo->cert_path = memo->has_agent ? g_strdup(policy->cert_path) : NULL;
 		g_free(memo->chain_path);
-		memo->chain_path = g_strdup(policy->chain_path);
+		memo->chain_path = memo->has_agent ? g_strdup(policy->chain_path) : NULL;
 		g_free(memo->key_path);
-		memo->key_path = g_strdup(policy->key_path);
+		memo->key_path = memo->has_agent ? g_strdup(policy->key_path) : NULL;
 		g_free(memo->owner);
-		memo->owner = g_strdup(policy->owner);
+		memo->owner = memo->has_agent ? g_strdup(policy->owner) : NULL;
 		g_free(memo->reload);
-		memo->reload = g_strdup(policy->reload);
+		memo->reload = memo->has_agent ? g_strdup(policy->reload) : NULL;
 	}
 	/* kept: the placement rules judge a claim after the VM migrated away */
-	vc_engine_remember_policy(engine, uuid, g_steal_pointer(&policy));
-	pol = vc_engine_memo(engine, uuid)->policy;
+	vc_engine_remember_policy(
+	    engine, uuid,
+	    vc_placement_is_restricted(policy) ? vc_policy_copy_placement(policy) : NULL);
+	pol = policy;
 
 	if (!dom->active && pol->revoke_on_stop) {
 		vc_engine_cancel_issue(engine, uuid);
@@ -744,6 +750,7 @@ vc_engine_remember_policy(VcEngine *engine, const char *uuid, VcPolicy *policy)
 	VcVmMemo *memo = vc_engine_memo(engine, uuid);
 	g_clear_pointer(&memo->policy, vc_policy_free);
 	memo->policy = policy;
+	memo->policy_known = TRUE;
 }
 
 /* ---- guest jobs: delivery, file check, guest keygen ---------------------- */
@@ -1481,11 +1488,11 @@ vc_engine_handle_claim(VcEngine *engine, const char *vm_uuid, const char *peer_f
 		*ret_reason = g_strdup("the VM still runs on this host");
 		return FALSE;
 	}
-	if (memo == NULL || memo->policy == NULL) {
+	if (memo == NULL || !memo->policy_known) {
 		*ret_reason = g_strdup("this host no longer knows the VM's placement policy");
 		return FALSE;
 	}
-	if (!vc_placement_allows(memo->policy, peer, &reason)) {
+	if (memo->policy != NULL && !vc_placement_allows(memo->policy, peer, &reason)) {
 		/* the VM runs on a host its owner does not trust: its identity ends */
 		why =
 		    g_strdup_printf("migrated to %s, outside its placement: %s", peer_fqdn, reason);
@@ -1498,6 +1505,8 @@ vc_engine_handle_claim(VcEngine *engine, const char *vm_uuid, const char *peer_f
 		*ret_reason = g_strdup(reason);
 		return FALSE;
 	}
+	if (reason == NULL)
+		reason = g_strdup("the VM does not restrict its placement");
 	why = g_strdup_printf("handed over to %s", peer_fqdn);
 	vc_engine_queue_revoke_all(engine, row, NULL, VC_REASON_SUPERSEDED, why);
 	g_clear_pointer(&row->current_serial, g_free);
@@ -1572,9 +1581,9 @@ vc_engine_handle_event(VcEngine *engine, const VcVirtEvent *event)
 			/* undefining a running VM leaves it running as a transient
 			 * domain: its life ends when it stops, not now */
 			g_autoptr(VcVirtDomain) dom =
-				engine->virt != NULL
-					? vc_virt_get_domain(engine->virt, event->uuid, FALSE, NULL)
-					: NULL;
+			    engine->virt != NULL
+				? vc_virt_get_domain(engine->virt, event->uuid, FALSE, NULL)
+				: NULL;
 			if (dom != NULL && dom->active && !dom->persistent) {
 				vc_engine_evaluate(engine, event->uuid, NULL, why);
 				return;
@@ -1919,7 +1928,8 @@ vc_engine_revoke(VcEngine *engine, const char *vm_or_serial, int reason, GError 
 				g_propagate_error(error, g_steal_pointer(&local));
 			else
 				g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
-					    "no VM or certificate '%s' known to the daemon", vm_or_serial);
+					    "no VM or certificate '%s' known to the daemon",
+					    vm_or_serial);
 			return NULL;
 		}
 		if (!vc_store_cert_revoke(engine->store, serial, reason, 0, error))
