@@ -2,6 +2,9 @@
 /* The HTTP listeners and the peer API over real TLS on loopback: the
  * server on this thread's main loop, every client in a thread of its own. */
 #include <string.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #include <glib/gstdio.h>
 #include <libsoup/soup.h>
@@ -1012,5 +1015,14 @@ main(int argc, char **argv)
 	ADD("/http/client/errors", test_client_errors);
 	ADD("/http/plain", test_plain);
 	ADD("/http/options", test_options);
-	return g_test_run();
+	{
+		int status = g_test_run();
+#ifdef __SANITIZE_ADDRESS__
+		/* check for leaks now, while every worker thread (TLS handshakes,
+		 * clients) is idle: LeakSanitizer's at-exit check has been seen to
+		 * crash its tracer when it races the exit of such threads */
+		__lsan_do_leak_check();
+#endif
+		return status;
+	}
 }
