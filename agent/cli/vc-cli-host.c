@@ -476,9 +476,13 @@ vc_cli_policy_check(VcCli *cli, int argc, char **argv, GError **error)
 	if (!vc_cli_parse("policy check", "--xml DOMAIN.xml --host HOSTCERT.pem", entries, &argc,
 			  &argv, error))
 		return FALSE;
+	/* the VM as its domain XML, given with --xml or as the argument
+	 * (`virtcert policy check <(virsh dumpxml VM) --host CERT`) */
+	if (xml_path == NULL && argc == 2)
+		xml_path = g_strdup(argv[--argc]);
 	if (xml_path == NULL || host_path == NULL || argc != 1)
 		return usage_error(error,
-				   "virtcert policy check --xml DOMAIN.xml --host HOSTCERT.pem "
+				   "virtcert policy check [--xml] DOMAIN.xml --host HOSTCERT.pem "
 				   "[--json]");
 	if (vc_cli_get_config(cli, error) == NULL)
 		return FALSE;

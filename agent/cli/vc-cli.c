@@ -42,7 +42,7 @@ static const VcCliCommand commands[] = {
     {"watch", "", "Stream the daemon's events and decisions (needs virtcertd)", vc_cli_watch},
     {"policy show", "--xml DOMAIN.xml", "What the daemon would decide for a domain XML",
      vc_cli_policy_show},
-    {"policy check", "--xml DOMAIN.xml --host HOSTCERT.pem",
+    {"policy check", "[--xml] DOMAIN.xml --host HOSTCERT.pem",
      "May this VM run on that host? (exit 0 allow, 2 deny)", vc_cli_policy_check},
     {"host-ca init", "--dir DIR [--cn CN]", "Create a lab host CA", vc_cli_host_ca_init},
     {"host-ca sign", "CSR --dir DIR [--days N] --out CERT",
