@@ -1254,7 +1254,10 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 	}
 	results = vc_issuer_issue_batch(engine->issuer, reqs, batch->len, error);
 	if (results == NULL) {
-		/* nothing was recorded: put the batch back for the next flush */
+		/* the store failed: retry the batch at the next flush. Serials it
+		 * recorded stay PENDING (abandoned and listed on the CRL at the next
+		 * start); a certificate stored VALID meanwhile is superseded by the
+		 * retry's, so none stays valid unknown to the rows */
 		for (guint i = batch->len; i > 0; i--) {
 			VcQueuedIssue *q = g_ptr_array_steal_index(batch, i - 1);
 			g_hash_table_insert(engine->issue_queue, q->uuid, q);
