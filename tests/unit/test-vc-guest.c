@@ -146,8 +146,16 @@ qga_stop(Qga *q)
 {
 	const char *rm[] = {"rm", "-rf", q->dir, NULL};
 
+	/* qemu-ga normally quits at SIGTERM; one that does not (seen once under
+	 * load) must not hang the test: SIGKILL after 5 s */
 	kill(q->pid, SIGTERM);
-	waitpid(q->pid, NULL, 0);
+	for (int i = 0; i < 500 && waitpid(q->pid, NULL, WNOHANG) == 0; i++) {
+		g_usleep(10000);
+		if (i == 499) {
+			kill(q->pid, SIGKILL);
+			waitpid(q->pid, NULL, 0);
+		}
+	}
 	g_spawn_close_pid(q->pid);
 	run_quiet(rm);
 	g_free(q->dir);
