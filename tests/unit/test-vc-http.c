@@ -2,9 +2,6 @@
 /* The HTTP listeners and the peer API over real TLS on loopback: the
  * server on this thread's main loop, every client in a thread of its own. */
 #include <string.h>
-#ifdef __SANITIZE_ADDRESS__
-#include <sanitizer/lsan_interface.h>
-#endif
 
 #include <glib/gstdio.h>
 #include <libsoup/soup.h>
@@ -1015,17 +1012,5 @@ main(int argc, char **argv)
 	ADD("/http/client/errors", test_client_errors);
 	ADD("/http/plain", test_plain);
 	ADD("/http/options", test_options);
-	{
-		int status = g_test_run();
-#ifdef __SANITIZE_ADDRESS__
-		/* LeakSanitizer's tracer has been seen to crash when its scan races
-		 * an idle GLib pool thread (TLS handshakes run in GTask threads)
-		 * exiting. End those threads first, then check, then no at-exit check. */
-		g_thread_pool_set_max_unused_threads(0);
-		g_thread_pool_stop_unused_threads();
-		g_usleep(200 * 1000);
-		__lsan_do_leak_check();
-#endif
-		return status;
-	}
+	return g_test_run();
 }
