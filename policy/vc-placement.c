@@ -4,11 +4,9 @@
 #include <string.h>
 
 #include "vc-error.h"
+#include "vc-host-attr.h"
 #include "vc-placement.h"
 
-/* Same limits as a placement rule in vc-policy.c, so that every value a
- * rule can name can also be carried by a host certificate. */
-#define VC_HOST_ATTR_MAX 255
 #define VC_HOST_ATTRS_MAX 64
 /* How much of a fingerprint a reason shows: enough to tell CAs apart. */
 #define VC_FP_SHORT 12
@@ -34,73 +32,28 @@ vc_host_identity_free(VcHostIdentity *host)
 	g_free(host);
 }
 
-static char *
-fingerprint_normalize(const char *v)
-{
-	GString *out = g_string_new(NULL);
-
-	for (const char *p = v; *p != '\0'; p++) {
-		if (*p == ':')
-			continue;
-		if (!g_ascii_isxdigit(*p) || out->len >= 64) {
-			g_string_free(out, TRUE);
-			return NULL;
-		}
-		g_string_append_c(out, g_ascii_tolower(*p));
-	}
-	if (out->len != 64) {
-		g_string_free(out, TRUE);
-		return NULL;
-	}
-	return g_string_free(out, FALSE);
-}
-
 gboolean
 vc_host_identity_add_ca(VcHostIdentity *host, const char *fingerprint, GError **error)
 {
 	char *fp;
 
 	g_return_val_if_fail(host != NULL, FALSE);
-	fp = fingerprint != NULL ? fingerprint_normalize(fingerprint) : NULL;
-	if (fp == NULL) {
-		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-			    "\"%s\" is not a SHA-256 fingerprint (64 hex digits)",
-			    fingerprint != NULL ? fingerprint : "");
+	fp = vc_host_attr_fingerprint_normalize(fingerprint, error);
+	if (fp == NULL)
 		return FALSE;
-	}
 	g_ptr_array_add(host->ca_fingerprints, fp);
-	return TRUE;
-}
-
-static gboolean
-attr_key_ok(const char *s)
-{
-	gsize len = strlen(s);
-	return len > 0 && len <= VC_HOST_ATTR_MAX &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == len;
-}
-
-static gboolean
-attr_value_ok(const char *s)
-{
-	gsize len = strlen(s);
-	if (len == 0 || len > VC_HOST_ATTR_MAX)
-		return FALSE;
-	for (; *s != '\0'; s++)
-		if (!(g_ascii_isalnum(*s) || strchr("._:-", *s) != NULL))
-			return FALSE;
 	return TRUE;
 }
 
 static gboolean
 check_attribute(const char *key, const char *value, GError **error)
 {
-	if (!attr_key_ok(key)) {
+	if (!vc_host_attr_key_is_valid(key)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "host attribute name \"%s\" is not [a-z0-9-]+", key);
 		return FALSE;
 	}
-	if (!attr_value_ok(value)) {
+	if (!vc_host_attr_value_is_valid(value)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "host attribute %s: value \"%s\" is empty or not [A-Za-z0-9._:-]+", key,
 			    value);

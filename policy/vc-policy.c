@@ -3,6 +3,7 @@
 
 #include "vc-config.h"
 #include "vc-error.h"
+#include "vc-host-attr.h"
 #include "vc-policy.h"
 #include "vc-text.h"
 
@@ -219,44 +220,6 @@ check_owner(const char *v, GError **error)
 	return TRUE;
 }
 
-/* A SHA-256 fingerprint: 64 hex digits, colons allowed as printed by
- * `openssl x509 -fingerprint -sha256`. Returns it in lower case without
- * colons. */
-static char *
-normalize_fingerprint(const char *v, GError **error)
-{
-	GString *out = g_string_new(NULL);
-	for (const char *p = v; *p != '\0'; p++) {
-		if (*p == ':')
-			continue;
-		if (!g_ascii_isxdigit(*p) || out->len >= 64) {
-			g_string_free(out, TRUE);
-			out = NULL;
-			break;
-		}
-		g_string_append_c(out, g_ascii_tolower(*p));
-	}
-	if (out == NULL || out->len != 64) {
-		if (out != NULL)
-			g_string_free(out, TRUE);
-		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-			    "\"%s\" is not a SHA-256 fingerprint (64 hex digits)", v);
-		return NULL;
-	}
-	return g_string_free(out, FALSE);
-}
-
-static gboolean
-attr_value_ok(const char *s)
-{
-	if (*s == '\0' || strlen(s) > VC_POLICY_VALUE_MAX)
-		return FALSE;
-	for (; *s != '\0'; s++)
-		if (!(g_ascii_isalnum(*s) || strchr("._:-", *s) != NULL))
-			return FALSE;
-	return TRUE;
-}
-
 /* "attr=v1|v2": host attribute ATTR must be one of the values. */
 static VcPlacementRule *
 parse_require(const char *v, GError **error)
@@ -272,8 +235,7 @@ parse_require(const char *v, GError **error)
 		return NULL;
 	}
 	attr = g_strndup(v, (gsize)(eq - v));
-	if (strspn(attr, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(attr) ||
-	    strlen(attr) > VC_POLICY_VALUE_MAX) {
+	if (!vc_host_attr_key_is_valid(attr)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "\"%s\": attribute \"%s\" is not [a-z0-9-]+", v, attr);
 		return NULL;
@@ -284,7 +246,7 @@ parse_require(const char *v, GError **error)
 		return NULL;
 	}
 	for (gsize i = 0; values[i] != NULL; i++) {
-		if (!attr_value_ok(values[i])) {
+		if (!vc_host_attr_value_is_valid(values[i])) {
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 				    "\"%s\": value \"%s\" is empty or not [A-Za-z0-9._:-]+", v,
 				    values[i]);
@@ -473,7 +435,7 @@ apply_key(VcPolicy *p, PolicyKey k, const char *const *values, GError **error)
 	case PK_TRUST_HOST_CA: {
 		g_autoptr(GPtrArray) fps = g_ptr_array_new_with_free_func(g_free);
 		for (guint i = 0; i < n; i++) {
-			char *fp = normalize_fingerprint(values[i], error);
+			char *fp = vc_host_attr_fingerprint_normalize(values[i], error);
 			if (fp == NULL)
 				return FALSE;
 			g_ptr_array_add(fps, fp);
