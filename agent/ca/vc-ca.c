@@ -173,25 +173,14 @@ leaf_set_pubkey(X509 *cert, EVP_PKEY *key, GError **error)
 	return TRUE;
 }
 
-static X509_EXTENSION *
-ext_aki_from_ski(const ASN1_OCTET_STRING *ski, GError **error)
+X509_EXTENSION *
+vc_ext_aki_from_ski(const ASN1_OCTET_STRING *ski, GError **error)
 {
 	g_autoptr(AUTHORITY_KEYID) aki = AUTHORITY_KEYID_new();
 
 	aki->keyid = ASN1_OCTET_STRING_dup(ski);
 	/* RFC 5280 4.2.1.1: MUST NOT be critical */
 	return ext_from_i2d(NID_authority_key_identifier, FALSE, aki, error);
-}
-
-static GENERAL_NAME *
-general_name_new_ia5(int type, const char *value)
-{
-	GENERAL_NAME *gn = GENERAL_NAME_new();
-	ASN1_IA5STRING *s = ASN1_IA5STRING_new();
-
-	ASN1_STRING_set(s, value, -1);
-	GENERAL_NAME_set0_value(gn, type, s);
-	return gn;
 }
 
 static GENERAL_SUBTREE *
@@ -231,7 +220,7 @@ ext_name_constraints(const char *const *permit, GError **error)
 	nc->excludedSubtrees = sk_GENERAL_SUBTREE_new_null();
 	for (gsize i = 0; permit[i] != NULL; i++)
 		sk_GENERAL_SUBTREE_push(nc->permittedSubtrees,
-					subtree_new(general_name_new_ia5(GEN_DNS, permit[i])));
+					subtree_new(vc_general_name_new_ia5(GEN_DNS, permit[i])));
 	sk_GENERAL_SUBTREE_push(nc->excludedSubtrees, subtree_new(general_name_new_ip_zero(8)));
 	sk_GENERAL_SUBTREE_push(nc->excludedSubtrees, subtree_new(general_name_new_ip_zero(32)));
 	return ext_from_i2d(NID_name_constraints, TRUE, nc, error);
@@ -265,21 +254,6 @@ intermediate_extensions(const char *const *permit, EVP_PKEY *key, GError **error
 	return g_steal_pointer(&exts);
 }
 
-static X509_NAME *
-name_from_cn(const char *cn, GError **error)
-{
-	g_autoptr(X509_NAME) name = X509_NAME_new();
-
-	if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"virtcert",
-					-1, -1, 0) ||
-	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
-					-1, 0)) {
-		vc_crypto_set_error(error, "invalid common name");
-		return NULL;
-	}
-	return g_steal_pointer(&name);
-}
-
 static gboolean
 sign_with(X509 *cert, EVP_PKEY *key, GError **error)
 {
@@ -296,18 +270,16 @@ ca_cert_new(X509_NAME *subject, X509_NAME *issuer, EVP_PKEY *pub, gint64 lifetim
 	    VcX509ExtStack *exts, GError **error)
 {
 	g_autoptr(X509) cert = X509_new();
-	g_autofree char *serial_hex = vc_serial_generate(error);
-	g_autoptr(ASN1_INTEGER) serial = NULL;
+	g_autoptr(ASN1_INTEGER) serial = vc_serial_generate_integer(error);
 	g_autoptr(ASN1_TIME) nb = NULL;
 	g_autoptr(ASN1_TIME) na = NULL;
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 
-	if (serial_hex == NULL)
+	if (serial == NULL)
 		return NULL;
-	serial = vc_serial_from_hex(serial_hex, error);
 	nb = vc_asn1_time_from_unix(now - VC_CA_BACKDATE_S, error);
 	na = nb != NULL ? vc_asn1_time_from_unix(now + lifetime_s, error) : NULL;
-	if (serial == NULL || na == NULL)
+	if (na == NULL)
 		return NULL;
 	if (!X509_set_version(cert, X509_VERSION_3) || !X509_set_serialNumber(cert, serial) ||
 	    !X509_set_subject_name(cert, subject) || !X509_set_issuer_name(cert, issuer) ||
@@ -475,7 +447,7 @@ vc_ca_init_self_signed(const char *ca_dir, const VcCaInitOptions *opts, GError *
 	    !add_ext_owned(root_exts,
 			   ext_from_i2d(NID_subject_key_identifier, FALSE, root_ski, error)))
 		return FALSE;
-	root_name = name_from_cn(root_cn, error);
+	root_name = vc_x509_name_from_cn(root_cn, error);
 	if (root_name == NULL)
 		return FALSE;
 	/* the root outlives the intermediate it signs */
@@ -483,11 +455,11 @@ vc_ca_init_self_signed(const char *ca_dir, const VcCaInitOptions *opts, GError *
 	if (root == NULL || !sign_with(root, root_key, error))
 		return FALSE;
 
-	name = name_from_cn(cn, error);
+	name = vc_x509_name_from_cn(cn, error);
 	if (name == NULL)
 		return FALSE;
 	exts = intermediate_extensions(opts->permit, key, error);
-	if (exts == NULL || !add_ext_owned(exts, ext_aki_from_ski(root_ski, error)))
+	if (exts == NULL || !add_ext_owned(exts, vc_ext_aki_from_ski(root_ski, error)))
 		return FALSE;
 	cert = ca_cert_new(name, root_name, key, lifetime, exts, error);
 	if (cert == NULL || !sign_with(cert, root_key, error))
@@ -520,7 +492,7 @@ vc_ca_init_csr(const char *ca_dir, const VcCaInitOptions *opts, const char *csr_
 		return FALSE;
 	cn = opts->common_name != NULL ? g_strdup(opts->common_name) : default_cn("CA");
 	key = vc_key_generate(opts->key_type, error);
-	name = name_from_cn(cn, error);
+	name = vc_x509_name_from_cn(cn, error);
 	if (key == NULL || name == NULL)
 		return FALSE;
 	exts = intermediate_extensions(opts->permit, key, error);
@@ -780,7 +752,7 @@ ca_prepare_leaf_extensions(VcCa *ca, GError **error)
 	ca->ext_eku = ext_from_i2d(NID_ext_key_usage, FALSE, eku, error);
 	if (ca->ext_eku == NULL)
 		return FALSE;
-	ca->ext_aki = ext_aki_from_ski(ski, error);
+	ca->ext_aki = vc_ext_aki_from_ski(ski, error);
 	if (ca->ext_aki == NULL)
 		return FALSE;
 	ca->id = vc_hex_encode(ASN1_STRING_get0_data(ski), MIN(8, (gsize)ASN1_STRING_length(ski)));
@@ -983,9 +955,9 @@ add_san(X509 *cert, const VcLeafRequest *req, const char *uuid_lower, GError **e
 	g_autofree char *urn = g_strconcat("urn:uuid:", uuid_lower, NULL);
 
 	for (gsize i = 0; req->dns_names[i] != NULL; i++)
-		sk_GENERAL_NAME_push(gens, general_name_new_ia5(GEN_DNS, req->dns_names[i]));
+		sk_GENERAL_NAME_push(gens, vc_general_name_new_ia5(GEN_DNS, req->dns_names[i]));
 	/* RFC 4122 3: the UUID URN names the VM whatever its DNS names */
-	sk_GENERAL_NAME_push(gens, general_name_new_ia5(GEN_URI, urn));
+	sk_GENERAL_NAME_push(gens, vc_general_name_new_ia5(GEN_URI, urn));
 	/* RFC 5280 4.2.1.6: critical when the subject is empty */
 	return add_ext_i2d(cert, NID_subject_alt_name, req->empty_subject, gens, error);
 }
@@ -999,7 +971,7 @@ add_crl_dp(X509 *cert, const char *url, GError **error)
 	dp->distpoint = DIST_POINT_NAME_new();
 	dp->distpoint->type = 0; /* fullName */
 	dp->distpoint->name.fullname = sk_GENERAL_NAME_new_null();
-	sk_GENERAL_NAME_push(dp->distpoint->name.fullname, general_name_new_ia5(GEN_URI, url));
+	sk_GENERAL_NAME_push(dp->distpoint->name.fullname, vc_general_name_new_ia5(GEN_URI, url));
 	sk_DIST_POINT_push(cdp, dp);
 	return add_ext_i2d(cert, NID_crl_distribution_points, FALSE, cdp, error);
 }
@@ -1013,7 +985,7 @@ add_ocsp_aia(X509 *cert, const char *url, GError **error)
 	ASN1_OBJECT_free(ad->method);
 	ad->method = OBJ_nid2obj(NID_ad_OCSP);
 	GENERAL_NAME_free(ad->location);
-	ad->location = general_name_new_ia5(GEN_URI, url);
+	ad->location = vc_general_name_new_ia5(GEN_URI, url);
 	sk_ACCESS_DESCRIPTION_push(aia, ad);
 	/* RFC 5280 4.2.2.1: MUST NOT be critical */
 	return add_ext_i2d(cert, NID_info_access, FALSE, aia, error);

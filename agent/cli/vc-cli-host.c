@@ -14,6 +14,8 @@
 
 #include "vc-domain-xml.h"
 #include "vc-error.h"
+#include "vc-host-ca.h"
+#include "vc-host-libvirt-tls.h"
 #include "vc-host.h"
 #include "vc-placement.h"
 

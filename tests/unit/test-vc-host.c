@@ -9,6 +9,8 @@
 
 #include "vc-ca.h"
 #include "vc-error.h"
+#include "vc-host-ca.h"
+#include "vc-host-libvirt-tls.h"
 #include "vc-host.h"
 
 typedef struct {
