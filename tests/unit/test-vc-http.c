@@ -854,6 +854,47 @@ test_claim_malformed(Fixture *fx, gconstpointer data)
 	raw_job_clear(&j);
 }
 
+/* The claim parser alone, without a request: what a handler gets to see and
+ * what it refuses, from the same bytes a claimant sends. */
+static void
+test_claim_parse(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcHost) peer = vc_host_load_files(fx->b.cert, NULL, fx->b.ca, NULL, &error);
+	g_autoptr(VcPeerClaim) claim = NULL;
+	g_autofree char *big = NULL;
+	const char *ok = "{\"vm_uuid\": \"" VM_UUID "\", \"serial\": \"0A\", "
+			 "\"vm_name\": \"web\", \"fqdn\": \"localhost\"}";
+	const char *other = "{\"vm_uuid\": \"" VM_UUID "\", \"serial\": \"0a\", "
+			    "\"fqdn\": \"other.example.com\"}";
+
+	g_assert_no_error(error);
+	claim = vc_peer_claim_new_from_data(ok, strlen(ok), peer, vc_host_get_identity(peer, NULL),
+					    "192.0.2.7", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(vc_peer_claim_get_vm_uuid(claim), ==, VM_UUID);
+	g_assert_cmpstr(vc_peer_claim_get_vm_name(claim), ==, "web");
+	g_assert_cmpstr(vc_peer_claim_get_serial(claim), ==, "0a");
+	g_assert_cmpstr(vc_peer_claim_get_peer_fqdn(claim), ==, "localhost");
+	g_assert_cmpstr(vc_peer_claim_get_remote_address(claim), ==, "192.0.2.7");
+	g_assert_nonnull(vc_peer_claim_get_peer_identity(claim));
+	g_assert_cmpuint(strlen(vc_peer_claim_get_peer_fingerprint(claim)), ==, 64);
+	g_clear_pointer(&claim, vc_peer_claim_free);
+
+	claim = vc_peer_claim_new_from_data(other, strlen(other), peer,
+					    vc_host_get_identity(peer, NULL), NULL, &error);
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_assert_nonnull(strstr(error->message, "other.example.com"));
+	g_assert_null(claim);
+	g_clear_error(&error);
+
+	big = g_strnfill(VC_PEER_CLAIM_MAX_SIZE + 1, ' ');
+	claim = vc_peer_claim_new_from_data(big, strlen(big), peer,
+					    vc_host_get_identity(peer, NULL), NULL, &error);
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_assert_null(claim);
+}
+
 /* ---- (f): the plain listener ---------------------------------------------------- */
 
 static void
@@ -1006,6 +1047,7 @@ main(int argc, char **argv)
 	ADD("/http/claim/broken-crl", test_claim_broken_crl);
 	ADD("/http/claim/no-client-cert", test_claim_no_client_cert);
 	ADD("/http/claim/malformed", test_claim_malformed);
+	ADD("/http/claim/parse", test_claim_parse);
 	ADD("/http/claim/late-reply", test_claim_late_reply);
 	ADD("/http/client/other-ca-server", test_client_refuses_other_ca_server);
 	ADD("/http/client/server-name", test_client_checks_server_name);
