@@ -186,6 +186,49 @@ test_crl_empty_and_encodings(void)
 	rm_rf(tmp);
 }
 
+/* vc_crl_load() reads what vc_crl_to_pem() and vc_crl_to_der() write (a
+ * CRL file, or what a distribution point serves) and names what it cannot. */
+static void
+test_crl_load(void)
+{
+	g_autofree char *tmp = g_dir_make_tmp("vc-crl-XXXXXX", NULL);
+	g_autoptr(VcCa) ca = make_ca(tmp, VC_KEY_TYPE_EC_P256);
+	g_autoptr(GError) error = NULL;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	g_autoptr(X509_CRL) crl = vc_ca_sign_crl(ca, NULL, 7, now, now + 600, &error);
+	g_autofree char *pem = vc_crl_to_pem(crl, &error);
+	g_autoptr(GBytes) der = vc_crl_to_der(crl, &error);
+	g_autofree char *pem_path = g_build_filename(tmp, "crl.pem", NULL);
+	g_autofree char *der_path = g_build_filename(tmp, "crl.der", NULL);
+	g_autofree char *bad_path = g_build_filename(tmp, "crl.txt", NULL);
+	g_autofree char *none_path = g_build_filename(tmp, "absent.crl", NULL);
+	g_autoptr(X509_CRL) back = NULL;
+	gsize len = 0;
+	const void *data = g_bytes_get_data(der, &len);
+
+	g_assert_no_error(error);
+	g_assert_true(g_file_set_contents(pem_path, pem, -1, NULL));
+	g_assert_true(g_file_set_contents(der_path, data, (gssize)len, NULL));
+	g_assert_true(g_file_set_contents(bad_path, "not a CRL\n", -1, NULL));
+
+	back = vc_crl_load(pem_path, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(X509_CRL_cmp(back, crl), ==, 0);
+	g_clear_pointer(&back, X509_CRL_free);
+	back = vc_crl_load(der_path, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(X509_CRL_cmp(back, crl), ==, 0);
+	g_assert_cmpint(X509_CRL_verify(back, X509_get0_pubkey(vc_ca_get_cert(ca))), ==, 1);
+
+	g_assert_null(vc_crl_load(bad_path, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_assert_nonnull(strstr(error->message, "not a CRL"));
+	g_clear_error(&error);
+	g_assert_null(vc_crl_load(none_path, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
+	rm_rf(tmp);
+}
+
 static void
 test_crl_refusals(void)
 {
@@ -253,6 +296,7 @@ main(int argc, char **argv)
 	g_test_add_func("/crl/contents", test_crl_contents);
 	g_test_add_func("/crl/empty-and-encodings", test_crl_empty_and_encodings);
 	g_test_add_func("/crl/refusals", test_crl_refusals);
+	g_test_add_func("/crl/load", test_crl_load);
 	g_test_add_func("/crl/reason-strings", test_reason_strings);
 	return g_test_run();
 }

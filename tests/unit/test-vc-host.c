@@ -583,6 +583,51 @@ test_enroll_localhost(Fixture *fx, gconstpointer data)
 	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_NAME);
 }
 
+/* vc_file_read() as the host uses it: the CA bundle comes back whole, a
+ * missing file is NOT_FOUND, and a bundle over the host's 1 MiB limit is
+ * refused naming the file. */
+static void
+test_file_read(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *want = NULL;
+	g_autofree char *got = NULL;
+	g_autofree char *missing = fx_path(fx, "host/absent.pem");
+	g_autofree char *big_path = fx_path(fx, "host/big-bundle.pem");
+	g_autoptr(GString) big = NULL;
+	g_autoptr(VcHost) host = NULL;
+	gsize want_len = 0;
+	gsize len = 0;
+
+	g_assert_true(g_file_get_contents(fx->hostca, &want, &want_len, NULL));
+	got = vc_file_read(fx->hostca, want_len, &len, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(len, ==, want_len);
+	g_assert_cmpstr(got, ==, want);
+
+	g_assert_null(vc_file_read(fx->hostca, want_len - 1, NULL, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_assert_nonnull(strstr(error->message, "larger than"));
+	g_clear_error(&error);
+	g_assert_null(vc_file_read(missing, G_MAXSIZE, NULL, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+
+	sign_to(fx->ca_dir, fx->csr, now_s() - 60, now_s() + 3600, fx->cert);
+	big = g_string_new(want);
+	while (big->len <= 1024 * 1024)
+		g_string_append_c(big, '\n');
+	g_assert_true(g_file_set_contents(big_path, big->str, (gssize)big->len, NULL));
+	host = vc_host_load_files(fx->cert, fx->key, big_path, NULL, &error);
+	g_assert_null(host);
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_assert_nonnull(strstr(error->message, big_path));
+	g_clear_error(&error);
+	host = vc_host_load_files(fx->cert, fx->key, fx->hostca, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(host);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -598,5 +643,6 @@ main(int argc, char **argv)
 	ADD("/host/install-libvirt-tls", test_install_libvirt_tls);
 	ADD("/host/new-from-certs", test_new_from_certs);
 	ADD("/host/enroll-localhost", test_enroll_localhost);
+	ADD("/host/file-read", test_file_read);
 	return g_test_run();
 }
