@@ -46,7 +46,7 @@ vc_host_identity_add_ca(VcHostIdentity *host, const char *fingerprint, GError **
 }
 
 static gboolean
-check_attribute(const char *key, const char *value, GError **error)
+vc_placement_check_attribute(const char *key, const char *value, GError **error)
 {
 	if (!vc_host_attr_key_is_valid(key)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
@@ -69,7 +69,7 @@ vc_host_identity_add_attribute(VcHostIdentity *host, const char *key, const char
 	GPtrArray *values;
 
 	g_return_val_if_fail(host != NULL && key != NULL && value != NULL, FALSE);
-	if (!check_attribute(key, value, error))
+	if (!vc_placement_check_attribute(key, value, error))
 		return FALSE;
 	values = g_hash_table_lookup(host->attributes, key);
 	if (values == NULL) {
@@ -101,7 +101,7 @@ vc_host_identity_get_values(const VcHostIdentity *host, const char *key)
 }
 
 static gint
-cmp_strptr(gconstpointer a, gconstpointer b)
+vc_placement_cmp_strptr(gconstpointer a, gconstpointer b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -116,7 +116,7 @@ vc_host_identity_get_keys(const VcHostIdentity *host)
 	g_hash_table_iter_init(&it, host->attributes);
 	while (g_hash_table_iter_next(&it, &k, NULL))
 		g_ptr_array_add(keys, k);
-	g_ptr_array_sort(keys, cmp_strptr);
+	g_ptr_array_sort(keys, vc_placement_cmp_strptr);
 	return keys;
 }
 
@@ -132,7 +132,7 @@ vc_host_attribute_parse(const char *kv, char **ret_key, char **ret_value, GError
 		return FALSE;
 	}
 	key = g_strndup(kv, (gsize)(eq - kv));
-	if (!check_attribute(key, eq + 1, error))
+	if (!vc_placement_check_attribute(key, eq + 1, error))
 		return FALSE;
 	if (ret_key != NULL)
 		*ret_key = g_steal_pointer(&key);
@@ -186,7 +186,7 @@ vc_placement_is_restricted(const VcPolicy *policy)
 }
 
 static gboolean
-strv_contains_ptr(const char *const *strv, GPtrArray *values, const char **ret_match)
+vc_placement_strv_contains_ptr(const char *const *strv, GPtrArray *values, const char **ret_match)
 {
 	for (guint i = 0; values != NULL && i < values->len; i++) {
 		const char *v = g_ptr_array_index(values, i);
@@ -199,7 +199,7 @@ strv_contains_ptr(const char *const *strv, GPtrArray *values, const char **ret_m
 }
 
 static void
-append_reason(GString *s, const char *text)
+vc_placement_append_reason(GString *s, const char *text)
 {
 	if (s->len > 0)
 		g_string_append(s, "; ");
@@ -207,7 +207,7 @@ append_reason(GString *s, const char *text)
 }
 
 static char *
-join_ptr(GPtrArray *values, const char *sep)
+vc_placement_join_ptr(GPtrArray *values, const char *sep)
 {
 	GString *s = g_string_new(NULL);
 	for (guint i = 0; i < values->len; i++) {
@@ -234,20 +234,20 @@ vc_placement_allows(const VcPolicy *policy, const VcHostIdentity *host, char **r
 
 	if (policy->trust_host_cas != NULL && policy->trust_host_cas[0] != NULL) {
 		const char *match = NULL;
-		if (strv_contains_ptr((const char *const *)policy->trust_host_cas,
-				      host->ca_fingerprints, &match)) {
+		if (vc_placement_strv_contains_ptr((const char *const *)policy->trust_host_cas,
+						   host->ca_fingerprints, &match)) {
 			g_autofree char *t =
 			    g_strdup_printf("host CA %.*s… trusted", VC_FP_SHORT, match);
-			append_reason(passed, t);
+			vc_placement_append_reason(passed, t);
 		} else if (host->ca_fingerprints->len == 0) {
-			append_reason(failed,
-				      "host CA unknown, the VM trusts only listed host CAs");
+			vc_placement_append_reason(
+			    failed, "host CA unknown, the VM trusts only listed host CAs");
 		} else {
 			/* the issuing CA is the one an administrator recognises */
 			g_autofree char *t = g_strdup_printf(
 			    "host CA %.*s… not trusted by the VM", VC_FP_SHORT,
 			    (const char *)g_ptr_array_index(host->ca_fingerprints, 0));
-			append_reason(failed, t);
+			vc_placement_append_reason(failed, t);
 		}
 	}
 
@@ -259,15 +259,16 @@ vc_placement_allows(const VcPolicy *policy, const VcHostIdentity *host, char **r
 
 		if (values == NULL || values->len == 0) {
 			g_autofree char *t = g_strdup_printf("host has no attribute %s", rule->key);
-			append_reason(failed, t);
-		} else if (strv_contains_ptr((const char *const *)rule->values, values, &match)) {
+			vc_placement_append_reason(failed, t);
+		} else if (vc_placement_strv_contains_ptr((const char *const *)rule->values, values,
+							  &match)) {
 			g_autofree char *t = g_strdup_printf("%s=%s", rule->key, match);
-			append_reason(passed, t);
+			vc_placement_append_reason(passed, t);
 		} else {
-			g_autofree char *have = join_ptr(values, ",");
+			g_autofree char *have = vc_placement_join_ptr(values, ",");
 			g_autofree char *t = g_strdup_printf("host attribute %s=%s not in {%s}",
 							     rule->key, have, set);
-			append_reason(failed, t);
+			vc_placement_append_reason(failed, t);
 		}
 	}
 

@@ -35,13 +35,13 @@ vc_crypto_set_error(GError **error, const char *what)
  * the curve group from scratch (Montgomery set-up included), about a third
  * of the cost of the key; generated from this template the group is copied. */
 static gpointer
-p256_template_new(gpointer data)
+vc_crypto_p256_template_new(gpointer data)
 {
 	return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 }
 
 static void
-p256_keygen_ctx_free(gpointer ctx)
+vc_crypto_p256_keygen_ctx_free(gpointer ctx)
 {
 	EVP_PKEY_CTX_free(ctx);
 }
@@ -50,13 +50,13 @@ p256_keygen_ctx_free(gpointer ctx)
  * up the key manager and copies the template, a sixth of the cost of the
  * key itself. An EVP_PKEY_CTX may not be shared between threads, and every
  * EVP_PKEY_generate() on it draws a fresh private key from the DRBG. */
-static GPrivate p256_keygen_ctx = G_PRIVATE_INIT(p256_keygen_ctx_free);
+static GPrivate p256_keygen_ctx = G_PRIVATE_INIT(vc_crypto_p256_keygen_ctx_free);
 
 static EVP_PKEY *
-p256_generate(void)
+vc_crypto_p256_generate(void)
 {
 	static GOnce once = G_ONCE_INIT;
-	EVP_PKEY *tmpl = g_once(&once, p256_template_new, NULL);
+	EVP_PKEY *tmpl = g_once(&once, vc_crypto_p256_template_new, NULL);
 	EVP_PKEY_CTX *ctx;
 	EVP_PKEY *key = NULL;
 
@@ -85,7 +85,7 @@ vc_key_generate(VcKeyType type, GError **error)
 
 	switch (type) {
 	case VC_KEY_TYPE_EC_P256:
-		key = p256_generate();
+		key = vc_crypto_p256_generate();
 		break;
 	case VC_KEY_TYPE_ED25519:
 		key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
@@ -147,7 +147,7 @@ vc_key_get_md(EVP_PKEY *key)
 
 /* Copies a memory BIO's contents to a NUL-terminated string. */
 static char *
-bio_to_string(BIO *bio)
+vc_crypto_bio_to_string(BIO *bio)
 {
 	char *data = NULL;
 	long len = BIO_get_mem_data(bio, &data);
@@ -188,7 +188,7 @@ vc_key_to_pem(EVP_PKEY *key, GError **error)
 		vc_crypto_set_error(error, "cannot encode private key");
 		return NULL;
 	}
-	return bio_to_string(bio);
+	return vc_crypto_bio_to_string(bio);
 }
 
 EVP_PKEY *
@@ -257,7 +257,7 @@ vc_cert_to_pem(X509 *cert, GError **error)
 		vc_crypto_set_error(error, "cannot encode certificate");
 		return NULL;
 	}
-	return bio_to_string(bio);
+	return vc_crypto_bio_to_string(bio);
 }
 
 X509 *

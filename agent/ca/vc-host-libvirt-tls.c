@@ -29,7 +29,7 @@ typedef struct {
 
 /* libvirt's default pki paths (docs/kbase/tlscerts.rst) and QEMU's default
  * default_tls_x509_cert_dir /etc/pki/qemu (qemu.conf) */
-static const VcHostTlsFile vc_host_tls_files[] = {
+static const VcHostTlsFile vc_host_libvirt_tls_files[] = {
     {"etc/pki/CA/cacert.pem", VC_HOST_TLS_CA, 0644, FALSE},
     {"etc/pki/libvirt/servercert.pem", VC_HOST_TLS_CERT, 0644, FALSE},
     {"etc/pki/libvirt/clientcert.pem", VC_HOST_TLS_CERT, 0644, FALSE},
@@ -44,7 +44,7 @@ static const VcHostTlsFile vc_host_tls_files[] = {
 };
 
 static gboolean
-vc_host_tls_same_contents(const char *path, const char *data, gsize len)
+vc_host_libvirt_tls_same_contents(const char *path, const char *data, gsize len)
 {
 	g_autofree char *old = NULL;
 	gsize old_len = 0;
@@ -89,13 +89,15 @@ vc_host_install_libvirt_tls(VcHost *host, const char *root, const char *qemu_gro
 		return FALSE;
 
 	/* all or nothing: look for conflicts before writing anything */
-	for (gsize i = 0; i < G_N_ELEMENTS(vc_host_tls_files); i++) {
-		g_autofree char *path = g_build_filename(root, vc_host_tls_files[i].path, NULL);
-		const char *data = vc_host_tls_files[i].kind == VC_HOST_TLS_CA	   ? host->ca_pem
-				   : vc_host_tls_files[i].kind == VC_HOST_TLS_CERT ? host->cert_pem
-										   : key_pem;
+	for (gsize i = 0; i < G_N_ELEMENTS(vc_host_libvirt_tls_files); i++) {
+		g_autofree char *path =
+		    g_build_filename(root, vc_host_libvirt_tls_files[i].path, NULL);
+		const char *data =
+		    vc_host_libvirt_tls_files[i].kind == VC_HOST_TLS_CA	    ? host->ca_pem
+		    : vc_host_libvirt_tls_files[i].kind == VC_HOST_TLS_CERT ? host->cert_pem
+									    : key_pem;
 		if (!force && g_file_test(path, G_FILE_TEST_EXISTS) &&
-		    !vc_host_tls_same_contents(path, data, strlen(data)))
+		    !vc_host_libvirt_tls_same_contents(path, data, strlen(data)))
 			g_ptr_array_add(conflicts, g_steal_pointer(&path));
 	}
 	if (conflicts->len > 0) {
@@ -109,8 +111,8 @@ vc_host_install_libvirt_tls(VcHost *host, const char *root, const char *qemu_gro
 		return FALSE;
 	}
 
-	for (gsize i = 0; ok && i < G_N_ELEMENTS(vc_host_tls_files); i++) {
-		const VcHostTlsFile *f = &vc_host_tls_files[i];
+	for (gsize i = 0; ok && i < G_N_ELEMENTS(vc_host_libvirt_tls_files); i++) {
+		const VcHostTlsFile *f = &vc_host_libvirt_tls_files[i];
 		g_autofree char *path = g_build_filename(root, f->path, NULL);
 		g_autofree char *dir = g_path_get_dirname(path);
 		const char *data = f->kind == VC_HOST_TLS_CA	 ? host->ca_pem

@@ -41,7 +41,7 @@ typedef struct {
 } PeerAuth;
 
 static void
-peer_auth_free(PeerAuth *auth)
+vc_http_server_peer_auth_free(PeerAuth *auth)
 {
 	vc_host_free(auth->host);
 	vc_host_identity_free(auth->identity);
@@ -60,11 +60,11 @@ vc_http_respond_text(SoupServerMessage *msg, guint status, const char *text)
 					 strlen(body));
 }
 
-static void respond_error(SoupServerMessage *msg, guint status, const char *fmt, ...)
+static void vc_http_server_respond_error(SoupServerMessage *msg, guint status, const char *fmt, ...)
     G_GNUC_PRINTF(3, 4);
 
 static void
-respond_error(SoupServerMessage *msg, guint status, const char *fmt, ...)
+vc_http_server_respond_error(SoupServerMessage *msg, guint status, const char *fmt, ...)
 {
 	g_autofree char *text = NULL;
 	va_list ap;
@@ -86,29 +86,30 @@ vc_http_respond_data(SoupServerMessage *msg, const char *content_type, const voi
  * ours (500); the text goes to the client either way, since the plain
  * listener only says what a relying party may know anyway. */
 static void
-respond_gerror(SoupServerMessage *msg, const char *what, const GError *error)
+vc_http_server_respond_gerror(SoupServerMessage *msg, const char *what, const GError *error)
 {
 	if (error != NULL && g_error_matches(error, VC_ERROR, VC_ERROR_NOT_FOUND))
-		respond_error(msg, SOUP_STATUS_NOT_FOUND, "%s", error->message);
+		vc_http_server_respond_error(msg, SOUP_STATUS_NOT_FOUND, "%s", error->message);
 	else
-		respond_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "cannot produce %s: %s", what,
-			      error != NULL ? error->message : "no answer");
+		vc_http_server_respond_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
+					     "cannot produce %s: %s", what,
+					     error != NULL ? error->message : "no answer");
 }
 
 static gboolean
-method_is_get(SoupServerMessage *msg)
+vc_http_server_method_is_get(SoupServerMessage *msg)
 {
 	const char *method = soup_server_message_get_method(msg);
 	return method == SOUP_METHOD_GET || method == SOUP_METHOD_HEAD;
 }
 
 static void
-respond_method_not_allowed(SoupServerMessage *msg, const char *allow)
+vc_http_server_respond_method_not_allowed(SoupServerMessage *msg, const char *allow)
 {
 	soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Allow", allow);
-	respond_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
-		      "method %s not allowed here (allowed: %s)",
-		      soup_server_message_get_method(msg), allow);
+	vc_http_server_respond_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
+				     "method %s not allowed here (allowed: %s)",
+				     soup_server_message_get_method(msg), allow);
 }
 
 /* ---- the plain listener ----------------------------------------------------- */
@@ -127,7 +128,7 @@ vc_http_is_hex(const char *s, gsize min, gsize max)
 }
 
 static void
-serve_crl(VcHttpServer *self, SoupServerMessage *msg, const char *rest)
+vc_http_server_serve_crl(VcHttpServer *self, SoupServerMessage *msg, const char *rest)
 {
 	g_autofree char *id = NULL;
 	g_autoptr(GBytes) crl = NULL;
@@ -141,9 +142,10 @@ serve_crl(VcHttpServer *self, SoupServerMessage *msg, const char *rest)
 	}
 	id = g_ascii_strdown(rest, (gssize)(strlen(rest) - strlen(".crl")));
 	if (!vc_http_is_hex(id, 1, VC_HTTP_CA_ID_MAX)) {
-		respond_error(msg, SOUP_STATUS_BAD_REQUEST,
-			      "the CA id must be 1 to %d hexadecimal digits (/crl/<ca-id>.crl)",
-			      VC_HTTP_CA_ID_MAX);
+		vc_http_server_respond_error(
+		    msg, SOUP_STATUS_BAD_REQUEST,
+		    "the CA id must be 1 to %d hexadecimal digits (/crl/<ca-id>.crl)",
+		    VC_HTTP_CA_ID_MAX);
 		return;
 	}
 	if (self->cb.get_crl == NULL) {
@@ -152,7 +154,7 @@ serve_crl(VcHttpServer *self, SoupServerMessage *msg, const char *rest)
 	}
 	crl = self->cb.get_crl(id, self->user_data, &error);
 	if (crl == NULL) {
-		respond_gerror(msg, "the CRL", error);
+		vc_http_server_respond_gerror(msg, "the CRL", error);
 		return;
 	}
 	data = g_bytes_get_data(crl, &len);
@@ -161,7 +163,7 @@ serve_crl(VcHttpServer *self, SoupServerMessage *msg, const char *rest)
 }
 
 static void
-serve_cert(VcHttpServer *self, SoupServerMessage *msg, const char *rest)
+vc_http_server_serve_cert(VcHttpServer *self, SoupServerMessage *msg, const char *rest)
 {
 	g_autofree char *uuid = NULL;
 	g_autofree char *pem = NULL;
@@ -180,7 +182,7 @@ serve_cert(VcHttpServer *self, SoupServerMessage *msg, const char *rest)
 	}
 	pem = self->cb.get_cert_chain(uuid, self->user_data, &error);
 	if (pem == NULL) {
-		respond_gerror(msg, "the certificate", error);
+		vc_http_server_respond_gerror(msg, "the certificate", error);
 		return;
 	}
 	/* RFC 8555 9.1: the chain as concatenated PEM */
@@ -188,7 +190,7 @@ serve_cert(VcHttpServer *self, SoupServerMessage *msg, const char *rest)
 }
 
 static void
-serve_metrics(VcHttpServer *self, SoupServerMessage *msg)
+vc_http_server_serve_metrics(VcHttpServer *self, SoupServerMessage *msg)
 {
 	g_autofree char *text = NULL;
 
@@ -198,7 +200,7 @@ serve_metrics(VcHttpServer *self, SoupServerMessage *msg)
 	}
 	text = self->cb.get_metrics(self->user_data);
 	if (text == NULL) {
-		respond_gerror(msg, "the metrics", NULL);
+		vc_http_server_respond_gerror(msg, "the metrics", NULL);
 		return;
 	}
 	/* Prometheus text exposition format, version 0.0.4 */
@@ -206,8 +208,8 @@ serve_metrics(VcHttpServer *self, SoupServerMessage *msg)
 }
 
 static void
-plain_handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
-	      gpointer user_data)
+vc_http_server_plain_handler(SoupServer *server, SoupServerMessage *msg, const char *path,
+			     GHashTable *query, gpointer user_data)
 {
 	VcHttpServer *self = user_data;
 	enum { ROUTE_NONE, ROUTE_CRL, ROUTE_CERT, ROUTE_METRICS } route = ROUTE_NONE;
@@ -223,25 +225,26 @@ plain_handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHas
 		route = ROUTE_METRICS;
 	}
 	if (route == ROUTE_NONE) {
-		respond_error(msg, SOUP_STATUS_NOT_FOUND,
-			      "no such resource (served: /crl/<ca-id>.crl, /cert/<vm-uuid>, "
-			      "/metrics)");
+		vc_http_server_respond_error(
+		    msg, SOUP_STATUS_NOT_FOUND,
+		    "no such resource (served: /crl/<ca-id>.crl, /cert/<vm-uuid>, "
+		    "/metrics)");
 		return;
 	}
 	/* RFC 9110 15.5.6: 405 only for a resource that exists */
-	if (!method_is_get(msg)) {
-		respond_method_not_allowed(msg, "GET, HEAD");
+	if (!vc_http_server_method_is_get(msg)) {
+		vc_http_server_respond_method_not_allowed(msg, "GET, HEAD");
 		return;
 	}
 	switch (route) {
 	case ROUTE_CRL:
-		serve_crl(self, msg, rest);
+		vc_http_server_serve_crl(self, msg, rest);
 		break;
 	case ROUTE_CERT:
-		serve_cert(self, msg, rest);
+		vc_http_server_serve_cert(self, msg, rest);
 		break;
 	case ROUTE_METRICS:
-		serve_metrics(self, msg);
+		vc_http_server_serve_metrics(self, msg);
 		break;
 	case ROUTE_NONE:
 	default:
@@ -255,28 +258,29 @@ plain_handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHas
  * the handshake, then verify it with OpenSSL against the host CA bundle
  * and CRL in the early handler (so the reason reaches the client as 403). */
 static gboolean
-peer_accept_certificate(SoupServerMessage *msg, GTlsCertificate *cert, GTlsCertificateFlags errors,
-			gpointer user_data)
+vc_http_server_peer_accept_certificate(SoupServerMessage *msg, GTlsCertificate *cert,
+				       GTlsCertificateFlags errors, gpointer user_data)
 {
 	return TRUE;
 }
 
 static void
-peer_request_started(SoupServer *server, SoupServerMessage *msg, gpointer user_data)
+vc_http_server_peer_request_started(SoupServer *server, SoupServerMessage *msg, gpointer user_data)
 {
-	g_signal_connect(msg, "accept-certificate", G_CALLBACK(peer_accept_certificate), NULL);
+	g_signal_connect(msg, "accept-certificate",
+			 G_CALLBACK(vc_http_server_peer_accept_certificate), NULL);
 }
 
 /* Sends the answer (it carries no body we want) without keeping what the
  * client still sends, and closes the connection after it. */
 static void
-peer_refuse(SoupServerMessage *msg)
+vc_http_server_peer_refuse(SoupServerMessage *msg)
 {
 	soup_message_body_set_accumulate(soup_server_message_get_request_body(msg), FALSE);
 }
 
 static PeerAuth *
-peer_authenticate(VcHttpServer *self, SoupServerMessage *msg, GError **error)
+vc_http_server_peer_authenticate(VcHttpServer *self, SoupServerMessage *msg, GError **error)
 {
 	GTlsCertificate *tls = soup_server_message_get_tls_peer_certificate(msg);
 	g_autoptr(VcHost) host = NULL;
@@ -307,8 +311,8 @@ peer_authenticate(VcHttpServer *self, SoupServerMessage *msg, GError **error)
 /* After the headers, before the body: who is asking, for what, and how
  * much will they send. Anything refused here never has its body kept. */
 static void
-peer_early_handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
-		   gpointer user_data)
+vc_http_server_peer_early_handler(SoupServer *server, SoupServerMessage *msg, const char *path,
+				  GHashTable *query, gpointer user_data)
 {
 	VcHttpServer *self = user_data;
 	SoupMessageHeaders *req = soup_server_message_get_request_headers(msg);
@@ -319,12 +323,12 @@ peer_early_handler(SoupServer *server, SoupServerMessage *msg, const char *path,
 
 	soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection",
 				     "close");
-	auth = peer_authenticate(self, msg, &error);
+	auth = vc_http_server_peer_authenticate(self, msg, &error);
 	if (auth == NULL && !g_error_matches(error, VC_ERROR, VC_ERROR_CRYPTO)) {
 		/* our CA bundle or CRL file is unreadable: nobody gets in, and
 		 * it is not the client's fault */
 		g_warning("peer API: cannot verify clients: %s", error->message);
-		peer_refuse(msg);
+		vc_http_server_peer_refuse(msg);
 		vc_http_respond_text(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
 				     "this host cannot verify host certificates now (see its log)");
 		return;
@@ -332,42 +336,44 @@ peer_early_handler(SoupServer *server, SoupServerMessage *msg, const char *path,
 	if (auth == NULL) {
 		g_message("peer %s refused: %s", soup_server_message_get_remote_host(msg),
 			  error->message);
-		peer_refuse(msg);
-		respond_error(msg, SOUP_STATUS_FORBIDDEN, "%s", error->message);
+		vc_http_server_peer_refuse(msg);
+		vc_http_server_respond_error(msg, SOUP_STATUS_FORBIDDEN, "%s", error->message);
 		return;
 	}
 	g_object_set_data_full(G_OBJECT(msg), VC_HTTP_PEER_AUTH_KEY, auth,
-			       (GDestroyNotify)peer_auth_free);
+			       (GDestroyNotify)vc_http_server_peer_auth_free);
 
 	if (strcmp(path, VC_HTTP_PEER_PATH) != 0 || self->cb.handover == NULL) {
-		peer_refuse(msg);
-		respond_error(msg, SOUP_STATUS_NOT_FOUND, "no such resource (served: POST %s)",
-			      VC_HTTP_PEER_PATH);
+		vc_http_server_peer_refuse(msg);
+		vc_http_server_respond_error(msg, SOUP_STATUS_NOT_FOUND,
+					     "no such resource (served: POST %s)",
+					     VC_HTTP_PEER_PATH);
 		return;
 	}
 	if (soup_server_message_get_method(msg) != SOUP_METHOD_POST) {
-		peer_refuse(msg);
-		respond_method_not_allowed(msg, "POST");
+		vc_http_server_peer_refuse(msg);
+		vc_http_server_respond_method_not_allowed(msg, "POST");
 		return;
 	}
 	/* a known size only, so that the cap holds before anything is read */
 	if (soup_message_headers_get_encoding(req) != SOUP_ENCODING_CONTENT_LENGTH) {
-		peer_refuse(msg);
+		vc_http_server_peer_refuse(msg);
 		vc_http_respond_text(msg, SOUP_STATUS_LENGTH_REQUIRED,
 				     "a Content-Length is required");
 		return;
 	}
 	len = soup_message_headers_get_content_length(req);
 	if (len > VC_PEER_CLAIM_MAX_SIZE) {
-		peer_refuse(msg);
-		respond_error(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
-			      "a claim is at most %d octets, this one has %" G_GINT64_FORMAT,
-			      VC_PEER_CLAIM_MAX_SIZE, (gint64)len);
+		vc_http_server_peer_refuse(msg);
+		vc_http_server_respond_error(
+		    msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+		    "a claim is at most %d octets, this one has %" G_GINT64_FORMAT,
+		    VC_PEER_CLAIM_MAX_SIZE, (gint64)len);
 		return;
 	}
 	ctype = soup_message_headers_get_content_type(req, NULL);
 	if (ctype == NULL || g_ascii_strcasecmp(ctype, "application/json") != 0) {
-		peer_refuse(msg);
+		vc_http_server_peer_refuse(msg);
 		vc_http_respond_text(msg, SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE,
 				     "the claim must be application/json");
 		return;
@@ -375,8 +381,8 @@ peer_early_handler(SoupServer *server, SoupServerMessage *msg, const char *path,
 }
 
 static void
-peer_handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
-	     gpointer user_data)
+vc_http_server_peer_handler(SoupServer *server, SoupServerMessage *msg, const char *path,
+			    GHashTable *query, gpointer user_data)
 {
 	VcHttpServer *self = user_data;
 	PeerAuth *auth = g_object_get_data(G_OBJECT(msg), VC_HTTP_PEER_AUTH_KEY);
@@ -397,7 +403,7 @@ peer_handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHash
 	claim = vc_peer_claim_new_from_data(data, len, auth->host, g_steal_pointer(&auth->identity),
 					    soup_server_message_get_remote_host(msg), &error);
 	if (claim == NULL) {
-		respond_error(msg, SOUP_STATUS_BAD_REQUEST, "%s", error->message);
+		vc_http_server_respond_error(msg, SOUP_STATUS_BAD_REQUEST, "%s", error->message);
 		return;
 	}
 	g_debug("handover claim for VM %s (serial %s) from %s (%s)",
@@ -412,7 +418,7 @@ peer_handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHash
 
 /* "HOST:PORT" or "[V6]:PORT"; HOST an IP address or "localhost". */
 static GSocketAddress *
-parse_listen_address(const char *s, GError **error)
+vc_http_server_parse_listen_address(const char *s, GError **error)
 {
 	g_autofree char *host = NULL;
 	g_autoptr(GInetAddress) addr = NULL;
@@ -448,10 +454,10 @@ bad:
 }
 
 static gboolean
-listen_on(SoupServer *server, const char *address, SoupServerListenOptions options,
-	  guint16 *ret_port, GError **error)
+vc_http_server_listen_on(SoupServer *server, const char *address, SoupServerListenOptions options,
+			 guint16 *ret_port, GError **error)
 {
-	g_autoptr(GSocketAddress) addr = parse_listen_address(address, error);
+	g_autoptr(GSocketAddress) addr = vc_http_server_parse_listen_address(address, error);
 	g_autoptr(GError) local = NULL;
 	GSList *uris;
 
@@ -469,7 +475,7 @@ listen_on(SoupServer *server, const char *address, SoupServerListenOptions optio
 }
 
 static gboolean
-peer_setup(VcHttpServer *self, const VcHttpServerOptions *opts, GError **error)
+vc_http_server_peer_setup(VcHttpServer *self, const VcHttpServerOptions *opts, GError **error)
 {
 	g_autoptr(VcHost) own = NULL;
 	g_autoptr(GTlsCertificate) cert = NULL;
@@ -511,11 +517,13 @@ peer_setup(VcHttpServer *self, const VcHttpServerOptions *opts, GError **error)
 	soup_server_set_tls_certificate(self->peer, cert);
 	soup_server_set_tls_database(self->peer, db);
 	soup_server_set_tls_auth_mode(self->peer, G_TLS_AUTHENTICATION_REQUIRED);
-	g_signal_connect(self->peer, "request-started", G_CALLBACK(peer_request_started), self);
-	soup_server_add_early_handler(self->peer, NULL, peer_early_handler, self, NULL);
-	soup_server_add_handler(self->peer, NULL, peer_handler, self, NULL);
-	return listen_on(self->peer, opts->peer_address, SOUP_SERVER_LISTEN_HTTPS, &self->peer_port,
-			 error);
+	g_signal_connect(self->peer, "request-started",
+			 G_CALLBACK(vc_http_server_peer_request_started), self);
+	soup_server_add_early_handler(self->peer, NULL, vc_http_server_peer_early_handler, self,
+				      NULL);
+	soup_server_add_handler(self->peer, NULL, vc_http_server_peer_handler, self, NULL);
+	return vc_http_server_listen_on(self->peer, opts->peer_address, SOUP_SERVER_LISTEN_HTTPS,
+					&self->peer_port, error);
 }
 
 VcHttpServer *
@@ -529,12 +537,14 @@ vc_http_server_new(const VcHttpServerOptions *opts, const VcHttpCallbacks *cb, g
 	self->user_data = user_data;
 	if (opts->address != NULL && opts->address[0] != '\0') {
 		self->plain = soup_server_new("server-header", "virtcert ", NULL);
-		soup_server_add_handler(self->plain, NULL, plain_handler, self, NULL);
-		if (!listen_on(self->plain, opts->address, 0, &self->plain_port, error))
+		soup_server_add_handler(self->plain, NULL, vc_http_server_plain_handler, self,
+					NULL);
+		if (!vc_http_server_listen_on(self->plain, opts->address, 0, &self->plain_port,
+					      error))
 			return NULL;
 	}
 	if (opts->peer_address != NULL && opts->peer_address[0] != '\0' &&
-	    !peer_setup(self, opts, error))
+	    !vc_http_server_peer_setup(self, opts, error))
 		return NULL;
 	return g_steal_pointer(&self);
 }
