@@ -23,29 +23,31 @@
  * meant to give us */
 #define VC_HOST_FILE_MAX (1024 * 1024)
 
+/* NULL when T is NULL or cannot be read. */
+static GDateTime *
+vc_host_asn1_time_to_datetime(const ASN1_TIME *t)
+{
+	struct tm tm = {0};
+
+	if (t == NULL || !ASN1_TIME_to_tm(t, &tm))
+		return NULL;
+	return g_date_time_new_utc(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+				   tm.tm_min, tm.tm_sec);
+}
+
 static char *
 vc_host_time_to_string(const ASN1_TIME *t)
 {
-	struct tm tm = {0};
-	g_autoptr(GDateTime) dt = NULL;
+	g_autoptr(GDateTime) dt = vc_host_asn1_time_to_datetime(t);
 
-	if (t == NULL || !ASN1_TIME_to_tm(t, &tm))
-		return g_strdup("?");
-	dt = g_date_time_new_utc(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-				 tm.tm_min, tm.tm_sec);
 	return dt != NULL ? g_date_time_format(dt, "%Y-%m-%d %H:%M:%S UTC") : g_strdup("?");
 }
 
 static gint64
 vc_host_asn1_time_to_unix(const ASN1_TIME *t)
 {
-	struct tm tm = {0};
-	g_autoptr(GDateTime) dt = NULL;
+	g_autoptr(GDateTime) dt = vc_host_asn1_time_to_datetime(t);
 
-	if (t == NULL || !ASN1_TIME_to_tm(t, &tm))
-		return 0;
-	dt = g_date_time_new_utc(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-				 tm.tm_min, tm.tm_sec);
 	return dt != NULL ? g_date_time_to_unix(dt) : 0;
 }
 
