@@ -153,39 +153,14 @@ spin(guint ms)
 /* ---- engine callbacks --------------------------------------------------- */
 
 static void
-on_connected(gpointer user_data)
-{
-	Fixture *fx = user_data;
-	fx->n_connected++;
-	vc_engine_handle_connected(fx->engine);
-}
-
-static void
-on_disconnected(gpointer user_data)
-{
-	Fixture *fx = user_data;
-	vc_engine_handle_disconnected(fx->engine);
-}
-
-static void
-on_event(const VcVirtEvent *event, gpointer user_data)
-{
-	Fixture *fx = user_data;
-	vc_engine_handle_event(fx->engine, event);
-}
-
-static const VcVirtCallbacks callbacks = {
-    .connected = on_connected,
-    .disconnected = on_disconnected,
-    .event = on_event,
-};
-
-static void
 on_notify(JsonNode *data, gpointer user_data)
 {
 	Fixture *fx = user_data;
 	JsonObject *o = json_node_get_object(data);
 
+	if (g_strcmp0(json_object_get_string_member_with_default(o, "event", ""),
+		      "libvirt-connected") == 0)
+		fx->n_connected++;
 	g_ptr_array_add(
 	    fx->notes,
 	    g_strdup_printf("%s|%s|%s", json_object_get_string_member_with_default(o, "event", ""),
@@ -216,9 +191,9 @@ fx_start_engine(Fixture *fx)
 	vc_engine_set_notify(fx->engine, on_notify, fx);
 	g_assert_true(vc_engine_recover(fx->engine, &error));
 	g_assert_no_error(error);
-	fx->virt = vc_virt_new("test:///default", &callbacks, fx);
-	vc_engine_set_virt(fx->engine, fx->virt);
-	vc_virt_start(fx->virt);
+	/* the same wiring as the daemon's */
+	vc_engine_connect_libvirt(fx->engine, "test:///default");
+	fx->virt = vc_engine_get_virt(fx->engine);
 	g_assert_true(wait_until(fx, cond_connected, GUINT_TO_POINTER(connected + 1), WAIT_MS));
 }
 
@@ -226,7 +201,7 @@ fx_start_engine(Fixture *fx)
 static void
 fx_stop_engine(Fixture *fx)
 {
-	g_clear_pointer(&fx->virt, vc_virt_free);
+	fx->virt = NULL; /* the engine's */
 	g_clear_pointer(&fx->engine, vc_engine_free);
 }
 
