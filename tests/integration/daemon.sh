@@ -6,22 +6,7 @@ source "$VC_SOURCE_ROOT/tests/lib/common.sh"
 
 start_libvirtd
 keep_test_driver
-cat >>"$CONF" <<EOC
-[daemon]
-EOC
-# the config is rewritten whole: daemon settings for this test
-cat >"$CONF" <<EOC
-[daemon]
-state-dir=$STATE
-policy-dir=$T/policy.d
-libvirt-uri=$TEST_URI
-control-socket=$T/control.sock
-http-address=
-reconcile-interval=2
-[ca]
-crl-url=http://127.0.0.1:8458/crl/{ca}.crl
-ocsp-url=http://127.0.0.1:8458/ocsp
-EOC
+vc_write_config "libvirt-uri=$TEST_URI" reconcile-interval=2 "${VC_CONF_CA_URLS[@]}"
 cat >"$T/policy.d/50-vms.conf" <<'EOP'
 [vms]
 match-name=vm-*

@@ -10,20 +10,7 @@ HOOK=${VIRTCERT_HOOK:-$VC_BUILD_ROOT/hooks/virtcert-hook}
 [[ -x $HOOK ]] || { echo "virtcert-hook not built ($HOOK)"; exit 77; }
 
 write_conf() { # write_conf [EXTRA HOOK LINES]
-	cat >"$CONF" <<EOC
-[daemon]
-state-dir=$STATE
-policy-dir=$T/policy.d
-libvirt-uri=test:///default
-control-socket=$T/control.sock
-http-address=
-[ca]
-crl-url=http://127.0.0.1:8458/crl/{ca}.crl
-ocsp-url=http://127.0.0.1:8458/ocsp
-[hook]
-timeout=2000
-$*
-EOC
+	vc_write_config libvirt-uri=test:///default "${VC_CONF_CA_URLS[@]}" "[hook]" timeout=2000 "$@"
 }
 write_conf
 

@@ -16,17 +16,39 @@ vc_cleanup() {
 trap vc_cleanup EXIT
 [[ -n "${VC_KEEP_TMP:-}" ]] && trap - EXIT
 
+# vc_write_config [--file FILE] [--dir DIR] [--control-socket PATH] [LINE...]:
+# (re)writes FILE (default $CONF), the configuration of a virtcertd whose
+# state is in DIR/state, policies in DIR/policy.d (DIR default $T) and
+# control socket at PATH (default DIR/control.sock), with no HTTP listener.
+# The LINEs follow in order: key=value lines belong to [daemon] until the
+# first "[section]" line; "${VC_CONF_CA_URLS[@]}" adds the tests' CRL and
+# OCSP URLs. Example:
+#   vc_write_config "libvirt-uri=$TEST_URI" reconcile-interval=2 "${VC_CONF_CA_URLS[@]}"
+VC_CONF_CA_URLS=("[ca]" "crl-url=http://127.0.0.1:8458/crl/{ca}.crl" "ocsp-url=http://127.0.0.1:8458/ocsp")
+vc_write_config() {
+	local file=$CONF dir=$T sock=
+	while (($# > 0)); do
+		case "$1" in
+		--file) file=$2; shift 2 ;;
+		--dir) dir=$2; shift 2 ;;
+		--control-socket) sock=$2; shift 2 ;;
+		*) break ;;
+		esac
+	done
+	{
+		echo "[daemon]"
+		echo "state-dir=$dir/state"
+		echo "policy-dir=$dir/policy.d"
+		echo "control-socket=${sock:-$dir/control.sock}"
+		echo "http-address="
+		(($# == 0)) || printf '%s\n' "$@"
+	} >"$file"
+}
+
 STATE="$T/state"
 CONF="$T/virtcert.conf"
 mkdir -p "$STATE" "$T/policy.d"
-cat >"$CONF" <<EOC
-[daemon]
-state-dir=$STATE
-policy-dir=$T/policy.d
-[ca]
-crl-url=http://127.0.0.1:8458/crl/{ca}.crl
-ocsp-url=http://127.0.0.1:8458/ocsp
-EOC
+vc_write_config "${VC_CONF_CA_URLS[@]}"
 
 vc() { "$VIRTCERT" --config "$CONF" "$@"; }
 
@@ -100,6 +122,7 @@ start_daemon() {
 	cleanup_hooks+=("kill -TERM $DAEMON_PID 2>/dev/null; wait $DAEMON_PID 2>/dev/null")
 	wait_for 10 vc status
 }
+
 # cert_of VM: the serial of the VM's valid certificate (empty if none)
 cert_of() {
 	vc list --json | jq -r --arg vm "$1" '[.[] | select(.vm_name == $vm and .status == "valid")] | .[0].serial // empty'
