@@ -123,6 +123,41 @@ start_daemon() {
 	wait_for 10 vc status
 }
 
+# start_watch: `virtcert watch` into $T/watch.log (after start_libvirtd and
+# start_daemon); returns once the watch is live, that is once the event of a
+# probe domain, defined again until it does, has come through.
+start_watch() {
+	local i
+	vc watch >"$T/watch.log" 2>"$T/watch.err" &
+	WATCH_PID=$!
+	cleanup_hooks+=("kill $WATCH_PID")
+	test_domain vc-watch-probe >"$T/watch-probe.xml"
+	for ((i = 0; i < 20; i++)); do
+		lv define "$T/watch-probe.xml" >/dev/null
+		if wait_for 1 grep -q '"vm_name":"vc-watch-probe"' "$T/watch.log"; then
+			lv undefine vc-watch-probe >/dev/null
+			return 0
+		fi
+	done
+	return 1
+}
+# watch_mark: how many lines the watch has written so far (for wait_handled)
+watch_mark() { wc -l <"$T/watch.log"; }
+# handled MARK VM WHAT: after line MARK the watch shows the daemon taking
+# VM's libvirt event WHAT (how its detail starts: "defined", "started"...)
+handled() {
+	tail -n +"$(($1 + 1))" "$T/watch.log" |
+		jq -e --arg vm "$2" --arg what "$3" \
+			'select(.event == "libvirt" and .vm_name == $vm and (.detail | startswith($what)))' >/dev/null
+}
+# queue_empty: nothing waits in the daemon's issue and revoke queues
+queue_empty() { vc status --json | jq -e '.queued == 0' >/dev/null; }
+# wait_handled MARK VM WHAT: waits until the daemon has taken that event and
+# carried out what it decided (its queues are empty). A test asserts that
+# something did not happen only after this positive signal, never after a
+# sleep, which a slow daemon would pass too.
+wait_handled() { wait_for 10 handled "$@" && wait_for 10 queue_empty; }
+
 # cert_of VM: the serial of the VM's valid certificate (empty if none)
 cert_of() {
 	vc list --json | jq -r --arg vm "$1" '[.[] | select(.vm_name == $vm and .status == "valid")] | .[0].serial // empty'
