@@ -33,18 +33,8 @@ expect_hook() { # expect_hook STATUS DESCRIPTION VM OP SUBOP < XML
 	fi
 }
 
-dom() { # dom NAME [VIRTCERT METADATA BODY]
-	local meta=""
-	[[ -n ${2:-} ]] && meta="<metadata><vc:vm xmlns:vc='urn:virtcert:domain:1'>$2</vc:vm></metadata>"
-	cat <<EOD
-<domain type='test'>
-  <name>$1</name>
-  <uuid>$(cat /proc/sys/kernel/random/uuid)</uuid>
-  $meta
-  <memory unit='KiB'>65536</memory>
-  <os><type arch='x86_64'>hvm</type></os>
-</domain>
-EOD
+dom() { # dom NAME [VIRTCERT METADATA BODY]: a domain as libvirt hands it to a hook
+	test_domain "$1" "${2:+<vc:vm xmlns:vc='urn:virtcert:domain:1'>$2</vc:vm>}" "$(cat /proc/sys/kernel/random/uuid)"
 }
 dom plain >"$T/plain.xml"
 

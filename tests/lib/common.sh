@@ -103,11 +103,12 @@ keep_test_driver() {
 }
 lv() { virsh -q -c "$TEST_URI" "$@"; }
 
-# A test-driver domain: test_domain NAME [METADATA_XML]
+# A test-driver domain: test_domain NAME [METADATA_XML [UUID]]
 test_domain() {
 	cat <<EOD
 <domain type='test'>
   <name>$1</name>
+  ${3:+<uuid>$3</uuid>}
   ${2:+<metadata>$2</metadata>}
   <memory unit='KiB'>65536</memory>
   <os><type arch='x86_64'>hvm</type></os>
