@@ -10,14 +10,7 @@ e2e_require
 e2e_build_guest normal garbage
 e2e_start_host a --no-ns
 
-cat >"$CONF" <<EOC
-[daemon]
-state-dir=$STATE
-policy-dir=$T/policy.d
-libvirt-uri=$URI
-control-socket=$T/control.sock
-http-address=
-EOC
+vc_write_config "libvirt-uri=$URI"
 check "ca init" vc ca init --permit vms.example.com
 check "virtcertd starts" start_daemon
 

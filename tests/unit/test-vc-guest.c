@@ -17,6 +17,7 @@
 #include "vc-autoptr.h"
 #include "vc-error.h"
 #include "vc-guest.h"
+#include "vc-test-util.h"
 
 /* Three groups of tests:
  *  /guest/qga/...      the real qemu-ga of the host, started per test with
@@ -80,8 +81,7 @@ qga_start(const char *block)
 	const char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			      NULL};
 
-	q->dir = g_dir_make_tmp("vc-guest-XXXXXX", &error);
-	g_assert_no_error(error);
+	q->dir = vc_test_dir_make("vc-guest-XXXXXX");
 	g_assert_cmpint(chmod(q->dir, 0711), ==, 0);
 	run = g_build_filename(q->dir, "run", NULL);
 	q->target = g_build_filename(q->dir, "guest", NULL);
@@ -144,8 +144,6 @@ qga_start(const char *block)
 static void
 qga_stop(Qga *q)
 {
-	const char *rm[] = {"rm", "-rf", q->dir, NULL};
-
 	/* qemu-ga normally quits at SIGTERM; one that does not (seen once under
 	 * load) must not hang the test: SIGKILL after 5 s */
 	kill(q->pid, SIGTERM);
@@ -157,7 +155,7 @@ qga_stop(Qga *q)
 		}
 	}
 	g_spawn_close_pid(q->pid);
-	run_quiet(rm);
+	vc_test_dir_remove(q->dir);
 	g_free(q->dir);
 	g_free(q->sock);
 	g_free(q->target);
@@ -905,11 +903,9 @@ static Fake *
 fake_start(void)
 {
 	Fake *f = g_new0(Fake, 1);
-	g_autoptr(GError) error = NULL;
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 
-	f->dir = g_dir_make_tmp("vc-guest-fake-XXXXXX", &error);
-	g_assert_no_error(error);
+	f->dir = vc_test_dir_make("vc-guest-fake-XXXXXX");
 	f->sock = g_build_filename(f->dir, "qga.sock", NULL);
 	g_assert_cmpuint(strlen(f->sock), <, sizeof(addr.sun_path));
 	strcpy(addr.sun_path, f->sock);
@@ -942,8 +938,7 @@ fake_stop(Fake *f)
 	g_atomic_int_set(&f->stop, 1);
 	g_thread_join(f->thread);
 	close(f->listen_fd);
-	g_unlink(f->sock);
-	g_rmdir(f->dir);
+	vc_test_dir_remove(f->dir);
 	g_hash_table_unref(f->replies);
 	g_free(f->sock);
 	g_free(f->dir);
