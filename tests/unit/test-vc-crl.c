@@ -159,8 +159,9 @@ test_crl_empty_and_encodings(void)
 static void
 test_crl_load(void)
 {
-	g_autofree char *tmp = g_dir_make_tmp("vc-crl-XXXXXX", NULL);
-	g_autoptr(VcCa) ca = make_ca(tmp, VC_KEY_TYPE_EC_P256);
+	g_autoptr(VcTestCa) fx = vc_test_ca_new("vc-crl", VC_KEY_TYPE_EC_P256);
+	VcCa *ca = fx->ca;
+	const char *tmp = fx->dir;
 	g_autoptr(GError) error = NULL;
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	g_autoptr(X509_CRL) crl = vc_ca_sign_crl(ca, NULL, 7, now, now + 600, &error);
@@ -194,7 +195,6 @@ test_crl_load(void)
 	g_clear_error(&error);
 	g_assert_null(vc_crl_load(none_path, &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
-	rm_rf(tmp);
 }
 
 static void

@@ -558,7 +558,8 @@ test_file_read(Fixture *fx, gconstpointer data)
 	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
 	g_clear_error(&error);
 
-	sign_to(fx->ca_dir, fx->csr, now_s() - 60, now_s() + 3600, fx->cert);
+	vc_test_host_ca_sign(fx->ca_dir, fx->csr, vc_test_now_s() - 60, vc_test_now_s() + 3600,
+			     fx->cert);
 	big = g_string_new(want);
 	while (big->len <= 1024 * 1024)
 		g_string_append_c(big, '\n');
