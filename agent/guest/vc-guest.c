@@ -5,7 +5,9 @@
  *
  * Shell use: the scripts run with guest-exec are constants; paths, owner and
  * modes reach them as positional parameters ("$1"...), never inside the
- * script text, so nothing from policy is ever parsed by the guest's shell. */
+ * script text, so nothing from policy is ever parsed by the guest's shell;
+ * contents reach script_deliver as environment variables, only expanded
+ * inside double quotes. */
 #include "vc-guest.h"
 
 #include <json-glib/json-glib.h>
