@@ -301,9 +301,24 @@ void
 vc_engine_schedule_flush(VcEngine *engine)
 {
 	/* a short window at normal priority: decisions that arrive together share
-	 * one commit (group commit) without waiting for a storm of events to end */
-	if (engine->flush_source == 0)
+	 * one commit (group commit) */
+	if (engine->flush_source == 0) {
+		engine->flush_due_us = g_get_monotonic_time() + VC_ENGINE_FLUSH_WINDOW_MS * 1000;
 		engine->flush_source =
 		    g_timeout_add_full(G_PRIORITY_DEFAULT, VC_ENGINE_FLUSH_WINDOW_MS,
 				       vc_engine_flush_cb, engine, NULL);
+	}
+}
+
+/* A storm of events can keep the main loop from coming round to the flush
+ * timer (libvirt dispatches the events it queued during one call in one
+ * go): flushes now if the window has passed, so that a certificate waits
+ * for one window, not for the storm to end. */
+void
+vc_engine_flush_if_due(VcEngine *engine)
+{
+	if (engine->flush_source == 0 || g_get_monotonic_time() < engine->flush_due_us)
+		return;
+	g_clear_handle_id(&engine->flush_source, g_source_remove);
+	vc_engine_flush_cb(engine);
 }

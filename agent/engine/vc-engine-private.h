@@ -105,6 +105,7 @@ struct _VcEngine {
 	GError *host_error;	 /* why the host certificate is not usable, if it is not */
 	gint64 host_loaded_at;
 	guint flush_source;
+	gint64 flush_due_us; /* monotonic: when the pending flush's window ends */
 	guint tick_source;
 	guint reconcile_source;
 	guint64 seq;
@@ -154,6 +155,7 @@ gboolean vc_engine_cert_pems(VcEngine *engine, const char *serial, char **ret_ce
 
 /* vc-engine-flush.c */
 void vc_engine_schedule_flush(VcEngine *engine);
+void vc_engine_flush_if_due(VcEngine *engine);
 void vc_engine_cancel_issue(VcEngine *engine, const char *uuid);
 VcQueuedIssue *vc_engine_queue_issue(VcEngine *engine, const char *uuid);
 gboolean vc_engine_flush_revocations(VcEngine *engine, GError **error);

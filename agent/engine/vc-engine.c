@@ -510,6 +510,7 @@ vc_engine_handle_event(VcEngine *engine, const VcVirtEvent *event)
 		      event->name, why);
 	vc_engine_emit(engine, "libvirt", event->uuid, event->name, NULL, why);
 	vc_engine_evaluate(engine, event->uuid, &input, why);
+	vc_engine_flush_if_due(engine);
 }
 
 static gboolean
