@@ -35,7 +35,7 @@ typedef enum {
 } HookAction;
 
 static int
-hook_refuse(const char *op, const char *vm, const char *reason)
+vc_hook_refuse(const char *op, const char *vm, const char *reason)
 {
 	g_printerr("virtcert: refusing to %s VM %s on this host: %s\n", op, vm, reason);
 	return 1;
@@ -43,7 +43,7 @@ hook_refuse(const char *op, const char *vm, const char *reason)
 
 /* Reads all of stdin up to VC_HOOK_STDIN_MAX; more is an error. */
 static char *
-read_stdin(gsize *ret_len, GError **error)
+vc_hook_read_stdin(gsize *ret_len, GError **error)
 {
 	g_autoptr(GString) buf = g_string_sized_new(64 * 1024);
 	g_autofree char *chunk = g_malloc(64 * 1024);
@@ -74,7 +74,7 @@ read_stdin(gsize *ret_len, GError **error)
 /* The reply must be exactly {"allow": bool, "reason": string, ...}: anything
  * else is a refusal, never a guess. */
 static gboolean
-parse_answer(JsonNode *result, gboolean *ret_allow, const char **ret_reason)
+vc_hook_parse_answer(JsonNode *result, gboolean *ret_allow, const char **ret_reason)
 {
 	JsonObject *o;
 	JsonNode *allow, *reason;
@@ -140,19 +140,19 @@ main(int argc, char **argv)
 	if (config == NULL) {
 		g_autofree char *r =
 		    g_strdup_printf("cannot read the configuration: %s", error->message);
-		return is_migrate ? hook_refuse(what, vm, r) : 0;
+		return is_migrate ? vc_hook_refuse(what, vm, r) : 0;
 	}
 
-	xml = read_stdin(&len, &error);
+	xml = vc_hook_read_stdin(&len, &error);
 	if (xml == NULL)
 		/* for a start we cannot even tell whether the VM asked for a
 		 * check; for a migration the owner's policy may be in there */
-		return is_migrate ? hook_refuse(what, vm, error->message) : 0;
+		return is_migrate ? vc_hook_refuse(what, vm, error->message) : 0;
 	info = vc_domain_info_parse(xml, (gssize)len, &error);
 	if (info == NULL) {
 		g_autofree char *r =
 		    g_strdup_printf("cannot read the domain XML on stdin: %s", error->message);
-		return is_migrate ? hook_refuse(what, vm, r) : 0;
+		return is_migrate ? vc_hook_refuse(what, vm, r) : 0;
 	}
 
 	/* A VM without any virtcert policy, or whose policy does not restrict
@@ -195,11 +195,11 @@ main(int argc, char **argv)
 			r = g_strdup_printf("the virtcert daemon refused the request: %s",
 					    error->message);
 		}
-		return hook_refuse(what, vm, r);
+		return vc_hook_refuse(what, vm, r);
 	}
-	if (!parse_answer(result, &allow, &reason))
-		return hook_refuse(what, vm, "the virtcert daemon gave a malformed answer");
+	if (!vc_hook_parse_answer(result, &allow, &reason))
+		return vc_hook_refuse(what, vm, "the virtcert daemon gave a malformed answer");
 	if (!allow)
-		return hook_refuse(what, vm, reason);
+		return vc_hook_refuse(what, vm, reason);
 	return 0;
 }

@@ -20,14 +20,14 @@
 #include "vc-placement.h"
 
 static gboolean
-usage_error(GError **error, const char *usage)
+vc_cli_host_usage_error(GError **error, const char *usage)
 {
 	g_set_error(error, VC_ERROR, VC_ERROR_USAGE, "usage: %s", usage);
 	return FALSE;
 }
 
 static char *
-fmt_time(gint64 t)
+vc_cli_host_fmt_time(gint64 t)
 {
 	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
 	return dt != NULL ? g_date_time_format(dt, "%Y-%m-%d %H:%M:%S UTC") : g_strdup("?");
@@ -54,7 +54,7 @@ vc_cli_host_ca_init(VcCli *cli, int argc, char **argv, GError **error)
 	if (!vc_cli_parse("host-ca init", "--dir DIR [--cn CN]", entries, &argc, &argv, error))
 		return FALSE;
 	if (dir == NULL || argc > 1)
-		return usage_error(error, usage);
+		return vc_cli_host_usage_error(error, usage);
 	opts.common_name = cn;
 	opts.key_type = VC_KEY_TYPE_EC_P256;
 	opts.force = force;
@@ -85,7 +85,7 @@ vc_cli_host_ca_init(VcCli *cli, int argc, char **argv, GError **error)
 }
 
 static X509_REQ *
-load_csr(const char *path, GError **error)
+vc_cli_host_load_csr(const char *path, GError **error)
 {
 	gsize len = 0;
 	g_autofree char *data = vc_file_read(path, G_MAXINT, &len, error);
@@ -129,7 +129,7 @@ vc_cli_host_ca_sign(VcCli *cli, int argc, char **argv, GError **error)
 			  &argv, error))
 		return FALSE;
 	if (dir == NULL || out == NULL || argc != 2)
-		return usage_error(error, usage);
+		return vc_cli_host_usage_error(error, usage);
 	if (days < 0 || days > 3650) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE, "--days must be 0..3650");
 		return FALSE;
@@ -137,7 +137,7 @@ vc_cli_host_ca_sign(VcCli *cli, int argc, char **argv, GError **error)
 	ca = vc_host_ca_load(dir, error);
 	if (ca == NULL)
 		return FALSE;
-	csr = load_csr(argv[1], error);
+	csr = vc_cli_host_load_csr(argv[1], error);
 	if (csr == NULL)
 		return FALSE;
 	cert = vc_host_ca_sign(ca, csr, nb, days == 0 ? nb : now + (gint64)days * 86400, error);
@@ -150,7 +150,7 @@ vc_cli_host_ca_sign(VcCli *cli, int argc, char **argv, GError **error)
 }
 
 static X509 *
-load_first_cert(const char *path, GError **error)
+vc_cli_host_load_first_cert(const char *path, GError **error)
 {
 	g_autoptr(GPtrArray) certs = vc_cert_load_pem_file(path, error);
 	return certs != NULL ? X509_dup(g_ptr_array_index(certs, 0)) : NULL;
@@ -169,9 +169,9 @@ vc_cli_host_ca_revoke(VcCli *cli, int argc, char **argv, GError **error)
 	if (!vc_cli_parse("host-ca revoke", "CERT --dir DIR", entries, &argc, &argv, error))
 		return FALSE;
 	if (dir == NULL || argc != 2)
-		return usage_error(error, "virtcert host-ca revoke CERT --dir DIR");
+		return vc_cli_host_usage_error(error, "virtcert host-ca revoke CERT --dir DIR");
 	ca = vc_host_ca_load(dir, error);
-	cert = ca != NULL ? load_first_cert(argv[1], error) : NULL;
+	cert = ca != NULL ? vc_cli_host_load_first_cert(argv[1], error) : NULL;
 	if (cert == NULL || !vc_host_ca_revoke(ca, cert, error))
 		return FALSE;
 	serial = vc_cert_get_serial_hex(cert);
@@ -199,7 +199,8 @@ vc_cli_host_ca_crl(VcCli *cli, int argc, char **argv, GError **error)
 	if (!vc_cli_parse("host-ca crl", "--dir DIR --out CRL", entries, &argc, &argv, error))
 		return FALSE;
 	if (dir == NULL || argc != 1)
-		return usage_error(error, "virtcert host-ca crl --dir DIR --out CRL [--days N]");
+		return vc_cli_host_usage_error(
+		    error, "virtcert host-ca crl --dir DIR --out CRL [--days N]");
 	if (days < 1 || days > 366) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE, "--days must be 1..366");
 		return FALSE;
@@ -237,9 +238,9 @@ vc_cli_host_enroll(VcCli *cli, int argc, char **argv, GError **error)
 			  entries, &argc, &argv, error))
 		return FALSE;
 	if (ca == NULL || argc != 1)
-		return usage_error(error,
-				   "virtcert host enroll --ca HOSTCA.pem [--attr KEY=VALUE…] "
-				   "[--fqdn NAME]");
+		return vc_cli_host_usage_error(
+		    error, "virtcert host enroll --ca HOSTCA.pem [--attr KEY=VALUE…] "
+			   "[--fqdn NAME]");
 	/* a bad --attr is a mistake on the command line, not in data */
 	for (guint i = 0; attrs != NULL && attrs[i] != NULL; i++) {
 		if (!vc_host_attribute_parse(attrs[i], NULL, NULL, error)) {
@@ -288,7 +289,7 @@ vc_cli_host_import(VcCli *cli, int argc, char **argv, GError **error)
 	if (!vc_cli_parse("host import", "CERT", NULL, &argc, &argv, error))
 		return FALSE;
 	if (argc != 2)
-		return usage_error(error, "virtcert host import CERT");
+		return vc_cli_host_usage_error(error, "virtcert host import CERT");
 	if (vc_cli_get_config(cli, error) == NULL)
 		return FALSE;
 	key_path = vc_config_get_host_path(cli->config, "key");
@@ -316,7 +317,7 @@ vc_cli_host_show(VcCli *cli, int argc, char **argv, GError **error)
 	if (!vc_cli_parse("host show", "[--json]", NULL, &argc, &argv, error))
 		return FALSE;
 	if (argc != 1)
-		return usage_error(error, "virtcert host show [--json]");
+		return vc_cli_host_usage_error(error, "virtcert host show [--json]");
 	if (vc_cli_get_config(cli, error) == NULL)
 		return FALSE;
 	host = vc_host_load(cli->config, error);
@@ -330,8 +331,8 @@ vc_cli_host_show(VcCli *cli, int argc, char **argv, GError **error)
 	keys = vc_host_identity_get_keys(id);
 	issuer = vc_host_get_issuer(host);
 	fp = vc_host_get_ca_fingerprint(host);
-	nb = fmt_time(vc_host_get_not_before(host));
-	na = fmt_time(vc_host_get_not_after(host));
+	nb = vc_cli_host_fmt_time(vc_host_get_not_before(host));
+	na = vc_cli_host_fmt_time(vc_host_get_not_after(host));
 
 	if (arg_json) {
 		g_autoptr(JsonBuilder) b = json_builder_new();
@@ -394,7 +395,7 @@ vc_cli_host_show(VcCli *cli, int argc, char **argv, GError **error)
 }
 
 static const char *
-qemu_group_default(void)
+vc_cli_host_qemu_group_default(void)
 {
 	/* Debian runs QEMU as libvirt-qemu, Fedora/RHEL as qemu */
 	static const char *const names[] = {"libvirt-qemu", "qemu", NULL};
@@ -422,7 +423,8 @@ vc_cli_host_install_libvirt_tls(VcCli *cli, int argc, char **argv, GError **erro
 	if (!vc_cli_parse("host install-libvirt-tls", "[--root DIR]", entries, &argc, &argv, error))
 		return FALSE;
 	if (argc != 1)
-		return usage_error(error, "virtcert host install-libvirt-tls [--root DIR]");
+		return vc_cli_host_usage_error(error,
+					       "virtcert host install-libvirt-tls [--root DIR]");
 	if (vc_cli_get_config(cli, error) == NULL)
 		return FALSE;
 	host = vc_host_load(cli->config, error);
@@ -431,7 +433,8 @@ vc_cli_host_install_libvirt_tls(VcCli *cli, int argc, char **argv, GError **erro
 	/* installing a certificate libvirt will reject helps nobody */
 	if (!vc_host_check(host, error))
 		return FALSE;
-	if (!vc_host_install_libvirt_tls(host, root, group != NULL ? group : qemu_group_default(),
+	if (!vc_host_install_libvirt_tls(host, root,
+					 group != NULL ? group : vc_cli_host_qemu_group_default(),
 					 force, &written, error))
 		return FALSE;
 	if (arg_json) {
@@ -480,9 +483,9 @@ vc_cli_policy_check(VcCli *cli, int argc, char **argv, GError **error)
 	if (xml_path == NULL && argc == 2)
 		xml_path = g_strdup(argv[--argc]);
 	if (xml_path == NULL || host_path == NULL || argc != 1)
-		return usage_error(error,
-				   "virtcert policy check [--xml] DOMAIN.xml --host HOSTCERT.pem "
-				   "[--json]");
+		return vc_cli_host_usage_error(
+		    error, "virtcert policy check [--xml] DOMAIN.xml --host HOSTCERT.pem "
+			   "[--json]");
 	info = vc_cli_load_domain_and_policies(cli, xml_path, set, error);
 	if (info == NULL)
 		return FALSE;
@@ -557,7 +560,7 @@ vc_cli_policy_check(VcCli *cli, int argc, char **argv, GError **error)
 /* The hook binary: installed beside virtcert in ../libexec/virtcert/, or in
  * the build tree at hooks/ two levels up from agent/cli/. */
 static char *
-find_hook_binary(GError **error)
+vc_cli_host_find_hook_binary(GError **error)
 {
 	g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
 	g_autofree char *dir = self != NULL ? g_path_get_dirname(self) : NULL;
@@ -600,9 +603,10 @@ vc_cli_hook_install(VcCli *cli, int argc, char **argv, GError **error)
 	if (!vc_cli_parse("hook install", "[--root DIR]", entries, &argc, &argv, error))
 		return FALSE;
 	if (argc != 1)
-		return usage_error(error, "virtcert hook install [--root DIR] [--hook PATH] "
-					  "[--symlink]");
-	if (hook == NULL && (hook = find_hook_binary(error)) == NULL)
+		return vc_cli_host_usage_error(error,
+					       "virtcert hook install [--root DIR] [--hook PATH] "
+					       "[--symlink]");
+	if (hook == NULL && (hook = vc_cli_host_find_hook_binary(error)) == NULL)
 		return FALSE;
 	if (!g_file_test(hook, G_FILE_TEST_IS_EXECUTABLE)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "%s is not an executable", hook);

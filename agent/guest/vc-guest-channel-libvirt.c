@@ -22,7 +22,7 @@ typedef struct {
 #define LIBVIRT_AGENT_ERROR_PREFIX "unable to execute QEMU agent command '"
 
 static char *
-agent_error_reply(const char *desc)
+vc_guest_channel_libvirt_agent_error_reply(const char *desc)
 {
 	g_autoptr(JsonBuilder) b = json_builder_new_immutable();
 	g_autoptr(JsonGenerator) gen = json_generator_new();
@@ -43,8 +43,8 @@ agent_error_reply(const char *desc)
 }
 
 static char *
-libvirt_exec(VcGuestChannel *channel, const char *json_command, int timeout_s, gsize max_reply,
-	     GError **error)
+vc_guest_channel_libvirt_exec(VcGuestChannel *channel, const char *json_command, int timeout_s,
+			      gsize max_reply, GError **error)
 {
 	VcGuestChannelLibvirt *self = (VcGuestChannelLibvirt *)channel;
 	char *reply;
@@ -74,7 +74,7 @@ libvirt_exec(VcGuestChannel *channel, const char *json_command, int timeout_s, g
 		const char *p = strstr(msg, LIBVIRT_AGENT_ERROR_PREFIX);
 		if (p != NULL &&
 		    (p = strstr(p + strlen(LIBVIRT_AGENT_ERROR_PREFIX), "': ")) != NULL)
-			return agent_error_reply(p + 3);
+			return vc_guest_channel_libvirt_agent_error_reply(p + 3);
 	}
 	switch (err != NULL ? err->code : VIR_ERR_INTERNAL_ERROR) {
 	case VIR_ERR_AGENT_UNRESPONSIVE:
@@ -98,7 +98,7 @@ libvirt_exec(VcGuestChannel *channel, const char *json_command, int timeout_s, g
 }
 
 static void
-libvirt_finalize(VcGuestChannel *channel)
+vc_guest_channel_libvirt_finalize(VcGuestChannel *channel)
 {
 	VcGuestChannelLibvirt *self = (VcGuestChannelLibvirt *)channel;
 
@@ -110,8 +110,8 @@ libvirt_finalize(VcGuestChannel *channel)
 }
 
 static const VcGuestChannelClass libvirt_class = {
-    .exec = libvirt_exec,
-    .finalize = libvirt_finalize,
+    .exec = vc_guest_channel_libvirt_exec,
+    .finalize = vc_guest_channel_libvirt_finalize,
 };
 
 VcGuestChannel *

@@ -26,7 +26,7 @@ typedef struct {
 } VcGuestChannelSocket;
 
 static void
-socket_disconnect(VcGuestChannelSocket *self)
+vc_guest_channel_socket_disconnect(VcGuestChannelSocket *self)
 {
 	if (self->fd >= 0)
 		close(self->fd);
@@ -35,7 +35,7 @@ socket_disconnect(VcGuestChannelSocket *self)
 }
 
 static gboolean
-socket_connect(VcGuestChannelSocket *self, GError **error)
+vc_guest_channel_socket_connect(VcGuestChannelSocket *self, GError **error)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	int fd;
@@ -67,7 +67,8 @@ socket_connect(VcGuestChannelSocket *self, GError **error)
 
 /* Waits until fd is ready for events or the monotonic deadline passes. */
 static gboolean
-socket_wait(VcGuestChannelSocket *self, short events, gint64 deadline, GError **error)
+vc_guest_channel_socket_wait(VcGuestChannelSocket *self, short events, gint64 deadline,
+			     GError **error)
 {
 	for (;;) {
 		struct pollfd pfd = {.fd = self->fd, .events = events};
@@ -93,13 +94,13 @@ socket_wait(VcGuestChannelSocket *self, short events, gint64 deadline, GError **
 }
 
 static gboolean
-socket_write_all(VcGuestChannelSocket *self, const char *data, gsize len, gint64 deadline,
-		 GError **error)
+vc_guest_channel_socket_write_all(VcGuestChannelSocket *self, const char *data, gsize len,
+				  gint64 deadline, GError **error)
 {
 	while (len > 0) {
 		ssize_t n = send(self->fd, data, len, MSG_NOSIGNAL);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (!socket_wait(self, POLLOUT, deadline, error))
+			if (!vc_guest_channel_socket_wait(self, POLLOUT, deadline, error))
 				return FALSE;
 			continue;
 		}
@@ -116,12 +117,12 @@ socket_write_all(VcGuestChannelSocket *self, const char *data, gsize len, gint64
 
 /* The next byte from the agent (0..255), or -1 and error. */
 static int
-socket_getc(VcGuestChannelSocket *self, gint64 deadline, GError **error)
+vc_guest_channel_socket_getc(VcGuestChannelSocket *self, gint64 deadline, GError **error)
 {
 	while (self->pos == self->len) {
 		ssize_t n = recv(self->fd, self->buf, VC_SOCKET_BUF_SIZE, 0);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (!socket_wait(self, POLLIN, deadline, error))
+			if (!vc_guest_channel_socket_wait(self, POLLIN, deadline, error))
 				return -1;
 			continue;
 		}
@@ -143,12 +144,13 @@ socket_getc(VcGuestChannelSocket *self, gint64 deadline, GError **error)
 
 /* One line (without its newline; blank lines skipped) of at most max bytes. */
 static char *
-socket_read_line(VcGuestChannelSocket *self, gint64 deadline, gsize max, GError **error)
+vc_guest_channel_socket_read_line(VcGuestChannelSocket *self, gint64 deadline, gsize max,
+				  GError **error)
 {
 	g_autoptr(GString) line = g_string_new(NULL);
 
 	for (;;) {
-		int c = socket_getc(self, deadline, error);
+		int c = vc_guest_channel_socket_getc(self, deadline, error);
 		if (c < 0)
 			return NULL;
 		if (c == '\n') {
@@ -171,7 +173,7 @@ socket_read_line(VcGuestChannelSocket *self, gint64 deadline, gsize max, GError 
 
 /* The integer "return" of a reply line, if it is one. */
 static gboolean
-reply_return_int(const char *line, gint64 *ret_value)
+vc_guest_channel_socket_reply_return_int(const char *line, gint64 *ret_value)
 {
 	g_autoptr(JsonParser) parser = json_parser_new_immutable();
 	JsonNode *root, *ret;
@@ -196,7 +198,7 @@ reply_return_int(const char *line, gint64 *ret_value)
  * by {"return": id}. Everything before the 0xFF, and replies with another id
  * (late answers to earlier commands), is discarded, within max bytes. */
 static gboolean
-socket_sync(VcGuestChannelSocket *self, gint64 deadline, gsize max, GError **error)
+vc_guest_channel_socket_sync(VcGuestChannelSocket *self, gint64 deadline, gsize max, GError **error)
 {
 	gint64 id = g_random_int_range(1, G_MAXINT32);
 	g_autofree char *cmd = g_strdup_printf(
@@ -206,10 +208,10 @@ socket_sync(VcGuestChannelSocket *self, gint64 deadline, gsize max, GError **err
 	gsize discarded = 0;
 
 	self->pos = self->len = 0;
-	if (!socket_write_all(self, cmd, strlen(cmd), deadline, error))
+	if (!vc_guest_channel_socket_write_all(self, cmd, strlen(cmd), deadline, error))
 		return FALSE;
 	for (;;) {
-		int c = socket_getc(self, deadline, error);
+		int c = vc_guest_channel_socket_getc(self, deadline, error);
 		if (c < 0)
 			return FALSE;
 		if (c == 0xff)
@@ -224,12 +226,12 @@ socket_sync(VcGuestChannelSocket *self, gint64 deadline, gsize max, GError **err
 	}
 	for (;;) {
 		gint64 got;
-		g_autofree char *line =
-		    socket_read_line(self, deadline, max - MIN(discarded, max), error);
+		g_autofree char *line = vc_guest_channel_socket_read_line(
+		    self, deadline, max - MIN(discarded, max), error);
 		if (line == NULL)
 			return FALSE;
 		discarded += strlen(line) + 1;
-		if (reply_return_int(line, &got) && got == id)
+		if (vc_guest_channel_socket_reply_return_int(line, &got) && got == id)
 			return TRUE;
 		if (discarded > max) {
 			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
@@ -240,8 +242,8 @@ socket_sync(VcGuestChannelSocket *self, gint64 deadline, gsize max, GError **err
 }
 
 static char *
-socket_exec(VcGuestChannel *channel, const char *json_command, int timeout_s, gsize max_reply,
-	    GError **error)
+vc_guest_channel_socket_exec(VcGuestChannel *channel, const char *json_command, int timeout_s,
+			     gsize max_reply, GError **error)
 {
 	VcGuestChannelSocket *self = (VcGuestChannelSocket *)channel;
 	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->lock);
@@ -254,34 +256,34 @@ socket_exec(VcGuestChannel *channel, const char *json_command, int timeout_s, gs
 			    "a guest agent command is one line of JSON");
 		return NULL;
 	}
-	if (self->fd < 0 && !socket_connect(self, error))
+	if (self->fd < 0 && !vc_guest_channel_socket_connect(self, error))
 		return NULL;
 	cmd = g_strconcat(json_command, "\n", NULL);
-	if (!socket_sync(self, deadline, max_reply, error) ||
-	    !socket_write_all(self, cmd, strlen(cmd), deadline, error) ||
-	    (line = socket_read_line(self, deadline, max_reply, error)) == NULL) {
+	if (!vc_guest_channel_socket_sync(self, deadline, max_reply, error) ||
+	    !vc_guest_channel_socket_write_all(self, cmd, strlen(cmd), deadline, error) ||
+	    (line = vc_guest_channel_socket_read_line(self, deadline, max_reply, error)) == NULL) {
 		/* whatever the agent still sends belongs to this failed command:
 		 * start the next one on a fresh connection */
-		socket_disconnect(self);
+		vc_guest_channel_socket_disconnect(self);
 		return NULL;
 	}
 	return g_steal_pointer(&line);
 }
 
 static void
-socket_finalize(VcGuestChannel *channel)
+vc_guest_channel_socket_finalize(VcGuestChannel *channel)
 {
 	VcGuestChannelSocket *self = (VcGuestChannelSocket *)channel;
 
-	socket_disconnect(self);
+	vc_guest_channel_socket_disconnect(self);
 	g_free(self->buf);
 	g_free(self->path);
 	g_mutex_clear(&self->lock);
 }
 
 static const VcGuestChannelClass socket_class = {
-    .exec = socket_exec,
-    .finalize = socket_finalize,
+    .exec = vc_guest_channel_socket_exec,
+    .finalize = vc_guest_channel_socket_finalize,
 };
 
 VcGuestChannel *
@@ -297,7 +299,7 @@ vc_guest_channel_new_socket(const char *path, GError **error)
 	self->fd = -1;
 	self->buf = g_malloc(VC_SOCKET_BUF_SIZE);
 	g_mutex_init(&self->lock);
-	if (!socket_connect(self, error))
+	if (!vc_guest_channel_socket_connect(self, error))
 		return NULL;
 	return g_steal_pointer(&channel);
 }

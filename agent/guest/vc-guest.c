@@ -161,7 +161,7 @@ typedef struct {
 } VcGuestCtx;
 
 static void
-ctx_init(VcGuestCtx *ctx, VcGuestChannel *channel, int total_s, int command_s)
+vc_guest_ctx_init(VcGuestCtx *ctx, VcGuestChannel *channel, int total_s, int command_s)
 {
 	ctx->channel = channel;
 	ctx->total_timeout_s = total_s;
@@ -171,7 +171,7 @@ ctx_init(VcGuestCtx *ctx, VcGuestChannel *channel, int total_s, int command_s)
 
 /* A guest's words, made safe for a log line: printable ASCII, bounded. */
 static char *
-guest_quote(const char *s, gsize len)
+vc_guest_quote(const char *s, gsize len)
 {
 	GString *out = g_string_new(NULL);
 
@@ -185,7 +185,7 @@ guest_quote(const char *s, gsize len)
 }
 
 static void
-set_blocked_error(GError **error, const char *command)
+vc_guest_set_blocked_error(GError **error, const char *command)
 {
 	g_set_error(
 	    error, VC_ERROR, VC_ERROR_GUEST,
@@ -204,7 +204,7 @@ vc_guest_error_is_blocked(const GError *error)
  * been disabled" (qemu-ga 7.2; newer ones add ": the command is not
  * allowed"); libvirt keeps only the desc. */
 static gboolean
-agent_error_means_blocked(const char *klass, const char *desc)
+vc_guest_agent_error_means_blocked(const char *klass, const char *desc)
 {
 	return g_strcmp0(klass, "CommandNotFound") == 0 ||
 	       g_strcmp0(klass, "CommandDisabled") == 0 ||
@@ -213,7 +213,7 @@ agent_error_means_blocked(const char *klass, const char *desc)
 }
 
 static int
-ctx_command_timeout(VcGuestCtx *ctx, const char *name, GError **error)
+vc_guest_ctx_command_timeout(VcGuestCtx *ctx, const char *name, GError **error)
 {
 	gint64 left = ctx->deadline - g_get_monotonic_time();
 
@@ -232,8 +232,8 @@ ctx_command_timeout(VcGuestCtx *ctx, const char *name, GError **error)
  * GType expect_value (G_TYPE_INVALID: any value). secret: wipe the command
  * text afterwards. */
 static JsonNode *
-guest_command_full(VcGuestCtx *ctx, const char *name, JsonObject *args, JsonNodeType expect,
-		   GType expect_value, gboolean secret, GError **error)
+vc_guest_command_full(VcGuestCtx *ctx, const char *name, JsonObject *args, JsonNodeType expect,
+		      GType expect_value, gboolean secret, GError **error)
 {
 	g_autoptr(JsonObject) cmd = json_object_new();
 	g_autoptr(JsonNode) cmd_node = json_node_new(JSON_NODE_OBJECT);
@@ -256,7 +256,7 @@ guest_command_full(VcGuestCtx *ctx, const char *name, JsonObject *args, JsonNode
 		g_clear_pointer(&cmd, json_object_unref);
 	}
 
-	timeout_s = ctx_command_timeout(ctx, name, error);
+	timeout_s = vc_guest_ctx_command_timeout(ctx, name, error);
 	if (timeout_s < 0)
 		return NULL;
 	reply = vc_guest_channel_exec(ctx->channel, text, timeout_s, &local);
@@ -300,14 +300,14 @@ guest_command_full(VcGuestCtx *ctx, const char *name, JsonObject *args, JsonNode
 		if (dn != NULL && JSON_NODE_HOLDS_VALUE(dn) &&
 		    json_node_get_value_type(dn) == G_TYPE_STRING)
 			desc = json_node_get_string(dn);
-		if (agent_error_means_blocked(klass, desc)) {
-			set_blocked_error(error, name);
+		if (vc_guest_agent_error_means_blocked(klass, desc)) {
+			vc_guest_set_blocked_error(error, name);
 			return NULL;
 		}
-		qdesc = guest_quote(desc != NULL ? desc : "(no description)",
-				    desc != NULL ? strlen(desc) : 16);
+		qdesc = vc_guest_quote(desc != NULL ? desc : "(no description)",
+				       desc != NULL ? strlen(desc) : 16);
 		if (klass != NULL) {
-			g_autofree char *qclass = guest_quote(klass, strlen(klass));
+			g_autofree char *qclass = vc_guest_quote(klass, strlen(klass));
 			g_set_error(error, VC_ERROR, VC_ERROR_GUEST, "%s: guest agent error %s: %s",
 				    name, qclass, qdesc);
 		} else {
@@ -328,64 +328,71 @@ guest_command_full(VcGuestCtx *ctx, const char *name, JsonObject *args, JsonNode
 }
 
 static JsonNode *
-guest_command(VcGuestCtx *ctx, const char *name, JsonObject *args, JsonNodeType expect,
-	      GType expect_value, GError **error)
+vc_guest_command(VcGuestCtx *ctx, const char *name, JsonObject *args, JsonNodeType expect,
+		 GType expect_value, GError **error)
 {
-	return guest_command_full(ctx, name, args, expect, expect_value, FALSE, error);
+	return vc_guest_command_full(ctx, name, args, expect, expect_value, FALSE, error);
 }
 
-/* Strict members of a hostile object. */
-static gboolean
-member_int(JsonObject *obj, const char *name, gboolean required, gint64 *ret_value,
-	   gboolean *ret_present, GError **error)
+/* Strict members of a hostile object: the member NAME of OBJ, of TYPE
+ * (G_TYPE_INT64 or G_TYPE_BOOLEAN); NULL without an error when it is absent
+ * and not REQUIRED. */
+static JsonNode *
+vc_guest_member_value(JsonObject *obj, const char *name, gboolean required, GType type,
+		      GError **error)
 {
 	JsonNode *n = json_object_get_member(obj, name);
 
+	if (n == NULL) {
+		if (required)
+			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+				    "guest agent reply lacks \"%s\"", name);
+		return NULL;
+	}
+	if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != type) {
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST, "guest agent reply: \"%s\" is not %s",
+			    name, type == G_TYPE_BOOLEAN ? "a boolean" : "an integer");
+		return NULL;
+	}
+	return n;
+}
+
+static gboolean
+vc_guest_member_int(JsonObject *obj, const char *name, gboolean required, gint64 *ret_value,
+		    gboolean *ret_present, GError **error)
+{
+	GError *local = NULL;
+	JsonNode *n = vc_guest_member_value(obj, name, required, G_TYPE_INT64, &local);
+
 	if (ret_present != NULL)
 		*ret_present = n != NULL;
-	if (n == NULL) {
-		if (!required)
-			return TRUE;
-		g_set_error(error, VC_ERROR, VC_ERROR_GUEST, "guest agent reply lacks \"%s\"",
-			    name);
+	if (local != NULL) {
+		g_propagate_error(error, local);
 		return FALSE;
 	}
-	if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64) {
-		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
-			    "guest agent reply: \"%s\" is not an integer", name);
-		return FALSE;
-	}
-	*ret_value = json_node_get_int(n);
+	*ret_value = n != NULL ? json_node_get_int(n) : 0;
 	return TRUE;
 }
 
 static gboolean
-member_bool(JsonObject *obj, const char *name, gboolean required, gboolean *ret_value,
-	    GError **error)
+vc_guest_member_bool(JsonObject *obj, const char *name, gboolean required, gboolean *ret_value,
+		     GError **error)
 {
-	JsonNode *n = json_object_get_member(obj, name);
+	GError *local = NULL;
+	JsonNode *n = vc_guest_member_value(obj, name, required, G_TYPE_BOOLEAN, &local);
 
-	if (n == NULL) {
-		if (!required) {
-			*ret_value = FALSE;
-			return TRUE;
-		}
-		g_set_error(error, VC_ERROR, VC_ERROR_GUEST, "guest agent reply lacks \"%s\"",
-			    name);
+	if (local != NULL) {
+		g_propagate_error(error, local);
 		return FALSE;
 	}
-	if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN) {
-		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
-			    "guest agent reply: \"%s\" is not a boolean", name);
-		return FALSE;
-	}
-	*ret_value = json_node_get_boolean(n);
+	*ret_value = n != NULL && json_node_get_boolean(n);
 	return TRUE;
 }
 
 /* Decodes a base64 member of at most max decoded bytes; strict alphabet. */
 static gboolean
-member_base64(JsonObject *obj, const char *name, gsize max, GBytes **ret_bytes, GError **error)
+vc_guest_member_base64(JsonObject *obj, const char *name, gsize max, GBytes **ret_bytes,
+		       GError **error)
 {
 	JsonNode *n = json_object_get_member(obj, name);
 	const char *s;
@@ -437,13 +444,13 @@ typedef struct {
 } VcGuestRun;
 
 static void
-guest_run_clear(VcGuestRun *run)
+vc_guest_run_clear(VcGuestRun *run)
 {
 	g_clear_pointer(&run->out, g_bytes_unref);
 	g_clear_pointer(&run->err, g_bytes_unref);
 }
 
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(VcGuestRun, guest_run_clear)
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(VcGuestRun, vc_guest_run_clear)
 
 /* guest-exec of path with argv (and, when env is not NULL, only that
  * environment: "NAME=VALUE" strings; secret: it holds a key, the command text
@@ -451,8 +458,9 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(VcGuestRun, guest_run_clear)
  * asynchronous), within the ctx deadline. With capture, the output (at most
  * max_out bytes each) is read back. */
 static gboolean
-guest_run_env(VcGuestCtx *ctx, const char *path, const char *const *argv, const char *const *env,
-	      gboolean secret, gboolean capture, gsize max_out, VcGuestRun *ret_run, GError **error)
+vc_guest_run_env(VcGuestCtx *ctx, const char *path, const char *const *argv, const char *const *env,
+		 gboolean secret, gboolean capture, gsize max_out, VcGuestRun *ret_run,
+		 GError **error)
 {
 	JsonObject *args = json_object_new();
 	JsonArray *arr = json_array_new();
@@ -472,12 +480,12 @@ guest_run_env(VcGuestCtx *ctx, const char *path, const char *const *argv, const 
 		json_object_set_array_member(args, "env", earr);
 	}
 	json_object_set_boolean_member(args, "capture-output", capture);
-	started = guest_command_full(ctx, "guest-exec", args, JSON_NODE_OBJECT, G_TYPE_INVALID,
-				     secret, error);
+	started = vc_guest_command_full(ctx, "guest-exec", args, JSON_NODE_OBJECT, G_TYPE_INVALID,
+					secret, error);
 	if (started == NULL)
 		return FALSE;
 	poll_start = g_get_monotonic_time();
-	if (!member_int(json_node_get_object(started), "pid", TRUE, &pid, NULL, error)) {
+	if (!vc_guest_member_int(json_node_get_object(started), "pid", TRUE, &pid, NULL, error)) {
 		g_prefix_error(error, "guest-exec: ");
 		return FALSE;
 	}
@@ -490,12 +498,12 @@ guest_run_env(VcGuestCtx *ctx, const char *path, const char *const *argv, const 
 		gint64 code = -1, sig = -1;
 
 		json_object_set_int_member(sargs, "pid", pid);
-		status = guest_command(ctx, "guest-exec-status", sargs, JSON_NODE_OBJECT,
-				       G_TYPE_INVALID, error);
+		status = vc_guest_command(ctx, "guest-exec-status", sargs, JSON_NODE_OBJECT,
+					  G_TYPE_INVALID, error);
 		if (status == NULL)
 			return FALSE;
 		sobj = json_node_get_object(status);
-		if (!member_bool(sobj, "exited", TRUE, &exited, error)) {
+		if (!vc_guest_member_bool(sobj, "exited", TRUE, &exited, error)) {
 			g_prefix_error(error, "guest-exec-status: ");
 			return FALSE;
 		}
@@ -518,9 +526,9 @@ guest_run_env(VcGuestCtx *ctx, const char *path, const char *const *argv, const 
 						  : 100000);
 			continue;
 		}
-		if (!member_int(sobj, "exitcode", FALSE, &code, &present, error) ||
-		    (!present && !member_int(sobj, "signal", TRUE, &sig, NULL, error)) ||
-		    !member_bool(sobj, "out-truncated", FALSE, &truncated, error)) {
+		if (!vc_guest_member_int(sobj, "exitcode", FALSE, &code, &present, error) ||
+		    (!present && !vc_guest_member_int(sobj, "signal", TRUE, &sig, NULL, error)) ||
+		    !vc_guest_member_bool(sobj, "out-truncated", FALSE, &truncated, error)) {
 			g_prefix_error(error, "guest-exec-status: ");
 			return FALSE;
 		}
@@ -538,9 +546,9 @@ guest_run_env(VcGuestCtx *ctx, const char *path, const char *const *argv, const 
 			ret_run->exit_code = (int)code;
 			return TRUE;
 		}
-		if (!member_base64(sobj, "out-data", max_out, &ret_run->out, error) ||
-		    !member_base64(sobj, "err-data", max_out, &ret_run->err, error)) {
-			guest_run_clear(ret_run);
+		if (!vc_guest_member_base64(sobj, "out-data", max_out, &ret_run->out, error) ||
+		    !vc_guest_member_base64(sobj, "err-data", max_out, &ret_run->err, error)) {
+			vc_guest_run_clear(ret_run);
 			g_prefix_error(error, "guest-exec-status: ");
 			return FALSE;
 		}
@@ -550,17 +558,17 @@ guest_run_env(VcGuestCtx *ctx, const char *path, const char *const *argv, const 
 }
 
 static gboolean
-guest_run(VcGuestCtx *ctx, const char *path, const char *const *argv, gboolean capture,
-	  gsize max_out, VcGuestRun *ret_run, GError **error)
+vc_guest_run(VcGuestCtx *ctx, const char *path, const char *const *argv, gboolean capture,
+	     gsize max_out, VcGuestRun *ret_run, GError **error)
 {
-	return guest_run_env(ctx, path, argv, NULL, FALSE, capture, max_out, ret_run, error);
+	return vc_guest_run_env(ctx, path, argv, NULL, FALSE, capture, max_out, ret_run, error);
 }
 
 /* A script run with /bin/sh -c SCRIPT sh ARGS..., environment env (NULL:
  * the agent's) */
 static gboolean
-guest_run_script_env(VcGuestCtx *ctx, const char *script, GPtrArray *args, GPtrArray *env,
-		     gboolean capture, gsize max_out, VcGuestRun *ret_run, GError **error)
+vc_guest_run_script_env(VcGuestCtx *ctx, const char *script, GPtrArray *args, GPtrArray *env,
+			gboolean capture, gsize max_out, VcGuestRun *ret_run, GError **error)
 {
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 
@@ -572,15 +580,15 @@ guest_run_script_env(VcGuestCtx *ctx, const char *script, GPtrArray *args, GPtrA
 	g_ptr_array_add(argv, NULL);
 	if (env != NULL)
 		g_ptr_array_add(env, NULL);
-	return guest_run_env(ctx, "/bin/sh", (const char *const *)argv->pdata,
-			     env != NULL ? (const char *const *)env->pdata : NULL, env != NULL,
-			     capture, max_out, ret_run, error);
+	return vc_guest_run_env(ctx, "/bin/sh", (const char *const *)argv->pdata,
+				env != NULL ? (const char *const *)env->pdata : NULL, env != NULL,
+				capture, max_out, ret_run, error);
 }
 
 /* A script run with /bin/sh -c SCRIPT sh ARGS... */
 static gboolean
-guest_run_script(VcGuestCtx *ctx, const char *script, GPtrArray *args, gboolean capture,
-		 gsize max_out, VcGuestRun *ret_run, GError **error)
+vc_guest_run_script(VcGuestCtx *ctx, const char *script, GPtrArray *args, gboolean capture,
+		    gsize max_out, VcGuestRun *ret_run, GError **error)
 {
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 
@@ -590,17 +598,17 @@ guest_run_script(VcGuestCtx *ctx, const char *script, GPtrArray *args, gboolean 
 	for (guint i = 0; args != NULL && i < args->len; i++)
 		g_ptr_array_add(argv, args->pdata[i]);
 	g_ptr_array_add(argv, NULL);
-	return guest_run(ctx, "/bin/sh", (const char *const *)argv->pdata, capture, max_out,
-			 ret_run, error);
+	return vc_guest_run(ctx, "/bin/sh", (const char *const *)argv->pdata, capture, max_out,
+			    ret_run, error);
 }
 
 static char *
-run_stderr(const VcGuestRun *run)
+vc_guest_run_stderr(const VcGuestRun *run)
 {
 	gsize len = 0;
 	const char *data = run->err != NULL ? g_bytes_get_data(run->err, &len) : NULL;
 
-	return guest_quote(data != NULL ? data : "", len);
+	return vc_guest_quote(data != NULL ? data : "", len);
 }
 
 gboolean
@@ -612,8 +620,8 @@ vc_guest_ping(VcGuestChannel *channel, int timeout_s, GError **error)
 	g_return_val_if_fail(channel != NULL, FALSE);
 	if (timeout_s <= 0)
 		timeout_s = VC_GUEST_COMMAND_TIMEOUT_DEFAULT;
-	ctx_init(&ctx, channel, timeout_s, timeout_s);
-	ret = guest_command(&ctx, "guest-ping", NULL, JSON_NODE_OBJECT, G_TYPE_INVALID, error);
+	vc_guest_ctx_init(&ctx, channel, timeout_s, timeout_s);
+	ret = vc_guest_command(&ctx, "guest-ping", NULL, JSON_NODE_OBJECT, G_TYPE_INVALID, error);
 	return ret != NULL;
 }
 
@@ -622,8 +630,8 @@ vc_guest_ping(VcGuestChannel *channel, int timeout_s, GError **error)
  * disabled"); ret_blocked gets their names (comma separated) or NULL;
  * ret_files_ok says whether the file-only way has all it needs. */
 static gboolean
-guest_check_capabilities(VcGuestCtx *ctx, GPtrArray *problems, char **ret_blocked,
-			 gboolean *ret_files_ok, GError **error)
+vc_guest_check_capabilities(VcGuestCtx *ctx, GPtrArray *problems, char **ret_blocked,
+			    gboolean *ret_files_ok, GError **error)
 {
 	g_autoptr(JsonNode) info = NULL;
 	JsonNode *cmds;
@@ -633,7 +641,7 @@ guest_check_capabilities(VcGuestCtx *ctx, GPtrArray *problems, char **ret_blocke
 	guint files_ok = 0;
 	g_autoptr(GString) blocked = g_string_new(NULL);
 
-	info = guest_command(ctx, "guest-info", NULL, JSON_NODE_OBJECT, G_TYPE_INVALID, error);
+	info = vc_guest_command(ctx, "guest-info", NULL, JSON_NODE_OBJECT, G_TYPE_INVALID, error);
 	if (info == NULL)
 		return FALSE;
 	cmds = json_object_get_member(json_node_get_object(info), "supported_commands");
@@ -659,7 +667,7 @@ guest_check_capabilities(VcGuestCtx *ctx, GPtrArray *problems, char **ret_blocke
 		nn = json_object_get_member(eobj, "name");
 		if (nn == NULL || !JSON_NODE_HOLDS_VALUE(nn) ||
 		    json_node_get_value_type(nn) != G_TYPE_STRING ||
-		    !member_bool(eobj, "enabled", TRUE, &en, error)) {
+		    !vc_guest_member_bool(eobj, "enabled", TRUE, &en, error)) {
 			g_clear_error(error);
 			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
 				    "guest-info: a supported command lacks a name or enabled flag");
@@ -691,15 +699,16 @@ guest_check_capabilities(VcGuestCtx *ctx, GPtrArray *problems, char **ret_blocke
 }
 
 static gboolean
-guest_file_open(VcGuestCtx *ctx, const char *path, const char *mode, gint64 *ret_handle,
-		GError **error)
+vc_guest_file_open(VcGuestCtx *ctx, const char *path, const char *mode, gint64 *ret_handle,
+		   GError **error)
 {
 	JsonObject *args = json_object_new();
 	g_autoptr(JsonNode) opened = NULL;
 
 	json_object_set_string_member(args, "path", path);
 	json_object_set_string_member(args, "mode", mode);
-	opened = guest_command(ctx, "guest-file-open", args, JSON_NODE_VALUE, G_TYPE_INT64, error);
+	opened =
+	    vc_guest_command(ctx, "guest-file-open", args, JSON_NODE_VALUE, G_TYPE_INT64, error);
 	if (opened == NULL)
 		return FALSE;
 	*ret_handle = json_node_get_int(opened);
@@ -707,21 +716,21 @@ guest_file_open(VcGuestCtx *ctx, const char *path, const char *mode, gint64 *ret
 }
 
 static gboolean
-guest_file_close(VcGuestCtx *ctx, gint64 handle, GError **error)
+vc_guest_file_close(VcGuestCtx *ctx, gint64 handle, GError **error)
 {
 	JsonObject *args = json_object_new();
 	g_autoptr(JsonNode) closed = NULL;
 
 	json_object_set_int_member(args, "handle", handle);
-	closed =
-	    guest_command(ctx, "guest-file-close", args, JSON_NODE_OBJECT, G_TYPE_INVALID, error);
+	closed = vc_guest_command(ctx, "guest-file-close", args, JSON_NODE_OBJECT, G_TYPE_INVALID,
+				  error);
 	return closed != NULL;
 }
 
 /* guest-file-write of content to an open handle, in base64 chunks. */
 static gboolean
-guest_file_write_all(VcGuestCtx *ctx, gint64 handle, const char *content, gboolean secret,
-		     GError **error)
+vc_guest_file_write_all(VcGuestCtx *ctx, gint64 handle, const char *content, gboolean secret,
+			GError **error)
 {
 	gsize len = strlen(content);
 	gsize off = 0;
@@ -737,11 +746,12 @@ guest_file_write_all(VcGuestCtx *ctx, gint64 handle, const char *content, gboole
 		json_object_set_string_member(wargs, "buf-b64", b64);
 		if (secret)
 			explicit_bzero(b64, strlen(b64));
-		wrote = guest_command_full(ctx, "guest-file-write", wargs, JSON_NODE_OBJECT,
-					   G_TYPE_INVALID, secret, error);
+		wrote = vc_guest_command_full(ctx, "guest-file-write", wargs, JSON_NODE_OBJECT,
+					      G_TYPE_INVALID, secret, error);
 		if (wrote == NULL)
 			return FALSE;
-		if (!member_int(json_node_get_object(wrote), "count", TRUE, &count, NULL, error))
+		if (!vc_guest_member_int(json_node_get_object(wrote), "count", TRUE, &count, NULL,
+					 error))
 			return FALSE;
 		if (count != (gint64)n) {
 			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
@@ -757,17 +767,17 @@ guest_file_write_all(VcGuestCtx *ctx, gint64 handle, const char *content, gboole
 
 /* Writes content to the already created tmp file with guest-file-*. */
 static gboolean
-guest_write_file(VcGuestCtx *ctx, const char *tmp, const char *content, gboolean secret,
-		 GError **error)
+vc_guest_write_file(VcGuestCtx *ctx, const char *tmp, const char *content, gboolean secret,
+		    GError **error)
 {
 	g_autoptr(GError) write_error = NULL;
 	g_autoptr(GError) close_error = NULL;
 	gint64 handle;
 
-	if (!guest_file_open(ctx, tmp, "w", &handle, error))
+	if (!vc_guest_file_open(ctx, tmp, "w", &handle, error))
 		return FALSE;
-	guest_file_write_all(ctx, handle, content, secret, &write_error);
-	if (!guest_file_close(ctx, handle, &close_error) && write_error == NULL) {
+	vc_guest_file_write_all(ctx, handle, content, secret, &write_error);
+	if (!vc_guest_file_close(ctx, handle, &close_error) && write_error == NULL) {
 		g_propagate_prefixed_error(error, g_steal_pointer(&close_error), "%s: ", tmp);
 		return FALSE;
 	}
@@ -781,8 +791,8 @@ guest_write_file(VcGuestCtx *ctx, const char *tmp, const char *content, gboolean
 /* Reads an open handle from offset 0 to its end (at most max + 1 bytes, so
  * that a longer file shows) into sum; ret_len gets the bytes read. */
 static gboolean
-guest_file_read_sum(VcGuestCtx *ctx, gint64 handle, gsize max, GChecksum *sum, gsize *ret_len,
-		    GError **error)
+vc_guest_file_read_sum(VcGuestCtx *ctx, gint64 handle, gsize max, GChecksum *sum, gsize *ret_len,
+		       GError **error)
 {
 	JsonObject *sargs = json_object_new();
 	g_autoptr(JsonNode) sought = NULL;
@@ -792,8 +802,8 @@ guest_file_read_sum(VcGuestCtx *ctx, gint64 handle, gsize max, GChecksum *sum, g
 	json_object_set_int_member(sargs, "handle", handle);
 	json_object_set_int_member(sargs, "offset", 0);
 	json_object_set_string_member(sargs, "whence", "set");
-	sought =
-	    guest_command(ctx, "guest-file-seek", sargs, JSON_NODE_OBJECT, G_TYPE_INVALID, error);
+	sought = vc_guest_command(ctx, "guest-file-seek", sargs, JSON_NODE_OBJECT, G_TYPE_INVALID,
+				  error);
 	if (sought == NULL)
 		return FALSE;
 	while (!eof && total <= max) {
@@ -808,14 +818,14 @@ guest_file_read_sum(VcGuestCtx *ctx, gint64 handle, gsize max, GChecksum *sum, g
 
 		json_object_set_int_member(rargs, "handle", handle);
 		json_object_set_int_member(rargs, "count", (gint64)want);
-		got = guest_command(ctx, "guest-file-read", rargs, JSON_NODE_OBJECT, G_TYPE_INVALID,
-				    error);
+		got = vc_guest_command(ctx, "guest-file-read", rargs, JSON_NODE_OBJECT,
+				       G_TYPE_INVALID, error);
 		if (got == NULL)
 			return FALSE;
 		robj = json_node_get_object(got);
-		if (!member_int(robj, "count", TRUE, &count, NULL, error) ||
-		    !member_bool(robj, "eof", TRUE, &eof, error) ||
-		    !member_base64(robj, "buf-b64", want, &bytes, error)) {
+		if (!vc_guest_member_int(robj, "count", TRUE, &count, NULL, error) ||
+		    !vc_guest_member_bool(robj, "eof", TRUE, &eof, error) ||
+		    !vc_guest_member_base64(robj, "buf-b64", want, &bytes, error)) {
 			g_prefix_error(error, "guest-file-read: ");
 			return FALSE;
 		}
@@ -844,7 +854,7 @@ guest_file_read_sum(VcGuestCtx *ctx, gint64 handle, gsize max, GChecksum *sum, g
 }
 
 static gboolean
-path_is_valid(const char *path)
+vc_guest_path_is_valid(const char *path)
 {
 	if (path == NULL || path[0] != '/' || g_str_has_suffix(path, "/") || strlen(path) > 4000)
 		return FALSE;
@@ -858,7 +868,7 @@ path_is_valid(const char *path)
 /* chown syntax restricted to portable user and group names (POSIX 3.437 plus
  * what useradd accepts), no leading '-'. */
 static gboolean
-owner_is_valid(const char *owner)
+vc_guest_owner_is_valid(const char *owner)
 {
 	g_auto(GStrv) parts = g_strsplit(owner, ":", -1);
 	guint n = g_strv_length(parts);
@@ -886,7 +896,7 @@ typedef struct {
 } VcGuestPlanned;
 
 static gboolean
-delivery_plan(const VcGuestDelivery *d, VcGuestPlanned *plan, guint *ret_n, GError **error)
+vc_guest_delivery_plan(const VcGuestDelivery *d, VcGuestPlanned *plan, guint *ret_n, GError **error)
 {
 	guint n = 0;
 
@@ -904,7 +914,7 @@ delivery_plan(const VcGuestDelivery *d, VcGuestPlanned *plan, guint *ret_n, GErr
 		g_set_error(error, VC_ERROR, VC_ERROR_USAGE, "a key needs a path");
 		return FALSE;
 	}
-	if (d->owner != NULL && !owner_is_valid(d->owner)) {
+	if (d->owner != NULL && !vc_guest_owner_is_valid(d->owner)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
 			    "invalid owner \"%s\" (expected user or user:group)", d->owner);
 		return FALSE;
@@ -927,7 +937,7 @@ delivery_plan(const VcGuestDelivery *d, VcGuestPlanned *plan, guint *ret_n, GErr
 	*ret_n = n;
 
 	for (guint i = 0; i < n; i++) {
-		if (!path_is_valid(plan[i].path)) {
+		if (!vc_guest_path_is_valid(plan[i].path)) {
 			g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
 				    "guest path must be absolute, without control characters: %s",
 				    plan[i].path);
@@ -959,7 +969,8 @@ delivery_cleanup(VcGuestCtx *ctx, VcGuestPlanned *plan, guint n)
 		if (plan[i].content != NULL)
 			g_ptr_array_add(args, plan[i].tmp);
 	}
-	if (args->len > 0 && !guest_run_script(ctx, script_cleanup, args, FALSE, 0, &run, &local))
+	if (args->len > 0 &&
+	    !vc_guest_run_script(ctx, script_cleanup, args, FALSE, 0, &run, &local))
 		g_debug("cleanup of temporary files in the guest failed: %s", local->message);
 }
 
@@ -967,7 +978,8 @@ delivery_cleanup(VcGuestCtx *ctx, VcGuestPlanned *plan, guint n)
  * in plan order (GNU coreutils prefixes a '\\' when it escapes a name; names
  * have no newline). */
 static gboolean
-delivery_verify(char **lines, VcGuestPlanned *plan, guint n, VcGuestResult *result, GError **error)
+vc_guest_delivery_verify(char **lines, VcGuestPlanned *plan, guint n, VcGuestResult *result,
+			 GError **error)
 {
 	guint li = 0;
 
@@ -998,8 +1010,8 @@ delivery_verify(char **lines, VcGuestPlanned *plan, guint n, VcGuestResult *resu
 /* The output of script_install and script_deliver: one "installed FLAG" line
  * per file moved, in plan order, then the SHA-256 lines. */
 static gboolean
-delivery_check_install(const VcGuestRun *inst, VcGuestPlanned *plan, guint n, VcGuestResult *result,
-		       GError **error)
+vc_guest_delivery_check_install(const VcGuestRun *inst, VcGuestPlanned *plan, guint n,
+				VcGuestResult *result, GError **error)
 {
 	gsize len;
 	const char *data = g_bytes_get_data(inst->out, &len);
@@ -1021,7 +1033,7 @@ delivery_check_install(const VcGuestRun *inst, VcGuestPlanned *plan, guint n, Vc
 		}
 	}
 	if (inst->exit_code != 0) {
-		g_autofree char *why = run_stderr(inst);
+		g_autofree char *why = vc_guest_run_stderr(inst);
 		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
 			    inst->exit_code == 2
 				? "cannot read back the delivered files (exit %d): %s"
@@ -1030,7 +1042,7 @@ delivery_check_install(const VcGuestRun *inst, VcGuestPlanned *plan, guint n, Vc
 		return FALSE;
 	}
 	/* the digest lines follow the "installed" lines */
-	return delivery_verify(lines + done, plan, n, result, error);
+	return vc_guest_delivery_verify(lines + done, plan, n, result, error);
 }
 
 /* Contents up to VC_GUEST_INLINE_MAX: everything in one guest-exec. */
@@ -1054,8 +1066,8 @@ delivery_run_inline(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *p
 			g_ptr_array_add(env, g_strdup_printf("VC_%u=%s", i, plan[i].content));
 	}
 	*ret_written = TRUE;
-	ok = guest_run_script_env(ctx, script_deliver, args, env, TRUE, VC_GUEST_SMALL_OUTPUT,
-				  &inst, error);
+	ok = vc_guest_run_script_env(ctx, script_deliver, args, env, TRUE, VC_GUEST_SMALL_OUTPUT,
+				     &inst, error);
 	for (guint i = 0; i < env->len; i++) {
 		char *e = env->pdata[i];
 		if (e != NULL) {
@@ -1063,7 +1075,7 @@ delivery_run_inline(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *p
 			g_free(e);
 		}
 	}
-	return ok && delivery_check_install(&inst, plan, n, result, error);
+	return ok && vc_guest_delivery_check_install(&inst, plan, n, result, error);
 }
 
 /* Larger contents: guest-file-write into files a first guest-exec made,
@@ -1088,10 +1100,11 @@ delivery_run_large(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *pl
 			g_ptr_array_add(args, g_strdup(plan[i].tmp));
 	}
 	*ret_written = TRUE;
-	if (!guest_run_script(ctx, script_prepare, args, TRUE, VC_GUEST_SMALL_OUTPUT, &prep, error))
+	if (!vc_guest_run_script(ctx, script_prepare, args, TRUE, VC_GUEST_SMALL_OUTPUT, &prep,
+				 error))
 		return FALSE;
 	if (prep.exit_code != 0) {
-		g_autofree char *why = run_stderr(&prep);
+		g_autofree char *why = vc_guest_run_stderr(&prep);
 		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
 			    "cannot create the temporary files in the guest (exit %d): %s",
 			    prep.exit_code, why);
@@ -1100,8 +1113,8 @@ delivery_run_large(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *pl
 
 	for (guint i = 0; i < n; i++) {
 		if (plan[i].content != NULL &&
-		    !guest_write_file(ctx, plan[i].tmp, plan[i].content,
-				      plan[i].which == VC_GUEST_FILE_KEY, error))
+		    !vc_guest_write_file(ctx, plan[i].tmp, plan[i].content,
+					 plan[i].which == VC_GUEST_FILE_KEY, error))
 			return FALSE;
 	}
 
@@ -1118,9 +1131,10 @@ delivery_run_large(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *pl
 		if (plan[i].content != NULL)
 			g_ptr_array_add(args, g_strdup(plan[i].path));
 	}
-	if (!guest_run_script(ctx, script_install, args, TRUE, VC_GUEST_SMALL_OUTPUT, &inst, error))
+	if (!vc_guest_run_script(ctx, script_install, args, TRUE, VC_GUEST_SMALL_OUTPUT, &inst,
+				 error))
 		return FALSE;
-	return delivery_check_install(&inst, plan, n, result, error);
+	return vc_guest_delivery_check_install(&inst, plan, n, result, error);
 }
 
 /* Without guest-exec no file can be made safely: guest-file-open makes a new
@@ -1130,12 +1144,12 @@ delivery_run_large(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *pl
  * guest's administrator chose. Checked for every file before any is
  * written. */
 static gboolean
-delivery_check_exists(VcGuestCtx *ctx, VcGuestPlanned *p, GError **error)
+vc_guest_delivery_check_exists(VcGuestCtx *ctx, VcGuestPlanned *p, GError **error)
 {
 	g_autoptr(GError) local = NULL;
 	gint64 handle;
 
-	if (!guest_file_open(ctx, p->path, "r", &handle, &local)) {
+	if (!vc_guest_file_open(ctx, p->path, "r", &handle, &local)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
 			    "the guest agent blocks guest-exec and %s cannot be opened (%s): "
 			    "without guest-exec a file is written only over an existing file; "
@@ -1144,14 +1158,15 @@ delivery_check_exists(VcGuestCtx *ctx, VcGuestPlanned *p, GError **error)
 			    p->path, local->message);
 		return FALSE;
 	}
-	return guest_file_close(ctx, handle, error);
+	return vc_guest_file_close(ctx, handle, error);
 }
 
 /* One existing file without guest-exec: written in place (mode "w+"
  * truncates it and keeps its owner and mode), read back through the same
  * handle, SHA-256 compared. */
 static gboolean
-delivery_put_file_only(VcGuestCtx *ctx, VcGuestPlanned *p, VcGuestResult *result, GError **error)
+vc_guest_delivery_put_file_only(VcGuestCtx *ctx, VcGuestPlanned *p, VcGuestResult *result,
+				GError **error)
 {
 	gboolean secret = p->which == VC_GUEST_FILE_KEY;
 	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
@@ -1162,11 +1177,11 @@ delivery_put_file_only(VcGuestCtx *ctx, VcGuestPlanned *p, VcGuestResult *result
 	gsize got = 0;
 	gint64 handle;
 
-	if (!guest_file_open(ctx, p->path, "w+", &handle, error))
+	if (!vc_guest_file_open(ctx, p->path, "w+", &handle, error))
 		return FALSE;
-	if (guest_file_write_all(ctx, handle, p->content, secret, &local))
-		guest_file_read_sum(ctx, handle, len, sum, &got, &local);
-	if (!guest_file_close(ctx, handle, &close_error) && local == NULL)
+	if (vc_guest_file_write_all(ctx, handle, p->content, secret, &local))
+		vc_guest_file_read_sum(ctx, handle, len, sum, &got, &local);
+	if (!vc_guest_file_close(ctx, handle, &close_error) && local == NULL)
 		local = g_steal_pointer(&close_error);
 	if (local != NULL) {
 		g_propagate_prefixed_error(error, g_steal_pointer(&local), "%s: ", p->path);
@@ -1191,12 +1206,13 @@ delivery_run_file_only(VcGuestCtx *ctx, VcGuestPlanned *plan, guint n, VcGuestRe
 	result->file_only = TRUE;
 	/* a staged guest key needs a rename: it stays staged */
 	for (guint i = 0; i < n; i++) {
-		if (plan[i].content != NULL && !delivery_check_exists(ctx, &plan[i], error))
+		if (plan[i].content != NULL &&
+		    !vc_guest_delivery_check_exists(ctx, &plan[i], error))
 			return FALSE;
 	}
 	for (guint i = 0; i < n; i++) {
 		if (plan[i].content != NULL &&
-		    !delivery_put_file_only(ctx, &plan[i], result, error))
+		    !vc_guest_delivery_put_file_only(ctx, &plan[i], result, error))
 			return FALSE;
 	}
 	return TRUE;
@@ -1213,7 +1229,8 @@ delivery_run(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, gu
 
 	/* guest-info answers like guest-ping and says what is allowed, before
 	 * anything is written */
-	if (!guest_check_capabilities(ctx, result->capability_problems, &blocked, &files_ok, error))
+	if (!vc_guest_check_capabilities(ctx, result->capability_problems, &blocked, &files_ok,
+					 error))
 		return FALSE;
 	switch (d->method) {
 	case VC_GUEST_METHOD_FILE_ONLY:
@@ -1229,9 +1246,9 @@ delivery_run(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, gu
 	}
 	if (file_only) {
 		if (!files_ok) {
-			set_blocked_error(error, "guest-file-open, guest-file-write, "
-						 "guest-file-seek, guest-file-read or "
-						 "guest-file-close");
+			vc_guest_set_blocked_error(error, "guest-file-open, guest-file-write, "
+							  "guest-file-seek, guest-file-read or "
+							  "guest-file-close");
 			return FALSE;
 		}
 		if (!delivery_run_file_only(ctx, plan, n, result, error))
@@ -1242,7 +1259,7 @@ delivery_run(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, gu
 		return TRUE;
 	}
 	if (blocked != NULL) {
-		set_blocked_error(error, blocked);
+		vc_guest_set_blocked_error(error, blocked);
 		return FALSE;
 	}
 
@@ -1263,7 +1280,7 @@ delivery_run(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, gu
 		/* its output is not captured: a chatty reload must not exceed the
 		 * reply cap and lose its exit status */
 		result->reload_ran = TRUE;
-		if (guest_run(ctx, "/bin/sh", argv, FALSE, 0, &reload, &local))
+		if (vc_guest_run(ctx, "/bin/sh", argv, FALSE, 0, &reload, &local))
 			result->reload_exit_code = reload.exit_code;
 		else
 			result->reload_error = g_strdup(local->message);
@@ -1291,10 +1308,10 @@ vc_guest_deliver(VcGuestChannel *channel, const VcGuestDelivery *d, VcGuestResul
 	result->reload_exit_code = -1;
 	result->capability_problems = g_ptr_array_new_with_free_func(g_free);
 
-	ctx_init(&ctx, channel, d->timeout_s > 0 ? d->timeout_s : VC_GUEST_DELIVERY_TIMEOUT_DEFAULT,
-		 d->command_timeout_s > 0 ? d->command_timeout_s
-					  : VC_GUEST_COMMAND_TIMEOUT_DEFAULT);
-	ok = delivery_plan(d, plan, &n, error) &&
+	vc_guest_ctx_init(
+	    &ctx, channel, d->timeout_s > 0 ? d->timeout_s : VC_GUEST_DELIVERY_TIMEOUT_DEFAULT,
+	    d->command_timeout_s > 0 ? d->command_timeout_s : VC_GUEST_COMMAND_TIMEOUT_DEFAULT);
+	ok = vc_guest_delivery_plan(d, plan, &n, error) &&
 	     delivery_run(&ctx, d, plan, n, result, &written, error);
 	if (!ok && written)
 		delivery_cleanup(&ctx, plan, n);
@@ -1322,7 +1339,7 @@ vc_guest_staged_key_path(const char *key_path)
 
 /* The VcKeyType of a CSR's key: EC P-256, Ed25519, RSA >= 2048 bits. */
 static gboolean
-csr_key_type(EVP_PKEY *key, VcKeyType *ret_type)
+vc_guest_csr_key_type(EVP_PKEY *key, VcKeyType *ret_type)
 {
 	if (EVP_PKEY_is_a(key, "ED25519")) {
 		*ret_type = VC_KEY_TYPE_ED25519;
@@ -1345,7 +1362,7 @@ csr_key_type(EVP_PKEY *key, VcKeyType *ret_type)
 }
 
 static EVP_PKEY *
-csr_public_key(const char *pem, gsize len, VcKeyType *ret_type, GError **error)
+vc_guest_csr_parse_public_key(const char *pem, gsize len, VcKeyType *ret_type, GError **error)
 {
 	g_autoptr(BIO) bio = NULL;
 	g_autoptr(X509_REQ) req = NULL;
@@ -1375,7 +1392,7 @@ csr_public_key(const char *pem, gsize len, VcKeyType *ret_type, GError **error)
 			    "the certificate request has no usable public key");
 		return NULL;
 	}
-	if (!csr_key_type(key, &type)) {
+	if (!vc_guest_csr_key_type(key, &type)) {
 		g_set_error(
 		    error, VC_ERROR, VC_ERROR_INVALID_DATA,
 		    "the certificate request's key is not EC P-256, Ed25519 or RSA >= 2048");
@@ -1400,7 +1417,7 @@ csr_public_key(const char *pem, gsize len, VcKeyType *ret_type, GError **error)
 EVP_PKEY *
 vc_guest_csr_public_key(const char *pem, gsize len, GError **error)
 {
-	return csr_public_key(pem, len, NULL, error);
+	return vc_guest_csr_parse_public_key(pem, len, NULL, error);
 }
 
 EVP_PKEY *
@@ -1418,7 +1435,7 @@ vc_guest_make_csr(VcGuestChannel *channel, const char *key_path, VcKeyType type,
 	g_return_val_if_fail(channel != NULL, NULL);
 	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
 
-	if (!path_is_valid(key_path)) {
+	if (!vc_guest_path_is_valid(key_path)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
 			    "guest key path must be absolute, without control characters");
 		return NULL;
@@ -1444,20 +1461,20 @@ vc_guest_make_csr(VcGuestChannel *channel, const char *key_path, VcKeyType type,
 		return NULL;
 	}
 
-	ctx_init(&ctx, channel, VC_GUEST_KEYGEN_TIMEOUT, VC_GUEST_COMMAND_TIMEOUT_DEFAULT);
-	if (!guest_run_script(&ctx, script_keygen, args, TRUE, VC_GUEST_CSR_MAX, &run, error)) {
+	vc_guest_ctx_init(&ctx, channel, VC_GUEST_KEYGEN_TIMEOUT, VC_GUEST_COMMAND_TIMEOUT_DEFAULT);
+	if (!vc_guest_run_script(&ctx, script_keygen, args, TRUE, VC_GUEST_CSR_MAX, &run, error)) {
 		g_prefix_error(error, "guest keygen: ");
 		return NULL;
 	}
 	if (run.exit_code != 0) {
-		g_autofree char *why = run_stderr(&run);
+		g_autofree char *why = vc_guest_run_stderr(&run);
 		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
 			    "guest keygen: openssl req failed in the guest (exit %d): %s",
 			    run.exit_code, why);
 		return NULL;
 	}
 	data = g_bytes_get_data(run.out, &len);
-	key = csr_public_key(data, len, &got, error);
+	key = vc_guest_csr_parse_public_key(data, len, &got, error);
 	if (key == NULL) {
 		g_prefix_error(error, "guest keygen: ");
 		return NULL;
@@ -1506,16 +1523,18 @@ vc_guest_check_files(VcGuestChannel *channel, const char *cert_path, const char 
 	gsize out_len = 0;
 
 	g_return_val_if_fail(channel != NULL && cert_pem != NULL && ret_match != NULL, FALSE);
-	if (!path_is_valid(cert_path) || !path_is_valid(key_path)) {
+	if (!vc_guest_path_is_valid(cert_path) || !vc_guest_path_is_valid(key_path)) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE,
 				    "certificate and key paths must be absolute, without control "
 				    "characters");
 		return FALSE;
 	}
-	ctx_init(&ctx, channel, VC_GUEST_COMMAND_TIMEOUT_DEFAULT, VC_GUEST_COMMAND_TIMEOUT_DEFAULT);
+	vc_guest_ctx_init(&ctx, channel, VC_GUEST_COMMAND_TIMEOUT_DEFAULT,
+			  VC_GUEST_COMMAND_TIMEOUT_DEFAULT);
 	g_ptr_array_add(args, (gpointer)cert_path);
 	g_ptr_array_add(args, (gpointer)key_path);
-	if (!guest_run_script(&ctx, script_check, args, TRUE, VC_GUEST_SMALL_OUTPUT, &run, error))
+	if (!vc_guest_run_script(&ctx, script_check, args, TRUE, VC_GUEST_SMALL_OUTPUT, &run,
+				 error))
 		return FALSE;
 	if (run.exit_code != 0) {
 		/* no key, no certificate, or unreadable: not what was delivered */
