@@ -126,8 +126,10 @@ X509_CRL *vc_ca_sign_crl(VcCa *ca, GPtrArray *entries, guint64 crl_number, gint6
 char *vc_crl_to_pem(X509_CRL *crl, GError **error);
 GBytes *vc_crl_to_der(X509_CRL *crl, GError **error);
 
+#ifdef VC_TEST_SEAMS
 /* Raw signing speed of the key type (EVP_DigestSign over 256 octets), for
  * benchmarks: signatures per second over about SECONDS. */
 double vc_bench_raw_sign_per_s(VcKeyType type, double seconds, GError **error);
+#endif
 
 G_END_DECLS

@@ -493,6 +493,7 @@ fail : {
 }
 }
 
+#ifdef VC_TEST_SEAMS
 double
 vc_bench_raw_sign_per_s(VcKeyType type, double seconds, GError **error)
 {
@@ -533,3 +534,4 @@ vc_bench_raw_sign_per_s(VcKeyType type, double seconds, GError **error)
 	elapsed = g_get_monotonic_time() - start;
 	return (double)count * G_USEC_PER_SEC / (double)MAX(elapsed, 1);
 }
+#endif /* VC_TEST_SEAMS */

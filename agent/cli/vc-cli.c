@@ -306,8 +306,9 @@ main(int argc, char **argv)
 		g_printerr("virtcert: unknown command '%s'\n", argv[1]);
 		if (g_strcmp0(argv[1], "bench") == 0)
 			g_printerr(
-			    "virtcert: the benchmarks are virtcert-bench's (libexec/virtcert/): "
-			    "virtcert-bench issue|lifecycle|deliver\n");
+			    "virtcert: the benchmarks are virtcert-bench's (libexec/virtcert/, "
+			    "built with -Dtest_seams=true): virtcert-bench "
+			    "issue|lifecycle|deliver\n");
 		vc_cli_print_usage(stderr);
 		return 1;
 	}

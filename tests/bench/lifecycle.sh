@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build}
 bench=${VIRTCERT_BENCH:-$build/agent/bench/virtcert-bench}
-[[ -x $bench ]] || { echo "$bench: not built" >&2; exit 1; }
+[[ -x $bench ]] || { echo "$bench: not built (meson setup -Dtest_seams=true)" >&2; exit 1; }
 dir=$(mktemp -d /tmp/vc-bench-XXXXXX)
 chmod 0711 "$dir"
 trap 'bash "$root/tests/lib/libvirtd-session.sh" stop "$dir/lv"; rm -rf "$dir"' EXIT

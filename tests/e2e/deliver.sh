@@ -90,7 +90,7 @@ if [[ -n $VIRTCERT_BENCH ]]; then
 	"$VIRTCERT_BENCH" deliver --uri "$URI" --vm web --count 20 --json >"$T/bench.json" 2>&1 && cp "$T/bench.json" "${VC_BENCH_OUT:-/dev/null}" &&
 		ok "bench deliver: $(jq -c '{deliver_p50_ms, deliver_p95_ms, ping_p50_ms}' "$T/bench.json")" || { not_ok "bench deliver"; cat "$T/bench.json"; }
 else
-	echo "# skip bench deliver: virtcert-bench is not built"
+	echo "# skip bench deliver: virtcert-bench is not built (-Dtest_seams=false)"
 fi
 
 # undefine: revoked, and the CRL says so
