@@ -96,7 +96,7 @@ vc_config_get_host_path(const VcConfig *config, const char *which)
 
 /* Parses "<digits><unit>" with the given units; the unit multiplies. */
 static gboolean
-parse_number_unit(const char *s, gint64 *ret_value, const char **ret_unit)
+vc_config_parse_number_unit(const char *s, gint64 *ret_value, const char **ret_unit)
 {
 	guint64 v = 0;
 	const char *p = s;
@@ -119,7 +119,7 @@ vc_duration_parse(const char *s, gint64 *ret_seconds, GError **error)
 	gint64 mult = 0;
 	const char *unit = NULL;
 
-	if (!parse_number_unit(s, &v, &unit)) {
+	if (!vc_config_parse_number_unit(s, &v, &unit)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "invalid duration \"%s\": expected a number with an optional unit "
 			    "s, m, h or d (\"90\", \"15m\", \"24h\", \"7d\")",
@@ -152,11 +152,11 @@ vc_duration_parse(const char *s, gint64 *ret_seconds, GError **error)
 
 /* "2000", "2000ms", "2s": the hook timeout is in milliseconds. */
 static gboolean
-parse_milliseconds(const char *s, gint64 *ret_ms, GError **error)
+vc_config_parse_milliseconds(const char *s, gint64 *ret_ms, GError **error)
 {
 	gint64 v = 0;
 	const char *unit = NULL;
-	if (parse_number_unit(s, &v, &unit)) {
+	if (vc_config_parse_number_unit(s, &v, &unit)) {
 		if ((*unit == '\0' || strcmp(unit, "ms") == 0) && v <= 3600 * 1000) {
 			*ret_ms = v;
 			return TRUE;
@@ -217,7 +217,7 @@ static const KeyDesc keys[] = {
 };
 
 static const KeyDesc *
-key_find(const char *group, const char *key)
+vc_config_key_find(const char *group, const char *key)
 {
 	for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
 		if (strcmp(keys[i].group, group) == 0 && strcmp(keys[i].key, key) == 0)
@@ -226,7 +226,7 @@ key_find(const char *group, const char *key)
 }
 
 static gboolean
-group_known(const char *group)
+vc_config_group_known(const char *group)
 {
 	for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
 		if (strcmp(keys[i].group, group) == 0)
@@ -236,7 +236,7 @@ group_known(const char *group)
 
 /* "host:port", "[v6]:port" with port 1..65535. */
 static gboolean
-address_ok(const char *s)
+vc_config_address_ok(const char *s)
 {
 	const char *colon;
 	gint64 port = 0;
@@ -251,13 +251,14 @@ address_ok(const char *s)
 		if (colon == NULL || colon == s || memchr(s, ':', (gsize)(colon - s)) != NULL)
 			return FALSE;
 	}
-	if (!parse_number_unit(colon + 1, &port, &end) || *end != '\0')
+	if (!vc_config_parse_number_unit(colon + 1, &port, &end) || *end != '\0')
 		return FALSE;
 	return port >= 1 && port <= 65535;
 }
 
 static gboolean
-set_value(VcConfig *c, const KeyDesc *d, const char *value, const char *base_dir, GError **error)
+vc_config_set_value(VcConfig *c, const KeyDesc *d, const char *value, const char *base_dir,
+		    GError **error)
 {
 	char **str_field = (char **)G_STRUCT_MEMBER_P(c, d->offset);
 	gint64 *int_field = (gint64 *)G_STRUCT_MEMBER_P(c, d->offset);
@@ -290,7 +291,7 @@ set_value(VcConfig *c, const KeyDesc *d, const char *value, const char *base_dir
 		*str_field = g_strdup(value);
 		return TRUE;
 	case KEY_ADDRESS:
-		if (*value != '\0' && !address_ok(value)) {
+		if (*value != '\0' && !vc_config_address_ok(value)) {
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 				    "\"%s\" is not HOST:PORT ([V6]:PORT for IPv6; empty "
 				    "disables HTTP)",
@@ -343,7 +344,7 @@ set_value(VcConfig *c, const KeyDesc *d, const char *value, const char *base_dir
 	}
 	case KEY_MS: {
 		gint64 v = 0;
-		if (!parse_milliseconds(value, &v, error))
+		if (!vc_config_parse_milliseconds(value, &v, error))
 			return FALSE;
 		if (v == 0) {
 			g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
@@ -390,7 +391,7 @@ vc_config_load(const char *path, gboolean required, GError **error)
 	groups = g_key_file_get_groups(kf, NULL);
 	for (gsize i = 0; groups[i] != NULL; i++) {
 		g_auto(GStrv) names = NULL;
-		if (!group_known(groups[i])) {
+		if (!vc_config_group_known(groups[i])) {
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 				    "%s: unknown group [%s] (known: [daemon] [ca] [hook] [host])",
 				    path, groups[i]);
@@ -398,7 +399,7 @@ vc_config_load(const char *path, gboolean required, GError **error)
 		}
 		names = g_key_file_get_keys(kf, groups[i], NULL, NULL);
 		for (gsize j = 0; names != NULL && names[j] != NULL; j++) {
-			const KeyDesc *d = key_find(groups[i], names[j]);
+			const KeyDesc *d = vc_config_key_find(groups[i], names[j]);
 			g_autofree char *value = NULL;
 			if (d == NULL) {
 				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
@@ -407,7 +408,7 @@ vc_config_load(const char *path, gboolean required, GError **error)
 				return NULL;
 			}
 			value = g_key_file_get_string(kf, groups[i], names[j], &local);
-			if (value == NULL || !set_value(c, d, value, base_dir, &local)) {
+			if (value == NULL || !vc_config_set_value(c, d, value, base_dir, &local)) {
 				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 					    "%s: [%s] %s: %s", path, groups[i], names[j],
 					    local->message);

@@ -37,7 +37,7 @@ vc_domain_info_free(VcDomainInfo *info)
 }
 
 static gpointer
-xml_init_once(gpointer data)
+vc_domain_xml_init_once(gpointer data)
 {
 	xmlInitParser();
 	return NULL;
@@ -45,7 +45,7 @@ xml_init_once(gpointer data)
 
 /* Finds S (ASCII, upper case) in DATA case-insensitively. */
 static gboolean
-contains_ci(const char *data, gsize len, const char *s)
+vc_domain_xml_contains_ci(const char *data, gsize len, const char *s)
 {
 	gsize n = strlen(s);
 	for (gsize i = 0; i + n <= len; i++)
@@ -57,7 +57,7 @@ contains_ci(const char *data, gsize len, const char *s)
 /* Walks the tree: depth cap, value-length cap on every attribute and text
  * node (libxml2's own limits are in megabytes). */
 static gboolean
-check_tree(xmlNode *node, guint depth, GError **error)
+vc_domain_xml_check_tree(xmlNode *node, guint depth, GError **error)
 {
 	for (xmlNode *n = node; n != NULL; n = n->next) {
 		if (n->type == XML_DTD_NODE || n->type == XML_ENTITY_DECL ||
@@ -105,7 +105,7 @@ check_tree(xmlNode *node, guint depth, GError **error)
 				}
 			}
 		}
-		if (!check_tree(n->children, depth + 1, error))
+		if (!vc_domain_xml_check_tree(n->children, depth + 1, error))
 			return FALSE;
 	}
 	return TRUE;
@@ -115,14 +115,14 @@ check_tree(xmlNode *node, guint depth, GError **error)
  * a billion-laughs document is never expanded) and after (in case an encoding
  * trick hid the declaration from the scan). */
 static xmlDoc *
-parse_safely(const char *xml, gssize len, GError **error)
+vc_domain_xml_parse_safely(const char *xml, gssize len, GError **error)
 {
 	static GOnce once = G_ONCE_INIT;
 	g_autoptr(xmlParserCtxt) ctxt = NULL;
 	g_autoptr(xmlDoc) doc = NULL;
 	gsize n;
 
-	g_once(&once, xml_init_once, NULL);
+	g_once(&once, vc_domain_xml_init_once, NULL);
 	if (xml == NULL) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA, "no XML");
 		return NULL;
@@ -143,7 +143,8 @@ parse_safely(const char *xml, gssize len, GError **error)
 				    "domain XML contains a NUL byte");
 		return NULL;
 	}
-	if (contains_ci(xml, n, "<!DOCTYPE") || contains_ci(xml, n, "<!ENTITY")) {
+	if (vc_domain_xml_contains_ci(xml, n, "<!DOCTYPE") ||
+	    vc_domain_xml_contains_ci(xml, n, "<!ENTITY")) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 				    "domain XML with a DOCTYPE or ENTITY declaration is refused "
 				    "(libvirt never writes one)");
@@ -171,33 +172,33 @@ parse_safely(const char *xml, gssize len, GError **error)
 				    "domain XML with a DOCTYPE is refused");
 		return NULL;
 	}
-	if (!check_tree(doc->children, 0, error))
+	if (!vc_domain_xml_check_tree(doc->children, 0, error))
 		return NULL;
 	return g_steal_pointer(&doc);
 }
 
 static gboolean
-ns_is(const xmlNode *n, const char *href)
+vc_domain_xml_ns_is(const xmlNode *n, const char *href)
 {
 	return n->ns != NULL && n->ns->href != NULL && strcmp((const char *)n->ns->href, href) == 0;
 }
 
 static gboolean
-name_is(const xmlNode *n, const char *name)
+vc_domain_xml_name_is(const xmlNode *n, const char *name)
 {
 	return strcmp((const char *)n->name, name) == 0;
 }
 
 static gboolean
-is_nova(const xmlNode *n)
+vc_domain_xml_is_nova(const xmlNode *n)
 {
-	return ns_is(n, VC_NOVA_NS) || ns_is(n, VC_NOVA_NS_1_0);
+	return vc_domain_xml_ns_is(n, VC_NOVA_NS) || vc_domain_xml_ns_is(n, VC_NOVA_NS_1_0);
 }
 
 /* Control characters, C1 included (XML 1.0 allows U+007F..U+009F and
  * &#9; &#10; &#13;). */
 static gboolean
-has_control_chars(const char *s)
+vc_domain_xml_has_control_chars(const char *s)
 {
 	for (const char *p = s; *p != '\0'; p = g_utf8_next_char(p)) {
 		gunichar c = g_utf8_get_char(p);
@@ -209,7 +210,7 @@ has_control_chars(const char *s)
 
 /* Text content of N (all text children), checked and, if STRIP, trimmed. */
 static char *
-node_text(const xmlNode *n, gboolean strip, GError **error)
+vc_domain_xml_node_text(const xmlNode *n, gboolean strip, GError **error)
 {
 	g_autoptr(GString) s = g_string_new(NULL);
 	for (xmlNode *c = n->children; c != NULL; c = c->next) {
@@ -224,7 +225,7 @@ node_text(const xmlNode *n, gboolean strip, GError **error)
 	}
 	if (strip)
 		g_strstrip(s->str);
-	if (has_control_chars(s->str)) {
+	if (vc_domain_xml_has_control_chars(s->str)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "line %d: <%s> contains control characters", n->line,
 			    (const char *)n->name);
@@ -234,12 +235,12 @@ node_text(const xmlNode *n, gboolean strip, GError **error)
 }
 
 static char *
-attr_value(const xmlNode *n, const xmlAttr *a, GError **error)
+vc_domain_xml_attr_value(const xmlNode *n, const xmlAttr *a, GError **error)
 {
 	g_autofree char *v = (char *)xmlNodeListGetString(n->doc, a->children, 1);
 	if (v == NULL)
 		return g_strdup("");
-	if (has_control_chars(v)) {
+	if (vc_domain_xml_has_control_chars(v)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "line %d: attribute %s of <%s> contains control characters", n->line,
 			    (const char *)a->name, (const char *)n->name);
@@ -250,17 +251,17 @@ attr_value(const xmlNode *n, const xmlAttr *a, GError **error)
 
 /* The value of attribute NAME (no namespace), or NULL. */
 static char *
-get_attr(const xmlNode *n, const char *name, GError **error)
+vc_domain_xml_get_attr(const xmlNode *n, const char *name, GError **error)
 {
 	for (xmlAttr *a = n->properties; a != NULL; a = a->next)
 		if (a->ns == NULL && strcmp((const char *)a->name, name) == 0)
-			return attr_value(n, a, error);
+			return vc_domain_xml_attr_value(n, a, error);
 	return NULL;
 }
 
 /* Every attribute of N must be in ALLOWED (NULL-terminated). */
 static gboolean
-check_attrs(const xmlNode *n, const char *const *allowed, GError **error)
+vc_domain_xml_check_attrs(const xmlNode *n, const char *const *allowed, GError **error)
 {
 	for (xmlAttr *a = n->properties; a != NULL; a = a->next) {
 		gboolean ok = FALSE;
@@ -281,7 +282,7 @@ check_attrs(const xmlNode *n, const char *const *allowed, GError **error)
 }
 
 static void
-map_append(GHashTable *map, const char *key, const char *value)
+vc_domain_xml_map_append(GHashTable *map, const char *key, const char *value)
 {
 	GStrv old = g_hash_table_lookup(map, key);
 	guint n = old != NULL ? g_strv_length(old) : 0;
@@ -294,7 +295,8 @@ map_append(GHashTable *map, const char *key, const char *value)
 
 /* Sets a single-valued key; a second occurrence is an error. */
 static gboolean
-map_set_once(GHashTable *map, const xmlNode *n, const char *key, const char *value, GError **error)
+vc_domain_xml_map_set_once(GHashTable *map, const xmlNode *n, const char *key, const char *value,
+			   GError **error)
 {
 	GStrv v;
 	if (g_hash_table_contains(map, key)) {
@@ -311,21 +313,22 @@ map_set_once(GHashTable *map, const xmlNode *n, const char *key, const char *val
 
 /* Sets KEY from attribute ATTR of N when present. */
 static gboolean
-map_set_attr(GHashTable *map, const xmlNode *n, const char *attr, const char *key, GError **error)
+vc_domain_xml_map_set_attr(GHashTable *map, const xmlNode *n, const char *attr, const char *key,
+			   GError **error)
 {
 	g_autoptr(GError) local = NULL;
-	g_autofree char *v = get_attr(n, attr, &local);
+	g_autofree char *v = vc_domain_xml_get_attr(n, attr, &local);
 	if (local != NULL) {
 		g_propagate_error(error, g_steal_pointer(&local));
 		return FALSE;
 	}
 	if (v == NULL)
 		return TRUE;
-	return map_set_once(map, n, key, v, error);
+	return vc_domain_xml_map_set_once(map, n, key, v, error);
 }
 
 static gboolean
-only_whitespace_text(const xmlNode *n, GError **error)
+vc_domain_xml_only_whitespace_text(const xmlNode *n, GError **error)
 {
 	for (xmlNode *c = n->children; c != NULL; c = c->next) {
 		if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) {
@@ -345,13 +348,14 @@ only_whitespace_text(const xmlNode *n, GError **error)
 /* Child elements that are ours: virtcert namespace or none at all (a missing
  * prefix is a mistake we report). Foreign namespaces are skipped. */
 static gboolean
-is_ours(const xmlNode *c)
+vc_domain_xml_is_ours(const xmlNode *c)
 {
-	return c->type == XML_ELEMENT_NODE && (c->ns == NULL || ns_is(c, VC_DOMAIN_NS));
+	return c->type == XML_ELEMENT_NODE &&
+	       (c->ns == NULL || vc_domain_xml_ns_is(c, VC_DOMAIN_NS));
 }
 
 static gboolean
-unknown_element(const xmlNode *c, const char *parent, GError **error)
+vc_domain_xml_unknown_element(const xmlNode *c, const char *parent, GError **error)
 {
 	g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 		    "line %d: unknown element <%s%s> in <virtcert:%s>", c->line,
@@ -360,36 +364,37 @@ unknown_element(const xmlNode *c, const char *parent, GError **error)
 }
 
 static gboolean
-parse_placement(const xmlNode *pl, GHashTable *map, GError **error)
+vc_domain_xml_parse_placement(const xmlNode *pl, GHashTable *map, GError **error)
 {
 	static const char *const attrs[] = {"check-on-start", NULL};
 	static const char *const no_attrs[] = {NULL};
 	static const char *const require_attrs[] = {"attr", NULL};
 
-	if (!check_attrs(pl, attrs, error) || !only_whitespace_text(pl, error))
+	if (!vc_domain_xml_check_attrs(pl, attrs, error) ||
+	    !vc_domain_xml_only_whitespace_text(pl, error))
 		return FALSE;
-	if (!map_set_attr(map, pl, "check-on-start", "check-on-start", error))
+	if (!vc_domain_xml_map_set_attr(map, pl, "check-on-start", "check-on-start", error))
 		return FALSE;
 	for (xmlNode *c = pl->children; c != NULL; c = c->next) {
 		g_autofree char *text = NULL;
-		if (!is_ours(c))
+		if (!vc_domain_xml_is_ours(c))
 			continue;
 		if (c->ns == NULL)
-			return unknown_element(c, "placement", error);
-		if (name_is(c, "trust-ca")) {
-			if (!check_attrs(c, no_attrs, error))
+			return vc_domain_xml_unknown_element(c, "placement", error);
+		if (vc_domain_xml_name_is(c, "trust-ca")) {
+			if (!vc_domain_xml_check_attrs(c, no_attrs, error))
 				return FALSE;
-			text = node_text(c, TRUE, error);
+			text = vc_domain_xml_node_text(c, TRUE, error);
 			if (text == NULL)
 				return FALSE;
-			map_append(map, "trust-host-ca", text);
-		} else if (name_is(c, "require")) {
+			vc_domain_xml_map_append(map, "trust-host-ca", text);
+		} else if (vc_domain_xml_name_is(c, "require")) {
 			g_autoptr(GError) local = NULL;
 			g_autofree char *attr = NULL;
 			g_autofree char *rule = NULL;
-			if (!check_attrs(c, require_attrs, error))
+			if (!vc_domain_xml_check_attrs(c, require_attrs, error))
 				return FALSE;
-			attr = get_attr(c, "attr", &local);
+			attr = vc_domain_xml_get_attr(c, "attr", &local);
 			if (local != NULL) {
 				g_propagate_error(error, g_steal_pointer(&local));
 				return FALSE;
@@ -399,13 +404,13 @@ parse_placement(const xmlNode *pl, GHashTable *map, GError **error)
 					    "line %d: <virtcert:require> needs attr=", c->line);
 				return FALSE;
 			}
-			text = node_text(c, TRUE, error);
+			text = vc_domain_xml_node_text(c, TRUE, error);
 			if (text == NULL)
 				return FALSE;
 			rule = g_strdup_printf("%s=%s", attr, text);
-			map_append(map, "require", rule);
+			vc_domain_xml_map_append(map, "require", rule);
 		} else {
-			return unknown_element(c, "placement", error);
+			return vc_domain_xml_unknown_element(c, "placement", error);
 		}
 	}
 	return TRUE;
@@ -413,7 +418,8 @@ parse_placement(const xmlNode *pl, GHashTable *map, GError **error)
 
 /* Reads <virtcert:vm> into MAP (policy keys) and the daemon's facts. */
 static gboolean
-parse_vm(const xmlNode *vm, GHashTable *map, char **ret_serial, char **ret_peer, GError **error)
+vc_domain_xml_parse_vm(const xmlNode *vm, GHashTable *map, char **ret_serial, char **ret_peer,
+		       GError **error)
 {
 	static const char *const no_attrs[] = {NULL};
 	static const char *const key_attrs[] = {"type", "mode", NULL};
@@ -428,16 +434,17 @@ parse_vm(const xmlNode *vm, GHashTable *map, char **ret_serial, char **ret_peer,
 	g_autofree char *peer = NULL;
 	guint seen = 0;
 
-	if (!check_attrs(vm, no_attrs, error) || !only_whitespace_text(vm, error))
+	if (!vc_domain_xml_check_attrs(vm, no_attrs, error) ||
+	    !vc_domain_xml_only_whitespace_text(vm, error))
 		return FALSE;
 	for (xmlNode *c = vm->children; c != NULL; c = c->next) {
-		if (!is_ours(c))
+		if (!vc_domain_xml_is_ours(c))
 			continue;
 		if (c->ns == NULL)
-			return unknown_element(c, "vm", error);
+			return vc_domain_xml_unknown_element(c, "vm", error);
 		/* everything but <name> appears at most once */
 		for (guint i = 0; i < G_N_ELEMENTS(single); i++) {
-			if (!name_is(c, single[i]))
+			if (!vc_domain_xml_name_is(c, single[i]))
 				continue;
 			if (seen & (1u << i)) {
 				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
@@ -447,58 +454,59 @@ parse_vm(const xmlNode *vm, GHashTable *map, char **ret_serial, char **ret_peer,
 			}
 			seen |= 1u << i;
 		}
-		if (name_is(c, "name")) {
+		if (vc_domain_xml_name_is(c, "name")) {
 			g_autofree char *text = NULL;
-			if (!check_attrs(c, no_attrs, error))
+			if (!vc_domain_xml_check_attrs(c, no_attrs, error))
 				return FALSE;
-			text = node_text(c, TRUE, error);
+			text = vc_domain_xml_node_text(c, TRUE, error);
 			if (text == NULL)
 				return FALSE;
-			map_append(map, "names", text);
-		} else if (name_is(c, "key")) {
-			if (!check_attrs(c, key_attrs, error) ||
-			    !map_set_attr(map, c, "type", "key", error) ||
-			    !map_set_attr(map, c, "mode", "key-mode", error))
+			vc_domain_xml_map_append(map, "names", text);
+		} else if (vc_domain_xml_name_is(c, "key")) {
+			if (!vc_domain_xml_check_attrs(c, key_attrs, error) ||
+			    !vc_domain_xml_map_set_attr(map, c, "type", "key", error) ||
+			    !vc_domain_xml_map_set_attr(map, c, "mode", "key-mode", error))
 				return FALSE;
-		} else if (name_is(c, "lifetime")) {
+		} else if (vc_domain_xml_name_is(c, "lifetime")) {
 			g_autofree char *text = NULL;
-			if (!check_attrs(c, no_attrs, error))
+			if (!vc_domain_xml_check_attrs(c, no_attrs, error))
 				return FALSE;
-			text = node_text(c, TRUE, error);
-			if (text == NULL || !map_set_once(map, c, "lifetime", text, error))
+			text = vc_domain_xml_node_text(c, TRUE, error);
+			if (text == NULL ||
+			    !vc_domain_xml_map_set_once(map, c, "lifetime", text, error))
 				return FALSE;
-		} else if (name_is(c, "issue")) {
-			if (!check_attrs(c, issue_attrs, error) ||
-			    !map_set_attr(map, c, "on", "issue-on", error))
+		} else if (vc_domain_xml_name_is(c, "issue")) {
+			if (!vc_domain_xml_check_attrs(c, issue_attrs, error) ||
+			    !vc_domain_xml_map_set_attr(map, c, "on", "issue-on", error))
 				return FALSE;
-		} else if (name_is(c, "stop")) {
-			if (!check_attrs(c, stop_attrs, error) ||
-			    !map_set_attr(map, c, "action", "on-stop", error))
+		} else if (vc_domain_xml_name_is(c, "stop")) {
+			if (!vc_domain_xml_check_attrs(c, stop_attrs, error) ||
+			    !vc_domain_xml_map_set_attr(map, c, "action", "on-stop", error))
 				return FALSE;
-		} else if (name_is(c, "delivery")) {
-			if (!check_attrs(c, delivery_attrs, error) ||
-			    !map_set_attr(map, c, "cert", "cert-path", error) ||
-			    !map_set_attr(map, c, "chain", "chain-path", error) ||
-			    !map_set_attr(map, c, "key", "key-path", error) ||
-			    !map_set_attr(map, c, "owner", "owner", error) ||
-			    !map_set_attr(map, c, "reload", "reload", error))
+		} else if (vc_domain_xml_name_is(c, "delivery")) {
+			if (!vc_domain_xml_check_attrs(c, delivery_attrs, error) ||
+			    !vc_domain_xml_map_set_attr(map, c, "cert", "cert-path", error) ||
+			    !vc_domain_xml_map_set_attr(map, c, "chain", "chain-path", error) ||
+			    !vc_domain_xml_map_set_attr(map, c, "key", "key-path", error) ||
+			    !vc_domain_xml_map_set_attr(map, c, "owner", "owner", error) ||
+			    !vc_domain_xml_map_set_attr(map, c, "reload", "reload", error))
 				return FALSE;
-		} else if (name_is(c, "placement")) {
-			if (!parse_placement(c, map, error))
+		} else if (vc_domain_xml_name_is(c, "placement")) {
+			if (!vc_domain_xml_parse_placement(c, map, error))
 				return FALSE;
-		} else if (name_is(c, "issued")) {
+		} else if (vc_domain_xml_name_is(c, "issued")) {
 			g_autoptr(GError) local = NULL;
-			if (!check_attrs(c, issued_attrs, error))
+			if (!vc_domain_xml_check_attrs(c, issued_attrs, error))
 				return FALSE;
-			serial = get_attr(c, "serial", &local);
+			serial = vc_domain_xml_get_attr(c, "serial", &local);
 			if (local == NULL)
-				peer = get_attr(c, "peer", &local);
+				peer = vc_domain_xml_get_attr(c, "peer", &local);
 			if (local != NULL) {
 				g_propagate_error(error, g_steal_pointer(&local));
 				return FALSE;
 			}
 		} else {
-			return unknown_element(c, "vm", error);
+			return vc_domain_xml_unknown_element(c, "vm", error);
 		}
 	}
 	if (ret_serial != NULL)
@@ -509,9 +517,9 @@ parse_vm(const xmlNode *vm, GHashTable *map, char **ret_serial, char **ret_peer,
 }
 
 static gboolean
-nova_text(const xmlNode *n, char **field, GError **error)
+vc_domain_xml_nova_text(const xmlNode *n, char **field, GError **error)
 {
-	char *v = node_text(n, TRUE, error);
+	char *v = vc_domain_xml_node_text(n, TRUE, error);
 	if (v == NULL)
 		return FALSE;
 	g_free(*field);
@@ -520,10 +528,10 @@ nova_text(const xmlNode *n, char **field, GError **error)
 }
 
 static gboolean
-nova_attr(const xmlNode *n, const char *attr, char **field, GError **error)
+vc_domain_xml_nova_attr(const xmlNode *n, const char *attr, char **field, GError **error)
 {
 	g_autoptr(GError) local = NULL;
-	char *v = get_attr(n, attr, &local);
+	char *v = vc_domain_xml_get_attr(n, attr, &local);
 	if (local != NULL) {
 		g_propagate_error(error, g_steal_pointer(&local));
 		return FALSE;
@@ -539,28 +547,31 @@ nova_attr(const xmlNode *n, const char *attr, char **field, GError **error)
  * LibvirtConfigGuestMetaNovaInstance): name, flavor name=, owner/user uuid=,
  * owner/project uuid=. Everything else is ignored; nothing is required. */
 static gboolean
-parse_nova(const xmlNode *inst, VcDomainInfo *info, GError **error)
+vc_domain_xml_parse_nova(const xmlNode *inst, VcDomainInfo *info, GError **error)
 {
 	for (xmlNode *c = inst->children; c != NULL; c = c->next) {
-		if (c->type != XML_ELEMENT_NODE || !is_nova(c))
+		if (c->type != XML_ELEMENT_NODE || !vc_domain_xml_is_nova(c))
 			continue;
-		if (name_is(c, "name")) {
-			if (!nova_text(c, &info->nova_instance, error))
+		if (vc_domain_xml_name_is(c, "name")) {
+			if (!vc_domain_xml_nova_text(c, &info->nova_instance, error))
 				return FALSE;
-		} else if (name_is(c, "flavor")) {
-			if (!nova_attr(c, "name", &info->nova_flavor, error))
+		} else if (vc_domain_xml_name_is(c, "flavor")) {
+			if (!vc_domain_xml_nova_attr(c, "name", &info->nova_flavor, error))
 				return FALSE;
-		} else if (name_is(c, "owner")) {
+		} else if (vc_domain_xml_name_is(c, "owner")) {
 			for (xmlNode *o = c->children; o != NULL; o = o->next) {
-				if (o->type != XML_ELEMENT_NODE || !is_nova(o))
+				if (o->type != XML_ELEMENT_NODE || !vc_domain_xml_is_nova(o))
 					continue;
-				if (name_is(o, "user")) {
-					if (!nova_text(o, &info->nova_user, error) ||
-					    !nova_attr(o, "uuid", &info->nova_user_id, error))
+				if (vc_domain_xml_name_is(o, "user")) {
+					if (!vc_domain_xml_nova_text(o, &info->nova_user, error) ||
+					    !vc_domain_xml_nova_attr(o, "uuid", &info->nova_user_id,
+								     error))
 						return FALSE;
-				} else if (name_is(o, "project")) {
-					if (!nova_text(o, &info->nova_project, error) ||
-					    !nova_attr(o, "uuid", &info->nova_project_id, error))
+				} else if (vc_domain_xml_name_is(o, "project")) {
+					if (!vc_domain_xml_nova_text(o, &info->nova_project,
+								     error) ||
+					    !vc_domain_xml_nova_attr(o, "uuid",
+								     &info->nova_project_id, error))
 						return FALSE;
 				}
 			}
@@ -572,7 +583,7 @@ parse_nova(const xmlNode *inst, VcDomainInfo *info, GError **error)
 /* libvirt accepts UUIDs with or without dashes; this returns the canonical
  * lower-case 8-4-4-4-12 form. */
 static char *
-normalize_uuid(const char *s)
+vc_domain_xml_normalize_uuid(const char *s)
 {
 	char hex[33];
 	gsize n = 0;
@@ -592,23 +603,23 @@ normalize_uuid(const char *s)
 
 /* TRUE when the <vm> element has no child but <issued>. */
 static gboolean
-holds_only_facts(const xmlNode *vm)
+vc_domain_xml_holds_only_facts(const xmlNode *vm)
 {
 	for (xmlNode *c = vm->children; c != NULL; c = c->next)
-		if (c->type == XML_ELEMENT_NODE && !name_is(c, "issued"))
+		if (c->type == XML_ELEMENT_NODE && !vc_domain_xml_name_is(c, "issued"))
 			return FALSE;
 	return vm->children != NULL;
 }
 
 static gboolean
-parse_metadata_element(const xmlNode *md, VcDomainInfo *info, GError **error)
+vc_domain_xml_parse_metadata_element(const xmlNode *md, VcDomainInfo *info, GError **error)
 {
 	gboolean seen_vm = FALSE;
 
 	for (xmlNode *c = md->children; c != NULL; c = c->next) {
 		if (c->type != XML_ELEMENT_NODE)
 			continue;
-		if (ns_is(c, VC_DOMAIN_NS) && name_is(c, "vm")) {
+		if (vc_domain_xml_ns_is(c, VC_DOMAIN_NS) && vc_domain_xml_name_is(c, "vm")) {
 			g_autoptr(GHashTable) map = vc_policy_map_new();
 			g_autofree char *serial = NULL;
 			g_autofree char *peer = NULL;
@@ -617,19 +628,19 @@ parse_metadata_element(const xmlNode *md, VcDomainInfo *info, GError **error)
 					    "line %d: a second <virtcert:vm> element", c->line);
 				return FALSE;
 			}
-			if (!parse_vm(c, map, &serial, &peer, error)) {
+			if (!vc_domain_xml_parse_vm(c, map, &serial, &peer, error)) {
 				g_prefix_error(error, "virtcert metadata: ");
 				return FALSE;
 			}
 			seen_vm = TRUE;
 			/* an element holding only the daemon's own facts selects nothing */
-			info->has_metadata = !holds_only_facts(c);
+			info->has_metadata = !vc_domain_xml_holds_only_facts(c);
 			g_hash_table_unref(info->metadata);
 			info->metadata = g_steal_pointer(&map);
 			info->issued_serial = g_steal_pointer(&serial);
 			info->issuer_peer = g_steal_pointer(&peer);
-		} else if (is_nova(c) && name_is(c, "instance")) {
-			if (!parse_nova(c, info, error)) {
+		} else if (vc_domain_xml_is_nova(c) && vc_domain_xml_name_is(c, "instance")) {
+			if (!vc_domain_xml_parse_nova(c, info, error)) {
 				g_prefix_error(error, "nova metadata: ");
 				return FALSE;
 			}
@@ -642,21 +653,23 @@ parse_metadata_element(const xmlNode *md, VcDomainInfo *info, GError **error)
  * the only way virtcert reaches into the guest. A running domain's XML says
  * whether the agent is connected (state='connected'). */
 static gboolean
-has_guest_agent_channel(xmlNode *devices, gboolean *ret_connected)
+vc_domain_xml_has_guest_agent_channel(xmlNode *devices, gboolean *ret_connected)
 {
 	for (xmlNode *ch = devices->children; ch != NULL; ch = ch->next) {
-		if (ch->type != XML_ELEMENT_NODE || ch->ns != NULL || !name_is(ch, "channel"))
+		if (ch->type != XML_ELEMENT_NODE || ch->ns != NULL ||
+		    !vc_domain_xml_name_is(ch, "channel"))
 			continue;
 		for (xmlNode *t = ch->children; t != NULL; t = t->next) {
 			g_autofree char *type = NULL;
 			g_autofree char *name = NULL;
-			if (t->type != XML_ELEMENT_NODE || t->ns != NULL || !name_is(t, "target"))
+			if (t->type != XML_ELEMENT_NODE || t->ns != NULL ||
+			    !vc_domain_xml_name_is(t, "target"))
 				continue;
-			type = get_attr(t, "type", NULL);
-			name = get_attr(t, "name", NULL);
+			type = vc_domain_xml_get_attr(t, "type", NULL);
+			name = vc_domain_xml_get_attr(t, "name", NULL);
 			if (g_strcmp0(type, "virtio") == 0 &&
 			    g_strcmp0(name, "org.qemu.guest_agent.0") == 0) {
-				g_autofree char *state = get_attr(t, "state", NULL);
+				g_autofree char *state = vc_domain_xml_get_attr(t, "state", NULL);
 				*ret_connected = g_strcmp0(state, "connected") == 0;
 				return TRUE;
 			}
@@ -675,11 +688,11 @@ vc_domain_info_parse(const char *xml, gssize len, GError **error)
 	gboolean seen_name = FALSE, seen_uuid = FALSE;
 
 	info->metadata = vc_policy_map_new();
-	doc = parse_safely(xml, len, error);
+	doc = vc_domain_xml_parse_safely(xml, len, error);
 	if (doc == NULL)
 		return NULL;
 	root = xmlDocGetRootElement(doc);
-	if (root == NULL || root->ns != NULL || !name_is(root, "domain")) {
+	if (root == NULL || root->ns != NULL || !vc_domain_xml_name_is(root, "domain")) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 				    "not a libvirt domain XML (root element is not <domain>)");
 		return NULL;
@@ -687,7 +700,7 @@ vc_domain_info_parse(const char *xml, gssize len, GError **error)
 	for (xmlNode *c = root->children; c != NULL; c = c->next) {
 		if (c->type != XML_ELEMENT_NODE || c->ns != NULL)
 			continue;
-		if (name_is(c, "name")) {
+		if (vc_domain_xml_name_is(c, "name")) {
 			if (seen_name) {
 				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 					    "domain XML line %d: a second <name>", c->line);
@@ -695,13 +708,13 @@ vc_domain_info_parse(const char *xml, gssize len, GError **error)
 			}
 			seen_name = TRUE;
 			/* not stripped: libvirt keeps the name verbatim */
-			info->name = node_text(c, FALSE, &local);
+			info->name = vc_domain_xml_node_text(c, FALSE, &local);
 			if (info->name == NULL) {
 				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 					    "domain name refused: %s", local->message);
 				return NULL;
 			}
-		} else if (name_is(c, "uuid")) {
+		} else if (vc_domain_xml_name_is(c, "uuid")) {
 			g_autofree char *text = NULL;
 			if (seen_uuid) {
 				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
@@ -709,19 +722,19 @@ vc_domain_info_parse(const char *xml, gssize len, GError **error)
 				return NULL;
 			}
 			seen_uuid = TRUE;
-			text = node_text(c, TRUE, &local);
-			info->uuid = text != NULL ? normalize_uuid(text) : NULL;
+			text = vc_domain_xml_node_text(c, TRUE, &local);
+			info->uuid = text != NULL ? vc_domain_xml_normalize_uuid(text) : NULL;
 			if (info->uuid == NULL) {
 				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 					    "domain XML line %d: <uuid> is not a UUID", c->line);
 				return NULL;
 			}
-		} else if (name_is(c, "metadata")) {
-			if (!parse_metadata_element(c, info, error))
+		} else if (vc_domain_xml_name_is(c, "metadata")) {
+			if (!vc_domain_xml_parse_metadata_element(c, info, error))
 				return NULL;
-		} else if (name_is(c, "devices")) {
+		} else if (vc_domain_xml_name_is(c, "devices")) {
 			info->has_guest_agent =
-			    has_guest_agent_channel(c, &info->guest_agent_connected);
+			    vc_domain_xml_has_guest_agent_channel(c, &info->guest_agent_connected);
 		}
 	}
 	if (info->name == NULL || *info->name == '\0') {
@@ -740,41 +753,41 @@ vc_domain_info_parse(const char *xml, gssize len, GError **error)
 /* virDomainGetMetadata returns the element without its namespace (<vm> and
  * children in no namespace): put it back, so both forms read the same. */
 static void
-adopt_virtcert_ns(xmlNode *n, xmlNs *ns)
+vc_domain_xml_adopt_virtcert_ns(xmlNode *n, xmlNs *ns)
 {
 	for (; n != NULL; n = n->next) {
 		if (n->type != XML_ELEMENT_NODE)
 			continue;
 		if (n->ns == NULL)
 			xmlSetNs(n, ns);
-		adopt_virtcert_ns(n->children, ns);
+		vc_domain_xml_adopt_virtcert_ns(n->children, ns);
 	}
 }
 
 static void
-strip_ns(xmlNode *n)
+vc_domain_xml_strip_ns(xmlNode *n)
 {
 	for (; n != NULL; n = n->next) {
 		if (n->type != XML_ELEMENT_NODE)
 			continue;
 		n->ns = NULL;
-		strip_ns(n->children);
+		vc_domain_xml_strip_ns(n->children);
 	}
 }
 
 static xmlDoc *
-parse_metadata_doc(const char *xml, gssize len, GError **error)
+vc_domain_xml_parse_metadata_doc(const char *xml, gssize len, GError **error)
 {
-	g_autoptr(xmlDoc) doc = parse_safely(xml, len, error);
+	g_autoptr(xmlDoc) doc = vc_domain_xml_parse_safely(xml, len, error);
 	xmlNode *root;
 
 	if (doc == NULL)
 		return NULL;
 	root = xmlDocGetRootElement(doc);
-	if (root != NULL && root->ns == NULL && name_is(root, "vm")) {
+	if (root != NULL && root->ns == NULL && vc_domain_xml_name_is(root, "vm")) {
 		xmlNs *ns =
 		    xmlNewNs(root, (const xmlChar *)VC_DOMAIN_NS, (const xmlChar *)"virtcert");
-		adopt_virtcert_ns(root, ns);
+		vc_domain_xml_adopt_virtcert_ns(root, ns);
 	}
 	return g_steal_pointer(&doc);
 }
@@ -782,21 +795,22 @@ parse_metadata_doc(const char *xml, gssize len, GError **error)
 GHashTable *
 vc_domain_metadata_parse(const char *xml, gssize len, GError **error)
 {
-	g_autoptr(xmlDoc) doc = parse_metadata_doc(xml, len, error);
+	g_autoptr(xmlDoc) doc = vc_domain_xml_parse_metadata_doc(xml, len, error);
 	g_autoptr(GHashTable) map = NULL;
 	xmlNode *root;
 
 	if (doc == NULL)
 		return NULL;
 	root = xmlDocGetRootElement(doc);
-	if (root == NULL || !ns_is(root, VC_DOMAIN_NS) || !name_is(root, "vm")) {
+	if (root == NULL || !vc_domain_xml_ns_is(root, VC_DOMAIN_NS) ||
+	    !vc_domain_xml_name_is(root, "vm")) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "virtcert metadata: root element is not <vm> in namespace %s",
 			    VC_DOMAIN_NS);
 		return NULL;
 	}
 	map = vc_policy_map_new();
-	if (!parse_vm(root, map, NULL, NULL, error)) {
+	if (!vc_domain_xml_parse_vm(root, map, NULL, NULL, error)) {
 		g_prefix_error(error, "virtcert metadata: ");
 		return NULL;
 	}
@@ -876,7 +890,7 @@ vc_domain_metadata_set_issued(const char *vm_xml, const char *serial, const char
 		map = vc_domain_metadata_parse(vm_xml, -1, error);
 		if (map == NULL)
 			return NULL;
-		doc = parse_metadata_doc(vm_xml, -1, error);
+		doc = vc_domain_xml_parse_metadata_doc(vm_xml, -1, error);
 		if (doc == NULL)
 			return NULL;
 		root = xmlDocGetRootElement(doc);
@@ -889,7 +903,7 @@ vc_domain_metadata_set_issued(const char *vm_xml, const char *serial, const char
 	}
 	ns = root->ns;
 	for (xmlNode *c = root->children; c != NULL; c = c->next)
-		if (c->type == XML_ELEMENT_NODE && name_is(c, "issued"))
+		if (c->type == XML_ELEMENT_NODE && vc_domain_xml_name_is(c, "issued"))
 			issued = c;
 	if (issued == NULL)
 		issued = xmlNewChild(root, ns, (const xmlChar *)"issued", NULL);
@@ -902,7 +916,7 @@ vc_domain_metadata_set_issued(const char *vm_xml, const char *serial, const char
 		xmlSetProp(issued, (const xmlChar *)"peer", (const xmlChar *)peer);
 	/* virDomainSetMetadata wants the element without a namespace: it adds
 	 * its own declaration and refuses a second one */
-	strip_ns(root);
+	vc_domain_xml_strip_ns(root);
 	xmlFreeNsList(root->nsDef);
 	root->nsDef = NULL;
 	buf = xmlBufferCreate();

@@ -43,7 +43,7 @@ static const GUnicodeScript rtl_scripts[] = {
 };
 
 static gboolean
-char_is_rtl(gunichar c)
+vc_name_char_is_rtl(gunichar c)
 {
 	GUnicodeScript script = g_unichar_get_script(c);
 	for (gsize i = 0; i < G_N_ELEMENTS(rtl_scripts); i++)
@@ -53,7 +53,7 @@ char_is_rtl(gunichar c)
 }
 
 static gboolean
-char_is_label(gunichar c)
+vc_name_char_is_label(gunichar c)
 {
 	if (c < 0x80)
 		return g_ascii_isalnum((char)c);
@@ -65,13 +65,13 @@ char_is_label(gunichar c)
  * classes: an RTL label starts with an RTL letter, ends with an RTL letter or
  * a digit (marks may follow), and holds no LTR letter. */
 static gboolean
-bidi_rule_ok(const char *u)
+vc_name_bidi_rule_ok(const char *u)
 {
 	gboolean has_rtl = FALSE;
 	gunichar first = 0, last = 0;
 	for (const char *p = u; *p != '\0'; p = g_utf8_next_char(p)) {
 		gunichar c = g_utf8_get_char(p);
-		if (char_is_rtl(c))
+		if (vc_name_char_is_rtl(c))
 			has_rtl = TRUE;
 		if (first == 0)
 			first = c;
@@ -80,13 +80,13 @@ bidi_rule_ok(const char *u)
 	}
 	if (!has_rtl)
 		return TRUE;
-	if (!char_is_rtl(first))
+	if (!vc_name_char_is_rtl(first))
 		return FALSE;
-	if (!char_is_rtl(last) && !g_unichar_isdigit(last))
+	if (!vc_name_char_is_rtl(last) && !g_unichar_isdigit(last))
 		return FALSE;
 	for (const char *p = u; *p != '\0'; p = g_utf8_next_char(p)) {
 		gunichar c = g_utf8_get_char(p);
-		if (g_unichar_isalpha(c) && !char_is_rtl(c) && !g_unichar_ismark(c))
+		if (g_unichar_isalpha(c) && !vc_name_char_is_rtl(c) && !g_unichar_ismark(c))
 			return FALSE;
 	}
 	return TRUE;
@@ -94,13 +94,13 @@ bidi_rule_ok(const char *u)
 
 /* Maps S (valid, normalised UTF-8) by rule 2. */
 static char *
-map_separators(const char *s, gboolean ascii_only)
+vc_name_map_separators(const char *s, gboolean ascii_only)
 {
 	GString *out = g_string_new(NULL);
 	gboolean dash = TRUE; /* drops leading '-' */
 	for (const char *p = s; *p != '\0'; p = g_utf8_next_char(p)) {
 		gunichar c = g_utf8_get_char(p);
-		if (char_is_label(c) && (!ascii_only || c < 0x80)) {
+		if (vc_name_char_is_label(c) && (!ascii_only || c < 0x80)) {
 			g_string_append_unichar(out, c);
 			dash = FALSE;
 		} else if (!dash) {
@@ -114,7 +114,7 @@ map_separators(const char *s, gboolean ascii_only)
 }
 
 static gboolean
-is_ascii(const char *s)
+vc_name_is_ascii(const char *s)
 {
 	for (; *s != '\0'; s++)
 		if ((guchar)*s >= 0x80)
@@ -125,7 +125,7 @@ is_ascii(const char *s)
 /* RFC 1035 2.3.1 LDH label, 1..63 octets, lower case, no leading or trailing
  * hyphen. */
 static gboolean
-ldh_label_ok(const char *l, gsize len)
+vc_name_ldh_label_ok(const char *l, gsize len)
 {
 	if (len == 0 || len > VC_NAME_LABEL_MAX)
 		return FALSE;
@@ -142,7 +142,7 @@ ldh_label_ok(const char *l, gsize len)
 /* RFC 5891 4.2.3.1: "??--" labels are reserved; only "xn--" is defined, and
  * such a label must decode and re-encode to itself (RFC 5891 5.4). */
 static gboolean
-reserved_label_ok(const char *l, gsize len)
+vc_name_reserved_label_ok(const char *l, gsize len)
 {
 	g_autofree char *label = NULL;
 	g_autofree char *u = NULL;
@@ -153,7 +153,7 @@ reserved_label_ok(const char *l, gsize len)
 		return FALSE;
 	label = g_strndup(l, len);
 	u = g_hostname_to_unicode(label);
-	if (u == NULL || strchr(u, '.') != NULL || is_ascii(u))
+	if (u == NULL || strchr(u, '.') != NULL || vc_name_is_ascii(u))
 		return FALSE;
 	back = g_hostname_to_ascii(u);
 	return back != NULL && g_ascii_strcasecmp(back, label) == 0;
@@ -161,12 +161,12 @@ reserved_label_ok(const char *l, gsize len)
 
 /* IDNA-encodes one label (rule 4); NULL when not possible. */
 static char *
-label_to_ascii(const char *u)
+vc_name_label_to_ascii(const char *u)
 {
 	g_autofree char *a = NULL;
-	if (is_ascii(u))
+	if (vc_name_is_ascii(u))
 		return g_strdup(u);
-	if (!bidi_rule_ok(u))
+	if (!vc_name_bidi_rule_ok(u))
 		return NULL;
 	a = g_hostname_to_ascii(u);
 	if (a == NULL)
@@ -177,7 +177,7 @@ label_to_ascii(const char *u)
 		/* length is the caller's business (rule 5) */
 		if (n == 0 || lower[0] == '-' || lower[n - 1] == '-' ||
 		    strspn(lower, "abcdefghijklmnopqrstuvwxyz0123456789-") != n ||
-		    !reserved_label_ok(lower, n))
+		    !vc_name_reserved_label_ok(lower, n))
 			return NULL;
 		return g_steal_pointer(&lower);
 	}
@@ -186,7 +186,7 @@ label_to_ascii(const char *u)
 /* Rule 5: cuts U (in characters) until U + "-" + HASH encodes to at most 63
  * octets; NULL when no prefix of U encodes. */
 static char *
-label_with_suffix(const char *u, const char *hash)
+vc_name_label_with_suffix(const char *u, const char *hash)
 {
 	g_autofree char *prefix = NULL;
 	/* an A-label is at least as long as its U-label in characters, so
@@ -207,7 +207,7 @@ label_with_suffix(const char *u, const char *hash)
 		if (*prefix == '\0')
 			return NULL;
 		candidate = g_strconcat(prefix, "-", hash, NULL);
-		a = label_to_ascii(candidate);
+		a = vc_name_label_to_ascii(candidate);
 		if (a != NULL && strlen(a) <= VC_NAME_LABEL_MAX)
 			return g_steal_pointer(&a);
 		/* drop the last character */
@@ -247,34 +247,34 @@ vc_name_label_from_string(const char *s, GError **error)
 	lower = g_utf8_strdown(norm, -1);
 
 	/* rule 3: a valid A-label stays as it is */
-	if (is_ascii(lower) && ldh_label_ok(lower, strlen(lower)) &&
-	    g_str_has_prefix(lower, "xn--") && reserved_label_ok(lower, strlen(lower)))
+	if (vc_name_is_ascii(lower) && vc_name_ldh_label_ok(lower, strlen(lower)) &&
+	    g_str_has_prefix(lower, "xn--") && vc_name_reserved_label_ok(lower, strlen(lower)))
 		return g_steal_pointer(&lower);
 
-	mapped = map_separators(lower, FALSE);
+	mapped = vc_name_map_separators(lower, FALSE);
 	if (*mapped == '\0') {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_NAME,
 			    "name \"%s\" has no letters or digits to make a DNS label from", s);
 		return NULL;
 	}
 
-	full = label_to_ascii(mapped);
+	full = vc_name_label_to_ascii(mapped);
 	if (full != NULL && strlen(full) <= VC_NAME_LABEL_MAX)
 		return g_steal_pointer(&full);
-	if (full != NULL || (is_ascii(mapped) || bidi_rule_ok(mapped)))
-		result = label_with_suffix(mapped, hash);
+	if (full != NULL || (vc_name_is_ascii(mapped) || vc_name_bidi_rule_ok(mapped)))
+		result = vc_name_label_with_suffix(mapped, hash);
 
 	if (result == NULL) {
 		/* IDNA or the bidi rule refused it: keep the ASCII part, mark
 		 * the loss with the hash */
-		g_autofree char *ascii = map_separators(lower, TRUE);
-		result = label_with_suffix(ascii, hash);
+		g_autofree char *ascii = vc_name_map_separators(lower, TRUE);
+		result = vc_name_label_with_suffix(ascii, hash);
 		/* nothing ASCII at all (a name in a script IDNA refuses):
 		 * the hash alone, behind a letter so it is not all-numeric */
 		if (result == NULL)
 			result = g_strconcat("x-", hash, NULL);
 	}
-	if (result == NULL || !ldh_label_ok(result, strlen(result))) {
+	if (result == NULL || !vc_name_ldh_label_ok(result, strlen(result))) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_NAME,
 			    "name \"%s\" cannot be made a DNS label", s);
 		return NULL;
@@ -326,14 +326,14 @@ vc_name_check_dns(const char *name, GError **error)
 				return FALSE;
 			}
 		}
-		if (!ldh_label_ok(p, l)) {
+		if (!vc_name_ldh_label_ok(p, l)) {
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_NAME,
 				    "DNS name \"%s\": label \"%s\" is not 1..63 of a-z, 0-9 and "
 				    "inner '-' (RFC 1035 2.3.1)",
 				    name, label);
 			return FALSE;
 		}
-		if (!reserved_label_ok(p, l)) {
+		if (!vc_name_reserved_label_ok(p, l)) {
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_NAME,
 				    "DNS name \"%s\": label \"%s\" has \"--\" in positions 3-4 "
 				    "but is not a valid A-label (RFC 5891 4.2.3.1)",
@@ -391,7 +391,7 @@ vc_name_in_subtree(const char *name, const char *subtree)
 }
 
 static const char *
-var_lookup(const VcNameVars *vars, const char *var, gboolean *ret_known)
+vc_name_var_lookup(const VcNameVars *vars, const char *var, gboolean *ret_known)
 {
 	static const char *const names[] = {
 	    "name", "uuid", "project", "project-id", "user", "instance",
@@ -441,7 +441,7 @@ vc_name_expand(const char *tmpl, const VcNameVars *vars, GError **error)
 				return NULL;
 			}
 			var = g_strndup(p + 1, (gsize)(end - p - 1));
-			value = var_lookup(vars, var, &known);
+			value = vc_name_var_lookup(vars, var, &known);
 			if (!known) {
 				g_set_error(
 				    error, VC_ERROR, VC_ERROR_INVALID_NAME,
@@ -477,7 +477,7 @@ vc_name_expand(const char *tmpl, const VcNameVars *vars, GError **error)
 		}
 	}
 	result = g_string_free(g_steal_pointer(&out), FALSE);
-	if (!is_ascii(result)) {
+	if (!vc_name_is_ascii(result)) {
 		/* a non-ASCII literal part ("{name}.bücher.example") */
 		g_autofree char *lower = g_utf8_strdown(result, -1);
 		g_autofree char *a = g_hostname_to_ascii(lower);

@@ -4,11 +4,9 @@
 #include <string.h>
 
 #include "vc-error.h"
+#include "vc-host-attr.h"
 #include "vc-placement.h"
 
-/* Same limits as a placement rule in vc-policy.c, so that every value a
- * rule can name can also be carried by a host certificate. */
-#define VC_HOST_ATTR_MAX 255
 #define VC_HOST_ATTRS_MAX 64
 /* How much of a fingerprint a reason shows: enough to tell CAs apart. */
 #define VC_FP_SHORT 12
@@ -34,73 +32,28 @@ vc_host_identity_free(VcHostIdentity *host)
 	g_free(host);
 }
 
-static char *
-fingerprint_normalize(const char *v)
-{
-	GString *out = g_string_new(NULL);
-
-	for (const char *p = v; *p != '\0'; p++) {
-		if (*p == ':')
-			continue;
-		if (!g_ascii_isxdigit(*p) || out->len >= 64) {
-			g_string_free(out, TRUE);
-			return NULL;
-		}
-		g_string_append_c(out, g_ascii_tolower(*p));
-	}
-	if (out->len != 64) {
-		g_string_free(out, TRUE);
-		return NULL;
-	}
-	return g_string_free(out, FALSE);
-}
-
 gboolean
 vc_host_identity_add_ca(VcHostIdentity *host, const char *fingerprint, GError **error)
 {
 	char *fp;
 
 	g_return_val_if_fail(host != NULL, FALSE);
-	fp = fingerprint != NULL ? fingerprint_normalize(fingerprint) : NULL;
-	if (fp == NULL) {
-		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-			    "\"%s\" is not a SHA-256 fingerprint (64 hex digits)",
-			    fingerprint != NULL ? fingerprint : "");
+	fp = vc_host_attr_fingerprint_normalize(fingerprint, error);
+	if (fp == NULL)
 		return FALSE;
-	}
 	g_ptr_array_add(host->ca_fingerprints, fp);
 	return TRUE;
 }
 
 static gboolean
-attr_key_ok(const char *s)
+vc_placement_check_attribute(const char *key, const char *value, GError **error)
 {
-	gsize len = strlen(s);
-	return len > 0 && len <= VC_HOST_ATTR_MAX &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == len;
-}
-
-static gboolean
-attr_value_ok(const char *s)
-{
-	gsize len = strlen(s);
-	if (len == 0 || len > VC_HOST_ATTR_MAX)
-		return FALSE;
-	for (; *s != '\0'; s++)
-		if (!(g_ascii_isalnum(*s) || strchr("._:-", *s) != NULL))
-			return FALSE;
-	return TRUE;
-}
-
-static gboolean
-check_attribute(const char *key, const char *value, GError **error)
-{
-	if (!attr_key_ok(key)) {
+	if (!vc_host_attr_key_is_valid(key)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "host attribute name \"%s\" is not [a-z0-9-]+", key);
 		return FALSE;
 	}
-	if (!attr_value_ok(value)) {
+	if (!vc_host_attr_value_is_valid(value)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "host attribute %s: value \"%s\" is empty or not [A-Za-z0-9._:-]+", key,
 			    value);
@@ -116,7 +69,7 @@ vc_host_identity_add_attribute(VcHostIdentity *host, const char *key, const char
 	GPtrArray *values;
 
 	g_return_val_if_fail(host != NULL && key != NULL && value != NULL, FALSE);
-	if (!check_attribute(key, value, error))
+	if (!vc_placement_check_attribute(key, value, error))
 		return FALSE;
 	values = g_hash_table_lookup(host->attributes, key);
 	if (values == NULL) {
@@ -148,7 +101,7 @@ vc_host_identity_get_values(const VcHostIdentity *host, const char *key)
 }
 
 static gint
-cmp_strptr(gconstpointer a, gconstpointer b)
+vc_placement_cmp_strptr(gconstpointer a, gconstpointer b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -163,7 +116,7 @@ vc_host_identity_get_keys(const VcHostIdentity *host)
 	g_hash_table_iter_init(&it, host->attributes);
 	while (g_hash_table_iter_next(&it, &k, NULL))
 		g_ptr_array_add(keys, k);
-	g_ptr_array_sort(keys, cmp_strptr);
+	g_ptr_array_sort(keys, vc_placement_cmp_strptr);
 	return keys;
 }
 
@@ -179,7 +132,7 @@ vc_host_attribute_parse(const char *kv, char **ret_key, char **ret_value, GError
 		return FALSE;
 	}
 	key = g_strndup(kv, (gsize)(eq - kv));
-	if (!check_attribute(key, eq + 1, error))
+	if (!vc_placement_check_attribute(key, eq + 1, error))
 		return FALSE;
 	if (ret_key != NULL)
 		*ret_key = g_steal_pointer(&key);
@@ -233,7 +186,7 @@ vc_placement_is_restricted(const VcPolicy *policy)
 }
 
 static gboolean
-strv_contains_ptr(const char *const *strv, GPtrArray *values, const char **ret_match)
+vc_placement_strv_contains_ptr(const char *const *strv, GPtrArray *values, const char **ret_match)
 {
 	for (guint i = 0; values != NULL && i < values->len; i++) {
 		const char *v = g_ptr_array_index(values, i);
@@ -246,7 +199,7 @@ strv_contains_ptr(const char *const *strv, GPtrArray *values, const char **ret_m
 }
 
 static void
-append_reason(GString *s, const char *text)
+vc_placement_append_reason(GString *s, const char *text)
 {
 	if (s->len > 0)
 		g_string_append(s, "; ");
@@ -254,7 +207,7 @@ append_reason(GString *s, const char *text)
 }
 
 static char *
-join_ptr(GPtrArray *values, const char *sep)
+vc_placement_join_ptr(GPtrArray *values, const char *sep)
 {
 	GString *s = g_string_new(NULL);
 	for (guint i = 0; i < values->len; i++) {
@@ -281,20 +234,20 @@ vc_placement_allows(const VcPolicy *policy, const VcHostIdentity *host, char **r
 
 	if (policy->trust_host_cas != NULL && policy->trust_host_cas[0] != NULL) {
 		const char *match = NULL;
-		if (strv_contains_ptr((const char *const *)policy->trust_host_cas,
-				      host->ca_fingerprints, &match)) {
+		if (vc_placement_strv_contains_ptr((const char *const *)policy->trust_host_cas,
+						   host->ca_fingerprints, &match)) {
 			g_autofree char *t =
 			    g_strdup_printf("host CA %.*s… trusted", VC_FP_SHORT, match);
-			append_reason(passed, t);
+			vc_placement_append_reason(passed, t);
 		} else if (host->ca_fingerprints->len == 0) {
-			append_reason(failed,
-				      "host CA unknown, the VM trusts only listed host CAs");
+			vc_placement_append_reason(
+			    failed, "host CA unknown, the VM trusts only listed host CAs");
 		} else {
 			/* the issuing CA is the one an administrator recognises */
 			g_autofree char *t = g_strdup_printf(
 			    "host CA %.*s… not trusted by the VM", VC_FP_SHORT,
 			    (const char *)g_ptr_array_index(host->ca_fingerprints, 0));
-			append_reason(failed, t);
+			vc_placement_append_reason(failed, t);
 		}
 	}
 
@@ -306,15 +259,16 @@ vc_placement_allows(const VcPolicy *policy, const VcHostIdentity *host, char **r
 
 		if (values == NULL || values->len == 0) {
 			g_autofree char *t = g_strdup_printf("host has no attribute %s", rule->key);
-			append_reason(failed, t);
-		} else if (strv_contains_ptr((const char *const *)rule->values, values, &match)) {
+			vc_placement_append_reason(failed, t);
+		} else if (vc_placement_strv_contains_ptr((const char *const *)rule->values, values,
+							  &match)) {
 			g_autofree char *t = g_strdup_printf("%s=%s", rule->key, match);
-			append_reason(passed, t);
+			vc_placement_append_reason(passed, t);
 		} else {
-			g_autofree char *have = join_ptr(values, ",");
+			g_autofree char *have = vc_placement_join_ptr(values, ",");
 			g_autofree char *t = g_strdup_printf("host attribute %s=%s not in {%s}",
 							     rule->key, have, set);
-			append_reason(failed, t);
+			vc_placement_append_reason(failed, t);
 		}
 	}
 

@@ -3,6 +3,7 @@
 
 #include "vc-config.h"
 #include "vc-error.h"
+#include "vc-host-attr.h"
 #include "vc-policy.h"
 #include "vc-text.h"
 
@@ -66,7 +67,7 @@ vc_issue_on_to_string(VcIssueOn on)
 }
 
 static void
-placement_rule_free(VcPlacementRule *rule)
+vc_policy_placement_rule_free(VcPlacementRule *rule)
 {
 	if (rule == NULL)
 		return;
@@ -100,7 +101,8 @@ vc_policy_copy_placement(const VcPolicy *policy)
 
 	copy->source = g_strdup(policy->source);
 	copy->trust_host_cas = g_strdupv(policy->trust_host_cas);
-	copy->placement = g_ptr_array_new_with_free_func((GDestroyNotify)placement_rule_free);
+	copy->placement =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_policy_placement_rule_free);
 	for (guint i = 0; policy->placement != NULL && i < policy->placement->len; i++) {
 		const VcPlacementRule *r = g_ptr_array_index(policy->placement, i);
 		VcPlacementRule *c = g_new0(VcPlacementRule, 1);
@@ -132,7 +134,7 @@ vc_policy_map_merge(GHashTable *dst, GHashTable *src)
 }
 
 static GHashTable *
-map_copy(GHashTable *src)
+vc_policy_map_copy(GHashTable *src)
 {
 	GHashTable *dst = vc_policy_map_new();
 	vc_policy_map_merge(dst, src);
@@ -142,7 +144,7 @@ map_copy(GHashTable *src)
 /* ---- value checks ---------------------------------------------------- */
 
 static gboolean
-check_text(const char *v, gsize max, GError **error)
+vc_policy_check_text(const char *v, gsize max, GError **error)
 {
 	if (!g_utf8_validate(v, -1, NULL)) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA, "not valid UTF-8");
@@ -164,10 +166,10 @@ check_text(const char *v, gsize max, GError **error)
 /* A path in the guest: absolute, no ".." component (delivery writes there as
  * root), and naming a file, not a directory. */
 static gboolean
-check_guest_path(const char *v, GError **error)
+vc_policy_check_guest_path(const char *v, GError **error)
 {
 	g_auto(GStrv) parts = NULL;
-	if (!check_text(v, VC_POLICY_PATH_MAX, error))
+	if (!vc_policy_check_text(v, VC_POLICY_PATH_MAX, error))
 		return FALSE;
 	if (v[0] != '/') {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
@@ -191,7 +193,7 @@ check_guest_path(const char *v, GError **error)
 }
 
 static gboolean
-owner_part_ok(const char *s, gsize len)
+vc_policy_owner_part_ok(const char *s, gsize len)
 {
 	if (len == 0 || len > VC_POLICY_OWNER_PART_MAX)
 		return FALSE;
@@ -204,12 +206,12 @@ owner_part_ok(const char *s, gsize len)
 }
 
 static gboolean
-check_owner(const char *v, GError **error)
+vc_policy_check_owner(const char *v, GError **error)
 {
 	const char *colon = strchr(v, ':');
 	gsize ulen = colon != NULL ? (gsize)(colon - v) : strlen(v);
-	if (!owner_part_ok(v, ulen) ||
-	    (colon != NULL && !owner_part_ok(colon + 1, strlen(colon + 1)))) {
+	if (!vc_policy_owner_part_ok(v, ulen) ||
+	    (colon != NULL && !vc_policy_owner_part_ok(colon + 1, strlen(colon + 1)))) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "\"%s\" is not USER or USER:GROUP (each [a-z_][a-z0-9_-]*, at most "
 			    "%d characters)",
@@ -219,47 +221,9 @@ check_owner(const char *v, GError **error)
 	return TRUE;
 }
 
-/* A SHA-256 fingerprint: 64 hex digits, colons allowed as printed by
- * `openssl x509 -fingerprint -sha256`. Returns it in lower case without
- * colons. */
-static char *
-normalize_fingerprint(const char *v, GError **error)
-{
-	GString *out = g_string_new(NULL);
-	for (const char *p = v; *p != '\0'; p++) {
-		if (*p == ':')
-			continue;
-		if (!g_ascii_isxdigit(*p) || out->len >= 64) {
-			g_string_free(out, TRUE);
-			out = NULL;
-			break;
-		}
-		g_string_append_c(out, g_ascii_tolower(*p));
-	}
-	if (out == NULL || out->len != 64) {
-		if (out != NULL)
-			g_string_free(out, TRUE);
-		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-			    "\"%s\" is not a SHA-256 fingerprint (64 hex digits)", v);
-		return NULL;
-	}
-	return g_string_free(out, FALSE);
-}
-
-static gboolean
-attr_value_ok(const char *s)
-{
-	if (*s == '\0' || strlen(s) > VC_POLICY_VALUE_MAX)
-		return FALSE;
-	for (; *s != '\0'; s++)
-		if (!(g_ascii_isalnum(*s) || strchr("._:-", *s) != NULL))
-			return FALSE;
-	return TRUE;
-}
-
 /* "attr=v1|v2": host attribute ATTR must be one of the values. */
 static VcPlacementRule *
-parse_require(const char *v, GError **error)
+vc_policy_parse_require(const char *v, GError **error)
 {
 	const char *eq = strchr(v, '=');
 	g_autofree char *attr = NULL;
@@ -272,8 +236,7 @@ parse_require(const char *v, GError **error)
 		return NULL;
 	}
 	attr = g_strndup(v, (gsize)(eq - v));
-	if (strspn(attr, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(attr) ||
-	    strlen(attr) > VC_POLICY_VALUE_MAX) {
+	if (!vc_host_attr_key_is_valid(attr)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "\"%s\": attribute \"%s\" is not [a-z0-9-]+", v, attr);
 		return NULL;
@@ -284,7 +247,7 @@ parse_require(const char *v, GError **error)
 		return NULL;
 	}
 	for (gsize i = 0; values[i] != NULL; i++) {
-		if (!attr_value_ok(values[i])) {
+		if (!vc_host_attr_value_is_valid(values[i])) {
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 				    "\"%s\": value \"%s\" is empty or not [A-Za-z0-9._:-]+", v,
 				    values[i]);
@@ -298,7 +261,7 @@ parse_require(const char *v, GError **error)
 }
 
 static gboolean
-parse_bool(const char *v, gboolean *ret, GError **error)
+vc_policy_parse_bool(const char *v, gboolean *ret, GError **error)
 {
 	if (g_ascii_strcasecmp(v, "true") == 0 || g_ascii_strcasecmp(v, "yes") == 0 ||
 	    strcmp(v, "1") == 0) {
@@ -348,7 +311,7 @@ static const struct {
 };
 
 static int
-policy_key_find(const char *name)
+vc_policy_key_find(const char *name)
 {
 	for (int i = 0; i < PK_N; i++)
 		if (strcmp(policy_keys[i].name, name) == 0)
@@ -359,14 +322,14 @@ policy_key_find(const char *name)
 gboolean
 vc_policy_key_is_list(const char *key)
 {
-	int k = policy_key_find(key);
+	int k = vc_policy_key_find(key);
 	return k >= 0 && policy_keys[k].list;
 }
 
 /* Applies one map entry to POLICY; the error message is prefixed with the
  * key by the caller. */
 static gboolean
-apply_key(VcPolicy *p, PolicyKey k, const char *const *values, GError **error)
+vc_policy_apply_key(VcPolicy *p, PolicyKey k, const char *const *values, GError **error)
 {
 	guint n = values != NULL ? g_strv_length((GStrv)values) : 0;
 	const char *v = n > 0 ? values[0] : NULL;
@@ -382,7 +345,7 @@ apply_key(VcPolicy *p, PolicyKey k, const char *const *values, GError **error)
 		return FALSE;
 	}
 	for (guint i = 0; i < n; i++)
-		if (!check_text(values[i], VC_POLICY_PATH_MAX, error))
+		if (!vc_policy_check_text(values[i], VC_POLICY_PATH_MAX, error))
 			return FALSE;
 
 	switch (k) {
@@ -451,20 +414,20 @@ apply_key(VcPolicy *p, PolicyKey k, const char *const *values, GError **error)
 		char **field = k == PK_CERT_PATH    ? &p->cert_path
 			       : k == PK_CHAIN_PATH ? &p->chain_path
 						    : &p->key_path;
-		if (!check_guest_path(v, error))
+		if (!vc_policy_check_guest_path(v, error))
 			return FALSE;
 		g_free(*field);
 		*field = g_strdup(v);
 		return TRUE;
 	}
 	case PK_OWNER:
-		if (!check_owner(v, error))
+		if (!vc_policy_check_owner(v, error))
 			return FALSE;
 		g_free(p->owner);
 		p->owner = g_strdup(v);
 		return TRUE;
 	case PK_RELOAD:
-		if (!check_text(v, VC_POLICY_RELOAD_MAX, error))
+		if (!vc_policy_check_text(v, VC_POLICY_RELOAD_MAX, error))
 			return FALSE;
 		g_free(p->reload);
 		/* an empty command switches an inherited reload off */
@@ -473,7 +436,7 @@ apply_key(VcPolicy *p, PolicyKey k, const char *const *values, GError **error)
 	case PK_TRUST_HOST_CA: {
 		g_autoptr(GPtrArray) fps = g_ptr_array_new_with_free_func(g_free);
 		for (guint i = 0; i < n; i++) {
-			char *fp = normalize_fingerprint(values[i], error);
+			char *fp = vc_host_attr_fingerprint_normalize(values[i], error);
 			if (fp == NULL)
 				return FALSE;
 			g_ptr_array_add(fps, fp);
@@ -485,9 +448,9 @@ apply_key(VcPolicy *p, PolicyKey k, const char *const *values, GError **error)
 	}
 	case PK_REQUIRE: {
 		g_autoptr(GPtrArray) rules =
-		    g_ptr_array_new_with_free_func((GDestroyNotify)placement_rule_free);
+		    g_ptr_array_new_with_free_func((GDestroyNotify)vc_policy_placement_rule_free);
 		for (guint i = 0; i < n; i++) {
-			VcPlacementRule *rule = parse_require(values[i], error);
+			VcPlacementRule *rule = vc_policy_parse_require(values[i], error);
 			if (rule == NULL)
 				return FALSE;
 			g_ptr_array_add(rules, rule);
@@ -497,7 +460,7 @@ apply_key(VcPolicy *p, PolicyKey k, const char *const *values, GError **error)
 		return TRUE;
 	}
 	case PK_CHECK_ON_START:
-		return parse_bool(v, &p->check_on_start, error);
+		return vc_policy_parse_bool(v, &p->check_on_start, error);
 	case PK_N:
 	default:
 		g_assert_not_reached();
@@ -505,7 +468,7 @@ apply_key(VcPolicy *p, PolicyKey k, const char *const *values, GError **error)
 }
 
 static VcPolicy *
-policy_new_defaults(const char *source, gint64 default_lifetime_s)
+vc_policy_new_defaults(const char *source, gint64 default_lifetime_s)
 {
 	VcPolicy *p = g_new0(VcPolicy, 1);
 	p->source = g_strdup(source != NULL ? source : "defaults");
@@ -518,7 +481,8 @@ policy_new_defaults(const char *source, gint64 default_lifetime_s)
 	p->chain_path = g_strdup(DEFAULT_CHAIN_PATH);
 	p->key_path = g_strdup(DEFAULT_KEY_PATH);
 	p->trust_host_cas = g_new0(char *, 1);
-	p->placement = g_ptr_array_new_with_free_func((GDestroyNotify)placement_rule_free);
+	p->placement =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_policy_placement_rule_free);
 	p->check_on_start = FALSE;
 	return p;
 }
@@ -526,7 +490,7 @@ policy_new_defaults(const char *source, gint64 default_lifetime_s)
 /* Applies every entry of MAP in key-table order (so the first error is the
  * same on every run, whatever the hash order). */
 static gboolean
-policy_apply_map(VcPolicy *p, GHashTable *map, GError **error)
+vc_policy_apply_map(VcPolicy *p, GHashTable *map, GError **error)
 {
 	GHashTableIter it;
 	gpointer k;
@@ -534,7 +498,7 @@ policy_apply_map(VcPolicy *p, GHashTable *map, GError **error)
 
 	g_hash_table_iter_init(&it, map);
 	while (g_hash_table_iter_next(&it, &k, NULL)) {
-		if (policy_key_find(k) < 0) {
+		if (vc_policy_key_find(k) < 0) {
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 				    "unknown policy key \"%s\"", (const char *)k);
 			return FALSE;
@@ -545,7 +509,7 @@ policy_apply_map(VcPolicy *p, GHashTable *map, GError **error)
 		if (!g_hash_table_contains(map, policy_keys[i].name))
 			continue;
 		values = g_hash_table_lookup(map, policy_keys[i].name);
-		if (!apply_key(p, (PolicyKey)i, values, &local)) {
+		if (!vc_policy_apply_key(p, (PolicyKey)i, values, &local)) {
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "%s: %s",
 				    policy_keys[i].name, local->message);
 			return FALSE;
@@ -563,20 +527,20 @@ policy_apply_map(VcPolicy *p, GHashTable *map, GError **error)
 gboolean
 vc_policy_map_validate(GHashTable *map, GError **error)
 {
-	g_autoptr(VcPolicy) p = policy_new_defaults(NULL, 24 * 3600);
+	g_autoptr(VcPolicy) p = vc_policy_new_defaults(NULL, 24 * 3600);
 	g_return_val_if_fail(map != NULL, FALSE);
-	return policy_apply_map(p, map, error);
+	return vc_policy_apply_map(p, map, error);
 }
 
 VcPolicy *
 vc_policy_new_from_map(GHashTable *map, const char *source, gint64 default_lifetime_s,
 		       GError **error)
 {
-	g_autoptr(VcPolicy) p = policy_new_defaults(source, default_lifetime_s);
+	g_autoptr(VcPolicy) p = vc_policy_new_defaults(source, default_lifetime_s);
 	g_autoptr(GError) local = NULL;
 
 	g_return_val_if_fail(map != NULL, NULL);
-	if (!policy_apply_map(p, map, &local)) {
+	if (!vc_policy_apply_map(p, map, &local)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "%s: %s", p->source,
 			    local->message);
 		return NULL;
@@ -596,7 +560,7 @@ vc_policy_new_from_map(GHashTable *map, const char *source, gint64 default_lifet
 /* RFC 8259 section 7 string escaping; the input is valid UTF-8 (checked on
  * the way in), so only quotes, backslash and controls need escapes. */
 static void
-json_append_string(GString *out, const char *s)
+vc_policy_json_append_string(GString *out, const char *s)
 {
 	if (s == NULL) {
 		g_string_append(out, "null");
@@ -616,13 +580,13 @@ json_append_string(GString *out, const char *s)
 }
 
 static void
-json_append_strv(GString *out, const char *const *v)
+vc_policy_json_append_strv(GString *out, const char *const *v)
 {
 	g_string_append_c(out, '[');
 	for (gsize i = 0; v != NULL && v[i] != NULL; i++) {
 		if (i > 0)
 			g_string_append_c(out, ',');
-		json_append_string(out, v[i]);
+		vc_policy_json_append_string(out, v[i]);
 	}
 	g_string_append_c(out, ']');
 }
@@ -637,39 +601,39 @@ vc_policy_to_string(const VcPolicy *policy)
 	g_return_val_if_fail(policy != NULL, NULL);
 
 	g_string_append(out, "\"source\":");
-	json_append_string(out, policy->source);
+	vc_policy_json_append_string(out, policy->source);
 	g_string_append(out, ",\"names\":");
-	json_append_strv(out, (const char *const *)policy->names);
+	vc_policy_json_append_strv(out, (const char *const *)policy->names);
 	g_string_append(out, ",\"key\":");
-	json_append_string(out, vc_key_type_to_string(policy->key_type));
+	vc_policy_json_append_string(out, vc_key_type_to_string(policy->key_type));
 	g_string_append(out, ",\"key-mode\":");
-	json_append_string(out, vc_key_mode_to_string(policy->key_mode));
+	vc_policy_json_append_string(out, vc_key_mode_to_string(policy->key_mode));
 	g_string_append_printf(out, ",\"lifetime\":%" G_GINT64_FORMAT, policy->lifetime_s);
 	g_string_append(out, ",\"issue-on\":");
-	json_append_string(out, vc_issue_on_to_string(policy->issue_on));
+	vc_policy_json_append_string(out, vc_issue_on_to_string(policy->issue_on));
 	g_string_append(out, ",\"on-stop\":");
-	json_append_string(out, policy->revoke_on_stop ? "revoke" : "keep");
+	vc_policy_json_append_string(out, policy->revoke_on_stop ? "revoke" : "keep");
 	g_string_append(out, ",\"cert-path\":");
-	json_append_string(out, policy->cert_path);
+	vc_policy_json_append_string(out, policy->cert_path);
 	g_string_append(out, ",\"chain-path\":");
-	json_append_string(out, policy->chain_path);
+	vc_policy_json_append_string(out, policy->chain_path);
 	g_string_append(out, ",\"key-path\":");
-	json_append_string(out, policy->key_path);
+	vc_policy_json_append_string(out, policy->key_path);
 	g_string_append(out, ",\"owner\":");
-	json_append_string(out, policy->owner);
+	vc_policy_json_append_string(out, policy->owner);
 	g_string_append(out, ",\"reload\":");
-	json_append_string(out, policy->reload);
+	vc_policy_json_append_string(out, policy->reload);
 	g_string_append(out, ",\"trust-host-ca\":");
-	json_append_strv(out, (const char *const *)policy->trust_host_cas);
+	vc_policy_json_append_strv(out, (const char *const *)policy->trust_host_cas);
 	g_string_append(out, ",\"require\":[");
 	for (guint i = 0; policy->placement != NULL && i < policy->placement->len; i++) {
 		const VcPlacementRule *r = g_ptr_array_index(policy->placement, i);
 		if (i > 0)
 			g_string_append_c(out, ',');
 		g_string_append(out, "{\"attr\":");
-		json_append_string(out, r->key);
+		vc_policy_json_append_string(out, r->key);
 		g_string_append(out, ",\"values\":");
-		json_append_strv(out, (const char *const *)r->values);
+		vc_policy_json_append_strv(out, (const char *const *)r->values);
 		g_string_append_c(out, '}');
 	}
 	g_string_append_printf(out, "],\"check-on-start\":%s}",
@@ -690,7 +654,7 @@ typedef struct {
 } PolicyGroup;
 
 static void
-policy_group_free(PolicyGroup *g)
+vc_policy_group_free(PolicyGroup *g)
 {
 	if (g == NULL)
 		return;
@@ -713,7 +677,7 @@ VcPolicySet *
 vc_policy_set_new(void)
 {
 	VcPolicySet *set = g_new0(VcPolicySet, 1);
-	set->groups = g_ptr_array_new_with_free_func((GDestroyNotify)policy_group_free);
+	set->groups = g_ptr_array_new_with_free_func((GDestroyNotify)vc_policy_group_free);
 	set->warnings = g_ptr_array_new_with_free_func(g_free);
 	return set;
 }
@@ -742,7 +706,7 @@ vc_policy_set_get_size(VcPolicySet *set)
 
 /* Splits DATA into lines (not copied: each entry points into LINES' copy). */
 static GStrv
-split_lines(const char *data, gsize len)
+vc_policy_split_lines(const char *data, gsize len)
 {
 	g_autofree char *copy = g_strndup(data, len);
 	return g_strsplit(copy, "\n", -1);
@@ -750,7 +714,7 @@ split_lines(const char *data, gsize len)
 
 /* Line (1-based) of "[GROUP]", 0 if not found. */
 static guint
-find_group_line(const GStrv lines, const char *group)
+vc_policy_find_group_line(const GStrv lines, const char *group)
 {
 	for (guint i = 0; lines[i] != NULL; i++) {
 		const char *l = lines[i];
@@ -766,7 +730,7 @@ find_group_line(const GStrv lines, const char *group)
 /* Line of "KEY =" inside the group that starts at GROUP_LINE; GROUP_LINE if
  * not found. */
 static guint
-find_key_line(const GStrv lines, guint group_line, const char *key)
+vc_policy_find_key_line(const GStrv lines, guint group_line, const char *key)
 {
 	gsize klen = strlen(key);
 	if (group_line == 0)
@@ -792,7 +756,7 @@ find_key_line(const GStrv lines, guint group_line, const char *key)
  * "[group]", "key=value", blank), 0 if none. Used only to put a line number on
  * GKeyFile's own error, which has none. */
 static guint
-find_syntax_error_line(const GStrv lines)
+vc_policy_find_syntax_error_line(const GStrv lines)
 {
 	gboolean in_group = FALSE;
 	for (guint i = 0; lines[i] != NULL; i++) {
@@ -823,8 +787,8 @@ find_syntax_error_line(const GStrv lines)
 }
 
 static void
-add_warning(VcPolicySet *set, const char *file, guint line, const char *group, const char *key,
-	    const char *what)
+vc_policy_add_warning(VcPolicySet *set, const char *file, guint line, const char *group,
+		      const char *key, const char *what)
 {
 	g_ptr_array_add(set->warnings,
 			g_strdup_printf("%s:%u: [%s]%s%s: %s", file, line, group,
@@ -832,7 +796,7 @@ add_warning(VcPolicySet *set, const char *file, guint line, const char *group, c
 }
 
 static gboolean
-is_match_key(const char *key)
+vc_policy_is_match_key(const char *key)
 {
 	return strcmp(key, "match-name") == 0 || strcmp(key, "match-uuid") == 0 ||
 	       strcmp(key, "match-project") == 0;
@@ -841,7 +805,8 @@ is_match_key(const char *key)
 /* Reads one group into a PolicyGroup; on error names the offending key in
  * RET_KEY. */
 static PolicyGroup *
-load_group(GKeyFile *kf, const char *file, const char *group, char **ret_key, GError **error)
+vc_policy_load_group(GKeyFile *kf, const char *file, const char *group, char **ret_key,
+		     GError **error)
 {
 	g_autoptr(GHashTable) map = vc_policy_map_new();
 	g_auto(GStrv) keys = g_key_file_get_keys(kf, group, NULL, NULL);
@@ -856,9 +821,9 @@ load_group(GKeyFile *kf, const char *file, const char *group, char **ret_key, GE
 	for (gsize i = 0; keys != NULL && keys[i] != NULL; i++) {
 		const char *key = keys[i];
 		g_auto(GStrv) values = NULL;
-		if (is_match_key(key) || vc_policy_key_is_list(key)) {
+		if (vc_policy_is_match_key(key) || vc_policy_key_is_list(key)) {
 			values = g_key_file_get_string_list(kf, group, key, NULL, &local);
-		} else if (policy_key_find(key) >= 0) {
+		} else if (vc_policy_key_find(key) >= 0) {
 			char *v = g_key_file_get_string(kf, group, key, &local);
 			if (v != NULL) {
 				values = g_new0(char *, 2);
@@ -874,7 +839,7 @@ load_group(GKeyFile *kf, const char *file, const char *group, char **ret_key, GE
 			g_propagate_error(error, g_steal_pointer(&local));
 			return NULL;
 		}
-		if (is_match_key(key)) {
+		if (vc_policy_is_match_key(key)) {
 			for (gsize m = 0; m < 3; m++) {
 				if (strcmp(key, match_keys[m]) == 0) {
 					g_strfreev(*matches[m]);
@@ -904,7 +869,7 @@ load_group(GKeyFile *kf, const char *file, const char *group, char **ret_key, GE
 	for (gsize m = 0; m < 3; m++) {
 		GStrv list = *matches[m];
 		for (gsize i = 0; list != NULL && list[i] != NULL; i++) {
-			if (!check_text(list[i], VC_POLICY_VALUE_MAX, &local) ||
+			if (!vc_policy_check_text(list[i], VC_POLICY_VALUE_MAX, &local) ||
 			    list[i][0] == '\0') {
 				*ret_key = g_strdup(match_keys[m]);
 				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "\"%s\": %s",
@@ -960,14 +925,14 @@ vc_policy_set_load_data(VcPolicySet *set, const char *filename, const char *data
 			return FALSE;
 		}
 	}
-	lines = split_lines(data, len);
+	lines = vc_policy_split_lines(data, len);
 	if (!g_utf8_validate(data, (gssize)len, NULL)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "%s:%u: not valid UTF-8",
-			    filename, find_syntax_error_line(lines));
+			    filename, vc_policy_find_syntax_error_line(lines));
 		return FALSE;
 	}
 	if (!g_key_file_load_from_data(kf, data, len, G_KEY_FILE_NONE, &local)) {
-		guint line = find_syntax_error_line(lines);
+		guint line = vc_policy_find_syntax_error_line(lines);
 		if (line > 0)
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "%s:%u: %s", filename,
 				    line, local->message);
@@ -979,11 +944,12 @@ vc_policy_set_load_data(VcPolicySet *set, const char *filename, const char *data
 	groups = g_key_file_get_groups(kf, NULL);
 	for (gsize i = 0; groups[i] != NULL; i++) {
 		g_autofree char *key = NULL;
-		guint gline = find_group_line(lines, groups[i]);
-		PolicyGroup *g = load_group(kf, filename, groups[i], &key, &local);
+		guint gline = vc_policy_find_group_line(lines, groups[i]);
+		PolicyGroup *g = vc_policy_load_group(kf, filename, groups[i], &key, &local);
 		if (g == NULL) {
-			guint line = key != NULL ? find_key_line(lines, gline, key) : gline;
-			add_warning(set, filename, line, groups[i], key, local->message);
+			guint line =
+			    key != NULL ? vc_policy_find_key_line(lines, gline, key) : gline;
+			vc_policy_add_warning(set, filename, line, groups[i], key, local->message);
 			g_clear_error(&local);
 			continue;
 		}
@@ -994,7 +960,7 @@ vc_policy_set_load_data(VcPolicySet *set, const char *filename, const char *data
 }
 
 static gint
-compare_strings(gconstpointer a, gconstpointer b)
+vc_policy_compare_strings(gconstpointer a, gconstpointer b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -1024,7 +990,7 @@ vc_policy_set_load_dir(VcPolicySet *set, const char *dir, GError **error)
 			continue;
 		g_ptr_array_add(names, g_strdup(entry));
 	}
-	g_ptr_array_sort(names, compare_strings);
+	g_ptr_array_sort(names, vc_policy_compare_strings);
 	for (guint i = 0; i < names->len; i++) {
 		g_autofree char *path = g_build_filename(dir, g_ptr_array_index(names, i), NULL);
 		g_autofree char *data = NULL;
@@ -1046,7 +1012,7 @@ vc_policy_set_load_dir(VcPolicySet *set, const char *dir, GError **error)
 }
 
 static gboolean
-match_glob_any(const GStrv patterns, const char *s)
+vc_policy_match_glob_any(const GStrv patterns, const char *s)
 {
 	if (s == NULL)
 		return FALSE;
@@ -1061,9 +1027,9 @@ match_glob_any(const GStrv patterns, const char *s)
 /* Every match-* key present must match (AND); within a key any pattern may
  * (OR). match-uuid compares case-insensitively, the others are globs. */
 static gboolean
-group_matches(const PolicyGroup *g, const VcPolicySubject *subject)
+vc_policy_group_matches(const PolicyGroup *g, const VcPolicySubject *subject)
 {
-	if (g->match_name != NULL && !match_glob_any(g->match_name, subject->name))
+	if (g->match_name != NULL && !vc_policy_match_glob_any(g->match_name, subject->name))
 		return FALSE;
 	if (g->match_uuid != NULL) {
 		gboolean any = FALSE;
@@ -1073,8 +1039,9 @@ group_matches(const PolicyGroup *g, const VcPolicySubject *subject)
 		if (!any)
 			return FALSE;
 	}
-	if (g->match_project != NULL && !match_glob_any(g->match_project, subject->project) &&
-	    !match_glob_any(g->match_project, subject->project_id))
+	if (g->match_project != NULL &&
+	    !vc_policy_match_glob_any(g->match_project, subject->project) &&
+	    !vc_policy_match_glob_any(g->match_project, subject->project_id))
 		return FALSE;
 	return TRUE;
 }
@@ -1086,11 +1053,11 @@ vc_policy_set_lookup(VcPolicySet *set, const VcPolicySubject *subject, char **re
 	g_return_val_if_fail(subject != NULL, NULL);
 	for (guint i = 0; i < set->groups->len; i++) {
 		const PolicyGroup *g = g_ptr_array_index(set->groups, i);
-		if (!group_matches(g, subject))
+		if (!vc_policy_group_matches(g, subject))
 			continue;
 		if (ret_source != NULL)
 			*ret_source = g_strdup_printf("%s [%s]", g->file, g->group);
-		return map_copy(g->map);
+		return vc_policy_map_copy(g->map);
 	}
 	return NULL;
 }

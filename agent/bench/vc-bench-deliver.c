@@ -37,6 +37,7 @@ vc_bench_deliver(int argc, char **argv, GError **error)
 	g_autoptr(VcIssued) issued = NULL;
 	g_autoptr(VcGuestChannel) channel = NULL;
 	g_autoptr(GArray) times = NULL;
+	g_autoptr(GArray) file_only = NULL;
 	g_autoptr(GArray) pings = g_array_new(FALSE, FALSE, sizeof(gint64));
 	g_autoptr(JsonBuilder) b = json_builder_new();
 	g_autofree char *cert = NULL, *chain = NULL, *key = NULL;
@@ -126,8 +127,15 @@ vc_bench_deliver(int argc, char **argv, GError **error)
 		times = vc_guest_bench_deliver(channel, &d, (guint)count, error);
 		if (times == NULL)
 			goto out;
+		/* the way for agents that block guest-exec, over the files just
+		 * delivered (it writes only over existing files) */
+		d.method = VC_GUEST_METHOD_FILE_ONLY;
+		file_only = vc_guest_bench_deliver(channel, &d, (guint)count, error);
+		if (file_only == NULL)
+			goto out;
 	}
 	g_array_sort(times, vc_bench_cmp_i64);
+	g_array_sort(file_only, vc_bench_cmp_i64);
 	g_array_sort(pings, vc_bench_cmp_i64);
 
 	json_builder_begin_object(b);
@@ -141,10 +149,14 @@ vc_bench_deliver(int argc, char **argv, GError **error)
 	json_builder_add_double_value(b, vc_bench_pct_ms(times, 50));
 	json_builder_set_member_name(b, "deliver_p95_ms");
 	json_builder_add_double_value(b, vc_bench_pct_ms(times, 95));
+	json_builder_set_member_name(b, "deliver_file_only_p50_ms");
+	json_builder_add_double_value(b, vc_bench_pct_ms(file_only, 50));
+	json_builder_set_member_name(b, "deliver_file_only_p95_ms");
+	json_builder_add_double_value(b, vc_bench_pct_ms(file_only, 95));
 	json_builder_set_member_name(b, "ping_p50_ms");
 	json_builder_add_double_value(b, vc_bench_pct_ms(pings, 50));
 	json_builder_set_member_name(b, "target_p50_ms");
-	json_builder_add_double_value(b, 100.0);
+	json_builder_add_double_value(b, 50.0);
 	json_builder_set_member_name(b, "what");
 	json_builder_add_string_value(b, "cert+chain+key written, owner/mode set, renamed, SHA-256 "
 					 "read back and compared");
@@ -152,10 +164,11 @@ vc_bench_deliver(int argc, char **argv, GError **error)
 	if (arg_json)
 		vc_bench_print_json(json_builder_get_root(b));
 	else
-		g_print(
-		    "%u deliveries into %s: p50 %.1f ms, p95 %.1f ms (guest-ping p50 %.1f ms)\n",
-		    times->len, vm, vc_bench_pct_ms(times, 50), vc_bench_pct_ms(times, 95),
-		    vc_bench_pct_ms(pings, 50));
+		g_print("%u deliveries into %s: p50 %.1f ms, p95 %.1f ms; file-only p50 %.1f ms, "
+			"p95 %.1f ms (guest-ping p50 %.1f ms)\n",
+			times->len, vm, vc_bench_pct_ms(times, 50), vc_bench_pct_ms(times, 95),
+			vc_bench_pct_ms(file_only, 50), vc_bench_pct_ms(file_only, 95),
+			vc_bench_pct_ms(pings, 50));
 	ok = TRUE;
 out:
 	g_clear_pointer(&channel, vc_guest_channel_free);

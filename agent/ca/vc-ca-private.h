@@ -3,6 +3,8 @@
 
 /* Shared by the files of agent/ca only. */
 
+#include <openssl/x509v3.h>
+
 #include "vc-ca.h"
 
 G_BEGIN_DECLS
@@ -36,7 +38,25 @@ void vc_crypto_set_error(GError **error, const char *what);
 const EVP_MD *vc_key_get_md(EVP_PKEY *key);
 char *vc_hex_encode(const guint8 *data, gsize len);
 ASN1_INTEGER *vc_serial_from_hex(const char *hex, GError **error);
+/* vc_serial_generate() as an ASN1_INTEGER: the serial of every certificate
+ * a CA here makes for itself or a host. */
+ASN1_INTEGER *vc_serial_generate_integer(GError **error);
+/* RFC 2253 text of NAME, "?" when it cannot be printed. */
+char *vc_x509_name_to_string(const X509_NAME *name);
+/* O=virtcert, CN=CN */
+X509_NAME *vc_x509_name_from_cn(const char *cn, GError **error);
+/* A dNSName or URI GENERAL_NAME holding VALUE. */
+GENERAL_NAME *vc_general_name_new_ia5(int type, const char *value);
+/* The IA5String of a GENERAL_NAME as C string; NULL when it holds a NUL
+ * (a classic way to smuggle "good.example\0.evil" past a check). */
+char *vc_general_name_get_ia5(const ASN1_IA5STRING *s);
 ASN1_TIME *vc_asn1_time_from_unix(gint64 t, GError **error);
+/* RFC 5280 4.2.1.1 authorityKeyIdentifier (keyid = SKI), not critical. */
+X509_EXTENSION *vc_ext_aki_from_ski(const ASN1_OCTET_STRING *ski, GError **error);
+/* A CRL v2 as vc_ca_sign_crl() makes it, for an ISSUER whose KEY is at hand
+ * (the host CA): the issuer must carry a subjectKeyIdentifier. */
+X509_CRL *vc_crl_sign_with_key(X509 *issuer, EVP_PKEY *key, GPtrArray *entries, guint64 crl_number,
+			       gint64 this_update, gint64 next_update, GError **error);
 /* Signs with the CA key, reusing the prepared DigestSign context. */
 gboolean vc_ca_sign_item(VcCa *ca, X509 *cert, X509_CRL *crl, GError **error);
 

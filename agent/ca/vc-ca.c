@@ -38,7 +38,7 @@ vc_asn1_time_from_unix(gint64 t, GError **error)
 }
 
 static X509_EXTENSION *
-ext_from_i2d(int nid, gboolean critical, void *value, GError **error)
+vc_ca_ext_from_i2d(int nid, gboolean critical, void *value, GError **error)
 {
 	X509_EXTENSION *ext = X509V3_EXT_i2d(nid, critical ? 1 : 0, value);
 
@@ -48,7 +48,7 @@ ext_from_i2d(int nid, gboolean critical, void *value, GError **error)
 }
 
 static X509_EXTENSION *
-ext_basic_constraints(gboolean ca, int pathlen, GError **error)
+vc_ca_ext_basic_constraints(gboolean ca, int pathlen, GError **error)
 {
 	g_autoptr(BASIC_CONSTRAINTS) bc = BASIC_CONSTRAINTS_new();
 
@@ -59,7 +59,7 @@ ext_basic_constraints(gboolean ca, int pathlen, GError **error)
 	}
 	/* RFC 5280 4.2.1.9: critical in CA certificates; critical in leaves
 	 * as well so that no relying party can mistake a leaf for a CA. */
-	return ext_from_i2d(NID_basic_constraints, TRUE, bc, error);
+	return vc_ca_ext_from_i2d(NID_basic_constraints, TRUE, bc, error);
 }
 
 /* RFC 5280 4.2.1.3 bit numbers */
@@ -69,18 +69,18 @@ ext_basic_constraints(gboolean ca, int pathlen, GError **error)
 #define KU_BIT_CRL_SIGN 6
 
 static X509_EXTENSION *
-ext_key_usage(const int *bits, gsize n_bits, GError **error)
+vc_ca_ext_key_usage(const int *bits, gsize n_bits, GError **error)
 {
 	g_autoptr(ASN1_BIT_STRING) bs = ASN1_BIT_STRING_new();
 
 	for (gsize i = 0; i < n_bits; i++)
 		ASN1_BIT_STRING_set_bit(bs, bits[i], 1);
-	return ext_from_i2d(NID_key_usage, TRUE, bs, error);
+	return vc_ca_ext_from_i2d(NID_key_usage, TRUE, bs, error);
 }
 
 /* RFC 5280 4.2.1.2 method (1): SHA-1 of the subjectPublicKey BIT STRING. */
 static ASN1_OCTET_STRING *
-ski_from_pubkey(X509_PUBKEY *pub, GError **error)
+vc_ca_ski_from_pubkey(X509_PUBKEY *pub, GError **error)
 {
 	const unsigned char *pk = NULL;
 	int pklen = 0;
@@ -99,7 +99,7 @@ ski_from_pubkey(X509_PUBKEY *pub, GError **error)
 }
 
 static ASN1_OCTET_STRING *
-ski_from_key(EVP_PKEY *key, GError **error)
+vc_ca_ski_from_key(EVP_PKEY *key, GError **error)
 {
 	g_autoptr(X509_PUBKEY) pub = NULL;
 
@@ -107,7 +107,7 @@ ski_from_key(EVP_PKEY *key, GError **error)
 		vc_crypto_set_error(error, "cannot encode public key");
 		return NULL;
 	}
-	return ski_from_pubkey(pub, error);
+	return vc_ca_ski_from_pubkey(pub, error);
 }
 
 /* A public-key-only EVP_PKEY for a P-256 key, made through the classic
@@ -118,7 +118,7 @@ ski_from_key(EVP_PKEY *key, GError **error)
  * either way. NULL when KEY is not P-256 or anything fails: the caller then
  * takes the general path. */
 static gpointer
-p256_legacy_params_new(gpointer data)
+vc_ca_p256_legacy_params_new(gpointer data)
 {
 	/* ECParameters namedCurve prime256v1 (RFC 5480 2.1.1) */
 	static const unsigned char params[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
@@ -129,10 +129,10 @@ p256_legacy_params_new(gpointer data)
 }
 
 static EVP_PKEY *
-p256_public_for_x509(EVP_PKEY *key)
+vc_ca_p256_public_for_x509(EVP_PKEY *key)
 {
 	static GOnce once = G_ONCE_INIT;
-	EVP_PKEY *tmpl = g_once(&once, p256_legacy_params_new, NULL);
+	EVP_PKEY *tmpl = g_once(&once, vc_ca_p256_legacy_params_new, NULL);
 	unsigned char point[65];
 	const unsigned char *q = point;
 	size_t len = 0;
@@ -162,9 +162,9 @@ p256_public_for_x509(EVP_PKEY *key)
 }
 
 static gboolean
-leaf_set_pubkey(X509 *cert, EVP_PKEY *key, GError **error)
+vc_ca_leaf_set_pubkey(X509 *cert, EVP_PKEY *key, GError **error)
 {
-	g_autoptr(EVP_PKEY) fast = p256_public_for_x509(key);
+	g_autoptr(EVP_PKEY) fast = vc_ca_p256_public_for_x509(key);
 
 	if (!X509_set_pubkey(cert, fast != NULL ? fast : key)) {
 		vc_crypto_set_error(error, "cannot set the public key");
@@ -173,29 +173,18 @@ leaf_set_pubkey(X509 *cert, EVP_PKEY *key, GError **error)
 	return TRUE;
 }
 
-static X509_EXTENSION *
-ext_aki_from_ski(const ASN1_OCTET_STRING *ski, GError **error)
+X509_EXTENSION *
+vc_ext_aki_from_ski(const ASN1_OCTET_STRING *ski, GError **error)
 {
 	g_autoptr(AUTHORITY_KEYID) aki = AUTHORITY_KEYID_new();
 
 	aki->keyid = ASN1_OCTET_STRING_dup(ski);
 	/* RFC 5280 4.2.1.1: MUST NOT be critical */
-	return ext_from_i2d(NID_authority_key_identifier, FALSE, aki, error);
-}
-
-static GENERAL_NAME *
-general_name_new_ia5(int type, const char *value)
-{
-	GENERAL_NAME *gn = GENERAL_NAME_new();
-	ASN1_IA5STRING *s = ASN1_IA5STRING_new();
-
-	ASN1_STRING_set(s, value, -1);
-	GENERAL_NAME_set0_value(gn, type, s);
-	return gn;
+	return vc_ca_ext_from_i2d(NID_authority_key_identifier, FALSE, aki, error);
 }
 
 static GENERAL_SUBTREE *
-subtree_new(GENERAL_NAME *base)
+vc_ca_subtree_new(GENERAL_NAME *base)
 {
 	GENERAL_SUBTREE *st = GENERAL_SUBTREE_new();
 
@@ -205,7 +194,7 @@ subtree_new(GENERAL_NAME *base)
 }
 
 static GENERAL_NAME *
-general_name_new_ip_zero(int len)
+vc_ca_general_name_new_ip_zero(int len)
 {
 	GENERAL_NAME *gn = GENERAL_NAME_new();
 	ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
@@ -223,22 +212,25 @@ general_name_new_ip_zero(int len)
  * subtree: a urn:uuid: SAN has no host part and OpenSSL and Go refuse such a
  * name under any URI constraint. */
 static X509_EXTENSION *
-ext_name_constraints(const char *const *permit, GError **error)
+vc_ca_ext_name_constraints(const char *const *permit, GError **error)
 {
 	g_autoptr(NAME_CONSTRAINTS) nc = NAME_CONSTRAINTS_new();
 
 	nc->permittedSubtrees = sk_GENERAL_SUBTREE_new_null();
 	nc->excludedSubtrees = sk_GENERAL_SUBTREE_new_null();
 	for (gsize i = 0; permit[i] != NULL; i++)
-		sk_GENERAL_SUBTREE_push(nc->permittedSubtrees,
-					subtree_new(general_name_new_ia5(GEN_DNS, permit[i])));
-	sk_GENERAL_SUBTREE_push(nc->excludedSubtrees, subtree_new(general_name_new_ip_zero(8)));
-	sk_GENERAL_SUBTREE_push(nc->excludedSubtrees, subtree_new(general_name_new_ip_zero(32)));
-	return ext_from_i2d(NID_name_constraints, TRUE, nc, error);
+		sk_GENERAL_SUBTREE_push(
+		    nc->permittedSubtrees,
+		    vc_ca_subtree_new(vc_general_name_new_ia5(GEN_DNS, permit[i])));
+	sk_GENERAL_SUBTREE_push(nc->excludedSubtrees,
+				vc_ca_subtree_new(vc_ca_general_name_new_ip_zero(8)));
+	sk_GENERAL_SUBTREE_push(nc->excludedSubtrees,
+				vc_ca_subtree_new(vc_ca_general_name_new_ip_zero(32)));
+	return vc_ca_ext_from_i2d(NID_name_constraints, TRUE, nc, error);
 }
 
 static gboolean
-add_ext_owned(VcX509ExtStack *exts, X509_EXTENSION *ext)
+vc_ca_add_ext_owned(VcX509ExtStack *exts, X509_EXTENSION *ext)
 {
 	if (ext == NULL)
 		return FALSE;
@@ -249,39 +241,26 @@ add_ext_owned(VcX509ExtStack *exts, X509_EXTENSION *ext)
 /* The extensions of the restricted intermediate, shared by the self-signed
  * mode (copied into the certificate) and the CSR mode (extensionRequest). */
 static VcX509ExtStack *
-intermediate_extensions(const char *const *permit, EVP_PKEY *key, GError **error)
+vc_ca_intermediate_extensions(const char *const *permit, EVP_PKEY *key, GError **error)
 {
 	g_autoptr(VcX509ExtStack) exts = sk_X509_EXTENSION_new_null();
 	static const int ku_bits[] = {KU_BIT_KEY_CERT_SIGN, KU_BIT_CRL_SIGN};
-	g_autoptr(ASN1_OCTET_STRING) ski = ski_from_key(key, error);
+	g_autoptr(ASN1_OCTET_STRING) ski = vc_ca_ski_from_key(key, error);
 
 	if (ski == NULL)
 		return NULL;
-	if (!add_ext_owned(exts, ext_basic_constraints(TRUE, 0, error)) ||
-	    !add_ext_owned(exts, ext_key_usage(ku_bits, G_N_ELEMENTS(ku_bits), error)) ||
-	    !add_ext_owned(exts, ext_name_constraints(permit, error)) ||
-	    !add_ext_owned(exts, ext_from_i2d(NID_subject_key_identifier, FALSE, ski, error)))
+	if (!vc_ca_add_ext_owned(exts, vc_ca_ext_basic_constraints(TRUE, 0, error)) ||
+	    !vc_ca_add_ext_owned(exts,
+				 vc_ca_ext_key_usage(ku_bits, G_N_ELEMENTS(ku_bits), error)) ||
+	    !vc_ca_add_ext_owned(exts, vc_ca_ext_name_constraints(permit, error)) ||
+	    !vc_ca_add_ext_owned(exts,
+				 vc_ca_ext_from_i2d(NID_subject_key_identifier, FALSE, ski, error)))
 		return NULL;
 	return g_steal_pointer(&exts);
 }
 
-static X509_NAME *
-name_from_cn(const char *cn, GError **error)
-{
-	g_autoptr(X509_NAME) name = X509_NAME_new();
-
-	if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"virtcert",
-					-1, -1, 0) ||
-	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
-					-1, 0)) {
-		vc_crypto_set_error(error, "invalid common name");
-		return NULL;
-	}
-	return g_steal_pointer(&name);
-}
-
 static gboolean
-sign_with(X509 *cert, EVP_PKEY *key, GError **error)
+vc_ca_sign_with(X509 *cert, EVP_PKEY *key, GError **error)
 {
 	if (X509_sign(cert, key, vc_key_get_md(key)) <= 0) {
 		vc_crypto_set_error(error, "cannot sign certificate");
@@ -292,22 +271,20 @@ sign_with(X509 *cert, EVP_PKEY *key, GError **error)
 
 /* A CA certificate (root or intermediate) with fresh serial and EXTS. */
 static X509 *
-ca_cert_new(X509_NAME *subject, X509_NAME *issuer, EVP_PKEY *pub, gint64 lifetime_s,
-	    VcX509ExtStack *exts, GError **error)
+vc_ca_cert_new(X509_NAME *subject, X509_NAME *issuer, EVP_PKEY *pub, gint64 lifetime_s,
+	       VcX509ExtStack *exts, GError **error)
 {
 	g_autoptr(X509) cert = X509_new();
-	g_autofree char *serial_hex = vc_serial_generate(error);
-	g_autoptr(ASN1_INTEGER) serial = NULL;
+	g_autoptr(ASN1_INTEGER) serial = vc_serial_generate_integer(error);
 	g_autoptr(ASN1_TIME) nb = NULL;
 	g_autoptr(ASN1_TIME) na = NULL;
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 
-	if (serial_hex == NULL)
+	if (serial == NULL)
 		return NULL;
-	serial = vc_serial_from_hex(serial_hex, error);
 	nb = vc_asn1_time_from_unix(now - VC_CA_BACKDATE_S, error);
 	na = nb != NULL ? vc_asn1_time_from_unix(now + lifetime_s, error) : NULL;
-	if (serial == NULL || na == NULL)
+	if (na == NULL)
 		return NULL;
 	if (!X509_set_version(cert, X509_VERSION_3) || !X509_set_serialNumber(cert, serial) ||
 	    !X509_set_subject_name(cert, subject) || !X509_set_issuer_name(cert, issuer) ||
@@ -328,7 +305,7 @@ ca_cert_new(X509_NAME *subject, X509_NAME *issuer, EVP_PKEY *pub, gint64 lifetim
 /* ---- CA directory ------------------------------------------------------ */
 
 static gboolean
-check_init_options(const VcCaInitOptions *opts, GError **error)
+vc_ca_check_init_options(const VcCaInitOptions *opts, GError **error)
 {
 	if (opts == NULL || opts->permit == NULL || opts->permit[0] == NULL) {
 		g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
@@ -355,7 +332,7 @@ check_init_options(const VcCaInitOptions *opts, GError **error)
 }
 
 static char *
-ca_path(const char *dir, const char *file)
+vc_ca_path(const char *dir, const char *file)
 {
 	return g_build_filename(dir, file, NULL);
 }
@@ -363,7 +340,7 @@ ca_path(const char *dir, const char *file)
 /* Creates CA_DIR with mode 0700 and refuses to overwrite an existing CA
  * unless FORCE; with FORCE removes the files a new key would not match. */
 static gboolean
-prepare_ca_dir(const char *dir, gboolean force, GError **error)
+vc_ca_prepare_ca_dir(const char *dir, gboolean force, GError **error)
 {
 	static const char *const files[] = {"ca.key", "ca.pem", "chain.pem", "root.pem", "ca.csr"};
 
@@ -373,7 +350,7 @@ prepare_ca_dir(const char *dir, gboolean force, GError **error)
 		return FALSE;
 	}
 	for (gsize i = 0; i < G_N_ELEMENTS(files); i++) {
-		g_autofree char *p = ca_path(dir, files[i]);
+		g_autofree char *p = vc_ca_path(dir, files[i]);
 		if (!g_file_test(p, G_FILE_TEST_EXISTS))
 			continue;
 		if (!force &&
@@ -385,7 +362,7 @@ prepare_ca_dir(const char *dir, gboolean force, GError **error)
 	}
 	if (force) {
 		for (gsize i = 0; i < G_N_ELEMENTS(files); i++) {
-			g_autofree char *p = ca_path(dir, files[i]);
+			g_autofree char *p = vc_ca_path(dir, files[i]);
 			if (g_unlink(p) < 0 && errno != ENOENT) {
 				g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot remove %s: %s", p,
 					    g_strerror(errno));
@@ -397,10 +374,10 @@ prepare_ca_dir(const char *dir, gboolean force, GError **error)
 }
 
 static gboolean
-write_cert_file(const char *dir, const char *file, GPtrArray *certs, GError **error)
+vc_ca_write_cert_file(const char *dir, const char *file, GPtrArray *certs, GError **error)
 {
 	g_autoptr(GString) s = g_string_new(NULL);
-	g_autofree char *p = ca_path(dir, file);
+	g_autofree char *p = vc_ca_path(dir, file);
 
 	for (guint i = 0; i < certs->len; i++) {
 		g_autofree char *pem = vc_cert_to_pem(g_ptr_array_index(certs, i), error);
@@ -412,16 +389,16 @@ write_cert_file(const char *dir, const char *file, GPtrArray *certs, GError **er
 }
 
 static gboolean
-write_one_cert(const char *dir, const char *file, X509 *cert, GError **error)
+vc_ca_write_one_cert(const char *dir, const char *file, X509 *cert, GError **error)
 {
 	g_autoptr(GPtrArray) one = g_ptr_array_new();
 
 	g_ptr_array_add(one, cert);
-	return write_cert_file(dir, file, one, error);
+	return vc_ca_write_cert_file(dir, file, one, error);
 }
 
 static char *
-default_cn(const char *what)
+vc_ca_default_cn(const char *what)
 {
 	g_autofree char *host = g_strndup(g_get_host_name(), 32);
 
@@ -447,10 +424,11 @@ vc_ca_init_self_signed(const char *ca_dir, const VcCaInitOptions *opts, GError *
 	static const int ku_bits[] = {KU_BIT_KEY_CERT_SIGN, KU_BIT_CRL_SIGN};
 	gint64 lifetime;
 
-	if (!check_init_options(opts, error) || !prepare_ca_dir(ca_dir, opts->force, error))
+	if (!vc_ca_check_init_options(opts, error) ||
+	    !vc_ca_prepare_ca_dir(ca_dir, opts->force, error))
 		return FALSE;
 	lifetime = opts->lifetime_s > 0 ? opts->lifetime_s : VC_CA_DEFAULT_LIFETIME_S;
-	cn = opts->common_name != NULL ? g_strdup(opts->common_name) : default_cn("CA");
+	cn = opts->common_name != NULL ? g_strdup(opts->common_name) : vc_ca_default_cn("CA");
 	/* a random tag keeps the subjects of two roots made on one host apart
 	 * (NSS and GnuTLS look issuers up by subject) */
 	tag = vc_serial_generate(error);
@@ -467,38 +445,41 @@ vc_ca_init_self_signed(const char *ca_dir, const VcCaInitOptions *opts, GError *
 		return FALSE;
 
 	/* the root: CA without path length limit, keyCertSign + cRLSign, SKI */
-	root_ski = ski_from_key(root_key, error);
+	root_ski = vc_ca_ski_from_key(root_key, error);
 	if (root_ski == NULL)
 		return FALSE;
-	if (!add_ext_owned(root_exts, ext_basic_constraints(TRUE, -1, error)) ||
-	    !add_ext_owned(root_exts, ext_key_usage(ku_bits, G_N_ELEMENTS(ku_bits), error)) ||
-	    !add_ext_owned(root_exts,
-			   ext_from_i2d(NID_subject_key_identifier, FALSE, root_ski, error)))
+	if (!vc_ca_add_ext_owned(root_exts, vc_ca_ext_basic_constraints(TRUE, -1, error)) ||
+	    !vc_ca_add_ext_owned(root_exts,
+				 vc_ca_ext_key_usage(ku_bits, G_N_ELEMENTS(ku_bits), error)) ||
+	    !vc_ca_add_ext_owned(
+		root_exts, vc_ca_ext_from_i2d(NID_subject_key_identifier, FALSE, root_ski, error)))
 		return FALSE;
-	root_name = name_from_cn(root_cn, error);
+	root_name = vc_x509_name_from_cn(root_cn, error);
 	if (root_name == NULL)
 		return FALSE;
 	/* the root outlives the intermediate it signs */
-	root = ca_cert_new(root_name, root_name, root_key, lifetime + 24 * 3600, root_exts, error);
-	if (root == NULL || !sign_with(root, root_key, error))
+	root =
+	    vc_ca_cert_new(root_name, root_name, root_key, lifetime + 24 * 3600, root_exts, error);
+	if (root == NULL || !vc_ca_sign_with(root, root_key, error))
 		return FALSE;
 
-	name = name_from_cn(cn, error);
+	name = vc_x509_name_from_cn(cn, error);
 	if (name == NULL)
 		return FALSE;
-	exts = intermediate_extensions(opts->permit, key, error);
-	if (exts == NULL || !add_ext_owned(exts, ext_aki_from_ski(root_ski, error)))
+	exts = vc_ca_intermediate_extensions(opts->permit, key, error);
+	if (exts == NULL || !vc_ca_add_ext_owned(exts, vc_ext_aki_from_ski(root_ski, error)))
 		return FALSE;
-	cert = ca_cert_new(name, root_name, key, lifetime, exts, error);
-	if (cert == NULL || !sign_with(cert, root_key, error))
+	cert = vc_ca_cert_new(name, root_name, key, lifetime, exts, error);
+	if (cert == NULL || !vc_ca_sign_with(cert, root_key, error))
 		return FALSE;
 	/* the root key has done its only job; EVP_PKEY_free clears it */
 	g_clear_pointer(&root_key, EVP_PKEY_free);
 
-	key_path = ca_path(ca_dir, "ca.key");
-	if (!vc_key_save(key, key_path, error) || !write_one_cert(ca_dir, "ca.pem", cert, error) ||
-	    !write_one_cert(ca_dir, "chain.pem", cert, error) ||
-	    !write_one_cert(ca_dir, "root.pem", root, error))
+	key_path = vc_ca_path(ca_dir, "ca.key");
+	if (!vc_key_save(key, key_path, error) ||
+	    !vc_ca_write_one_cert(ca_dir, "ca.pem", cert, error) ||
+	    !vc_ca_write_one_cert(ca_dir, "chain.pem", cert, error) ||
+	    !vc_ca_write_one_cert(ca_dir, "root.pem", root, error))
 		return FALSE;
 	return TRUE;
 }
@@ -516,14 +497,15 @@ vc_ca_init_csr(const char *ca_dir, const VcCaInitOptions *opts, const char *csr_
 	g_autofree char *csr_path = NULL;
 	g_autofree char *pem = NULL;
 
-	if (!check_init_options(opts, error) || !prepare_ca_dir(ca_dir, opts->force, error))
+	if (!vc_ca_check_init_options(opts, error) ||
+	    !vc_ca_prepare_ca_dir(ca_dir, opts->force, error))
 		return FALSE;
-	cn = opts->common_name != NULL ? g_strdup(opts->common_name) : default_cn("CA");
+	cn = opts->common_name != NULL ? g_strdup(opts->common_name) : vc_ca_default_cn("CA");
 	key = vc_key_generate(opts->key_type, error);
-	name = name_from_cn(cn, error);
+	name = vc_x509_name_from_cn(cn, error);
 	if (key == NULL || name == NULL)
 		return FALSE;
-	exts = intermediate_extensions(opts->permit, key, error);
+	exts = vc_ca_intermediate_extensions(opts->permit, key, error);
 	if (exts == NULL)
 		return FALSE;
 	/* PKCS#10 (RFC 2986 4.1) with the extensions as extensionRequest
@@ -540,8 +522,8 @@ vc_ca_init_csr(const char *ca_dir, const VcCaInitOptions *opts, const char *csr_
 		long len = BIO_get_mem_data(bio, &data);
 		pem = g_strndup(data, (gsize)len);
 	}
-	key_path = ca_path(ca_dir, "ca.key");
-	csr_path = ca_path(ca_dir, "ca.csr");
+	key_path = vc_ca_path(ca_dir, "ca.key");
+	csr_path = vc_ca_path(ca_dir, "ca.csr");
 	if (!vc_key_save(key, key_path, error) ||
 	    !vc_file_write_atomic(csr_path, pem, strlen(pem), 0644, error))
 		return FALSE;
@@ -555,7 +537,7 @@ vc_ca_init_csr(const char *ca_dir, const VcCaInitOptions *opts, const char *csr_
 /* The permitted dNSName subtrees of CERT's name constraints, which must be
  * present and critical. */
 static GStrv
-get_permitted_dns(X509 *cert, GError **error)
+vc_ca_get_permitted_dns(X509 *cert, GError **error)
 {
 	int crit = -1;
 	int idx = -1;
@@ -595,7 +577,7 @@ get_permitted_dns(X509 *cert, GError **error)
 }
 
 static gboolean
-check_restricted_ca(X509 *cert, EVP_PKEY *key, GError **error)
+vc_ca_check_restricted_ca(X509 *cert, EVP_PKEY *key, GError **error)
 {
 	g_auto(GStrv) permitted = NULL;
 	uint32_t flags = X509_get_extension_flags(cert);
@@ -625,12 +607,12 @@ check_restricted_ca(X509 *cert, EVP_PKEY *key, GError **error)
 			    "the CA certificate's key usage lacks keyCertSign");
 		return FALSE;
 	}
-	permitted = get_permitted_dns(cert, error);
+	permitted = vc_ca_get_permitted_dns(cert, error);
 	return permitted != NULL;
 }
 
 static gboolean
-is_self_signed(X509 *cert)
+vc_ca_is_self_signed(X509 *cert)
 {
 	return X509_self_signed(cert, 0) == 1;
 }
@@ -638,8 +620,8 @@ is_self_signed(X509 *cert)
 /* Verifies CERT against the trust anchor ROOT (or, without one, checks only
  * that the chain is well formed up to its top). */
 static gboolean
-verify_with(X509 *cert, X509 *root, GPtrArray *issuers, unsigned long flags, gint64 at,
-	    GError **error)
+vc_ca_verify_with(X509 *cert, X509 *root, GPtrArray *issuers, unsigned long flags, gint64 at,
+		  GError **error)
 {
 	g_autoptr(X509_STORE) store = X509_STORE_new();
 	g_autoptr(X509_STORE_CTX) ctx = X509_STORE_CTX_new();
@@ -671,7 +653,7 @@ verify_with(X509 *cert, X509 *root, GPtrArray *issuers, unsigned long flags, gin
 gboolean
 vc_ca_import(const char *ca_dir, const char *cert_path, const char *root_path, GError **error)
 {
-	g_autofree char *key_path = ca_path(ca_dir, "ca.key");
+	g_autofree char *key_path = vc_ca_path(ca_dir, "ca.key");
 	g_autoptr(EVP_PKEY) key = vc_key_load(key_path, error);
 	g_autoptr(GPtrArray) certs = NULL;
 	g_autoptr(GPtrArray) roots = NULL;
@@ -687,14 +669,14 @@ vc_ca_import(const char *ca_dir, const char *cert_path, const char *root_path, G
 	if (certs == NULL)
 		return FALSE;
 	cert = g_ptr_array_index(certs, 0);
-	if (!check_restricted_ca(cert, key, error)) {
+	if (!vc_ca_check_restricted_ca(cert, key, error)) {
 		g_prefix_error(error, "%s: ", cert_path);
 		return FALSE;
 	}
 	for (guint i = 0; i < certs->len; i++) {
 		X509 *c = g_ptr_array_index(certs, i);
 		/* a self-signed certificate at the end of the file is the root */
-		if (i > 0 && i == certs->len - 1 && is_self_signed(c) && root_path == NULL)
+		if (i > 0 && i == certs->len - 1 && vc_ca_is_self_signed(c) && root_path == NULL)
 			root = c;
 		else
 			g_ptr_array_add(chain, c);
@@ -709,16 +691,16 @@ vc_ca_import(const char *ca_dir, const char *cert_path, const char *root_path, G
 		g_autoptr(GPtrArray) issuers = g_ptr_array_new();
 		for (guint i = 1; i < chain->len; i++)
 			g_ptr_array_add(issuers, g_ptr_array_index(chain, i));
-		if (!verify_with(cert, root, issuers, X509_V_FLAG_NO_CHECK_TIME, 0, error)) {
+		if (!vc_ca_verify_with(cert, root, issuers, X509_V_FLAG_NO_CHECK_TIME, 0, error)) {
 			g_prefix_error(error, "%s does not chain to %s: ", cert_path,
 				       root_path != NULL ? root_path : "the root in it");
 			return FALSE;
 		}
 	}
-	if (!write_one_cert(ca_dir, "ca.pem", cert, error) ||
-	    !write_cert_file(ca_dir, "chain.pem", chain, error))
+	if (!vc_ca_write_one_cert(ca_dir, "ca.pem", cert, error) ||
+	    !vc_ca_write_cert_file(ca_dir, "chain.pem", chain, error))
 		return FALSE;
-	if (root != NULL && !write_one_cert(ca_dir, "root.pem", root, error))
+	if (root != NULL && !vc_ca_write_one_cert(ca_dir, "root.pem", root, error))
 		return FALSE;
 	return TRUE;
 }
@@ -750,7 +732,7 @@ vc_ca_free(VcCa *ca)
 }
 
 static gboolean
-ca_prepare_leaf_extensions(VcCa *ca, GError **error)
+vc_ca_prepare_leaf_extensions(VcCa *ca, GError **error)
 {
 	static const int ku_sig[] = {KU_BIT_DIGITAL_SIGNATURE};
 	static const int ku_rsa[] = {KU_BIT_DIGITAL_SIGNATURE, KU_BIT_KEY_ENCIPHERMENT};
@@ -759,28 +741,28 @@ ca_prepare_leaf_extensions(VcCa *ca, GError **error)
 	g_autoptr(ASN1_OCTET_STRING) computed = NULL;
 
 	if (ski == NULL) {
-		computed = ski_from_key(ca->key, error);
+		computed = vc_ca_ski_from_key(ca->key, error);
 		if (computed == NULL)
 			return FALSE;
 		ski = computed;
 	}
 	sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_server_auth));
 	sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_client_auth));
-	ca->ext_bc = ext_basic_constraints(FALSE, -1, error);
+	ca->ext_bc = vc_ca_ext_basic_constraints(FALSE, -1, error);
 	if (ca->ext_bc == NULL)
 		return FALSE;
-	ca->ext_ku = ext_key_usage(ku_sig, G_N_ELEMENTS(ku_sig), error);
+	ca->ext_ku = vc_ca_ext_key_usage(ku_sig, G_N_ELEMENTS(ku_sig), error);
 	if (ca->ext_ku == NULL)
 		return FALSE;
-	ca->ext_ku_rsa = ext_key_usage(ku_rsa, G_N_ELEMENTS(ku_rsa), error);
+	ca->ext_ku_rsa = vc_ca_ext_key_usage(ku_rsa, G_N_ELEMENTS(ku_rsa), error);
 	if (ca->ext_ku_rsa == NULL)
 		return FALSE;
 	/* RFC 5280 4.2.1.12: not critical, so relying parties that do not
 	 * know the purposes still accept the certificate */
-	ca->ext_eku = ext_from_i2d(NID_ext_key_usage, FALSE, eku, error);
+	ca->ext_eku = vc_ca_ext_from_i2d(NID_ext_key_usage, FALSE, eku, error);
 	if (ca->ext_eku == NULL)
 		return FALSE;
-	ca->ext_aki = ext_aki_from_ski(ski, error);
+	ca->ext_aki = vc_ext_aki_from_ski(ski, error);
 	if (ca->ext_aki == NULL)
 		return FALSE;
 	ca->id = vc_hex_encode(ASN1_STRING_get0_data(ski), MIN(8, (gsize)ASN1_STRING_length(ski)));
@@ -791,10 +773,10 @@ VcCa *
 vc_ca_load(const char *ca_dir, GError **error)
 {
 	g_autoptr(VcCa) ca = g_new0(VcCa, 1);
-	g_autofree char *key_path = ca_path(ca_dir, "ca.key");
-	g_autofree char *chain_path = ca_path(ca_dir, "chain.pem");
-	g_autofree char *cert_path = ca_path(ca_dir, "ca.pem");
-	g_autofree char *root_path = ca_path(ca_dir, "root.pem");
+	g_autofree char *key_path = vc_ca_path(ca_dir, "ca.key");
+	g_autofree char *chain_path = vc_ca_path(ca_dir, "chain.pem");
+	g_autofree char *cert_path = vc_ca_path(ca_dir, "ca.pem");
+	g_autofree char *root_path = vc_ca_path(ca_dir, "root.pem");
 	g_autoptr(GError) local = NULL;
 	g_autoptr(GPtrArray) issuers = g_ptr_array_new();
 	X509 *anchor;
@@ -814,11 +796,11 @@ vc_ca_load(const char *ca_dir, GError **error)
 		}
 	}
 	ca->cert = X509_dup(g_ptr_array_index(ca->chain, 0));
-	if (!check_restricted_ca(ca->cert, ca->key, error)) {
+	if (!vc_ca_check_restricted_ca(ca->cert, ca->key, error)) {
 		g_prefix_error(error, "%s: ", ca_dir);
 		return NULL;
 	}
-	ca->permitted = get_permitted_dns(ca->cert, error);
+	ca->permitted = vc_ca_get_permitted_dns(ca->cert, error);
 	if (ca->permitted == NULL)
 		return NULL;
 	if (g_file_test(root_path, G_FILE_TEST_EXISTS)) {
@@ -851,7 +833,7 @@ vc_ca_load(const char *ca_dir, GError **error)
 	 * broken chain is better reported on load than on every issuance.
 	 * Time is not checked: an expired CA may still sign its last CRL. */
 	if (ca->root != NULL &&
-	    !verify_with(ca->cert, ca->root, issuers, X509_V_FLAG_NO_CHECK_TIME, 0, error)) {
+	    !vc_ca_verify_with(ca->cert, ca->root, issuers, X509_V_FLAG_NO_CHECK_TIME, 0, error)) {
 		g_prefix_error(error, "%s: the CA does not chain to root.pem: ", ca_dir);
 		return NULL;
 	}
@@ -861,7 +843,7 @@ vc_ca_load(const char *ca_dir, GError **error)
 		return NULL;
 	}
 	X509_STORE_set_flags(ca->issue_store, X509_V_FLAG_X509_STRICT | X509_V_FLAG_PARTIAL_CHAIN);
-	if (!ca_prepare_leaf_extensions(ca, error))
+	if (!vc_ca_prepare_leaf_extensions(ca, error))
 		return NULL;
 
 	ca->sign_template = EVP_MD_CTX_new();
@@ -961,13 +943,14 @@ vc_ca_sign_item(VcCa *ca, X509 *cert, X509_CRL *crl, GError **error)
 	return TRUE;
 }
 
-static gboolean verify_in(VcCa *ca, X509_STORE *store, X509 *leaf, gint64 now, GError **error);
+static gboolean vc_ca_verify_in(VcCa *ca, X509_STORE *store, X509 *leaf, gint64 now,
+				GError **error);
 
 /* Encodes VALUE straight into CERT's extension list. Why not X509_add_ext():
  * it copies the encoded extension it is given, a decode and a re-encode per
  * extension, and a leaf has four made for it alone. */
 static gboolean
-add_ext_i2d(X509 *cert, int nid, gboolean critical, void *value, GError **error)
+vc_ca_add_ext_i2d(X509 *cert, int nid, gboolean critical, void *value, GError **error)
 {
 	if (X509_add1_ext_i2d(cert, nid, value, critical ? 1 : 0, X509V3_ADD_APPEND) != 1) {
 		vc_crypto_set_error(error, "cannot add extension");
@@ -977,21 +960,21 @@ add_ext_i2d(X509 *cert, int nid, gboolean critical, void *value, GError **error)
 }
 
 static gboolean
-add_san(X509 *cert, const VcLeafRequest *req, const char *uuid_lower, GError **error)
+vc_ca_add_san(X509 *cert, const VcLeafRequest *req, const char *uuid_lower, GError **error)
 {
 	g_autoptr(GENERAL_NAMES) gens = sk_GENERAL_NAME_new_null();
 	g_autofree char *urn = g_strconcat("urn:uuid:", uuid_lower, NULL);
 
 	for (gsize i = 0; req->dns_names[i] != NULL; i++)
-		sk_GENERAL_NAME_push(gens, general_name_new_ia5(GEN_DNS, req->dns_names[i]));
+		sk_GENERAL_NAME_push(gens, vc_general_name_new_ia5(GEN_DNS, req->dns_names[i]));
 	/* RFC 4122 3: the UUID URN names the VM whatever its DNS names */
-	sk_GENERAL_NAME_push(gens, general_name_new_ia5(GEN_URI, urn));
+	sk_GENERAL_NAME_push(gens, vc_general_name_new_ia5(GEN_URI, urn));
 	/* RFC 5280 4.2.1.6: critical when the subject is empty */
-	return add_ext_i2d(cert, NID_subject_alt_name, req->empty_subject, gens, error);
+	return vc_ca_add_ext_i2d(cert, NID_subject_alt_name, req->empty_subject, gens, error);
 }
 
 static gboolean
-add_crl_dp(X509 *cert, const char *url, GError **error)
+vc_ca_add_crl_dp(X509 *cert, const char *url, GError **error)
 {
 	g_autoptr(CRL_DIST_POINTS) cdp = sk_DIST_POINT_new_null();
 	DIST_POINT *dp = DIST_POINT_new();
@@ -999,13 +982,13 @@ add_crl_dp(X509 *cert, const char *url, GError **error)
 	dp->distpoint = DIST_POINT_NAME_new();
 	dp->distpoint->type = 0; /* fullName */
 	dp->distpoint->name.fullname = sk_GENERAL_NAME_new_null();
-	sk_GENERAL_NAME_push(dp->distpoint->name.fullname, general_name_new_ia5(GEN_URI, url));
+	sk_GENERAL_NAME_push(dp->distpoint->name.fullname, vc_general_name_new_ia5(GEN_URI, url));
 	sk_DIST_POINT_push(cdp, dp);
-	return add_ext_i2d(cert, NID_crl_distribution_points, FALSE, cdp, error);
+	return vc_ca_add_ext_i2d(cert, NID_crl_distribution_points, FALSE, cdp, error);
 }
 
 static gboolean
-add_ocsp_aia(X509 *cert, const char *url, GError **error)
+vc_ca_add_ocsp_aia(X509 *cert, const char *url, GError **error)
 {
 	g_autoptr(AUTHORITY_INFO_ACCESS) aia = sk_ACCESS_DESCRIPTION_new_null();
 	ACCESS_DESCRIPTION *ad = ACCESS_DESCRIPTION_new();
@@ -1013,15 +996,15 @@ add_ocsp_aia(X509 *cert, const char *url, GError **error)
 	ASN1_OBJECT_free(ad->method);
 	ad->method = OBJ_nid2obj(NID_ad_OCSP);
 	GENERAL_NAME_free(ad->location);
-	ad->location = general_name_new_ia5(GEN_URI, url);
+	ad->location = vc_general_name_new_ia5(GEN_URI, url);
 	sk_ACCESS_DESCRIPTION_push(aia, ad);
 	/* RFC 5280 4.2.2.1: MUST NOT be critical */
-	return add_ext_i2d(cert, NID_info_access, FALSE, aia, error);
+	return vc_ca_add_ext_i2d(cert, NID_info_access, FALSE, aia, error);
 }
 
 /* The extensions every leaf shares, encoded once at load: copied as they are. */
 static gboolean
-add_ext(X509 *cert, X509_EXTENSION *ext, GError **error)
+vc_ca_add_ext(X509 *cert, X509_EXTENSION *ext, GError **error)
 {
 	if (!X509_add_ext(cert, ext, -1)) {
 		vc_crypto_set_error(error, "cannot add extension");
@@ -1031,7 +1014,7 @@ add_ext(X509 *cert, X509_EXTENSION *ext, GError **error)
 }
 
 static gboolean
-check_leaf_request(const VcLeafRequest *req, GError **error)
+vc_ca_check_leaf_request(const VcLeafRequest *req, GError **error)
 {
 	if (req == NULL || req->public_key == NULL || req->serial_hex == NULL ||
 	    req->dns_names == NULL || req->dns_names[0] == NULL) {
@@ -1053,7 +1036,7 @@ check_leaf_request(const VcLeafRequest *req, GError **error)
 
 /* The unsigned leaf: everything but the signature. */
 static X509 *
-leaf_build(VcCa *ca, const VcLeafRequest *req, GError **error)
+vc_ca_leaf_build(VcCa *ca, const VcLeafRequest *req, GError **error)
 {
 	g_autoptr(X509) cert = NULL;
 	g_autoptr(ASN1_INTEGER) serial = NULL;
@@ -1063,7 +1046,7 @@ leaf_build(VcCa *ca, const VcLeafRequest *req, GError **error)
 	g_autofree char *uuid = NULL;
 	X509_NAME *subject;
 
-	if (!check_leaf_request(req, error) || !vc_ca_check_names(ca, req->dns_names, error))
+	if (!vc_ca_check_leaf_request(req, error) || !vc_ca_check_names(ca, req->dns_names, error))
 		return NULL;
 	serial = vc_serial_from_hex(req->serial_hex, error);
 	if (serial == NULL)
@@ -1087,21 +1070,21 @@ leaf_build(VcCa *ca, const VcLeafRequest *req, GError **error)
 		vc_crypto_set_error(error, "cannot build certificate");
 		return NULL;
 	}
-	if (!leaf_set_pubkey(cert, req->public_key, error))
+	if (!vc_ca_leaf_set_pubkey(cert, req->public_key, error))
 		return NULL;
-	ski = ski_from_pubkey(X509_get_X509_PUBKEY(cert), error);
+	ski = vc_ca_ski_from_pubkey(X509_get_X509_PUBKEY(cert), error);
 	if (ski == NULL)
 		return NULL;
-	if (!add_ext(cert, ca->ext_bc, error) ||
-	    !add_ext(cert, EVP_PKEY_is_a(req->public_key, "RSA") ? ca->ext_ku_rsa : ca->ext_ku,
-		     error) ||
-	    !add_ext(cert, ca->ext_eku, error) ||
-	    !add_ext_i2d(cert, NID_subject_key_identifier, FALSE, ski, error) ||
-	    !add_ext(cert, ca->ext_aki, error) || !add_san(cert, req, uuid, error))
+	if (!vc_ca_add_ext(cert, ca->ext_bc, error) ||
+	    !vc_ca_add_ext(
+		cert, EVP_PKEY_is_a(req->public_key, "RSA") ? ca->ext_ku_rsa : ca->ext_ku, error) ||
+	    !vc_ca_add_ext(cert, ca->ext_eku, error) ||
+	    !vc_ca_add_ext_i2d(cert, NID_subject_key_identifier, FALSE, ski, error) ||
+	    !vc_ca_add_ext(cert, ca->ext_aki, error) || !vc_ca_add_san(cert, req, uuid, error))
 		return NULL;
-	if (req->crl_url != NULL && !add_crl_dp(cert, req->crl_url, error))
+	if (req->crl_url != NULL && !vc_ca_add_crl_dp(cert, req->crl_url, error))
 		return NULL;
-	if (req->ocsp_url != NULL && !add_ocsp_aia(cert, req->ocsp_url, error))
+	if (req->ocsp_url != NULL && !vc_ca_add_ocsp_aia(cert, req->ocsp_url, error))
 		return NULL;
 	return g_steal_pointer(&cert);
 }
@@ -1109,11 +1092,11 @@ leaf_build(VcCa *ca, const VcLeafRequest *req, GError **error)
 X509 *
 vc_ca_issue_leaf(VcCa *ca, const VcLeafRequest *req, GError **error)
 {
-	g_autoptr(X509) cert = leaf_build(ca, req, error);
+	g_autoptr(X509) cert = vc_ca_leaf_build(ca, req, error);
 
 	if (cert == NULL || !vc_ca_sign_item(ca, cert, NULL, error))
 		return NULL;
-	if (!verify_in(ca, ca->issue_store, cert, 0, error)) {
+	if (!vc_ca_verify_in(ca, ca->issue_store, cert, 0, error)) {
 		g_prefix_error(error,
 			       "the new certificate %s failed verification: ", req->serial_hex);
 		return NULL;
@@ -1122,7 +1105,7 @@ vc_ca_issue_leaf(VcCa *ca, const VcLeafRequest *req, GError **error)
 }
 
 static gboolean
-verify_in(VcCa *ca, X509_STORE *store, X509 *leaf, gint64 now, GError **error)
+vc_ca_verify_in(VcCa *ca, X509_STORE *store, X509 *leaf, gint64 now, GError **error)
 {
 	g_autoptr(X509_STORE_CTX) ctx = X509_STORE_CTX_new();
 
@@ -1153,5 +1136,5 @@ verify_in(VcCa *ca, X509_STORE *store, X509 *leaf, gint64 now, GError **error)
 gboolean
 vc_ca_verify_leaf(VcCa *ca, X509 *leaf, gint64 now, GError **error)
 {
-	return verify_in(ca, ca->store, leaf, now, error);
+	return vc_ca_verify_in(ca, ca->store, leaf, now, error);
 }

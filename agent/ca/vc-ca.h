@@ -38,6 +38,11 @@ GPtrArray *vc_cert_load_pem_file(const char *path,
 /* Lower-case hex of the serial, without leading zero octets removed. */
 char *vc_cert_get_serial_hex(X509 *cert);
 char *vc_cert_get_fingerprint_sha256(X509 *cert); /* lower-case hex, no colons */
+/* The contents of PATH (NUL-terminated; RET_LEN, nullable, excludes the
+ * NUL): VC_ERROR_NOT_FOUND when it does not exist, VC_ERROR_IO when it
+ * cannot be read, VC_ERROR_INVALID_DATA when it is larger than MAX octets
+ * (the octets read are wiped first: PATH may hold a key). */
+char *vc_file_read(const char *path, gsize max, gsize *ret_len, GError **error);
 /* Writes DATA to PATH atomically with MODE (temp file, fsync, rename, fsync dir). */
 gboolean vc_file_write_atomic(const char *path, const char *data, gsize len, int mode,
 			      GError **error);
@@ -124,6 +129,9 @@ typedef struct {
 X509_CRL *vc_ca_sign_crl(VcCa *ca, GPtrArray *entries, guint64 crl_number, gint64 this_update,
 			 gint64 next_update, GError **error);
 char *vc_crl_to_pem(X509_CRL *crl, GError **error);
+/* A CRL file, PEM or DER (as a CRL distribution point serves it), of at most
+ * 1 MiB. VC_ERROR_NOT_FOUND when PATH does not exist. */
+X509_CRL *vc_crl_load(const char *path, GError **error);
 GBytes *vc_crl_to_der(X509_CRL *crl, GError **error);
 
 #ifdef VC_TEST_SEAMS

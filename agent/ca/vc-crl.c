@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* CRL v2 signing (RFC 5280 5). */
+/* CRL v2 (RFC 5280 5): signing for the VM CA and the host CA, and loading. */
 #include <string.h>
 
 #include <openssl/err.h>
@@ -11,7 +11,7 @@
 #include "vc-error.h"
 
 static gboolean
-add_revoked(X509_CRL *crl, const VcCrlEntry *entry, GError **error)
+vc_crl_add_revoked(X509_CRL *crl, const VcCrlEntry *entry, GError **error)
 {
 	g_autoptr(X509_REVOKED) rev = X509_REVOKED_new();
 	g_autoptr(ASN1_INTEGER) serial = vc_serial_from_hex(entry->serial_hex, error);
@@ -50,9 +50,11 @@ add_revoked(X509_CRL *crl, const VcCrlEntry *entry, GError **error)
 	return TRUE;
 }
 
-X509_CRL *
-vc_ca_sign_crl(VcCa *ca, GPtrArray *entries, guint64 crl_number, gint64 this_update,
-	       gint64 next_update, GError **error)
+/* Everything but the signature: RFC 5280 5.1 with the AKI and CRL number
+ * extensions (5.2.1, 5.2.3, both non-critical). */
+static X509_CRL *
+vc_crl_new_unsigned(X509 *issuer, X509_EXTENSION *aki, GPtrArray *entries, guint64 crl_number,
+		    gint64 this_update, gint64 next_update, GError **error)
 {
 	g_autoptr(X509_CRL) crl = X509_CRL_new();
 	g_autoptr(ASN1_TIME) tu = NULL;
@@ -71,24 +73,59 @@ vc_ca_sign_crl(VcCa *ca, GPtrArray *entries, guint64 crl_number, gint64 this_upd
 		return NULL;
 	/* version 2 (value 1) because of the extensions, RFC 5280 5.1.2.1 */
 	if (!X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
-	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert)) ||
+	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer)) ||
 	    !X509_CRL_set1_lastUpdate(crl, tu) || !X509_CRL_set1_nextUpdate(crl, nu)) {
 		vc_crypto_set_error(error, "cannot build CRL");
 		return NULL;
 	}
 	for (guint i = 0; entries != NULL && i < entries->len; i++) {
-		if (!add_revoked(crl, g_ptr_array_index(entries, i), error))
+		if (!vc_crl_add_revoked(crl, g_ptr_array_index(entries, i), error))
 			return NULL;
 	}
-	/* RFC 5280 5.2.1 AKI and 5.2.3 CRL number, both non-critical */
-	if (!X509_CRL_add_ext(crl, ca->ext_aki, -1) ||
-	    !ASN1_INTEGER_set_uint64(number, crl_number) ||
+	if (!X509_CRL_add_ext(crl, aki, -1) || !ASN1_INTEGER_set_uint64(number, crl_number) ||
 	    X509_CRL_add1_ext_i2d(crl, NID_crl_number, number, 0, 0) != 1 || !X509_CRL_sort(crl)) {
 		vc_crypto_set_error(error, "cannot build CRL extensions");
 		return NULL;
 	}
-	if (!vc_ca_sign_item(ca, NULL, crl, error))
+	return g_steal_pointer(&crl);
+}
+
+X509_CRL *
+vc_ca_sign_crl(VcCa *ca, GPtrArray *entries, guint64 crl_number, gint64 this_update,
+	       gint64 next_update, GError **error)
+{
+	g_autoptr(X509_CRL) crl = vc_crl_new_unsigned(ca->cert, ca->ext_aki, entries, crl_number,
+						      this_update, next_update, error);
+
+	if (crl == NULL || !vc_ca_sign_item(ca, NULL, crl, error))
 		return NULL;
+	return g_steal_pointer(&crl);
+}
+
+X509_CRL *
+vc_crl_sign_with_key(X509 *issuer, EVP_PKEY *key, GPtrArray *entries, guint64 crl_number,
+		     gint64 this_update, gint64 next_update, GError **error)
+{
+	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(issuer);
+	g_autoptr(X509_EXTENSION) aki = NULL;
+	g_autoptr(X509_CRL) crl = NULL;
+
+	if (ski == NULL) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_CRYPTO,
+				    "the CA certificate has no subjectKeyIdentifier");
+		return NULL;
+	}
+	aki = vc_ext_aki_from_ski(ski, error);
+	if (aki == NULL)
+		return NULL;
+	crl =
+	    vc_crl_new_unsigned(issuer, aki, entries, crl_number, this_update, next_update, error);
+	if (crl == NULL)
+		return NULL;
+	if (X509_CRL_sign(crl, key, vc_key_get_md(key)) <= 0) {
+		vc_crypto_set_error(error, "cannot sign CRL");
+		return NULL;
+	}
 	return g_steal_pointer(&crl);
 }
 
@@ -121,4 +158,33 @@ vc_crl_to_der(X509_CRL *crl, GError **error)
 	bytes = g_bytes_new(der, (gsize)len);
 	OPENSSL_free(der);
 	return bytes;
+}
+
+/* host CA CRLs are small; anything bigger is not what the administrator
+ * meant to give us */
+#define VC_CRL_FILE_MAX (1024 * 1024)
+
+X509_CRL *
+vc_crl_load(const char *path, GError **error)
+{
+	gsize len = 0;
+	g_autofree char *data = vc_file_read(path, VC_CRL_FILE_MAX, &len, error);
+	g_autoptr(BIO) bio = NULL;
+	X509_CRL *crl;
+
+	if (data == NULL)
+		return NULL;
+	bio = BIO_new_mem_buf(data, (int)len);
+	crl = bio != NULL ? PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL) : NULL;
+	if (crl == NULL) {
+		/* DER, as a CRL distribution point serves it */
+		const unsigned char *p = (const unsigned char *)data;
+		ERR_clear_error();
+		crl = d2i_X509_CRL(NULL, &p, (long)len);
+	}
+	ERR_clear_error();
+	if (crl == NULL)
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "%s: not a CRL (PEM or DER)",
+			    path);
+	return crl;
 }

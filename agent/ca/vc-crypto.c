@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509v3.h>
 
 #include "vc-ca.h"
 #include "vc-ca-private.h"
@@ -34,13 +35,13 @@ vc_crypto_set_error(GError **error, const char *what)
  * the curve group from scratch (Montgomery set-up included), about a third
  * of the cost of the key; generated from this template the group is copied. */
 static gpointer
-p256_template_new(gpointer data)
+vc_crypto_p256_template_new(gpointer data)
 {
 	return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 }
 
 static void
-p256_keygen_ctx_free(gpointer ctx)
+vc_crypto_p256_keygen_ctx_free(gpointer ctx)
 {
 	EVP_PKEY_CTX_free(ctx);
 }
@@ -49,13 +50,13 @@ p256_keygen_ctx_free(gpointer ctx)
  * up the key manager and copies the template, a sixth of the cost of the
  * key itself. An EVP_PKEY_CTX may not be shared between threads, and every
  * EVP_PKEY_generate() on it draws a fresh private key from the DRBG. */
-static GPrivate p256_keygen_ctx = G_PRIVATE_INIT(p256_keygen_ctx_free);
+static GPrivate p256_keygen_ctx = G_PRIVATE_INIT(vc_crypto_p256_keygen_ctx_free);
 
 static EVP_PKEY *
-p256_generate(void)
+vc_crypto_p256_generate(void)
 {
 	static GOnce once = G_ONCE_INIT;
-	EVP_PKEY *tmpl = g_once(&once, p256_template_new, NULL);
+	EVP_PKEY *tmpl = g_once(&once, vc_crypto_p256_template_new, NULL);
 	EVP_PKEY_CTX *ctx;
 	EVP_PKEY *key = NULL;
 
@@ -84,7 +85,7 @@ vc_key_generate(VcKeyType type, GError **error)
 
 	switch (type) {
 	case VC_KEY_TYPE_EC_P256:
-		key = p256_generate();
+		key = vc_crypto_p256_generate();
 		break;
 	case VC_KEY_TYPE_ED25519:
 		key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
@@ -146,7 +147,7 @@ vc_key_get_md(EVP_PKEY *key)
 
 /* Copies a memory BIO's contents to a NUL-terminated string. */
 static char *
-bio_to_string(BIO *bio)
+vc_crypto_bio_to_string(BIO *bio)
 {
 	char *data = NULL;
 	long len = BIO_get_mem_data(bio, &data);
@@ -160,6 +161,23 @@ bio_to_string(BIO *bio)
 	return out;
 }
 
+/* A read-only memory BIO over DATA; WHAT names the contents when it is too
+ * large for OpenSSL's int length. */
+static BIO *
+vc_crypto_bio_new_mem(const char *data, gsize len, const char *what, GError **error)
+{
+	BIO *bio;
+
+	if (len > G_MAXINT) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "%s too large", what);
+		return NULL;
+	}
+	bio = BIO_new_mem_buf(data, (int)len);
+	if (bio == NULL)
+		vc_crypto_set_error(error, "out of memory");
+	return bio;
+}
+
 char *
 vc_key_to_pem(EVP_PKEY *key, GError **error)
 {
@@ -170,21 +188,18 @@ vc_key_to_pem(EVP_PKEY *key, GError **error)
 		vc_crypto_set_error(error, "cannot encode private key");
 		return NULL;
 	}
-	return bio_to_string(bio);
+	return vc_crypto_bio_to_string(bio);
 }
 
 EVP_PKEY *
 vc_key_from_pem(const char *pem, gsize len, GError **error)
 {
-	g_autoptr(BIO) bio = NULL;
+	g_autoptr(BIO) bio = vc_crypto_bio_new_mem(pem, len, "private key", error);
 	EVP_PKEY *key;
 
-	if (len > G_MAXINT) {
-		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "private key too large");
+	if (bio == NULL)
 		return NULL;
-	}
-	bio = BIO_new_mem_buf(pem, (int)len);
-	key = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
 	if (key == NULL) {
 		ERR_clear_error();
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "not a PEM private key");
@@ -219,19 +234,12 @@ vc_key_save(EVP_PKEY *key, const char *path, GError **error)
 EVP_PKEY *
 vc_key_load(const char *path, GError **error)
 {
-	char *data = NULL;
 	gsize len = 0;
-	g_autoptr(GError) local = NULL;
+	char *data = vc_file_read(path, G_MAXINT, &len, error);
 	EVP_PKEY *key;
 
-	if (!g_file_get_contents(path, &data, &len, &local)) {
-		g_set_error(error, VC_ERROR,
-			    g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)
-				? VC_ERROR_NOT_FOUND
-				: VC_ERROR_IO,
-			    "%s", local->message);
+	if (data == NULL)
 		return NULL;
-	}
 	key = vc_key_from_pem(data, len, error);
 	OPENSSL_cleanse(data, len);
 	g_free(data);
@@ -249,21 +257,18 @@ vc_cert_to_pem(X509 *cert, GError **error)
 		vc_crypto_set_error(error, "cannot encode certificate");
 		return NULL;
 	}
-	return bio_to_string(bio);
+	return vc_crypto_bio_to_string(bio);
 }
 
 X509 *
 vc_cert_from_pem(const char *pem, gsize len, GError **error)
 {
-	g_autoptr(BIO) bio = NULL;
+	g_autoptr(BIO) bio = vc_crypto_bio_new_mem(pem, len, "certificate", error);
 	X509 *cert;
 
-	if (len > G_MAXINT) {
-		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "certificate too large");
+	if (bio == NULL)
 		return NULL;
-	}
-	bio = BIO_new_mem_buf(pem, (int)len);
-	cert = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
 	ERR_clear_error();
 	if (cert == NULL)
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "not a PEM certificate");
@@ -309,25 +314,16 @@ vc_cert_to_der(X509 *cert, GError **error)
 GPtrArray *
 vc_cert_load_pem_file(const char *path, GError **error)
 {
-	g_autofree char *data = NULL;
 	gsize len = 0;
-	g_autoptr(GError) local = NULL;
+	g_autofree char *data = vc_file_read(path, G_MAXINT, &len, error);
 	g_autoptr(BIO) bio = NULL;
 	g_autoptr(GPtrArray) certs = g_ptr_array_new_with_free_func((GDestroyNotify)X509_free);
 
-	if (!g_file_get_contents(path, &data, &len, &local)) {
-		g_set_error(error, VC_ERROR,
-			    g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)
-				? VC_ERROR_NOT_FOUND
-				: VC_ERROR_IO,
-			    "%s", local->message);
+	if (data == NULL)
 		return NULL;
-	}
-	if (len > G_MAXINT) {
-		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "%s: too large", path);
+	bio = vc_crypto_bio_new_mem(data, len, path, error);
+	if (bio == NULL)
 		return NULL;
-	}
-	bio = BIO_new_mem_buf(data, (int)len);
 	for (;;) {
 		X509 *cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
 		if (cert == NULL)
@@ -429,6 +425,93 @@ vc_serial_generate(GError **error)
 	hex = vc_hex_encode(buf, sizeof(buf));
 	OPENSSL_cleanse(buf, sizeof(buf));
 	return hex;
+}
+
+ASN1_INTEGER *
+vc_serial_generate_integer(GError **error)
+{
+	g_autofree char *hex = vc_serial_generate(error);
+
+	return hex != NULL ? vc_serial_from_hex(hex, error) : NULL;
+}
+
+char *
+vc_file_read(const char *path, gsize max, gsize *ret_len, GError **error)
+{
+	g_autofree char *data = NULL;
+	gsize len = 0;
+	g_autoptr(GError) local = NULL;
+
+	if (!g_file_get_contents(path, &data, &len, &local)) {
+		g_set_error(error, VC_ERROR,
+			    g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)
+				? VC_ERROR_NOT_FOUND
+				: VC_ERROR_IO,
+			    "%s", local->message);
+		return NULL;
+	}
+	if (len > max) {
+		/* may be a key: wipe what was read */
+		OPENSSL_cleanse(data, len);
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "%s: larger than %" G_GSIZE_FORMAT " octets", path, max);
+		return NULL;
+	}
+	if (ret_len != NULL)
+		*ret_len = len;
+	return g_steal_pointer(&data);
+}
+
+char *
+vc_x509_name_to_string(const X509_NAME *name)
+{
+	g_autoptr(BIO) bio = BIO_new(BIO_s_mem());
+	char *data = NULL;
+	long len;
+
+	if (bio == NULL || X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0) {
+		ERR_clear_error();
+		return g_strdup("?");
+	}
+	len = BIO_get_mem_data(bio, &data);
+	return g_strndup(data, (gsize)MAX(len, 0));
+}
+
+X509_NAME *
+vc_x509_name_from_cn(const char *cn, GError **error)
+{
+	g_autoptr(X509_NAME) name = X509_NAME_new();
+
+	if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"virtcert",
+					-1, -1, 0) ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
+					-1, 0)) {
+		vc_crypto_set_error(error, "invalid common name");
+		return NULL;
+	}
+	return g_steal_pointer(&name);
+}
+
+GENERAL_NAME *
+vc_general_name_new_ia5(int type, const char *value)
+{
+	GENERAL_NAME *gn = GENERAL_NAME_new();
+	ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+
+	ASN1_STRING_set(s, value, -1);
+	GENERAL_NAME_set0_value(gn, type, s);
+	return gn;
+}
+
+char *
+vc_general_name_get_ia5(const ASN1_IA5STRING *s)
+{
+	int len = ASN1_STRING_length(s);
+	const unsigned char *data = ASN1_STRING_get0_data(s);
+
+	if (len < 0 || memchr(data, '\0', (gsize)len) != NULL)
+		return NULL;
+	return g_strndup((const char *)data, (gsize)len);
 }
 
 /* Creates the temporary file beside PATH so that rename() stays in one file

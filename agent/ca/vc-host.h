@@ -2,15 +2,15 @@
 #pragma once
 
 /*
- * Host trust: a lab host CA, this host's certificate, and placement checks.
+ * This host's identity: enrollment and import of its certificate, the
+ * certificate's self-check, and the placement decision made with it.
  *
  * A host certificate carries the host's FQDN as dNSName and its attributes
  * (site, jurisdiction, tier, ...) as SAN URIs urn:virtcert:host:KEY=VALUE
  * (policy/vc-placement.h). A VM's placement policy names the host CAs it
  * trusts (SHA-256 fingerprints) and the attributes it needs. The same
  * certificate (EKU serverAuth + clientAuth) serves as libvirt's and QEMU's
- * TLS certificate for migration, so the host that passes the placement check
- * is the host the migration stream authenticates.
+ * TLS certificate for migration (vc-host-libvirt-tls.h).
  */
 
 #include <glib.h>
@@ -21,43 +21,11 @@
 #include "vc-config.h"
 #include "vc-placement.h"
 #include "vc-policy.h"
+/* the host CA has its own header now; included for the callers that used
+ * to find it in this one */
+#include "vc-host-ca.h"
 
 G_BEGIN_DECLS
-
-/* ---- the host CA (lab / small sites; an organization may use its own) -- */
-
-/* Files under DIR (0700):
- *   ca.key     private key, 0600
- *   ca.pem     self-signed CA certificate (CA:TRUE, keyCertSign + cRLSign)
- *   index      GKeyFile: [crl] number, [revoked] SERIAL=UNIX_TIME */
-typedef struct {
-	const char *common_name; /* NULL: "virtcert host CA" */
-	VcKeyType key_type;
-	gint64 lifetime_s; /* 0: 10 years */
-	gboolean force;	   /* overwrite an existing host CA */
-} VcHostCaInitOptions;
-
-gboolean vc_host_ca_init(const char *dir, const VcHostCaInitOptions *opts, GError **error);
-
-typedef struct _VcHostCa VcHostCa;
-
-VcHostCa *vc_host_ca_load(const char *dir, GError **error);
-void vc_host_ca_free(VcHostCa *ca);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcHostCa, vc_host_ca_free)
-X509 *vc_host_ca_get_cert(VcHostCa *ca); /* borrowed */
-
-/* Signs CSR (its signature is checked) for [NOT_BEFORE, NOT_AFTER] (unix
- * seconds). Copies the CSR's subjectAltName, accepting only dNSName (valid
- * DNS names, at least one) and urn:virtcert:host:KEY=VALUE URIs: anything
- * else in the SAN is refused (VC_ERROR_POLICY naming it). Subject CN = the
- * first dNSName; EKU serverAuth + clientAuth (libvirt's migration TLS uses
- * the same certificate in both roles). NOT_AFTER may be in the past (tests). */
-X509 *vc_host_ca_sign(VcHostCa *ca, X509_REQ *csr, gint64 not_before, gint64 not_after,
-		      GError **error);
-/* Records CERT (which this CA must have issued) as revoked now, durably. */
-gboolean vc_host_ca_revoke(VcHostCa *ca, X509 *cert, GError **error);
-/* A CRL v2 of every revoked serial, valid VALIDITY_S; bumps the CRL number. */
-X509_CRL *vc_host_ca_make_crl(VcHostCa *ca, gint64 validity_s, GError **error);
 
 /* ---- this host --------------------------------------------------------- */
 
@@ -136,18 +104,5 @@ gboolean vc_host_placement_decide(VcHost *host, const VcPolicy *policy, char **r
  * that cannot be parsed, or whose policy is invalid, is an error. */
 JsonNode *vc_host_placement_answer(VcHost *host, VcPolicySet *set, const char *xml,
 				   gboolean issue_all, gint64 default_lifetime, GError **error);
-
-/* ---- libvirt / QEMU TLS files ------------------------------------------ */
-
-/* Writes the host certificate, key and CA bundle to the default paths of
- * libvirtd (/etc/pki/CA/cacert.pem, /etc/pki/libvirt/{server,client}cert.pem,
- * /etc/pki/libvirt/private/{server,client}key.pem) and QEMU
- * (/etc/pki/qemu/{ca-cert,server-cert,server-key,client-cert,client-key}.pem)
- * below ROOT ("/" or NULL for the real system). Certificates 0644, libvirtd
- * keys 0600, QEMU keys 0640 with group QEMU_GROUP (nullable: root) since QEMU
- * runs unprivileged. Existing files with other contents are replaced only
- * with FORCE. RET_WRITTEN (nullable) gets the paths written. */
-gboolean vc_host_install_libvirt_tls(VcHost *host, const char *root, const char *qemu_group,
-				     gboolean force, GPtrArray **ret_written, GError **error);
 
 G_END_DECLS

@@ -14,6 +14,8 @@
 
 #include "vc-domain-xml.h"
 #include "vc-error.h"
+#include "vc-host-ca.h"
+#include "vc-host-libvirt-tls.h"
 #include "vc-host.h"
 #include "vc-placement.h"
 
@@ -85,17 +87,14 @@ vc_cli_host_ca_init(VcCli *cli, int argc, char **argv, GError **error)
 static X509_REQ *
 load_csr(const char *path, GError **error)
 {
-	g_autofree char *data = NULL;
 	gsize len = 0;
+	g_autofree char *data = vc_file_read(path, G_MAXINT, &len, error);
 	g_autoptr(BIO) bio = NULL;
 	X509_REQ *req;
 
-	if (!g_file_get_contents(path, &data, &len, error)) {
-		(*error)->domain = VC_ERROR;
-		(*error)->code = VC_ERROR_NOT_FOUND;
+	if (data == NULL)
 		return NULL;
-	}
-	bio = BIO_new_mem_buf(data, (int)MIN(len, (gsize)G_MAXINT));
+	bio = BIO_new_mem_buf(data, (int)len);
 	req = bio != NULL ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
 	ERR_clear_error();
 	if (req == NULL)
@@ -484,12 +483,8 @@ vc_cli_policy_check(VcCli *cli, int argc, char **argv, GError **error)
 		return usage_error(error,
 				   "virtcert policy check [--xml] DOMAIN.xml --host HOSTCERT.pem "
 				   "[--json]");
-	if (vc_cli_get_config(cli, error) == NULL)
-		return FALSE;
-	info = vc_cli_load_domain_xml(xml_path, error);
+	info = vc_cli_load_domain_and_policies(cli, xml_path, set, error);
 	if (info == NULL)
-		return FALSE;
-	if (!vc_policy_set_load_dir(set, cli->config->policy_dir, error))
 		return FALSE;
 	warnings = vc_policy_set_get_warnings(set);
 	for (guint i = 0; i < warnings->len; i++)

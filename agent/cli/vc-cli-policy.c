@@ -5,6 +5,7 @@
 #include "vc-domain-xml.h"
 #include <gio/gunixinputstream.h>
 
+#include "vc-ca.h"
 #include "vc-error.h"
 
 VcDomainInfo *
@@ -23,15 +24,31 @@ vc_cli_load_domain_xml(const char *path, GError **error)
 			return NULL;
 		len = g_bytes_get_size(bytes);
 		xml = g_strndup(g_bytes_get_data(bytes, NULL), len);
-	} else if (!g_file_get_contents(path, &xml, &len, error)) {
-		(*error)->domain = VC_ERROR;
-		(*error)->code = VC_ERROR_NOT_FOUND;
-		return NULL;
+	} else {
+		/* the parser names its own size limit */
+		xml = vc_file_read(path, G_MAXINT, &len, error);
+		if (xml == NULL)
+			return NULL;
 	}
 	info = vc_domain_info_parse(xml, (gssize)len, error);
 	if (info == NULL)
 		g_prefix_error(error, "%s: ", path);
 	return info;
+}
+
+VcDomainInfo *
+vc_cli_load_domain_and_policies(VcCli *cli, const char *xml_path, VcPolicySet *set, GError **error)
+{
+	g_autoptr(VcDomainInfo) info = NULL;
+
+	if (vc_cli_get_config(cli, error) == NULL)
+		return NULL;
+	info = vc_cli_load_domain_xml(xml_path, error);
+	if (info == NULL)
+		return NULL;
+	if (!vc_policy_set_load_dir(set, cli->config->policy_dir, error))
+		return NULL;
+	return g_steal_pointer(&info);
 }
 
 gboolean
@@ -61,12 +78,8 @@ vc_cli_policy_show(VcCli *cli, int argc, char **argv, GError **error)
 				    "usage: virtcert policy show --xml DOMAIN.xml [--json]");
 		return FALSE;
 	}
-	if (vc_cli_get_config(cli, error) == NULL)
-		return FALSE;
-	info = vc_cli_load_domain_xml(xml_path, error);
+	info = vc_cli_load_domain_and_policies(cli, xml_path, set, error);
 	if (info == NULL)
-		return FALSE;
-	if (!vc_policy_set_load_dir(set, cli->config->policy_dir, error))
 		return FALSE;
 	warnings = vc_policy_set_get_warnings(set);
 	policy = vc_domain_info_resolve_policy(info, set, cli->config->issue_all, NULL,

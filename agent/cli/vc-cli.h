@@ -62,6 +62,10 @@ JsonNode *vc_cli_daemon_call(VcCli *cli, const char *method, JsonObject *params,
 
 /* A domain XML from PATH ("-": stdin), parsed with the safe parser. */
 VcDomainInfo *vc_cli_load_domain_xml(const char *path, GError **error);
+/* The configuration, the domain XML at XML_PATH and the policy.d files
+ * (into SET): what every offline policy command starts from. */
+VcDomainInfo *vc_cli_load_domain_and_policies(VcCli *cli, const char *xml_path, VcPolicySet *set,
+					      GError **error);
 
 /* commands */
 gboolean vc_cli_ca_init(VcCli *cli, int argc, char **argv, GError **error);

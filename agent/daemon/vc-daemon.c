@@ -21,7 +21,6 @@ typedef struct {
 	VcStore *store;
 	VcCa *ca;
 	VcEngine *engine;
-	VcVirt *virt;
 	VcIpcServer *ipc;
 	VcHttpServer *http;
 	GMainLoop *loop;
@@ -35,31 +34,15 @@ static void
 vc_daemon_notify_cb(JsonNode *data, gpointer user_data)
 {
 	VcDaemon *daemon = user_data;
+	JsonObject *o = json_node_get_object(data);
+	const char *event = json_object_get_string_member_with_default(o, "event", "");
+
+	if (g_strcmp0(event, "libvirt-connected") == 0)
+		sd_notifyf(0, "STATUS=connected to %s", daemon->config->libvirt_uri);
+	else if (g_strcmp0(event, "libvirt-disconnected") == 0)
+		sd_notifyf(0, "STATUS=reconnecting to %s", daemon->config->libvirt_uri);
 	if (daemon->ipc != NULL)
 		vc_ipc_server_broadcast(daemon->ipc, data);
-}
-
-static void
-vc_daemon_virt_connected(gpointer user_data)
-{
-	VcDaemon *daemon = user_data;
-	vc_engine_handle_connected(daemon->engine);
-	sd_notifyf(0, "STATUS=connected to %s", vc_virt_get_uri(daemon->virt));
-}
-
-static void
-vc_daemon_virt_disconnected(gpointer user_data)
-{
-	VcDaemon *daemon = user_data;
-	vc_engine_handle_disconnected(daemon->engine);
-	sd_notifyf(0, "STATUS=reconnecting to %s", vc_virt_get_uri(daemon->virt));
-}
-
-static void
-vc_daemon_virt_event(const VcVirtEvent *event, gpointer user_data)
-{
-	VcDaemon *daemon = user_data;
-	vc_engine_handle_event(daemon->engine, event);
 }
 
 static VcPolicySet *
@@ -383,11 +366,6 @@ vc_daemon_start(VcDaemon *daemon, GError **error)
 	g_autofree char *db = NULL;
 	g_autofree char *ca_dir = NULL;
 	VcPolicySet *policy;
-	VcVirtCallbacks cb = {
-	    .connected = vc_daemon_virt_connected,
-	    .disconnected = vc_daemon_virt_disconnected,
-	    .event = vc_daemon_virt_event,
-	};
 
 	daemon->config = vc_config_load(path, arg_config != NULL, error);
 	if (daemon->config == NULL)
@@ -434,16 +412,13 @@ vc_daemon_start(VcDaemon *daemon, GError **error)
 	if (!vc_daemon_start_http(daemon, error))
 		return FALSE;
 
-	daemon->virt = vc_virt_new(daemon->config->libvirt_uri, &cb, daemon);
-	vc_engine_set_virt(daemon->engine, daemon->virt);
-	vc_virt_start(daemon->virt);
+	vc_engine_connect_libvirt(daemon->engine, daemon->config->libvirt_uri);
 	return TRUE;
 }
 
 static void
 vc_daemon_stop(VcDaemon *daemon)
 {
-	g_clear_pointer(&daemon->virt, vc_virt_free);
 	g_clear_pointer(&daemon->http, vc_http_server_free);
 	g_clear_pointer(&daemon->ipc, vc_ipc_server_free);
 	g_clear_pointer(&daemon->crl, g_bytes_unref);

@@ -17,25 +17,10 @@ G_BEGIN_DECLS
 /* The engine: the one place where libvirt events, reconcile results, renewal
  * timers and control requests become decisions. Everything runs on the main
  * loop, so the decisions for one VM are applied in the order their inputs
- * arrived (one owner per VM). Per-VM state lives in the store's domains table:
- *
- *   WANTED    policy asks for a certificate, none valid yet (issuance queued)
- *   ISSUED    a valid certificate with the names policy gives; renewal at 2/3
- *             of its life, with jitter
- *   STOPPED   the VM is stopped; its certificate is kept while valid
- *   REVOKING  revocation decided, not finished
- *   REVOKED   end of this life (undefined, transient VM stopped, policy gone,
- *             manual revoke); a later define is a new generation
- *   FAILED    policy or metadata could not be applied (last_error says why)
- *   DELIVERING, DELIVERED, DELIVERY_FAILED   the certificate's way into the guest
- *   MIGRATING_OUT  the VM migrated away; its certificate stays valid for the
- *             grace period, waiting for the destination's claim
- *   HANDED_OVER    a trusted destination claimed it: our certificate superseded
- *
- * Recovery at startup: PENDING serials become ABANDONED (store), REVOKING
- * rows finish their revocations, and the reconcile that follows the libvirt
- * connection re-evaluates every VM, so WANTED/ISSUED/STOPPED/FAILED rows need
- * nothing more. */
+ * arrived (one owner per VM). Per-VM state lives in the store's domains
+ * table; the states, their moves and what a restart does in each are in
+ * vc-engine-state.h and docs/state-machine.md, the decisions in
+ * vc-engine-decide.h. */
 
 typedef struct _VcEngine VcEngine;
 
@@ -47,7 +32,13 @@ VcEngine *vc_engine_new(const VcConfig *config, VcStore *store, VcCa *ca, VcPoli
 void vc_engine_free(VcEngine *engine);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcEngine, vc_engine_free)
 
+/* Borrows VIRT: its callbacks must call vc_engine_handle_*(). */
 void vc_engine_set_virt(VcEngine *engine, VcVirt *virt);
+/* Connects to libvirt at URI (the engine owns the connection and receives
+ * its events; reconnects forever). The notify function sees
+ * "libvirt-connected" and "libvirt-disconnected". */
+void vc_engine_connect_libvirt(VcEngine *engine, const char *uri);
+VcVirt *vc_engine_get_virt(VcEngine *engine);
 void vc_engine_set_notify(VcEngine *engine, VcEngineNotifyFunc func, gpointer user_data);
 /* Takes POLICY and re-evaluates every known VM. */
 void vc_engine_set_policy(VcEngine *engine, VcPolicySet *policy);

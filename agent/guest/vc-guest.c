@@ -5,7 +5,9 @@
  *
  * Shell use: the scripts run with guest-exec are constants; paths, owner and
  * modes reach them as positional parameters ("$1"...), never inside the
- * script text, so nothing from policy is ever parsed by the guest's shell. */
+ * script text, so nothing from policy is ever parsed by the guest's shell;
+ * contents reach script_deliver as environment variables, only expanded
+ * inside double quotes. */
 #include "vc-guest.h"
 
 #include <json-glib/json-glib.h>
@@ -22,6 +24,8 @@
 #define VC_GUEST_WRITE_CHUNK (36 * 1024)
 /* output read back from a guest-exec: digests and diagnostics */
 #define VC_GUEST_SMALL_OUTPUT 4096
+/* longest sleep between guest-exec-status polls in a process's first second */
+#define VC_GUEST_POLL_FAST_MAX_US 4000
 /* bytes of a guest's own words (error desc, stderr) put into our messages */
 #define VC_GUEST_QUOTE_MAX 200
 
@@ -65,6 +69,60 @@ static const char script_install[] =
 	"shift\n"
 	"sha256sum -- \"$@\" || exit 2\n";
 
+/* The whole delivery in one process (a guest-exec costs two or more agent
+ * round trips, and a fork a lot in a TCG guest: the file lists are batched so
+ * that chown, chmod and sha256sum run once each). args: OWNER then FLAG TMP
+ * MODE TARGET quadruples; FLAG 0, 1 or 2: the content is in the environment
+ * variable VC_<FLAG> (the environment reaches no log and no other user, unlike
+ * arguments), "opt": install TMP if present (a staged guest key). Each content
+ * goes to a new TMP created 0600 (umask 077; noclobber opens with O_EXCL, so
+ * no planted link is followed) before its first byte, by the shell's own
+ * printf. Then owner and mode of every TMP, then the renames ("installed FLAG"
+ * lines in order), then the SHA-256 lines of the targets with content. */
+static const char script_deliver[] =
+	SCRIPT_PATH
+	"o=$1; shift\n"
+	"[ $(($# % 4)) -eq 0 ] || exit 1\n"
+	"quads() { c=$1; shift; while [ $# -ge 4 ]; do \"$c\" \"$@\" || exit 1; shift 4; done; }\n"
+	"put() {\n"
+	"  case $1 in 0) v=$VC_0;; 1) v=$VC_1;; 2) v=$VC_2;; *) return 0;; esac\n"
+	"  d=${2%/*}; [ -d \"${d:-/}\" ] || mkdir -p -- \"$d\" || return 1\n"
+	"  if [ -e \"$2\" ] || [ -L \"$2\" ]; then rm -f -- \"$2\" || return 1; fi\n"
+	"  printf %s \"$v\" > \"$2\"\n"
+	"}\n"
+	/* on SEL FIELD W1 W2 W3 QUADS: runs W1 W2 W3 and field FIELD (2: TMP,
+	 * 4: TARGET) of the quadruples selected by SEL: "all" (present ones),
+	 * "put" (with content), "opt" (staged and present) or a MODE */
+	"on() {\n"
+	"  s=$1 i=$2 c1=$3 c2=$4 c3=$5; shift 5; k=0\n"
+	"  for x do\n"
+	"    [ $k -gt 0 ] || set --\n"
+	"    case $((k % 4)) in\n"
+	"    0) f=$x;; 1) t=$x;; 2) m=$x;;\n"
+	"    3) if case $f in opt) [ \"$s\" != put ] && [ -e \"$t\" ];; *) [ \"$s\" != opt ];; esac &&\n"
+	"          case $s in all|put|opt|\"$m\") true;; *) false;; esac; then\n"
+	"         if [ \"$i\" = 2 ]; then set -- \"$@\" \"$t\"; else set -- \"$@\" \"$x\"; fi\n"
+	"       fi;;\n"
+	"    esac\n"
+	"    k=$((k + 1))\n"
+	"  done\n"
+	"  [ $k -gt 0 ] || set --\n"
+	"  [ $# -eq 0 ] || \"$c1\" \"$c2\" \"$c3\" \"$@\"\n"
+	"}\n"
+	"mvq() {\n"
+	"  case $1 in opt) [ -e \"$2\" ] || return 0; r=opt;; *) r=req;; esac\n"
+	"  mv -f -- \"$2\" \"$4\" || return 1\n"
+	"  echo \"installed $r\"\n"
+	"}\n"
+	"umask 077; set -C\n"
+	"quads put \"$@\"\n"
+	"unset VC_0 VC_1 VC_2 v\n"
+	"[ -z \"$o\" ] || on all 2 chown -- \"$o\" \"$@\" || exit 1\n"
+	"on 0644 2 chmod -- 0644 \"$@\" || exit 1\n"
+	"on opt 2 chmod -- 0600 \"$@\" || exit 1\n"
+	"quads mvq \"$@\"\n"
+	"on put 4 command sha256sum -- \"$@\" || exit 2\n";
+
 static const char script_check[] =
 	SCRIPT_PATH
 	"[ -s \"$2\" ] || exit 3\n"
@@ -88,6 +146,11 @@ static const char script_keygen[] =
 
 static const char *const required_commands[] = {
     "guest-file-open", "guest-file-write", "guest-file-close", "guest-exec", "guest-exec-status",
+};
+
+/* what the file-only way needs (VC_GUEST_METHOD_FILE_ONLY) */
+static const char *const file_only_commands[] = {
+    "guest-file-open", "guest-file-write", "guest-file-seek", "guest-file-read", "guest-file-close",
 };
 
 typedef struct {
@@ -382,27 +445,38 @@ guest_run_clear(VcGuestRun *run)
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(VcGuestRun, guest_run_clear)
 
-/* guest-exec of path with argv, then guest-exec-status until it exited
- * (guest-exec is asynchronous), within the ctx deadline. With capture, the
- * output (at most max_out bytes each) is read back. */
+/* guest-exec of path with argv (and, when env is not NULL, only that
+ * environment: "NAME=VALUE" strings; secret: it holds a key, the command text
+ * is wiped), then guest-exec-status until it exited (guest-exec is
+ * asynchronous), within the ctx deadline. With capture, the output (at most
+ * max_out bytes each) is read back. */
 static gboolean
-guest_run(VcGuestCtx *ctx, const char *path, const char *const *argv, gboolean capture,
-	  gsize max_out, VcGuestRun *ret_run, GError **error)
+guest_run_env(VcGuestCtx *ctx, const char *path, const char *const *argv, const char *const *env,
+	      gboolean secret, gboolean capture, gsize max_out, VcGuestRun *ret_run, GError **error)
 {
 	JsonObject *args = json_object_new();
 	JsonArray *arr = json_array_new();
 	g_autoptr(JsonNode) started = NULL;
 	gint64 pid;
+	gint64 poll_start;
 	gulong sleep_us = 1000;
 
 	json_object_set_string_member(args, "path", path);
 	for (gsize i = 0; argv != NULL && argv[i] != NULL; i++)
 		json_array_add_string_element(arr, argv[i]);
 	json_object_set_array_member(args, "arg", arr);
+	if (env != NULL) {
+		JsonArray *earr = json_array_new();
+		for (gsize i = 0; env[i] != NULL; i++)
+			json_array_add_string_element(earr, env[i]);
+		json_object_set_array_member(args, "env", earr);
+	}
 	json_object_set_boolean_member(args, "capture-output", capture);
-	started = guest_command(ctx, "guest-exec", args, JSON_NODE_OBJECT, G_TYPE_INVALID, error);
+	started = guest_command_full(ctx, "guest-exec", args, JSON_NODE_OBJECT, G_TYPE_INVALID,
+				     secret, error);
 	if (started == NULL)
 		return FALSE;
+	poll_start = g_get_monotonic_time();
 	if (!member_int(json_node_get_object(started), "pid", TRUE, &pid, NULL, error)) {
 		g_prefix_error(error, "guest-exec: ");
 		return FALSE;
@@ -435,7 +509,13 @@ guest_run(VcGuestCtx *ctx, const char *path, const char *const *argv, gboolean c
 				return FALSE;
 			}
 			g_usleep(MIN((gint64)sleep_us, left));
-			sleep_us = MIN(sleep_us * 2, 100000);
+			/* each poll is a round trip (a few ms): short sleeps
+			 * while a delivery's process usually ends, then back
+			 * off for a slow one (keygen, a reload) */
+			sleep_us =
+			    MIN(sleep_us * 2, g_get_monotonic_time() - poll_start < G_USEC_PER_SEC
+						  ? VC_GUEST_POLL_FAST_MAX_US
+						  : 100000);
 			continue;
 		}
 		if (!member_int(sobj, "exitcode", FALSE, &code, &present, error) ||
@@ -467,6 +547,34 @@ guest_run(VcGuestCtx *ctx, const char *path, const char *const *argv, gboolean c
 		ret_run->exit_code = (int)code;
 		return TRUE;
 	}
+}
+
+static gboolean
+guest_run(VcGuestCtx *ctx, const char *path, const char *const *argv, gboolean capture,
+	  gsize max_out, VcGuestRun *ret_run, GError **error)
+{
+	return guest_run_env(ctx, path, argv, NULL, FALSE, capture, max_out, ret_run, error);
+}
+
+/* A script run with /bin/sh -c SCRIPT sh ARGS..., environment env (NULL:
+ * the agent's) */
+static gboolean
+guest_run_script_env(VcGuestCtx *ctx, const char *script, GPtrArray *args, GPtrArray *env,
+		     gboolean capture, gsize max_out, VcGuestRun *ret_run, GError **error)
+{
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+
+	g_ptr_array_add(argv, (gpointer) "-c");
+	g_ptr_array_add(argv, (gpointer)script);
+	g_ptr_array_add(argv, (gpointer) "sh");
+	for (guint i = 0; args != NULL && i < args->len; i++)
+		g_ptr_array_add(argv, args->pdata[i]);
+	g_ptr_array_add(argv, NULL);
+	if (env != NULL)
+		g_ptr_array_add(env, NULL);
+	return guest_run_env(ctx, "/bin/sh", (const char *const *)argv->pdata,
+			     env != NULL ? (const char *const *)env->pdata : NULL, env != NULL,
+			     capture, max_out, ret_run, error);
 }
 
 /* A script run with /bin/sh -c SCRIPT sh ARGS... */
@@ -509,15 +617,20 @@ vc_guest_ping(VcGuestChannel *channel, int timeout_s, GError **error)
 	return ret != NULL;
 }
 
-/* guest-info: which of the commands we need are missing or disabled. */
+/* guest-info: which of the commands we need are missing or disabled. The
+ * ones of the guest-exec way that are missing go to problems ("guest-exec is
+ * disabled"); ret_blocked gets their names (comma separated) or NULL;
+ * ret_files_ok says whether the file-only way has all it needs. */
 static gboolean
-guest_check_capabilities(VcGuestCtx *ctx, GPtrArray *problems, GError **error)
+guest_check_capabilities(VcGuestCtx *ctx, GPtrArray *problems, char **ret_blocked,
+			 gboolean *ret_files_ok, GError **error)
 {
 	g_autoptr(JsonNode) info = NULL;
 	JsonNode *cmds;
 	JsonArray *arr;
 	gboolean found[G_N_ELEMENTS(required_commands)] = {FALSE};
 	gboolean enabled[G_N_ELEMENTS(required_commands)] = {FALSE};
+	guint files_ok = 0;
 	g_autoptr(GString) blocked = g_string_new(NULL);
 
 	info = guest_command(ctx, "guest-info", NULL, JSON_NODE_OBJECT, G_TYPE_INVALID, error);
@@ -559,6 +672,10 @@ guest_check_capabilities(VcGuestCtx *ctx, GPtrArray *problems, GError **error)
 				enabled[j] = en;
 			}
 		}
+		for (gsize j = 0; j < G_N_ELEMENTS(file_only_commands); j++) {
+			if (en && strcmp(name, file_only_commands[j]) == 0)
+				files_ok |= 1u << j;
+		}
 	}
 	for (gsize j = 0; j < G_N_ELEMENTS(required_commands); j++) {
 		if (found[j] && enabled[j])
@@ -568,31 +685,46 @@ guest_check_capabilities(VcGuestCtx *ctx, GPtrArray *problems, GError **error)
 		g_string_append_printf(blocked, "%s%s", blocked->len > 0 ? ", " : "",
 				       required_commands[j]);
 	}
-	if (blocked->len > 0) {
-		set_blocked_error(error, blocked->str);
-		return FALSE;
-	}
+	*ret_blocked = blocked->len > 0 ? g_strdup(blocked->str) : NULL;
+	*ret_files_ok = files_ok == (1u << G_N_ELEMENTS(file_only_commands)) - 1;
 	return TRUE;
 }
 
-/* Writes content to the already created tmp file with guest-file-*. */
 static gboolean
-guest_write_file(VcGuestCtx *ctx, const char *tmp, const char *content, gboolean secret,
-		 GError **error)
+guest_file_open(VcGuestCtx *ctx, const char *path, const char *mode, gint64 *ret_handle,
+		GError **error)
 {
 	JsonObject *args = json_object_new();
 	g_autoptr(JsonNode) opened = NULL;
-	g_autoptr(GError) write_error = NULL;
-	gint64 handle;
-	gsize len = strlen(content);
-	gsize off = 0;
 
-	json_object_set_string_member(args, "path", tmp);
-	json_object_set_string_member(args, "mode", "w");
+	json_object_set_string_member(args, "path", path);
+	json_object_set_string_member(args, "mode", mode);
 	opened = guest_command(ctx, "guest-file-open", args, JSON_NODE_VALUE, G_TYPE_INT64, error);
 	if (opened == NULL)
 		return FALSE;
-	handle = json_node_get_int(opened);
+	*ret_handle = json_node_get_int(opened);
+	return TRUE;
+}
+
+static gboolean
+guest_file_close(VcGuestCtx *ctx, gint64 handle, GError **error)
+{
+	JsonObject *args = json_object_new();
+	g_autoptr(JsonNode) closed = NULL;
+
+	json_object_set_int_member(args, "handle", handle);
+	closed =
+	    guest_command(ctx, "guest-file-close", args, JSON_NODE_OBJECT, G_TYPE_INVALID, error);
+	return closed != NULL;
+}
+
+/* guest-file-write of content to an open handle, in base64 chunks. */
+static gboolean
+guest_file_write_all(VcGuestCtx *ctx, gint64 handle, const char *content, gboolean secret,
+		     GError **error)
+{
+	gsize len = strlen(content);
+	gsize off = 0;
 
 	do {
 		gsize n = MIN(len - off, (gsize)VC_GUEST_WRITE_CHUNK);
@@ -606,41 +738,108 @@ guest_write_file(VcGuestCtx *ctx, const char *tmp, const char *content, gboolean
 		if (secret)
 			explicit_bzero(b64, strlen(b64));
 		wrote = guest_command_full(ctx, "guest-file-write", wargs, JSON_NODE_OBJECT,
-					   G_TYPE_INVALID, secret, &write_error);
+					   G_TYPE_INVALID, secret, error);
 		if (wrote == NULL)
-			break;
-		if (!member_int(json_node_get_object(wrote), "count", TRUE, &count, NULL,
-				&write_error))
-			break;
+			return FALSE;
+		if (!member_int(json_node_get_object(wrote), "count", TRUE, &count, NULL, error))
+			return FALSE;
 		if (count != (gint64)n) {
-			g_set_error(&write_error, VC_ERROR, VC_ERROR_GUEST,
+			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
 				    "guest-file-write wrote %" G_GINT64_FORMAT
 				    " of %" G_GSIZE_FORMAT " bytes",
 				    count, n);
-			break;
+			return FALSE;
 		}
 		off += n;
 	} while (off < len);
+	return TRUE;
+}
 
-	{
-		JsonObject *cargs = json_object_new();
-		g_autoptr(JsonNode) closed = NULL;
-		g_autoptr(GError) close_error = NULL;
+/* Writes content to the already created tmp file with guest-file-*. */
+static gboolean
+guest_write_file(VcGuestCtx *ctx, const char *tmp, const char *content, gboolean secret,
+		 GError **error)
+{
+	g_autoptr(GError) write_error = NULL;
+	g_autoptr(GError) close_error = NULL;
+	gint64 handle;
 
-		json_object_set_int_member(cargs, "handle", handle);
-		closed = guest_command(ctx, "guest-file-close", cargs, JSON_NODE_OBJECT,
-				       G_TYPE_INVALID, &close_error);
-		if (write_error != NULL) {
-			g_propagate_prefixed_error(error, g_steal_pointer(&write_error),
-						   "%s: ", tmp);
-			return FALSE;
-		}
-		if (closed == NULL) {
-			g_propagate_prefixed_error(error, g_steal_pointer(&close_error),
-						   "%s: ", tmp);
-			return FALSE;
-		}
+	if (!guest_file_open(ctx, tmp, "w", &handle, error))
+		return FALSE;
+	guest_file_write_all(ctx, handle, content, secret, &write_error);
+	if (!guest_file_close(ctx, handle, &close_error) && write_error == NULL) {
+		g_propagate_prefixed_error(error, g_steal_pointer(&close_error), "%s: ", tmp);
+		return FALSE;
 	}
+	if (write_error != NULL) {
+		g_propagate_prefixed_error(error, g_steal_pointer(&write_error), "%s: ", tmp);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Reads an open handle from offset 0 to its end (at most max + 1 bytes, so
+ * that a longer file shows) into sum; ret_len gets the bytes read. */
+static gboolean
+guest_file_read_sum(VcGuestCtx *ctx, gint64 handle, gsize max, GChecksum *sum, gsize *ret_len,
+		    GError **error)
+{
+	JsonObject *sargs = json_object_new();
+	g_autoptr(JsonNode) sought = NULL;
+	gsize total = 0;
+	gboolean eof = FALSE;
+
+	json_object_set_int_member(sargs, "handle", handle);
+	json_object_set_int_member(sargs, "offset", 0);
+	json_object_set_string_member(sargs, "whence", "set");
+	sought =
+	    guest_command(ctx, "guest-file-seek", sargs, JSON_NODE_OBJECT, G_TYPE_INVALID, error);
+	if (sought == NULL)
+		return FALSE;
+	while (!eof && total <= max) {
+		JsonObject *rargs = json_object_new();
+		g_autoptr(JsonNode) got = NULL;
+		g_autoptr(GBytes) bytes = NULL;
+		JsonObject *robj;
+		gsize want = MIN(max + 1 - total, (gsize)VC_GUEST_WRITE_CHUNK);
+		gint64 count;
+		gsize n;
+		const guchar *data;
+
+		json_object_set_int_member(rargs, "handle", handle);
+		json_object_set_int_member(rargs, "count", (gint64)want);
+		got = guest_command(ctx, "guest-file-read", rargs, JSON_NODE_OBJECT, G_TYPE_INVALID,
+				    error);
+		if (got == NULL)
+			return FALSE;
+		robj = json_node_get_object(got);
+		if (!member_int(robj, "count", TRUE, &count, NULL, error) ||
+		    !member_bool(robj, "eof", TRUE, &eof, error) ||
+		    !member_base64(robj, "buf-b64", want, &bytes, error)) {
+			g_prefix_error(error, "guest-file-read: ");
+			return FALSE;
+		}
+		data = g_bytes_get_data(bytes, &n);
+		if (count != (gint64)n) {
+			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+				    "guest-file-read: \"count\" is %" G_GINT64_FORMAT
+				    " for %" G_GSIZE_FORMAT " bytes",
+				    count, n);
+			return FALSE;
+		}
+		if (n == 0 && !eof) {
+			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+				    "guest-file-read: no bytes and no end of file");
+			return FALSE;
+		}
+		if (n > 0)
+			g_checksum_update(sum, data, (gssize)n);
+		/* the bytes may be a key's */
+		if (n > 0)
+			explicit_bzero((void *)data, n);
+		total += n;
+	}
+	*ret_len = total;
 	return TRUE;
 }
 
@@ -796,20 +995,86 @@ delivery_verify(char **lines, VcGuestPlanned *plan, guint n, VcGuestResult *resu
 	return TRUE;
 }
 
-G_GNUC_NO_INLINE static gboolean
-delivery_run(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, guint n,
-	     VcGuestResult *result, gboolean *ret_written, GError **error)
+/* The output of script_install and script_deliver: one "installed FLAG" line
+ * per file moved, in plan order, then the SHA-256 lines. */
+static gboolean
+delivery_check_install(const VcGuestRun *inst, VcGuestPlanned *plan, guint n, VcGuestResult *result,
+		       GError **error)
 {
-	g_autoptr(JsonNode) pong = NULL;
+	gsize len;
+	const char *data = g_bytes_get_data(inst->out, &len);
+	g_autofree char *out = g_strndup(data != NULL ? data : "", len);
+	g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
+	guint done = 0;
+
+	for (guint i = 0; i < n; i++) {
+		if (plan[i].content == NULL) {
+			if (lines[done] != NULL && strcmp(lines[done], "installed opt") == 0) {
+				result->delivered[plan[i].which] = TRUE;
+				done++;
+			}
+		} else if (lines[done] != NULL && strcmp(lines[done], "installed req") == 0) {
+			result->delivered[plan[i].which] = TRUE;
+			done++;
+		} else {
+			break;
+		}
+	}
+	if (inst->exit_code != 0) {
+		g_autofree char *why = run_stderr(inst);
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    inst->exit_code == 2
+				? "cannot read back the delivered files (exit %d): %s"
+				: "cannot install the files in the guest (exit %d): %s",
+			    inst->exit_code, why);
+		return FALSE;
+	}
+	/* the digest lines follow the "installed" lines */
+	return delivery_verify(lines + done, plan, n, result, error);
+}
+
+/* Contents up to VC_GUEST_INLINE_MAX: everything in one guest-exec. */
+G_GNUC_NO_INLINE static gboolean
+delivery_run_inline(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, guint n,
+		    VcGuestResult *result, gboolean *ret_written, GError **error)
+{
+	g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GPtrArray) env = g_ptr_array_new();
+	g_auto(VcGuestRun) inst = {0};
+	gboolean ok;
+
+	g_ptr_array_add(args, g_strdup(d->owner != NULL ? d->owner : ""));
+	for (guint i = 0; i < n; i++) {
+		g_ptr_array_add(args, plan[i].content != NULL ? g_strdup_printf("%u", i)
+							      : g_strdup("opt"));
+		g_ptr_array_add(args, g_strdup(plan[i].tmp));
+		g_ptr_array_add(args, g_strdup(plan[i].mode));
+		g_ptr_array_add(args, g_strdup(plan[i].path));
+		if (plan[i].content != NULL)
+			g_ptr_array_add(env, g_strdup_printf("VC_%u=%s", i, plan[i].content));
+	}
+	*ret_written = TRUE;
+	ok = guest_run_script_env(ctx, script_deliver, args, env, TRUE, VC_GUEST_SMALL_OUTPUT,
+				  &inst, error);
+	for (guint i = 0; i < env->len; i++) {
+		char *e = env->pdata[i];
+		if (e != NULL) {
+			explicit_bzero(e, strlen(e));
+			g_free(e);
+		}
+	}
+	return ok && delivery_check_install(&inst, plan, n, result, error);
+}
+
+/* Larger contents: guest-file-write into files a first guest-exec made,
+ * a second one installs them. */
+G_GNUC_NO_INLINE static gboolean
+delivery_run_large(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, guint n,
+		   VcGuestResult *result, gboolean *ret_written, GError **error)
+{
 	g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
 	g_auto(VcGuestRun) prep = {0};
 	g_auto(VcGuestRun) inst = {0};
-
-	pong = guest_command(ctx, "guest-ping", NULL, JSON_NODE_OBJECT, G_TYPE_INVALID, error);
-	if (pong == NULL)
-		return FALSE;
-	if (!guest_check_capabilities(ctx, result->capability_problems, error))
-		return FALSE;
 
 	for (guint i = 0; i < n; i++) {
 		g_autofree char *dir = g_path_get_dirname(plan[i].path);
@@ -855,41 +1120,139 @@ delivery_run(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, gu
 	}
 	if (!guest_run_script(ctx, script_install, args, TRUE, VC_GUEST_SMALL_OUTPUT, &inst, error))
 		return FALSE;
-	{
-		gsize len;
-		const char *data = g_bytes_get_data(inst.out, &len);
-		g_autofree char *out = g_strndup(data != NULL ? data : "", len);
-		g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
-		guint done = 0;
+	return delivery_check_install(&inst, plan, n, result, error);
+}
 
-		/* one "installed FLAG" line per file moved, in plan order */
-		for (guint i = 0; i < n; i++) {
-			if (plan[i].content == NULL) {
-				if (lines[done] != NULL &&
-				    strcmp(lines[done], "installed opt") == 0) {
-					result->delivered[plan[i].which] = TRUE;
-					done++;
-				}
-			} else if (lines[done] != NULL &&
-				   strcmp(lines[done], "installed req") == 0) {
-				result->delivered[plan[i].which] = TRUE;
-				done++;
-			} else {
-				break;
-			}
-		}
-		if (inst.exit_code != 0) {
-			g_autofree char *why = run_stderr(&inst);
-			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
-				    inst.exit_code == 2
-					? "cannot read back the delivered files (exit %d): %s"
-					: "cannot install the files in the guest (exit %d): %s",
-				    inst.exit_code, why);
+/* Without guest-exec no file can be made safely: guest-file-open makes a new
+ * file with qemu-ga's own mode (0666 in qemu-ga 7.2: anyone in the guest could
+ * replace the certificate, or read the key), not the caller's. So the
+ * file-only way writes only over files that exist, whose owner and mode the
+ * guest's administrator chose. Checked for every file before any is
+ * written. */
+static gboolean
+delivery_check_exists(VcGuestCtx *ctx, VcGuestPlanned *p, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	gint64 handle;
+
+	if (!guest_file_open(ctx, p->path, "r", &handle, &local)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "the guest agent blocks guest-exec and %s cannot be opened (%s): "
+			    "without guest-exec a file is written only over an existing file; "
+			    "create it (key 0600, certificate and chain 0644, the service's "
+			    "owner) or allow guest-exec, see docs/guest-agent.md",
+			    p->path, local->message);
+		return FALSE;
+	}
+	return guest_file_close(ctx, handle, error);
+}
+
+/* One existing file without guest-exec: written in place (mode "w+"
+ * truncates it and keeps its owner and mode), read back through the same
+ * handle, SHA-256 compared. */
+static gboolean
+delivery_put_file_only(VcGuestCtx *ctx, VcGuestPlanned *p, VcGuestResult *result, GError **error)
+{
+	gboolean secret = p->which == VC_GUEST_FILE_KEY;
+	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+	g_autofree char *want = NULL;
+	g_autoptr(GError) local = NULL;
+	g_autoptr(GError) close_error = NULL;
+	gsize len = strlen(p->content);
+	gsize got = 0;
+	gint64 handle;
+
+	if (!guest_file_open(ctx, p->path, "w+", &handle, error))
+		return FALSE;
+	if (guest_file_write_all(ctx, handle, p->content, secret, &local))
+		guest_file_read_sum(ctx, handle, len, sum, &got, &local);
+	if (!guest_file_close(ctx, handle, &close_error) && local == NULL)
+		local = g_steal_pointer(&close_error);
+	if (local != NULL) {
+		g_propagate_prefixed_error(error, g_steal_pointer(&local), "%s: ", p->path);
+		return FALSE;
+	}
+	result->delivered[p->which] = TRUE;
+	want = g_compute_checksum_for_string(G_CHECKSUM_SHA256, p->content, -1);
+	result->digest_ok[p->which] = got == len && strcmp(g_checksum_get_string(sum), want) == 0;
+	if (!result->digest_ok[p->which]) {
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "the SHA-256 read back from %s does not match what was written",
+			    p->path);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+G_GNUC_NO_INLINE static gboolean
+delivery_run_file_only(VcGuestCtx *ctx, VcGuestPlanned *plan, guint n, VcGuestResult *result,
+		       GError **error)
+{
+	result->file_only = TRUE;
+	/* a staged guest key needs a rename: it stays staged */
+	for (guint i = 0; i < n; i++) {
+		if (plan[i].content != NULL && !delivery_check_exists(ctx, &plan[i], error))
+			return FALSE;
+	}
+	for (guint i = 0; i < n; i++) {
+		if (plan[i].content != NULL &&
+		    !delivery_put_file_only(ctx, &plan[i], result, error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+G_GNUC_NO_INLINE static gboolean
+delivery_run(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, guint n,
+	     VcGuestResult *result, gboolean *ret_written, GError **error)
+{
+	g_autofree char *blocked = NULL;
+	gboolean files_ok = FALSE;
+	gboolean file_only;
+	gsize inline_len = 0;
+
+	/* guest-info answers like guest-ping and says what is allowed, before
+	 * anything is written */
+	if (!guest_check_capabilities(ctx, result->capability_problems, &blocked, &files_ok, error))
+		return FALSE;
+	switch (d->method) {
+	case VC_GUEST_METHOD_FILE_ONLY:
+		file_only = TRUE;
+		break;
+	case VC_GUEST_METHOD_AUTO:
+		file_only = blocked != NULL && files_ok;
+		break;
+	case VC_GUEST_METHOD_EXEC:
+	default:
+		file_only = FALSE;
+		break;
+	}
+	if (file_only) {
+		if (!files_ok) {
+			set_blocked_error(error, "guest-file-open, guest-file-write, "
+						 "guest-file-seek, guest-file-read or "
+						 "guest-file-close");
 			return FALSE;
 		}
-		/* the digest lines follow the "installed" lines */
-		if (!delivery_verify(lines + done, plan, n, result, error))
+		if (!delivery_run_file_only(ctx, plan, n, result, error))
 			return FALSE;
+		if (d->reload_command != NULL)
+			result->reload_error =
+			    g_strdup("not run: delivered without guest-exec (file-only)");
+		return TRUE;
+	}
+	if (blocked != NULL) {
+		set_blocked_error(error, blocked);
+		return FALSE;
+	}
+
+	for (guint i = 0; i < n; i++)
+		inline_len += plan[i].content != NULL ? strlen(plan[i].content) : 0;
+	if (inline_len <= VC_GUEST_INLINE_MAX) {
+		if (!delivery_run_inline(ctx, d, plan, n, result, ret_written, error))
+			return FALSE;
+	} else if (!delivery_run_large(ctx, d, plan, n, result, ret_written, error)) {
+		return FALSE;
 	}
 
 	if (d->reload_command != NULL) {

@@ -26,8 +26,27 @@ G_BEGIN_DECLS
 #define VC_GUEST_COMMAND_TIMEOUT_DEFAULT 10  /* seconds, one agent command */
 #define VC_GUEST_KEYGEN_TIMEOUT 60	     /* seconds, vc_guest_make_csr() */
 #define VC_GUEST_CSR_MAX 8192		     /* bytes of CSR PEM read back */
+#define VC_GUEST_INLINE_MAX (64 * 1024)	     /* bytes of contents sent inline */
 #define VC_GUEST_TMP_SUFFIX ".virtcert-tmp"
 #define VC_GUEST_STAGED_KEY_SUFFIX ".virtcert-new"
+
+/* How vc_guest_deliver() reaches the guest. */
+typedef enum {
+	/* guest-exec for owner, mode, rename, read-back and reload; a guest
+	 * whose agent blocks guest-exec is refused with the fix (the default) */
+	VC_GUEST_METHOD_EXEC = 0,
+	/* as EXEC; when the agent blocks guest-exec or guest-exec-status but
+	 * allows the guest-file-* commands, as FILE_ONLY */
+	VC_GUEST_METHOD_AUTO,
+	/* guest-file-open/write/seek/read/close only, no process in the guest:
+	 * every file must exist already (qemu-ga would make a new one 0666), is
+	 * written in place, keeping the owner and mode the guest's administrator
+	 * gave it (not atomically: a reader may see it half written), read back
+	 * and its SHA-256 compared; owner is not applied, a staged guest key
+	 * stays staged, no reload runs (reload_error says so). See
+	 * docs/guest-agent.md. */
+	VC_GUEST_METHOD_FILE_ONLY,
+} VcGuestMethod;
 
 typedef struct {
 	/* Contents (PEM). cert_pem is required; chain_pem may be NULL (no chain
@@ -52,6 +71,7 @@ typedef struct {
 	const char *reload_command;
 	int timeout_s;	       /* whole delivery; 0: VC_GUEST_DELIVERY_TIMEOUT_DEFAULT */
 	int command_timeout_s; /* one agent command; 0: VC_GUEST_COMMAND_TIMEOUT_DEFAULT */
+	VcGuestMethod method;  /* 0: VC_GUEST_METHOD_EXEC */
 } VcGuestDelivery;
 
 typedef enum {
@@ -77,6 +97,7 @@ typedef struct {
 	/* what the agent lacks, from guest-info: "guest-exec is disabled", ... */
 	GPtrArray *capability_problems;
 	gint64 duration_us; /* wall time of the delivery */
+	gboolean file_only; /* delivered with guest-file-* alone (VcGuestMethod) */
 } VcGuestResult;
 
 void vc_guest_result_clear(VcGuestResult *result);
@@ -84,11 +105,14 @@ void vc_guest_result_clear(VcGuestResult *result);
 /* guest-ping: the agent answers. */
 gboolean vc_guest_ping(VcGuestChannel *channel, int timeout_s, GError **error);
 
-/* Delivers d: checks the agent (guest-ping, guest-info), writes each file to
- * PATH.virtcert-tmp (created 0600 before any byte is written, base64 chunks of
- * at most 48 KiB), sets owner and mode (key 0600, certificate and chain 0644)
- * and renames it over PATH, all before anything else can read it; then reads
- * back every file's SHA-256 and runs the reload command. result is
+/* Delivers d: checks the agent (guest-info), writes each file to
+ * PATH.virtcert-tmp (created 0600 before any byte is written), sets owner and
+ * mode (key 0600, certificate and chain 0644) and renames it over PATH, all
+ * before anything else can read it; then reads back every file's SHA-256 and
+ * runs the reload command. Up to VC_GUEST_INLINE_MAX bytes of contents all
+ * this is one guest-exec (the contents in its environment); larger contents
+ * go through guest-file-write (base64 chunks of at most 48 KiB) between two
+ * guest-execs. d->method chooses the file-only way instead. result is
  * initialized here. Errors: VC_ERROR_USAGE (bad d), VC_ERROR_GUEST (agent
  * failure, blocked command, hostile reply, digest mismatch, time cap),
  * VC_ERROR_UNAVAILABLE (no agent), VC_ERROR_LIBVIRT. */

@@ -24,15 +24,11 @@
 
 #include <gio/gio.h>
 
-#include "vc-placement.h"
+#include "vc-peer-claim.h"
 
 G_BEGIN_DECLS
 
 typedef struct _VcHttpServer VcHttpServer;
-typedef struct _VcPeerClaim VcPeerClaim;
-
-/* The largest handover claim body accepted (413 above it). */
-#define VC_PEER_CLAIM_MAX_SIZE (16 * 1024)
 
 typedef struct {
 	/* plain listener "HOST:PORT" ("[V6]:PORT"); NULL or "" disables. HOST
@@ -79,33 +75,5 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcHttpServer, vc_http_server_free)
 /* The bound ports (0 when the listener is disabled). */
 guint16 vc_http_server_get_plain_port(VcHttpServer *server);
 guint16 vc_http_server_get_peer_port(VcHttpServer *server);
-
-/* ---- a handover claim (the destination's, after STARTED/RESUMED MIGRATED)
- * All getters return borrowed values valid until the reply. */
-
-/* From the JSON body: the VM's UUID (lower-case), its name ("" when not
- * sent), and the serial (lower-case hex) of the certificate the
- * destination installed. */
-const char *vc_peer_claim_get_vm_uuid(VcPeerClaim *claim);
-const char *vc_peer_claim_get_vm_name(VcPeerClaim *claim);
-const char *vc_peer_claim_get_serial(VcPeerClaim *claim);
-/* From the peer's verified host certificate: its first dNSName, the
- * identity placement is evaluated against (CA fingerprints, attributes),
- * the certificate's SHA-256 fingerprint and serial (for the audit log). */
-const char *vc_peer_claim_get_peer_fqdn(VcPeerClaim *claim);
-const VcHostIdentity *vc_peer_claim_get_peer_identity(VcPeerClaim *claim);
-const char *vc_peer_claim_get_peer_fingerprint(VcPeerClaim *claim);
-const char *vc_peer_claim_get_peer_serial(VcPeerClaim *claim);
-/* The TCP peer ("192.0.2.7"), for logs only. */
-const char *vc_peer_claim_get_remote_address(VcPeerClaim *claim);
-
-/* Answers 200 {"accepted": ACCEPTED, "reason": REASON} (REASON nullable:
- * "") and frees CLAIM. Safe when the client has gone or the server was
- * freed meanwhile (nothing is sent then). */
-void vc_peer_claim_reply(VcPeerClaim *claim, gboolean accepted, const char *reason);
-/* Answers 503 with REASON (the claimant retries later: e.g. this host has
- * not yet seen the VM's STOPPED MIGRATED, or is shutting down) and frees
- * CLAIM. */
-void vc_peer_claim_reply_unavailable(VcPeerClaim *claim, const char *reason);
 
 G_END_DECLS

@@ -23,7 +23,7 @@
 /* ---- verification ------------------------------------------------------ */
 
 static GPtrArray *
-tls_chain_to_x509(GTlsCertificate *cert, GError **error)
+vc_peer_client_tls_chain_to_x509(GTlsCertificate *cert, GError **error)
 {
 	g_autoptr(GPtrArray) certs = g_ptr_array_new_with_free_func((GDestroyNotify)X509_free);
 
@@ -71,7 +71,7 @@ vc_peer_verify_certificate(GTlsCertificate *cert, const char *ca_path, const cha
 
 	g_return_val_if_fail(G_IS_TLS_CERTIFICATE(cert), NULL);
 	g_return_val_if_fail(ca_path != NULL, NULL);
-	certs = tls_chain_to_x509(cert, error);
+	certs = vc_peer_client_tls_chain_to_x509(cert, error);
 	if (certs == NULL)
 		return NULL;
 	host = vc_host_new_from_certs(certs, ca_path, crl_path, error);
@@ -128,8 +128,8 @@ typedef struct {
  * trust database: the host CA bundle is the only trust, checked by
  * OpenSSL. */
 static gboolean
-on_accept_certificate(SoupMessage *msg, GTlsCertificate *cert, GTlsCertificateFlags errors,
-		      gpointer user_data)
+vc_peer_client_on_accept_certificate(SoupMessage *msg, GTlsCertificate *cert,
+				     GTlsCertificateFlags errors, gpointer user_data)
 {
 	ServerCheck *check = user_data;
 	g_autoptr(VcHost) host = NULL;
@@ -142,7 +142,7 @@ on_accept_certificate(SoupMessage *msg, GTlsCertificate *cert, GTlsCertificateFl
 
 /* Printable, bounded text of a peer's answer, for our error messages. */
 static char *
-reply_text(const char *data, gsize len)
+vc_peer_client_reply_text(const char *data, gsize len)
 {
 	g_autofree char *valid = g_utf8_make_valid(data, (gssize)MIN(len, VC_PEER_REASON_MAX));
 
@@ -153,8 +153,8 @@ reply_text(const char *data, gsize len)
 }
 
 static gboolean
-parse_reply(const char *peer, const char *data, gsize len, gboolean *ret_accepted,
-	    char **ret_reason, GError **error)
+vc_peer_client_parse_reply(const char *peer, const char *data, gsize len, gboolean *ret_accepted,
+			   char **ret_reason, GError **error)
 {
 	g_autoptr(JsonParser) parser = json_parser_new();
 	g_autoptr(GError) local = NULL;
@@ -193,7 +193,8 @@ parse_reply(const char *peer, const char *data, gsize len, gboolean *ret_accepte
 }
 
 static void
-set_transport_error(GError **error, const char *peer, const GError *e, ServerCheck *check)
+vc_peer_client_set_transport_error(GError **error, const char *peer, const GError *e,
+				   ServerCheck *check)
 {
 	if (check->error != NULL) {
 		g_set_error(error, VC_ERROR, VC_ERROR_CRYPTO, "peer %s: %s", peer,
@@ -208,9 +209,10 @@ set_transport_error(GError **error, const char *peer, const GError *e, ServerChe
 }
 
 static gboolean
-status_error(const char *peer, guint status, const char *data, gsize len, GError **error)
+vc_peer_client_status_error(const char *peer, guint status, const char *data, gsize len,
+			    GError **error)
 {
-	g_autofree char *text = reply_text(data, len);
+	g_autofree char *text = vc_peer_client_reply_text(data, len);
 	const char *what = text[0] != '\0' ? text : soup_status_get_phrase(status);
 
 	if (status == SOUP_STATUS_FORBIDDEN)
@@ -226,7 +228,8 @@ status_error(const char *peer, guint status, const char *data, gsize len, GError
 }
 
 static GBytes *
-claim_body(const char *vm_uuid, const char *vm_name, const char *serial, const char *fqdn)
+vc_peer_client_claim_body(const char *vm_uuid, const char *vm_name, const char *serial,
+			  const char *fqdn)
 {
 	g_autoptr(JsonBuilder) b = json_builder_new();
 	g_autoptr(JsonNode) root = NULL;
@@ -259,7 +262,7 @@ typedef struct {
 } Exchange;
 
 static void
-exchange_read_done(GObject *source, GAsyncResult *res, gpointer user_data)
+vc_peer_client_exchange_read_done(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	Exchange *x = user_data;
 
@@ -268,7 +271,7 @@ exchange_read_done(GObject *source, GAsyncResult *res, gpointer user_data)
 }
 
 static void
-exchange_sent(GObject *source, GAsyncResult *res, gpointer user_data)
+vc_peer_client_exchange_sent(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	Exchange *x = user_data;
 
@@ -279,11 +282,11 @@ exchange_sent(GObject *source, GAsyncResult *res, gpointer user_data)
 	}
 	/* one octet more than allowed tells an oversized reply */
 	g_input_stream_read_all_async(x->in, x->data, VC_PEER_REPLY_MAX + 1, G_PRIORITY_DEFAULT,
-				      x->cancel, exchange_read_done, x);
+				      x->cancel, vc_peer_client_exchange_read_done, x);
 }
 
 static gboolean
-exchange_timeout(gpointer user_data)
+vc_peer_client_exchange_timeout(gpointer user_data)
 {
 	Exchange *x = user_data;
 
@@ -297,9 +300,9 @@ exchange_timeout(gpointer user_data)
  * a client certificate (glib-networking's sync handshake iterates a context
  * of its own, libsoup's TLS interaction waits on ours). */
 static gboolean
-claim_send(GUri *target, const char *peer, const VcPeerClientOptions *opts,
-	   GTlsCertificate *client_cert, GBytes *body, gboolean *ret_accepted, char **ret_reason,
-	   GError **error)
+vc_peer_client_claim_send(GUri *target, const char *peer, const VcPeerClientOptions *opts,
+			  GTlsCertificate *client_cert, GBytes *body, gboolean *ret_accepted,
+			  char **ret_reason, GError **error)
 {
 	guint timeout = opts->timeout_s > 0 ? opts->timeout_s : VC_PEER_DEFAULT_TIMEOUT_S;
 	g_autoptr(GMainContext) ctx = g_main_context_new();
@@ -325,18 +328,20 @@ claim_send(GUri *target, const char *peer, const VcPeerClientOptions *opts,
 	    soup_session_new_with_options("timeout", timeout, "idle-timeout", timeout, "user-agent",
 					  "virtcert-peer", "proxy-resolver", NULL, NULL);
 	/* no GIO trust at all: every server certificate goes through
-	 * on_accept_certificate, i.e. OpenSSL and the host CA bundle */
+	 * vc_peer_client_on_accept_certificate, i.e. OpenSSL and the host CA bundle */
 	soup_session_set_tls_database(session, NULL);
 	msg = soup_message_new_from_uri(SOUP_METHOD_POST, target);
 	soup_message_set_request_body_from_bytes(msg, "application/json", body);
 	soup_message_set_tls_client_certificate(msg, client_cert);
-	g_signal_connect(msg, "accept-certificate", G_CALLBACK(on_accept_certificate), &check);
+	g_signal_connect(msg, "accept-certificate",
+			 G_CALLBACK(vc_peer_client_on_accept_certificate), &check);
 
 	/* the whole exchange, connect to last octet, within TIMEOUT */
 	timer = g_timeout_source_new_seconds(timeout);
-	g_source_set_callback(timer, exchange_timeout, &x, NULL);
+	g_source_set_callback(timer, vc_peer_client_exchange_timeout, &x, NULL);
 	g_source_attach(timer, ctx);
-	soup_session_send_async(session, msg, G_PRIORITY_DEFAULT, cancel, exchange_sent, &x);
+	soup_session_send_async(session, msg, G_PRIORITY_DEFAULT, cancel,
+				vc_peer_client_exchange_sent, &x);
 	while (!x.done)
 		g_main_context_iteration(ctx, TRUE);
 	g_source_destroy(timer);
@@ -346,7 +351,7 @@ claim_send(GUri *target, const char *peer, const VcPeerClientOptions *opts,
 			g_set_error(error, VC_ERROR, VC_ERROR_UNAVAILABLE,
 				    "peer %s: no answer within %u s", peer, timeout);
 		else
-			set_transport_error(error, peer, x.error, &check);
+			vc_peer_client_set_transport_error(error, peer, x.error, &check);
 	} else if (x.error != NULL) {
 		g_set_error(error, VC_ERROR, VC_ERROR_UNAVAILABLE, "peer %s: reading the reply: %s",
 			    peer, x.timed_out ? "timed out" : x.error->message);
@@ -359,13 +364,14 @@ claim_send(GUri *target, const char *peer, const VcPeerClientOptions *opts,
 		ctype = soup_message_headers_get_content_type(
 		    soup_message_get_response_headers(msg), NULL);
 		if (status != SOUP_STATUS_OK)
-			status_error(peer, status, data, x.len, error);
+			vc_peer_client_status_error(peer, status, data, x.len, error);
 		else if (ctype == NULL || g_ascii_strcasecmp(ctype, "application/json") != 0)
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 				    "peer %s: the reply is %s, not application/json", peer,
 				    ctype != NULL ? ctype : "untyped");
 		else
-			ok = parse_reply(peer, data, x.len, ret_accepted, ret_reason, error);
+			ok = vc_peer_client_parse_reply(peer, data, x.len, ret_accepted, ret_reason,
+							error);
 	}
 	if (x.in != NULL) {
 		g_input_stream_close(x.in, NULL, NULL);
@@ -431,9 +437,10 @@ vc_peer_claim(const char *peer_url, const VcPeerClientOptions *opts, const char 
 			    local->message);
 		return FALSE;
 	}
-	body = claim_body(vm_uuid, vm_name, serial, vc_host_get_fqdn(own));
+	body = vc_peer_client_claim_body(vm_uuid, vm_name, serial, vc_host_get_fqdn(own));
 
-	if (!claim_send(target, peer_url, opts, client_cert, body, &accepted, &reason, error))
+	if (!vc_peer_client_claim_send(target, peer_url, opts, client_cert, body, &accepted,
+				       &reason, error))
 		return FALSE;
 	*ret_accepted = accepted;
 	if (ret_reason != NULL)

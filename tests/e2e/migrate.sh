@@ -21,6 +21,17 @@ FP=$(openssl x509 -in "$HOSTCA" -noout -fingerprint -sha256 | cut -d= -f2 | tr -
 declare -A SITE=([a]=eu-west [b]=eu-central [c]=us-east) PORT=() CONFH=() PIDH=()
 hc() { local h=$1; shift; "$VIRTCERT" --config "${CONFH[$h]}" "$@"; }
 
+# write_host_conf H [LINE...]: H's configuration, readable by its hook; the
+# control socket in a directory E2E_USER can reach
+write_host_conf() {
+	local h=$1
+	shift
+	vc_write_config --file "${CONFH[$h]}" --dir "$T/$h" --control-socket "$T/$h-run/control.sock" \
+		"control-group=$E2E_USER" "$@" \
+		"[peer]" "address=127.0.0.1:${PORT[$h]}" "url=https://localhost:${PORT[$h]}" "handover-grace=${GRACE}s"
+	chmod 0644 "${CONFH[$h]}"
+}
+
 # prepare_host H: its state, CA, host certificate, config and hook (before
 # its libvirtd starts: libvirtd looks for hooks only when it starts)
 prepare_host() {
@@ -30,19 +41,7 @@ prepare_host() {
 	chmod 0755 "$T/$h-run"
 	PORT[$h]=$(e2e_free_port)
 	CONFH[$h]="${E2E_ETC[$h]}/virtcert.conf"
-	cat >"${CONFH[$h]}" <<EOC
-[daemon]
-state-dir=$st/state
-policy-dir=$st/policy.d
-control-socket=$T/$h-run/control.sock
-control-group=$E2E_USER
-http-address=
-[peer]
-address=127.0.0.1:${PORT[$h]}
-url=https://localhost:${PORT[$h]}
-handover-grace=${GRACE}s
-EOC
-	chmod 0644 "${CONFH[$h]}"
+	write_host_conf "$h"
 	hc "$h" ca init --permit vms.example.com >/dev/null
 	hc "$h" host enroll --ca "$HOSTCA" --attr "site=${SITE[$h]}" --fqdn localhost >/dev/null
 	"$VIRTCERT" host-ca sign "$st/state/host/host.csr" --dir "$T/hostca" --out "$st/host.pem" >/dev/null
@@ -53,10 +52,7 @@ EOC
 # start_virtcertd H: after its libvirtd, which gives the URI
 start_virtcertd() {
 	local h=$1
-	echo "libvirt-uri=${E2E_URI[$h]}" >>"${CONFH[$h]}"
-	# keys of [daemon] may come after [peer] only in their own group
-	sed -i '/^libvirt-uri=/d' "${CONFH[$h]}"
-	sed -i "s|^\[daemon\]$|[daemon]\nlibvirt-uri=${E2E_URI[$h]}|" "${CONFH[$h]}"
+	write_host_conf "$h" "libvirt-uri=${E2E_URI[$h]}"
 	"$VIRTCERTD" --config "${CONFH[$h]}" >>"$T/virtcertd-$h.log" 2>&1 &
 	PIDH[$h]=$!
 	cleanup_hooks+=("kill -TERM ${PIDH[$h]} 2>/dev/null")

@@ -6,22 +6,7 @@ source "$VC_SOURCE_ROOT/tests/lib/common.sh"
 
 start_libvirtd
 keep_test_driver
-cat >>"$CONF" <<EOC
-[daemon]
-EOC
-# the config is rewritten whole: daemon settings for this test
-cat >"$CONF" <<EOC
-[daemon]
-state-dir=$STATE
-policy-dir=$T/policy.d
-libvirt-uri=$TEST_URI
-control-socket=$T/control.sock
-http-address=
-reconcile-interval=2
-[ca]
-crl-url=http://127.0.0.1:8458/crl/{ca}.crl
-ocsp-url=http://127.0.0.1:8458/ocsp
-EOC
+vc_write_config "libvirt-uri=$TEST_URI" reconcile-interval=2 "${VC_CONF_CA_URLS[@]}"
 cat >"$T/policy.d/50-vms.conf" <<'EOP'
 [vms]
 match-name=vm-*
@@ -44,6 +29,7 @@ names={name}.vms.example.com
 EOP
 check "ca init" vc ca init --permit vms.example.com --permit meta.example.org
 check "virtcertd starts and answers status" start_daemon
+check "virtcert watch follows the daemon" start_watch
 
 # a 1-minute certificate, renewed by itself at 2/3 of its life (checked at the end)
 lv define <(test_domain short-1) >/dev/null; lv start short-1 >/dev/null
@@ -51,8 +37,9 @@ wait_for 5 has_cert short-1 || true
 short1=$(cert_of short-1)
 
 # define alone does not issue (default: issue on start), start does
+mark=$(watch_mark)
 lv define <(test_domain vm-1) >/dev/null
-sleep 0.5
+wait_handled "$mark" vm-1 defined || not_ok "the daemon did not take vm-1's define"
 ! has_cert vm-1 && ok "define alone issues nothing (issue-on=start)" || not_ok "define alone issued"
 lv start vm-1 >/dev/null
 wait_for 5 has_cert vm-1 && ok "start issues a certificate" || not_ok "start issues a certificate"
@@ -61,9 +48,10 @@ vc show "$s1" --json | jq -e '.dns_names == ["vm-1.vms.example.com"]' >/dev/null
 	ok "names come from policy.d" || not_ok "names come from policy.d"
 
 # stop keeps, start again keeps the same certificate
+mark=$(watch_mark)
 lv destroy vm-1 >/dev/null
 lv start vm-1 >/dev/null
-sleep 0.5
+wait_handled "$mark" vm-1 started || not_ok "the daemon did not take vm-1's restart"
 [[ $(cert_of vm-1) == "$s1" ]] && ok "stop/start keeps the valid certificate" || not_ok "stop/start keeps the certificate"
 
 # metadata policy: a VM no file selects, names from its own metadata
@@ -102,8 +90,9 @@ vc crl --pem | openssl crl -noout -text | grep -qi "Serial Number: ${s1^^}" &&
 lv define <(test_domain vm-tr) >/dev/null; lv start vm-tr >/dev/null
 wait_for 5 has_cert vm-tr || true
 t1=$(cert_of vm-tr)
+mark=$(watch_mark)
 lv undefine vm-tr >/dev/null
-sleep 0.5
+wait_handled "$mark" vm-tr undefined || not_ok "the daemon did not take vm-tr's undefine"
 [[ $(cert_of vm-tr) == "$t1" && -n $t1 ]] && ok "undefine of a running VM keeps its certificate" || not_ok "undefine of a running VM: $(vc show vm-tr --json | jq -c .domain)"
 lv destroy vm-tr >/dev/null
 wait_for 5 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $t1 --json | jq -r .reason) == cessationOfOperation ]]" &&

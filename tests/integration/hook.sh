@@ -10,20 +10,7 @@ HOOK=${VIRTCERT_HOOK:-$VC_BUILD_ROOT/hooks/virtcert-hook}
 [[ -x $HOOK ]] || { echo "virtcert-hook not built ($HOOK)"; exit 77; }
 
 write_conf() { # write_conf [EXTRA HOOK LINES]
-	cat >"$CONF" <<EOC
-[daemon]
-state-dir=$STATE
-policy-dir=$T/policy.d
-libvirt-uri=test:///default
-control-socket=$T/control.sock
-http-address=
-[ca]
-crl-url=http://127.0.0.1:8458/crl/{ca}.crl
-ocsp-url=http://127.0.0.1:8458/ocsp
-[hook]
-timeout=2000
-$*
-EOC
+	vc_write_config libvirt-uri=test:///default "${VC_CONF_CA_URLS[@]}" "[hook]" timeout=2000 "$@"
 }
 write_conf
 
@@ -46,18 +33,8 @@ expect_hook() { # expect_hook STATUS DESCRIPTION VM OP SUBOP < XML
 	fi
 }
 
-dom() { # dom NAME [VIRTCERT METADATA BODY]
-	local meta=""
-	[[ -n ${2:-} ]] && meta="<metadata><vc:vm xmlns:vc='urn:virtcert:domain:1'>$2</vc:vm></metadata>"
-	cat <<EOD
-<domain type='test'>
-  <name>$1</name>
-  <uuid>$(cat /proc/sys/kernel/random/uuid)</uuid>
-  $meta
-  <memory unit='KiB'>65536</memory>
-  <os><type arch='x86_64'>hvm</type></os>
-</domain>
-EOD
+dom() { # dom NAME [VIRTCERT METADATA BODY]: a domain as libvirt hands it to a hook
+	test_domain "$1" "${2:+<vc:vm xmlns:vc='urn:virtcert:domain:1'>$2</vc:vm>}" "$(cat /proc/sys/kernel/random/uuid)"
 }
 dom plain >"$T/plain.xml"
 

@@ -7,15 +7,7 @@ N=${VC_STORM_DOMAINS:-300}
 
 start_libvirtd
 keep_test_driver
-cat >"$CONF" <<EOC
-[daemon]
-state-dir=$STATE
-policy-dir=$T/policy.d
-libvirt-uri=$TEST_URI
-control-socket=$T/control.sock
-http-address=
-reconcile-interval=60
-EOC
+vc_write_config "libvirt-uri=$TEST_URI" reconcile-interval=60
 printf '[storm]\nmatch-name=s-*\nnames={name}.storm.example.com\n' >"$T/policy.d/storm.conf"
 check "ca init" vc ca init --permit storm.example.com
 check "virtcertd starts" start_daemon

@@ -16,17 +16,39 @@ vc_cleanup() {
 trap vc_cleanup EXIT
 [[ -n "${VC_KEEP_TMP:-}" ]] && trap - EXIT
 
+# vc_write_config [--file FILE] [--dir DIR] [--control-socket PATH] [LINE...]:
+# (re)writes FILE (default $CONF), the configuration of a virtcertd whose
+# state is in DIR/state, policies in DIR/policy.d (DIR default $T) and
+# control socket at PATH (default DIR/control.sock), with no HTTP listener.
+# The LINEs follow in order: key=value lines belong to [daemon] until the
+# first "[section]" line; "${VC_CONF_CA_URLS[@]}" adds the tests' CRL and
+# OCSP URLs. Example:
+#   vc_write_config "libvirt-uri=$TEST_URI" reconcile-interval=2 "${VC_CONF_CA_URLS[@]}"
+VC_CONF_CA_URLS=("[ca]" "crl-url=http://127.0.0.1:8458/crl/{ca}.crl" "ocsp-url=http://127.0.0.1:8458/ocsp")
+vc_write_config() {
+	local file=$CONF dir=$T sock=
+	while (($# > 0)); do
+		case "$1" in
+		--file) file=$2; shift 2 ;;
+		--dir) dir=$2; shift 2 ;;
+		--control-socket) sock=$2; shift 2 ;;
+		*) break ;;
+		esac
+	done
+	{
+		echo "[daemon]"
+		echo "state-dir=$dir/state"
+		echo "policy-dir=$dir/policy.d"
+		echo "control-socket=${sock:-$dir/control.sock}"
+		echo "http-address="
+		(($# == 0)) || printf '%s\n' "$@"
+	} >"$file"
+}
+
 STATE="$T/state"
 CONF="$T/virtcert.conf"
 mkdir -p "$STATE" "$T/policy.d"
-cat >"$CONF" <<EOC
-[daemon]
-state-dir=$STATE
-policy-dir=$T/policy.d
-[ca]
-crl-url=http://127.0.0.1:8458/crl/{ca}.crl
-ocsp-url=http://127.0.0.1:8458/ocsp
-EOC
+vc_write_config "${VC_CONF_CA_URLS[@]}"
 
 vc() { "$VIRTCERT" --config "$CONF" "$@"; }
 
@@ -81,11 +103,12 @@ keep_test_driver() {
 }
 lv() { virsh -q -c "$TEST_URI" "$@"; }
 
-# A test-driver domain: test_domain NAME [METADATA_XML]
+# A test-driver domain: test_domain NAME [METADATA_XML [UUID]]
 test_domain() {
 	cat <<EOD
 <domain type='test'>
   <name>$1</name>
+  ${3:+<uuid>$3</uuid>}
   ${2:+<metadata>$2</metadata>}
   <memory unit='KiB'>65536</memory>
   <os><type arch='x86_64'>hvm</type></os>
@@ -100,6 +123,42 @@ start_daemon() {
 	cleanup_hooks+=("kill -TERM $DAEMON_PID 2>/dev/null; wait $DAEMON_PID 2>/dev/null")
 	wait_for 10 vc status
 }
+
+# start_watch: `virtcert watch` into $T/watch.log (after start_libvirtd and
+# start_daemon); returns once the watch is live, that is once the event of a
+# probe domain, defined again until it does, has come through.
+start_watch() {
+	local i
+	vc watch >"$T/watch.log" 2>"$T/watch.err" &
+	WATCH_PID=$!
+	cleanup_hooks+=("kill $WATCH_PID")
+	test_domain vc-watch-probe >"$T/watch-probe.xml"
+	for ((i = 0; i < 20; i++)); do
+		lv define "$T/watch-probe.xml" >/dev/null
+		if wait_for 1 grep -q '"vm_name":"vc-watch-probe"' "$T/watch.log"; then
+			lv undefine vc-watch-probe >/dev/null
+			return 0
+		fi
+	done
+	return 1
+}
+# watch_mark: how many lines the watch has written so far (for wait_handled)
+watch_mark() { wc -l <"$T/watch.log"; }
+# handled MARK VM WHAT: after line MARK the watch shows the daemon taking
+# VM's libvirt event WHAT (how its detail starts: "defined", "started"...)
+handled() {
+	tail -n +"$(($1 + 1))" "$T/watch.log" |
+		jq -e --arg vm "$2" --arg what "$3" \
+			'select(.event == "libvirt" and .vm_name == $vm and (.detail | startswith($what)))' >/dev/null
+}
+# queue_empty: nothing waits in the daemon's issue and revoke queues
+queue_empty() { vc status --json | jq -e '.queued == 0' >/dev/null; }
+# wait_handled MARK VM WHAT: waits until the daemon has taken that event and
+# carried out what it decided (its queues are empty). A test asserts that
+# something did not happen only after this positive signal, never after a
+# sleep, which a slow daemon would pass too.
+wait_handled() { wait_for 10 handled "$@" && wait_for 10 queue_empty; }
+
 # cert_of VM: the serial of the VM's valid certificate (empty if none)
 cert_of() {
 	vc list --json | jq -r --arg vm "$1" '[.[] | select(.vm_name == $vm and .status == "valid")] | .[0].serial // empty'

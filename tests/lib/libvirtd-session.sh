@@ -110,21 +110,23 @@ vc_libvirtd_start() {
 	return 1
 }
 
+# vc_libvirtd_gone DIR PID: waits up to 5 s for PID to end, then forgets it
+vc_libvirtd_gone() {
+	for _ in $(seq 1 100); do
+		vc_libvirtd_alive "$2" || { rm -f "$1/libvirtd.pid"; return 0; }
+		sleep 0.05
+	done
+	return 1
+}
+
 vc_libvirtd_signal() {
 	local dir="$1" sig="$2" pid
 	pid=$(vc_libvirtd_pid "$dir") || return 0
 	kill "-$sig" "$pid" 2>/dev/null
-	for _ in $(seq 1 100); do
-		vc_libvirtd_alive "$pid" || { rm -f "$dir/libvirtd.pid"; return 0; }
-		sleep 0.05
-	done
+	vc_libvirtd_gone "$dir" "$pid" && return 0
 	[ "$sig" = KILL ] && return 1
 	kill -KILL "$pid" 2>/dev/null
-	for _ in $(seq 1 100); do
-		vc_libvirtd_alive "$pid" || { rm -f "$dir/libvirtd.pid"; return 0; }
-		sleep 0.05
-	done
-	return 1
+	vc_libvirtd_gone "$dir" "$pid"
 }
 
 vc_libvirtd_stop() { vc_libvirtd_signal "$1" TERM; }

@@ -8,28 +8,13 @@
 
 #include "vc-ca.h"
 #include "vc-error.h"
+#include "vc-test-ca.h"
 
 #define UUID "6F1C2E0A-1B2C-4D5E-8F90-0123456789AB"
 
 static const VcKeyType all_types[] = {VC_KEY_TYPE_EC_P256, VC_KEY_TYPE_ED25519,
 				      VC_KEY_TYPE_RSA_3072};
 static const char *const permit[] = {"vms.example.com", "lab.example.net", NULL};
-
-static void
-rm_rf(const char *dir)
-{
-	g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-	const char *n;
-
-	while (d != NULL && (n = g_dir_read_name(d)) != NULL) {
-		g_autofree char *p = g_build_filename(dir, n, NULL);
-		if (g_file_test(p, G_FILE_TEST_IS_DIR))
-			rm_rf(p);
-		else
-			g_unlink(p);
-	}
-	g_rmdir(dir);
-}
 
 typedef struct {
 	char *tmp;
@@ -39,26 +24,16 @@ typedef struct {
 static void
 fixture_setup(Fixture *f, gconstpointer data)
 {
-	f->tmp = g_dir_make_tmp("vc-ca-XXXXXX", NULL);
+	f->tmp = vc_test_dir_make("vc-ca-XXXXXX");
 	f->dir = g_build_filename(f->tmp, "ca", NULL);
 }
 
 static void
 fixture_teardown(Fixture *f, gconstpointer data)
 {
-	rm_rf(f->tmp);
+	vc_test_dir_remove(f->tmp);
 	g_free(f->tmp);
 	g_free(f->dir);
-}
-
-static void
-init_ca(const char *dir, VcKeyType type)
-{
-	g_autoptr(GError) error = NULL;
-	VcCaInitOptions opts = {.permit = permit, .key_type = type};
-
-	g_assert_true(vc_ca_init_self_signed(dir, &opts, &error));
-	g_assert_no_error(error);
 }
 
 static X509 *
@@ -196,7 +171,7 @@ test_init_self_signed(Fixture *f, gconstpointer data)
 		GStatBuf st;
 		int crit = -1;
 
-		init_ca(dir, all_types[t]);
+		vc_test_ca_init(dir, all_types[t], permit);
 		g_assert_cmpint(g_stat(dir, &st), ==, 0);
 		g_assert_cmpint(st.st_mode & 07777, ==, 0700);
 		g_assert_cmpint(g_stat(key_path, &st), ==, 0);
@@ -237,7 +212,7 @@ test_init_self_signed(Fixture *f, gconstpointer data)
 		assert_intermediate_extensions(cert, root);
 		/* and the intermediate verifies under the root, strictly */
 		g_assert_cmpint(verify_independently(cert, root, cert), ==, X509_V_OK);
-		rm_rf(dir);
+		vc_test_dir_remove(dir);
 	}
 }
 
@@ -260,7 +235,7 @@ test_init_refusals(Fixture *f, gconstpointer data)
 	g_assert_error(error, VC_ERROR, VC_ERROR_USAGE);
 	g_clear_error(&error);
 
-	init_ca(f->dir, VC_KEY_TYPE_EC_P256);
+	vc_test_ca_init(f->dir, VC_KEY_TYPE_EC_P256, permit);
 	k1 = vc_key_load(key_path, NULL);
 	opts.permit = permit;
 	g_assert_false(vc_ca_init_self_signed(f->dir, &opts, &error));
@@ -286,7 +261,7 @@ test_load_getters(Fixture *f, gconstpointer data)
 	g_autofree char *ski_hex = NULL;
 	const char *const *p;
 
-	init_ca(f->dir, VC_KEY_TYPE_EC_P256);
+	vc_test_ca_init(f->dir, VC_KEY_TYPE_EC_P256, permit);
 	ca = vc_ca_load(f->dir, &error);
 	g_assert_no_error(error);
 	g_assert_nonnull(ca);
@@ -474,7 +449,7 @@ test_issue_leaf(Fixture *f, gconstpointer data)
 		g_autoptr(VcCa) ca = NULL;
 		g_autoptr(GError) error = NULL;
 
-		init_ca(dir, all_types[t]);
+		vc_test_ca_init(dir, all_types[t], permit);
 		ca = vc_ca_load(dir, &error);
 		g_assert_no_error(error);
 		for (gsize k = 0; k < G_N_ELEMENTS(all_types); k++) {
@@ -493,7 +468,7 @@ test_issue_leaf(Fixture *f, gconstpointer data)
 				g_assert_no_error(error);
 			}
 		}
-		rm_rf(dir);
+		vc_test_dir_remove(dir);
 	}
 }
 
@@ -514,7 +489,7 @@ test_issue_validity_and_serials(Fixture *f, gconstpointer data)
 	    .not_after = now + 3600,
 	};
 
-	init_ca(f->dir, VC_KEY_TYPE_EC_P256);
+	vc_test_ca_init(f->dir, VC_KEY_TYPE_EC_P256, permit);
 	ca = vc_ca_load(f->dir, &error);
 	g_assert_no_error(error);
 	for (int i = 0; i < 50; i++) {
@@ -582,7 +557,7 @@ test_check_names(Fixture *f, gconstpointer data)
 	    "10.0.0.1",		     /* not a DNS name, and IPs are excluded */
 	};
 
-	init_ca(f->dir, VC_KEY_TYPE_EC_P256);
+	vc_test_ca_init(f->dir, VC_KEY_TYPE_EC_P256, permit);
 	ca = vc_ca_load(f->dir, &error);
 	g_assert_no_error(error);
 	{
@@ -657,7 +632,7 @@ test_constraints_enforced(Fixture *f, gconstpointer data)
 	g_autoptr(X509) outside = NULL;
 	g_autoptr(X509) with_ip = NULL;
 
-	init_ca(f->dir, VC_KEY_TYPE_EC_P256);
+	vc_test_ca_init(f->dir, VC_KEY_TYPE_EC_P256, permit);
 	ca = vc_ca_load(f->dir, &error);
 	g_assert_no_error(error);
 
@@ -700,8 +675,8 @@ test_post_sign_verification(Fixture *f, gconstpointer data)
 	    .not_after = now + 7200,
 	};
 
-	init_ca(f->dir, VC_KEY_TYPE_EC_P256);
-	init_ca(other_dir, VC_KEY_TYPE_EC_P256);
+	vc_test_ca_init(f->dir, VC_KEY_TYPE_EC_P256, permit);
+	vc_test_ca_init(other_dir, VC_KEY_TYPE_EC_P256, permit);
 	ca = vc_ca_load(f->dir, &error);
 	g_assert_no_error(error);
 	other = vc_ca_load(other_dir, &error);
@@ -808,18 +783,6 @@ write_pem(const char *path, X509 *a, X509 *b)
 	g_assert_true(g_file_set_contents(path, all, -1, NULL));
 }
 
-static X509_REQ *
-read_csr(const char *path)
-{
-	g_autofree char *pem = NULL;
-	g_autoptr(BIO) bio = NULL;
-	gsize len = 0;
-
-	g_assert_true(g_file_get_contents(path, &pem, &len, NULL));
-	bio = BIO_new_mem_buf(pem, (int)len);
-	return PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
-}
-
 static void
 test_csr_and_import(Fixture *f, gconstpointer data)
 {
@@ -852,7 +815,7 @@ test_csr_and_import(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(a, ==, b);
 
 	/* the CSR is signed by ca.key and requests the restricted extensions */
-	req = read_csr(csr_path);
+	req = vc_test_csr_load(csr_path);
 	g_assert_nonnull(req);
 	key = vc_key_load(key_path, &error);
 	g_assert_no_error(error);
@@ -909,8 +872,8 @@ test_import_refusals(Fixture *f, gconstpointer data)
 	g_assert_true(vc_ca_init_csr(f->dir, &opts, NULL, &error));
 	g_assert_true(vc_ca_init_csr(other_dir, &opts, NULL, &error));
 	g_assert_no_error(error);
-	req = read_csr(csr_path);
-	other_req = read_csr(other_csr);
+	req = vc_test_csr_load(csr_path);
+	other_req = vc_test_csr_load(other_csr);
 	test_root_make(&root, "Example Org Root");
 	test_root_make(&wrong_root, "Someone Else's Root");
 	write_pem(root_path, root.cert, NULL);

@@ -4,6 +4,7 @@
 
 #include "vc-config.h"
 #include "vc-error.h"
+#include "vc-test-util.h"
 
 typedef struct {
 	char *dir;
@@ -13,17 +14,14 @@ typedef struct {
 static void
 fixture_setup(Fixture *f, gconstpointer data)
 {
-	g_autoptr(GError) error = NULL;
-	f->dir = g_dir_make_tmp("vc-config-XXXXXX", &error);
-	g_assert_no_error(error);
+	f->dir = vc_test_dir_make("vc-config-XXXXXX");
 	f->path = g_build_filename(f->dir, "virtcert.conf", NULL);
 }
 
 static void
 fixture_teardown(Fixture *f, gconstpointer data)
 {
-	g_unlink(f->path);
-	g_rmdir(f->dir);
+	vc_test_dir_remove(f->dir);
 	g_free(f->path);
 	g_free(f->dir);
 }

@@ -7,37 +7,7 @@
 
 #include "vc-ca.h"
 #include "vc-error.h"
-
-static const char *const permit[] = {"vms.example.com", NULL};
-
-static void
-rm_rf(const char *dir)
-{
-	g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-	const char *n;
-
-	while (d != NULL && (n = g_dir_read_name(d)) != NULL) {
-		g_autofree char *p = g_build_filename(dir, n, NULL);
-		g_unlink(p);
-	}
-	g_rmdir(dir);
-}
-
-static VcCa *
-make_ca(const char *tmp, VcKeyType type)
-{
-	g_autofree char *dir = g_build_filename(tmp, "ca", NULL);
-	g_autoptr(GError) error = NULL;
-	VcCaInitOptions opts = {.permit = permit, .key_type = type};
-	VcCa *ca;
-
-	rm_rf(dir);
-	g_assert_true(vc_ca_init_self_signed(dir, &opts, &error));
-	g_assert_no_error(error);
-	ca = vc_ca_load(dir, &error);
-	g_assert_no_error(error);
-	return ca;
-}
+#include "vc-test-ca.h"
 
 static X509_REVOKED *
 find_revoked(X509_CRL *crl, const char *serial_hex)
@@ -67,12 +37,12 @@ time_cmp_unix(const ASN1_TIME *t, gint64 unix_time)
 static void
 test_crl_contents(void)
 {
-	g_autofree char *tmp = g_dir_make_tmp("vc-crl-XXXXXX", NULL);
 	static const VcKeyType types[] = {VC_KEY_TYPE_EC_P256, VC_KEY_TYPE_ED25519,
 					  VC_KEY_TYPE_RSA_3072};
 
 	for (gsize t = 0; t < G_N_ELEMENTS(types); t++) {
-		g_autoptr(VcCa) ca = make_ca(tmp, types[t]);
+		g_autoptr(VcTestCa) fx = vc_test_ca_new("vc-crl", types[t]);
+		VcCa *ca = fx->ca;
 		g_autoptr(GError) error = NULL;
 		g_autoptr(GPtrArray) entries = g_ptr_array_new();
 		g_autoptr(X509_CRL) crl = NULL;
@@ -146,16 +116,15 @@ test_crl_contents(void)
 		g_assert_cmpint(X509_CRL_get_signature_nid(crl), ==,
 				X509_get_signature_nid(vc_ca_get_cert(ca)));
 	}
-	rm_rf(tmp);
 }
 
 static void
 test_crl_empty_and_encodings(void)
 {
-	g_autofree char *tmp = g_dir_make_tmp("vc-crl-XXXXXX", NULL);
-	g_autoptr(VcCa) ca = make_ca(tmp, VC_KEY_TYPE_EC_P256);
+	g_autoptr(VcTestCa) fx = vc_test_ca_new("vc-crl", VC_KEY_TYPE_EC_P256);
+	VcCa *ca = fx->ca;
 	g_autoptr(GError) error = NULL;
-	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	gint64 now = vc_test_now_s();
 	g_autoptr(X509_CRL) crl = vc_ca_sign_crl(ca, NULL, 1, now, now + 600, &error);
 	g_autofree char *pem = NULL;
 	g_autoptr(GBytes) der = NULL;
@@ -183,14 +152,56 @@ test_crl_empty_and_encodings(void)
 	g_assert_nonnull(back);
 	g_assert_cmpint(X509_CRL_cmp(back, crl), ==, 0);
 	g_assert_cmpint(X509_CRL_verify(back, X509_get0_pubkey(vc_ca_get_cert(ca))), ==, 1);
-	rm_rf(tmp);
+}
+
+/* vc_crl_load() reads what vc_crl_to_pem() and vc_crl_to_der() write (a
+ * CRL file, or what a distribution point serves) and names what it cannot. */
+static void
+test_crl_load(void)
+{
+	g_autoptr(VcTestCa) fx = vc_test_ca_new("vc-crl", VC_KEY_TYPE_EC_P256);
+	VcCa *ca = fx->ca;
+	const char *tmp = fx->dir;
+	g_autoptr(GError) error = NULL;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	g_autoptr(X509_CRL) crl = vc_ca_sign_crl(ca, NULL, 7, now, now + 600, &error);
+	g_autofree char *pem = vc_crl_to_pem(crl, &error);
+	g_autoptr(GBytes) der = vc_crl_to_der(crl, &error);
+	g_autofree char *pem_path = g_build_filename(tmp, "crl.pem", NULL);
+	g_autofree char *der_path = g_build_filename(tmp, "crl.der", NULL);
+	g_autofree char *bad_path = g_build_filename(tmp, "crl.txt", NULL);
+	g_autofree char *none_path = g_build_filename(tmp, "absent.crl", NULL);
+	g_autoptr(X509_CRL) back = NULL;
+	gsize len = 0;
+	const void *data = g_bytes_get_data(der, &len);
+
+	g_assert_no_error(error);
+	g_assert_true(g_file_set_contents(pem_path, pem, -1, NULL));
+	g_assert_true(g_file_set_contents(der_path, data, (gssize)len, NULL));
+	g_assert_true(g_file_set_contents(bad_path, "not a CRL\n", -1, NULL));
+
+	back = vc_crl_load(pem_path, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(X509_CRL_cmp(back, crl), ==, 0);
+	g_clear_pointer(&back, X509_CRL_free);
+	back = vc_crl_load(der_path, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(X509_CRL_cmp(back, crl), ==, 0);
+	g_assert_cmpint(X509_CRL_verify(back, X509_get0_pubkey(vc_ca_get_cert(ca))), ==, 1);
+
+	g_assert_null(vc_crl_load(bad_path, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_assert_nonnull(strstr(error->message, "not a CRL"));
+	g_clear_error(&error);
+	g_assert_null(vc_crl_load(none_path, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
 }
 
 static void
 test_crl_refusals(void)
 {
-	g_autofree char *tmp = g_dir_make_tmp("vc-crl-XXXXXX", NULL);
-	g_autoptr(VcCa) ca = make_ca(tmp, VC_KEY_TYPE_EC_P256);
+	g_autoptr(VcTestCa) fx = vc_test_ca_new("vc-crl", VC_KEY_TYPE_EC_P256);
+	VcCa *ca = fx->ca;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) entries = g_ptr_array_new();
 	VcCrlEntry bad_reason = {"01", 1000, 7};
@@ -208,7 +219,6 @@ test_crl_refusals(void)
 	g_ptr_array_index(entries, 0) = &bad_serial;
 	g_assert_null(vc_ca_sign_crl(ca, entries, 1, 2000, 3000, &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_USAGE);
-	rm_rf(tmp);
 }
 
 static void
@@ -253,6 +263,7 @@ main(int argc, char **argv)
 	g_test_add_func("/crl/contents", test_crl_contents);
 	g_test_add_func("/crl/empty-and-encodings", test_crl_empty_and_encodings);
 	g_test_add_func("/crl/refusals", test_crl_refusals);
+	g_test_add_func("/crl/load", test_crl_load);
 	g_test_add_func("/crl/reason-strings", test_reason_strings);
 	return g_test_run();
 }

@@ -7,25 +7,10 @@
 
 #include "vc-ca.h"
 #include "vc-error.h"
+#include "vc-test-util.h"
 
 static const VcKeyType all_types[] = {VC_KEY_TYPE_EC_P256, VC_KEY_TYPE_ED25519,
 				      VC_KEY_TYPE_RSA_3072};
-
-static void
-rm_rf(const char *dir)
-{
-	g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-	const char *n;
-
-	while (d != NULL && (n = g_dir_read_name(d)) != NULL) {
-		g_autofree char *p = g_build_filename(dir, n, NULL);
-		if (g_file_test(p, G_FILE_TEST_IS_DIR))
-			rm_rf(p);
-		else
-			g_unlink(p);
-	}
-	g_rmdir(dir);
-}
 
 /* A minimal self-signed certificate built without the code under test. */
 static X509 *
@@ -136,7 +121,7 @@ test_key_from_pem_garbage(void)
 static void
 test_key_save_load(void)
 {
-	g_autofree char *dir = g_dir_make_tmp("vc-crypto-XXXXXX", NULL);
+	g_autofree char *dir = vc_test_dir_make("vc-crypto-XXXXXX");
 	g_autofree char *path = g_build_filename(dir, "k.pem", NULL);
 	g_autoptr(GError) error = NULL;
 	g_autoptr(EVP_PKEY) key = vc_key_generate(VC_KEY_TYPE_EC_P256, NULL);
@@ -156,7 +141,7 @@ test_key_save_load(void)
 	g_unlink(path);
 	g_assert_null(vc_key_load(path, &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
-	rm_rf(dir);
+	vc_test_dir_remove(dir);
 }
 
 static void
@@ -213,7 +198,7 @@ test_cert_encodings(void)
 static void
 test_cert_load_pem_file(void)
 {
-	g_autofree char *dir = g_dir_make_tmp("vc-crypto-XXXXXX", NULL);
+	g_autofree char *dir = vc_test_dir_make("vc-crypto-XXXXXX");
 	g_autofree char *path = g_build_filename(dir, "certs.pem", NULL);
 	g_autoptr(GError) error = NULL;
 	g_autoptr(EVP_PKEY) key = vc_key_generate(VC_KEY_TYPE_EC_P256, NULL);
@@ -239,13 +224,13 @@ test_cert_load_pem_file(void)
 	g_unlink(path);
 	g_assert_null(vc_cert_load_pem_file(path, &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
-	rm_rf(dir);
+	vc_test_dir_remove(dir);
 }
 
 static void
 test_file_write_atomic(void)
 {
-	g_autofree char *dir = g_dir_make_tmp("vc-crypto-XXXXXX", NULL);
+	g_autofree char *dir = vc_test_dir_make("vc-crypto-XXXXXX");
 	g_autofree char *path = g_build_filename(dir, "f.txt", NULL);
 	g_autofree char *bad = g_build_filename(dir, "missing", "f.txt", NULL);
 	g_autoptr(GError) error = NULL;
@@ -277,7 +262,7 @@ test_file_write_atomic(void)
 
 	g_assert_false(vc_file_write_atomic(bad, "x", 1, 0600, &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_IO);
-	rm_rf(dir);
+	vc_test_dir_remove(dir);
 }
 
 static void

@@ -11,6 +11,7 @@
 #include "vc-host.h"
 #include "vc-placement.h"
 #include "vc-store.h"
+#include "vc-test-ca.h"
 #include "vc-virt.h"
 
 /* The engine without the daemon, against libvirt's test driver in this
@@ -22,14 +23,12 @@
 #define NS "urn:virtcert:domain:1"
 #define WAIT_MS 5000
 
-static const char *const permit[] = {"vms.example.com", NULL};
 static const char policy_data[] = "[t]\nmatch-name=t-*\nnames={name}.vms.example.com\n";
 
 typedef struct {
-	char *dir;
+	VcTestCa *tca; /* the temporary directory and the CA in it */
 	char *db_path;
 	VcConfig *config;
-	VcCa *ca;
 	VcStore *store;
 	VcEngine *engine;
 	VcVirt *virt;
@@ -37,22 +36,6 @@ typedef struct {
 	virConnectPtr conn; /* the test's own connection to the same driver */
 	GPtrArray *notes;   /* "event|vm_uuid|detail" of every engine notification */
 } Fixture;
-
-static void
-rm_rf(const char *path)
-{
-	g_autoptr(GDir) d = g_dir_open(path, 0, NULL);
-	const char *name;
-
-	while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
-		g_autofree char *p = g_build_filename(path, name, NULL);
-		if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
-			rm_rf(p);
-		else
-			g_unlink(p);
-	}
-	g_rmdir(path);
-}
 
 /* ---- expected warnings -------------------------------------------------- */
 
@@ -115,70 +98,7 @@ log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpoint
 	return g_log_writer_default(level, fields, n_fields, user_data);
 }
 
-/* ---- main loop helpers -------------------------------------------------- */
-
-static gboolean
-timeout_cb(gpointer data)
-{
-	gboolean *expired = data;
-	*expired = TRUE;
-	return G_SOURCE_REMOVE;
-}
-
-/* Runs the default main context until COND holds or TIMEOUT_MS passed. */
-static gboolean
-wait_until(Fixture *fx, gboolean (*cond)(Fixture *fx, gconstpointer data), gconstpointer data,
-	   guint timeout_ms)
-{
-	gboolean expired = FALSE;
-	guint id = g_timeout_add(timeout_ms, timeout_cb, &expired);
-
-	while (!cond(fx, data) && !expired)
-		g_main_context_iteration(NULL, TRUE);
-	if (!expired)
-		g_source_remove(id);
-	return cond(fx, data);
-}
-
-/* Lets pending sources run for MS milliseconds. */
-static void
-spin(guint ms)
-{
-	gboolean expired = FALSE;
-	g_timeout_add(ms, timeout_cb, &expired);
-	while (!expired)
-		g_main_context_iteration(NULL, TRUE);
-}
-
 /* ---- engine callbacks --------------------------------------------------- */
-
-static void
-on_connected(gpointer user_data)
-{
-	Fixture *fx = user_data;
-	fx->n_connected++;
-	vc_engine_handle_connected(fx->engine);
-}
-
-static void
-on_disconnected(gpointer user_data)
-{
-	Fixture *fx = user_data;
-	vc_engine_handle_disconnected(fx->engine);
-}
-
-static void
-on_event(const VcVirtEvent *event, gpointer user_data)
-{
-	Fixture *fx = user_data;
-	vc_engine_handle_event(fx->engine, event);
-}
-
-static const VcVirtCallbacks callbacks = {
-    .connected = on_connected,
-    .disconnected = on_disconnected,
-    .event = on_event,
-};
 
 static void
 on_notify(JsonNode *data, gpointer user_data)
@@ -186,6 +106,9 @@ on_notify(JsonNode *data, gpointer user_data)
 	Fixture *fx = user_data;
 	JsonObject *o = json_node_get_object(data);
 
+	if (g_strcmp0(json_object_get_string_member_with_default(o, "event", ""),
+		      "libvirt-connected") == 0)
+		fx->n_connected++;
 	g_ptr_array_add(
 	    fx->notes,
 	    g_strdup_printf("%s|%s|%s", json_object_get_string_member_with_default(o, "event", ""),
@@ -194,8 +117,9 @@ on_notify(JsonNode *data, gpointer user_data)
 }
 
 static gboolean
-cond_connected(Fixture *fx, gconstpointer data)
+cond_connected(gpointer user_data, gconstpointer data)
 {
+	Fixture *fx = user_data;
 	return fx->n_connected >= GPOINTER_TO_UINT(data);
 }
 
@@ -212,21 +136,22 @@ fx_start_engine(Fixture *fx)
 	    vc_policy_set_load_data(set, "10-test.conf", policy_data, strlen(policy_data), &error));
 	g_assert_no_error(error);
 	g_assert_cmpuint(vc_policy_set_get_size(set), ==, 1);
-	fx->engine = vc_engine_new(fx->config, fx->store, fx->ca, set);
+	fx->engine = vc_engine_new(fx->config, fx->store, fx->tca->ca, set);
 	vc_engine_set_notify(fx->engine, on_notify, fx);
 	g_assert_true(vc_engine_recover(fx->engine, &error));
 	g_assert_no_error(error);
-	fx->virt = vc_virt_new("test:///default", &callbacks, fx);
-	vc_engine_set_virt(fx->engine, fx->virt);
-	vc_virt_start(fx->virt);
-	g_assert_true(wait_until(fx, cond_connected, GUINT_TO_POINTER(connected + 1), WAIT_MS));
+	/* the same wiring as the daemon's */
+	vc_engine_connect_libvirt(fx->engine, "test:///default");
+	fx->virt = vc_engine_get_virt(fx->engine);
+	g_assert_true(
+	    vc_test_wait_until(cond_connected, fx, GUINT_TO_POINTER(connected + 1), WAIT_MS));
 }
 
 /* As a daemon that stops: nothing watches libvirt until the next start. */
 static void
 fx_stop_engine(Fixture *fx)
 {
-	g_clear_pointer(&fx->virt, vc_virt_free);
+	fx->virt = NULL; /* the engine's */
 	g_clear_pointer(&fx->engine, vc_engine_free);
 }
 
@@ -236,41 +161,22 @@ static void
 fx_install_host_cert(Fixture *fx)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *hostca_dir = g_build_filename(fx->dir, "hostca", NULL);
+	g_autofree char *hostca_dir = g_build_filename(fx->tca->dir, "hostca", NULL);
 	g_autofree char *hostca_pem = g_build_filename(hostca_dir, "ca.pem", NULL);
 	g_autofree char *key = vc_config_get_host_path(fx->config, "key");
 	g_autofree char *cert = vc_config_get_host_path(fx->config, "cert");
 	g_autofree char *bundle = vc_config_get_host_path(fx->config, "ca");
-	g_autofree char *csr_path = g_build_filename(fx->dir, "host.csr", NULL);
-	g_autofree char *signed_path = g_build_filename(fx->dir, "host-signed.pem", NULL);
-	g_autofree char *csr_pem = NULL;
-	g_autofree char *cert_pem = NULL;
-	g_autoptr(VcHostCa) hostca = NULL;
-	g_autoptr(BIO) bio = NULL;
-	g_autoptr(X509_REQ) csr = NULL;
-	g_autoptr(X509) signed_cert = NULL;
+	g_autofree char *csr_path = g_build_filename(fx->tca->dir, "host.csr", NULL);
+	g_autofree char *signed_path = g_build_filename(fx->tca->dir, "host-signed.pem", NULL);
 	g_autoptr(VcHost) host = NULL;
 	const char *attrs[] = {"site=eu-west", NULL};
-	VcHostCaInitOptions opts = {.common_name = "test host CA"};
-	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
-	gsize len = 0;
 
-	g_assert_true(vc_host_ca_init(hostca_dir, &opts, &error));
-	g_assert_no_error(error);
+	vc_test_host_ca_init(hostca_dir, "test host CA");
 	g_assert_true(vc_host_enroll(key, csr_path, "h1.example.com", attrs, hostca_pem, bundle,
 				     FALSE, &error));
 	g_assert_no_error(error);
-	hostca = vc_host_ca_load(hostca_dir, &error);
-	g_assert_no_error(error);
-	g_assert_true(g_file_get_contents(csr_path, &csr_pem, &len, &error));
-	bio = BIO_new_mem_buf(csr_pem, (int)len);
-	csr = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
-	g_assert_nonnull(csr);
-	signed_cert = vc_host_ca_sign(hostca, csr, now - 60, now + 3600, &error);
-	g_assert_no_error(error);
-	cert_pem = vc_cert_to_pem(signed_cert, &error);
-	g_assert_no_error(error);
-	g_assert_true(g_file_set_contents(signed_path, cert_pem, -1, &error));
+	vc_test_host_ca_sign(hostca_dir, csr_path, vc_test_now_s() - 60, vc_test_now_s() + 3600,
+			     signed_path);
 	g_assert_true(vc_host_import(signed_path, key, bundle, cert, &error));
 	g_assert_no_error(error);
 
@@ -284,22 +190,14 @@ static void
 fx_setup(Fixture *fx, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *ca_dir = NULL;
-	VcCaInitOptions opts = {.permit = permit, .key_type = VC_KEY_TYPE_EC_P256};
 
 	fx->notes = g_ptr_array_new_with_free_func(g_free);
-	fx->dir = g_dir_make_tmp("vc-engine-XXXXXX", &error);
-	g_assert_no_error(error);
-	ca_dir = g_build_filename(fx->dir, "ca", NULL);
-	fx->db_path = g_build_filename(fx->dir, "virtcert.db", NULL);
-	g_assert_true(vc_ca_init_self_signed(ca_dir, &opts, &error));
-	g_assert_no_error(error);
-	fx->ca = vc_ca_load(ca_dir, &error);
-	g_assert_no_error(error);
+	fx->tca = vc_test_ca_new("vc-engine", VC_KEY_TYPE_EC_P256);
+	fx->db_path = g_build_filename(fx->tca->dir, "virtcert.db", NULL);
 	fx->store = vc_store_open(fx->db_path, &error);
 	g_assert_no_error(error);
 	fx->config = vc_config_new_default();
-	vc_config_set_state_dir(fx->config, fx->dir);
+	vc_config_set_state_dir(fx->config, fx->tca->dir);
 
 	/* keeps test:///default alive and lets the test act on it */
 	fx->conn = virConnectOpen("test:///default");
@@ -331,15 +229,13 @@ fx_teardown(Fixture *fx, gconstpointer data)
 	free(doms);
 	virConnectClose(fx->conn);
 	g_clear_pointer(&fx->store, vc_store_free);
-	g_clear_pointer(&fx->ca, vc_ca_free);
 	g_clear_pointer(&fx->config, vc_config_free);
 	g_clear_pointer(&fx->notes, g_ptr_array_unref);
 	G_LOCK(warnings);
 	g_ptr_array_set_size(expected_warnings, 0);
 	g_ptr_array_set_size(seen_warnings, 0);
 	G_UNLOCK(warnings);
-	rm_rf(fx->dir);
-	g_free(fx->dir);
+	g_clear_pointer(&fx->tca, vc_test_ca_free);
 	g_free(fx->db_path);
 }
 
@@ -423,8 +319,9 @@ typedef struct {
 } WantState;
 
 static gboolean
-cond_state(Fixture *fx, gconstpointer data)
+cond_state(gpointer user_data, gconstpointer data)
 {
+	Fixture *fx = user_data;
 	const WantState *w = data;
 	g_autofree char *state = row_string(fx, w->vm, "state");
 	g_autofree char *serial = NULL;
@@ -443,7 +340,7 @@ static void
 wait_state(Fixture *fx, const char *vm, const char *state)
 {
 	WantState w = {.vm = vm, .state = state};
-	if (!wait_until(fx, cond_state, &w, WAIT_MS)) {
+	if (!vc_test_wait_until(cond_state, fx, &w, WAIT_MS)) {
 		g_autofree char *now = row_string(fx, vm, "state");
 		g_autofree char *err = row_string(fx, vm, "last_error");
 		g_error("VM %s: state %s (%s), expected %s", vm, now, err, state);
@@ -485,8 +382,9 @@ typedef struct {
 } WantCert;
 
 static gboolean
-cond_cert(Fixture *fx, gconstpointer data)
+cond_cert(gpointer user_data, gconstpointer data)
 {
+	Fixture *fx = user_data;
 	const WantCert *w = data;
 	g_autoptr(VcCertRecord) rec = cert_get(fx, w->serial);
 	return rec->status == w->status;
@@ -530,7 +428,7 @@ assert_chain_serves(Fixture *fx, const char *uuid, const char *serial, const cha
 	g_assert_no_error(error);
 	leaf_serial = vc_cert_get_serial_hex(leaf);
 	g_assert_cmpstr(leaf_serial, ==, serial);
-	g_assert_true(vc_ca_verify_leaf(fx->ca, leaf, 0, &error));
+	g_assert_true(vc_ca_verify_leaf(fx->tca->ca, leaf, 0, &error));
 	g_assert_no_error(error);
 	g_assert_cmpint(X509_check_host(leaf, dns, 0, 0, NULL), ==, 1);
 }
@@ -563,7 +461,7 @@ test_lifecycle(Fixture *fx, gconstpointer data)
 	g_assert_cmpstr(json_object_get_string_member(cert, "status"), ==, "valid");
 	assert_chain_serves(fx, uuid, s1, "t-life.vms.example.com");
 	g_assert_true(has_note(fx, "issued", uuid, "t-life.vms.example.com"));
-	spin(50);
+	vc_test_spin(50);
 	wait_state(fx, uuid, "ISSUED"); /* no delivery was attempted */
 
 	/* stop: the certificate is kept */
@@ -610,7 +508,7 @@ test_lifecycle(Fixture *fx, gconstpointer data)
 	define_and_start(fx, "t-life", uuid, NULL);
 	{
 		WantState w = {.vm = uuid, .state = "ISSUED", .generation = 2, .not_serial = s1};
-		g_assert_true(wait_until(fx, cond_state, &w, WAIT_MS));
+		g_assert_true(vc_test_wait_until(cond_state, fx, &w, WAIT_MS));
 	}
 	s2 = row_string(fx, uuid, "current_serial");
 	g_assert_cmpstr(s2, !=, s1);
@@ -666,7 +564,7 @@ test_rename_stopped(Fixture *fx, gconstpointer data)
 	virDomainFree(dom);
 	{
 		WantCert w = {serial, VC_CERT_STATUS_REVOKED};
-		g_assert_true(wait_until(fx, cond_cert, &w, WAIT_MS));
+		g_assert_true(vc_test_wait_until(cond_cert, fx, &w, WAIT_MS));
 	}
 	assert_cert(fx, serial, VC_CERT_STATUS_REVOKED, VC_REASON_SUPERSEDED);
 	wait_state(fx, uuid, "STOPPED");
@@ -740,14 +638,14 @@ test_metadata_policy(Fixture *fx, gconstpointer data)
 					 VIR_DOMAIN_AFFECT_LIVE | VIR_DOMAIN_AFFECT_CONFIG),
 		    ==, 0);
 		virDomainFree(dom);
-		g_assert_true(wait_until(fx, cond_state, &w, WAIT_MS));
+		g_assert_true(vc_test_wait_until(cond_state, fx, &w, WAIT_MS));
 		s2 = row_string(fx, uuid, "current_serial");
 		rec2 = cert_get(fx, s2);
 		g_assert_cmpuint(g_strv_length(rec2->dns_names), ==, 1);
 		g_assert_cmpstr(rec2->dns_names[0], ==, "moved.vms.example.com");
 		{
 			WantCert wc = {serial, VC_CERT_STATUS_REVOKED};
-			g_assert_true(wait_until(fx, cond_cert, &wc, WAIT_MS));
+			g_assert_true(vc_test_wait_until(cond_cert, fx, &wc, WAIT_MS));
 		}
 		assert_cert(fx, serial, VC_CERT_STATUS_REVOKED, VC_REASON_SUPERSEDED);
 	}
@@ -839,7 +737,7 @@ test_manual_revoke(Fixture *fx, gconstpointer data)
 	assert_cert(fx, s1, VC_CERT_STATUS_REVOKED, VC_REASON_KEY_COMPROMISE);
 	{
 		WantState w = {.vm = uuid, .state = "ISSUED", .not_serial = s1, .generation = 1};
-		g_assert_true(wait_until(fx, cond_state, &w, WAIT_MS));
+		g_assert_true(vc_test_wait_until(cond_state, fx, &w, WAIT_MS));
 	}
 	s2 = row_string(fx, uuid, "current_serial");
 	assert_cert(fx, s2, VC_CERT_STATUS_VALID, -1);
@@ -853,7 +751,7 @@ test_manual_revoke(Fixture *fx, gconstpointer data)
 	assert_cert(fx, s2, VC_CERT_STATUS_REVOKED, VC_REASON_SUPERSEDED);
 	{
 		WantState w = {.vm = uuid, .state = "ISSUED", .not_serial = s2};
-		g_assert_true(wait_until(fx, cond_state, &w, WAIT_MS));
+		g_assert_true(vc_test_wait_until(cond_state, fx, &w, WAIT_MS));
 	}
 	s3 = row_string(fx, uuid, "current_serial");
 	g_assert_cmpstr(s3, !=, s1);
@@ -891,7 +789,7 @@ test_claim_still_runs(Fixture *fx, gconstpointer data)
 	g_assert_false(vc_engine_handle_claim(fx->engine, uuid, "h2.example.com", peer, &reason));
 	g_assert_nonnull(reason);
 	g_assert_nonnull(strstr(reason, "still runs"));
-	spin(50);
+	vc_test_spin(50);
 	assert_cert(fx, serial, VC_CERT_STATUS_VALID, -1);
 	wait_state(fx, uuid, "ISSUED");
 
@@ -984,7 +882,7 @@ test_claim_outside_placement(Fixture *fx, gconstpointer data)
 	/* its identity ends: it runs where its owner does not allow */
 	{
 		WantCert w = {serial, VC_CERT_STATUS_REVOKED};
-		g_assert_true(wait_until(fx, cond_cert, &w, WAIT_MS));
+		g_assert_true(vc_test_wait_until(cond_cert, fx, &w, WAIT_MS));
 	}
 	assert_cert(fx, serial, VC_CERT_STATUS_REVOKED, VC_REASON_PRIVILEGE_WITHDRAWN);
 	wait_state(fx, uuid, "REVOKED");
@@ -1012,13 +910,13 @@ test_claim_accepted(Fixture *fx, gconstpointer data)
 	g_assert_nonnull(reason);
 	{
 		WantCert w = {serial, VC_CERT_STATUS_REVOKED};
-		g_assert_true(wait_until(fx, cond_cert, &w, WAIT_MS));
+		g_assert_true(vc_test_wait_until(cond_cert, fx, &w, WAIT_MS));
 	}
 	/* superseded by the destination's certificate, not withdrawn */
 	assert_cert(fx, serial, VC_CERT_STATUS_REVOKED, VC_REASON_SUPERSEDED);
 	wait_state(fx, uuid, "HANDED_OVER");
 	g_assert_true(has_note(fx, "handed-over", uuid, "h2.example.com"));
-	spin(50);
+	vc_test_spin(50);
 	{
 		g_autoptr(VcDomainRecord) row = store_row(fx, uuid);
 		g_assert_cmpstr(row->state, ==, "HANDED_OVER");

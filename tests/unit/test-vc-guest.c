@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <libvirt/virterror.h>
@@ -17,6 +18,7 @@
 #include "vc-autoptr.h"
 #include "vc-error.h"
 #include "vc-guest.h"
+#include "vc-test-util.h"
 
 /* Three groups of tests:
  *  /guest/qga/...      the real qemu-ga of the host, started per test with
@@ -80,8 +82,7 @@ qga_start(const char *block)
 	const char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			      NULL};
 
-	q->dir = g_dir_make_tmp("vc-guest-XXXXXX", &error);
-	g_assert_no_error(error);
+	q->dir = vc_test_dir_make("vc-guest-XXXXXX");
 	g_assert_cmpint(chmod(q->dir, 0711), ==, 0);
 	run = g_build_filename(q->dir, "run", NULL);
 	q->target = g_build_filename(q->dir, "guest", NULL);
@@ -144,8 +145,6 @@ qga_start(const char *block)
 static void
 qga_stop(Qga *q)
 {
-	const char *rm[] = {"rm", "-rf", q->dir, NULL};
-
 	/* qemu-ga normally quits at SIGTERM; one that does not (seen once under
 	 * load) must not hang the test: SIGKILL after 5 s */
 	kill(q->pid, SIGTERM);
@@ -157,7 +156,7 @@ qga_stop(Qga *q)
 		}
 	}
 	g_spawn_close_pid(q->pid);
-	run_quiet(rm);
+	vc_test_dir_remove(q->dir);
 	g_free(q->dir);
 	g_free(q->sock);
 	g_free(q->target);
@@ -680,6 +679,132 @@ test_qga_blocked(void)
 	qga_stop(q);
 }
 
+/* An agent that blocks guest-exec (RECIPES: block-rpcs=guest-exec,
+ * guest-exec-status) with VC_GUEST_METHOD_AUTO: the file-only way. */
+static void
+test_qga_file_only(void)
+{
+	Qga *q;
+	g_autoptr(VcGuestChannel) channel = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(EVP_PKEY) key = make_key();
+	g_autoptr(EVP_PKEY) key2 = make_key();
+	g_autoptr(EVP_PKEY) ca_key = make_key();
+	g_autofree char *kpem = key_pem(key);
+	g_autofree char *kpem2 = key_pem(key2);
+	g_autofree char *cert = make_cert(key, "vm1.example.test", 256);
+	g_autofree char *cert2 = make_cert(key2, "vm1.example.test", 0);
+	g_autofree char *chain = make_cert(ca_key, "Example CA", 0);
+	g_autofree char *cert_path = NULL, *chain_path = NULL, *key_path = NULL;
+	g_autofree char *got = NULL;
+	VcGuestDelivery d = {0};
+	VcGuestResult result;
+	gboolean found = FALSE;
+	int fd;
+
+	if (!qga_available())
+		return;
+	q = qga_start("guest-exec,guest-exec-status");
+	channel = qga_channel(q);
+	cert_path = target_path(q, "vm.crt");
+	chain_path = target_path(q, "chain.pem");
+	key_path = target_path(q, "vm.key");
+	d.cert_pem = cert;
+	d.chain_pem = chain;
+	d.key_pem = kpem;
+	d.cert_path = cert_path;
+	d.chain_path = chain_path;
+	d.key_path = key_path;
+	d.reload_command = "echo reloaded";
+	d.method = VC_GUEST_METHOD_AUTO;
+
+	/* no files yet: qemu-ga would make them 0666, so it is refused and
+	 * nothing is written; then with only the key file there: the same */
+	for (int round = 0; round < 2; round++) {
+		g_assert_false(vc_guest_deliver(channel, &d, &result, &error));
+		g_assert_error(error, VC_ERROR, VC_ERROR_GUEST);
+		g_assert_nonnull(strstr(error->message, "over an existing file"));
+		g_assert_nonnull(strstr(error->message, "docs/guest-agent.md"));
+		for (int i = 0; i < VC_GUEST_N_FILES; i++)
+			g_assert_false(result.delivered[i]);
+		vc_guest_result_clear(&result);
+		g_clear_error(&error);
+		g_assert_false(g_file_test(cert_path, G_FILE_TEST_EXISTS));
+		if (round == 0) {
+			g_assert_false(g_file_test(key_path, G_FILE_TEST_EXISTS));
+			/* the administrator makes the key file, 0600 for its service */
+			fd = open(key_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+			g_assert_cmpint(fd, >=, 0);
+			g_assert_cmpint(fchown(fd, q->uid, q->gid), ==, 0);
+			g_assert_cmpint(fchmod(fd, 0600), ==, 0);
+			close(fd);
+		} else {
+			got = read_file(key_path);
+			g_assert_cmpstr(got, ==, "");
+			g_clear_pointer(&got, g_free);
+		}
+	}
+	/* ... and the certificate and chain files, 0644 */
+	for (int i = 0; i < 2; i++) {
+		fd = open(i == 0 ? cert_path : chain_path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		g_assert_cmpint(fd, >=, 0);
+		g_assert_cmpint(fchown(fd, q->uid, q->gid), ==, 0);
+		g_assert_cmpint(fchmod(fd, 0644), ==, 0);
+		close(fd);
+	}
+
+	g_assert_true(vc_guest_deliver(channel, &d, &result, &error));
+	g_assert_no_error(error);
+	g_assert_true(result.file_only);
+	for (int i = 0; i < VC_GUEST_N_FILES; i++) {
+		g_assert_true(result.delivered[i]);
+		g_assert_true(result.digest_ok[i]);
+	}
+	g_assert_false(result.reload_ran);
+	g_assert_cmpint(result.reload_exit_code, ==, -1);
+	g_assert_nonnull(result.reload_error);
+	for (guint i = 0; i < result.capability_problems->len; i++)
+		found |=
+		    g_strcmp0(result.capability_problems->pdata[i], "guest-exec is disabled") == 0;
+	g_assert_true(found);
+	vc_guest_result_clear(&result);
+	got = read_file(key_path);
+	g_assert_cmpstr(got, ==, kpem);
+	g_clear_pointer(&got, g_free);
+	got = read_file(cert_path);
+	g_assert_cmpstr(got, ==, cert);
+	g_clear_pointer(&got, g_free);
+	got = read_file(chain_path);
+	g_assert_cmpstr(got, ==, chain);
+	g_clear_pointer(&got, g_free);
+	assert_mode_owner(q, key_path, 0600);  /* kept */
+	assert_mode_owner(q, cert_path, 0644); /* qemu-ga's mode for a new file */
+	assert_mode_owner(q, chain_path, 0644);
+	assert_no_leftovers(q->target);
+
+	/* a shorter certificate replaces a longer one whole (truncated) */
+	d.cert_pem = cert2;
+	d.key_pem = kpem2;
+	d.method = VC_GUEST_METHOD_FILE_ONLY;
+	d.reload_command = NULL;
+	g_assert_true(vc_guest_deliver(channel, &d, &result, &error));
+	g_assert_no_error(error);
+	g_assert_true(result.digest_ok[VC_GUEST_FILE_CERT]);
+	g_assert_null(result.reload_error);
+	vc_guest_result_clear(&result);
+	got = read_file(cert_path);
+	g_assert_cmpstr(got, ==, cert2);
+	g_clear_pointer(&got, g_free);
+	got = read_file(key_path);
+	g_assert_cmpstr(got, ==, kpem2);
+	assert_mode_owner(q, key_path, 0600);
+
+	OPENSSL_cleanse(kpem, strlen(kpem));
+	OPENSSL_cleanse(kpem2, strlen(kpem2));
+	g_clear_pointer(&channel, vc_guest_channel_free);
+	qga_stop(q);
+}
+
 /* Two deliveries at once on two threads, to two agents: no shared state. */
 typedef struct {
 	Qga *q;
@@ -913,11 +1038,9 @@ static Fake *
 fake_start(void)
 {
 	Fake *f = g_new0(Fake, 1);
-	g_autoptr(GError) error = NULL;
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 
-	f->dir = g_dir_make_tmp("vc-guest-fake-XXXXXX", &error);
-	g_assert_no_error(error);
+	f->dir = vc_test_dir_make("vc-guest-fake-XXXXXX");
 	f->sock = g_build_filename(f->dir, "qga.sock", NULL);
 	g_assert_cmpuint(strlen(f->sock), <, sizeof(addr.sun_path));
 	strcpy(addr.sun_path, f->sock);
@@ -932,6 +1055,8 @@ fake_start(void)
 				     "{\"name\": \"guest-file-open\", \"enabled\": true},"
 				     "{\"name\": \"guest-file-write\", \"enabled\": true},"
 				     "{\"name\": \"guest-file-close\", \"enabled\": true},"
+				     "{\"name\": \"guest-file-seek\", \"enabled\": true},"
+				     "{\"name\": \"guest-file-read\", \"enabled\": true},"
 				     "{\"name\": \"guest-exec\", \"enabled\": true},"
 				     "{\"name\": \"guest-exec-status\", \"enabled\": true}]}}"));
 	f->thread = g_thread_new("fake-agent", fake_thread, f);
@@ -950,8 +1075,7 @@ fake_stop(Fake *f)
 	g_atomic_int_set(&f->stop, 1);
 	g_thread_join(f->thread);
 	close(f->listen_fd);
-	g_unlink(f->sock);
-	g_rmdir(f->dir);
+	vc_test_dir_remove(f->dir);
 	g_hash_table_unref(f->replies);
 	g_free(f->sock);
 	g_free(f->dir);
@@ -982,18 +1106,23 @@ fake_delivery(void)
 
 /* Each refused with VC_ERROR_GUEST within the time cap. */
 static void
-assert_refused(Fake *f, gint64 max_ms, const char *expect_in_message)
+assert_refused_method(Fake *f, VcGuestMethod method, gint64 max_ms, const char *expect_in_message)
 {
 	g_autoptr(VcGuestChannel) channel = fake_channel(f);
 	g_autoptr(GError) error = NULL;
+	VcGuestDelivery d = *fake_delivery();
 	VcGuestResult result;
 	gint64 start = g_get_monotonic_time();
 	gint64 ms;
 
-	g_assert_false(vc_guest_deliver(channel, fake_delivery(), &result, &error));
+	d.method = method;
+	g_assert_false(vc_guest_deliver(channel, &d, &result, &error));
 	ms = (g_get_monotonic_time() - start) / 1000;
 	g_assert_error(error, VC_ERROR, VC_ERROR_GUEST);
-	g_assert_false(result.delivered[VC_GUEST_FILE_CERT]);
+	/* the file-only way writes in place: a file read back wrong was
+	 * written, but never verified */
+	if (method == VC_GUEST_METHOD_EXEC)
+		g_assert_false(result.delivered[VC_GUEST_FILE_CERT]);
 	g_assert_false(result.digest_ok[VC_GUEST_FILE_CERT]);
 	vc_guest_result_clear(&result);
 	if (expect_in_message != NULL && strstr(error->message, expect_in_message) == NULL)
@@ -1002,18 +1131,24 @@ assert_refused(Fake *f, gint64 max_ms, const char *expect_in_message)
 }
 
 static void
+assert_refused(Fake *f, gint64 max_ms, const char *expect_in_message)
+{
+	assert_refused_method(f, VC_GUEST_METHOD_EXEC, max_ms, expect_in_message);
+}
+
+static void
 test_hostile_garbage(void)
 {
 	Fake *f = fake_start();
 
-	fake_set(f, "guest-ping", "{{{ this is not json");
+	fake_set(f, "guest-info", "{{{ this is not json");
 	assert_refused(f, 2000, "not JSON");
-	fake_set(f, "guest-ping", "[1, 2, 3]");
+	fake_set(f, "guest-info", "[1, 2, 3]");
 	assert_refused(f, 2000, "not a JSON object");
-	fake_set(f, "guest-ping", "{\"error\": \"\\u001b[31mred\"}");
+	fake_set(f, "guest-info", "{\"error\": \"\\u001b[31mred\"}");
 	assert_refused(f, 2000, "error is not an object");
 	/* the guest's words are quoted safely: no terminal escapes in our logs */
-	fake_set(f, "guest-ping",
+	fake_set(f, "guest-info",
 		 "{\"error\": {\"class\": \"GenericError\", \"desc\": \"\\u001b[2Jboom\"}}");
 	assert_refused(f, 2000, "?[2Jboom");
 	fake_stop(f);
@@ -1024,7 +1159,7 @@ test_hostile_huge(void)
 {
 	Fake *f = fake_start();
 
-	fake_set(f, "guest-ping", HUGE_REPLY);
+	fake_set(f, "guest-info", HUGE_REPLY);
 	assert_refused(f, 3000, "larger than 65536 bytes");
 	fake_stop(f);
 }
@@ -1034,11 +1169,10 @@ test_hostile_types(void)
 {
 	Fake *f = fake_start();
 
-	fake_set(f, "guest-ping", "{\"return\": \"string\"}");
+	fake_set(f, "guest-info", "{\"return\": \"string\"}");
 	assert_refused(f, 2000, "expected type");
-	fake_set(f, "guest-ping", "{\"result\": {}}");
+	fake_set(f, "guest-info", "{\"result\": {}}");
 	assert_refused(f, 2000, "expected type");
-	fake_set(f, "guest-ping", "{\"return\": {}}");
 	fake_set(f, "guest-info", "{\"return\": {\"supported_commands\": \"all\"}}");
 	assert_refused(f, 2000, "supported_commands");
 	fake_set(f, "guest-info",
@@ -1060,13 +1194,110 @@ test_hostile_types(void)
 	fake_set(f, "guest-exec-status",
 		 "{\"return\": {\"exited\": true, \"exitcode\": 0, \"out-data\": \"%%%%\"}}");
 	assert_refused(f, 2000, "not base64");
+	/* the one-exec delivery: exit 0 but none of the lines it prints */
 	fake_set(f, "guest-exec-status", "{\"return\": {\"exited\": true, \"exitcode\": 0}}");
+	assert_refused(f, 2000, "SHA-256");
+	fake_set(f, "guest-exec-status",
+		 "{\"return\": {\"exited\": true, \"exitcode\": 1, \"err-data\": \"\"}}");
+	assert_refused(f, 2000, "cannot install");
+	/* the file-only way: mistyped file replies */
 	fake_set(f, "guest-file-open", "{\"return\": {\"handle\": 5}}");
-	assert_refused(f, 2000, "guest-file-open");
+	assert_refused_method(f, VC_GUEST_METHOD_FILE_ONLY, 2000, "guest-file-open");
 	fake_set(f, "guest-file-open", "{\"return\": 5}");
 	fake_set(f, "guest-file-write", "{\"return\": {\"count\": 1, \"eof\": false}}");
 	fake_set(f, "guest-file-close", "{\"return\": {}}");
-	assert_refused(f, 2000, "wrote 1 of");
+	assert_refused_method(f, VC_GUEST_METHOD_FILE_ONLY, 2000, "wrote 1 of");
+	fake_stop(f);
+}
+
+/* The file-only way's read-back: every reply of guest-file-seek and
+ * guest-file-read is typed and capped, and what comes back must be what was
+ * written. */
+static void
+test_hostile_file_only(void)
+{
+	Fake *f = fake_start();
+	const char *pem = fake_delivery()->cert_pem;
+	gsize len = strlen(pem);
+	g_autofree char *count =
+	    g_strdup_printf("{\"return\": {\"count\": %zu, \"eof\": false}}", len);
+	g_autofree char *b64 = g_base64_encode((const guchar *)pem, len);
+	g_autofree char *good = g_strdup_printf(
+	    "{\"return\": {\"count\": %zu, \"buf-b64\": \"%s\", \"eof\": true}}", len, b64);
+	g_autofree char *miscount = g_strdup_printf(
+	    "{\"return\": {\"count\": 3, \"buf-b64\": \"%s\", \"eof\": true}}", b64);
+	g_autofree char *twice = g_strconcat(pem, pem, NULL);
+	g_autofree char *b64_twice = g_base64_encode((const guchar *)twice, 2 * len);
+	g_autofree char *longer =
+	    g_strdup_printf("{\"return\": {\"count\": %zu, \"buf-b64\": \"%s\", \"eof\": true}}",
+			    2 * len, b64_twice);
+	g_autofree char *other = g_strdup(pem);
+	g_autofree char *b64_other = NULL;
+	g_autofree char *wrong = NULL;
+
+	other[len - 2] = 'x';
+	b64_other = g_base64_encode((const guchar *)other, len);
+	wrong = g_strdup_printf(
+	    "{\"return\": {\"count\": %zu, \"buf-b64\": \"%s\", \"eof\": true}}", len, b64_other);
+	fake_set(f, "guest-file-open", "{\"return\": 5}");
+	fake_set(f, "guest-file-write", count);
+	fake_set(f, "guest-file-close", "{\"return\": {}}");
+	fake_set(f, "guest-file-seek", "{\"return\": {\"position\": 0, \"eof\": false}}");
+
+	/* sanity: the well-formed replies deliver */
+	fake_set(f, "guest-file-read", good);
+	{
+		g_autoptr(VcGuestChannel) channel = fake_channel(f);
+		g_autoptr(GError) error = NULL;
+		VcGuestDelivery d = *fake_delivery();
+		VcGuestResult result;
+
+		d.method = VC_GUEST_METHOD_FILE_ONLY;
+		d.reload_command = "true";
+		g_assert_true(vc_guest_deliver(channel, &d, &result, &error));
+		g_assert_no_error(error);
+		g_assert_true(result.file_only);
+		g_assert_true(result.digest_ok[VC_GUEST_FILE_CERT]);
+		g_assert_false(result.reload_ran);
+		g_assert_nonnull(result.reload_error);
+		vc_guest_result_clear(&result);
+	}
+
+	fake_set(f, "guest-file-seek", "{\"return\": 0}");
+	assert_refused_method(f, VC_GUEST_METHOD_FILE_ONLY, 2000, "expected type");
+	fake_set(f, "guest-file-seek", "{\"return\": {\"position\": 0, \"eof\": false}}");
+	fake_set(f, "guest-file-read",
+		 "{\"return\": {\"count\": 0, \"buf-b64\": 7, \"eof\": true}}");
+	assert_refused_method(f, VC_GUEST_METHOD_FILE_ONLY, 2000, "\"buf-b64\" is not a string");
+	fake_set(f, "guest-file-read", "{\"return\": {\"count\": 0, \"buf-b64\": \"\"}}");
+	assert_refused_method(f, VC_GUEST_METHOD_FILE_ONLY, 2000, "lacks \"eof\"");
+	fake_set(f, "guest-file-read",
+		 "{\"return\": {\"count\": 0, \"buf-b64\": \"\", \"eof\": false}}");
+	assert_refused_method(f, VC_GUEST_METHOD_FILE_ONLY, 2000, "no end of file");
+	fake_set(f, "guest-file-read", miscount);
+	assert_refused_method(f, VC_GUEST_METHOD_FILE_ONLY, 2000, "\"count\" is 3");
+	/* more than was asked for (the written length + 1): refused unread */
+	fake_set(f, "guest-file-read", longer);
+	assert_refused_method(f, VC_GUEST_METHOD_FILE_ONLY, 2000, "larger than");
+	fake_set(f, "guest-file-read", wrong);
+	assert_refused_method(f, VC_GUEST_METHOD_FILE_ONLY, 2000, "SHA-256");
+	fake_set(f, "guest-file-read", HUGE_REPLY);
+	assert_refused_method(f, VC_GUEST_METHOD_FILE_ONLY, 3000, "larger than 65536 bytes");
+
+	/* an agent without guest-file-read: refused, nothing opened */
+	fake_set(f, "guest-info",
+		 "{\"return\": {\"supported_commands\": ["
+		 "{\"name\": \"guest-file-open\", \"enabled\": true},"
+		 "{\"name\": \"guest-file-write\", \"enabled\": true},"
+		 "{\"name\": \"guest-file-close\", \"enabled\": true},"
+		 "{\"name\": \"guest-file-seek\", \"enabled\": true},"
+		 "{\"name\": \"guest-file-read\", \"enabled\": false}]}}");
+	g_atomic_int_set(&f->served, 0);
+	assert_refused_method(f, VC_GUEST_METHOD_FILE_ONLY, 2000, "guest-file-read");
+	g_assert_cmpint(g_atomic_int_get(&f->served), ==, 1);
+	/* neither way: the fix named is allowing guest-exec */
+	assert_refused_method(f, VC_GUEST_METHOD_AUTO, 2000, "blocks guest-exec");
+	g_assert_cmpint(g_atomic_int_get(&f->served), ==, 2);
 	fake_stop(f);
 }
 
@@ -1107,10 +1338,12 @@ test_hostile_timeouts(void)
 	g_assert_error(error, VC_ERROR, VC_ERROR_GUEST);
 	g_assert_cmpint(g_get_monotonic_time() - start, <, 2 * G_USEC_PER_SEC);
 	g_clear_error(&error);
+	fake_set(f, "guest-info", SILENT);
 	assert_refused(f, 2000, "in time");
 
 	/* a process that never exits: the per-delivery cap (3 s) */
-	fake_set(f, "guest-ping", "{\"return\": {}}");
+	fake_stop(f);
+	f = fake_start();
 	fake_set(f, "guest-exec", "{\"return\": {\"pid\": 12}}");
 	fake_set(f, "guest-exec-status", "{\"return\": {\"exited\": false}}");
 	assert_refused(f, 4000, "took longer than 3 s");
@@ -1281,12 +1514,14 @@ main(int argc, char **argv)
 	g_test_add_data_func("/guest/qga/keygen/rsa", GINT_TO_POINTER(VC_KEY_TYPE_RSA_3072),
 			     test_qga_keygen);
 	g_test_add_func("/guest/qga/blocked", test_qga_blocked);
+	g_test_add_func("/guest/qga/file-only", test_qga_file_only);
 	g_test_add_func("/guest/qga/threads", test_qga_threads);
 	g_test_add_func("/guest/qga/bench", test_qga_bench);
 	g_test_add_func("/guest/hostile/garbage", test_hostile_garbage);
 	g_test_add_func("/guest/hostile/huge", test_hostile_huge);
 	g_test_add_func("/guest/hostile/types", test_hostile_types);
 	g_test_add_func("/guest/hostile/digest", test_hostile_digest);
+	g_test_add_func("/guest/hostile/file-only", test_hostile_file_only);
 	g_test_add_func("/guest/hostile/timeouts", test_hostile_timeouts);
 	g_test_add_func("/guest/hostile/csr", test_hostile_csr);
 	g_test_add_func("/guest/csr/parse", test_csr_parse);

@@ -9,7 +9,10 @@
 
 #include "vc-ca.h"
 #include "vc-error.h"
+#include "vc-host-ca.h"
+#include "vc-host-libvirt-tls.h"
 #include "vc-host.h"
+#include "vc-test-ca.h"
 
 typedef struct {
 	char *dir;
@@ -27,62 +30,21 @@ fx_path(Fixture *fx, const char *name)
 	return g_build_filename(fx->dir, name, NULL);
 }
 
-static void
-rm_rf(const char *path)
-{
-	g_autoptr(GDir) d = g_dir_open(path, 0, NULL);
-	const char *name;
-
-	while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
-		g_autofree char *p = g_build_filename(path, name, NULL);
-		if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
-			rm_rf(p);
-		else
-			g_unlink(p);
-	}
-	g_rmdir(path);
-}
-
-static X509_REQ *
-load_csr(const char *path)
-{
-	g_autofree char *data = NULL;
-	gsize len = 0;
-	g_autoptr(BIO) bio = NULL;
-
-	g_assert_true(g_file_get_contents(path, &data, &len, NULL));
-	bio = BIO_new_mem_buf(data, (int)len);
-	return PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
-}
-
-static void
-write_cert(const char *path, X509 *cert)
-{
-	g_autoptr(GError) error = NULL;
-	g_autofree char *pem = vc_cert_to_pem(cert, &error);
-	g_assert_no_error(error);
-	g_assert_true(vc_file_write_atomic(path, pem, strlen(pem), 0644, &error));
-	g_assert_no_error(error);
-}
-
 /* host CA + enrolled host with site=eu-west, tier=confidential */
 static void
 fx_setup(Fixture *fx, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
 	const char *attrs[] = {"site=eu-west", "tier=confidential", NULL};
-	VcHostCaInitOptions opts = {.common_name = "test host CA"};
 
-	fx->dir = g_dir_make_tmp("vc-host-XXXXXX", &error);
-	g_assert_no_error(error);
+	fx->dir = vc_test_dir_make("vc-host-XXXXXX");
 	fx->ca_dir = fx_path(fx, "hostca");
 	fx->key = fx_path(fx, "host/host.key");
 	fx->csr = fx_path(fx, "host/host.csr");
 	fx->hostca = fx_path(fx, "host/hostca.pem");
 	fx->cert = fx_path(fx, "host/host.pem");
 	fx->crl = fx_path(fx, "host/hostca.crl");
-	g_assert_true(vc_host_ca_init(fx->ca_dir, &opts, &error));
-	g_assert_no_error(error);
+	vc_test_host_ca_init(fx->ca_dir, "test host CA");
 	{
 		g_autofree char *ca_pem = g_build_filename(fx->ca_dir, "ca.pem", NULL);
 		g_assert_true(vc_host_enroll(fx->key, fx->csr, "H1.Example.COM", attrs, ca_pem,
@@ -94,7 +56,7 @@ fx_setup(Fixture *fx, gconstpointer data)
 static void
 fx_teardown(Fixture *fx, gconstpointer data)
 {
-	rm_rf(fx->dir);
+	vc_test_dir_remove(fx->dir);
 	g_free(fx->dir);
 	g_free(fx->ca_dir);
 	g_free(fx->key);
@@ -102,29 +64,6 @@ fx_teardown(Fixture *fx, gconstpointer data)
 	g_free(fx->hostca);
 	g_free(fx->cert);
 	g_free(fx->crl);
-}
-
-/* Signs the fixture's CSR with the CA in CA_DIR for [nb, na] and writes it
- * to OUT. */
-static void
-sign_to(const char *ca_dir, const char *csr_path, gint64 nb, gint64 na, const char *out)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(VcHostCa) ca = vc_host_ca_load(ca_dir, &error);
-	g_autoptr(X509_REQ) csr = load_csr(csr_path);
-	g_autoptr(X509) cert = NULL;
-
-	g_assert_no_error(error);
-	g_assert_nonnull(csr);
-	cert = vc_host_ca_sign(ca, csr, nb, na, &error);
-	g_assert_no_error(error);
-	write_cert(out, cert);
-}
-
-static gint64
-now_s(void)
-{
-	return g_get_real_time() / G_USEC_PER_SEC;
 }
 
 static void
@@ -144,7 +83,8 @@ test_enroll_sign_import_check(Fixture *fx, gconstpointer data)
 	g_assert_cmpint(g_stat(fx->key, &st), ==, 0);
 	g_assert_cmpint(st.st_mode & 0777, ==, 0600);
 
-	sign_to(fx->ca_dir, fx->csr, now_s() - 60, now_s() + 86400, signed_path);
+	vc_test_host_ca_sign(fx->ca_dir, fx->csr, vc_test_now_s() - 60, vc_test_now_s() + 86400,
+			     signed_path);
 	g_assert_true(vc_host_import(signed_path, fx->key, fx->hostca, fx->cert, &error));
 	g_assert_no_error(error);
 
@@ -172,7 +112,7 @@ test_enroll_sign_import_check(Fixture *fx, gconstpointer data)
 	g_assert_cmpint(X509_check_ca(cert), ==, 0);
 
 	/* a host certificate far in the future is not yet valid */
-	g_assert_false(vc_host_check_at(host, now_s() - 7 * 86400, &error));
+	g_assert_false(vc_host_check_at(host, vc_test_now_s() - 7 * 86400, &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_CRYPTO);
 	g_assert_nonnull(strstr(error->message, "not valid before"));
 }
@@ -184,7 +124,8 @@ test_expired(Fixture *fx, gconstpointer data)
 	g_autoptr(VcHost) host = NULL;
 	g_autoptr(VcHostIdentity) id = NULL;
 
-	sign_to(fx->ca_dir, fx->csr, now_s() - 2 * 86400, now_s() - 86400, fx->cert);
+	vc_test_host_ca_sign(fx->ca_dir, fx->csr, vc_test_now_s() - 2 * 86400,
+			     vc_test_now_s() - 86400, fx->cert);
 	host = vc_host_load_files(fx->cert, fx->key, fx->hostca, NULL, &error);
 	g_assert_no_error(error);
 	g_assert_false(vc_host_check(host, &error));
@@ -210,7 +151,8 @@ test_revoked(Fixture *fx, gconstpointer data)
 	g_autoptr(ASN1_INTEGER) n1 = NULL;
 	g_autoptr(ASN1_INTEGER) n2 = NULL;
 
-	sign_to(fx->ca_dir, fx->csr, now_s() - 60, now_s() + 86400, fx->cert);
+	vc_test_host_ca_sign(fx->ca_dir, fx->csr, vc_test_now_s() - 60, vc_test_now_s() + 86400,
+			     fx->cert);
 	ca = vc_host_ca_load(fx->ca_dir, &error);
 	g_assert_no_error(error);
 
@@ -250,16 +192,15 @@ test_wrong_ca(Fixture *fx, gconstpointer data)
 	g_autofree char *other_dir = fx_path(fx, "otherca");
 	g_autofree char *signed_path = fx_path(fx, "other-signed.pem");
 	g_autofree char *other_crl = fx_path(fx, "other.crl");
-	VcHostCaInitOptions opts = {.common_name = "rogue host CA"};
 	g_autoptr(VcHost) host = NULL;
 	g_autoptr(VcHost) good = NULL;
 	g_autoptr(VcHostCa) other = NULL;
 	g_autoptr(X509_CRL) crl = NULL;
 	g_autofree char *pem = NULL;
 
-	g_assert_true(vc_host_ca_init(other_dir, &opts, &error));
-	g_assert_no_error(error);
-	sign_to(other_dir, fx->csr, now_s() - 60, now_s() + 86400, signed_path);
+	vc_test_host_ca_init(other_dir, "rogue host CA");
+	vc_test_host_ca_sign(other_dir, fx->csr, vc_test_now_s() - 60, vc_test_now_s() + 86400,
+			     signed_path);
 
 	g_assert_false(vc_host_import(signed_path, fx->key, fx->hostca, fx->cert, &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_CRYPTO);
@@ -275,7 +216,8 @@ test_wrong_ca(Fixture *fx, gconstpointer data)
 
 	/* a CRL of another CA is no CRL for this certificate: refused, not
 	 * silently ignored */
-	sign_to(fx->ca_dir, fx->csr, now_s() - 60, now_s() + 86400, fx->cert);
+	vc_test_host_ca_sign(fx->ca_dir, fx->csr, vc_test_now_s() - 60, vc_test_now_s() + 86400,
+			     fx->cert);
 	other = vc_host_ca_load(other_dir, &error);
 	crl = vc_host_ca_make_crl(other, 86400, &error);
 	pem = vc_crl_to_pem(crl, &error);
@@ -305,7 +247,8 @@ test_key_mismatch(Fixture *fx, gconstpointer data)
 	g_assert_true(
 	    vc_host_enroll(key2, csr2, "h2.example.com", attrs, fx->hostca, ca2, FALSE, &error));
 	g_assert_no_error(error);
-	sign_to(fx->ca_dir, csr2, now_s() - 60, now_s() + 86400, signed_path);
+	vc_test_host_ca_sign(fx->ca_dir, csr2, vc_test_now_s() - 60, vc_test_now_s() + 86400,
+			     signed_path);
 	g_assert_false(vc_host_import(signed_path, fx->key, fx->hostca, fx->cert, &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_CRYPTO);
 	g_assert_nonnull(strstr(error->message, "does not match"));
@@ -344,7 +287,7 @@ test_sign_refuses_other_sans(Fixture *fx, gconstpointer data)
 	g_assert_true(X509_REQ_set_pubkey(req, key));
 	g_assert_true(X509_REQ_add_extensions(req, exts));
 	g_assert_cmpint(X509_REQ_sign(req, key, EVP_sha256()), >, 0);
-	cert = vc_host_ca_sign(ca, req, now_s(), now_s() + 3600, &error);
+	cert = vc_host_ca_sign(ca, req, vc_test_now_s(), vc_test_now_s() + 3600, &error);
 	g_assert_null(cert);
 	g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
 	g_clear_error(&error);
@@ -355,7 +298,8 @@ test_sign_refuses_other_sans(Fixture *fx, gconstpointer data)
 	g_assert_true(X509_REQ_set_pubkey(bad_uri, key));
 	g_assert_true(X509_REQ_add_extensions(bad_uri, exts2));
 	g_assert_cmpint(X509_REQ_sign(bad_uri, key, EVP_sha256()), >, 0);
-	g_assert_null(vc_host_ca_sign(ca, bad_uri, now_s(), now_s() + 3600, &error));
+	g_assert_null(
+	    vc_host_ca_sign(ca, bad_uri, vc_test_now_s(), vc_test_now_s() + 3600, &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
 }
 
@@ -390,7 +334,8 @@ test_placement_answer(Fixture *fx, gconstpointer data)
 			      "</vc:placement>") "</domain>";
 	static const char plain_xml[] = XML_HEAD "</domain>";
 
-	sign_to(fx->ca_dir, fx->csr, now_s() - 60, now_s() + 86400, fx->cert);
+	vc_test_host_ca_sign(fx->ca_dir, fx->csr, vc_test_now_s() - 60, vc_test_now_s() + 86400,
+			     fx->cert);
 	host = vc_host_load_files(fx->cert, fx->key, fx->hostca, fx->crl, &error);
 	g_assert_no_error(error);
 	ok_xml = g_strdup_printf(XML_HEAD XML_META("<vc:placement><vc:trust-ca>%s</vc:trust-ca>"
@@ -425,7 +370,8 @@ test_placement_answer(Fixture *fx, gconstpointer data)
 
 	/* an expired host certificate fails a restricted VM */
 	g_clear_pointer(&host, vc_host_free);
-	sign_to(fx->ca_dir, fx->csr, now_s() - 2 * 86400, now_s() - 86400, fx->cert);
+	vc_test_host_ca_sign(fx->ca_dir, fx->csr, vc_test_now_s() - 2 * 86400,
+			     vc_test_now_s() - 86400, fx->cert);
 	host = vc_host_load_files(fx->cert, fx->key, fx->hostca, NULL, &error);
 	a5 = vc_host_placement_answer(host, set, ok_xml, FALSE, 3600, &error);
 	g_assert_no_error(error);
@@ -454,7 +400,8 @@ test_install_libvirt_tls(Fixture *fx, gconstpointer data)
 	g_autofree char *key_pem = NULL;
 	g_autoptr(EVP_PKEY) installed = NULL;
 
-	sign_to(fx->ca_dir, fx->csr, now_s() - 60, now_s() + 86400, fx->cert);
+	vc_test_host_ca_sign(fx->ca_dir, fx->csr, vc_test_now_s() - 60, vc_test_now_s() + 86400,
+			     fx->cert);
 	host = vc_host_load_files(fx->cert, fx->key, fx->hostca, NULL, &error);
 	g_assert_no_error(error);
 	g_assert_true(vc_host_install_libvirt_tls(host, root, NULL, FALSE, &written, &error));
@@ -498,7 +445,6 @@ test_new_from_certs(Fixture *fx, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autofree char *other_dir = fx_path(fx, "otherca");
 	g_autofree char *other_signed = fx_path(fx, "other-signed.pem");
-	VcHostCaInitOptions opts = {.common_name = "rogue host CA"};
 	g_autoptr(GPtrArray) certs = NULL;
 	g_autoptr(GPtrArray) other_certs = NULL;
 	g_autoptr(VcHost) peer = NULL;
@@ -510,7 +456,8 @@ test_new_from_certs(Fixture *fx, gconstpointer data)
 	g_autofree char *pem = NULL;
 	GPtrArray *site;
 
-	sign_to(fx->ca_dir, fx->csr, now_s() - 60, now_s() + 86400, fx->cert);
+	vc_test_host_ca_sign(fx->ca_dir, fx->csr, vc_test_now_s() - 60, vc_test_now_s() + 86400,
+			     fx->cert);
 	certs = vc_cert_load_pem_file(fx->cert, &error);
 	g_assert_no_error(error);
 	peer = vc_host_new_from_certs(certs, fx->hostca, fx->crl, &error);
@@ -529,9 +476,9 @@ test_new_from_certs(Fixture *fx, gconstpointer data)
 	g_assert_error(error, VC_ERROR, VC_ERROR_USAGE);
 	g_clear_error(&error);
 
-	g_assert_true(vc_host_ca_init(other_dir, &opts, &error));
-	g_assert_no_error(error);
-	sign_to(other_dir, fx->csr, now_s() - 60, now_s() + 86400, other_signed);
+	vc_test_host_ca_init(other_dir, "rogue host CA");
+	vc_test_host_ca_sign(other_dir, fx->csr, vc_test_now_s() - 60, vc_test_now_s() + 86400,
+			     other_signed);
 	other_certs = vc_cert_load_pem_file(other_signed, &error);
 	g_assert_no_error(error);
 	rogue = vc_host_new_from_certs(other_certs, fx->hostca, NULL, &error);
@@ -570,7 +517,7 @@ test_enroll_localhost(Fixture *fx, gconstpointer data)
 
 	g_assert_true(vc_host_enroll(key, csr, "localhost", NULL, ca_pem, ca_out, FALSE, &error));
 	g_assert_no_error(error);
-	sign_to(fx->ca_dir, csr, now_s() - 60, now_s() + 86400, cert);
+	vc_test_host_ca_sign(fx->ca_dir, csr, vc_test_now_s() - 60, vc_test_now_s() + 86400, cert);
 	host = vc_host_load_files(cert, key, ca_out, NULL, &error);
 	g_assert_no_error(error);
 	g_assert_cmpstr(vc_host_get_fqdn(host), ==, "localhost");
@@ -579,6 +526,52 @@ test_enroll_localhost(Fixture *fx, gconstpointer data)
 
 	g_assert_false(vc_host_enroll(key, csr, "myhost", NULL, ca_pem, ca_out, TRUE, &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_NAME);
+}
+
+/* vc_file_read() as the host uses it: the CA bundle comes back whole, a
+ * missing file is NOT_FOUND, and a bundle over the host's 1 MiB limit is
+ * refused naming the file. */
+static void
+test_file_read(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *want = NULL;
+	g_autofree char *got = NULL;
+	g_autofree char *missing = fx_path(fx, "host/absent.pem");
+	g_autofree char *big_path = fx_path(fx, "host/big-bundle.pem");
+	g_autoptr(GString) big = NULL;
+	g_autoptr(VcHost) host = NULL;
+	gsize want_len = 0;
+	gsize len = 0;
+
+	g_assert_true(g_file_get_contents(fx->hostca, &want, &want_len, NULL));
+	got = vc_file_read(fx->hostca, want_len, &len, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(len, ==, want_len);
+	g_assert_cmpstr(got, ==, want);
+
+	g_assert_null(vc_file_read(fx->hostca, want_len - 1, NULL, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_assert_nonnull(strstr(error->message, "larger than"));
+	g_clear_error(&error);
+	g_assert_null(vc_file_read(missing, G_MAXSIZE, NULL, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+
+	vc_test_host_ca_sign(fx->ca_dir, fx->csr, vc_test_now_s() - 60, vc_test_now_s() + 3600,
+			     fx->cert);
+	big = g_string_new(want);
+	while (big->len <= 1024 * 1024)
+		g_string_append_c(big, '\n');
+	g_assert_true(g_file_set_contents(big_path, big->str, (gssize)big->len, NULL));
+	host = vc_host_load_files(fx->cert, fx->key, big_path, NULL, &error);
+	g_assert_null(host);
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_assert_nonnull(strstr(error->message, big_path));
+	g_clear_error(&error);
+	host = vc_host_load_files(fx->cert, fx->key, fx->hostca, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(host);
 }
 
 int
@@ -596,5 +589,6 @@ main(int argc, char **argv)
 	ADD("/host/install-libvirt-tls", test_install_libvirt_tls);
 	ADD("/host/new-from-certs", test_new_from_certs);
 	ADD("/host/enroll-localhost", test_enroll_localhost);
+	ADD("/host/file-read", test_file_read);
 	return g_test_run();
 }

@@ -13,6 +13,7 @@
 #include "vc-host.h"
 #include "vc-http-server.h"
 #include "vc-peer-client.h"
+#include "vc-test-ca.h"
 
 #define VM_UUID "6f1e8a40-3c4b-4d2a-9b7e-0c1d2e3f4a5b"
 #define CA_ID "00112233aabbccdd"
@@ -57,40 +58,6 @@ typedef struct {
 	char *seen_ca0;
 } Fixture;
 
-static void
-rm_rf(const char *path)
-{
-	g_autoptr(GDir) d = g_dir_open(path, 0, NULL);
-	const char *name;
-
-	while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
-		g_autofree char *p = g_build_filename(path, name, NULL);
-		if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
-			rm_rf(p);
-		else
-			g_unlink(p);
-	}
-	g_rmdir(path);
-}
-
-static X509_REQ *
-load_csr(const char *path)
-{
-	g_autofree char *data = NULL;
-	gsize len = 0;
-	g_autoptr(BIO) bio = NULL;
-
-	g_assert_true(g_file_get_contents(path, &data, &len, NULL));
-	bio = BIO_new_mem_buf(data, (int)len);
-	return PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
-}
-
-static gint64
-now_s(void)
-{
-	return g_get_real_time() / G_USEC_PER_SEC;
-}
-
 /* Enrolls host NAME (trusting the main host CA) and has SIGNER_DIR's CA
  * sign it, as `virtcert host enroll --fqdn localhost` + `host-ca sign`. */
 static void
@@ -99,10 +66,6 @@ host_make(Fixture *fx, Host *h, const char *name, const char *signer_dir, const 
 	g_autoptr(GError) error = NULL;
 	g_autofree char *csr_path = NULL;
 	g_autofree char *main_ca = g_build_filename(fx->ca_dir, "ca.pem", NULL);
-	g_autoptr(VcHostCa) signer = NULL;
-	g_autoptr(X509_REQ) csr = NULL;
-	g_autoptr(X509) cert = NULL;
-	g_autofree char *pem = NULL;
 
 	h->dir = g_build_filename(fx->dir, name, NULL);
 	h->cert = g_build_filename(h->dir, "host.pem", NULL);
@@ -112,15 +75,8 @@ host_make(Fixture *fx, Host *h, const char *name, const char *signer_dir, const 
 	g_assert_true(
 	    vc_host_enroll(h->key, csr_path, "localhost", attrs, main_ca, h->ca, FALSE, &error));
 	g_assert_no_error(error);
-	signer = vc_host_ca_load(signer_dir, &error);
-	g_assert_no_error(error);
-	csr = load_csr(csr_path);
-	g_assert_nonnull(csr);
-	cert = vc_host_ca_sign(signer, csr, now_s() - 60, now_s() + 86400, &error);
-	g_assert_no_error(error);
-	pem = vc_cert_to_pem(cert, &error);
-	g_assert_no_error(error);
-	g_assert_true(vc_file_write_atomic(h->cert, pem, strlen(pem), 0644, &error));
+	vc_test_host_ca_sign(signer_dir, csr_path, vc_test_now_s() - 60, vc_test_now_s() + 86400,
+			     h->cert);
 }
 
 static void
@@ -244,21 +200,16 @@ static void
 fx_setup(Fixture *fx, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	VcHostCaInitOptions opts = {.common_name = "test host CA"};
-	VcHostCaInitOptions rogue = {.common_name = "rogue host CA"};
 	const char *attrs_a[] = {"site=eu-west", NULL};
 	const char *attrs_b[] = {"site=eu-central", "tier=confidential", NULL};
 	g_autoptr(VcHostCa) ca = NULL;
 	g_autoptr(X509_CRL) crl = NULL;
 
-	fx->dir = g_dir_make_tmp("vc-http-XXXXXX", &error);
-	g_assert_no_error(error);
+	fx->dir = vc_test_dir_make("vc-http-XXXXXX");
 	fx->ca_dir = g_build_filename(fx->dir, "hostca", NULL);
 	fx->rogue_dir = g_build_filename(fx->dir, "rogueca", NULL);
-	g_assert_true(vc_host_ca_init(fx->ca_dir, &opts, &error));
-	g_assert_no_error(error);
-	g_assert_true(vc_host_ca_init(fx->rogue_dir, &rogue, &error));
-	g_assert_no_error(error);
+	vc_test_host_ca_init(fx->ca_dir, "test host CA");
+	vc_test_host_ca_init(fx->rogue_dir, "rogue host CA");
 	host_make(fx, &fx->a, "a", fx->ca_dir, attrs_a);
 	host_make(fx, &fx->b, "b", fx->ca_dir, attrs_b);
 	host_make(fx, &fx->c, "c", fx->rogue_dir, NULL);
@@ -295,7 +246,7 @@ fx_teardown(Fixture *fx, gconstpointer data)
 	/* let the connections' last callbacks run before the files go */
 	while (g_main_context_iteration(NULL, FALSE))
 		;
-	rm_rf(fx->dir);
+	vc_test_dir_remove(fx->dir);
 	g_free(fx->dir);
 	g_free(fx->ca_dir);
 	g_free(fx->rogue_dir);
@@ -854,6 +805,47 @@ test_claim_malformed(Fixture *fx, gconstpointer data)
 	raw_job_clear(&j);
 }
 
+/* The claim parser alone, without a request: what a handler gets to see and
+ * what it refuses, from the same bytes a claimant sends. */
+static void
+test_claim_parse(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcHost) peer = vc_host_load_files(fx->b.cert, NULL, fx->b.ca, NULL, &error);
+	g_autoptr(VcPeerClaim) claim = NULL;
+	g_autofree char *big = NULL;
+	const char *ok = "{\"vm_uuid\": \"" VM_UUID "\", \"serial\": \"0A\", "
+			 "\"vm_name\": \"web\", \"fqdn\": \"localhost\"}";
+	const char *other = "{\"vm_uuid\": \"" VM_UUID "\", \"serial\": \"0a\", "
+			    "\"fqdn\": \"other.example.com\"}";
+
+	g_assert_no_error(error);
+	claim = vc_peer_claim_new_from_data(ok, strlen(ok), peer, vc_host_get_identity(peer, NULL),
+					    "192.0.2.7", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(vc_peer_claim_get_vm_uuid(claim), ==, VM_UUID);
+	g_assert_cmpstr(vc_peer_claim_get_vm_name(claim), ==, "web");
+	g_assert_cmpstr(vc_peer_claim_get_serial(claim), ==, "0a");
+	g_assert_cmpstr(vc_peer_claim_get_peer_fqdn(claim), ==, "localhost");
+	g_assert_cmpstr(vc_peer_claim_get_remote_address(claim), ==, "192.0.2.7");
+	g_assert_nonnull(vc_peer_claim_get_peer_identity(claim));
+	g_assert_cmpuint(strlen(vc_peer_claim_get_peer_fingerprint(claim)), ==, 64);
+	g_clear_pointer(&claim, vc_peer_claim_free);
+
+	claim = vc_peer_claim_new_from_data(other, strlen(other), peer,
+					    vc_host_get_identity(peer, NULL), NULL, &error);
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_assert_nonnull(strstr(error->message, "other.example.com"));
+	g_assert_null(claim);
+	g_clear_error(&error);
+
+	big = g_strnfill(VC_PEER_CLAIM_MAX_SIZE + 1, ' ');
+	claim = vc_peer_claim_new_from_data(big, strlen(big), peer,
+					    vc_host_get_identity(peer, NULL), NULL, &error);
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_assert_null(claim);
+}
+
 /* ---- (f): the plain listener ---------------------------------------------------- */
 
 static void
@@ -1006,6 +998,7 @@ main(int argc, char **argv)
 	ADD("/http/claim/broken-crl", test_claim_broken_crl);
 	ADD("/http/claim/no-client-cert", test_claim_no_client_cert);
 	ADD("/http/claim/malformed", test_claim_malformed);
+	ADD("/http/claim/parse", test_claim_parse);
 	ADD("/http/claim/late-reply", test_claim_late_reply);
 	ADD("/http/client/other-ca-server", test_client_refuses_other_ca_server);
 	ADD("/http/client/server-name", test_client_checks_server_name);

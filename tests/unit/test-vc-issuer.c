@@ -11,61 +11,35 @@
 #include "vc-error.h"
 #include "vc-issuer.h"
 #include "vc-store.h"
+#include "vc-test-ca.h"
 
 /* The issuer against a real CA and a real store in a temporary directory:
  * what the store says after each step (record before sign), and what a
  * process killed between the steps leaves behind. */
 
-static const char *const permit[] = {"vms.example.com", NULL};
-
 #define UUID_A "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
 #define UUID_B "1b4e28ba-2fa1-11d2-883f-0016d3cca428"
 
 typedef struct {
-	char *dir;
-	char *ca_dir;
+	VcTestCa *tca; /* the temporary directory and the CA in it */
 	char *db_path;
 	VcConfig *config;
-	VcCa *ca;
 	VcStore *store;
 	VcIssuer *issuer;
 } Fixture;
 
 static void
-rm_rf(const char *path)
-{
-	g_autoptr(GDir) d = g_dir_open(path, 0, NULL);
-	const char *name;
-
-	while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
-		g_autofree char *p = g_build_filename(path, name, NULL);
-		if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
-			rm_rf(p);
-		else
-			g_unlink(p);
-	}
-	g_rmdir(path);
-}
-
-static void
 fx_setup(Fixture *fx, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	VcCaInitOptions opts = {.permit = permit, .key_type = VC_KEY_TYPE_EC_P256};
 
-	fx->dir = g_dir_make_tmp("vc-issuer-XXXXXX", &error);
-	g_assert_no_error(error);
-	fx->ca_dir = g_build_filename(fx->dir, "ca", NULL);
-	fx->db_path = g_build_filename(fx->dir, "virtcert.db", NULL);
-	g_assert_true(vc_ca_init_self_signed(fx->ca_dir, &opts, &error));
-	g_assert_no_error(error);
-	fx->ca = vc_ca_load(fx->ca_dir, &error);
-	g_assert_no_error(error);
+	fx->tca = vc_test_ca_new("vc-issuer", VC_KEY_TYPE_EC_P256);
+	fx->db_path = g_build_filename(fx->tca->dir, "virtcert.db", NULL);
 	fx->store = vc_store_open(fx->db_path, &error);
 	g_assert_no_error(error);
 	fx->config = vc_config_new_default();
-	vc_config_set_state_dir(fx->config, fx->dir);
-	fx->issuer = vc_issuer_new(fx->config, fx->ca, fx->store);
+	vc_config_set_state_dir(fx->config, fx->tca->dir);
+	fx->issuer = vc_issuer_new(fx->config, fx->tca->ca, fx->store);
 }
 
 static void
@@ -73,11 +47,8 @@ fx_teardown(Fixture *fx, gconstpointer data)
 {
 	g_clear_pointer(&fx->issuer, vc_issuer_free);
 	g_clear_pointer(&fx->store, vc_store_free);
-	g_clear_pointer(&fx->ca, vc_ca_free);
 	g_clear_pointer(&fx->config, vc_config_free);
-	rm_rf(fx->dir);
-	g_free(fx->dir);
-	g_free(fx->ca_dir);
+	g_clear_pointer(&fx->tca, vc_test_ca_free);
 	g_free(fx->db_path);
 }
 
@@ -91,7 +62,7 @@ fx_reopen_store(Fixture *fx)
 	g_clear_pointer(&fx->store, vc_store_free);
 	fx->store = vc_store_open(fx->db_path, &error);
 	g_assert_no_error(error);
-	fx->issuer = vc_issuer_new(fx->config, fx->ca, fx->store);
+	fx->issuer = vc_issuer_new(fx->config, fx->tca->ca, fx->store);
 }
 
 static VcIssued *
@@ -217,7 +188,7 @@ test_issue_single(Fixture *fx, gconstpointer data)
 	g_assert_cmpint(rec->status, ==, VC_CERT_STATUS_VALID);
 	g_assert_cmpstr(rec->vm_uuid, ==, UUID_A);
 	g_assert_cmpstr(rec->vm_name, ==, "web-1");
-	g_assert_cmpstr(rec->ca_id, ==, vc_ca_get_id(fx->ca));
+	g_assert_cmpstr(rec->ca_id, ==, vc_ca_get_id(fx->tca->ca));
 	g_assert_cmpuint(g_strv_length(rec->dns_names), ==, 1);
 	g_assert_cmpstr(rec->dns_names[0], ==, "web-1.vms.example.com");
 	g_assert_cmpint(rec->not_before, ==, issued->not_before);
@@ -238,7 +209,7 @@ test_issue_single(Fixture *fx, gconstpointer data)
 	g_assert_cmpuint(g_strv_length(dns), ==, 2);
 	g_assert_cmpstr(dns[0], ==, "web-1.vms.example.com");
 	g_assert_cmpstr(dns[1], ==, "urn:uuid:" UUID_A);
-	g_assert_true(vc_ca_verify_leaf(fx->ca, issued->cert, 0, &error));
+	g_assert_true(vc_ca_verify_leaf(fx->tca->ca, issued->cert, 0, &error));
 	g_assert_no_error(error);
 }
 
@@ -543,7 +514,7 @@ make_abandoned(Fixture *fx, const char *uuid, const char *dns)
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	VcCertRecord rec = {
 	    .serial = serial,
-	    .ca_id = (char *)vc_ca_get_id(fx->ca),
+	    .ca_id = (char *)vc_ca_get_id(fx->tca->ca),
 	    .vm_uuid = (char *)uuid,
 	    .vm_name = (char *)"abandoned",
 	    .dns_names = (GStrv)names,
@@ -571,7 +542,7 @@ test_crl(Fixture *fx, gconstpointer data)
 	g_autoptr(X509_CRL) crl2 = NULL;
 	g_autoptr(X509_CRL) crl3 = NULL;
 	g_autofree char *abandoned = NULL;
-	EVP_PKEY *ca_key = X509_get0_pubkey(vc_ca_get_cert(fx->ca));
+	EVP_PKEY *ca_key = X509_get0_pubkey(vc_ca_get_cert(fx->tca->ca));
 
 	crl1 = vc_issuer_make_crl(fx->issuer, &error);
 	g_assert_no_error(error);
@@ -588,9 +559,9 @@ test_crl(Fixture *fx, gconstpointer data)
 	crl2 = vc_issuer_make_crl(fx->issuer, &error);
 	g_assert_no_error(error);
 	g_assert_cmpint(X509_CRL_verify(crl2, ca_key), ==, 1);
-	g_assert_cmpint(
-	    X509_NAME_cmp(X509_CRL_get_issuer(crl2), X509_get_subject_name(vc_ca_get_cert(fx->ca))),
-	    ==, 0);
+	g_assert_cmpint(X509_NAME_cmp(X509_CRL_get_issuer(crl2),
+				      X509_get_subject_name(vc_ca_get_cert(fx->tca->ca))),
+			==, 0);
 	g_assert_cmpint(crl_count(crl2), ==, 2);
 	g_assert_cmpint(crl_reason_of(crl2, revoked->serial), ==, VC_REASON_CESSATION_OF_OPERATION);
 	/* abandoned: may have been signed, so listed, reason unspecified (omitted) */
@@ -615,14 +586,14 @@ test_crl_url(Fixture *fx, gconstpointer data)
 {
 	g_autofree char *url = vc_issuer_get_crl_url(fx->issuer);
 	g_autofree char *want =
-	    g_strdup_printf("http://127.0.0.1:8458/crl/%s.crl", vc_ca_get_id(fx->ca));
+	    g_strdup_printf("http://127.0.0.1:8458/crl/%s.crl", vc_ca_get_id(fx->tca->ca));
 	g_autoptr(VcIssuer) none = NULL;
 
 	g_assert_cmpstr(url, ==, want);
 	/* an empty URL in the configuration: no URL (and no CDP in leaves) */
 	g_free(fx->config->crl_url);
 	fx->config->crl_url = g_strdup("");
-	none = vc_issuer_new(fx->config, fx->ca, fx->store);
+	none = vc_issuer_new(fx->config, fx->tca->ca, fx->store);
 	g_assert_null(vc_issuer_get_crl_url(none));
 }
 
@@ -642,7 +613,7 @@ crash_child(Fixture *fx, const char *point)
 	VcIssueRequest req = {.vm_uuid = UUID_A, .vm_name = "crash", .dns_names = names};
 
 	g_setenv("VC_TEST_CRASH_AT", point, TRUE);
-	ca = vc_ca_load(fx->ca_dir, &error);
+	ca = vc_ca_load(fx->tca->ca_dir, &error);
 	if (ca != NULL)
 		store = vc_store_open(fx->db_path, &error);
 	if (store != NULL) {

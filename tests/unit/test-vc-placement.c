@@ -3,6 +3,7 @@
 
 #include "vc-domain-xml.h"
 #include "vc-error.h"
+#include "vc-host-attr.h"
 #include "vc-placement.h"
 
 #define FP_A "aa11223344556677889900aabbccddeeff00112233445566778899aabbccddee"
@@ -230,6 +231,53 @@ test_resolve_without_names(void)
 	g_assert_null(p2);
 }
 
+/* One syntax for a rule's attribute and a host certificate's: the limit is
+ * VC_HOST_ATTR_MAX for both names and values. */
+static void
+test_host_attr_syntax(void)
+{
+	g_autofree char *longest = g_strnfill(VC_HOST_ATTR_MAX, 'a');
+	g_autofree char *too_long = g_strnfill(VC_HOST_ATTR_MAX + 1, 'a');
+	g_autofree char *fp = NULL;
+	g_autoptr(GError) error = NULL;
+	const char *hex64 = "AB:CD:ef0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
+
+	g_assert_true(vc_host_attr_key_is_valid("site"));
+	g_assert_true(vc_host_attr_key_is_valid("tier-2"));
+	g_assert_true(vc_host_attr_key_is_valid(longest));
+	g_assert_false(vc_host_attr_key_is_valid(too_long));
+	g_assert_false(vc_host_attr_key_is_valid(""));
+	g_assert_false(vc_host_attr_key_is_valid("Site"));
+	g_assert_false(vc_host_attr_key_is_valid("site=x"));
+	g_assert_true(vc_host_attr_value_is_valid("eu-west.1:a_b"));
+	g_assert_true(vc_host_attr_value_is_valid(longest));
+	g_assert_false(vc_host_attr_value_is_valid(too_long));
+	g_assert_false(vc_host_attr_value_is_valid(""));
+	g_assert_false(vc_host_attr_value_is_valid("a b"));
+	g_assert_false(vc_host_attr_value_is_valid("a|b"));
+
+	fp = vc_host_attr_fingerprint_normalize(hex64, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(fp, ==, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+	/* 63 and 65 digits, a non-hex digit, nothing */
+	g_assert_null(vc_host_attr_fingerprint_normalize(fp + 1, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_clear_error(&error);
+	{
+		g_autofree char *longer = g_strconcat(fp, "0", NULL);
+		g_autofree char *bad = g_strdup(fp);
+		bad[10] = 'g';
+		g_assert_null(vc_host_attr_fingerprint_normalize(longer, &error));
+		g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+		g_clear_error(&error);
+		g_assert_null(vc_host_attr_fingerprint_normalize(bad, &error));
+		g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+		g_clear_error(&error);
+	}
+	g_assert_null(vc_host_attr_fingerprint_normalize(NULL, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -241,6 +289,7 @@ main(int argc, char **argv)
 	g_test_add_func("/placement/ca-fingerprint", test_ca_fingerprint);
 	g_test_add_func("/placement/ca-and-rules", test_ca_and_rules);
 	g_test_add_func("/placement/attribute-syntax", test_attribute_syntax);
+	g_test_add_func("/placement/host-attr-syntax", test_host_attr_syntax);
 	g_test_add_func("/placement/resolve-without-names", test_resolve_without_names);
 	return g_test_run();
 }

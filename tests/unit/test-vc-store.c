@@ -6,6 +6,7 @@
 #include "vc-autoptr.h"
 #include "vc-error.h"
 #include "vc-store.h"
+#include "vc-test-util.h"
 
 #define VM_A "6f1c1e0e-0000-4000-8000-00000000000a"
 #define VM_B "6f1c1e0e-0000-4000-8000-00000000000b"
@@ -59,32 +60,16 @@ typedef struct {
 static void
 fixture_setup(Fixture *fx, gconstpointer data)
 {
-	g_autoptr(GError) error = NULL;
-
-	fx->dir = g_dir_make_tmp("test-vc-store-XXXXXX", &error);
-	g_assert_no_error(error);
+	fx->dir = vc_test_dir_make("test-vc-store-XXXXXX");
 	fx->path = g_build_filename(fx->dir, "virtcert.db", NULL);
 }
 
 static void
 fixture_teardown(Fixture *fx, gconstpointer data)
 {
-	g_autoptr(GDir) dir = g_dir_open(fx->dir, 0, NULL);
-	const char *name;
-
-	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-		g_autofree char *file = g_build_filename(fx->dir, name, NULL);
-		g_assert_cmpint(g_unlink(file), ==, 0);
-	}
-	g_assert_cmpint(g_rmdir(fx->dir), ==, 0);
+	vc_test_dir_remove(fx->dir);
 	g_free(fx->dir);
 	g_free(fx->path);
-}
-
-static gint64
-now_s(void)
-{
-	return g_get_real_time() / G_USEC_PER_SEC;
 }
 
 static VcStore *
@@ -104,7 +89,7 @@ static VcCertRecord *
 make_rec(const char *serial, const char *vm_uuid, const char *names, gint64 lifetime)
 {
 	VcCertRecord *rec = g_new0(VcCertRecord, 1);
-	gint64 now = now_s();
+	gint64 now = vc_test_now_s();
 
 	rec->serial = g_strdup(serial);
 	rec->ca_id = g_strdup(CA_ID);
@@ -294,7 +279,7 @@ test_lifecycle(Fixture *fx, gconstpointer data)
 	g_autoptr(GBytes) der = g_bytes_new_static("\x30\x82\x01\x00\xff", 5);
 	g_autoptr(GPtrArray) revoked = NULL;
 	g_autoptr(GPtrArray) audit = NULL;
-	gint64 now = now_s();
+	gint64 now = vc_test_now_s();
 
 	g_assert_true(vc_store_cert_record_intent(store, in, &error));
 	g_assert_no_error(error);
@@ -406,7 +391,7 @@ test_transitions_refused(Fixture *fx, gconstpointer data)
 		g_assert_cmpint(rec->status, ==, VC_CERT_STATUS_ABANDONED);
 		g_assert_null(rec->der);
 		g_assert_cmpint(rec->reason, ==, 0);
-		g_assert_cmpint(rec->revoked_at, >=, now_s() - 5);
+		g_assert_cmpint(rec->revoked_at, >=, vc_test_now_s() - 5);
 		g_assert_cmpstr(rec->revocation_detail, ==, "signing failed");
 	}
 	/* an abandoned serial is already on the CRL: revoking it changes nothing */
@@ -613,7 +598,7 @@ test_recover(Fixture *fx, gconstpointer data)
 		g_assert_no_error(error);
 		g_assert_cmpint(rec->status, ==, VC_CERT_STATUS_ABANDONED);
 		g_assert_cmpint(rec->reason, ==, 0);
-		g_assert_cmpint(rec->revoked_at, >=, now_s() - 5);
+		g_assert_cmpint(rec->revoked_at, >=, vc_test_now_s() - 5);
 		g_assert_nonnull(rec->revocation_detail);
 		g_assert_cmpuint(count_events(store, "cert.abandoned", serial), ==, 1);
 	}
@@ -869,7 +854,7 @@ test_upgrade_from_v1(Fixture *fx, gconstpointer data)
 	g_autoptr(GPtrArray) audit = NULL;
 	g_autofree char *sql = NULL;
 	VcDomainRecord dom = {.uuid = (char *)VM_A, .state = (char *)"ISSUED"};
-	gint64 now = now_s();
+	gint64 now = vc_test_now_s();
 	guint64 n = 0;
 
 	g_assert_cmpint(raw_exec(fx->path, v1_schema, NULL), ==, SQLITE_OK);

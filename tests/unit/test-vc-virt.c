@@ -4,6 +4,7 @@
 
 #include "vc-error.h"
 #include "vc-virt-private.h"
+#include "vc-test-util.h"
 #include "vc-virt.h"
 
 /* Two groups of tests:
@@ -100,54 +101,24 @@ fixture_init(Fixture *f, const char *uri)
 }
 
 static gboolean
-timeout_cb(gpointer data)
+cond_connected(gpointer fixture, gconstpointer data)
 {
-	gboolean *expired = data;
-	*expired = TRUE;
-	return G_SOURCE_REMOVE;
-}
-
-/* Runs the default main context until cond(f) holds or timeout_ms passed. */
-static gboolean
-wait_for(Fixture *f, gboolean (*cond)(Fixture *f, gconstpointer data), gconstpointer data,
-	 guint timeout_ms)
-{
-	gboolean expired = FALSE;
-	guint id = g_timeout_add(timeout_ms, timeout_cb, &expired);
-
-	while (!cond(f, data) && !expired)
-		g_main_context_iteration(NULL, TRUE);
-	if (!expired)
-		g_source_remove(id);
-	return cond(f, data);
-}
-
-static gboolean
-cond_connected(Fixture *f, gconstpointer data)
-{
+	Fixture *f = fixture;
 	return f->n_connected >= GPOINTER_TO_UINT(data);
 }
 
 static gboolean
-cond_disconnected(Fixture *f, gconstpointer data)
+cond_disconnected(gpointer fixture, gconstpointer data)
 {
+	Fixture *f = fixture;
 	return f->n_disconnected >= GPOINTER_TO_UINT(data);
 }
 
 static gboolean
-cond_n_events(Fixture *f, gconstpointer data)
+cond_n_events(gpointer fixture, gconstpointer data)
 {
+	Fixture *f = fixture;
 	return f->events->len >= GPOINTER_TO_UINT(data);
-}
-
-/* Lets pending sources run for ms milliseconds. */
-static void
-spin(guint ms)
-{
-	gboolean expired = FALSE;
-	g_timeout_add(ms, timeout_cb, &expired);
-	while (!expired)
-		g_main_context_iteration(NULL, TRUE);
 }
 
 static void
@@ -321,7 +292,7 @@ test_driver_setup(TestDriver *t, gconstpointer data)
 	g_assert_nonnull(t->conn);
 	fixture_init(&t->f, "test:///default");
 	vc_virt_start(t->f.virt);
-	g_assert_true(wait_for(&t->f, cond_connected, GUINT_TO_POINTER(1), 5000));
+	g_assert_true(vc_test_wait_until(cond_connected, &t->f, GUINT_TO_POINTER(1), 5000));
 	g_assert_true(t->f.connected_seen_by_callback);
 }
 
@@ -351,11 +322,9 @@ test_driver_lifecycle(TestDriver *t, gconstpointer data)
 	Fixture *f = &t->f;
 	const char *uuid = "6f0e3f2c-5b3e-4a5c-9a51-0d3c1e7a2b01";
 	g_autofree char *save_path = NULL;
-	g_autoptr(GError) error = NULL;
 	virDomainPtr dom;
-	g_autofree char *tmpdir = g_dir_make_tmp("vc-virt-XXXXXX", &error);
+	g_autofree char *tmpdir = vc_test_dir_make("vc-virt-XXXXXX");
 
-	g_assert_no_error(error);
 	save_path = g_build_filename(tmpdir, "save.img", NULL);
 
 	define_domain(t->conn, "vc-life", uuid);
@@ -374,8 +343,8 @@ test_driver_lifecycle(TestDriver *t, gconstpointer data)
 	g_assert_cmpint(virDomainUndefine(dom), ==, 0);
 	virDomainFree(dom);
 
-	g_assert_true(wait_for(f, cond_n_events, GUINT_TO_POINTER(10), 5000));
-	spin(100); /* nothing more may come */
+	g_assert_true(vc_test_wait_until(cond_n_events, f, GUINT_TO_POINTER(10), 5000));
+	vc_test_spin(100); /* nothing more may come */
 	for (guint i = 0; i < f->events->len; i++) {
 		RecordedEvent *ev = event_at(f, i);
 		g_test_message("event %u: %s %s %s", i, ev->name,
@@ -405,8 +374,7 @@ test_driver_lifecycle(TestDriver *t, gconstpointer data)
 	assert_event(f, 9, uuid, VC_VIRT_EVENT_UNDEFINED, "removed");
 	g_assert_false(event_at(f, 9)->is_rename);
 
-	g_unlink(save_path);
-	g_rmdir(tmpdir);
+	vc_test_dir_remove(tmpdir);
 }
 
 static void
@@ -437,8 +405,8 @@ test_driver_transient(TestDriver *t, gconstpointer data)
 	g_assert_cmpint(virDomainDestroy(dom), ==, 0);
 	virDomainFree(dom);
 	/* no DEFINED/UNDEFINED for a transient domain: STOPPED ends its life */
-	g_assert_true(wait_for(f, cond_n_events, GUINT_TO_POINTER(3), 5000));
-	spin(100);
+	g_assert_true(vc_test_wait_until(cond_n_events, f, GUINT_TO_POINTER(3), 5000));
+	vc_test_spin(100);
 	g_assert_cmpuint(f->events->len, ==, 3);
 	assert_event(f, 0, uuid, VC_VIRT_EVENT_STARTED, "booted");
 	assert_event(f, 1, uuid, VC_VIRT_EVENT_METADATA_CHANGED, "element");
@@ -503,8 +471,8 @@ test_driver_metadata(TestDriver *t, gconstpointer data)
 	g_clear_error(&error);
 
 	/* each write is announced with the namespace */
-	g_assert_true(wait_for(f, cond_n_events, GUINT_TO_POINTER(5), 5000));
-	spin(100);
+	g_assert_true(vc_test_wait_until(cond_n_events, f, GUINT_TO_POINTER(5), 5000));
+	vc_test_spin(100);
 	g_assert_cmpuint(f->events->len, ==, 5);
 	assert_event(f, 0, uuid, VC_VIRT_EVENT_DEFINED, "added");
 	assert_event(f, 1, uuid, VC_VIRT_EVENT_METADATA_CHANGED, "element");
@@ -643,12 +611,12 @@ test_connect_failure(void)
 
 	fixture_init(&f, "test+unix:///default?socket=/nonexistent/vc-virt-test.sock");
 	vc_virt_start(f.virt);
-	spin(700); /* first attempt, then 250 and 500 ms backoff */
+	vc_test_spin(700); /* first attempt, then 250 and 500 ms backoff */
 	g_assert_cmpuint(f.n_connected, ==, 0);
 	g_assert_cmpuint(f.n_disconnected, ==, 0);
 	g_assert_false(vc_virt_is_connected(f.virt));
 	fixture_clear(&f);
-	spin(50);
+	vc_test_spin(50);
 }
 
 /* ---- a real private libvirtd ----------------------------------------- */
@@ -715,8 +683,7 @@ daemon_setup(Daemon *d, gconstpointer data)
 		return;
 	}
 	d->script = g_test_build_filename(G_TEST_DIST, "lib", "libvirtd-session.sh", NULL);
-	d->dir = g_dir_make_tmp("vc-virt-libvirtd-XXXXXX", &error);
-	g_assert_no_error(error);
+	d->dir = vc_test_dir_make("vc-virt-libvirtd-XXXXXX");
 	g_assert_true(run_helper(d, "socket", &d->socket, &error));
 	g_assert_no_error(error);
 	d->uri = g_strdup_printf("test+unix:///default?socket=%s", d->socket);
@@ -729,12 +696,10 @@ daemon_teardown(Daemon *d, gconstpointer data)
 {
 	if (d->dir != NULL) {
 		g_autoptr(GError) error = NULL;
-		const char *argv[] = {"rm", "-rf", d->dir, NULL};
 		gboolean stopped;
 		fixture_clear(&d->f);
 		stopped = run_helper(d, "stop", NULL, &error);
-		g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
-			     NULL, NULL);
+		vc_test_dir_remove(d->dir);
 		g_assert_no_error(error);
 		g_assert_true(stopped);
 	}
@@ -763,7 +728,7 @@ daemon_lifecycle_round(Daemon *d, const char *name, const char *uuid)
 	virsh(d, "start", name);
 	virsh(d, "destroy", name);
 	virsh(d, "undefine", name);
-	g_assert_true(wait_for(f, cond_n_events, GUINT_TO_POINTER(base + 4), 5000));
+	g_assert_true(vc_test_wait_until(cond_n_events, f, GUINT_TO_POINTER(base + 4), 5000));
 	assert_event(f, base + 0, uuid, VC_VIRT_EVENT_DEFINED, "added");
 	g_assert_cmpstr(event_at(f, base)->name, ==, name);
 	assert_event(f, base + 1, uuid, VC_VIRT_EVENT_STARTED, "booted");
@@ -785,7 +750,7 @@ test_daemon_reconnect(Daemon *d, gconstpointer data)
 
 	/* started before the daemon: retries until it appears */
 	vc_virt_start(f->virt);
-	spin(400);
+	vc_test_spin(400);
 	g_assert_cmpuint(f->n_connected, ==, 0);
 	g_assert_false(vc_virt_is_connected(f->virt));
 
@@ -793,7 +758,7 @@ test_daemon_reconnect(Daemon *d, gconstpointer data)
 	g_assert_true(run_helper(d, "start", &sock, &error));
 	g_assert_no_error(error);
 	g_assert_cmpstr(sock, ==, d->socket);
-	g_assert_true(wait_for(f, cond_connected, GUINT_TO_POINTER(1), 5000));
+	g_assert_true(vc_test_wait_until(cond_connected, f, GUINT_TO_POINTER(1), 5000));
 	g_test_message("first connect %.3f s after starting libvirtd",
 		       (f->connected_at - t0) / 1e6);
 	g_assert_true(f->connected_seen_by_callback);
@@ -807,7 +772,7 @@ test_daemon_reconnect(Daemon *d, gconstpointer data)
 	t0 = g_get_monotonic_time();
 	g_assert_true(run_helper(d, "kill", NULL, &error));
 	g_assert_no_error(error);
-	g_assert_true(wait_for(f, cond_disconnected, GUINT_TO_POINTER(1), 5000));
+	g_assert_true(vc_test_wait_until(cond_disconnected, f, GUINT_TO_POINTER(1), 5000));
 	g_test_message("disconnected %.3f s after SIGKILL", (f->disconnected_at - t0) / 1e6);
 	g_assert_false(vc_virt_is_connected(f->virt));
 	g_clear_pointer(&domains, g_ptr_array_unref);
@@ -816,13 +781,13 @@ test_daemon_reconnect(Daemon *d, gconstpointer data)
 	g_clear_error(&error);
 
 	/* down long enough for the backoff to reach its cap */
-	spin(2500);
+	vc_test_spin(2500);
 	g_assert_cmpuint(f->n_connected, ==, 1);
 
 	t0 = g_get_monotonic_time();
 	g_assert_true(run_helper(d, "start", NULL, &error));
 	g_assert_no_error(error);
-	g_assert_true(wait_for(f, cond_connected, GUINT_TO_POINTER(2), 5000));
+	g_assert_true(vc_test_wait_until(cond_connected, f, GUINT_TO_POINTER(2), 5000));
 	g_test_message("reconnected %.3f s after restarting libvirtd",
 		       (f->connected_at - t0) / 1e6);
 	g_assert_cmpint(f->connected_at - t0, <, 5 * G_USEC_PER_SEC);
@@ -835,10 +800,10 @@ test_daemon_reconnect(Daemon *d, gconstpointer data)
 	/* an orderly stop is a loss too */
 	g_assert_true(run_helper(d, "stop", NULL, &error));
 	g_assert_no_error(error);
-	g_assert_true(wait_for(f, cond_disconnected, GUINT_TO_POINTER(2), 5000));
+	g_assert_true(vc_test_wait_until(cond_disconnected, f, GUINT_TO_POINTER(2), 5000));
 	g_assert_true(run_helper(d, "start", NULL, &error));
 	g_assert_no_error(error);
-	g_assert_true(wait_for(f, cond_connected, GUINT_TO_POINTER(3), 5000));
+	g_assert_true(vc_test_wait_until(cond_connected, f, GUINT_TO_POINTER(3), 5000));
 	g_assert_cmpuint(f->n_disconnected, ==, 2);
 }
 
@@ -860,7 +825,7 @@ test_daemon_list(Daemon *d, gconstpointer data)
 	g_assert_true(run_helper(d, "start", NULL, &error));
 	g_assert_no_error(error);
 	vc_virt_start(f->virt);
-	g_assert_true(wait_for(f, cond_connected, GUINT_TO_POINTER(1), 5000));
+	g_assert_true(vc_test_wait_until(cond_connected, f, GUINT_TO_POINTER(1), 5000));
 
 	conn = vc_virt_ref_connection(f->virt, &error);
 	g_assert_no_error(error);
@@ -890,7 +855,7 @@ test_daemon_list(Daemon *d, gconstpointer data)
 	g_assert_cmpuint(with->len, ==, n + 1);
 
 	/* every define was announced */
-	g_assert_true(wait_for(f, cond_n_events, GUINT_TO_POINTER(n), 20000));
+	g_assert_true(vc_test_wait_until(cond_n_events, f, GUINT_TO_POINTER(n), 20000));
 }
 
 /* A daemon that hangs (SIGSTOP) keeps its socket open: only keepalive
@@ -915,7 +880,7 @@ test_daemon_hung(Daemon *d, gconstpointer data)
 	g_assert_true(run_helper(d, "start", NULL, &error));
 	g_assert_no_error(error);
 	vc_virt_start(f->virt);
-	g_assert_true(wait_for(f, cond_connected, GUINT_TO_POINTER(1), 5000));
+	g_assert_true(vc_test_wait_until(cond_connected, f, GUINT_TO_POINTER(1), 5000));
 
 	pidfile = g_build_filename(d->dir, "libvirtd.pid", NULL);
 	g_assert_true(g_file_get_contents(pidfile, &pidstr, NULL, &error));
@@ -925,17 +890,17 @@ test_daemon_hung(Daemon *d, gconstpointer data)
 
 	t0 = g_get_monotonic_time();
 	g_assert_cmpint(kill(pid, SIGSTOP), ==, 0);
-	g_assert_true(wait_for(f, cond_disconnected, GUINT_TO_POINTER(1), 30000));
+	g_assert_true(vc_test_wait_until(cond_disconnected, f, GUINT_TO_POINTER(1), 30000));
 	g_test_message("hung daemon noticed after %.3f s", (f->disconnected_at - t0) / 1e6);
 	/* the main loop kept running: a timer of ours fires on time */
 	t0 = g_get_monotonic_time();
-	spin(1000);
+	vc_test_spin(1000);
 	g_assert_cmpint(g_get_monotonic_time() - t0, <, 1500 * 1000);
 	g_assert_cmpuint(f->n_connected, ==, 1);
 
 	t0 = g_get_monotonic_time();
 	g_assert_cmpint(kill(pid, SIGCONT), ==, 0);
-	g_assert_true(wait_for(f, cond_connected, GUINT_TO_POINTER(2), 5000));
+	g_assert_true(vc_test_wait_until(cond_connected, f, GUINT_TO_POINTER(2), 5000));
 	g_test_message("reconnected %.3f s after SIGCONT", (f->connected_at - t0) / 1e6);
 }
 

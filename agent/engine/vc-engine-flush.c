@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "vc-engine-private.h"
+
+/* The store writes and the CA work, batched: decisions that arrive together
+ * share one commit (group commit). The order is structural: rows and
+ * revocations are committed first, then the effects of the moves decided
+ * before the commit run (vc_engine_run_effects()): no guest job, claim or
+ * metadata write starts for a state the store does not hold yet. */
+
+void
+vc_queued_issue_free(VcQueuedIssue *q)
+{
+	g_free(q->uuid);
+	g_free(q->name);
+	g_strfreev(q->names);
+	EVP_PKEY_free(q->public_key);
+	g_free(q->why);
+	g_free(q);
+}
+
+void
+vc_queued_revoke_free(VcQueuedRevoke *q)
+{
+	g_free(q->serial);
+	g_free(q->uuid);
+	g_free(q->name);
+	g_free(q->why);
+	g_free(q);
+}
+
+void
+vc_engine_cancel_issue(VcEngine *engine, const char *uuid)
+{
+	GList *link;
+
+	if (!g_hash_table_contains(engine->issue_queue, uuid))
+		return;
+	link = g_queue_find_custom(&engine->issue_order, uuid, (GCompareFunc)g_strcmp0);
+	if (link != NULL) {
+		g_free(link->data);
+		g_queue_delete_link(&engine->issue_order, link);
+	}
+	g_hash_table_remove(engine->issue_queue, uuid);
+}
+
+/* The queued issuance of UUID, queued now if there is none. */
+VcQueuedIssue *
+vc_engine_queue_issue(VcEngine *engine, const char *uuid)
+{
+	VcQueuedIssue *q = g_hash_table_lookup(engine->issue_queue, uuid);
+	if (q == NULL) {
+		q = g_new0(VcQueuedIssue, 1);
+		q->uuid = g_strdup(uuid);
+		g_hash_table_insert(engine->issue_queue, q->uuid, q);
+		g_queue_push_tail(&engine->issue_order, g_strdup(uuid));
+	}
+	return q;
+}
+
+/* Pushes the work decided before the last commit. */
+void
+vc_engine_run_effects(VcEngine *engine)
+{
+	g_autoptr(GPtrArray) effects = NULL;
+
+	if (engine->effects->len == 0)
+		return;
+	effects = g_steal_pointer(&engine->effects);
+	engine->effects = g_ptr_array_new_with_free_func((GDestroyNotify)vc_engine_work_free);
+	for (guint i = 0; i < effects->len; i++)
+		vc_engine_work_push(engine, g_ptr_array_steal_index(effects, i--));
+}
+
+static gboolean
+vc_engine_flush_rows(VcEngine *engine, GError **error)
+{
+	GHashTableIter iter;
+	const char *uuid;
+
+	g_hash_table_iter_init(&iter, engine->dirty);
+	while (g_hash_table_iter_next(&iter, (gpointer *)&uuid, NULL)) {
+		VcEngineVm *vm = vc_engine_vm_lookup(engine, uuid);
+		if (vm != NULL && vm->row != NULL &&
+		    !vc_store_domain_put(engine->store, vm->row, error))
+			return FALSE;
+	}
+	g_hash_table_remove_all(engine->dirty);
+	return TRUE;
+}
+
+/* Revocations and row changes in one durable commit, then reported. */
+gboolean
+vc_engine_flush_revocations(VcEngine *engine, GError **error)
+{
+	g_autoptr(GPtrArray) done = NULL;
+
+	if (engine->revoke_queue->len == 0 && g_hash_table_size(engine->dirty) == 0)
+		return TRUE;
+	if (!vc_store_begin(engine->store, error))
+		return FALSE;
+	for (guint i = 0; i < engine->revoke_queue->len; i++) {
+		VcQueuedRevoke *q = g_ptr_array_index(engine->revoke_queue, i);
+		if (!vc_store_cert_revoke(engine->store, q->serial, q->reason, 0, error))
+			goto fail;
+	}
+	/* rows left REVOKING (each is dirty: the move marked it) reach REVOKED in
+	 * the same commit as their revocations */
+	{
+		g_autoptr(GPtrArray) ending = g_ptr_array_new();
+		GHashTableIter iter;
+		const char *uuid;
+		g_hash_table_iter_init(&iter, engine->dirty);
+		while (g_hash_table_iter_next(&iter, (gpointer *)&uuid, NULL)) {
+			VcEngineVm *vm = vc_engine_vm_lookup(engine, uuid);
+			if (vm != NULL && vm->row != NULL && vm->state == VC_DOMAIN_STATE_REVOKING)
+				g_ptr_array_add(ending, vm);
+		}
+		for (guint i = 0; i < ending->len; i++)
+			vc_engine_vm_move(engine, g_ptr_array_index(ending, i),
+					  VC_DOMAIN_STATE_REVOKED, NULL);
+	}
+	if (!vc_engine_flush_rows(engine, error))
+		goto fail;
+	if (!vc_store_commit(engine->store, error))
+		goto fail;
+	done = g_steal_pointer(&engine->revoke_queue);
+	engine->revoke_queue =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
+	g_hash_table_remove_all(engine->revoke_set);
+	for (guint i = 0; i < done->len; i++) {
+		VcQueuedRevoke *q = g_ptr_array_index(done, i);
+		engine->n_revoked++;
+		vc_engine_log(G_LOG_LEVEL_MESSAGE, "revoked", q->uuid, q->name, q->serial,
+			      "VM %s: revoked %s (%s): %s", q->name ? q->name : q->uuid, q->serial,
+			      vc_reason_to_string(q->reason), q->why);
+		vc_engine_emit(engine, "revoked", q->uuid, q->name, q->serial, q->why);
+	}
+	return TRUE;
+fail:
+	vc_store_rollback(engine->store);
+	return FALSE;
+}
+
+/* What follows an issuance, run once it is durable: into the guest, into
+ * the domain's metadata, and the claim of a VM that migrated here without
+ * an agent. */
+static void
+vc_engine_after_issue(VcEngine *engine, VcEngineVm *vm)
+{
+	if (vm->deliverable) {
+		vm->retry_at = 0;
+		vc_engine_start_work(engine, vm, VC_ENGINE_WORK_DELIVER);
+	}
+	/* the issuer and its peer URL travel with the VM's definition */
+	if (engine->config->peer_url != NULL)
+		vc_engine_start_work(engine, vm, VC_ENGINE_WORK_METADATA);
+	/* nothing to deliver: claim at once after a migration here */
+	if (!vm->has_agent && vm->claim_wanted && vm->claim_peer != NULL) {
+		vm->claim_wanted = FALSE;
+		vc_engine_start_work(engine, vm, VC_ENGINE_WORK_CLAIM);
+	}
+}
+
+static gboolean
+vc_engine_flush_issues(VcEngine *engine, GError **error)
+{
+	g_autoptr(GPtrArray) batch =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_issue_free);
+	g_autofree VcIssueRequest *reqs = NULL;
+	g_autoptr(GPtrArray) results = NULL;
+
+	for (GList *l = engine->issue_order.head; l != NULL && batch->len < VC_ENGINE_BATCH;) {
+		GList *next = l->next;
+		VcQueuedIssue *q = g_hash_table_lookup(engine->issue_queue, l->data);
+		gpointer key, value;
+		/* guest keygen: waits in the queue for the guest's CSR */
+		if (q != NULL && q->awaits_csr && q->public_key == NULL) {
+			l = next;
+			continue;
+		}
+		if (g_hash_table_steal_extended(engine->issue_queue, l->data, &key, &value))
+			g_ptr_array_add(batch, value);
+		g_free(l->data);
+		g_queue_delete_link(&engine->issue_order, l);
+		l = next;
+	}
+	if (batch->len == 0)
+		return TRUE;
+	reqs = g_new0(VcIssueRequest, batch->len);
+	for (guint i = 0; i < batch->len; i++) {
+		VcQueuedIssue *q = g_ptr_array_index(batch, i);
+		reqs[i].vm_uuid = q->uuid;
+		reqs[i].vm_name = q->name;
+		reqs[i].dns_names = (const char *const *)q->names;
+		reqs[i].key_type = q->key_type;
+		reqs[i].public_key = q->public_key;
+		reqs[i].lifetime_s = q->lifetime_s;
+	}
+	results = vc_issuer_issue_batch(engine->issuer, reqs, batch->len, error);
+	if (results == NULL) {
+		/* the store failed: retry the batch at the next flush. Serials it
+		 * recorded stay PENDING (abandoned and listed on the CRL at the next
+		 * start); a certificate stored VALID meanwhile is superseded by the
+		 * retry's, so none stays valid unknown to the rows */
+		for (guint i = batch->len; i > 0; i--) {
+			VcQueuedIssue *q = g_ptr_array_steal_index(batch, i - 1);
+			g_hash_table_insert(engine->issue_queue, q->uuid, q);
+			g_queue_push_head(&engine->issue_order, g_strdup(q->uuid));
+		}
+		return FALSE;
+	}
+	if (!vc_store_begin(engine->store, error))
+		return FALSE;
+	for (guint i = 0; i < batch->len; i++) {
+		VcQueuedIssue *q = g_ptr_array_index(batch, i);
+		VcIssued *issued = g_ptr_array_index(results, i);
+		VcEngineVm *vm = vc_engine_vm(engine, q->uuid);
+		VcDomainRecord *row = vc_engine_vm_ensure_row(engine, vm, q->name);
+		VcCertRecord rec = {.serial = issued->serial,
+				    .not_before = issued->not_before,
+				    .not_after = issued->not_after};
+		if (issued->error != NULL) {
+			vc_engine_vm_fail(engine, vm, "issuance failed", issued->error->message, 0);
+			continue;
+		}
+		g_free(row->current_serial);
+		row->current_serial = g_strdup(issued->serial);
+		g_free(row->names_key);
+		row->names_key = g_strjoinv(",", q->names);
+		row->next_action_at = vc_engine_renew_at(engine, &rec);
+		vc_engine_vm_move(engine, vm, VC_DOMAIN_STATE_ISSUED, NULL);
+		vc_engine_vm_mark_dirty(engine, vm);
+		if (issued->key != NULL && vm->has_agent) {
+			/* kept in memory only, until it is in the guest */
+			char *pem = vc_key_to_pem(issued->key, NULL);
+			if (pem != NULL)
+				g_hash_table_replace(engine->keys, g_strdup(issued->serial), pem);
+		}
+		if (!vm->has_agent) {
+			/* nothing to deliver: the new certificate supersedes the others now */
+			vc_engine_vm_retire(engine, vm, issued->serial, VC_REASON_SUPERSEDED,
+					    "superseded by a new certificate");
+		}
+		/* DELIVERING is committed with ISSUED; the work runs after the commit */
+		vc_engine_after_issue(engine, vm);
+	}
+	if (!vc_engine_flush_rows(engine, error)) {
+		vc_store_rollback(engine->store);
+		return FALSE;
+	}
+	if (!vc_store_commit(engine->store, error))
+		return FALSE;
+	for (guint i = 0; i < batch->len; i++) {
+		VcQueuedIssue *q = g_ptr_array_index(batch, i);
+		VcIssued *issued = g_ptr_array_index(results, i);
+		g_autofree char *joined = NULL;
+		if (issued->error != NULL)
+			continue;
+		engine->n_issued++;
+		joined = g_strjoinv(", ", q->names);
+		vc_engine_log(G_LOG_LEVEL_MESSAGE, "issued", q->uuid, q->name, issued->serial,
+			      "VM %s: issued %s for %s (%s)", q->name, issued->serial, joined,
+			      q->why);
+		vc_engine_emit(engine, "issued", q->uuid, q->name, issued->serial, joined);
+	}
+	vc_engine_run_effects(engine);
+	return TRUE;
+}
+
+static gboolean
+vc_engine_flush_cb(gpointer user_data)
+{
+	VcEngine *engine = user_data;
+	g_autoptr(GError) error = NULL;
+
+	engine->flush_source = 0;
+	if (!vc_engine_flush_revocations(engine, &error)) {
+		vc_engine_log(G_LOG_LEVEL_WARNING, "store", NULL, NULL, NULL,
+			      "cannot commit revocations, retrying in 1 s: %s", error->message);
+		engine->flush_source = g_timeout_add_seconds(1, vc_engine_flush_cb, engine);
+		return G_SOURCE_REMOVE;
+	}
+	/* what was decided so far is durable: its effects may run */
+	vc_engine_run_effects(engine);
+	if (!vc_engine_flush_issues(engine, &error)) {
+		vc_engine_log(G_LOG_LEVEL_WARNING, "issue", NULL, NULL, NULL,
+			      "issuance batch failed, retrying in 1 s: %s", error->message);
+		engine->flush_source = g_timeout_add_seconds(1, vc_engine_flush_cb, engine);
+		return G_SOURCE_REMOVE;
+	}
+	/* superseded certificates found while issuing, moves to DELIVERING and
+	 * their jobs, and more queued work: the next round */
+	if (engine->revoke_queue->len > 0 || g_hash_table_size(engine->dirty) > 0 ||
+	    engine->effects->len > 0 || !g_queue_is_empty(&engine->issue_order))
+		vc_engine_schedule_flush(engine);
+	vc_engine_schedule_tick(engine);
+	return G_SOURCE_REMOVE;
+}
+
+void
+vc_engine_schedule_flush(VcEngine *engine)
+{
+	/* a short window at normal priority: decisions that arrive together share
+	 * one commit (group commit) without waiting for a storm of events to end */
+	if (engine->flush_source == 0)
+		engine->flush_source =
+		    g_timeout_add_full(G_PRIORITY_DEFAULT, VC_ENGINE_FLUSH_WINDOW_MS,
+				       vc_engine_flush_cb, engine, NULL);
+}

@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The engine's insides, shared by its files (fwupd style):
+ *   vc-engine.c           the object, the VM table, transitions, inputs
+ *   vc-engine-evaluate.c  facts from one domain fetch, then decide and apply
+ *   vc-engine-decide.c    the pure decision (no I/O)
+ *   vc-engine-state.c     the states, their moves and recovery rules
+ *   vc-engine-flush.c     issuance and revocation queues, group commit, effects
+ *   vc-engine-jobs.c      blocking work on a thread pool (guest, metadata, claims)
+ *   vc-engine-handover.c  claims from a migration's destination
+ *   vc-engine-report.c    control requests, status and metrics */
+
+#include "vc-engine-decide.h"
+#include "vc-engine-state.h"
+#include "vc-engine.h"
+#include "vc-host.h"
+
+#define VC_ENGINE_BATCH 256
+#define VC_ENGINE_TICK_MAX_S 60
+#define VC_ENGINE_FLUSH_WINDOW_MS 5
+#define VC_ENGINE_JOB_THREADS 8
+#define VC_ENGINE_RETRY_MAX_S 300
+
+/* A certificate decision waiting for the next flush. */
+typedef struct {
+	char *uuid;
+	char *name;
+	GStrv names;
+	VcKeyType key_type;
+	EVP_PKEY *public_key; /* guest keygen: the key of the guest's CSR */
+	gboolean awaits_csr;  /* guest keygen: not ready before public_key is set */
+	gint64 lifetime_s;
+	char *why;
+} VcQueuedIssue;
+
+typedef struct {
+	char *serial;
+	char *uuid;
+	char *name;
+	int reason;
+	char *why;
+} VcQueuedRevoke;
+
+/* One VM the engine has seen: its store row (once a policy selected it) and
+ * what is remembered in memory only (a restart re-checks all of it). */
+typedef struct {
+	char *uuid;
+	VcDomainRecord *row; /* NULL: never selected by a policy */
+	VcDomainState state; /* row->state as an enum; written by vc_engine_vm_move() only */
+	guint64 last_event_seq;
+	gint64 stopped_migrated_at; /* a STOPPED MIGRATED was seen (unix s), else 0 */
+	/* the delivery plan, from the last evaluation */
+	gboolean deliverable; /* running, with a connected guest agent */
+	gboolean has_agent;   /* the domain has a guest agent channel */
+	VcKeyMode key_mode;
+	VcKeyType key_type;
+	char *cert_path;
+	char *chain_path;
+	char *key_path;
+	char *owner;
+	char *reload;
+	VcPolicy *placement;	  /* placement as last resolved (NULL: unrestricted) */
+	gboolean placement_known; /* the issuer judges claims with it */
+	char *claim_peer;	  /* the issuer to claim the VM from, after a migration here */
+	gboolean claim_wanted;
+	/* guest work */
+	gboolean job_running;
+	gboolean check_wanted; /* agent (re)connected or guest restored: verify the files */
+	gint64 retry_at;       /* no guest job before this (unix s) */
+} VcEngineVm;
+
+/* Blocking work, run on the engine's thread pool, its result applied on the
+ * main loop. */
+typedef enum {
+	VC_ENGINE_WORK_DELIVER,	 /* certificate, chain (and host-made key) into the guest */
+	VC_ENGINE_WORK_CHECK,	 /* does the guest hold the current certificate? */
+	VC_ENGINE_WORK_CSR,	 /* guest keygen: key and CSR made in the guest */
+	VC_ENGINE_WORK_METADATA, /* record serial and peer URL in the domain's metadata */
+	VC_ENGINE_WORK_CLAIM,	 /* after a migration here: claim the VM from its issuer */
+} VcEngineWorkKind;
+
+typedef struct _VcEngineWork VcEngineWork;
+
+struct _VcEngine {
+	const VcConfig *config;
+	VcStore *store;
+	VcCa *ca;
+	VcIssuer *issuer;
+	VcPolicySet *policy;
+	VcVirt *virt;
+	gboolean owns_virt;
+
+	GHashTable *vms;	 /* uuid -> VcEngineVm */
+	GHashTable *dirty;	 /* uuid set: rows to write at the next flush */
+	GHashTable *issue_queue; /* uuid -> VcQueuedIssue */
+	GQueue issue_order;	 /* of uuid (owned by issue_queue's keys) */
+	GPtrArray *revoke_queue; /* of VcQueuedRevoke */
+	GHashTable *revoke_set;	 /* serials in revoke_queue (borrowed) */
+	GPtrArray *effects;	 /* of VcEngineWork: pushed once what decided them is durable */
+	GHashTable *keys;	 /* serial -> private key PEM made on the host, until delivered */
+	GThreadPool *pool;	 /* blocking work: the main loop never waits */
+	VcEngine **self;	 /* refcounted box work uses to find the engine (NULL once freed) */
+	VcHost *host;		 /* this host's certificate, NULL if none is installed */
+	GError *host_error;	 /* why the host certificate is not usable, if it is not */
+	gint64 host_loaded_at;
+	guint flush_source;
+	guint tick_source;
+	guint reconcile_source;
+	guint64 seq;
+
+	VcEngineNotifyFunc notify;
+	gpointer notify_data;
+
+	/* counters for status and metrics */
+	guint64 n_events;
+	guint64 n_issued;
+	guint64 n_revoked;
+	guint64 n_failed;
+	guint64 n_reconciles;
+	gint64 last_reconcile_at;
+	gboolean connected;
+};
+
+/* vc-engine.c */
+G_GNUC_PRINTF(6, 7)
+void vc_engine_log(GLogLevelFlags level, const char *event, const char *uuid, const char *name,
+		   const char *serial, const char *fmt, ...);
+void vc_engine_emit(VcEngine *engine, const char *event, const char *uuid, const char *name,
+		    const char *serial, const char *detail);
+gint64 vc_engine_now(void);
+VcEngineVm *vc_engine_vm(VcEngine *engine, const char *uuid);
+VcEngineVm *vc_engine_vm_lookup(VcEngine *engine, const char *uuid);
+VcDomainRecord *vc_engine_vm_ensure_row(VcEngine *engine, VcEngineVm *vm, const char *name);
+void vc_engine_vm_set_name(VcEngine *engine, VcEngineVm *vm, const char *name);
+void vc_engine_vm_mark_dirty(VcEngine *engine, VcEngineVm *vm);
+gboolean vc_engine_vm_move(VcEngine *engine, VcEngineVm *vm, VcDomainState to,
+			   const char *error_msg);
+gboolean vc_engine_queue_revoke(VcEngine *engine, const char *serial, const char *uuid,
+				const char *name, int reason, const char *why);
+guint vc_engine_vm_retire(VcEngine *engine, VcEngineVm *vm, const char *keep, int reason,
+			  const char *why);
+void vc_engine_vm_fail(VcEngine *engine, VcEngineVm *vm, const char *what, const char *why,
+		       gint64 retry_at);
+VcEngineVm *vc_engine_find_vm(VcEngine *engine, const char *vm_or_name);
+void vc_engine_schedule_tick(VcEngine *engine);
+
+/* vc-engine-evaluate.c */
+void vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcEngineInput *input,
+			const char *why);
+gint64 vc_engine_renew_at(const VcEngine *engine, const VcCertRecord *rec);
+gboolean vc_engine_cert_pems(VcEngine *engine, const char *serial, char **ret_cert,
+			     char **ret_chain, GError **error);
+
+/* vc-engine-flush.c */
+void vc_engine_schedule_flush(VcEngine *engine);
+void vc_engine_cancel_issue(VcEngine *engine, const char *uuid);
+VcQueuedIssue *vc_engine_queue_issue(VcEngine *engine, const char *uuid);
+gboolean vc_engine_flush_revocations(VcEngine *engine, GError **error);
+void vc_engine_run_effects(VcEngine *engine);
+void vc_queued_issue_free(VcQueuedIssue *q);
+void vc_queued_revoke_free(VcQueuedRevoke *q);
+
+/* vc-engine-jobs.c */
+void vc_engine_start_work(VcEngine *engine, VcEngineVm *vm, VcEngineWorkKind kind);
+void vc_engine_work_push(VcEngine *engine, VcEngineWork *work);
+void vc_engine_work_free(VcEngineWork *work);

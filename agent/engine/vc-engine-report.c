@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "vc-engine-private.h"
+
+#include "vc-error.h"
+#include "vc-store-json.h"
+
+/* Control requests (the daemon's control socket), status and metrics. */
+
+/* the number of VMs in each state */
+static void
+vc_engine_count_states(VcEngine *engine, guint counts[VC_DOMAIN_STATE_LAST], guint *ret_rows)
+{
+	GHashTableIter iter;
+	VcEngineVm *vm;
+
+	memset(counts, 0, sizeof(guint) * VC_DOMAIN_STATE_LAST);
+	*ret_rows = 0;
+	g_hash_table_iter_init(&iter, engine->vms);
+	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&vm)) {
+		if (vm->row == NULL)
+			continue;
+		counts[vm->state]++;
+		(*ret_rows)++;
+	}
+}
+
+JsonNode *
+vc_engine_get_status(VcEngine *engine)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	guint counts[VC_DOMAIN_STATE_LAST];
+	guint n_rows;
+
+	vc_engine_count_states(engine, counts, &n_rows);
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "libvirt_connected");
+	json_builder_add_boolean_value(b, engine->connected);
+	json_builder_set_member_name(b, "libvirt_uri");
+	json_builder_add_string_value(b, engine->virt ? vc_virt_get_uri(engine->virt) : NULL);
+	json_builder_set_member_name(b, "ca_id");
+	json_builder_add_string_value(b, vc_ca_get_id(engine->ca));
+	json_builder_set_member_name(b, "domains");
+	json_builder_add_int_value(b, n_rows);
+	json_builder_set_member_name(b, "states");
+	json_builder_begin_object(b);
+	for (guint i = 0; i < VC_DOMAIN_STATE_LAST; i++) {
+		if (counts[i] == 0)
+			continue;
+		json_builder_set_member_name(b, vc_domain_state_to_string(i));
+		json_builder_add_int_value(b, counts[i]);
+	}
+	json_builder_end_object(b);
+	json_builder_set_member_name(b, "queued");
+	json_builder_add_int_value(b, vc_engine_get_queue_length(engine));
+	json_builder_set_member_name(b, "events");
+	json_builder_add_int_value(b, (gint64)engine->n_events);
+	json_builder_set_member_name(b, "issued");
+	json_builder_add_int_value(b, (gint64)engine->n_issued);
+	json_builder_set_member_name(b, "revoked");
+	json_builder_add_int_value(b, (gint64)engine->n_revoked);
+	json_builder_set_member_name(b, "failed");
+	json_builder_add_int_value(b, (gint64)engine->n_failed);
+	json_builder_set_member_name(b, "reconciles");
+	json_builder_add_int_value(b, (gint64)engine->n_reconciles);
+	json_builder_set_member_name(b, "policy_groups");
+	json_builder_add_int_value(b, vc_policy_set_get_size(engine->policy));
+	json_builder_set_member_name(b, "policy_warnings");
+	json_builder_begin_array(b);
+	{
+		GPtrArray *w = vc_policy_set_get_warnings(engine->policy);
+		for (guint i = 0; i < w->len; i++)
+			json_builder_add_string_value(b, g_ptr_array_index(w, i));
+	}
+	json_builder_end_array(b);
+	json_builder_end_object(b);
+	return json_builder_get_root(b);
+}
+
+JsonNode *
+vc_engine_list(VcEngine *engine, GError **error)
+{
+	g_autoptr(GPtrArray) certs = vc_store_cert_list(engine->store, NULL, error);
+	JsonArray *array;
+	JsonNode *node;
+
+	if (certs == NULL)
+		return NULL;
+	array = json_array_sized_new(certs->len);
+	for (guint i = 0; i < certs->len; i++)
+		json_array_add_element(array, vc_cert_record_to_json(g_ptr_array_index(certs, i)));
+	node = json_node_new(JSON_NODE_ARRAY);
+	json_node_take_array(node, array);
+	return node;
+}
+
+JsonNode *
+vc_engine_show(VcEngine *engine, const char *vm_or_serial, GError **error)
+{
+	VcEngineVm *vm = vc_engine_find_vm(engine, vm_or_serial);
+	g_autoptr(JsonBuilder) b = NULL;
+	g_autoptr(GPtrArray) certs = NULL;
+
+	if (vm == NULL) {
+		g_autofree char *serial = g_ascii_strdown(vm_or_serial, -1);
+		g_autoptr(VcCertRecord) rec = vc_store_cert_get(engine->store, serial, NULL);
+		if (rec != NULL)
+			return vc_cert_record_to_json(rec);
+		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
+			    "no VM or serial '%s' known to the daemon", vm_or_serial);
+		return NULL;
+	}
+	certs = vc_store_cert_list(engine->store, vm->uuid, error);
+	if (certs == NULL)
+		return NULL;
+	b = json_builder_new();
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "domain");
+	json_builder_add_value(b, vc_domain_record_to_json(vm->row));
+	json_builder_set_member_name(b, "certificates");
+	json_builder_begin_array(b);
+	for (guint i = 0; i < certs->len; i++)
+		json_builder_add_value(b, vc_cert_record_to_json(g_ptr_array_index(certs, i)));
+	json_builder_end_array(b);
+	json_builder_end_object(b);
+	return json_builder_get_root(b);
+}
+
+JsonNode *
+vc_engine_renew(VcEngine *engine, const char *vm_or_name, GError **error)
+{
+	const VcEngineInput input = {.kind = VC_ENGINE_INPUT_RENEW};
+	VcEngineVm *vm = vc_engine_find_vm(engine, vm_or_name);
+	g_autoptr(JsonBuilder) b = json_builder_new();
+
+	if (vm == NULL) {
+		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "no VM '%s' managed by the daemon",
+			    vm_or_name);
+		return NULL;
+	}
+	vc_engine_evaluate(engine, vm->uuid, &input, "manual renewal");
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "vm_uuid");
+	json_builder_add_string_value(b, vm->uuid);
+	json_builder_set_member_name(b, "state");
+	json_builder_add_string_value(b, vc_domain_state_to_string(vm->state));
+	json_builder_end_object(b);
+	return json_builder_get_root(b);
+}
+
+JsonNode *
+vc_engine_revoke(VcEngine *engine, const char *vm_or_serial, int reason, GError **error)
+{
+	const char *why = "revoked by the administrator";
+	VcEngineVm *vm = vc_engine_find_vm(engine, vm_or_serial);
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autoptr(GPtrArray) serials = g_ptr_array_new_with_free_func(g_free);
+
+	if (vm != NULL) {
+		/* every certificate of the VM; it keeps running without one until
+		 * policy changes or an administrator renews it */
+		guint n = engine->revoke_queue->len;
+		vc_engine_cancel_issue(engine, vm->uuid);
+		vc_engine_vm_retire(engine, vm, NULL, reason, why);
+		for (guint i = n; i < engine->revoke_queue->len; i++) {
+			VcQueuedRevoke *q = g_ptr_array_index(engine->revoke_queue, i);
+			g_ptr_array_add(serials, g_strdup(q->serial));
+		}
+		if (vm->state != VC_DOMAIN_STATE_REVOKED)
+			vc_engine_vm_move(engine, vm, VC_DOMAIN_STATE_REVOKING, NULL);
+	} else {
+		g_autofree char *serial = g_ascii_strdown(vm_or_serial, -1);
+		g_autoptr(VcCertRecord) rec = NULL;
+		g_autoptr(GError) local = NULL;
+		rec = vc_store_cert_get(engine->store, serial, &local);
+		if (rec == NULL) {
+			if (g_error_matches(local, VC_ERROR, VC_ERROR_STORE))
+				g_propagate_error(error, g_steal_pointer(&local));
+			else
+				g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
+					    "no VM or certificate '%s' known to the daemon",
+					    vm_or_serial);
+			return NULL;
+		}
+		vm = vc_engine_vm_lookup(engine, rec->vm_uuid);
+		if (vm == NULL || vm->row == NULL ||
+		    g_strcmp0(vm->row->current_serial, serial) != 0)
+			vm = NULL; /* not the VM's current certificate: only this one goes */
+		vc_engine_queue_revoke(engine, serial, rec->vm_uuid, rec->vm_name, reason, why);
+		g_ptr_array_add(serials, g_strdup(serial));
+		if (vm != NULL) {
+			g_clear_pointer(&vm->row->current_serial, g_free);
+			g_clear_pointer(&vm->row->names_key, g_free);
+			vm->row->next_action_at = 0;
+			vc_engine_vm_move(engine, vm, VC_DOMAIN_STATE_REVOKING, NULL);
+		}
+	}
+	/* durable before the reply: flush now rather than at idle */
+	g_clear_handle_id(&engine->flush_source, g_source_remove);
+	if (!vc_engine_flush_revocations(engine, error)) {
+		vc_engine_schedule_flush(engine);
+		return NULL;
+	}
+	vc_engine_run_effects(engine);
+	/* a manual revocation is not the end of the VM's life: if policy still
+	 * asks for a certificate, a new one (with a new key) is issued */
+	if (vm != NULL && vm->state == VC_DOMAIN_STATE_REVOKED) {
+		const VcEngineInput input = {.kind = VC_ENGINE_INPUT_RECONCILE};
+		vc_engine_vm_move(engine, vm, VC_DOMAIN_STATE_NEW, NULL);
+		vc_engine_evaluate(engine, vm->uuid, &input, "re-issue after a manual revocation");
+	}
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "revoked");
+	json_builder_begin_array(b);
+	for (guint i = 0; i < serials->len; i++)
+		json_builder_add_string_value(b, g_ptr_array_index(serials, i));
+	json_builder_end_array(b);
+	json_builder_end_object(b);
+	vc_engine_schedule_flush(engine);
+	return json_builder_get_root(b);
+}
+
+JsonNode *
+vc_engine_issue_manual(VcEngine *engine, const VcIssueRequest *req, GError **error)
+{
+	g_autoptr(VcIssued) issued = NULL;
+	g_autoptr(VcCertRecord) rec = NULL;
+
+	issued = vc_issuer_issue(engine->issuer, req, error);
+	if (issued == NULL)
+		return NULL;
+	rec = vc_store_cert_get(engine->store, issued->serial, error);
+	if (rec == NULL)
+		return NULL;
+	engine->n_issued++;
+	vc_engine_log(G_LOG_LEVEL_MESSAGE, "issued", req->vm_uuid, req->vm_name, issued->serial,
+		      "VM %s: issued %s by hand", req->vm_name, issued->serial);
+	vc_engine_emit(engine, "issued", req->vm_uuid, req->vm_name, issued->serial,
+		       "manual issuance");
+	return vc_cert_record_to_json(rec);
+}
+
+char *
+vc_engine_get_cert_chain(VcEngine *engine, const char *vm_uuid, GError **error)
+{
+	VcEngineVm *vm = vc_engine_vm_lookup(engine, vm_uuid);
+	g_autofree char *cert = NULL;
+	char *chain = NULL;
+
+	if (vm == NULL || vm->row == NULL || vm->row->current_serial == NULL) {
+		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "no current certificate for VM %s",
+			    vm_uuid);
+		return NULL;
+	}
+	if (!vc_engine_cert_pems(engine, vm->row->current_serial, &cert, &chain, error))
+		return NULL;
+	return chain;
+}
+
+guint64
+vc_engine_get_revocation_count(VcEngine *engine)
+{
+	return engine->n_revoked;
+}
+
+char *
+vc_engine_get_metrics(VcEngine *engine)
+{
+	g_autoptr(GString) s = g_string_new(NULL);
+	guint counts[VC_DOMAIN_STATE_LAST];
+	guint n_rows;
+
+	vc_engine_count_states(engine, counts, &n_rows);
+	/* every state, zero included, so that a dashboard sees a state empty */
+	g_string_append(s, "# HELP virtcert_domains VMs known to virtcertd, by state.\n"
+			   "# TYPE virtcert_domains gauge\n");
+	for (guint i = 0; i < VC_DOMAIN_STATE_LAST; i++)
+		g_string_append_printf(s, "virtcert_domains{state=\"%s\"} %u\n",
+				       vc_domain_state_to_string(i), counts[i]);
+	g_string_append_printf(s,
+			       "# HELP virtcert_certificates_issued_total Certificates issued.\n"
+			       "# TYPE virtcert_certificates_issued_total counter\n"
+			       "virtcert_certificates_issued_total %" G_GUINT64_FORMAT "\n"
+			       "# HELP virtcert_certificates_revoked_total Certificates revoked.\n"
+			       "# TYPE virtcert_certificates_revoked_total counter\n"
+			       "virtcert_certificates_revoked_total %" G_GUINT64_FORMAT "\n"
+			       "# HELP virtcert_failures_total Decisions that failed.\n"
+			       "# TYPE virtcert_failures_total counter\n"
+			       "virtcert_failures_total %" G_GUINT64_FORMAT "\n"
+			       "# HELP virtcert_libvirt_events_total libvirt events handled.\n"
+			       "# TYPE virtcert_libvirt_events_total counter\n"
+			       "virtcert_libvirt_events_total %" G_GUINT64_FORMAT "\n"
+			       "# HELP virtcert_queue_length Issuances and revocations waiting.\n"
+			       "# TYPE virtcert_queue_length gauge\n"
+			       "virtcert_queue_length %u\n"
+			       "# HELP virtcert_libvirt_connected 1 while connected to libvirt.\n"
+			       "# TYPE virtcert_libvirt_connected gauge\n"
+			       "virtcert_libvirt_connected %d\n",
+			       engine->n_issued, engine->n_revoked, engine->n_failed,
+			       engine->n_events, vc_engine_get_queue_length(engine),
+			       engine->connected ? 1 : 0);
+	return g_string_free(g_steal_pointer(&s), FALSE);
+}

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Shared by the files of agent/http only: answers in the style every route
+ * uses. */
+
+#include <libsoup/soup.h>
+
+G_BEGIN_DECLS
+
+/* TEXT and a newline as text/plain. */
+void vc_http_respond_text(SoupServerMessage *msg, guint status, const char *text);
+/* 200 with DATA (copied) as CONTENT_TYPE. */
+void vc_http_respond_data(SoupServerMessage *msg, const char *content_type, const void *data,
+			  gsize len);
+/* TRUE when S is MIN to MAX hexadecimal digits. */
+gboolean vc_http_is_hex(const char *s, gsize min, gsize max);
+
+G_END_DECLS
