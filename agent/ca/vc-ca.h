@@ -134,8 +134,10 @@ char *vc_crl_to_pem(X509_CRL *crl, GError **error);
 X509_CRL *vc_crl_load(const char *path, GError **error);
 GBytes *vc_crl_to_der(X509_CRL *crl, GError **error);
 
+#ifdef VC_TEST_SEAMS
 /* Raw signing speed of the key type (EVP_DigestSign over 256 octets), for
  * benchmarks: signatures per second over about SECONDS. */
 double vc_bench_raw_sign_per_s(VcKeyType type, double seconds, GError **error);
+#endif
 
 G_END_DECLS

@@ -576,6 +576,7 @@ fail : {
 }
 }
 
+#ifdef VC_TEST_SEAMS
 double
 vc_bench_raw_sign_per_s(VcKeyType type, double seconds, GError **error)
 {
@@ -616,3 +617,4 @@ vc_bench_raw_sign_per_s(VcKeyType type, double seconds, GError **error)
 	elapsed = g_get_monotonic_time() - start;
 	return (double)count * G_USEC_PER_SEC / (double)MAX(elapsed, 1);
 }
+#endif /* VC_TEST_SEAMS */

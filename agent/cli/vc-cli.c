@@ -58,12 +58,6 @@ static const VcCliCommand commands[] = {
      vc_cli_host_install_libvirt_tls},
     {"hook install", "[--root DIR]", "Install virtcert-hook as libvirt's QEMU hook",
      vc_cli_hook_install},
-    {"bench issue", "--count N [--key TYPE]", "Benchmark the full issuance path",
-     vc_cli_bench_issue},
-    {"bench lifecycle", "--uri URI --domains N [--reconcile]",
-     "Benchmark the engine against a libvirt test driver", vc_cli_bench_lifecycle},
-    {"bench deliver", "--uri URI --vm NAME [--count N]",
-     "Benchmark deliveries into a running VM through its guest agent", vc_cli_bench_deliver},
     {NULL}};
 
 static void
@@ -310,6 +304,11 @@ main(int argc, char **argv)
 	cmd = vc_cli_find_command(argc, argv, &words);
 	if (cmd == NULL) {
 		g_printerr("virtcert: unknown command '%s'\n", argv[1]);
+		if (g_strcmp0(argv[1], "bench") == 0)
+			g_printerr(
+			    "virtcert: the benchmarks are virtcert-bench's (libexec/virtcert/, "
+			    "built with -Dtest_seams=true): virtcert-bench "
+			    "issue|lifecycle|deliver\n");
 		vc_cli_print_usage(stderr);
 		return 1;
 	}

@@ -92,10 +92,5 @@ gboolean vc_cli_host_show(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_host_install_libvirt_tls(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_policy_check(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_hook_install(VcCli *cli, int argc, char **argv, GError **error);
-gboolean vc_cli_bench_deliver(VcCli *cli, int argc, char **argv, GError **error);
-gboolean vc_cli_bench_lifecycle(VcCli *cli, int argc, char **argv, GError **error);
-/* Removes PATH and everything below it. */
-void vc_cli_rm_rf(const char *path);
-gboolean vc_cli_bench_issue(VcCli *cli, int argc, char **argv, GError **error);
 
 G_END_DECLS

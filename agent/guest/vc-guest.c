@@ -1490,6 +1490,7 @@ vc_guest_make_csr(VcGuestChannel *channel, const char *key_path, VcKeyType type,
 	return g_steal_pointer(&key);
 }
 
+#ifdef VC_TEST_SEAMS
 GArray *
 vc_guest_bench_deliver(VcGuestChannel *channel, const VcGuestDelivery *d, guint n, GError **error)
 {
@@ -1509,6 +1510,7 @@ vc_guest_bench_deliver(VcGuestChannel *channel, const VcGuestDelivery *d, guint 
 	}
 	return g_steal_pointer(&durations);
 }
+#endif /* VC_TEST_SEAMS */
 
 gboolean
 vc_guest_check_files(VcGuestChannel *channel, const char *cert_path, const char *cert_pem,

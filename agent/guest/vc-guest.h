@@ -150,9 +150,11 @@ EVP_PKEY *vc_guest_make_csr(VcGuestChannel *channel, const char *key_path, VcKey
  * VC_ERROR_CRYPTO (signature). */
 EVP_PKEY *vc_guest_csr_public_key(const char *pem, gsize len, GError **error);
 
-/* For `virtcert bench deliver`: n deliveries of d in a row; returns their
+#ifdef VC_TEST_SEAMS
+/* For `virtcert-bench deliver`: n deliveries of d in a row; returns their
  * durations in microseconds (gint64), or NULL at the first failure. */
 GArray *vc_guest_bench_deliver(VcGuestChannel *channel, const VcGuestDelivery *d, guint n,
 			       GError **error);
+#endif
 
 G_END_DECLS

@@ -32,7 +32,9 @@
 : "${VC_SOURCE_ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${VC_BUILD_ROOT:=$VC_SOURCE_ROOT/build}"
 : "${VIRTCERT:=$VC_BUILD_ROOT/agent/cli/virtcert}"
-export VC_SOURCE_ROOT VC_BUILD_ROOT VIRTCERT
+# empty (meson sets it so) when built with -Dtest_seams=false: no benchmarks
+: "${VIRTCERT_BENCH=$VC_BUILD_ROOT/agent/bench/virtcert-bench}"
+export VC_SOURCE_ROOT VC_BUILD_ROOT VIRTCERT VIRTCERT_BENCH
 # shellcheck source=../lib/common.sh
 source "$VC_SOURCE_ROOT/tests/lib/common.sh"
 

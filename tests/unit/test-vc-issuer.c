@@ -638,6 +638,10 @@ test_crash(Fixture *fx, gconstpointer data)
 	guint n = 0;
 	pid_t pid;
 
+#ifndef VC_TEST_SEAMS
+	g_test_skip("no crash points: built with -Dtest_seams=false");
+	return;
+#endif
 	/* the parent's connection stays out of the child's way */
 	g_clear_pointer(&fx->issuer, vc_issuer_free);
 	g_clear_pointer(&fx->store, vc_store_free);

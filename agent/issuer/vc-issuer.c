@@ -11,9 +11,12 @@ struct _VcIssuer {
 	VcStore *store;
 	char *crl_url;
 	char *ocsp_url;
-	/* Test hook: VC_TEST_CRASH_AT=after-record|after-sign kills the process
-	 * there, so tests can prove the recovery rules on the real binary. */
+#ifdef VC_TEST_SEAMS
+	/* Test seam (-Dtest_seams=true): VC_TEST_CRASH_AT=after-record|after-sign
+	 * kills the process there, so tests can prove the recovery rules on the
+	 * real binary. A release build has no such environment variable. */
 	char *crash_at;
+#endif
 };
 
 void
@@ -48,7 +51,9 @@ vc_issuer_new(const VcConfig *config, VcCa *ca, VcStore *store)
 	issuer->store = store;
 	issuer->crl_url = vc_issuer_expand_url(config->crl_url, vc_ca_get_id(ca));
 	issuer->ocsp_url = vc_issuer_expand_url(config->ocsp_url, vc_ca_get_id(ca));
+#ifdef VC_TEST_SEAMS
 	issuer->crash_at = g_strdup(g_getenv("VC_TEST_CRASH_AT"));
+#endif
 	return issuer;
 }
 
@@ -59,7 +64,9 @@ vc_issuer_free(VcIssuer *issuer)
 		return;
 	g_free(issuer->crl_url);
 	g_free(issuer->ocsp_url);
+#ifdef VC_TEST_SEAMS
 	g_free(issuer->crash_at);
+#endif
 	g_free(issuer);
 }
 
@@ -72,8 +79,10 @@ vc_issuer_get_crl_url(VcIssuer *issuer)
 static void
 vc_issuer_crash_point(VcIssuer *issuer, const char *point)
 {
+#ifdef VC_TEST_SEAMS
 	if (issuer->crash_at != NULL && g_strcmp0(issuer->crash_at, point) == 0)
 		raise(SIGKILL);
+#endif
 }
 
 /* Step one, inside the caller's transaction: checks, key, serial, intent. */

@@ -1,30 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* virtcert bench issue: the full issuance path against a reference measured
+/* virtcert-bench issue: the full issuance path against a reference measured
  * in the same run (raw EVP_DigestSign of the same key type). */
-#include "vc-cli.h"
+#include "vc-bench.h"
 
-#include <glib/gstdio.h>
 #include <sys/resource.h>
 
 #include "vc-error.h"
 
-void
-vc_cli_rm_rf(const char *path)
-{
-	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
-	const char *name;
-
-	if (dir != NULL) {
-		while ((name = g_dir_read_name(dir)) != NULL) {
-			g_autofree char *child = g_build_filename(path, name, NULL);
-			vc_cli_rm_rf(child);
-		}
-	}
-	g_remove(path);
-}
-
 gboolean
-vc_cli_bench_issue(VcCli *cli, int argc, char **argv, GError **error)
+vc_bench_issue(int argc, char **argv, GError **error)
 {
 	gint count = 1000, batch = 256;
 	g_autofree char *key = NULL;
@@ -51,7 +35,7 @@ vc_cli_bench_issue(VcCli *cli, int argc, char **argv, GError **error)
 	     "N"},
 	    {NULL}};
 
-	if (!vc_cli_parse("bench issue", "--count N", entries, &argc, &argv, error))
+	if (!vc_bench_parse("issue", "--count N", entries, &argc, &argv, error))
 		return FALSE;
 	if (count < 1 || batch < 1) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE,
@@ -141,7 +125,7 @@ vc_cli_bench_issue(VcCli *cli, int argc, char **argv, GError **error)
 					 "synchronous=FULL group commit");
 	json_builder_end_object(b);
 	if (arg_json) {
-		vc_cli_print_json(json_builder_get_root(b));
+		vc_bench_print_json(json_builder_get_root(b));
 	} else {
 		g_print("%u %s certificates in %.3f s: %.0f certs/s; raw sign %.0f/s; ratio %.3f "
 			"(target 0.15)\n",
@@ -152,7 +136,6 @@ vc_cli_bench_issue(VcCli *cli, int argc, char **argv, GError **error)
 out:
 	g_clear_pointer(&issuer, vc_issuer_free);
 	g_clear_pointer(&store, vc_store_free);
-	vc_cli_rm_rf(tmp);
-	(void)cli;
+	vc_bench_rm_rf(tmp);
 	return ok;
 }

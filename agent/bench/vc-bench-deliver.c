@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* virtcert bench deliver: deliveries into a real VM through its guest agent,
+/* virtcert-bench deliver: deliveries into a real VM through its guest agent,
  * beside the guest-ping round trip of the same agent (the reference). */
-#include "vc-cli.h"
+#include "vc-bench.h"
 
 #include "vc-error.h"
 #include "vc-guest.h"
@@ -21,7 +21,7 @@ vc_bench_pct_ms(GArray *sorted, double p)
 }
 
 gboolean
-vc_cli_bench_deliver(VcCli *cli, int argc, char **argv, GError **error)
+vc_bench_deliver(int argc, char **argv, GError **error)
 {
 	g_autofree char *uri = NULL;
 	g_autofree char *vm = NULL;
@@ -59,7 +59,7 @@ vc_cli_bench_deliver(VcCli *cli, int argc, char **argv, GError **error)
 	     "Directory in the guest (default /run/virtcert-bench)", "PATH"},
 	    {NULL}};
 
-	if (!vc_cli_parse("bench deliver", "--uri URI --vm NAME", entries, &argc, &argv, error))
+	if (!vc_bench_parse("deliver", "--uri URI --vm NAME", entries, &argc, &argv, error))
 		return FALSE;
 	if (uri == NULL || vm == NULL || count < 1) {
 		g_set_error_literal(
@@ -162,7 +162,7 @@ vc_cli_bench_deliver(VcCli *cli, int argc, char **argv, GError **error)
 					 "read back and compared");
 	json_builder_end_object(b);
 	if (arg_json)
-		vc_cli_print_json(json_builder_get_root(b));
+		vc_bench_print_json(json_builder_get_root(b));
 	else
 		g_print("%u deliveries into %s: p50 %.1f ms, p95 %.1f ms; file-only p50 %.1f ms, "
 			"p95 %.1f ms (guest-ping p50 %.1f ms)\n",
@@ -179,7 +179,6 @@ out:
 	g_clear_pointer(&issuer, vc_issuer_free);
 	g_clear_pointer(&store, vc_store_free);
 	if (tmp != NULL)
-		vc_cli_rm_rf(tmp);
-	(void)cli;
+		vc_bench_rm_rf(tmp);
 	return ok;
 }

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* virtcert bench lifecycle: the daemon's engine against a libvirt test driver
+/* virtcert-bench lifecycle: the daemon's engine against a libvirt test driver
  * served by a libvirtd (events cross processes as in production). A storm of
  * N domains defined and started back to back by virsh, or (--reconcile) N
  * domains already defined when the engine starts. */
-#include "vc-cli.h"
+#include "vc-bench.h"
 
 #include <sys/resource.h>
 
@@ -132,7 +132,7 @@ vc_bench_spawn_virsh(const char *uri, const char *script, GError **error)
 }
 
 gboolean
-vc_cli_bench_lifecycle(VcCli *cli, int argc, char **argv, GError **error)
+vc_bench_lifecycle(int argc, char **argv, GError **error)
 {
 	gint domains = 1000;
 	gboolean reconcile = FALSE;
@@ -166,7 +166,7 @@ vc_cli_bench_lifecycle(VcCli *cli, int argc, char **argv, GError **error)
 	     "libvirt test driver served by a libvirtd: test+unix:///default?socket=PATH", "URI"},
 	    {NULL}};
 
-	if (!vc_cli_parse("bench lifecycle", "--uri URI --domains N", entries, &argc, &argv, error))
+	if (!vc_bench_parse("lifecycle", "--uri URI --domains N", entries, &argc, &argv, error))
 		return FALSE;
 	if (uri == NULL || domains < 1) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE,
@@ -266,7 +266,7 @@ vc_cli_bench_lifecycle(VcCli *cli, int argc, char **argv, GError **error)
 	json_builder_add_double_value(b, reconcile ? 10.0 : 2.0);
 	json_builder_end_object(b);
 	if (arg_json)
-		vc_cli_print_json(json_builder_get_root(b));
+		vc_bench_print_json(json_builder_get_root(b));
 	else
 		g_print(
 		    "%d domains: all issued in %.2f s, latency p50 %.1f ms p99 %.1f ms, peak RSS "
@@ -284,7 +284,6 @@ out:
 	if (bench.latencies_ms != NULL)
 		g_array_unref(bench.latencies_ms);
 	g_clear_pointer(&store, vc_store_free);
-	vc_cli_rm_rf(tmp);
-	(void)cli;
+	vc_bench_rm_rf(tmp);
 	return ok;
 }

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* virtcert-bench: the benchmarks, apart from virtcert so that the
+ * administrator's tool links no engine, libvirt, guest or HTTP code. Every
+ * benchmark works in a throwaway state directory of its own. */
+#include "vc-bench.h"
+
+#include <glib/gstdio.h>
+#include <locale.h>
+#include <stdio.h>
+
+#include "vc-build-config.h"
+#include "vc-error.h"
+
+gboolean arg_json;
+
+static const GOptionEntry global_entries[] = {
+    {"json", 0, 0, G_OPTION_ARG_NONE, &arg_json, "Print machine-readable JSON", NULL}, {NULL}};
+
+static const VcBenchCommand commands[] = {
+    {"issue", "--count N [--key TYPE] [--batch N]",
+     "The full issuance path beside the raw signing rate of the same key type", vc_bench_issue},
+    {"lifecycle", "--uri URI --domains N [--reconcile]",
+     "The daemon's engine against a libvirt test driver served by a libvirtd", vc_bench_lifecycle},
+    {"deliver", "--uri URI --vm NAME [--count N] [--dir PATH]",
+     "Deliveries into a running VM through its guest agent, beside guest-ping", vc_bench_deliver},
+    {NULL}};
+
+static void
+vc_bench_print_usage(FILE *out)
+{
+	fprintf(out, "Usage: virtcert-bench [--json] COMMAND …\n\nCommands:\n");
+	for (guint i = 0; commands[i].name != NULL; i++)
+		fprintf(out, "  %-10s %s\n      %s\n", commands[i].name, commands[i].args,
+			commands[i].summary);
+	fprintf(out, "\nExit status: 0 success, 1 usage error, 3 failure.\n"
+		     "'virtcert-bench COMMAND --help' describes a command's options.\n");
+}
+
+gboolean
+vc_bench_parse(const char *command, const char *args, const GOptionEntry *entries, int *argc,
+	       char ***argv, GError **error)
+{
+	g_autofree char *param =
+	    g_strdup_printf("— virtcert-bench %s %s", command, args ? args : "");
+	g_autoptr(GOptionContext) ctx = g_option_context_new(param);
+	GOptionGroup *global =
+	    g_option_group_new("global", "Global options:", "Show global options", NULL, NULL);
+
+	g_option_group_add_entries(global, global_entries);
+	g_option_context_add_group(ctx, global);
+	if (entries != NULL)
+		g_option_context_add_main_entries(ctx, entries, NULL);
+	if (!g_option_context_parse(ctx, argc, argv, error)) {
+		if (error != NULL && *error != NULL) {
+			(*error)->domain = VC_ERROR;
+			(*error)->code = VC_ERROR_USAGE;
+		}
+		return FALSE;
+	}
+	return TRUE;
+}
+
+void
+vc_bench_print_json(JsonNode *node)
+{
+	g_autofree char *text = json_to_string(node, TRUE);
+
+	g_print("%s\n", text);
+	json_node_unref(node);
+}
+
+void
+vc_bench_rm_rf(const char *path)
+{
+	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+	const char *name;
+
+	if (dir != NULL) {
+		while ((name = g_dir_read_name(dir)) != NULL) {
+			g_autofree char *child = g_build_filename(path, name, NULL);
+			vc_bench_rm_rf(child);
+		}
+	}
+	g_remove(path);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) rest = g_ptr_array_new();
+	const VcBenchCommand *cmd = NULL;
+	const char *word = NULL;
+	int status;
+
+	setlocale(LC_ALL, "");
+	if (argc < 2 || g_strcmp0(argv[1], "--help") == 0 || g_strcmp0(argv[1], "-h") == 0 ||
+	    g_strcmp0(argv[1], "help") == 0) {
+		vc_bench_print_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 1 : 0;
+	}
+	if (g_strcmp0(argv[1], "--version") == 0) {
+		g_print("virtcert-bench %s\n", VC_VERSION);
+		return 0;
+	}
+	/* the command is the first word that is not an option (--json may come first) */
+	g_ptr_array_add(rest, argv[0]);
+	for (int i = 1; i < argc; i++) {
+		if (word == NULL && argv[i][0] != '-') {
+			word = argv[i];
+			continue;
+		}
+		g_ptr_array_add(rest, argv[i]);
+	}
+	g_ptr_array_add(rest, NULL);
+	for (guint i = 0; word != NULL && commands[i].name != NULL; i++) {
+		if (g_strcmp0(commands[i].name, word) == 0)
+			cmd = &commands[i];
+	}
+	if (cmd == NULL) {
+		g_printerr("virtcert-bench: unknown command '%s'\n", word != NULL ? word : "");
+		vc_bench_print_usage(stderr);
+		return 1;
+	}
+
+	cmd->func((int)rest->len - 1, (char **)rest->pdata, &error);
+	status = vc_error_exit_status(error);
+	if (error != NULL)
+		g_printerr("virtcert-bench %s: %s\n", cmd->name, error->message);
+	return status;
+}
