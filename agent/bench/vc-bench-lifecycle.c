@@ -32,7 +32,11 @@ vc_bench_notify(JsonNode *data, gpointer user_data)
 	const char *detail = json_object_get_string_member_with_default(o, "detail", "");
 	gint64 now = g_get_monotonic_time();
 
-	if (g_str_equal(event, "libvirt") && g_str_has_prefix(detail, "started")) {
+	if (g_str_equal(event, "libvirt-connected")) {
+		/* the reconcile that follows the connection ran */
+		bench->connected = TRUE;
+		g_main_loop_quit(bench->loop);
+	} else if (g_str_equal(event, "libvirt") && g_str_has_prefix(detail, "started")) {
 		gint64 *t = g_new(gint64, 1);
 		*t = now;
 		if (bench->first_event == 0)
@@ -48,29 +52,6 @@ vc_bench_notify(JsonNode *data, gpointer user_data)
 		if (bench->issued >= bench->target)
 			g_main_loop_quit(bench->loop);
 	}
-}
-
-static void
-vc_bench_connected(gpointer user_data)
-{
-	VcBench *bench = user_data;
-	bench->connected = TRUE;
-	vc_engine_handle_connected(bench->engine);
-	g_main_loop_quit(bench->loop);
-}
-
-static void
-vc_bench_disconnected(gpointer user_data)
-{
-	VcBench *bench = user_data;
-	vc_engine_handle_disconnected(bench->engine);
-}
-
-static void
-vc_bench_event(const VcVirtEvent *event, gpointer user_data)
-{
-	VcBench *bench = user_data;
-	vc_engine_handle_event(bench->engine, event);
 }
 
 /* Per-VM decisions are logged as messages; a benchmark keeps only warnings. */
@@ -150,9 +131,7 @@ vc_bench_lifecycle(int argc, char **argv, GError **error)
 	const char *const permit[] = {"bench.virtcert.example", NULL};
 	const char policy[] = "[bench]\nmatch-name=bench-*\nnames={name}.bench.virtcert.example\n";
 	VcCaInitOptions opts = {.permit = permit, .key_type = VC_KEY_TYPE_EC_P256};
-	VcVirtCallbacks cb = {vc_bench_connected, vc_bench_disconnected, vc_bench_event};
 	VcBench bench = {0};
-	VcVirt *virt = NULL;
 	virConnectPtr keeper = NULL;
 	gint64 t0, storm_done = 0;
 	double all_s;
@@ -210,16 +189,12 @@ vc_bench_lifecycle(int argc, char **argv, GError **error)
 		if (virsh == NULL || !g_subprocess_wait_check(virsh, NULL, error))
 			goto out;
 		t0 = g_get_monotonic_time();
-		virt = vc_virt_new(uri, &cb, &bench);
-		vc_engine_set_virt(bench.engine, virt);
-		vc_virt_start(virt);
+		vc_engine_connect_libvirt(bench.engine, uri);
 		g_main_loop_run(bench.loop); /* connected: the reconcile ran */
 		if (bench.issued < bench.target)
 			g_main_loop_run(bench.loop);
 	} else {
-		virt = vc_virt_new(uri, &cb, &bench);
-		vc_engine_set_virt(bench.engine, virt);
-		vc_virt_start(virt);
+		vc_engine_connect_libvirt(bench.engine, uri);
 		g_main_loop_run(bench.loop);
 		t0 = g_get_monotonic_time();
 		virsh = vc_bench_spawn_virsh(uri, script, error);
@@ -275,7 +250,6 @@ vc_bench_lifecycle(int argc, char **argv, GError **error)
 		    vc_bench_percentile(bench.latencies_ms, 99), ru.ru_maxrss / 1024.0);
 	ok = TRUE;
 out:
-	g_clear_pointer(&virt, vc_virt_free);
 	g_clear_pointer(&bench.engine, vc_engine_free);
 	if (keeper != NULL)
 		virConnectClose(keeper);

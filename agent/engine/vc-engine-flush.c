@@ -312,12 +312,17 @@ vc_engine_schedule_flush(VcEngine *engine)
 
 /* A storm of events can keep the main loop from coming round to the flush
  * timer (libvirt dispatches the events it queued during one call in one
- * go): flushes now if the window has passed, so that a certificate waits
- * for one window, not for the storm to end. */
+ * go): flushes now once the timer is VC_ENGINE_FLUSH_LATE_MS late, so that a
+ * certificate waits for a short window, not for the storm to end. Not at
+ * once: every flush costs three commits, and in a storm, batches of a few
+ * milliseconds' worth of events take CPU from libvirtd (a 1,000-domain storm
+ * ran 40% longer with inline flushes at 0 ms late, as long as without them at
+ * 20-40 ms, with p99 latency 45-68 ms instead of 430-550 ms). */
 void
 vc_engine_flush_if_due(VcEngine *engine)
 {
-	if (engine->flush_source == 0 || g_get_monotonic_time() < engine->flush_due_us)
+	if (engine->flush_source == 0 ||
+	    g_get_monotonic_time() < engine->flush_due_us + VC_ENGINE_FLUSH_LATE_MS * 1000)
 		return;
 	g_clear_handle_id(&engine->flush_source, g_source_remove);
 	vc_engine_flush_cb(engine);

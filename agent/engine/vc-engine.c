@@ -533,12 +533,12 @@ vc_engine_handle_connected(VcEngine *engine)
 	engine->connected = TRUE;
 	vc_engine_log(G_LOG_LEVEL_MESSAGE, "connected", NULL, NULL, NULL,
 		      "connected to libvirt; reconciling");
-	if (engine->notify != NULL)
-		vc_engine_emit(engine, "libvirt-connected", NULL, NULL, NULL,
-			       engine->virt != NULL ? vc_virt_get_uri(engine->virt) : NULL);
 	if (!vc_engine_reconcile(engine, &error))
 		vc_engine_log(G_LOG_LEVEL_WARNING, "reconcile", NULL, NULL, NULL,
 			      "reconcile failed: %s", error->message);
+	/* after the reconcile: whoever waits for it sees its decisions made */
+	vc_engine_emit(engine, "libvirt-connected", NULL, NULL, NULL,
+		       engine->virt != NULL ? vc_virt_get_uri(engine->virt) : NULL);
 	if (engine->reconcile_source == 0 && engine->config->reconcile_interval_s > 0)
 		engine->reconcile_source = g_timeout_add_seconds(
 		    (guint)engine->config->reconcile_interval_s, vc_engine_reconcile_cb, engine);
