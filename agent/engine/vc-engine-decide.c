@@ -154,10 +154,10 @@ vc_engine_decide_level(const VcEngineInput *input, const VcEngineFacts *f, VcEng
 		return;
 	}
 	if (input->kind == VC_ENGINE_INPUT_RENEW || input->kind == VC_ENGINE_INPUT_FILES_LOST) {
-		/* kept in the row, so that a renewal that must wait is not lost */
-		d->set_next_action = TRUE;
-		d->next_action_at = VC_ENGINE_RENEW_NOW;
-		v->next_action_at = VC_ENGINE_RENEW_NOW;
+		/* kept in the row, so that a renewal that must wait (guest keygen
+		 * with the agent away, a failed CSR, a stop) is not lost */
+		d->set_renew_pending = TRUE;
+		v->renew_pending = TRUE;
 	}
 	if (pol == NULL && f->refused_what == NULL) {
 		/* not (or no longer) selected by any policy */
@@ -210,7 +210,7 @@ vc_engine_decide_level(const VcEngineInput *input, const VcEngineFacts *f, VcEng
 	need = f->active || pol->issue_on == VC_ISSUE_ON_DEFINE;
 	/* due by the certificate's own clock, or forced (`virtcert renew`, or a
 	 * guest that lost its files) */
-	renew_due = v->next_action_at == VC_ENGINE_RENEW_NOW || (cur && now >= f->cur_renew_at);
+	renew_due = v->renew_pending || (cur && now >= f->cur_renew_at);
 
 	if (cur_ok && !renew_due) {
 		d->cancel_issue = TRUE;

@@ -69,6 +69,7 @@ typedef struct {
 	gboolean has_serial;
 	const char *names_key;
 	gint64 next_action_at;
+	gboolean renew_pending;	   /* a renewal was asked for, nothing issued since */
 	gboolean stopped_migrated; /* a STOPPED MIGRATED was seen and nothing since */
 	gboolean check_wanted;	   /* the guest's files should be checked */
 	gboolean job_running;
@@ -78,9 +79,6 @@ typedef struct {
 	gint failures;		 /* consecutive failures, for backoff */
 	gint64 handover_grace_s; /* configuration */
 } VcEngineVmView;
-
-/* next_action_at meaning "renew at the next evaluation" */
-#define VC_ENGINE_RENEW_NOW 1
 
 typedef enum {
 	VC_ENGINE_JOB_NONE,
@@ -124,9 +122,10 @@ typedef struct {
 	/* bookkeeping of the input */
 	gboolean set_stopped_migrated;
 	gboolean clear_stopped_migrated;
-	gboolean want_claim;  /* migrated here: claim from the issuer once ours is in */
-	gboolean want_check;  /* check the guest's files at the next chance */
-	gboolean reset_retry; /* a guest job may run at once */
+	gboolean want_claim;	    /* migrated here: claim from the issuer once ours is in */
+	gboolean want_check;	    /* check the guest's files at the next chance */
+	gboolean reset_retry;	    /* a guest job may run at once */
+	gboolean set_renew_pending; /* kept in the row until a certificate is issued */
 	/* the old life ends first (undefined, then defined again) */
 	gboolean end_life;
 	/* a new life: generation + 1, state NEW */

@@ -210,6 +210,7 @@ vc_engine_vm_view(VcEngine *engine, const VcEngineVm *vm, VcEngineVmView *v)
 		v->has_serial = vm->row->current_serial != NULL;
 		v->names_key = vm->row->names_key;
 		v->next_action_at = vm->row->next_action_at;
+		v->renew_pending = vm->row->renew_pending;
 		v->failures = vm->row->failures;
 	}
 	v->stopped_migrated = vm->stopped_migrated_at > 0;
@@ -295,11 +296,17 @@ vc_engine_apply(VcEngine *engine, VcEngineVm *vm, const VcEngineDecision *d, con
 	}
 	if (d->new_generation && vm->row != NULL) {
 		vm->row->generation++;
+		vm->row->renew_pending = FALSE;
+		vm->row->failures = 0;
 		vc_engine_vm_move(engine, vm, VC_DOMAIN_STATE_NEW, NULL);
 		vc_engine_vm_mark_dirty(engine, vm);
 	}
 	if (d->cancel_issue)
 		vc_engine_cancel_issue(engine, vm->uuid);
+	if (d->set_renew_pending && vm->row != NULL && !vm->row->renew_pending) {
+		vm->row->renew_pending = TRUE;
+		vc_engine_vm_mark_dirty(engine, vm);
+	}
 	if (d->remember_plan)
 		vc_engine_vm_remember_plan(vm, f, f->policy);
 	if (d->retire) {

@@ -228,6 +228,8 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		g_free(row->names_key);
 		row->names_key = g_strjoinv(",", q->names);
 		row->next_action_at = vc_engine_renew_at(engine, &rec);
+		row->renew_pending = FALSE;
+		vc_engine_vm_succeeded(engine, vm);
 		vc_engine_vm_move(engine, vm, VC_DOMAIN_STATE_ISSUED, NULL);
 		vc_engine_vm_mark_dirty(engine, vm);
 		if (issued->key != NULL && vm->has_agent) {

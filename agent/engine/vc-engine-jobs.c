@@ -267,6 +267,7 @@ vc_engine_work_delivered(VcEngine *engine, VcEngineVm *vm, VcEngineWork *work)
 	vm->retry_at = 0;
 	cur = vc_store_cert_get(engine->store, work->serial, NULL);
 	row->next_action_at = cur != NULL ? vc_engine_renew_at(engine, cur) : 0;
+	vc_engine_vm_succeeded(engine, vm);
 	vc_engine_vm_move(engine, vm, VC_DOMAIN_STATE_DELIVERED, NULL);
 	vc_engine_vm_mark_dirty(engine, vm);
 	/* only now, with the new certificate in the guest, do the old ones go */
@@ -304,6 +305,7 @@ vc_engine_work_checked(VcEngine *engine, VcEngineVm *vm, VcEngineWork *work)
 
 	vm->check_wanted = FALSE;
 	if (work->files_match) {
+		vc_engine_vm_succeeded(engine, vm);
 		vc_engine_vm_move(engine, vm, VC_DOMAIN_STATE_DELIVERED, NULL);
 		return;
 	}

@@ -142,6 +142,7 @@ gboolean vc_engine_queue_revoke(VcEngine *engine, const char *serial, const char
 				const char *name, int reason, const char *why);
 guint vc_engine_vm_retire(VcEngine *engine, VcEngineVm *vm, const char *keep, int reason,
 			  const char *why);
+void vc_engine_vm_succeeded(VcEngine *engine, VcEngineVm *vm);
 void vc_engine_vm_fail(VcEngine *engine, VcEngineVm *vm, const char *what, const char *why,
 		       gint64 retry_at);
 VcEngineVm *vc_engine_find_vm(VcEngine *engine, const char *vm_or_name);

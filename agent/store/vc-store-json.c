@@ -86,6 +86,8 @@ vc_domain_record_to_json(const VcDomainRecord *rec)
 	json_builder_add_int_value(b, rec->failures);
 	json_builder_set_member_name(b, "last_error");
 	json_builder_add_string_value(b, rec->last_error);
+	json_builder_set_member_name(b, "renew_pending");
+	json_builder_add_boolean_value(b, rec->renew_pending);
 	vc_json_add_time(b, "updated_at", rec->updated_at);
 	json_builder_end_object(b);
 	return json_builder_get_root(b);

@@ -54,6 +54,7 @@ typedef struct {
 	gint failures;	       /* consecutive failures, for backoff */
 	char *last_error;
 	gint64 updated_at;
+	gboolean renew_pending; /* a renewal was asked for and no certificate issued since */
 } VcDomainRecord;
 
 void vc_domain_record_free(VcDomainRecord *rec);
@@ -61,7 +62,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcDomainRecord, vc_domain_record_free)
 
 typedef struct _VcStore VcStore;
 
-#define VC_STORE_SCHEMA_VERSION 2
+#define VC_STORE_SCHEMA_VERSION 3
 
 /* How long a revoked certificate stays on the CRL after it expired. RFC 5280
  * 5.1.2.6 allows dropping it at expiry; a week covers clock skew and relying
