@@ -234,6 +234,9 @@ vc_engine_work_push(VcEngine *engine, VcEngineWork *work)
 
 /* ---- results, on the main loop ----------------------------------------- */
 
+static void vc_engine_retry_later(VcEngine *engine, VcEngineVm *vm, const char *what,
+				  const GError *error);
+
 static void
 vc_engine_retry_later(VcEngine *engine, VcEngineVm *vm, const char *what, const GError *error)
 {
@@ -262,6 +265,18 @@ vc_engine_work_delivered(VcEngine *engine, VcEngineVm *vm, VcEngineWork *work)
 	g_autoptr(VcCertRecord) cur = NULL;
 	g_autofree char *detail = NULL;
 
+	if (work->result.reload_ran && work->result.reload_exit_code != 0) {
+		/* the files are in place but the service still serves the old
+		 * certificate: not delivered. The old certificate stays valid,
+		 * the key stays in memory, and the whole delivery (files and
+		 * reload) is retried with backoff. */
+		g_autoptr(GError) reload_error =
+		    g_error_new(VC_ERROR, VC_ERROR_GUEST, "the reload command (%s) exited %d",
+				work->reload, work->result.reload_exit_code);
+		engine->n_reload_failed++;
+		vc_engine_retry_later(engine, vm, "delivered, but the reload failed", reload_error);
+		return;
+	}
 	g_hash_table_remove(engine->keys, work->serial);
 	vm->check_wanted = FALSE;
 	vm->retry_at = 0;
@@ -285,15 +300,9 @@ vc_engine_work_delivered(VcEngine *engine, VcEngineVm *vm, VcEngineWork *work)
 		      "VM %s: certificate %s delivered to %s in %" G_GINT64_FORMAT " ms", row->name,
 		      work->serial, work->cert_path, work->result.duration_us / 1000);
 	if (work->result.reload_ran) {
-		g_autofree char *with_reload =
-		    g_strdup_printf("%s; reload exited %d", detail, work->result.reload_exit_code);
+		g_autofree char *with_reload = g_strdup_printf("%s; reloaded", detail);
 		g_free(g_steal_pointer(&detail));
 		detail = g_steal_pointer(&with_reload);
-		vc_engine_log(
-		    work->result.reload_exit_code != 0 ? G_LOG_LEVEL_WARNING : G_LOG_LEVEL_MESSAGE,
-		    work->result.reload_exit_code != 0 ? "reload-failed" : "reloaded", row->uuid,
-		    row->name, work->serial, "VM %s: the reload command exited %d", row->name,
-		    work->result.reload_exit_code);
 	}
 	vc_engine_emit(engine, "delivered", row->uuid, row->name, work->serial, detail);
 }

@@ -119,6 +119,7 @@ struct _VcEngine {
 	guint64 n_issued;
 	guint64 n_revoked;
 	guint64 n_failed;
+	guint64 n_reload_failed;
 	guint64 n_reconciles;
 	gint64 last_reconcile_at;
 	gboolean connected;
