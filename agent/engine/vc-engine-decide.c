@@ -15,6 +15,7 @@ static const char *const vc_engine_why_strings[VC_ENGINE_WHY_LAST] = {
     [VC_ENGINE_WHY_UNDEFINED] = "undefined",
     [VC_ENGINE_WHY_RUNS_ELSEWHERE] = "it runs elsewhere now: the handover decides",
     [VC_ENGINE_WHY_MIGRATED_AWAY] = "migrated away; the handover begins",
+    [VC_ENGINE_WHY_INCOMING] = "an incoming migration: nothing before it completes (RESUMED)",
     [VC_ENGINE_WHY_GRACE_ENDED] = "no trusted claim within the handover grace",
     [VC_ENGINE_WHY_REFUSED] = "refused",
     [VC_ENGINE_WHY_UNSELECTED] = "no policy selects the VM any more",
@@ -70,13 +71,13 @@ vc_engine_input_needs_facts(const VcEngineInput *input, const VcEngineVmView *vm
 	case VC_ENGINE_INPUT_UNDEFINED:
 		return !input->rename && !vm->stopped_migrated;
 	case VC_ENGINE_INPUT_STOPPED:
+	case VC_ENGINE_INPUT_STARTED:
 		return !input->migration;
 	case VC_ENGINE_INPUT_TIMER:
 		return !(vm->has_row && vm->state == VC_DOMAIN_STATE_MIGRATING_OUT);
 	case VC_ENGINE_INPUT_OTHER_EVENT:
 		return FALSE;
 	case VC_ENGINE_INPUT_DEFINED:
-	case VC_ENGINE_INPUT_STARTED:
 	case VC_ENGINE_INPUT_RESUMED:
 	case VC_ENGINE_INPUT_AGENT_CONNECTED:
 	case VC_ENGINE_INPUT_METADATA_CHANGED:
@@ -337,8 +338,16 @@ vc_engine_decide(const VcEngineInput *input, const VcEngineFacts *facts, const V
 		return;
 	case VC_ENGINE_INPUT_STARTED:
 		d->clear_stopped_migrated = TRUE;
-		/* migrated here: claim it from its issuer once our certificate is in */
-		d->want_claim = input->migration;
+		if (input->migration) {
+			/* migrating here: libvirt starts the domain paused before
+			 * memory moves, and RESUMED follows when the migration
+			 * completes. Only then is a certificate issued (an aborted
+			 * migration costs nothing), and claimed from the issuer
+			 * once ours is in the guest. */
+			d->want_claim = TRUE;
+			d->why = VC_ENGINE_WHY_INCOMING;
+			return;
+		}
 		/* a restore can bring back old files: check what the guest has */
 		d->want_check = input->restore;
 		v.check_wanted = v.check_wanted || input->restore;

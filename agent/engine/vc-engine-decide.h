@@ -98,6 +98,7 @@ typedef enum {
 	VC_ENGINE_WHY_UNDEFINED,	  /* undefined */
 	VC_ENGINE_WHY_RUNS_ELSEWHERE,	  /* migrated away: the handover decides */
 	VC_ENGINE_WHY_MIGRATED_AWAY,	  /* STOPPED MIGRATED: the handover begins */
+	VC_ENGINE_WHY_INCOMING,		  /* STARTED MIGRATED: wait for the migration to complete */
 	VC_ENGINE_WHY_GRACE_ENDED,	  /* no trusted claim within the grace */
 	VC_ENGINE_WHY_REFUSED,		  /* XML, policy, names or placement refused */
 	VC_ENGINE_WHY_UNSELECTED,	  /* no policy selects the VM any more */
