@@ -28,7 +28,8 @@ struct _VcEngineWork {
 	char *owner;
 	char *reload;
 	VcKeyType key_type;
-	char *peer_url; /* CLAIM */
+	char *peer_url;	  /* CLAIM */
+	gboolean suspect; /* the VM's last guest work failed: the suspect pool */
 	/* results */
 	gboolean ok;
 	gboolean files_match;
@@ -215,8 +216,10 @@ vc_engine_start_work(VcEngine *engine, VcEngineVm *vm, VcEngineWorkKind kind)
 			work->key_pem =
 			    g_strdup(g_hash_table_lookup(engine->keys, row->current_serial));
 	}
-	if (vc_engine_work_is_guest(kind))
+	if (vc_engine_work_is_guest(kind)) {
 		vm->job_running = TRUE;
+		work->suspect = row->failures > 0;
+	}
 	if (kind == VC_ENGINE_WORK_DELIVER)
 		vc_engine_vm_move(engine, vm, VC_DOMAIN_STATE_DELIVERING, NULL);
 	g_ptr_array_add(engine->effects, work);
@@ -226,10 +229,14 @@ vc_engine_start_work(VcEngine *engine, VcEngineVm *vm, VcEngineWorkKind kind)
 void
 vc_engine_work_push(VcEngine *engine, VcEngineWork *work)
 {
-	if (engine->pool == NULL)
-		engine->pool =
-		    g_thread_pool_new(vc_engine_work_run, NULL, VC_ENGINE_JOB_THREADS, FALSE, NULL);
-	g_thread_pool_push(engine->pool, work, NULL);
+	GThreadPool **pool = work->suspect ? &engine->suspect_pool : &engine->pool;
+
+	if (*pool == NULL)
+		*pool = g_thread_pool_new(vc_engine_work_run, NULL,
+					  work->suspect ? VC_ENGINE_SUSPECT_JOB_THREADS
+							: VC_ENGINE_JOB_THREADS,
+					  FALSE, NULL);
+	g_thread_pool_push(*pool, work, NULL);
 }
 
 /* ---- results, on the main loop ----------------------------------------- */

@@ -341,6 +341,8 @@ vc_engine_free(VcEngine *engine)
 	g_ptr_array_unref(engine->effects);
 	if (engine->pool != NULL)
 		g_thread_pool_free(engine->pool, TRUE, TRUE);
+	if (engine->suspect_pool != NULL)
+		g_thread_pool_free(engine->suspect_pool, TRUE, TRUE);
 	/* completions still queued on the main loop find no engine */
 	*engine->self = NULL;
 	g_atomic_rc_box_release(engine->self);
