@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vc-engine-decide.h"
 
+#include <string.h>
+
 #include "vc-reason.h"
 
 #define VC_ENGINE_RETRY_MAX_S 300
@@ -21,7 +23,8 @@ static const char *const vc_engine_why_strings[VC_ENGINE_WHY_LAST] = {
     [VC_ENGINE_WHY_UNSELECTED] = "no policy selects the VM any more",
     [VC_ENGINE_WHY_STOPPED_REVOKE] = "VM stopped and its policy says on-stop=revoke",
     [VC_ENGINE_WHY_STOPPED] = "the VM does not run",
-    [VC_ENGINE_WHY_NAMES_CHANGED_STOPPED] = "names changed while the VM was stopped",
+    [VC_ENGINE_WHY_NAMES_CHANGED_STOPPED] =
+	"names, key or lifetime changed while the VM was stopped",
     [VC_ENGINE_WHY_HOLD] = "nothing to deliver to now",
     [VC_ENGINE_WHY_IN_GUEST] = "the guest holds the certificate",
     [VC_ENGINE_WHY_DELIVER] = "deliver into the guest",
@@ -30,7 +33,7 @@ static const char *const vc_engine_why_strings[VC_ENGINE_WHY_LAST] = {
     [VC_ENGINE_WHY_AWAIT_GUEST] = "guest keygen waits for the VM to run with a guest agent",
     [VC_ENGINE_WHY_ISSUE] = "a first certificate",
     [VC_ENGINE_WHY_RENEW] = "renewal",
-    [VC_ENGINE_WHY_NAMES_CHANGED] = "names changed",
+    [VC_ENGINE_WHY_NAMES_CHANGED] = "names, key or lifetime changed",
 };
 
 static const char *const vc_engine_input_strings[VC_ENGINE_INPUT_LAST] = {
@@ -62,6 +65,30 @@ vc_engine_input_kind_to_string(VcEngineInputKind kind)
 {
 	g_return_val_if_fail(kind < VC_ENGINE_INPUT_LAST, NULL);
 	return vc_engine_input_strings[kind];
+}
+
+char *
+vc_engine_profile_key(const char *const *names, const VcPolicy *policy)
+{
+	g_autofree char *joined = g_strjoinv(",", (GStrv)names);
+	return g_strdup_printf("%s;key=%s/%s;life=%" G_GINT64_FORMAT, joined,
+			       vc_key_type_to_string(policy->key_type),
+			       vc_key_mode_to_string(policy->key_mode), policy->lifetime_s);
+}
+
+gboolean
+vc_engine_profile_matches(const char *row_key, const char *facts_key)
+{
+	const char *semi;
+
+	if (row_key == NULL || facts_key == NULL)
+		return FALSE;
+	if (strchr(row_key, ';') != NULL)
+		return g_str_equal(row_key, facts_key);
+	semi = strchr(facts_key, ';');
+	return semi != NULL ? strlen(row_key) == (gsize)(semi - facts_key) &&
+				  strncmp(row_key, facts_key, (gsize)(semi - facts_key)) == 0
+			    : g_str_equal(row_key, facts_key);
 }
 
 gboolean
@@ -195,7 +222,7 @@ vc_engine_decide_level(const VcEngineInput *input, const VcEngineFacts *f, VcEng
 
 	d->remember_plan = TRUE;
 	cur = v->has_serial && f->cur_valid;
-	cur_ok = cur && g_strcmp0(v->names_key, f->names_key) == 0;
+	cur_ok = cur && vc_engine_profile_matches(v->names_key, f->names_key);
 	deliverable = f->active && f->has_agent && f->agent_connected;
 
 	if (!f->active && pol->revoke_on_stop) {

@@ -55,7 +55,7 @@ typedef struct {
 	const char *refused_why;
 	gboolean refused_by_host; /* the host may not hold a certificate for the VM */
 	const VcPolicy *policy;	  /* NULL: no policy selects the VM */
-	const char *names_key;	  /* the names policy gives, joined with ',' */
+	const char *names_key;	  /* vc_engine_profile_key() of what policy gives now */
 	/* the current certificate (the row's serial), from the store */
 	gboolean cur_valid; /* VALID and not expired */
 	gint64 cur_renew_at;
@@ -147,6 +147,15 @@ typedef struct {
 	gint64 next_action_at;
 	VcEngineJobKind job;
 } VcEngineDecision;
+
+/* What a certificate is issued as, in one string the row keeps (its
+ * names_key column): the DNS names joined with ',', then ";key=TYPE/MODE;
+ * life=SECONDS". A change of any of them re-issues. */
+char *vc_engine_profile_key(const char *const *names, const VcPolicy *policy);
+/* Does the certificate recorded as ROW_KEY match what policy gives now
+ * (FACTS_KEY)? A row written before the profile was recorded holds only the
+ * names, and matches on them. */
+gboolean vc_engine_profile_matches(const char *row_key, const char *facts_key);
 
 void vc_engine_decide(const VcEngineInput *input, const VcEngineFacts *facts,
 		      const VcEngineVmView *vm, gint64 now, VcEngineDecision *ret_decision);

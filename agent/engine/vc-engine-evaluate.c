@@ -178,7 +178,7 @@ vc_engine_gather_facts(VcEngine *engine, VcEngineVm *vm, gint64 now, VcEngineFac
 		f->refused_why = s->error->message;
 		return;
 	}
-	s->names_key = g_strjoinv(",", s->names);
+	s->names_key = vc_engine_profile_key((const char *const *)s->names, s->policy);
 	f->names_key = s->names_key;
 	if (!vc_engine_host_allows(engine, s->policy, &s->error)) {
 		f->refused_what = "refused on this host";
@@ -326,6 +326,8 @@ vc_engine_apply(VcEngine *engine, VcEngineVm *vm, const VcEngineDecision *d, con
 		q->name = g_strdup(name);
 		g_strfreev(q->names);
 		q->names = g_steal_pointer(&s->names);
+		g_free(q->profile_key);
+		q->profile_key = g_strdup(f->names_key);
 		q->key_type = f->policy->key_type;
 		q->lifetime_s = f->policy->lifetime_s;
 		q->awaits_csr = f->policy->key_mode == VC_KEY_MODE_GUEST;

@@ -13,6 +13,7 @@ vc_queued_issue_free(VcQueuedIssue *q)
 	g_free(q->uuid);
 	g_free(q->name);
 	g_strfreev(q->names);
+	g_free(q->profile_key);
 	EVP_PKEY_free(q->public_key);
 	g_free(q->why);
 	g_free(q);
@@ -226,7 +227,7 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		g_free(row->current_serial);
 		row->current_serial = g_strdup(issued->serial);
 		g_free(row->names_key);
-		row->names_key = g_strjoinv(",", q->names);
+		row->names_key = g_strdup(q->profile_key);
 		row->next_action_at = vc_engine_renew_at(engine, &rec);
 		row->renew_pending = FALSE;
 		vc_engine_vm_succeeded(engine, vm);

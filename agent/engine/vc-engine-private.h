@@ -35,6 +35,7 @@ typedef struct {
 	char *uuid;
 	char *name;
 	GStrv names;
+	char *profile_key; /* vc_engine_profile_key(): what the row records once issued */
 	VcKeyType key_type;
 	EVP_PKEY *public_key; /* guest keygen: the key of the guest's CSR */
 	gboolean awaits_csr;  /* guest keygen: not ready before public_key is set */

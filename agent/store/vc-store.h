@@ -49,7 +49,8 @@ typedef struct {
 	char *name;
 	char *state;	       /* "WANTED", "ISSUED", ... */
 	char *current_serial;  /* NULL if none */
-	char *names_key;       /* the DNS names the current cert should carry, joined with ',' */
+	char *names_key;       /* what the current cert was issued as: its DNS names joined
+				* with ',', then the engine's ";key=...;life=..." profile */
 	gint64 next_action_at; /* renewal / retry time, unix seconds, 0 none */
 	gint failures;	       /* consecutive failures, for backoff */
 	char *last_error;

@@ -476,6 +476,20 @@ static const DecideCase cases[] = {
      {ROW(DELIVERED)},
      WHY(IN_GUEST)},
 
+    {"reload: the key type changed, re-issue",
+     IN(POLICY_RELOAD),
+     {RUNNING, .policy = &pol_host, .names_key = "a.vms.example.com;key=rsa-3072/host;life=86400",
+      VALID},
+     {ROW(DELIVERED), .names_key = "a.vms.example.com;key=ec-p256/host;life=86400"},
+     TO(RENEWING),
+     .queue_issue = TRUE,
+     WHY(NAMES_CHANGED)},
+    {"reload: nothing changed for a row from before profiles",
+     IN(POLICY_RELOAD),
+     {RUNNING, .policy = &pol_host, .names_key = "a.vms.example.com;key=ec-p256/host;life=86400",
+      VALID},
+     {ROW(DELIVERED)},
+     WHY(IN_GUEST)},
     /* ---- events the engine does not act on ---- */
     {"suspended: nothing", IN(OTHER_EVENT), {0}, {ROW(DELIVERED)}, WHY(NOTHING)},
     {"crashed: nothing", IN(OTHER_EVENT), {0}, {ROW(ISSUED)}, WHY(NOTHING)},
@@ -619,6 +633,31 @@ static const DecideCase cases[] = {
 };
 
 static void
+test_decide_profile_key(void)
+{
+	const char *const names[] = {"a.vms.example.com", "b.vms.example.com", NULL};
+	VcPolicy pol = {
+	    .key_type = VC_KEY_TYPE_EC_P256, .key_mode = VC_KEY_MODE_HOST, .lifetime_s = 86400};
+	g_autofree char *k1 = vc_engine_profile_key(names, &pol);
+	g_autofree char *k2 = NULL;
+	g_autofree char *k3 = NULL;
+
+	g_assert_cmpstr(k1, ==, "a.vms.example.com,b.vms.example.com;key=ec-p256/host;life=86400");
+	g_assert_true(vc_engine_profile_matches(k1, k1));
+	/* a row from before the profile was recorded matches on its names */
+	g_assert_true(vc_engine_profile_matches("a.vms.example.com,b.vms.example.com", k1));
+	g_assert_false(vc_engine_profile_matches("a.vms.example.com", k1));
+	g_assert_false(vc_engine_profile_matches(NULL, k1));
+	pol.key_type = VC_KEY_TYPE_RSA_3072;
+	k2 = vc_engine_profile_key(names, &pol);
+	g_assert_false(vc_engine_profile_matches(k1, k2));
+	pol.key_type = VC_KEY_TYPE_EC_P256;
+	pol.lifetime_s = 3600;
+	k3 = vc_engine_profile_key(names, &pol);
+	g_assert_false(vc_engine_profile_matches(k1, k3));
+}
+
+static void
 test_decide_case(gconstpointer data)
 {
 	const DecideCase *c = data;
@@ -748,5 +787,6 @@ main(int argc, char **argv)
 		g_test_add_data_func(path, &cases[i], test_decide_case);
 	}
 	g_test_add_func("/engine-decide/moves-allowed", test_decide_moves_allowed);
+	g_test_add_func("/engine-decide/profile-key", test_decide_profile_key);
 	return g_test_run();
 }
