@@ -34,6 +34,8 @@ static const char *const vc_engine_why_strings[VC_ENGINE_WHY_LAST] = {
     [VC_ENGINE_WHY_ISSUE] = "a first certificate",
     [VC_ENGINE_WHY_RENEW] = "renewal",
     [VC_ENGINE_WHY_NAMES_CHANGED] = "names, key or lifetime changed",
+    [VC_ENGINE_WHY_ISSUE_REFUSED] = "the CA refused these names or this profile; not retried "
+				    "until policy or metadata change",
 };
 
 static const char *const vc_engine_input_strings[VC_ENGINE_INPUT_LAST] = {
@@ -284,7 +286,13 @@ vc_engine_decide_level(const VcEngineInput *input, const VcEngineFacts *f, VcEng
 		return;
 	}
 
-	/* issue: new, renewal, new names, or a key that is gone */
+	/* issue: new, renewal, new names, or a key that is gone; not what the CA
+	 * refused already for a reason a retry cannot change */
+	if (v->issue_refused) {
+		d->cancel_issue = TRUE;
+		d->why = VC_ENGINE_WHY_ISSUE_REFUSED;
+		return;
+	}
 	if (pol->key_mode == VC_KEY_MODE_GUEST && !deliverable) {
 		d->cancel_issue = TRUE;
 		d->why = VC_ENGINE_WHY_AWAIT_GUEST;

@@ -76,6 +76,7 @@ typedef struct {
 	gint64 retry_at;	 /* no guest job before this */
 	gboolean issue_queued;	 /* an issuance is queued */
 	gboolean csr_ready;	 /* guest keygen: the queued issuance has its key */
+	gboolean issue_refused;	 /* the CA refused this very profile; a retry cannot pass */
 	gint failures;		 /* consecutive failures, for backoff */
 	gint64 handover_grace_s; /* configuration */
 } VcEngineVmView;
@@ -114,6 +115,7 @@ typedef enum {
 	VC_ENGINE_WHY_ISSUE,		     /* a first certificate */
 	VC_ENGINE_WHY_RENEW,		     /* renewal */
 	VC_ENGINE_WHY_NAMES_CHANGED,	     /* the names changed */
+	VC_ENGINE_WHY_ISSUE_REFUSED,	     /* the CA refused this profile: wait for a change */
 	VC_ENGINE_WHY_LAST
 } VcEngineWhy;
 

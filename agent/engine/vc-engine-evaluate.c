@@ -295,6 +295,7 @@ vc_engine_apply(VcEngine *engine, VcEngineVm *vm, const VcEngineDecision *d, con
 			      vc_reason_to_string(VC_REASON_CESSATION_OF_OPERATION));
 	}
 	if (d->new_generation && vm->row != NULL) {
+		g_clear_pointer(&vm->refused_profile, g_free);
 		vm->row->generation++;
 		vm->row->renew_pending = FALSE;
 		vm->row->failures = 0;
@@ -402,8 +403,11 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcEngineInput *inpu
 	if (engine->virt == NULL)
 		return;
 	vc_engine_vm_view(engine, vm, &view);
-	if (vc_engine_input_needs_facts(input, &view))
+	if (vc_engine_input_needs_facts(input, &view)) {
 		vc_engine_gather_facts(engine, vm, now, &s, &facts);
+		view.issue_refused = vm->refused_profile != NULL &&
+				     g_strcmp0(vm->refused_profile, facts.names_key) == 0;
+	}
 	vc_engine_decide(input, &facts, &view, now, &d);
 	vc_engine_apply(engine, vm, &d, &facts, &s, why, now);
 	vc_engine_facts_store_clear(&s);

@@ -73,6 +73,10 @@ typedef struct {
 	gboolean placement_known; /* the issuer judges claims with it */
 	char *claim_peer;	  /* the issuer to claim the VM from, after a migration here */
 	gboolean claim_wanted;
+	/* the profile (vc_engine_profile_key()) the CA refused to issue as, for a
+	 * reason that cannot pass on a retry (policy, names): not tried again
+	 * until what policy gives changes */
+	char *refused_profile;
 	/* guest work */
 	gboolean job_running;
 	gboolean check_wanted; /* agent (re)connected or guest restored: verify the files */

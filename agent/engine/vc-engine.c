@@ -89,6 +89,7 @@ vc_engine_vm_free(VcEngineVm *vm)
 	g_free(vm->reload);
 	g_clear_pointer(&vm->placement, vc_policy_free);
 	g_free(vm->claim_peer);
+	g_free(vm->refused_profile);
 	g_free(vm);
 }
 

@@ -490,6 +490,11 @@ static const DecideCase cases[] = {
       VALID},
      {ROW(DELIVERED)},
      WHY(IN_GUEST)},
+    {"the CA refused this profile: not retried until it changes",
+     IN(TIMER),
+     {RUNNING, SELECTED(pol_host)},
+     {ROW_NO_SERIAL(FAILED), .failures = 2, .issue_refused = TRUE},
+     WHY(ISSUE_REFUSED)},
     /* ---- events the engine does not act on ---- */
     {"suspended: nothing", IN(OTHER_EVENT), {0}, {ROW(DELIVERED)}, WHY(NOTHING)},
     {"crashed: nothing", IN(OTHER_EVENT), {0}, {ROW(ISSUED)}, WHY(NOTHING)},
