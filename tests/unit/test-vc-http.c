@@ -1215,6 +1215,71 @@ test_listener_emfile(Fixture *fx, gconstpointer data)
 		g_object_unref(clients[i]);
 }
 
+/* The peer API: a client that never starts its TLS handshake is closed at
+ * the header deadline, one beyond the cap at once; a claim still goes
+ * through. */
+static void
+test_listener_peer(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcHttpServer) s = NULL;
+	g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) addr = NULL;
+	VcHttpServerOptions opts = fx->opts;
+	VcHttpListenerStats st;
+	EofJob silent = {0};
+	EofJob over = {0};
+	gint64 connected_at;
+	ClaimJob j;
+
+	opts.address = "";
+	opts.limits = (VcHttpLimits){
+	    .header_timeout_ms = 400, .idle_timeout_ms = 400, .request_timeout_ms = 5000};
+	opts.peer_max_connections = 1;
+	s = vc_http_server_new(&opts, &callbacks, fx, &error);
+	g_assert_no_error(error);
+	addr = g_inet_socket_address_new(lo, vc_http_server_get_peer_port(s));
+	silent.sock = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+				   G_SOCKET_PROTOCOL_DEFAULT, &error);
+	g_assert_no_error(error);
+	g_socket_set_timeout(silent.sock, 10);
+	g_assert_true(g_socket_connect(silent.sock, addr, NULL, &error));
+	connected_at = g_get_monotonic_time();
+	for (;;) {
+		vc_http_server_get_stats(s, TRUE, &st);
+		if (st.open == 1)
+			break;
+		g_main_context_iteration(NULL, TRUE);
+	}
+	g_test_expect_message("virtcert-http", G_LOG_LEVEL_WARNING,
+			      "peer API on 127.0.0.1:*: 1 connections open, the most allowed*");
+	over.sock = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+				 G_SOCKET_PROTOCOL_DEFAULT, &error);
+	g_socket_set_timeout(over.sock, 10);
+	g_assert_true(g_socket_connect(over.sock, addr, NULL, &error));
+	run_client(eof_thread, &over);
+	g_test_assert_expected_messages();
+	g_assert_cmpint(over.eof_after_us, <, 300 * 1000);
+	run_client(eof_thread, &silent);
+	/* the deadline runs from the accept, a little after the connect */
+	g_assert_cmpint(g_get_monotonic_time() - connected_at, >=, 350 * 1000);
+	g_assert_cmpint(g_get_monotonic_time() - connected_at, <, 5 * G_USEC_PER_SEC);
+	g_object_unref(silent.sock);
+	g_object_unref(over.sock);
+	vc_http_server_get_stats(s, TRUE, &st);
+	g_assert_cmpuint(st.refused, ==, 1);
+	g_assert_cmpuint(st.timed_out, ==, 1);
+
+	claim_job_init(&j, fx, &fx->b);
+	g_free(j.url);
+	j.url = g_strdup_printf("https://localhost:%u", vc_http_server_get_peer_port(s));
+	run_client(claim_thread, &j);
+	g_assert_no_error(j.error);
+	g_assert_true(j.ok);
+	g_assert_true(j.accepted);
+	claim_job_clear(&j);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1237,5 +1302,6 @@ main(int argc, char **argv)
 	ADD("/http/listener/cap", test_listener_cap);
 	ADD("/http/listener/keep-alive", test_listener_keep_alive);
 	ADD("/http/listener/emfile", test_listener_emfile);
+	ADD("/http/listener/peer", test_listener_peer);
 	return g_test_run();
 }
