@@ -7,10 +7,6 @@
 #include "vc-policy.h"
 #include "vc-text.h"
 
-/* VMs may live minutes (seed 000): so may their certificates */
-#define VC_POLICY_LIFETIME_MIN_S 60
-/* the CA/Browser Forum ceiling for TLS server certificates */
-#define VC_POLICY_LIFETIME_MAX_S (397 * 86400)
 #define VC_POLICY_PATH_MAX 4096
 #define VC_POLICY_RELOAD_MAX 1024
 #define VC_POLICY_OWNER_PART_MAX 32

@@ -23,6 +23,13 @@ typedef enum {
 	VC_ISSUE_ON_DEFINE,
 } VcIssueOn;
 
+/* The bounds of a leaf's lifetime, on every path (policy, --lifetime, the
+ * control socket): VMs may live minutes (seed 000), so may their
+ * certificates; 397 days is the CA/Browser Forum ceiling for TLS server
+ * certificates. */
+#define VC_POLICY_LIFETIME_MIN_S 60
+#define VC_POLICY_LIFETIME_MAX_S (397 * 86400)
+
 const char *vc_key_type_to_string(VcKeyType type);
 gboolean vc_key_type_from_string(const char *s, VcKeyType *ret_type, GError **error);
 const char *vc_key_mode_to_string(VcKeyMode mode);

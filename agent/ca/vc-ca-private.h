@@ -17,6 +17,7 @@ struct _VcCa {
 	GPtrArray *chain; /* of X509*: intermediate then issuers, no root */
 	GStrv permitted;  /* dNSName subtrees from the certificate */
 	char *id;
+	gint64 not_after;	    /* the earliest notAfter of the chain, root included */
 	const EVP_MD *md;	    /* NULL for Ed25519 */
 	X509_STORE *store;	    /* the root as the only trust anchor */
 	STACK_OF(X509) * untrusted; /* the chain, for path building */

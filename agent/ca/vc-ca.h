@@ -18,6 +18,9 @@ EVP_PKEY *vc_key_generate(VcKeyType type, GError **error);
  * or RSA of at least 2048 bits (reported as VC_KEY_TYPE_RSA_3072); any other
  * key is VC_ERROR_INVALID_DATA. */
 gboolean vc_key_get_type(EVP_PKEY *key, VcKeyType *ret_type, GError **error);
+/* Does KEY have the type and size WANT names (EC P-256, Ed25519, RSA of
+ * exactly 3072 bits)? VC_ERROR_POLICY naming both when not. */
+gboolean vc_key_check_type(EVP_PKEY *key, VcKeyType want, GError **error);
 /* PEM (PKCS#8, unencrypted) of a private key; the caller wipes it with
  * vc_secret_free(). */
 char *vc_key_to_pem(EVP_PKEY *key, GError **error);
@@ -95,6 +98,9 @@ GPtrArray *vc_ca_get_chain(VcCa *ca);
 const char *const *vc_ca_get_permitted(VcCa *ca);
 /* A short stable id: hex of the first 8 octets of the SKI. Used in CRL URLs. */
 const char *vc_ca_get_id(VcCa *ca);
+/* Unix time at which the chain stops being valid: the earliest notAfter of
+ * the intermediate, its issuers and the root. No leaf is issued beyond it. */
+gint64 vc_ca_get_not_after(VcCa *ca);
 
 /* Refuses (VC_ERROR_POLICY) any name that is not a valid DNS name or lies
  * outside the permitted subtrees, naming it. */
@@ -109,11 +115,14 @@ typedef struct {
 	gint64 not_after;
 	const char *crl_url;	/* NULL: no CDP */
 	const char *ocsp_url;	/* NULL: no AIA */
-	gboolean empty_subject; /* empty subject, SAN critical; else CN = first name */
+	gboolean empty_subject; /* empty subject, SAN critical; else CN = first name when it
+				   fits in 64 octets (else the subject is empty too) */
 } VcLeafRequest;
 
 /* Checks the names, signs, then verifies the result against the chain with
- * X509_V_FLAG_X509_STRICT. A leaf that fails verification is never returned. */
+ * X509_V_FLAG_X509_STRICT. A leaf that fails verification is never returned.
+ * A request that can never be signed (a name outside the constraints, a
+ * notAfter beyond vc_ca_get_not_after()) fails with VC_ERROR_POLICY. */
 X509 *vc_ca_issue_leaf(VcCa *ca, const VcLeafRequest *req, GError **error);
 /* Verification of any leaf against this CA's chain at time NOW (0: now). */
 gboolean vc_ca_verify_leaf(VcCa *ca, X509 *leaf, gint64 now, GError **error);
