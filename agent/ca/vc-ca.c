@@ -645,9 +645,93 @@ vc_ca_verify_with(X509 *cert, X509 *root, GPtrArray *issuers, unsigned long flag
 		X509_STORE_CTX_set_time(ctx, 0, (time_t)at);
 	if (X509_verify_cert(ctx) != 1) {
 		int err = X509_STORE_CTX_get_error(ctx);
+		X509 *at_cert = X509_STORE_CTX_get_current_cert(ctx);
+		g_autofree char *who =
+		    at_cert != NULL ? vc_x509_name_to_string(X509_get_subject_name(at_cert)) : NULL;
 		ERR_clear_error();
-		g_set_error(error, VC_ERROR, VC_ERROR_CRYPTO, "verification failed: %s",
-			    X509_verify_cert_error_string(err));
+		g_set_error(error, VC_ERROR, VC_ERROR_CRYPTO, "verification failed: %s%s%s%s",
+			    X509_verify_cert_error_string(err), who != NULL ? " (at \"" : "",
+			    who != NULL ? who : "", who != NULL ? "\")" : "");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* A throw-away leaf as this CA would issue it: one name in each permitted
+ * subtree, signed with KEY. */
+static X509 *
+vc_ca_probe_leaf_new(X509 *cert, EVP_PKEY *key, GError **error)
+{
+	g_auto(GStrv) permitted = vc_ca_get_permitted_dns(cert, error);
+	g_autoptr(EVP_PKEY) leaf_key = NULL;
+	g_autoptr(X509) leaf = X509_new();
+	g_autoptr(X509_NAME) name = NULL;
+	g_autoptr(ASN1_INTEGER) serial = NULL;
+	g_autoptr(GENERAL_NAMES) gens = sk_GENERAL_NAME_new_null();
+	g_autoptr(ASN1_OCTET_STRING) ski = NULL;
+	g_autoptr(X509_EXTENSION) aki = NULL;
+	g_autoptr(X509_EXTENSION) bc = NULL;
+
+	if (permitted == NULL)
+		return NULL;
+	leaf_key = vc_key_generate(VC_KEY_TYPE_EC_P256, error);
+	serial = leaf_key != NULL ? vc_serial_generate_integer(error) : NULL;
+	name = serial != NULL ? vc_x509_name_from_cn("virtcert chain probe", error) : NULL;
+	ski = name != NULL ? vc_ca_ski_from_key(key, error) : NULL;
+	aki = ski != NULL ? vc_ext_aki_from_ski(ski, error) : NULL;
+	bc = aki != NULL ? vc_ca_ext_basic_constraints(FALSE, -1, error) : NULL;
+	if (bc == NULL)
+		return NULL;
+	for (gsize i = 0; permitted[i] != NULL; i++) {
+		const char *p = permitted[i];
+		g_autofree char *dns = g_strconcat("probe.", p[0] == '.' ? p + 1 : p, NULL);
+		sk_GENERAL_NAME_push(gens, vc_general_name_new_ia5(GEN_DNS, dns));
+	}
+	if (!X509_set_version(leaf, X509_VERSION_3) || !X509_set_serialNumber(leaf, serial) ||
+	    !X509_set_subject_name(leaf, name) ||
+	    !X509_set_issuer_name(leaf, X509_get_subject_name(cert)) ||
+	    !X509_set1_notBefore(leaf, X509_get0_notBefore(cert)) ||
+	    !X509_set1_notAfter(leaf, X509_get0_notAfter(cert)) ||
+	    !X509_set_pubkey(leaf, leaf_key) || !X509_add_ext(leaf, bc, -1) ||
+	    !X509_add_ext(leaf, aki, -1) ||
+	    X509_add1_ext_i2d(leaf, NID_subject_alt_name, gens, 0, X509V3_ADD_APPEND) != 1) {
+		vc_crypto_set_error(error, "cannot build the chain probe");
+		return NULL;
+	}
+	if (!vc_ca_sign_with(leaf, key, error))
+		return NULL;
+	return g_steal_pointer(&leaf);
+}
+
+/* Would a leaf of this CA validate from the root? Checking the intermediate
+ * alone is not enough: a root whose pathLenConstraint is 0 (RFC 5280
+ * 4.2.1.9) or whose name constraints exclude the CA's subtrees accepts the
+ * intermediate and refuses every leaf under it. So a probe leaf is verified
+ * through the whole chain (CERT, then ISSUERS) to ANCHOR, times ignored;
+ * without a root (PARTIAL) to the top of the chain. */
+static gboolean
+vc_ca_verify_probe(X509 *cert, EVP_PKEY *key, X509 *anchor, GPtrArray *issuers, gboolean partial,
+		   GError **error)
+{
+	g_autoptr(X509) probe = vc_ca_probe_leaf_new(cert, key, error);
+	g_autoptr(GPtrArray) path = g_ptr_array_new();
+	g_autofree char *root = NULL;
+
+	if (probe == NULL)
+		return FALSE;
+	g_ptr_array_add(path, cert);
+	for (guint i = 0; issuers != NULL && i < issuers->len; i++)
+		g_ptr_array_add(path, g_ptr_array_index(issuers, i));
+	if (!vc_ca_verify_with(
+		probe, anchor, path,
+		X509_V_FLAG_NO_CHECK_TIME | (partial ? X509_V_FLAG_PARTIAL_CHAIN : 0), 0, error)) {
+		root = vc_x509_name_to_string(X509_get_subject_name(anchor));
+		g_prefix_error(error,
+			       "a certificate issued by this CA would not validate from \"%s\" "
+			       "(a path length or name constraint above the CA forbids it; have "
+			       "the CA signed by a root or intermediate that allows a CA below "
+			       "it): ",
+			       root);
 		return FALSE;
 	}
 	return TRUE;
@@ -697,6 +781,17 @@ vc_ca_import(const char *ca_dir, const char *cert_path, const char *root_path, G
 		if (!vc_ca_verify_with(cert, root, issuers, X509_V_FLAG_NO_CHECK_TIME, 0, error)) {
 			g_prefix_error(error, "%s does not chain to %s: ", cert_path,
 				       root_path != NULL ? root_path : "the root in it");
+			return FALSE;
+		}
+	}
+	{
+		g_autoptr(GPtrArray) issuers = g_ptr_array_new();
+		for (guint i = 1; i < chain->len; i++)
+			g_ptr_array_add(issuers, g_ptr_array_index(chain, i));
+		if (!vc_ca_verify_probe(
+			cert, key, root != NULL ? root : g_ptr_array_index(chain, chain->len - 1),
+			issuers, root == NULL, error)) {
+			g_prefix_error(error, "%s: ", cert_path);
 			return FALSE;
 		}
 	}
@@ -875,6 +970,10 @@ vc_ca_load(const char *ca_dir, GError **error)
 	if (ca->root != NULL &&
 	    !vc_ca_verify_with(ca->cert, ca->root, issuers, X509_V_FLAG_NO_CHECK_TIME, 0, error)) {
 		g_prefix_error(error, "%s: the CA does not chain to root.pem: ", ca_dir);
+		return NULL;
+	}
+	if (!vc_ca_verify_probe(ca->cert, ca->key, anchor, issuers, ca->root == NULL, error)) {
+		g_prefix_error(error, "%s: ", ca_dir);
 		return NULL;
 	}
 	ca->issue_store = X509_STORE_new();

@@ -80,7 +80,11 @@ gboolean vc_ca_init_csr(const char *ca_dir, const VcCaInitOptions *opts, const c
 /* Installs a signed intermediate (PEM: intermediate first, then optionally
  * its issuers). Checks that it matches ca.key, is a CA with pathlen 0,
  * critical name constraints with permitted dNSNames, keyCertSign. With
- * ROOT_PATH the chain is verified up to that root. */
+ * ROOT_PATH (or a self-signed root last in the file) the chain is verified
+ * up to that root, and so is a probe leaf signed by the CA: a root whose
+ * path length or name constraints forbid the CA's leaves is refused
+ * (VC_ERROR_CRYPTO) before anything is written. vc_ca_load() repeats the
+ * probe on every load. */
 gboolean vc_ca_import(const char *ca_dir, const char *cert_path, const char *root_path,
 		      GError **error);
 
