@@ -345,7 +345,8 @@ vc_ca_path(const char *dir, const char *file)
 static gboolean
 vc_ca_prepare_ca_dir(const char *dir, gboolean force, GError **error)
 {
-	static const char *const files[] = {"ca.key", "ca.pem", "chain.pem", "root.pem", "ca.csr"};
+	static const char *const files[] = {"ca.key",	"ca.pem", "chain.pem",
+					    "root.pem", "ca.csr", "crl-number"};
 
 	if (g_mkdir_with_parents(dir, 0700) < 0 || g_chmod(dir, 0700) < 0) {
 		g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot create %s: %s", dir,

@@ -141,6 +141,13 @@ typedef struct {
  * (omitted for unspecified, 5.3.1). ENTRIES is of VcCrlEntry*. */
 X509_CRL *vc_ca_sign_crl(VcCa *ca, GPtrArray *entries, guint64 crl_number, gint64 this_update,
 			 gint64 next_update, GError **error);
+/* The last CRL number this CA handed out, as recorded in CA_DIR/crl-number
+ * (0 when none is recorded for this CA). Kept apart from the store so that a
+ * store restored from an older backup cannot make the number go back: the
+ * next number is above both (RFC 5280 5.2.3). Saved, synced, before the CRL
+ * carrying it is handed out. */
+gboolean vc_ca_crl_number_load(VcCa *ca, guint64 *ret_number, GError **error);
+gboolean vc_ca_crl_number_save(VcCa *ca, guint64 number, GError **error);
 char *vc_crl_to_pem(X509_CRL *crl, GError **error);
 /* A CRL file, PEM or DER (as a CRL distribution point serves it), of at most
  * 1 MiB. VC_ERROR_NOT_FOUND when PATH does not exist. */

@@ -283,6 +283,7 @@ vc_issuer_make_crl(VcIssuer *issuer, GError **error)
 	const char *ca_id = vc_ca_get_id(issuer->ca);
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	guint64 number = 0;
+	guint64 recorded = 0;
 	g_autoptr(GPtrArray) rows = NULL;
 	g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func(g_free);
 
@@ -297,7 +298,12 @@ vc_issuer_make_crl(VcIssuer *issuer, GError **error)
 		entry->reason = rec->reason < 0 ? VC_REASON_UNSPECIFIED : rec->reason;
 		g_ptr_array_add(entries, entry);
 	}
-	if (!vc_store_crl_next_number(issuer->store, ca_id, &number, error))
+	/* RFC 5280 5.2.3: the number never goes back, not even when the store
+	 * was restored from an older backup: above both the store's count and
+	 * the one recorded beside the CA, recorded there before it is used */
+	if (!vc_ca_crl_number_load(issuer->ca, &recorded, error) ||
+	    !vc_store_crl_next_number_above(issuer->store, ca_id, recorded, &number, error) ||
+	    !vc_ca_crl_number_save(issuer->ca, number, error))
 		return NULL;
 	/* thisUpdate a little in the past for relying parties with skewed clocks */
 	return vc_ca_sign_crl(issuer->ca, entries, number, now - 60,

@@ -864,6 +864,43 @@ test_crash(Fixture *fx, gconstpointer data)
 	}
 }
 
+/* Red-team finding 1: a store restored from an older backup (here: a
+ * fresh one) does not make the CRL number go back; the number recorded
+ * beside the CA carries on. */
+static void
+test_crl_number_survives_store(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *recorded = NULL;
+	g_autofree char *path = g_build_filename(fx->tca->ca_dir, "crl-number", NULL);
+	guint64 last = 0;
+
+	for (int i = 0; i < 3; i++) {
+		g_autoptr(X509_CRL) crl = vc_issuer_make_crl(fx->issuer, &error);
+		g_assert_no_error(error);
+		last = crl_number(crl);
+	}
+	g_assert_cmpuint(last, ==, 3);
+	g_assert_true(g_file_get_contents(path, &recorded, NULL, NULL));
+	g_assert_true(g_str_has_suffix(g_strstrip(recorded), " 3"));
+
+	/* the store is lost and replaced: numbering goes on from 4 */
+	g_clear_pointer(&fx->issuer, vc_issuer_free);
+	g_clear_pointer(&fx->store, vc_store_free);
+	g_assert_cmpint(g_unlink(fx->db_path), ==, 0);
+	fx_reopen_store(fx);
+	{
+		g_autoptr(X509_CRL) crl = vc_issuer_make_crl(fx->issuer, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(crl_number(crl), ==, 4);
+	}
+	/* a damaged record is reported, never guessed past */
+	g_assert_true(g_file_set_contents(path, "garbage\n", -1, NULL));
+	g_assert_null(vc_issuer_make_crl(fx->issuer, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_assert_nonnull(strstr(error->message, "crl-number"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -885,6 +922,7 @@ main(int argc, char **argv)
 	ADD("/issuer/revoke/durable", test_revoke_durable, NULL);
 	ADD("/issuer/crl/revoked-and-abandoned", test_crl, NULL);
 	ADD("/issuer/crl/url", test_crl_url, NULL);
+	ADD("/issuer/crl/number-survives-store", test_crl_number_survives_store, NULL);
 	ADD("/issuer/crash/after-record", test_crash, "after-record");
 	ADD("/issuer/crash/after-sign", test_crash, "after-sign");
 #undef ADD
