@@ -1042,6 +1042,23 @@ vc_policy_group_matches(const PolicyGroup *g, const VcPolicySubject *subject)
 	return TRUE;
 }
 
+gboolean
+vc_policy_set_any_group_sets(VcPolicySet *set, const char *key, gboolean truthy)
+{
+	g_return_val_if_fail(set != NULL, FALSE);
+	g_return_val_if_fail(key != NULL, FALSE);
+	for (guint i = 0; i < set->groups->len; i++) {
+		const PolicyGroup *g = g_ptr_array_index(set->groups, i);
+		GStrv v = g_hash_table_lookup(g->map, key);
+		gboolean b = FALSE;
+		if (v == NULL || v[0] == NULL)
+			continue;
+		if (!truthy || !vc_policy_parse_bool(v[0], &b, NULL) || b)
+			return TRUE;
+	}
+	return FALSE;
+}
+
 GHashTable *
 vc_policy_set_lookup(VcPolicySet *set, const VcPolicySubject *subject, char **ret_source)
 {

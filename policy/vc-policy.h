@@ -136,6 +136,12 @@ guint vc_policy_set_get_size(VcPolicySet *set);
 GHashTable *vc_policy_set_lookup(VcPolicySet *set, const VcPolicySubject *subject,
 				 char **ret_source);
 
+/* Does any group set KEY (with TRUTHY: to a value that is not false, an
+ * unparsable one counting as set)? For a caller that cannot tell which
+ * group would select a VM (virtcert-hook with a domain XML it cannot read)
+ * and must assume the worst. */
+gboolean vc_policy_set_any_group_sets(VcPolicySet *set, const char *key, gboolean truthy);
+
 /* A new empty map of key -> GStrv, the type the functions above use. */
 GHashTable *vc_policy_map_new(void);
 /* Copies every entry of SRC over DST (SRC wins). */
