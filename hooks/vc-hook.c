@@ -95,6 +95,22 @@ vc_hook_parse_answer(JsonNode *result, gboolean *ret_allow, const char **ret_rea
 	return TRUE;
 }
 
+/* For a domain XML that cannot be read: could the VM have asked for this
+ * check? Yes if the XML holds a virtcert element (its namespace) or if some
+ * policy.d group could ask it for the VM (we cannot tell which group would
+ * select it), or if policy.d could not be read. */
+static gboolean
+vc_hook_may_be_checked(const char *xml, gsize len, VcPolicySet *set, gboolean policy_loaded,
+		       gboolean is_migrate)
+{
+	if (g_strstr_len(xml, (gssize)len, VC_DOMAIN_NS) != NULL || !policy_loaded)
+		return TRUE;
+	if (is_migrate)
+		return vc_policy_set_any_group_sets(set, "require", FALSE) ||
+		       vc_policy_set_any_group_sets(set, "trust-host-ca", FALSE);
+	return vc_policy_set_any_group_sets(set, "check-on-start", TRUE);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -110,7 +126,8 @@ main(int argc, char **argv)
 	g_autoptr(GError) policy_error = NULL;
 	g_autoptr(JsonObject) params = NULL;
 	g_autoptr(JsonNode) result = NULL;
-	gboolean is_migrate, allow = FALSE;
+	g_autofree char *reduced = NULL;
+	gboolean is_migrate, allow = FALSE, policy_loaded;
 	const char *reason = NULL;
 
 	if (argc < 3) {
@@ -145,14 +162,27 @@ main(int argc, char **argv)
 
 	xml = vc_hook_read_stdin(&len, &error);
 	if (xml == NULL)
-		/* for a start we cannot even tell whether the VM asked for a
-		 * check; for a migration the owner's policy may be in there */
-		return is_migrate ? vc_hook_refuse(what, vm, error->message) : 0;
+		/* libvirt's domain XML always fits: we cannot tell whether the
+		 * VM asked for a check, so it is not let through */
+		return vc_hook_refuse(what, vm, error->message);
+	policy_loaded = vc_policy_set_load_dir(set, config->policy_dir, &policy_error);
+	if (!policy_loaded)
+		g_clear_error(&policy_error); /* unreadable: let the daemon judge */
 	info = vc_domain_info_parse(xml, (gssize)len, &error);
 	if (info == NULL) {
-		g_autofree char *r =
-		    g_strdup_printf("cannot read the domain XML on stdin: %s", error->message);
-		return is_migrate ? vc_hook_refuse(what, vm, r) : 0;
+		g_autofree char *r = NULL;
+		/* Outside the virtcert element the XML is read as libvirt writes
+		 * it, so this is broken virtcert metadata or not libvirt's XML.
+		 * A VM that may have asked for a check is never let through
+		 * because its XML could not be read; one that cannot have asked
+		 * (no virtcert element, no policy.d group that could restrict it)
+		 * does not depend on us. */
+		if (!vc_hook_may_be_checked(xml, len, set, policy_loaded, is_migrate))
+			return 0;
+		r = g_strdup_printf("cannot read the domain XML on stdin (%s), and the VM may "
+				    "have asked for a placement check",
+				    error->message);
+		return vc_hook_refuse(what, vm, r);
 	}
 
 	/* A VM without any virtcert policy, or whose policy does not restrict
@@ -160,9 +190,7 @@ main(int argc, char **argv)
 	 * on it running. The daemon decides everything else, from the same
 	 * policy.d; a policy we cannot resolve goes to the daemon too, which
 	 * refuses it with the reason. */
-	if (!vc_policy_set_load_dir(set, config->policy_dir, &policy_error))
-		g_clear_error(&policy_error); /* unreadable: let the daemon judge */
-	else {
+	if (policy_loaded) {
 		policy = vc_placement_resolve_policy(info, set, config->issue_all,
 						     config->default_lifetime_s, &policy_error);
 		if (policy_error == NULL && !vc_placement_is_restricted(policy))
@@ -173,8 +201,16 @@ main(int argc, char **argv)
 	if (!is_migrate && (policy == NULL || !policy->check_on_start))
 		return 0;
 
+	/* only what the decision reads: a domain XML of any size fits the
+	 * control socket's request cap */
+	reduced = vc_domain_xml_reduce(xml, (gssize)len, &error);
+	if (reduced == NULL) {
+		g_autofree char *r =
+		    g_strdup_printf("cannot read the domain XML on stdin: %s", error->message);
+		return vc_hook_refuse(what, vm, r);
+	}
 	params = json_object_new();
-	json_object_set_string_member(params, "xml", xml);
+	json_object_set_string_member(params, "xml", reduced);
 	json_object_set_string_member(params, "operation", what);
 	result = vc_ipc_client_call(config->control_socket, "placement-check", params,
 				    (guint)config->hook_timeout_ms, &error);

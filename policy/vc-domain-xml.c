@@ -43,23 +43,37 @@ vc_domain_xml_init_once(gpointer data)
 	return NULL;
 }
 
-/* Finds S (ASCII, upper case) in DATA case-insensitively. */
-static gboolean
-vc_domain_xml_contains_ci(const char *data, gsize len, const char *s)
+/* The parser's own view of a DOCTYPE, not a scan of the text: a CDATA
+ * section or a comment holding "<!DOCTYPE" is text libvirt accepts, and a
+ * real declaration stops the parser before its internal subset (entity
+ * declarations, billion laughs) is read. */
+static void
+vc_domain_xml_sax_stop_dtd(void *ctx, const xmlChar *name, const xmlChar *external_id,
+			   const xmlChar *system_id)
 {
-	gsize n = strlen(s);
-	for (gsize i = 0; i + n <= len; i++)
-		if (data[i] == '<' && g_ascii_strncasecmp(data + i, s, n) == 0)
-			return TRUE;
-	return FALSE;
+	xmlParserCtxt *ctxt = ctx;
+
+	*(gboolean *)ctxt->_private = TRUE;
+	xmlStopParser(ctxt);
 }
 
-/* Walks the tree: depth cap, value-length cap on every attribute and text
- * node (libxml2's own limits are in megabytes). */
-static gboolean
-vc_domain_xml_check_tree(xmlNode *node, guint depth, GError **error)
+static void
+vc_domain_xml_sax_stop_entity(void *ctx, const xmlChar *name, int type, const xmlChar *public_id,
+			      const xmlChar *system_id, xmlChar *content)
 {
-	for (xmlNode *n = node; n != NULL; n = n->next) {
+	xmlParserCtxt *ctxt = ctx;
+
+	*(gboolean *)ctxt->_private = TRUE;
+	xmlStopParser(ctxt);
+}
+
+/* Walks a virtcert element's tree: depth cap, value-length cap on every
+ * attribute and text node (libxml2's own limits are in megabytes). The rest
+ * of a domain XML is libvirt's and is read as libvirt accepts it. */
+static gboolean
+vc_domain_xml_check_tree(xmlNode *node, guint depth, gboolean siblings, GError **error)
+{
+	for (xmlNode *n = node; n != NULL; n = siblings ? n->next : NULL) {
 		if (n->type == XML_DTD_NODE || n->type == XML_ENTITY_DECL ||
 		    n->type == XML_ENTITY_REF_NODE || n->type == XML_ENTITY_NODE) {
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
@@ -105,21 +119,24 @@ vc_domain_xml_check_tree(xmlNode *node, guint depth, GError **error)
 				}
 			}
 		}
-		if (!vc_domain_xml_check_tree(n->children, depth + 1, error))
+		if (!vc_domain_xml_check_tree(n->children, depth + 1, TRUE, error))
 			return FALSE;
 	}
 	return TRUE;
 }
 
-/* Parses with the safe options and refuses any DTD, before (by scanning, so
- * a billion-laughs document is never expanded) and after (in case an encoding
- * trick hid the declaration from the scan). */
+/* Parses with the safe options and refuses any DTD, as the parser meets it
+ * (so a billion-laughs document is never expanded) and after (belt and
+ * braces). STRICT applies the caps of vc_domain_xml_check_tree() to the
+ * whole document (a lone virtcert element); a domain XML gets them only on
+ * its virtcert element. */
 static xmlDoc *
-vc_domain_xml_parse_safely(const char *xml, gssize len, GError **error)
+vc_domain_xml_parse_safely(const char *xml, gssize len, gboolean strict, GError **error)
 {
 	static GOnce once = G_ONCE_INIT;
 	g_autoptr(xmlParserCtxt) ctxt = NULL;
 	g_autoptr(xmlDoc) doc = NULL;
+	gboolean saw_dtd = FALSE;
 	gsize n;
 
 	g_once(&once, vc_domain_xml_init_once, NULL);
@@ -143,21 +160,23 @@ vc_domain_xml_parse_safely(const char *xml, gssize len, GError **error)
 				    "domain XML contains a NUL byte");
 		return NULL;
 	}
-	if (vc_domain_xml_contains_ci(xml, n, "<!DOCTYPE") ||
-	    vc_domain_xml_contains_ci(xml, n, "<!ENTITY")) {
+	ctxt = xmlNewParserCtxt();
+	if (ctxt == NULL || ctxt->sax == NULL) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_FAILED, "out of memory");
+		return NULL;
+	}
+	ctxt->_private = &saw_dtd;
+	ctxt->sax->internalSubset = vc_domain_xml_sax_stop_dtd;
+	ctxt->sax->externalSubset = vc_domain_xml_sax_stop_dtd;
+	ctxt->sax->entityDecl = vc_domain_xml_sax_stop_entity;
+	/* libvirt writes UTF-8; forcing it rules out UTF-16 and EBCDIC tricks */
+	doc = xmlCtxtReadMemory(ctxt, xml, (int)n, "domain.xml", "UTF-8", VC_XML_PARSE_OPTIONS);
+	if (saw_dtd) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 				    "domain XML with a DOCTYPE or ENTITY declaration is refused "
 				    "(libvirt never writes one)");
 		return NULL;
 	}
-	ctxt = xmlNewParserCtxt();
-	if (ctxt == NULL) {
-		g_set_error_literal(error, VC_ERROR, VC_ERROR_FAILED, "out of memory");
-		return NULL;
-	}
-	/* libvirt writes UTF-8; forcing it rules out UTF-16 and EBCDIC tricks
-	 * around the scan above */
-	doc = xmlCtxtReadMemory(ctxt, xml, (int)n, "domain.xml", "UTF-8", VC_XML_PARSE_OPTIONS);
 	if (doc == NULL || !ctxt->wellFormed) {
 		const xmlError *e = xmlCtxtGetLastError(ctxt);
 		g_autofree char *msg =
@@ -172,7 +191,7 @@ vc_domain_xml_parse_safely(const char *xml, gssize len, GError **error)
 				    "domain XML with a DOCTYPE is refused");
 		return NULL;
 	}
-	if (!vc_domain_xml_check_tree(doc->children, 0, error))
+	if (strict && !vc_domain_xml_check_tree(doc->children, 0, TRUE, error))
 		return NULL;
 	return g_steal_pointer(&doc);
 }
@@ -516,29 +535,33 @@ vc_domain_xml_parse_vm(const xmlNode *vm, GHashTable *map, char **ret_serial, ch
 	return TRUE;
 }
 
+/* nova's metadata is read as nova (and libvirt) wrote it, not refused: a
+ * value no DNS name or selector can use fails where it is used, naming it,
+ * and does not make the whole domain XML unreadable. */
 static gboolean
 vc_domain_xml_nova_text(const xmlNode *n, char **field, GError **error)
 {
-	char *v = vc_domain_xml_node_text(n, TRUE, error);
-	if (v == NULL)
-		return FALSE;
+	g_autoptr(GString) s = g_string_new(NULL);
+
+	for (xmlNode *c = n->children; c != NULL; c = c->next)
+		if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE)
+			g_string_append(s, (const char *)c->content);
 	g_free(*field);
-	*field = v;
+	*field = g_strdup(g_strstrip(s->str));
 	return TRUE;
 }
 
 static gboolean
 vc_domain_xml_nova_attr(const xmlNode *n, const char *attr, char **field, GError **error)
 {
-	g_autoptr(GError) local = NULL;
-	char *v = vc_domain_xml_get_attr(n, attr, &local);
-	if (local != NULL) {
-		g_propagate_error(error, g_steal_pointer(&local));
-		return FALSE;
-	}
-	if (v != NULL) {
-		g_free(*field);
-		*field = v;
+	for (xmlAttr *a = n->properties; a != NULL; a = a->next) {
+		if (a->ns == NULL && strcmp((const char *)a->name, attr) == 0) {
+			g_free(*field);
+			*field = (char *)xmlNodeListGetString(n->doc, a->children, 1);
+			if (*field == NULL)
+				*field = g_strdup("");
+			return TRUE;
+		}
 	}
 	return TRUE;
 }
@@ -628,7 +651,9 @@ vc_domain_xml_parse_metadata_element(const xmlNode *md, VcDomainInfo *info, GErr
 					    "line %d: a second <virtcert:vm> element", c->line);
 				return FALSE;
 			}
-			if (!vc_domain_xml_parse_vm(c, map, &serial, &peer, error)) {
+			/* strict here, and only here: this element is ours */
+			if (!vc_domain_xml_check_tree(c, 0, FALSE, error) ||
+			    !vc_domain_xml_parse_vm(c, map, &serial, &peer, error)) {
 				g_prefix_error(error, "virtcert metadata: ");
 				return FALSE;
 			}
@@ -688,7 +713,7 @@ vc_domain_info_parse(const char *xml, gssize len, GError **error)
 	gboolean seen_name = FALSE, seen_uuid = FALSE;
 
 	info->metadata = vc_policy_map_new();
-	doc = vc_domain_xml_parse_safely(xml, len, error);
+	doc = vc_domain_xml_parse_safely(xml, len, FALSE, error);
 	if (doc == NULL)
 		return NULL;
 	root = xmlDocGetRootElement(doc);
@@ -750,6 +775,58 @@ vc_domain_info_parse(const char *xml, gssize len, GError **error)
 	return g_steal_pointer(&info);
 }
 
+char *
+vc_domain_xml_reduce(const char *xml, gssize len, GError **error)
+{
+	g_autoptr(VcDomainInfo) info = vc_domain_info_parse(xml, len, error);
+	g_autoptr(xmlDoc) doc = NULL;
+	g_autoptr(xmlDoc) out = NULL;
+	xmlNode *root, *md = NULL;
+	xmlChar *mem = NULL;
+	int size = 0;
+	char *result;
+
+	/* the same checks as the receiver's: what cannot be read is refused here */
+	if (info == NULL)
+		return NULL;
+	doc = vc_domain_xml_parse_safely(xml, len, FALSE, error);
+	if (doc == NULL)
+		return NULL;
+	out = xmlNewDoc((const xmlChar *)"1.0");
+	root = xmlNewDocNode(out, NULL, (const xmlChar *)"domain", NULL);
+	xmlDocSetRootElement(out, root);
+	for (xmlNode *c = xmlDocGetRootElement(doc)->children; c != NULL; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE || c->ns != NULL)
+			continue;
+		if (vc_domain_xml_name_is(c, "name") || vc_domain_xml_name_is(c, "uuid")) {
+			xmlAddChild(root, xmlDocCopyNode(c, out, 1));
+		} else if (vc_domain_xml_name_is(c, "metadata")) {
+			for (xmlNode *m = c->children; m != NULL; m = m->next) {
+				if (m->type != XML_ELEMENT_NODE)
+					continue;
+				if (!(vc_domain_xml_ns_is(m, VC_DOMAIN_NS) &&
+				      vc_domain_xml_name_is(m, "vm")) &&
+				    !(vc_domain_xml_is_nova(m) &&
+				      vc_domain_xml_name_is(m, "instance")))
+					continue;
+				if (md == NULL)
+					md = xmlNewChild(root, NULL, (const xmlChar *)"metadata",
+							 NULL);
+				xmlAddChild(md, xmlDocCopyNode(m, out, 1));
+			}
+		}
+	}
+	xmlDocDumpMemoryEnc(out, &mem, &size, "UTF-8");
+	if (mem == NULL || size <= 0) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_FAILED,
+				    "cannot serialize the domain XML");
+		return NULL;
+	}
+	result = g_strndup((const char *)mem, (gsize)size);
+	xmlFree(mem);
+	return result;
+}
+
 /* virDomainGetMetadata returns the element without its namespace (<vm> and
  * children in no namespace): put it back, so both forms read the same. */
 static void
@@ -778,7 +855,7 @@ vc_domain_xml_strip_ns(xmlNode *n)
 static xmlDoc *
 vc_domain_xml_parse_metadata_doc(const char *xml, gssize len, GError **error)
 {
-	g_autoptr(xmlDoc) doc = vc_domain_xml_parse_safely(xml, len, error);
+	g_autoptr(xmlDoc) doc = vc_domain_xml_parse_safely(xml, len, TRUE, error);
 	xmlNode *root;
 
 	if (doc == NULL)

@@ -10,7 +10,7 @@ G_BEGIN_DECLS
 #define VC_DOMAIN_NS "urn:virtcert:domain:1"
 #define VC_NOVA_NS "http://openstack.org/xmlns/libvirt/nova/1.1"
 
-/* Caps on hostile domain XML. */
+/* Caps on hostile domain XML (depth and value: inside <virtcert:vm> only). */
 #define VC_DOMAIN_XML_MAX_SIZE (4 * 1024 * 1024)
 #define VC_DOMAIN_XML_MAX_DEPTH 64
 #define VC_DOMAIN_XML_MAX_VALUE 4096
@@ -39,8 +39,12 @@ void vc_domain_info_free(VcDomainInfo *info);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcDomainInfo, vc_domain_info_free)
 
 /* Parses a domain XML safely: no network, no DTD, no entities (a document
- * with a DOCTYPE is refused), size, depth and value-length caps, control
- * characters in names refused. The <virtcert:vm> element (namespace
+ * with a DOCTYPE declaration is refused; "<!DOCTYPE" inside CDATA or a
+ * comment is text), a size cap (VC_DOMAIN_XML_MAX_SIZE, libvirt's remote
+ * string limit), control characters in the domain's name refused. The rest
+ * of the document is read as libvirt accepts it (libxml2's own limits):
+ * the depth and value-length caps apply only inside the virtcert element,
+ * and nova's metadata is taken as written. The <virtcert:vm> element (namespace
  * urn:virtcert:domain:1, any prefix) is read as:
  *
  *   <virtcert:vm xmlns:virtcert="urn:virtcert:domain:1">
@@ -64,6 +68,15 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcDomainInfo, vc_domain_info_free)
  * nova metadata is read in both the 1.1 and the older 1.0 namespace.
  * Errors use VC_ERROR_INVALID_DATA. */
 VcDomainInfo *vc_domain_info_parse(const char *xml, gssize len, GError **error);
+
+/* What a placement decision reads of a domain XML, and nothing else: a
+ * <domain> with its <name>, <uuid> and, in <metadata>, the <virtcert:vm>
+ * and nova <instance> elements. vc_domain_info_parse() of the result gives
+ * the same name, UUID, policy and nova facts; it is small enough for a
+ * control-socket request however large the domain XML (descriptions, other
+ * applications' metadata, hundreds of devices). Fails as
+ * vc_domain_info_parse() does. */
+char *vc_domain_xml_reduce(const char *xml, gssize len, GError **error);
 
 /* Parses just a <virtcert:vm> element (what virDomainGetMetadata returns). */
 GHashTable *vc_domain_metadata_parse(const char *xml, gssize len, GError **error);

@@ -7,10 +7,6 @@
 #include "vc-policy.h"
 #include "vc-text.h"
 
-/* VMs may live minutes (seed 000): so may their certificates */
-#define VC_POLICY_LIFETIME_MIN_S 60
-/* the CA/Browser Forum ceiling for TLS server certificates */
-#define VC_POLICY_LIFETIME_MAX_S (397 * 86400)
 #define VC_POLICY_PATH_MAX 4096
 #define VC_POLICY_RELOAD_MAX 1024
 #define VC_POLICY_OWNER_PART_MAX 32
@@ -1044,6 +1040,23 @@ vc_policy_group_matches(const PolicyGroup *g, const VcPolicySubject *subject)
 	    !vc_policy_match_glob_any(g->match_project, subject->project_id))
 		return FALSE;
 	return TRUE;
+}
+
+gboolean
+vc_policy_set_any_group_sets(VcPolicySet *set, const char *key, gboolean truthy)
+{
+	g_return_val_if_fail(set != NULL, FALSE);
+	g_return_val_if_fail(key != NULL, FALSE);
+	for (guint i = 0; i < set->groups->len; i++) {
+		const PolicyGroup *g = g_ptr_array_index(set->groups, i);
+		GStrv v = g_hash_table_lookup(g->map, key);
+		gboolean b = FALSE;
+		if (v == NULL || v[0] == NULL)
+			continue;
+		if (!truthy || !vc_policy_parse_bool(v[0], &b, NULL) || b)
+			return TRUE;
+	}
+	return FALSE;
 }
 
 GHashTable *

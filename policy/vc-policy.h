@@ -23,6 +23,13 @@ typedef enum {
 	VC_ISSUE_ON_DEFINE,
 } VcIssueOn;
 
+/* The bounds of a leaf's lifetime, on every path (policy, --lifetime, the
+ * control socket): VMs may live minutes (seed 000), so may their
+ * certificates; 397 days is the CA/Browser Forum ceiling for TLS server
+ * certificates. */
+#define VC_POLICY_LIFETIME_MIN_S 60
+#define VC_POLICY_LIFETIME_MAX_S (397 * 86400)
+
 const char *vc_key_type_to_string(VcKeyType type);
 gboolean vc_key_type_from_string(const char *s, VcKeyType *ret_type, GError **error);
 const char *vc_key_mode_to_string(VcKeyMode mode);
@@ -128,6 +135,12 @@ guint vc_policy_set_get_size(VcPolicySet *set);
  * new reference the caller may modify (e.g. merge metadata into it). */
 GHashTable *vc_policy_set_lookup(VcPolicySet *set, const VcPolicySubject *subject,
 				 char **ret_source);
+
+/* Does any group set KEY (with TRUTHY: to a value that is not false, an
+ * unparsable one counting as set)? For a caller that cannot tell which
+ * group would select a VM (virtcert-hook with a domain XML it cannot read)
+ * and must assume the worst. */
+gboolean vc_policy_set_any_group_sets(VcPolicySet *set, const char *key, gboolean truthy);
 
 /* A new empty map of key -> GStrv, the type the functions above use. */
 GHashTable *vc_policy_map_new(void);

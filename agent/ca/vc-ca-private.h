@@ -17,11 +17,14 @@ struct _VcCa {
 	GPtrArray *chain; /* of X509*: intermediate then issuers, no root */
 	GStrv permitted;  /* dNSName subtrees from the certificate */
 	char *id;
+	gint64 not_after;	    /* the earliest notAfter of the chain, root included */
 	const EVP_MD *md;	    /* NULL for Ed25519 */
 	X509_STORE *store;	    /* the root as the only trust anchor */
 	STACK_OF(X509) * untrusted; /* the chain, for path building */
 	/* Post-issuance check: the intermediate as the (partial-chain) anchor.
-	 * Its own path to the root is verified once in vc_ca_load(); repeating
+	 * Its own path to the root, and a probe leaf's through it (path
+	 * length and name constraints above the CA), are verified once in
+	 * vc_ca_load(); repeating
 	 * the root's signature over the same immutable intermediate for every
 	 * leaf would double the cost of issuance and prove nothing new. */
 	X509_STORE *issue_store;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <glib/gstdio.h>
 #include <openssl/core_names.h>
@@ -22,6 +23,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(X509_PUBKEY, X509_PUBKEY_free)
 /* CA certificates start a little in the past so that a peer whose clock is
  * behind still accepts them. */
 #define VC_CA_BACKDATE_S (10 * 60)
+/* ub-common-name (RFC 5280 A.1) */
+#define VC_CA_CN_MAX 64
 
 /* ---- small encoders --------------------------------------------------- */
 
@@ -342,7 +345,8 @@ vc_ca_path(const char *dir, const char *file)
 static gboolean
 vc_ca_prepare_ca_dir(const char *dir, gboolean force, GError **error)
 {
-	static const char *const files[] = {"ca.key", "ca.pem", "chain.pem", "root.pem", "ca.csr"};
+	static const char *const files[] = {"ca.key",	"ca.pem", "chain.pem",
+					    "root.pem", "ca.csr", "crl-number"};
 
 	if (g_mkdir_with_parents(dir, 0700) < 0 || g_chmod(dir, 0700) < 0) {
 		g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot create %s: %s", dir,
@@ -642,9 +646,93 @@ vc_ca_verify_with(X509 *cert, X509 *root, GPtrArray *issuers, unsigned long flag
 		X509_STORE_CTX_set_time(ctx, 0, (time_t)at);
 	if (X509_verify_cert(ctx) != 1) {
 		int err = X509_STORE_CTX_get_error(ctx);
+		X509 *at_cert = X509_STORE_CTX_get_current_cert(ctx);
+		g_autofree char *who =
+		    at_cert != NULL ? vc_x509_name_to_string(X509_get_subject_name(at_cert)) : NULL;
 		ERR_clear_error();
-		g_set_error(error, VC_ERROR, VC_ERROR_CRYPTO, "verification failed: %s",
-			    X509_verify_cert_error_string(err));
+		g_set_error(error, VC_ERROR, VC_ERROR_CRYPTO, "verification failed: %s%s%s%s",
+			    X509_verify_cert_error_string(err), who != NULL ? " (at \"" : "",
+			    who != NULL ? who : "", who != NULL ? "\")" : "");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* A throw-away leaf as this CA would issue it: one name in each permitted
+ * subtree, signed with KEY. */
+static X509 *
+vc_ca_probe_leaf_new(X509 *cert, EVP_PKEY *key, GError **error)
+{
+	g_auto(GStrv) permitted = vc_ca_get_permitted_dns(cert, error);
+	g_autoptr(EVP_PKEY) leaf_key = NULL;
+	g_autoptr(X509) leaf = X509_new();
+	g_autoptr(X509_NAME) name = NULL;
+	g_autoptr(ASN1_INTEGER) serial = NULL;
+	g_autoptr(GENERAL_NAMES) gens = sk_GENERAL_NAME_new_null();
+	g_autoptr(ASN1_OCTET_STRING) ski = NULL;
+	g_autoptr(X509_EXTENSION) aki = NULL;
+	g_autoptr(X509_EXTENSION) bc = NULL;
+
+	if (permitted == NULL)
+		return NULL;
+	leaf_key = vc_key_generate(VC_KEY_TYPE_EC_P256, error);
+	serial = leaf_key != NULL ? vc_serial_generate_integer(error) : NULL;
+	name = serial != NULL ? vc_x509_name_from_cn("virtcert chain probe", error) : NULL;
+	ski = name != NULL ? vc_ca_ski_from_key(key, error) : NULL;
+	aki = ski != NULL ? vc_ext_aki_from_ski(ski, error) : NULL;
+	bc = aki != NULL ? vc_ca_ext_basic_constraints(FALSE, -1, error) : NULL;
+	if (bc == NULL)
+		return NULL;
+	for (gsize i = 0; permitted[i] != NULL; i++) {
+		const char *p = permitted[i];
+		g_autofree char *dns = g_strconcat("probe.", p[0] == '.' ? p + 1 : p, NULL);
+		sk_GENERAL_NAME_push(gens, vc_general_name_new_ia5(GEN_DNS, dns));
+	}
+	if (!X509_set_version(leaf, X509_VERSION_3) || !X509_set_serialNumber(leaf, serial) ||
+	    !X509_set_subject_name(leaf, name) ||
+	    !X509_set_issuer_name(leaf, X509_get_subject_name(cert)) ||
+	    !X509_set1_notBefore(leaf, X509_get0_notBefore(cert)) ||
+	    !X509_set1_notAfter(leaf, X509_get0_notAfter(cert)) ||
+	    !X509_set_pubkey(leaf, leaf_key) || !X509_add_ext(leaf, bc, -1) ||
+	    !X509_add_ext(leaf, aki, -1) ||
+	    X509_add1_ext_i2d(leaf, NID_subject_alt_name, gens, 0, X509V3_ADD_APPEND) != 1) {
+		vc_crypto_set_error(error, "cannot build the chain probe");
+		return NULL;
+	}
+	if (!vc_ca_sign_with(leaf, key, error))
+		return NULL;
+	return g_steal_pointer(&leaf);
+}
+
+/* Would a leaf of this CA validate from the root? Checking the intermediate
+ * alone is not enough: a root whose pathLenConstraint is 0 (RFC 5280
+ * 4.2.1.9) or whose name constraints exclude the CA's subtrees accepts the
+ * intermediate and refuses every leaf under it. So a probe leaf is verified
+ * through the whole chain (CERT, then ISSUERS) to ANCHOR, times ignored;
+ * without a root (PARTIAL) to the top of the chain. */
+static gboolean
+vc_ca_verify_probe(X509 *cert, EVP_PKEY *key, X509 *anchor, GPtrArray *issuers, gboolean partial,
+		   GError **error)
+{
+	g_autoptr(X509) probe = vc_ca_probe_leaf_new(cert, key, error);
+	g_autoptr(GPtrArray) path = g_ptr_array_new();
+	g_autofree char *root = NULL;
+
+	if (probe == NULL)
+		return FALSE;
+	g_ptr_array_add(path, cert);
+	for (guint i = 0; issuers != NULL && i < issuers->len; i++)
+		g_ptr_array_add(path, g_ptr_array_index(issuers, i));
+	if (!vc_ca_verify_with(
+		probe, anchor, path,
+		X509_V_FLAG_NO_CHECK_TIME | (partial ? X509_V_FLAG_PARTIAL_CHAIN : 0), 0, error)) {
+		root = vc_x509_name_to_string(X509_get_subject_name(anchor));
+		g_prefix_error(error,
+			       "a certificate issued by this CA would not validate from \"%s\" "
+			       "(a path length or name constraint above the CA forbids it; have "
+			       "the CA signed by a root or intermediate that allows a CA below "
+			       "it): ",
+			       root);
 		return FALSE;
 	}
 	return TRUE;
@@ -694,6 +782,17 @@ vc_ca_import(const char *ca_dir, const char *cert_path, const char *root_path, G
 		if (!vc_ca_verify_with(cert, root, issuers, X509_V_FLAG_NO_CHECK_TIME, 0, error)) {
 			g_prefix_error(error, "%s does not chain to %s: ", cert_path,
 				       root_path != NULL ? root_path : "the root in it");
+			return FALSE;
+		}
+	}
+	{
+		g_autoptr(GPtrArray) issuers = g_ptr_array_new();
+		for (guint i = 1; i < chain->len; i++)
+			g_ptr_array_add(issuers, g_ptr_array_index(chain, i));
+		if (!vc_ca_verify_probe(
+			cert, key, root != NULL ? root : g_ptr_array_index(chain, chain->len - 1),
+			issuers, root == NULL, error)) {
+			g_prefix_error(error, "%s: ", cert_path);
 			return FALSE;
 		}
 	}
@@ -769,6 +868,41 @@ vc_ca_prepare_leaf_extensions(VcCa *ca, GError **error)
 	return TRUE;
 }
 
+static gboolean
+vc_ca_cert_get_not_after(X509 *cert, gint64 *ret_t, GError **error)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1) {
+		vc_crypto_set_error(error, "cannot read a CA certificate's notAfter");
+		return FALSE;
+	}
+	*ret_t = (gint64)timegm(&tm);
+	return TRUE;
+}
+
+/* The end of the chain's validity: the earliest notAfter of the
+ * intermediate, its issuers and the root. */
+static gboolean
+vc_ca_compute_not_after(VcCa *ca, GError **error)
+{
+	gint64 t = 0;
+
+	if (!vc_ca_cert_get_not_after(ca->cert, &ca->not_after, error))
+		return FALSE;
+	for (guint i = 0; i < ca->chain->len; i++) {
+		if (!vc_ca_cert_get_not_after(g_ptr_array_index(ca->chain, i), &t, error))
+			return FALSE;
+		ca->not_after = MIN(ca->not_after, t);
+	}
+	if (ca->root != NULL) {
+		if (!vc_ca_cert_get_not_after(ca->root, &t, error))
+			return FALSE;
+		ca->not_after = MIN(ca->not_after, t);
+	}
+	return TRUE;
+}
+
 VcCa *
 vc_ca_load(const char *ca_dir, GError **error)
 {
@@ -810,6 +944,8 @@ vc_ca_load(const char *ca_dir, GError **error)
 		ca->root = X509_dup(g_ptr_array_index(roots, 0));
 	}
 	ca->md = vc_key_get_md(ca->key);
+	if (!vc_ca_compute_not_after(ca, error))
+		return NULL;
 
 	/* The trust anchor is the root. Imported without a root, the top of
 	 * the chain is the anchor and the chain may be partial. */
@@ -835,6 +971,10 @@ vc_ca_load(const char *ca_dir, GError **error)
 	if (ca->root != NULL &&
 	    !vc_ca_verify_with(ca->cert, ca->root, issuers, X509_V_FLAG_NO_CHECK_TIME, 0, error)) {
 		g_prefix_error(error, "%s: the CA does not chain to root.pem: ", ca_dir);
+		return NULL;
+	}
+	if (!vc_ca_verify_probe(ca->cert, ca->key, anchor, issuers, ca->root == NULL, error)) {
+		g_prefix_error(error, "%s: ", ca_dir);
 		return NULL;
 	}
 	ca->issue_store = X509_STORE_new();
@@ -884,6 +1024,12 @@ const char *
 vc_ca_get_id(VcCa *ca)
 {
 	return ca->id;
+}
+
+gint64
+vc_ca_get_not_after(VcCa *ca)
+{
+	return ca->not_after;
 }
 
 gboolean
@@ -960,17 +1106,18 @@ vc_ca_add_ext_i2d(X509 *cert, int nid, gboolean critical, void *value, GError **
 }
 
 static gboolean
-vc_ca_add_san(X509 *cert, const VcLeafRequest *req, const char *uuid_lower, GError **error)
+vc_ca_add_san(X509 *cert, const char *const *dns_names, gboolean empty_subject,
+	      const char *uuid_lower, GError **error)
 {
 	g_autoptr(GENERAL_NAMES) gens = sk_GENERAL_NAME_new_null();
 	g_autofree char *urn = g_strconcat("urn:uuid:", uuid_lower, NULL);
 
-	for (gsize i = 0; req->dns_names[i] != NULL; i++)
-		sk_GENERAL_NAME_push(gens, vc_general_name_new_ia5(GEN_DNS, req->dns_names[i]));
+	for (gsize i = 0; dns_names[i] != NULL; i++)
+		sk_GENERAL_NAME_push(gens, vc_general_name_new_ia5(GEN_DNS, dns_names[i]));
 	/* RFC 4122 3: the UUID URN names the VM whatever its DNS names */
 	sk_GENERAL_NAME_push(gens, vc_general_name_new_ia5(GEN_URI, urn));
 	/* RFC 5280 4.2.1.6: critical when the subject is empty */
-	return vc_ca_add_ext_i2d(cert, NID_subject_alt_name, req->empty_subject, gens, error);
+	return vc_ca_add_ext_i2d(cert, NID_subject_alt_name, empty_subject, gens, error);
 }
 
 static gboolean
@@ -1013,8 +1160,16 @@ vc_ca_add_ext(X509 *cert, X509_EXTENSION *ext, GError **error)
 	return TRUE;
 }
 
+static char *
+vc_ca_format_time(gint64 t)
+{
+	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
+
+	return dt != NULL ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("?");
+}
+
 static gboolean
-vc_ca_check_leaf_request(const VcLeafRequest *req, GError **error)
+vc_ca_check_leaf_request(VcCa *ca, const VcLeafRequest *req, GError **error)
 {
 	if (req == NULL || req->public_key == NULL || req->serial_hex == NULL ||
 	    req->dns_names == NULL || req->dns_names[0] == NULL) {
@@ -1031,6 +1186,18 @@ vc_ca_check_leaf_request(const VcLeafRequest *req, GError **error)
 		g_set_error(error, VC_ERROR, VC_ERROR_USAGE, "notAfter is not after notBefore");
 		return FALSE;
 	}
+	/* RFC 5280 6.1.3 does not stop a leaf from outliving its issuer, but
+	 * relying parties reject it once the CA has expired: never promise a
+	 * validity the chain cannot give */
+	if (req->not_after > ca->not_after) {
+		g_autofree char *want = vc_ca_format_time(req->not_after);
+		g_autofree char *limit = vc_ca_format_time(ca->not_after);
+		g_set_error(error, VC_ERROR, VC_ERROR_POLICY,
+			    "a certificate valid until %s would outlive the CA chain, which "
+			    "expires at %s: ask for a shorter lifetime or renew the CA",
+			    want, limit);
+		return FALSE;
+	}
 	return TRUE;
 }
 
@@ -1045,9 +1212,16 @@ vc_ca_leaf_build(VcCa *ca, const VcLeafRequest *req, GError **error)
 	g_autoptr(ASN1_OCTET_STRING) ski = NULL;
 	g_autofree char *uuid = NULL;
 	X509_NAME *subject;
+	gboolean empty_subject;
 
-	if (!vc_ca_check_leaf_request(req, error) || !vc_ca_check_names(ca, req->dns_names, error))
+	if (!vc_ca_check_leaf_request(ca, req, error) ||
+	    !vc_ca_check_names(ca, req->dns_names, error))
 		return NULL;
+	/* The profile: CN = the first name when it fits ub-common-name (64
+	 * octets, RFC 5280 A.1), else an empty subject with the SAN critical
+	 * (RFC 5280 4.2.1.6): a longer first name is a valid DNS name that
+	 * X.509 cannot carry in a CN. */
+	empty_subject = req->empty_subject || strlen(req->dns_names[0]) > VC_CA_CN_MAX;
 	serial = vc_serial_from_hex(req->serial_hex, error);
 	if (serial == NULL)
 		return NULL;
@@ -1064,7 +1238,7 @@ vc_ca_leaf_build(VcCa *ca, const VcLeafRequest *req, GError **error)
 	if (!X509_set_version(cert, X509_VERSION_3) || !X509_set_serialNumber(cert, serial) ||
 	    !X509_set_issuer_name(cert, X509_get_subject_name(ca->cert)) ||
 	    !X509_set1_notBefore(cert, nb) || !X509_set1_notAfter(cert, na) ||
-	    (!req->empty_subject &&
+	    (!empty_subject &&
 	     !X509_NAME_add_entry_by_NID(subject, NID_commonName, MBSTRING_UTF8,
 					 (const unsigned char *)req->dns_names[0], -1, -1, 0))) {
 		vc_crypto_set_error(error, "cannot build certificate");
@@ -1080,7 +1254,8 @@ vc_ca_leaf_build(VcCa *ca, const VcLeafRequest *req, GError **error)
 		cert, EVP_PKEY_is_a(req->public_key, "RSA") ? ca->ext_ku_rsa : ca->ext_ku, error) ||
 	    !vc_ca_add_ext(cert, ca->ext_eku, error) ||
 	    !vc_ca_add_ext_i2d(cert, NID_subject_key_identifier, FALSE, ski, error) ||
-	    !vc_ca_add_ext(cert, ca->ext_aki, error) || !vc_ca_add_san(cert, req, uuid, error))
+	    !vc_ca_add_ext(cert, ca->ext_aki, error) ||
+	    !vc_ca_add_san(cert, req->dns_names, empty_subject, uuid, error))
 		return NULL;
 	if (req->crl_url != NULL && !vc_ca_add_crl_dp(cert, req->crl_url, error))
 		return NULL;

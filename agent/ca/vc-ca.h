@@ -18,6 +18,9 @@ EVP_PKEY *vc_key_generate(VcKeyType type, GError **error);
  * or RSA of at least 2048 bits (reported as VC_KEY_TYPE_RSA_3072); any other
  * key is VC_ERROR_INVALID_DATA. */
 gboolean vc_key_get_type(EVP_PKEY *key, VcKeyType *ret_type, GError **error);
+/* Does KEY have the type and size WANT names (EC P-256, Ed25519, RSA of
+ * exactly 3072 bits)? VC_ERROR_POLICY naming both when not. */
+gboolean vc_key_check_type(EVP_PKEY *key, VcKeyType want, GError **error);
 /* PEM (PKCS#8, unencrypted) of a private key; the caller wipes it with
  * vc_secret_free(). */
 char *vc_key_to_pem(EVP_PKEY *key, GError **error);
@@ -77,7 +80,11 @@ gboolean vc_ca_init_csr(const char *ca_dir, const VcCaInitOptions *opts, const c
 /* Installs a signed intermediate (PEM: intermediate first, then optionally
  * its issuers). Checks that it matches ca.key, is a CA with pathlen 0,
  * critical name constraints with permitted dNSNames, keyCertSign. With
- * ROOT_PATH the chain is verified up to that root. */
+ * ROOT_PATH (or a self-signed root last in the file) the chain is verified
+ * up to that root, and so is a probe leaf signed by the CA: a root whose
+ * path length or name constraints forbid the CA's leaves is refused
+ * (VC_ERROR_CRYPTO) before anything is written. vc_ca_load() repeats the
+ * probe on every load. */
 gboolean vc_ca_import(const char *ca_dir, const char *cert_path, const char *root_path,
 		      GError **error);
 
@@ -95,6 +102,9 @@ GPtrArray *vc_ca_get_chain(VcCa *ca);
 const char *const *vc_ca_get_permitted(VcCa *ca);
 /* A short stable id: hex of the first 8 octets of the SKI. Used in CRL URLs. */
 const char *vc_ca_get_id(VcCa *ca);
+/* Unix time at which the chain stops being valid: the earliest notAfter of
+ * the intermediate, its issuers and the root. No leaf is issued beyond it. */
+gint64 vc_ca_get_not_after(VcCa *ca);
 
 /* Refuses (VC_ERROR_POLICY) any name that is not a valid DNS name or lies
  * outside the permitted subtrees, naming it. */
@@ -109,11 +119,14 @@ typedef struct {
 	gint64 not_after;
 	const char *crl_url;	/* NULL: no CDP */
 	const char *ocsp_url;	/* NULL: no AIA */
-	gboolean empty_subject; /* empty subject, SAN critical; else CN = first name */
+	gboolean empty_subject; /* empty subject, SAN critical; else CN = first name when it
+				   fits in 64 octets (else the subject is empty too) */
 } VcLeafRequest;
 
 /* Checks the names, signs, then verifies the result against the chain with
- * X509_V_FLAG_X509_STRICT. A leaf that fails verification is never returned. */
+ * X509_V_FLAG_X509_STRICT. A leaf that fails verification is never returned.
+ * A request that can never be signed (a name outside the constraints, a
+ * notAfter beyond vc_ca_get_not_after()) fails with VC_ERROR_POLICY. */
 X509 *vc_ca_issue_leaf(VcCa *ca, const VcLeafRequest *req, GError **error);
 /* Verification of any leaf against this CA's chain at time NOW (0: now). */
 gboolean vc_ca_verify_leaf(VcCa *ca, X509 *leaf, gint64 now, GError **error);
@@ -128,6 +141,13 @@ typedef struct {
  * (omitted for unspecified, 5.3.1). ENTRIES is of VcCrlEntry*. */
 X509_CRL *vc_ca_sign_crl(VcCa *ca, GPtrArray *entries, guint64 crl_number, gint64 this_update,
 			 gint64 next_update, GError **error);
+/* The last CRL number this CA handed out, as recorded in CA_DIR/crl-number
+ * (0 when none is recorded for this CA). Kept apart from the store so that a
+ * store restored from an older backup cannot make the number go back: the
+ * next number is above both (RFC 5280 5.2.3). Saved, synced, before the CRL
+ * carrying it is handed out. */
+gboolean vc_ca_crl_number_load(VcCa *ca, guint64 *ret_number, GError **error);
+gboolean vc_ca_crl_number_save(VcCa *ca, guint64 number, GError **error);
 char *vc_crl_to_pem(X509_CRL *crl, GError **error);
 /* A CRL file, PEM or DER (as a CRL distribution point serves it), of at most
  * 1 MiB. VC_ERROR_NOT_FOUND when PATH does not exist. */

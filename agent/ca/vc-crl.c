@@ -188,3 +188,49 @@ vc_crl_load(const char *path, GError **error)
 			    path);
 	return crl;
 }
+
+/* ---- the last CRL number, kept beside the CA -------------------------- */
+
+#define VC_CRL_NUMBER_FILE "crl-number"
+#define VC_CRL_NUMBER_MAX_SIZE 256
+
+gboolean
+vc_ca_crl_number_load(VcCa *ca, guint64 *ret_number, GError **error)
+{
+	g_autofree char *path = g_build_filename(ca->dir, VC_CRL_NUMBER_FILE, NULL);
+	g_autoptr(GError) local = NULL;
+	g_autofree char *data = vc_file_read(path, VC_CRL_NUMBER_MAX_SIZE, NULL, &local);
+	g_auto(GStrv) fields = NULL;
+	guint64 number = 0;
+
+	if (data == NULL) {
+		if (g_error_matches(local, VC_ERROR, VC_ERROR_NOT_FOUND)) {
+			*ret_number = 0;
+			return TRUE;
+		}
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	fields = g_strsplit_set(g_strstrip(data), " \t", -1);
+	if (g_strv_length(fields) != 2 ||
+	    !g_ascii_string_to_unsigned(fields[1], 10, 1, G_MAXINT64, &number, NULL)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "%s is not \"CA-ID NUMBER\": it records the last CRL number so that "
+			    "numbers never go back; put the last number served there, or remove "
+			    "it if the store's own count can be trusted",
+			    path);
+		return FALSE;
+	}
+	/* another CA's (the directory was re-initialised): not ours to follow */
+	*ret_number = g_strcmp0(fields[0], ca->id) == 0 ? number : 0;
+	return TRUE;
+}
+
+gboolean
+vc_ca_crl_number_save(VcCa *ca, guint64 number, GError **error)
+{
+	g_autofree char *path = g_build_filename(ca->dir, VC_CRL_NUMBER_FILE, NULL);
+	g_autofree char *text = g_strdup_printf("%s %" G_GUINT64_FORMAT "\n", ca->id, number);
+
+	return vc_file_write_atomic(path, text, strlen(text), 0644, error);
+}

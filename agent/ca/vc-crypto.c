@@ -135,6 +135,58 @@ vc_key_get_type(EVP_PKEY *key, VcKeyType *ret_type, GError **error)
 	return TRUE;
 }
 
+/* "EC P-256", "RSA-2048", "Ed25519": what a key is, for messages. */
+static char *
+vc_key_describe(EVP_PKEY *key)
+{
+	if (EVP_PKEY_is_a(key, "EC")) {
+		char curve[64] = "";
+		if (!EVP_PKEY_get_utf8_string_param(key, "group", curve, sizeof(curve), NULL))
+			g_strlcpy(curve, "?", sizeof(curve));
+		return g_strdup_printf("EC %s", curve);
+	}
+	if (EVP_PKEY_is_a(key, "ED25519"))
+		return g_strdup("Ed25519");
+	if (EVP_PKEY_is_a(key, "RSA"))
+		return g_strdup_printf("RSA-%d", EVP_PKEY_get_bits(key));
+	return g_strdup_printf("%s (%d bits)", EVP_PKEY_get0_type_name(key),
+			       EVP_PKEY_get_bits(key));
+}
+
+gboolean
+vc_key_check_type(EVP_PKEY *key, VcKeyType want, GError **error)
+{
+	gboolean match = FALSE;
+	char curve[64] = "";
+
+	switch (want) {
+	case VC_KEY_TYPE_EC_P256:
+		match = EVP_PKEY_is_a(key, "EC") &&
+			EVP_PKEY_get_utf8_string_param(key, "group", curve, sizeof(curve), NULL) &&
+			(g_strcmp0(curve, "prime256v1") == 0 || g_strcmp0(curve, "P-256") == 0);
+		break;
+	case VC_KEY_TYPE_ED25519:
+		match = EVP_PKEY_is_a(key, "ED25519");
+		break;
+	case VC_KEY_TYPE_RSA_3072:
+		/* the size asked for, not "at least": a policy that asks for
+		 * 3072 bits gets neither a weaker key nor one its relying
+		 * parties did not plan for */
+		match = EVP_PKEY_is_a(key, "RSA") && EVP_PKEY_get_bits(key) == 3072;
+		break;
+	}
+	ERR_clear_error();
+	if (!match) {
+		g_autofree char *got = vc_key_describe(key);
+		g_set_error(error, VC_ERROR, VC_ERROR_POLICY,
+			    "the key is %s, but the policy asks for %s: only a key of the "
+			    "policy's type and size is certified",
+			    got, vc_key_type_to_string(want));
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* The digest that goes with a signing key: none for Ed25519 (RFC 8410 6:
  * PureEdDSA), SHA-256 for ECDSA P-256 and RSA PKCS#1 v1.5. */
 const EVP_MD *

@@ -108,8 +108,6 @@ vc_cli_get_ca_dir(VcCli *cli, GError **error)
 VcStore *
 vc_cli_get_store(VcCli *cli, GError **error)
 {
-	g_autofree char *path = NULL;
-
 	if (cli->store != NULL)
 		return cli->store;
 	if (vc_cli_get_config(cli, error) == NULL)
@@ -119,8 +117,7 @@ vc_cli_get_store(VcCli *cli, GError **error)
 			    cli->config->state_dir, g_strerror(errno));
 		return NULL;
 	}
-	path = g_build_filename(cli->config->state_dir, "virtcert.db", NULL);
-	cli->store = vc_store_open(path, error);
+	cli->store = vc_store_open_state_dir(cli->config->state_dir, error);
 	if (cli->store != NULL) {
 		guint n = 0;
 		/* a PENDING row left by a crash is resolved before anything else */

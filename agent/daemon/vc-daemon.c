@@ -439,7 +439,6 @@ static gboolean
 vc_daemon_start(VcDaemon *daemon, GError **error)
 {
 	const char *path = arg_config != NULL ? arg_config : VC_SYSCONFDIR "/virtcert.conf";
-	g_autofree char *db = NULL;
 	g_autofree char *ca_dir = NULL;
 	VcPolicySet *policy;
 
@@ -453,8 +452,8 @@ vc_daemon_start(VcDaemon *daemon, GError **error)
 			    daemon->config->state_dir, g_strerror(errno));
 		return FALSE;
 	}
-	db = g_build_filename(daemon->config->state_dir, "virtcert.db", NULL);
-	daemon->store = vc_store_open(db, error);
+	/* a lost store is refused, never silently replaced by an empty one */
+	daemon->store = vc_store_open_state_dir(daemon->config->state_dir, error);
 	if (daemon->store == NULL)
 		return FALSE;
 	ca_dir = g_build_filename(daemon->config->state_dir, "ca", NULL);

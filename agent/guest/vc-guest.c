@@ -1337,7 +1337,9 @@ vc_guest_staged_key_path(const char *key_path)
 	return g_strconcat(key_path, VC_GUEST_STAGED_KEY_SUFFIX, NULL);
 }
 
-/* The VcKeyType of a CSR's key: EC P-256, Ed25519, RSA >= 2048 bits. */
+/* The VcKeyType of a CSR's key: EC P-256, Ed25519, RSA of exactly 3072
+ * bits (the only RSA size a policy can ask for: a 2048-bit key is not an
+ * rsa-3072 key). */
 static gboolean
 vc_guest_csr_key_type(EVP_PKEY *key, VcKeyType *ret_type)
 {
@@ -1345,7 +1347,7 @@ vc_guest_csr_key_type(EVP_PKEY *key, VcKeyType *ret_type)
 		*ret_type = VC_KEY_TYPE_ED25519;
 		return TRUE;
 	}
-	if (EVP_PKEY_is_a(key, "RSA") && EVP_PKEY_get_bits(key) >= 2048) {
+	if (EVP_PKEY_is_a(key, "RSA") && EVP_PKEY_get_bits(key) == 3072) {
 		*ret_type = VC_KEY_TYPE_RSA_3072;
 		return TRUE;
 	}
@@ -1393,9 +1395,10 @@ vc_guest_csr_parse_public_key(const char *pem, gsize len, VcKeyType *ret_type, G
 		return NULL;
 	}
 	if (!vc_guest_csr_key_type(key, &type)) {
-		g_set_error(
-		    error, VC_ERROR, VC_ERROR_INVALID_DATA,
-		    "the certificate request's key is not EC P-256, Ed25519 or RSA >= 2048");
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "the certificate request's key (%s, %d bits) is not EC P-256, "
+			    "Ed25519 or RSA-3072",
+			    EVP_PKEY_get0_type_name(key), EVP_PKEY_get_bits(key));
 		return NULL;
 	}
 	/* proof of possession: the CSR is signed by its own key (RFC 2986 4.2) */

@@ -85,22 +85,68 @@ vc_issuer_crash_point(VcIssuer *issuer, const char *point)
 #endif
 }
 
+static char *
+vc_issuer_format_time(gint64 t)
+{
+	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
+
+	return dt != NULL ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("?");
+}
+
+/* The validity of a new leaf: the lifetime asked for (0: the configured
+ * default) within VC_POLICY_LIFETIME_MIN_S..MAX_S on every path, and never
+ * beyond the CA chain's own expiry (clamped to it). VC_ERROR_POLICY when no
+ * valid certificate can be made. */
+static gboolean
+vc_issuer_validity(VcIssuer *issuer, const VcIssueRequest *req, gint64 now, gint64 *ret_not_before,
+		   gint64 *ret_not_after, GError **error)
+{
+	gint64 lifetime =
+	    req->lifetime_s != 0 ? req->lifetime_s : issuer->config->default_lifetime_s;
+	gint64 ca_end = vc_ca_get_not_after(issuer->ca);
+
+	if (lifetime < VC_POLICY_LIFETIME_MIN_S || lifetime > VC_POLICY_LIFETIME_MAX_S) {
+		g_set_error(error, VC_ERROR, VC_ERROR_POLICY,
+			    "a lifetime of %" G_GINT64_FORMAT
+			    " s is outside 1m..397d (%d..%d s): ask for a lifetime within "
+			    "the bounds (policy lifetime=, --lifetime, [ca] default-lifetime)",
+			    lifetime, VC_POLICY_LIFETIME_MIN_S, VC_POLICY_LIFETIME_MAX_S);
+		return FALSE;
+	}
+	if (ca_end - now < VC_POLICY_LIFETIME_MIN_S) {
+		g_autofree char *when = vc_issuer_format_time(ca_end);
+		g_set_error(error, VC_ERROR, VC_ERROR_POLICY,
+			    "the CA chain expires at %s, too soon for any certificate: renew "
+			    "the CA ('virtcert ca init' or 'virtcert ca import')",
+			    when);
+		return FALSE;
+	}
+	*ret_not_before = now - issuer->config->backdate_s;
+	*ret_not_after = MIN(now + lifetime, ca_end);
+	return TRUE;
+}
+
 /* Step one, inside the caller's transaction: checks, key, serial, intent. */
 static VcIssued *
 vc_issuer_prepare(VcIssuer *issuer, const VcIssueRequest *req, gint64 now, GError **error)
 {
 	g_autoptr(VcIssued) issued = g_new0(VcIssued, 1);
-	gint64 lifetime =
-	    req->lifetime_s > 0 ? req->lifetime_s : issuer->config->default_lifetime_s;
 	VcCertRecord rec = {0};
+	const char *vm = req->vm_name ? req->vm_name : req->vm_uuid;
 
 	if (req->vm_uuid == NULL || req->dns_names == NULL || req->dns_names[0] == NULL) {
 		g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
 			    "an issuance needs a VM UUID and at least one DNS name");
 		return NULL;
 	}
-	if (!vc_ca_check_names(issuer->ca, req->dns_names, error)) {
-		g_prefix_error(error, "VM %s: ", req->vm_name ? req->vm_name : req->vm_uuid);
+	if (!vc_ca_check_names(issuer->ca, req->dns_names, error) ||
+	    !vc_issuer_validity(issuer, req, now, &issued->not_before, &issued->not_after, error)) {
+		g_prefix_error(error, "VM %s: ", vm);
+		return NULL;
+	}
+	/* guest keygen: the guest chose the key, the policy says what it must be */
+	if (req->public_key != NULL && !vc_key_check_type(req->public_key, req->key_type, error)) {
+		g_prefix_error(error, "VM %s: ", vm);
 		return NULL;
 	}
 	if (req->public_key == NULL) {
@@ -111,8 +157,6 @@ vc_issuer_prepare(VcIssuer *issuer, const VcIssueRequest *req, gint64 now, GErro
 	issued->serial = vc_serial_generate(error);
 	if (issued->serial == NULL)
 		return NULL;
-	issued->not_before = now - issuer->config->backdate_s;
-	issued->not_after = now + lifetime;
 
 	rec.serial = issued->serial;
 	rec.ca_id = (char *)vc_ca_get_id(issuer->ca);
@@ -239,6 +283,7 @@ vc_issuer_make_crl(VcIssuer *issuer, GError **error)
 	const char *ca_id = vc_ca_get_id(issuer->ca);
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	guint64 number = 0;
+	guint64 recorded = 0;
 	g_autoptr(GPtrArray) rows = NULL;
 	g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func(g_free);
 
@@ -253,7 +298,12 @@ vc_issuer_make_crl(VcIssuer *issuer, GError **error)
 		entry->reason = rec->reason < 0 ? VC_REASON_UNSPECIFIED : rec->reason;
 		g_ptr_array_add(entries, entry);
 	}
-	if (!vc_store_crl_next_number(issuer->store, ca_id, &number, error))
+	/* RFC 5280 5.2.3: the number never goes back, not even when the store
+	 * was restored from an older backup: above both the store's count and
+	 * the one recorded beside the CA, recorded there before it is used */
+	if (!vc_ca_crl_number_load(issuer->ca, &recorded, error) ||
+	    !vc_store_crl_next_number_above(issuer->store, ca_id, recorded, &number, error) ||
+	    !vc_ca_crl_number_save(issuer->ca, number, error))
 		return NULL;
 	/* thisUpdate a little in the past for relying parties with skewed clocks */
 	return vc_ca_sign_crl(issuer->ca, entries, number, now - 60,

@@ -23,9 +23,15 @@ typedef struct {
 	const char *vm_name;
 	const char *const *dns_names;
 	VcKeyType key_type;   /* used when PUBLIC_KEY is NULL */
-	EVP_PKEY *public_key; /* guest keygen: the guest's key; NULL: host keygen */
-	gint64 lifetime_s;    /* 0: the configured default */
+	EVP_PKEY *public_key; /* guest keygen: the guest's key, of KEY_TYPE; NULL: host keygen */
+	gint64 lifetime_s;    /* 0: the configured default; else 1m..397d */
 } VcIssueRequest;
+
+/* A request that can never succeed as it stands (a name invalid or outside
+ * the CA's constraints, a lifetime outside 1m..397d, a CA chain that expires
+ * within a minute, a public key other than KEY_TYPE asks for) fails with
+ * VC_ERROR_POLICY: retrying it unchanged is pointless. The notAfter is
+ * clamped to vc_ca_get_not_after(). */
 
 typedef struct {
 	char *serial; /* lower-case hex */

@@ -169,8 +169,8 @@ static const char *const vc_store_stmt_sql[STMT_COUNT] = {
     [STMT_CERT_NAMES] = "SELECT dns_name FROM cert_names WHERE serial = ?1 ORDER BY idx",
     /* RFC 5280 5.2.3: CRL numbers are monotonically increasing; the first
      * one handed out is 1. */
-    [STMT_CRL_NEXT] = "INSERT INTO crl_numbers (ca_id, last_number) VALUES (?1, 1)"
-		      " ON CONFLICT (ca_id) DO UPDATE SET last_number = last_number + 1"
+    [STMT_CRL_NEXT] = "INSERT INTO crl_numbers (ca_id, last_number) VALUES (?1, ?2 + 1)"
+		      " ON CONFLICT (ca_id) DO UPDATE SET last_number = MAX(last_number, ?2) + 1"
 		      " RETURNING last_number",
     [STMT_DOMAIN_STATE] = "SELECT state, generation FROM domains WHERE uuid = ?1",
     [STMT_DOMAIN_PUT] = "INSERT OR REPLACE INTO domains (" DOMAIN_COLUMNS ")"
@@ -504,6 +504,57 @@ vc_store_create_file(const char *path, gboolean *ret_created, GError **error)
 	return TRUE;
 }
 
+#define VC_STORE_RESTORE_HINT                                                                      \
+	"stop virtcertd and restore the store from a backup (see 'Backup and restore' in "         \
+	"docs/backup-restore.md)"
+
+/* PRAGMA quick_check (https://sqlite.org/pragma.html#pragma_quick_check) on
+ * a store that existed, before anything writes to it: a corrupt store is
+ * never written to, it is reported with the way back. */
+static gboolean
+vc_store_quick_check(VcStore *store, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	g_autoptr(GString) problems = g_string_new(NULL);
+	guint n = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(store->db, "PRAGMA quick_check(5)", -1, &stmt, NULL) != SQLITE_OK) {
+		g_set_error(error, VC_ERROR, VC_ERROR_STORE,
+			    "store %s fails PRAGMA quick_check: it is not a SQLite database or "
+			    "is damaged (%s, SQLite error %d); nothing was written to "
+			    "it: " VC_STORE_RESTORE_HINT,
+			    store->path, sqlite3_errmsg(store->db),
+			    sqlite3_extended_errcode(store->db));
+		return FALSE;
+	}
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *line = (const char *)sqlite3_column_text(stmt, 0);
+		if (g_strcmp0(line, "ok") == 0)
+			continue;
+		if (n++ > 0)
+			g_string_append(problems, "; ");
+		g_string_append(problems, line != NULL ? line : "?");
+	}
+	if (rc != SQLITE_DONE) {
+		g_set_error(error, VC_ERROR, VC_ERROR_STORE,
+			    "store %s fails PRAGMA quick_check: it is not a SQLite database or "
+			    "is damaged (%s, SQLite error %d); nothing was written to "
+			    "it: " VC_STORE_RESTORE_HINT,
+			    store->path, sqlite3_errmsg(store->db),
+			    sqlite3_extended_errcode(store->db));
+		return FALSE;
+	}
+	if (n > 0) {
+		g_set_error(error, VC_ERROR, VC_ERROR_STORE,
+			    "store %s is corrupt (PRAGMA quick_check: %s); nothing was written "
+			    "to it: " VC_STORE_RESTORE_HINT,
+			    store->path, problems->str);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static gboolean
 vc_store_configure(VcStore *store, gboolean in_memory, GError **error)
 {
@@ -511,7 +562,6 @@ vc_store_configure(VcStore *store, gboolean in_memory, GError **error)
 	const char *mode;
 
 	sqlite3_extended_result_codes(store->db, 1);
-	sqlite3_busy_timeout(store->db, 5000);
 	/* journal_mode is the first statement to read the file, so a file that
 	 * is not a database fails here. */
 	if (sqlite3_prepare_v2(store->db, "PRAGMA journal_mode = WAL", -1, &stmt, NULL) !=
@@ -546,8 +596,11 @@ vc_store_configure(VcStore *store, gboolean in_memory, GError **error)
 			     "configuring the store", error);
 }
 
-VcStore *
-vc_store_open(const char *path, GError **error)
+/* MUST_EXIST: the store was created before (its marker says so), so a
+ * missing file, an empty one or one without virtcert's schema is a lost
+ * store, never a fresh one. */
+static VcStore *
+vc_store_open_internal(const char *path, gboolean must_exist, GError **error)
 {
 	g_autoptr(VcStore) store = NULL;
 	gboolean in_memory;
@@ -557,6 +610,26 @@ vc_store_open(const char *path, GError **error)
 	g_return_val_if_fail(path != NULL, NULL);
 
 	in_memory = g_str_equal(path, ":memory:");
+	if (must_exist && !in_memory) {
+		GStatBuf st;
+		if (g_stat(path, &st) < 0) {
+			int saved_errno = errno;
+			g_set_error(error, VC_ERROR, VC_ERROR_STORE,
+				    "store %s is missing (%s), but this state directory had a "
+				    "store: starting afresh would forget every "
+				    "revocation; " VC_STORE_RESTORE_HINT,
+				    path, g_strerror(saved_errno));
+			return NULL;
+		}
+		if (st.st_size == 0) {
+			g_set_error(error, VC_ERROR, VC_ERROR_STORE,
+				    "store %s is empty (0 bytes), but this state directory had a "
+				    "store: starting afresh would forget every "
+				    "revocation; " VC_STORE_RESTORE_HINT,
+				    path);
+			return NULL;
+		}
+	}
 	if (!in_memory && !vc_store_create_file(path, &created, error))
 		return NULL;
 
@@ -571,6 +644,22 @@ vc_store_open(const char *path, GError **error)
 		}
 		vc_store_fail(store, error, "opening the store");
 		return NULL;
+	}
+	sqlite3_busy_timeout(store->db, 5000);
+	if (!created && !in_memory && !vc_store_quick_check(store, error))
+		return NULL;
+	if (must_exist && !in_memory) {
+		int version = 0;
+		if (!vc_store_read_user_version(store, &version, error))
+			return NULL;
+		if (version == 0) {
+			g_set_error(error, VC_ERROR, VC_ERROR_STORE,
+				    "store %s holds no virtcert schema, but this state directory "
+				    "had a store: starting afresh would forget every "
+				    "revocation; " VC_STORE_RESTORE_HINT,
+				    path);
+			return NULL;
+		}
 	}
 	if (!vc_store_configure(store, in_memory, error))
 		return NULL;
@@ -588,6 +677,69 @@ vc_store_open(const char *path, GError **error)
 		}
 	}
 	if (!vc_store_migrate(store, error))
+		return NULL;
+	return g_steal_pointer(&store);
+}
+
+VcStore *
+vc_store_open(const char *path, GError **error)
+{
+	return vc_store_open_internal(path, FALSE, error);
+}
+
+/* The marker: written (and synced, with its directory) once the store has
+ * been created and migrated, never removed by virtcert. */
+static gboolean
+vc_store_write_marker(const char *marker, const char *db, GError **error)
+{
+	g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+	g_autofree char *when = g_date_time_format_iso8601(now);
+	g_autofree char *text = g_strdup_printf(
+	    "# virtcert: %s was created here on %s.\n"
+	    "# While this file exists, virtcertd and virtcert refuse to start with the\n"
+	    "# store missing, empty or corrupt (a fresh store would forget every\n"
+	    "# revocation): see docs/backup-restore.md.\n",
+	    db, when);
+	g_autofree char *tmp = g_strconcat(marker, ".tmp", NULL);
+	g_autofree char *dir = g_path_get_dirname(marker);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	gsize len = strlen(text);
+	gboolean ok = fd >= 0;
+
+	if (ok)
+		ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (ok)
+		ok = rename(tmp, marker) == 0;
+	if (ok) {
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		ok = dfd >= 0 && fsync(dfd) == 0;
+		if (dfd >= 0)
+			close(dfd);
+	}
+	if (!ok) {
+		int saved_errno = errno;
+		g_unlink(tmp);
+		g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot write the store marker %s: %s",
+			    marker, g_strerror(saved_errno));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+VcStore *
+vc_store_open_state_dir(const char *state_dir, GError **error)
+{
+	g_autofree char *db = g_build_filename(state_dir, VC_STORE_FILE, NULL);
+	g_autofree char *marker = g_build_filename(state_dir, VC_STORE_MARKER, NULL);
+	gboolean must_exist = g_file_test(marker, G_FILE_TEST_EXISTS);
+	g_autoptr(VcStore) store = vc_store_open_internal(db, must_exist, error);
+
+	if (store == NULL)
+		return NULL;
+	/* first creation, or a store made before markers existed */
+	if (!must_exist && !vc_store_write_marker(marker, db, error))
 		return NULL;
 	return g_steal_pointer(&store);
 }
@@ -1281,7 +1433,8 @@ vc_store_recover(VcStore *store, guint *ret_count, GError **error)
 /* ---- CRL numbers ------------------------------------------------------------- */
 
 static gboolean
-vc_store_crl_next_locked(VcStore *store, const char *ca_id, guint64 *ret_number, GError **error)
+vc_store_crl_next_locked(VcStore *store, const char *ca_id, guint64 above, guint64 *ret_number,
+			 GError **error)
 {
 	g_autoptr(VcStoreCachedStmt) stmt = vc_store_stmt(store, STMT_CRL_NEXT, error);
 	gint64 number;
@@ -1289,6 +1442,7 @@ vc_store_crl_next_locked(VcStore *store, const char *ca_id, guint64 *ret_number,
 	if (stmt == NULL)
 		return FALSE;
 	vc_store_bind_text(stmt, 1, ca_id);
+	sqlite3_bind_int64(stmt, 2, (sqlite3_int64)above);
 	if (sqlite3_step(stmt) != SQLITE_ROW)
 		return vc_store_fail(store, error, "taking the next CRL number of CA %s", ca_id);
 	number = sqlite3_column_int64(stmt, 0);
@@ -1307,11 +1461,24 @@ vc_store_crl_next_locked(VcStore *store, const char *ca_id, guint64 *ret_number,
 gboolean
 vc_store_crl_next_number(VcStore *store, const char *ca_id, guint64 *ret_number, GError **error)
 {
+	return vc_store_crl_next_number_above(store, ca_id, 0, ret_number, error);
+}
+
+gboolean
+vc_store_crl_next_number_above(VcStore *store, const char *ca_id, guint64 above,
+			       guint64 *ret_number, GError **error)
+{
 	guint64 number = 0;
 	gboolean ok;
 
 	g_return_val_if_fail(store != NULL, FALSE);
 	g_return_val_if_fail(ca_id != NULL, FALSE);
+	if (above >= (guint64)G_MAXINT64) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "CRL number %" G_GUINT64_FORMAT " of CA %s has no successor", above,
+			    ca_id);
+		return FALSE;
+	}
 
 	/* Inside a batch the number would not be durable on return, and a
 	 * rollback would hand it out twice: two different CRLs with one number. */
@@ -1322,7 +1489,7 @@ vc_store_crl_next_number(VcStore *store, const char *ca_id, guint64 *ret_number,
 	}
 	if (!vc_store_call_begin(store, error))
 		return FALSE;
-	ok = vc_store_crl_next_locked(store, ca_id, &number, error);
+	ok = vc_store_crl_next_locked(store, ca_id, above, &number, error);
 	if (!vc_store_call_end(store, ok, error))
 		return FALSE;
 	if (ret_number != NULL)

@@ -74,6 +74,19 @@ typedef struct _VcStore VcStore;
  * A database written by a newer virtcert (schema version above
  * VC_STORE_SCHEMA_VERSION) is refused with VC_ERROR_STORE. */
 VcStore *vc_store_open(const char *path, GError **error);
+
+/* The store of a state directory: STATE_DIR/virtcert.db. Once it has been
+ * created, the marker STATE_DIR/virtcert.db.created says so, and from then on
+ * a store that is missing, empty (0 bytes), without virtcert's schema, or
+ * that fails PRAGMA quick_check is refused with VC_ERROR_STORE and the way
+ * to restore it, never replaced by a fresh one (which would forget every
+ * revocation). Without the marker the store is created (or, made by an
+ * older virtcert, adopted) and the marker written. Every open of an
+ * existing file, through either function, runs PRAGMA quick_check before
+ * anything is written. */
+#define VC_STORE_FILE "virtcert.db"
+#define VC_STORE_MARKER "virtcert.db.created"
+VcStore *vc_store_open_state_dir(const char *state_dir, GError **error);
 void vc_store_free(VcStore *store);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcStore, vc_store_free)
 int vc_store_get_schema_version(VcStore *store);
@@ -131,6 +144,11 @@ gboolean vc_store_recover(VcStore *store, guint *ret_count, GError **error);
  * inside an explicit transaction, where a rollback could reuse it. */
 gboolean vc_store_crl_next_number(VcStore *store, const char *ca_id, guint64 *ret_number,
 				  GError **error);
+/* The same, and also greater than ABOVE (a number recorded outside the
+ * store: a store restored from an older backup must not hand out a number
+ * again). */
+gboolean vc_store_crl_next_number_above(VcStore *store, const char *ca_id, guint64 above,
+					guint64 *ret_number, GError **error);
 
 /* Domains. put inserts or replaces the row (updated_at 0 means now) and
  * appends an audit row when the state or generation changes; get and delete

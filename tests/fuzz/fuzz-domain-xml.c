@@ -16,6 +16,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	info = vc_domain_info_parse((const char *)data, (gssize)size, NULL);
 	if (info != NULL) {
+		/* what the hook sends the daemon reads the same */
+		g_autofree char *reduced =
+		    vc_domain_xml_reduce((const char *)data, (gssize)size, NULL);
+		g_autoptr(VcDomainInfo) again = NULL;
+		g_assert(reduced != NULL);
+		again = vc_domain_info_parse(reduced, -1, NULL);
+		g_assert(again != NULL);
+		g_assert(g_str_equal(again->name, info->name) &&
+			 g_str_equal(again->uuid, info->uuid));
+		g_assert(again->has_metadata == info->has_metadata);
+		g_assert(g_hash_table_size(again->metadata) == g_hash_table_size(info->metadata));
+		g_assert(g_strcmp0(again->nova_project, info->nova_project) == 0);
 		/* the whole path a VM's XML takes: policy and names */
 		g_autoptr(VcPolicy) p = NULL;
 		const char *defaults[] = {"{name}.vms.example.com", NULL};

@@ -65,6 +65,12 @@ sed 's/web-9/www-9/; s/<virtcert:key[^>]*>/<virtcert:name>www.google.com<\/virtc
 printf '[www]\nmatch-name=www-*\n' >"$T/policy.d/20-www.conf"
 expect_status 2 "policy show: a name outside the CA's constraints is refused" vc policy show --xml "$T/out-9.xml"
 
+# red-team finding 4: manual issuance keeps to 1m..397d (exit 2: refused
+# by policy, so nothing retries it) and records nothing
+expect_status 2 "issue --lifetime 36500d is refused" vc issue --vm lt-1 --dns lt-1.vms.example.com --lifetime 36500d
+grep -q "outside 1m..397d" "$T/check.out" && ok "... naming the bounds" || not_ok "lifetime message: $(cat "$T/check.out")"
+expect_status 2 "issue --lifetime 30s is refused" vc issue --vm lt-1 --dns lt-1.vms.example.com --lifetime 30s
+
 # list / show
 n=$(vc list --json | jq length)
 [[ $n -eq 3 ]] && ok "list shows 3 certificates" || not_ok "list shows 3 certificates (got $n)"

@@ -138,12 +138,17 @@ vc show vm-outside --json | jq -e '.domain.state == "FAILED" and (.domain.last_e
 ! has_cert vm-bad && ! has_cert vm-outside && ok "no certificate for refused VMs" || not_ok "refused VMs got certificates"
 grep -q "frobnicate" "$T/virtcertd.log" && ok "the refusal is logged" || not_ok "the refusal is logged"
 
-# deeper than the parser allows (libvirt keeps foreign metadata as it is)
+# 100-deep foreign metadata (libvirt keeps it as it is) is read like the
+# rest of libvirt's XML; the same depth inside the virtcert element, which
+# is ours, is refused with a reason (red-team finding 3)
 deep=$(for i in $(seq 1 100); do printf '<x:a xmlns:x="urn:x">'; done; for i in $(seq 1 100); do printf '</x:a>'; done)
 if lv define <(test_domain vm-deep "$deep") >/dev/null 2>&1; then
 	lv start vm-deep >/dev/null
-	wait_for 5 bash -c "\"$VIRTCERT\" --config '$CONF' show vm-deep --json | jq -e '.domain.state == \"FAILED\" and (.domain.last_error | test(\"deep\"))'" &&
-		ok "100-deep metadata refused with a reason" || { not_ok "deep metadata"; vc show vm-deep --json; }
+	wait_for 5 has_cert vm-deep && ok "100-deep foreign metadata: the VM is served" || { not_ok "deep foreign metadata"; vc show vm-deep --json; }
+	lv define <(test_domain vm-deep-vc "<vc:vm xmlns:vc=\"urn:virtcert:domain:1\"><vc:name>{name}.meta.example.org</vc:name>$deep</vc:vm>") >/dev/null
+	lv start vm-deep-vc >/dev/null
+	wait_for 5 bash -c "\"$VIRTCERT\" --config '$CONF' show vm-deep-vc --json | jq -e '.domain.state == \"FAILED\" and (.domain.last_error | test(\"deep\"))'" &&
+		ok "100-deep virtcert metadata refused with a reason" || { not_ok "deep virtcert metadata"; vc show vm-deep-vc --json; }
 else
 	ok "libvirt itself refuses 100-deep metadata"
 fi

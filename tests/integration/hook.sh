@@ -107,12 +107,53 @@ grep -q "refusing to start VM gold on this host: host attribute tier=confidentia
 expect_hook 0 "prepare begin without check-on-start: not checked" gold-nocheck prepare begin <"$T/gold-nocheck.xml"
 expect_hook 1 "... but its migration is" gold-nocheck migrate begin <"$T/gold-nocheck.xml"
 
+# 4b. red-team finding 3: XML libvirt accepts is read (a text node over
+#     4,096 octets, CDATA holding "<!DOCTYPE", a domain XML larger than a
+#     control-socket request); strict only inside the virtcert element; a VM
+#     that asked for a check is never let through unread
+bigdom() { # bigdom NAME [VIRTCERT METADATA BODY]: a domain with 100 KiB of description and CDATA
+	local desc
+	desc=$(head -c 102400 /dev/zero | tr '\0' 'd')
+	cat <<EOD
+<domain type='test'>
+  <name>$1</name>
+  <uuid>$(cat /proc/sys/kernel/random/uuid)</uuid>
+  <description>$desc</description>
+  <metadata><app:cfg xmlns:app='urn:example:app'><![CDATA[<!DOCTYPE html><!ENTITY x 'y'>]]></app:cfg>${2:+<vc:vm xmlns:vc='urn:virtcert:domain:1'>$2</vc:vm>}</metadata>
+  <memory unit='KiB'>65536</memory>
+  <os><type arch='x86_64'>hvm</type></os>
+</domain>
+EOD
+}
+bigdom big-plain >"$T/big-plain.xml"
+expect_hook 0 "no policy, 100 KiB description and CDATA with <!DOCTYPE: migrate allowed" big-plain migrate begin <"$T/big-plain.xml"
+expect_hook 0 "... and started" big-plain prepare begin <"$T/big-plain.xml"
+bigdom big-gold "<vc:placement check-on-start='yes'><vc:require attr='tier'>gold</vc:require></vc:placement>" >"$T/big-gold.xml"
+expect_hook 1 "check-on-start with such XML: the daemon is asked and refuses the start" big-gold prepare begin <"$T/big-gold.xml"
+grep -q "refusing to start VM big-gold on this host: host attribute tier=confidential not in {gold}" "$T/hook.err" &&
+	ok "... with the placement reason (the XML was read)" || { not_ok "big-gold reason"; cat "$T/hook.err"; }
+bigdom big-conf "<vc:placement check-on-start='yes'><vc:require attr='tier'>confidential</vc:require></vc:placement>" >"$T/big-conf.xml"
+expect_hook 0 "check-on-start with such XML inside the placement: start allowed" big-conf prepare begin <"$T/big-conf.xml"
+expect_hook 0 "... and its migration too" big-conf migrate begin <"$T/big-conf.xml"
+bigdom big-broken "<vc:placement check-on-start='yes'><vc:require attr='tier'>gold</vc:require></vc:placement><vc:bogus/>" >"$T/big-broken.xml"
+expect_hook 1 "unreadable virtcert metadata: the start is refused, never let through" big-broken prepare begin <"$T/big-broken.xml"
+grep -q "may have asked for a placement check" "$T/hook.err" && grep -q "bogus" "$T/hook.err" &&
+	ok "... saying why" || { not_ok "broken metadata message"; cat "$T/hook.err"; }
+
 # 5. hostile stdin
 head -c 4096 /dev/urandom >"$T/garbage"
 expect_hook 1 "garbage stdin: migrate refused" eu migrate begin <"$T/garbage"
 grep -q "cannot read the domain XML on stdin" "$T/hook.err" && ok "... with a clear message" || { not_ok "garbage message"; cat "$T/hook.err"; }
-expect_hook 0 "garbage stdin: prepare passes (cannot ask for a check)" eu prepare begin <"$T/garbage"
+expect_hook 0 "garbage stdin: prepare passes (no virtcert element, no policy.d check-on-start)" eu prepare begin <"$T/garbage"
 expect_hook 0 "garbage stdin: started passes" eu started begin <"$T/garbage"
+cat >"$T/policy.d/20-cos.conf" <<'EOP'
+[cos]
+match-name=cos-*
+check-on-start=yes
+require=tier=gold
+EOP
+expect_hook 1 "garbage stdin with a policy.d check-on-start group: prepare refused" cos-1 prepare begin <"$T/garbage"
+rm -f "$T/policy.d/20-cos.conf"
 head -c $((10 * 1024 * 1024 + 1)) /dev/zero | tr '\0' ' ' >"$T/big"
 expect_hook 1 "more than 10 MiB on stdin: refused" eu migrate begin <"$T/big"
 grep -q "larger than 10 MiB" "$T/hook.err" && ok "... saying so" || { not_ok "big message"; cat "$T/hook.err"; }

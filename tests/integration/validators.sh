@@ -43,6 +43,19 @@ for key in ec-p256 rsa-3072 ed25519; do
 	[[ $nss == yes ]] && check "[$key] NSS: leaf" vfychain -d "sql:$T/nss-$key" -u 1 -a "$T/$key.pem" -a "$CA/chain.pem"
 	check "[$key] Go crypto/x509: leaf" "$GOV" -roots "$CA/root.pem" -intermediates "$CA/chain.pem" -dns "$name" "$T/$key.pem"
 
+	# red-team finding 2: a first name over 64 octets cannot be a CN; the
+	# profile's empty subject with a critical SAN is accepted by all four
+	long=a-label-of-sixty-three-octets-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.vms.example.com
+	check "[$key] issue with a ${#long}-octet first name" vcs issue --vm longvm --dns "$long" --dns longvm.vms.example.com --key "$key" --cert-out "$T/$key-long.pem" --json
+	openssl x509 -in "$T/$key-long.pem" -noout -subject -ext subjectAltName >"$T/$key-long.txt"
+	grep -qx "subject=" "$T/$key-long.txt" && grep -q "X509v3 Subject Alternative Name: critical" "$T/$key-long.txt" &&
+		ok "[$key] ... with an empty subject and a critical SAN" || { not_ok "[$key] long-name profile"; cat "$T/$key-long.txt"; }
+	cat "$T/$key-long.pem" "$CA/chain.pem" >"$T/$key-long-chain.pem"
+	check "[$key] openssl: long-name leaf" openssl verify -x509_strict -verify_hostname "$long" -CAfile "$CA/root.pem" -untrusted "$CA/chain.pem" "$T/$key-long.pem"
+	check "[$key] certtool: long-name leaf" certtool --verify --load-ca-certificate "$CA/root.pem" --verify-hostname "$long" --infile "$T/$key-long-chain.pem"
+	[[ $nss == yes ]] && check "[$key] NSS: long-name leaf" vfychain -d "sql:$T/nss-$key" -u 1 -a "$T/$key-long.pem" -a "$CA/chain.pem"
+	check "[$key] Go crypto/x509: long-name leaf" "$GOV" -roots "$CA/root.pem" -intermediates "$CA/chain.pem" -dns "$long" "$T/$key-long.pem"
+
 	# the CRL: a revoked leaf
 	s2=$(vcs issue --vm web2 --dns web2.vms.example.com --key "$key" --cert-out "$T/$key-r.pem" --json | jq -r .serial)
 	check "[$key] revoke" vcs revoke "$s2" --reason keyCompromise

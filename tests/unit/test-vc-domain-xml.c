@@ -296,14 +296,18 @@ test_hostile(void)
 			      "name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid></domain>";
 	const char *utf16 = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><domain/>";
 	g_autoptr(GString) deep = g_string_new(NULL);
-	g_autoptr(GString) deep65 = g_string_new("<domain><name>a</name>");
-	g_autoptr(GString) big_attr = g_string_new(
-	    "<domain><name>a</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid><x a=\"");
+	g_autoptr(GString) deep65 =
+	    g_string_new("<domain><name>a</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid>"
+			 "<metadata><vc:vm xmlns:vc='urn:virtcert:domain:1'>");
+	g_autoptr(GString) big_attr =
+	    g_string_new("<domain><name>a</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid>"
+			 "<metadata><vc:vm xmlns:vc='urn:virtcert:domain:1'><x a=\"");
 	g_autoptr(GString) big_doc = g_string_new("<domain>");
 
 	assert_refused(xxe, -1, "DOCTYPE");
 	assert_refused(laughs, -1, "DOCTYPE");
-	assert_refused(doctype_lower, -1, "DOCTYPE");
+	/* not a DOCTYPE at all, just not XML */
+	assert_refused(doctype_lower, -1, NULL);
 	assert_refused(ext_dtd, -1, "DOCTYPE");
 	assert_refused(ctrl_name, -1, NULL);
 	assert_refused(nl_name, -1, "control characters");
@@ -325,18 +329,94 @@ test_hostile(void)
 		g_string_append(deep65, "<a>");
 	for (int i = 0; i < 70; i++)
 		g_string_append(deep65, "</a>");
-	g_string_append(deep65, "</domain>");
+	g_string_append(deep65, "</vc:vm></metadata></domain>");
 	assert_refused(deep65->str, (gssize)deep65->len, "nested deeper");
 
 	for (int i = 0; i < 1024 * 1024; i++)
 		g_string_append_c(big_attr, 'A');
-	g_string_append(big_attr, "\"/></domain>");
+	g_string_append(big_attr, "\"/></vc:vm></metadata></domain>");
 	assert_refused(big_attr->str, (gssize)big_attr->len, "longer than");
 
 	while (big_doc->len <= VC_DOMAIN_XML_MAX_SIZE)
 		g_string_append(big_doc, "<!-- padding padding padding padding padding -->");
 	g_string_append(big_doc, "</domain>");
 	assert_refused(big_doc->str, (gssize)big_doc->len, "octets");
+}
+
+/* Red-team finding 3: what libvirt accepts outside the virtcert element
+ * is read, not refused: a text node over 4,096 octets, CDATA holding
+ * "<!DOCTYPE", foreign metadata nested deeper than 64, nova values with
+ * control characters. Strictness stays inside <virtcert:vm>. */
+static void
+test_libvirt_accepts(void)
+{
+	g_autoptr(GString) xml =
+	    g_string_new("<domain type='kvm'><name>web-1</name>"
+			 "<uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid><description>");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcDomainInfo) info = NULL;
+	GStrv names;
+
+	for (int i = 0; i < 100 * 1024; i++)
+		g_string_append_c(xml, "abcdefgh"[i % 8]);
+	g_string_append(xml, "</description><metadata>"
+			     "<app:cfg xmlns:app='urn:example:app'><![CDATA[<!DOCTYPE html><html>"
+			     "<!ENTITY x 'y'>]]></app:cfg><app:deep xmlns:app='urn:example:app'>");
+	for (int i = 0; i < 100; i++)
+		g_string_append(xml, "<app:d>");
+	for (int i = 0; i < 100; i++)
+		g_string_append(xml, "</app:d>");
+	g_string_append(xml,
+			"</app:deep>"
+			"<nova:instance xmlns:nova='http://openstack.org/xmlns/libvirt/nova/1.1'>"
+			"<nova:name>tab&#9;name</nova:name><nova:owner>"
+			"<nova:project uuid='p&#9;1'>proj</nova:project></nova:owner>"
+			"</nova:instance>"
+			"<vc:vm xmlns:vc='urn:virtcert:domain:1'><vc:name>{name}.vms.example.com"
+			"</vc:name><vc:placement check-on-start='yes'><vc:require attr='site'>"
+			"eu</vc:require></vc:placement></vc:vm></metadata>"
+			"<devices><channel type='unix'><target type='virtio' "
+			"name='org.qemu.guest_agent.0'/></channel></devices></domain>");
+	info = vc_domain_info_parse(xml->str, (gssize)xml->len, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(info->name, ==, "web-1");
+	g_assert_true(info->has_metadata);
+	g_assert_true(info->has_guest_agent);
+	g_assert_cmpstr(info->nova_instance, ==, "tab\tname");
+	g_assert_cmpstr(info->nova_project_id, ==, "p\t1");
+	names = g_hash_table_lookup(info->metadata, "names");
+	g_assert_cmpstr(names[0], ==, "{name}.vms.example.com");
+
+	/* what the hook sends the daemon: small, and read the same */
+	{
+		g_autofree char *reduced = vc_domain_xml_reduce(xml->str, (gssize)xml->len, &error);
+		g_autoptr(VcDomainInfo) again = NULL;
+		GStrv req;
+		g_assert_no_error(error);
+		g_assert_cmpuint(strlen(reduced), <, 4096);
+		again = vc_domain_info_parse(reduced, -1, &error);
+		g_assert_no_error(error);
+		g_assert_cmpstr(again->name, ==, info->name);
+		g_assert_cmpstr(again->uuid, ==, info->uuid);
+		g_assert_cmpstr(again->nova_project_id, ==, "p\t1");
+		req = g_hash_table_lookup(again->metadata, "require");
+		g_assert_cmpstr(req[0], ==, "site=eu");
+	}
+	g_clear_pointer(&info, vc_domain_info_free);
+
+	/* the same long text inside the virtcert element is still refused */
+	{
+		g_autoptr(GString) bad = g_string_new(
+		    "<domain><name>a</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid>"
+		    "<metadata><vc:vm xmlns:vc='urn:virtcert:domain:1'><vc:name>");
+		for (int i = 0; i < 5000; i++)
+			g_string_append_c(bad, 'a');
+		g_string_append(bad, "</vc:name></vc:vm></metadata></domain>");
+		assert_refused(bad->str, (gssize)bad->len, "longer than 4096");
+	}
+	/* a real DOCTYPE after all that is still refused */
+	assert_refused("<!DOCTYPE domain [<!ENTITY a 'b'>]><domain><name>&a;</name></domain>", -1,
+		       "DOCTYPE");
 }
 
 /* The daemon writes its facts into its own element and keeps the rest. */
@@ -413,6 +493,7 @@ main(int argc, char **argv)
 	g_test_add_func("/domain-xml/plain", test_plain);
 	g_test_add_func("/domain-xml/virtcert", test_virtcert);
 	g_test_add_func("/domain-xml/nova", test_nova);
+	g_test_add_func("/domain-xml/libvirt-accepts", test_libvirt_accepts);
 	g_test_add_func("/domain-xml/nova-1.0", test_nova_1_0);
 	g_test_add_func("/domain-xml/merge-over-policy", test_merge_over_policy);
 	g_test_add_func("/domain-xml/metadata-errors", test_metadata_errors);

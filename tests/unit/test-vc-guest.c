@@ -1459,6 +1459,26 @@ test_csr_parse(void)
 	/* the length is honoured: no NUL needed, nothing read past it */
 	got = vc_guest_csr_public_key(good, strlen(good) - 30, &error);
 	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_clear_error(&error);
+
+	/* red-team finding 6: RSA means RSA-3072, the one size a policy asks
+	 * for; a guest's RSA-2048 CSR is not an rsa-3072 key */
+	{
+		g_autoptr(EVP_PKEY) rsa2048 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+		g_autoptr(EVP_PKEY) rsa3072 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
+		g_autofree char *small = make_csr_pem(rsa2048, rsa2048);
+		g_autofree char *right = make_csr_pem(rsa3072, rsa3072);
+
+		got = vc_guest_csr_public_key(small, strlen(small), &error);
+		g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+		g_assert_nonnull(strstr(error->message, "2048 bits"));
+		g_assert_nonnull(strstr(error->message, "RSA-3072"));
+		g_assert_null(got);
+		g_clear_error(&error);
+		got = vc_guest_csr_public_key(right, strlen(right), &error);
+		g_assert_no_error(error);
+		g_assert_cmpint(EVP_PKEY_eq(got, rsa3072), ==, 1);
+	}
 }
 
 /* ---- the libvirt channel ------------------------------------------------- */

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <glib/gstdio.h>
+#include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
 #include "vc-ca.h"
@@ -253,7 +254,7 @@ test_issue_guest_keygen(Fixture *fx, gconstpointer data)
 	    .vm_uuid = UUID_A,
 	    .vm_name = "db-1",
 	    .dns_names = names,
-	    .key_type = VC_KEY_TYPE_EC_P256, /* ignored: the guest chose its key */
+	    .key_type = VC_KEY_TYPE_ED25519, /* what the policy asked the guest for */
 	    .public_key = guest_key,
 	    .lifetime_s = 600,
 	};
@@ -297,6 +298,183 @@ test_issue_refused(Fixture *fx, gconstpointer data)
 	all = vc_store_cert_list(fx->store, NULL, &error);
 	g_assert_no_error(error);
 	g_assert_cmpuint(all->len, ==, 0);
+}
+
+/* Red-team finding 6: the guest's key must be what the policy asks for, in
+ * type and size; an RSA-2048 key under an rsa-3072 policy is refused. */
+static void
+test_issue_guest_key_mismatch(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(EVP_PKEY_CTX) kctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	g_autoptr(EVP_PKEY) rsa2048 = NULL;
+	g_autoptr(EVP_PKEY) p256 = vc_key_generate(VC_KEY_TYPE_EC_P256, &error);
+	g_autoptr(GPtrArray) all = NULL;
+	const char *names[] = {"db-1.vms.example.com", NULL};
+	VcIssueRequest req = {
+	    .vm_uuid = UUID_A,
+	    .vm_name = "db-1",
+	    .dns_names = names,
+	    .key_type = VC_KEY_TYPE_RSA_3072,
+	    .lifetime_s = 600,
+	};
+
+	g_assert_no_error(error);
+	g_assert_cmpint(EVP_PKEY_keygen_init(kctx), ==, 1);
+	g_assert_cmpint(EVP_PKEY_CTX_set_rsa_keygen_bits(kctx, 2048), ==, 1);
+	g_assert_cmpint(EVP_PKEY_generate(kctx, &rsa2048), ==, 1);
+
+	req.public_key = rsa2048;
+	g_assert_null(vc_issuer_issue(fx->issuer, &req, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
+	g_assert_nonnull(strstr(error->message, "RSA-2048"));
+	g_assert_nonnull(strstr(error->message, "rsa-3072"));
+	g_clear_error(&error);
+
+	req.public_key = p256;
+	g_assert_null(vc_issuer_issue(fx->issuer, &req, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
+	g_assert_nonnull(strstr(error->message, "EC prime256v1"));
+	g_clear_error(&error);
+
+	/* refused before any serial was recorded */
+	all = vc_store_cert_list(fx->store, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(all->len, ==, 0);
+}
+
+/* Red-team finding 4: 1m..397d on every path, and never past the CA. */
+static void
+test_issue_lifetime_bounds(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) all = NULL;
+	const char *names[] = {"web-1.vms.example.com", NULL};
+	const gint64 refused[] = {36500LL * 86400, 398LL * 86400, 59, -3600,
+				  (5195LL - 2026) * 365 * 86400};
+	VcIssueRequest req = {.vm_uuid = UUID_A, .vm_name = "web-1", .dns_names = names};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(refused); i++) {
+		req.lifetime_s = refused[i];
+		g_assert_null(vc_issuer_issue(fx->issuer, &req, &error));
+		g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
+		g_assert_nonnull(strstr(error->message, "outside 1m..397d"));
+		g_clear_error(&error);
+	}
+	/* the configured default is held to the same bounds */
+	fx->config->default_lifetime_s = 400LL * 86400;
+	req.lifetime_s = 0;
+	g_assert_null(vc_issuer_issue(fx->issuer, &req, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
+	g_clear_error(&error);
+	all = vc_store_cert_list(fx->store, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(all->len, ==, 0);
+
+	/* the bounds themselves are accepted */
+	{
+		g_autoptr(VcIssued) min = issue_one(fx, UUID_A, "web-1", names[0], 60);
+		g_autoptr(VcIssued) max = issue_one(fx, UUID_A, "web-1", names[0], 397 * 86400);
+		g_assert_cmpint(max->not_after - max->not_before, ==,
+				397 * 86400 + fx->config->backdate_s);
+	}
+}
+
+/* A CA that expires in a day: a week-long certificate is cut at the CA's
+ * notAfter; at the CA level a leaf beyond it is refused. */
+static void
+test_issue_clamped_to_ca(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *dir = vc_test_dir_make("vc-issuer-short-XXXXXX");
+	g_autofree char *ca_dir = g_build_filename(dir, "ca", NULL);
+	g_autofree char *db = g_build_filename(dir, "virtcert.db", NULL);
+	const char *permit[] = {VC_TEST_CA_PERMIT, NULL};
+	VcCaInitOptions opts = {.permit = permit, .lifetime_s = 86400};
+	g_autoptr(VcCa) ca = NULL;
+	g_autoptr(VcStore) store = NULL;
+	g_autoptr(VcIssuer) issuer = NULL;
+	g_autoptr(VcIssued) issued = NULL;
+	g_autoptr(EVP_PKEY) key = vc_key_generate(VC_KEY_TYPE_EC_P256, &error);
+	const char *names[] = {"web-1.vms.example.com", NULL};
+	VcIssueRequest req = {
+	    .vm_uuid = UUID_A, .vm_name = "web-1", .dns_names = names, .lifetime_s = 7 * 86400};
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+
+	g_assert_true(vc_ca_init_self_signed(ca_dir, &opts, &error));
+	ca = vc_ca_load(ca_dir, &error);
+	g_assert_no_error(error);
+	store = vc_store_open(db, &error);
+	g_assert_no_error(error);
+	issuer = vc_issuer_new(fx->config, ca, store);
+	g_assert_cmpint(vc_ca_get_not_after(ca), <=, now + 86400);
+	g_assert_cmpint(vc_ca_get_not_after(ca), >, now + 86400 - 60);
+
+	issued = vc_issuer_issue(issuer, &req, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(issued->not_after, ==, vc_ca_get_not_after(ca));
+	g_assert_cmpint(asn1_time_to_unix(X509_get0_notAfter(issued->cert)), ==,
+			vc_ca_get_not_after(ca));
+
+	/* the CA itself refuses a leaf past its chain, whoever asks */
+	{
+		VcLeafRequest leaf = {
+		    .serial_hex = "0badc0de",
+		    .vm_uuid = UUID_A,
+		    .dns_names = names,
+		    .public_key = key,
+		    .not_before = now,
+		    .not_after = vc_ca_get_not_after(ca) + 1,
+		};
+		g_assert_null(vc_ca_issue_leaf(ca, &leaf, &error));
+		g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
+		g_assert_nonnull(strstr(error->message, "outlive the CA"));
+		g_clear_error(&error);
+	}
+	g_clear_pointer(&issuer, vc_issuer_free);
+	g_clear_pointer(&store, vc_store_free);
+	g_clear_pointer(&ca, vc_ca_free);
+	vc_test_dir_remove(dir);
+}
+
+/* Red-team finding 2: a first name longer than 64 octets is issued with an
+ * empty subject and a critical SAN (the profile), not refused by OpenSSL. */
+static void
+test_issue_long_first_name(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(VcIssued) issued = NULL;
+	g_auto(GStrv) san = NULL;
+	const char *name =
+	    "a-label-of-sixty-three-octets-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.vms.example.com";
+	int crit = -1;
+	GENERAL_NAMES *gens;
+
+	g_assert_cmpuint(strlen(name), >, 64);
+	issued = issue_one(fx, UUID_A, "long", name, 3600);
+	g_assert_cmpint(X509_NAME_entry_count(X509_get_subject_name(issued->cert)), ==, 0);
+	gens = X509_get_ext_d2i(issued->cert, NID_subject_alt_name, &crit, NULL);
+	g_assert_nonnull(gens);
+	GENERAL_NAMES_free(gens);
+	g_assert_cmpint(crit, ==, 1);
+	san = cert_san(issued->cert, "urn:uuid:");
+	g_assert_cmpstr(san[0], ==, name);
+
+	/* a 64-octet first name still fits the CN, with a non-critical SAN */
+	{
+		const char *fits =
+		    "a-label-of-forty-eight-octets-xxxxxxxxxxxxxxxxxx.vms.example.com";
+		g_autoptr(VcIssued) cn = NULL;
+		char buf[128] = "";
+		g_assert_cmpuint(strlen(fits), ==, 64);
+		cn = issue_one(fx, UUID_B, "fits", fits, 3600);
+		g_assert_cmpint(X509_NAME_get_text_by_NID(X509_get_subject_name(cn->cert),
+							  NID_commonName, buf, sizeof(buf)),
+				==, 64);
+		g_assert_cmpstr(buf, ==, fits);
+		gens = X509_get_ext_d2i(cn->cert, NID_subject_alt_name, &crit, NULL);
+		GENERAL_NAMES_free(gens);
+		g_assert_cmpint(crit, ==, 0);
+	}
 }
 
 static void
@@ -686,6 +864,43 @@ test_crash(Fixture *fx, gconstpointer data)
 	}
 }
 
+/* Red-team finding 1: a store restored from an older backup (here: a
+ * fresh one) does not make the CRL number go back; the number recorded
+ * beside the CA carries on. */
+static void
+test_crl_number_survives_store(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *recorded = NULL;
+	g_autofree char *path = g_build_filename(fx->tca->ca_dir, "crl-number", NULL);
+	guint64 last = 0;
+
+	for (int i = 0; i < 3; i++) {
+		g_autoptr(X509_CRL) crl = vc_issuer_make_crl(fx->issuer, &error);
+		g_assert_no_error(error);
+		last = crl_number(crl);
+	}
+	g_assert_cmpuint(last, ==, 3);
+	g_assert_true(g_file_get_contents(path, &recorded, NULL, NULL));
+	g_assert_true(g_str_has_suffix(g_strstrip(recorded), " 3"));
+
+	/* the store is lost and replaced: numbering goes on from 4 */
+	g_clear_pointer(&fx->issuer, vc_issuer_free);
+	g_clear_pointer(&fx->store, vc_store_free);
+	g_assert_cmpint(g_unlink(fx->db_path), ==, 0);
+	fx_reopen_store(fx);
+	{
+		g_autoptr(X509_CRL) crl = vc_issuer_make_crl(fx->issuer, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(crl_number(crl), ==, 4);
+	}
+	/* a damaged record is reported, never guessed past */
+	g_assert_true(g_file_set_contents(path, "garbage\n", -1, NULL));
+	g_assert_null(vc_issuer_make_crl(fx->issuer, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_assert_nonnull(strstr(error->message, "crl-number"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -698,11 +913,16 @@ main(int argc, char **argv)
 	ADD("/issuer/issue/guest-keygen", test_issue_guest_keygen, NULL);
 	ADD("/issuer/issue/refused", test_issue_refused, NULL);
 	ADD("/issuer/issue/name-collision", test_issue_name_collision, NULL);
+	ADD("/issuer/issue/guest-key-mismatch", test_issue_guest_key_mismatch, NULL);
+	ADD("/issuer/issue/lifetime-bounds", test_issue_lifetime_bounds, NULL);
+	ADD("/issuer/issue/clamped-to-ca", test_issue_clamped_to_ca, NULL);
+	ADD("/issuer/issue/long-first-name", test_issue_long_first_name, NULL);
 	ADD("/issuer/batch/300-with-bad", test_issue_batch, NULL);
 	ADD("/issuer/batch/collision-inside", test_issue_batch_collision_inside, NULL);
 	ADD("/issuer/revoke/durable", test_revoke_durable, NULL);
 	ADD("/issuer/crl/revoked-and-abandoned", test_crl, NULL);
 	ADD("/issuer/crl/url", test_crl_url, NULL);
+	ADD("/issuer/crl/number-survives-store", test_crl_number_survives_store, NULL);
 	ADD("/issuer/crash/after-record", test_crash, "after-record");
 	ADD("/issuer/crash/after-sign", test_crash, "after-sign");
 #undef ADD

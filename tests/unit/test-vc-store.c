@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <glib/gstdio.h>
 #include <sqlite3.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "vc-autoptr.h"
@@ -991,6 +992,167 @@ test_throughput(Fixture *fx, gconstpointer data)
 	}
 }
 
+static void
+assert_state_dir_refused(Fixture *fx, const char *needle)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcStore) store = vc_store_open_state_dir(fx->dir, &error);
+
+	g_assert_null(store);
+	g_assert_error(error, VC_ERROR, VC_ERROR_STORE);
+	if (strstr(error->message, needle) == NULL || strstr(error->message, "backup") == NULL)
+		g_error("\"%s\" (and the way to restore) not in \"%s\"", needle, error->message);
+}
+
+static char *
+file_digest(const char *path)
+{
+	g_autofree char *data = NULL;
+	gsize len = 0;
+
+	g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+	return g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)data, len);
+}
+
+/* Red-team finding 1: once a state directory had a store, a missing, empty
+ * or schema-less store is a lost one, refused with the way to restore it;
+ * it never becomes a fresh store that forgot every revocation. */
+static void
+test_state_dir_guard(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcStore) store = NULL;
+	g_autoptr(VcCertRecord) rec = make_rec("0a", VM_A, "a.vms.example.com", DAY);
+	g_autofree char *marker = g_build_filename(fx->dir, VC_STORE_MARKER, NULL);
+	sqlite3 *db = NULL;
+
+	/* a fresh directory: created, and the marker says so */
+	store = vc_store_open_state_dir(fx->dir, &error);
+	g_assert_no_error(error);
+	g_assert_true(g_file_test(marker, G_FILE_TEST_EXISTS));
+	g_assert_true(vc_store_cert_record_intent(store, rec, &error));
+	g_assert_true(vc_store_cert_revoke(store, "0a", 1, 0, &error));
+	g_assert_no_error(error);
+	g_clear_pointer(&store, vc_store_free);
+	store = vc_store_open_state_dir(fx->dir, &error);
+	g_assert_no_error(error);
+	g_clear_pointer(&store, vc_store_free);
+
+	/* truncated to 0 bytes */
+	g_assert_true(g_file_set_contents(fx->path, "", 0, NULL));
+	assert_state_dir_refused(fx, "is empty (0 bytes)");
+	g_assert_true(g_file_test(fx->path, G_FILE_TEST_EXISTS));
+	/* gone */
+	g_assert_cmpint(g_unlink(fx->path), ==, 0);
+	assert_state_dir_refused(fx, "is missing");
+	g_assert_false(g_file_test(fx->path, G_FILE_TEST_EXISTS));
+	/* a valid SQLite file without virtcert's schema */
+	g_assert_cmpint(sqlite3_open(fx->path, &db), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_exec(db, "CREATE TABLE x (y); DROP TABLE x;", NULL, NULL, NULL), ==,
+			SQLITE_OK);
+	sqlite3_close(db);
+	assert_state_dir_refused(fx, "no virtcert schema");
+
+	/* a plain vc_store_open() (tests, tools) still creates as before */
+	g_assert_cmpint(g_unlink(fx->path), ==, 0);
+	store = open_store(fx);
+	g_clear_pointer(&store, vc_store_free);
+}
+
+/* A store made before the marker existed is adopted, not refused. */
+static void
+test_state_dir_adopt(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcStore) store = open_store(fx);
+	g_autofree char *marker = g_build_filename(fx->dir, VC_STORE_MARKER, NULL);
+
+	g_clear_pointer(&store, vc_store_free);
+	g_assert_false(g_file_test(marker, G_FILE_TEST_EXISTS));
+	store = vc_store_open_state_dir(fx->dir, &error);
+	g_assert_no_error(error);
+	g_assert_true(g_file_test(marker, G_FILE_TEST_EXISTS));
+}
+
+/* A store that fails PRAGMA quick_check is refused at open and not one
+ * octet of it is written, by either open. */
+static void
+test_quick_check(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcStore) store = NULL;
+	g_autofree char *before = NULL;
+	g_autofree char *after = NULL;
+	g_autofree char *contents = NULL;
+	gsize len = 0;
+
+	store = vc_store_open_state_dir(fx->dir, &error);
+	g_assert_no_error(error);
+	g_assert_true(vc_store_begin(store, &error));
+	for (int i = 0; i < 400; i++) {
+		g_autofree char *serial = g_strdup_printf("%04x", i + 1);
+		g_autofree char *name = g_strdup_printf("vm-%d.vms.example.com", i);
+		g_autoptr(VcCertRecord) rec = make_rec(serial, VM_A, name, DAY);
+		g_assert_true(vc_store_cert_record_intent(store, rec, &error));
+	}
+	g_assert_true(vc_store_commit(store, &error));
+	g_assert_no_error(error);
+	/* the last close checkpoints the WAL into the file */
+	g_clear_pointer(&store, vc_store_free);
+	{
+		g_autofree char *wal = g_strconcat(fx->path, "-wal", NULL);
+		g_assert_false(g_file_test(wal, G_FILE_TEST_EXISTS));
+	}
+
+	/* garbage over one page in the middle of the tables */
+	g_assert_true(g_file_get_contents(fx->path, &contents, &len, NULL));
+	g_assert_cmpuint(len, >, 6 * 4096);
+	for (gsize page = 2; page < 6; page++)
+		memset(contents + page * 4096, 0x5a, 64);
+	g_assert_true(g_file_set_contents(fx->path, contents, (gssize)len, NULL));
+	g_assert_cmpint(g_chmod(fx->path, 0600), ==, 0);
+	before = file_digest(fx->path);
+
+	store = vc_store_open(fx->path, &error);
+	g_assert_null(store);
+	g_assert_error(error, VC_ERROR, VC_ERROR_STORE);
+	g_assert_nonnull(strstr(error->message, "quick_check"));
+	g_clear_error(&error);
+	assert_state_dir_refused(fx, "is corrupt");
+	after = file_digest(fx->path);
+	g_assert_cmpstr(before, ==, after);
+
+	/* not a database at all */
+	g_assert_true(g_file_set_contents(fx->path,
+					  "this is not a database, it is a text file "
+					  "long enough to be more than a header........"
+					  "...................................",
+					  -1, NULL));
+	assert_state_dir_refused(fx, "not a SQLite database");
+	assert_state_dir_refused(fx, "quick_check");
+}
+
+/* Red-team finding 1: the CRL number goes above a number recorded outside
+ * the store (a store restored from an older backup). */
+static void
+test_crl_number_above(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcStore) store = open_store(fx);
+	guint64 n = 0;
+
+	g_assert_true(vc_store_crl_next_number_above(store, CA_ID, 0, &n, &error));
+	g_assert_cmpuint(n, ==, 1);
+	g_assert_true(vc_store_crl_next_number_above(store, CA_ID, 41, &n, &error));
+	g_assert_cmpuint(n, ==, 42);
+	/* below the store's own count: the store's count wins */
+	g_assert_true(vc_store_crl_next_number_above(store, CA_ID, 5, &n, &error));
+	g_assert_cmpuint(n, ==, 43);
+	g_assert_true(vc_store_crl_next_number_above(store, "fresh-ca", 7, &n, &error));
+	g_assert_cmpuint(n, ==, 8);
+	g_assert_no_error(error);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1009,6 +1171,10 @@ main(int argc, char **argv)
 	ADD("recover", test_recover);
 	ADD("list-revoked-window", test_list_revoked_window);
 	ADD("crl-number", test_crl_number);
+	ADD("crl-number-above", test_crl_number_above);
+	ADD("state-dir-guard", test_state_dir_guard);
+	ADD("state-dir-adopt", test_state_dir_adopt);
+	ADD("quick-check", test_quick_check);
 	ADD("audit-append-only", test_audit_append_only);
 	ADD("group-commit", test_group_commit);
 	ADD("domains", test_domains);
