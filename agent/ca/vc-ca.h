@@ -107,9 +107,10 @@ typedef struct {
 	EVP_PKEY *public_key;	      /* subject public key */
 	gint64 not_before;	      /* unix seconds */
 	gint64 not_after;
-	const char *crl_url;	/* NULL: no CDP */
-	const char *ocsp_url;	/* NULL: no AIA */
-	gboolean empty_subject; /* empty subject, SAN critical; else CN = first name */
+	const char *crl_url;	    /* NULL: no CDP */
+	const char *ocsp_url;	    /* NULL: no OCSP in the AIA */
+	const char *ca_issuers_url; /* NULL: no caIssuers in the AIA */
+	gboolean empty_subject;	    /* empty subject, SAN critical; else CN = first name */
 } VcLeafRequest;
 
 /* Checks the names, signs, then verifies the result against the chain with
