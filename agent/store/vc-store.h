@@ -120,6 +120,9 @@ GPtrArray *vc_store_cert_list_pending(VcStore *store, GError **error);
  * and dns_names are left NULL: a CRL needs neither (vc_store_cert_get has
  * them). */
 GPtrArray *vc_store_cert_list_revoked(VcStore *store, const char *ca_id, GError **error);
+/* The notAfter (unix s) of the VM certificate that expires first among the
+ * VMs' current certificates that are VALID; 0 when there is none. */
+gboolean vc_store_cert_get_soonest_expiry(VcStore *store, gint64 *ret_not_after, GError **error);
 /* Resolves every PENDING row to ABANDONED (as vc_store_cert_abandon, one
  * audit row each); returns how many. */
 gboolean vc_store_recover(VcStore *store, guint *ret_count, GError **error);
