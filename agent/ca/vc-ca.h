@@ -129,6 +129,10 @@ typedef struct {
  * (omitted for unspecified, 5.3.1). ENTRIES is of VcCrlEntry*. */
 X509_CRL *vc_ca_sign_crl(VcCa *ca, GPtrArray *entries, guint64 crl_number, gint64 this_update,
 			 gint64 next_update, GError **error);
+/* The same CRL, DER-encoded, for publishing: the entries are encoded once
+ * (vc_ca_sign_crl() then vc_crl_to_der() encodes them twice more). */
+GBytes *vc_ca_sign_crl_der(VcCa *ca, GPtrArray *entries, guint64 crl_number, gint64 this_update,
+			   gint64 next_update, GError **error);
 char *vc_crl_to_pem(X509_CRL *crl, GError **error);
 /* A CRL file, PEM or DER (as a CRL distribution point serves it), of at most
  * 1 MiB. VC_ERROR_NOT_FOUND when PATH does not exist. */

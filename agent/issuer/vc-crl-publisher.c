@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vc-crl-publisher.h"
 
-#include <openssl/x509.h>
-
 #include "vc-error.h"
 
 /* The longest a CRL is served before it is rebuilt without a revocation. */
@@ -29,16 +27,6 @@ struct _VcCrlPublisher {
 	VcMetric *m_build_seconds;
 	VcMetrics *metrics;
 };
-
-static gint64
-vc_crl_publisher_asn1_to_unix(const ASN1_TIME *t)
-{
-	struct tm tm = {0};
-
-	if (t == NULL || !ASN1_TIME_to_tm(t, &tm))
-		return 0;
-	return (gint64)timegm(&tm);
-}
 
 static void
 vc_crl_publisher_collect(VcMetrics *metrics, gpointer user_data)
@@ -75,8 +63,9 @@ gboolean
 vc_crl_publisher_rebuild(VcCrlPublisher *pub, GError **error)
 {
 	gint64 start = g_get_monotonic_time();
-	g_autoptr(X509_CRL) crl = NULL;
 	g_autoptr(GBytes) der = NULL;
+	gint64 this_update = 0, next_update = 0;
+	guint n_entries = 0;
 	g_autofree char *digest = NULL;
 	gint64 done;
 
@@ -85,8 +74,7 @@ vc_crl_publisher_rebuild(VcCrlPublisher *pub, GError **error)
 	g_autoptr(GArray) covered = g_steal_pointer(&pub->pending_us);
 	pub->pending_us = g_array_new(FALSE, FALSE, sizeof(gint64));
 
-	crl = vc_issuer_make_crl(pub->issuer, error);
-	der = crl != NULL ? vc_crl_to_der(crl, error) : NULL;
+	der = vc_issuer_make_crl_der(pub->issuer, &this_update, &next_update, &n_entries, error);
 	if (der == NULL) {
 		/* still pending: the next rebuild covers them */
 		g_array_append_vals(pub->pending_us, covered->data, covered->len);
@@ -100,10 +88,9 @@ vc_crl_publisher_rebuild(VcCrlPublisher *pub, GError **error)
 	g_free(pub->etag);
 	/* RFC 9110 8.8.3: a strong validator, since equal tags mean equal octets */
 	pub->etag = g_strdup_printf("\"%.32s\"", digest);
-	pub->this_update = vc_crl_publisher_asn1_to_unix(X509_CRL_get0_lastUpdate(crl));
-	pub->next_update = vc_crl_publisher_asn1_to_unix(X509_CRL_get0_nextUpdate(crl));
-	/* an empty CRL has no list at all (-1) */
-	pub->n_entries = (guint)MAX(0, sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)));
+	pub->this_update = this_update;
+	pub->next_update = next_update;
+	pub->n_entries = n_entries;
 	pub->builds++;
 	done = g_get_monotonic_time();
 	if (pub->metrics != NULL) {

@@ -230,29 +230,35 @@ vc_issuer_revoke(VcIssuer *issuer, const char *serial, int reason, GError **erro
 /* How far thisUpdate goes back for relying parties with skewed clocks. */
 #define VC_ISSUER_CRL_BACKDATE_S 60
 
-X509_CRL *
-vc_issuer_make_crl(VcIssuer *issuer, GError **error)
+/* The entries of the next CRL (pointing into RET_STORAGE and ROWS), its
+ * thisUpdate and its number. */
+static GPtrArray *
+vc_issuer_crl_entries(VcIssuer *issuer, GArray **ret_rows, VcCrlEntry **ret_storage,
+		      gint64 *ret_this_update, guint64 *ret_number, GError **error)
 {
 	const char *ca_id = vc_ca_get_id(issuer->ca);
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	gint64 this_update = now - VC_ISSUER_CRL_BACKDATE_S;
-	guint64 number = 0;
-	g_autoptr(GPtrArray) rows = NULL;
-	g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GArray) rows = NULL;
+	g_autoptr(GPtrArray) entries = NULL;
+	g_autofree VcCrlEntry *storage = NULL;
 
-	rows = vc_store_cert_list_revoked(issuer->store, ca_id, error);
+	rows = vc_store_crl_list(issuer->store, ca_id, error);
 	if (rows == NULL)
 		return NULL;
 	/* RFC 5280 5.1.2.4: thisUpdate is when this information was current,
 	 * so no entry may be dated after it: thisUpdate moves up to the newest
 	 * revocation (up to now) */
 	for (guint i = 0; i < rows->len; i++) {
-		VcCertRecord *rec = g_ptr_array_index(rows, i);
+		VcStoreCrlRow *rec = &g_array_index(rows, VcStoreCrlRow, i);
 		this_update = MAX(this_update, MIN(rec->revoked_at, now));
 	}
+	/* one allocation for all entries: the array holds pointers into it */
+	storage = g_new0(VcCrlEntry, MAX(rows->len, 1));
+	entries = g_ptr_array_sized_new(rows->len);
 	for (guint i = 0; i < rows->len; i++) {
-		VcCertRecord *rec = g_ptr_array_index(rows, i);
-		VcCrlEntry *entry = g_new0(VcCrlEntry, 1);
+		VcStoreCrlRow *rec = &g_array_index(rows, VcStoreCrlRow, i);
+		VcCrlEntry *entry = &storage[i];
 		entry->serial_hex = rec->serial;
 		/* a revocation recorded in the future (the clock stepped back
 		 * since) is listed as of now */
@@ -260,9 +266,54 @@ vc_issuer_make_crl(VcIssuer *issuer, GError **error)
 		entry->reason = rec->reason < 0 ? VC_REASON_UNSPECIFIED : rec->reason;
 		g_ptr_array_add(entries, entry);
 	}
-	if (!vc_store_crl_next_number(issuer->store, ca_id, &number, error))
+	if (!vc_store_crl_next_number(issuer->store, ca_id, ret_number, error))
+		return NULL;
+	*ret_rows = g_steal_pointer(&rows);
+	*ret_storage = g_steal_pointer(&storage);
+	*ret_this_update = this_update;
+	return g_steal_pointer(&entries);
+}
+
+X509_CRL *
+vc_issuer_make_crl(VcIssuer *issuer, GError **error)
+{
+	g_autoptr(GArray) rows = NULL;
+	g_autofree VcCrlEntry *storage = NULL;
+	g_autoptr(GPtrArray) entries = NULL;
+	gint64 this_update = 0;
+	guint64 number = 0;
+
+	entries = vc_issuer_crl_entries(issuer, &rows, &storage, &this_update, &number, error);
+	if (entries == NULL)
 		return NULL;
 	/* nextUpdate as configured (crl-validity), counted from thisUpdate */
 	return vc_ca_sign_crl(issuer->ca, entries, number, this_update,
 			      this_update + issuer->config->crl_validity_s, error);
+}
+
+GBytes *
+vc_issuer_make_crl_der(VcIssuer *issuer, gint64 *ret_this_update, gint64 *ret_next_update,
+		       guint *ret_entries, GError **error)
+{
+	g_autoptr(GArray) rows = NULL;
+	g_autofree VcCrlEntry *storage = NULL;
+	g_autoptr(GPtrArray) entries = NULL;
+	gint64 this_update = 0;
+	guint64 number = 0;
+	GBytes *der;
+
+	entries = vc_issuer_crl_entries(issuer, &rows, &storage, &this_update, &number, error);
+	if (entries == NULL)
+		return NULL;
+	der = vc_ca_sign_crl_der(issuer->ca, entries, number, this_update,
+				 this_update + issuer->config->crl_validity_s, error);
+	if (der == NULL)
+		return NULL;
+	if (ret_this_update != NULL)
+		*ret_this_update = this_update;
+	if (ret_next_update != NULL)
+		*ret_next_update = this_update + issuer->config->crl_validity_s;
+	if (ret_entries != NULL)
+		*ret_entries = entries->len;
+	return der;
 }
