@@ -14,6 +14,14 @@ G_BEGIN_DECLS
  * its CRL and expiry gauges, the OCSP responder its request counters) and
  * updates them from any thread; /metrics prints them all.
  *
+ * Where a part gets the registry: the engine owns it
+ * (vc_engine_get_metrics_registry()); the daemon hands it to whatever it
+ * wires up. An OCSP responder, for instance, registers
+ *   ocsp = vc_metrics_add_counter(m, "virtcert_ocsp_requests_total",
+ *                                 "OCSP requests, by answer.", "answer");
+ * declares "good", "revoked", "unknown", "malformed" with vc_metric_declare()
+ * and counts each answer with vc_metric_add(ocsp, "good", 1).
+ *
  * A family has at most one label. Every label value a family should show
  * at zero is declared up front with vc_metric_declare(), so that a
  * dashboard sees "0" rather than no series.
