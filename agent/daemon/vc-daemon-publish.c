@@ -115,8 +115,19 @@ vc_daemon_host_crl_get(VcDaemonHostCrl *hc, const char *name, GError **error)
 		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "no CA %s here", name);
 		return NULL;
 	}
-	if (!vc_daemon_host_crl_refresh(hc, error))
+	g_autoptr(GError) local = NULL;
+
+	if (!vc_daemon_host_crl_refresh(hc, &local)) {
+		/* the file's path is ours to know, not the client's */
+		if (!g_error_matches(local, VC_ERROR, VC_ERROR_NOT_FOUND))
+			g_warning("cannot serve the host CA's CRL: %s", local->message);
+		g_set_error(error, VC_ERROR,
+			    g_error_matches(local, VC_ERROR, VC_ERROR_NOT_FOUND)
+				? VC_ERROR_NOT_FOUND
+				: VC_ERROR_FAILED,
+			    "no CRL for CA %s here", name);
 		return NULL;
+	}
 	if (g_strcmp0(name, "host-ca") != 0 && g_strcmp0(name, hc->id) != 0) {
 		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "no CA %s here", name);
 		return NULL;
