@@ -328,6 +328,21 @@ vc_cli_ca_show(VcCli *cli, int argc, char **argv, GError **error)
 			json_builder_set_member_name(b, "root");
 			json_builder_add_value(b, vc_cli_cert_summary_json(vc_ca_get_root(ca)));
 		}
+		/* what leaves issued now carry (null: none) */
+		json_builder_set_member_name(b, "urls");
+		json_builder_begin_object(b);
+		for (int k = VC_CA_URL_CRL; k <= VC_CA_URL_CA_ISSUERS; k++) {
+			g_autofree char *url =
+			    vc_config_get_ca_url(cli->config, (VcCaUrlKind)k, vc_ca_get_id(ca));
+			json_builder_set_member_name(b, k == VC_CA_URL_CRL    ? "crl"
+							: k == VC_CA_URL_OCSP ? "ocsp"
+									      : "ca_issuers");
+			if (url != NULL)
+				json_builder_add_string_value(b, url);
+			else
+				json_builder_add_null_value(b);
+		}
+		json_builder_end_object(b);
 		json_builder_end_object(b);
 		node = json_builder_get_root(b);
 		if (arg_json) {
@@ -349,6 +364,23 @@ vc_cli_ca_show(VcCli *cli, int argc, char **argv, GError **error)
 					json_object_get_int_member(inter, "expires_in_days"));
 			for (guint i = 0; permitted != NULL && permitted[i] != NULL; i++)
 				g_print("Permitted:    DNS:%s\n", permitted[i]);
+			{
+				static const char *const keys[] = {"crl", "ocsp", "ca_issuers"};
+				static const char *const labels[] = {
+				    "CRL:         ", "OCSP:        ", "CA issuers:  "};
+				JsonObject *urls = json_object_get_object_member(o, "urls");
+				guint n = 0;
+				for (guint k = 0; k < G_N_ELEMENTS(keys); k++) {
+					const char *url =
+					    json_object_get_string_member(urls, keys[k]);
+					if (url == NULL)
+						continue;
+					g_print("%s %s\n", labels[k], url);
+					n++;
+				}
+				if (n == 0)
+					g_print("Leaf URLs:    none (set [ca] public-url)\n");
+			}
 		}
 	}
 	return TRUE;

@@ -40,6 +40,7 @@ grep -qx "public-url=$BASE" "$CONF" && grep -q "^state-dir=" "$CONF" && ok "... 
 ID=$(openssl x509 -in "$CA/ca.pem" -noout -ext subjectKeyIdentifier | tail -1 | tr -d ' :\n' | tr 'A-F' 'a-f' | cut -c1-16)
 grep -q "$BASE/crl/$ID.crl" "$T/init.out" && ok "... and prints the URLs leaves will carry" || { not_ok "URLs printed"; cat "$T/init.out"; }
 
+[[ $(vc ca show --json | jq -r .urls.crl) == "$BASE/crl/$ID.crl" ]] && ok "ca show prints the leaves' URLs" || { not_ok "ca show URLs"; vc ca show --json; }
 check "virtcertd starts with a public URL" start_daemon
 check "issue a leaf" vc issue --vm web1 --dns web1.vms.example.com --cert-out "$T/web1.pem" --key-out "$T/web1.key"
 check "issue a second leaf" vc issue --vm web2 --dns web2.vms.example.com --cert-out "$T/web2.pem" --key-out "$T/web2.key"
