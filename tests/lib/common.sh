@@ -138,7 +138,9 @@ start_watch() {
 	vc watch >"$T/watch.log" 2>"$T/watch.err" &
 	WATCH_PID=$!
 	cleanup_hooks+=("kill $WATCH_PID")
-	test_domain vc-watch-probe >"$T/watch-probe.xml"
+	# with a UUID, so that defining it again (when the first event came before
+	# the watch was live) is an update, not a refusal
+	test_domain vc-watch-probe "" 5c0ffee0-0000-4000-8000-00000000beef >"$T/watch-probe.xml"
 	for ((i = 0; i < 20; i++)); do
 		lv define "$T/watch-probe.xml" >/dev/null
 		if wait_for 1 grep -q '"vm_name":"vc-watch-probe"' "$T/watch.log"; then
