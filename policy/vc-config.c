@@ -22,8 +22,8 @@ vc_config_new_default(void)
 	c->http_address = g_strdup("127.0.0.1:8458");
 	c->issue_all = FALSE;
 	c->reconcile_interval_s = 300;
-	c->crl_url = g_strdup("http://127.0.0.1:8458/crl/{ca}.crl");
-	c->ocsp_url = g_strdup("http://127.0.0.1:8458/ocsp");
+	/* no public-url, crl-url, ocsp-url: a default here would put a URL
+	 * into certificates that no other machine can reach */
 	c->crl_validity_s = 24 * 3600;
 	c->default_lifetime_s = 24 * 3600;
 	c->backdate_s = 5 * 60;
@@ -53,8 +53,10 @@ vc_config_free(VcConfig *config)
 	g_free(config->control_socket);
 	g_free(config->control_group);
 	g_free(config->http_address);
+	g_free(config->public_url);
 	g_free(config->crl_url);
 	g_free(config->ocsp_url);
+	g_free(config->ca_issuers_url);
 	g_free(config->host_cert);
 	g_free(config->host_key);
 	g_free(config->host_ca);
@@ -99,6 +101,47 @@ vc_config_get_host_path(const VcConfig *config, const char *which)
 		return g_build_filename(config->state_dir, "host", files[i].file, NULL);
 	}
 	g_return_val_if_reached(NULL);
+}
+
+char *
+vc_config_get_ca_url(const VcConfig *config, VcCaUrlKind kind, const char *ca_id)
+{
+	const char *set = NULL;
+	g_autoptr(GString) s = NULL;
+
+	g_return_val_if_fail(config != NULL && ca_id != NULL, NULL);
+	switch (kind) {
+	case VC_CA_URL_CRL:
+		set = config->crl_url;
+		break;
+	case VC_CA_URL_OCSP:
+		set = config->ocsp_url;
+		break;
+	case VC_CA_URL_CA_ISSUERS:
+		set = config->ca_issuers_url;
+		break;
+	default:
+		g_return_val_if_reached(NULL);
+	}
+	if (set != NULL && *set == '\0')
+		return NULL;
+	if (set != NULL) {
+		s = g_string_new(set);
+		g_string_replace(s, "{ca}", ca_id, 0);
+		return g_string_free(g_steal_pointer(&s), FALSE);
+	}
+	if (config->public_url == NULL)
+		return NULL;
+	switch (kind) {
+	case VC_CA_URL_CRL:
+		return g_strdup_printf("%s/crl/%s.crl", config->public_url, ca_id);
+	case VC_CA_URL_OCSP:
+		return g_strdup_printf("%s/ocsp", config->public_url);
+	case VC_CA_URL_CA_ISSUERS:
+		return g_strdup_printf("%s/ca/%s.crt", config->public_url, ca_id);
+	default:
+		g_return_val_if_reached(NULL);
+	}
 }
 
 /* Parses "<digits><unit>" with the given units; the unit multiplies. */
@@ -181,10 +224,12 @@ vc_config_parse_milliseconds(const char *s, gint64 *ret_ms, GError **error)
 }
 
 typedef enum {
-	KEY_PATH,    /* string, relative to the file's directory */
-	KEY_STRING,  /* non-empty string */
-	KEY_ADDRESS, /* host:port or "" */
-	KEY_URL,     /* http:// or https:// */
+	KEY_PATH,	  /* string, relative to the file's directory */
+	KEY_STRING,	  /* non-empty string */
+	KEY_ADDRESS,	  /* host:port or "" */
+	KEY_URL,	  /* http:// or https://; "" none (NULL) */
+	KEY_URL_TEMPLATE, /* http:// or https://; "" kept: explicitly none */
+	KEY_BASE_URL,	  /* http(s)://HOST[:PORT][/PATH], no query; "" none (NULL) */
 	KEY_BOOL,
 	KEY_DURATION, /* positive */
 	KEY_MS,	      /* positive milliseconds */
@@ -210,8 +255,10 @@ static const KeyDesc keys[] = {
     {"daemon", "http-address", KEY_ADDRESS, G_STRUCT_OFFSET(VcConfig, http_address)},
     {"daemon", "issue-all", KEY_BOOL, G_STRUCT_OFFSET(VcConfig, issue_all)},
     {"daemon", "reconcile-interval", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, reconcile_interval_s)},
-    {"ca", "crl-url", KEY_URL, G_STRUCT_OFFSET(VcConfig, crl_url)},
-    {"ca", "ocsp-url", KEY_URL, G_STRUCT_OFFSET(VcConfig, ocsp_url)},
+    {"ca", "public-url", KEY_BASE_URL, G_STRUCT_OFFSET(VcConfig, public_url)},
+    {"ca", "crl-url", KEY_URL_TEMPLATE, G_STRUCT_OFFSET(VcConfig, crl_url)},
+    {"ca", "ocsp-url", KEY_URL_TEMPLATE, G_STRUCT_OFFSET(VcConfig, ocsp_url)},
+    {"ca", "ca-issuers-url", KEY_URL_TEMPLATE, G_STRUCT_OFFSET(VcConfig, ca_issuers_url)},
     {"ca", "crl-validity", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, crl_validity_s)},
     {"ca", "default-lifetime", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, default_lifetime_s)},
     {"ca", "backdate", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, backdate_s)},
@@ -275,6 +322,31 @@ vc_config_address_ok(const char *s)
 	return port >= 1 && port <= 65535;
 }
 
+/* A base URL relying parties can resolve: http or https, a host, no user
+ * info, query or fragment (paths are appended to it). */
+static gboolean
+vc_config_base_url_ok(const char *value, GError **error)
+{
+	g_autoptr(GUri) uri = g_uri_parse(value, G_URI_FLAGS_NONE, NULL);
+	const char *scheme = uri != NULL ? g_uri_get_scheme(uri) : NULL;
+
+	if (uri == NULL || (g_strcmp0(scheme, "http") != 0 && g_strcmp0(scheme, "https") != 0) ||
+	    g_uri_get_host(uri) == NULL || *g_uri_get_host(uri) == '\0') {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "\"%s\" is not an http:// or https:// URL with a host name "
+			    "(e.g. http://ca.example.com:8458)",
+			    value);
+		return FALSE;
+	}
+	if (g_uri_get_userinfo(uri) != NULL || g_uri_get_query(uri) != NULL ||
+	    g_uri_get_fragment(uri) != NULL) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "\"%s\": a base URL has no user, query or fragment", value);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static gboolean
 vc_config_set_value(VcConfig *c, const KeyDesc *d, const char *value, const char *base_dir,
 		    GError **error)
@@ -320,10 +392,26 @@ vc_config_set_value(VcConfig *c, const KeyDesc *d, const char *value, const char
 		g_free(*str_field);
 		*str_field = g_strdup(value);
 		return TRUE;
-	case KEY_URL:
-		/* empty: none (no CRL distribution point, no OCSP URL, no peer) */
+	case KEY_BASE_URL:
 		if (*value == '\0') {
 			g_clear_pointer(str_field, g_free);
+			return TRUE;
+		}
+		if (!vc_config_base_url_ok(value, error))
+			return FALSE;
+		g_free(*str_field);
+		/* one form, so that "<base>/crl/..." has one slash */
+		*str_field = g_strdup(value);
+		while (g_str_has_suffix(*str_field, "/"))
+			(*str_field)[strlen(*str_field) - 1] = '\0';
+		return TRUE;
+	case KEY_URL:
+	case KEY_URL_TEMPLATE:
+		/* empty: none (no CRL distribution point, no OCSP URL, no peer);
+		 * a template keeps "" so that it overrides public-url */
+		if (*value == '\0') {
+			g_free(*str_field);
+			*str_field = d->kind == KEY_URL_TEMPLATE ? g_strdup("") : NULL;
 			return TRUE;
 		}
 		if (!g_str_has_prefix(value, "http://") && !g_str_has_prefix(value, "https://")) {

@@ -21,9 +21,12 @@ typedef struct {
 	gboolean issue_all;	     /* issue-all: VMs without policy get the default policy */
 	gint64 reconcile_interval_s; /* reconcile-interval */
 
-	/* [ca] */
+	/* [ca] the URLs leaves carry (see vc_config_get_ca_url()); NULL: not
+	 * set, derived from public-url; "": explicitly none */
+	char *public_url;	   /* public-url: base URL relying parties reach us at */
 	char *crl_url;		   /* crl-url, "{ca}" replaced by the CA id */
 	char *ocsp_url;		   /* ocsp-url */
+	char *ca_issuers_url;	   /* ca-issuers-url, "{ca}" replaced by the CA id */
 	gint64 crl_validity_s;	   /* crl-validity: nextUpdate - thisUpdate */
 	gint64 default_lifetime_s; /* default-lifetime of leaves */
 	gint64 backdate_s;	   /* backdate: notBefore this far in the past */
@@ -71,6 +74,20 @@ void vc_config_set_state_dir(VcConfig *config, const char *state_dir);
 /* The configured path of a [host] file ("cert", "key", "ca", "crl"), or
  * STATE_DIR/host/ + host.pem, host.key, hostca.pem, hostca.crl. */
 char *vc_config_get_host_path(const VcConfig *config, const char *which);
+
+/* The URLs a leaf carries (RFC 5280 4.2.1.13 and 4.2.2.1). */
+typedef enum {
+	VC_CA_URL_CRL,	      /* CRL distribution point: <public-url>/crl/<ca-id>.crl */
+	VC_CA_URL_OCSP,	      /* OCSP responder: <public-url>/ocsp */
+	VC_CA_URL_CA_ISSUERS, /* AIA caIssuers, the intermediate: <public-url>/ca/<ca-id>.crt */
+} VcCaUrlKind;
+
+/* The URL of KIND for the CA CA_ID: the per-endpoint key if it is set
+ * ("{ca}" replaced by CA_ID; "" means none), else derived from
+ * [ca] public-url, else NULL. Never a default: with nothing configured a
+ * leaf carries no URL, and a loopback URL only when the administrator
+ * wrote it. */
+char *vc_config_get_ca_url(const VcConfig *config, VcCaUrlKind kind, const char *ca_id);
 
 /* "24h" -> 86400. Fails with VC_ERROR_INVALID_DATA. */
 gboolean vc_duration_parse(const char *s, gint64 *ret_seconds, GError **error);

@@ -25,6 +25,8 @@ static const VcBenchCommand commands[] = {
      "The daemon's engine against a libvirt test driver served by a libvirtd", vc_bench_lifecycle},
     {"deliver", "--uri URI --vm NAME [--count N] [--dir PATH]",
      "Deliveries into a running VM through its guest agent, beside guest-ping", vc_bench_deliver},
+    {"crl", "[--entries N] [--rounds N]",
+     "A CRL rebuilt from a store of N revoked certificates: build time and size", vc_bench_crl},
     {NULL}};
 
 static void

@@ -1134,17 +1134,29 @@ vc_ca_add_crl_dp(X509 *cert, const char *url, GError **error)
 	return vc_ca_add_ext_i2d(cert, NID_crl_distribution_points, FALSE, cdp, error);
 }
 
-static gboolean
-vc_ca_add_ocsp_aia(X509 *cert, const char *url, GError **error)
+static void
+vc_ca_aia_push(AUTHORITY_INFO_ACCESS *aia, int method_nid, const char *url)
 {
-	g_autoptr(AUTHORITY_INFO_ACCESS) aia = sk_ACCESS_DESCRIPTION_new_null();
 	ACCESS_DESCRIPTION *ad = ACCESS_DESCRIPTION_new();
 
 	ASN1_OBJECT_free(ad->method);
-	ad->method = OBJ_nid2obj(NID_ad_OCSP);
+	ad->method = OBJ_nid2obj(method_nid);
 	GENERAL_NAME_free(ad->location);
 	ad->location = vc_general_name_new_ia5(GEN_URI, url);
 	sk_ACCESS_DESCRIPTION_push(aia, ad);
+}
+
+/* RFC 5280 4.2.2.1: the OCSP responder and the issuer's certificate (DER
+ * over HTTP, "application/pkix-cert"), whichever are configured. */
+static gboolean
+vc_ca_add_aia(X509 *cert, const char *ocsp_url, const char *ca_issuers_url, GError **error)
+{
+	g_autoptr(AUTHORITY_INFO_ACCESS) aia = sk_ACCESS_DESCRIPTION_new_null();
+
+	if (ocsp_url != NULL)
+		vc_ca_aia_push(aia, NID_ad_OCSP, ocsp_url);
+	if (ca_issuers_url != NULL)
+		vc_ca_aia_push(aia, NID_ad_ca_issuers, ca_issuers_url);
 	/* RFC 5280 4.2.2.1: MUST NOT be critical */
 	return vc_ca_add_ext_i2d(cert, NID_info_access, FALSE, aia, error);
 }
@@ -1259,7 +1271,8 @@ vc_ca_leaf_build(VcCa *ca, const VcLeafRequest *req, GError **error)
 		return NULL;
 	if (req->crl_url != NULL && !vc_ca_add_crl_dp(cert, req->crl_url, error))
 		return NULL;
-	if (req->ocsp_url != NULL && !vc_ca_add_ocsp_aia(cert, req->ocsp_url, error))
+	if ((req->ocsp_url != NULL || req->ca_issuers_url != NULL) &&
+	    !vc_ca_add_aia(cert, req->ocsp_url, req->ca_issuers_url, error))
 		return NULL;
 	return g_steal_pointer(&cert);
 }

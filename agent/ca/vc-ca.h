@@ -117,10 +117,11 @@ typedef struct {
 	EVP_PKEY *public_key;	      /* subject public key */
 	gint64 not_before;	      /* unix seconds */
 	gint64 not_after;
-	const char *crl_url;	/* NULL: no CDP */
-	const char *ocsp_url;	/* NULL: no AIA */
-	gboolean empty_subject; /* empty subject, SAN critical; else CN = first name when it
-				   fits in 64 octets (else the subject is empty too) */
+	const char *crl_url;	    /* NULL: no CDP */
+	const char *ocsp_url;	    /* NULL: no OCSP in the AIA */
+	const char *ca_issuers_url; /* NULL: no caIssuers in the AIA */
+	gboolean empty_subject;	    /* empty subject, SAN critical; else CN = first name when it
+				       fits in 64 octets (else the subject is empty too) */
 } VcLeafRequest;
 
 /* Checks the names, signs, then verifies the result against the chain with
@@ -148,6 +149,10 @@ X509_CRL *vc_ca_sign_crl(VcCa *ca, GPtrArray *entries, guint64 crl_number, gint6
  * carrying it is handed out. */
 gboolean vc_ca_crl_number_load(VcCa *ca, guint64 *ret_number, GError **error);
 gboolean vc_ca_crl_number_save(VcCa *ca, guint64 number, GError **error);
+/* The same CRL, DER-encoded, for publishing: the entries are encoded once
+ * (vc_ca_sign_crl() then vc_crl_to_der() encodes them twice more). */
+GBytes *vc_ca_sign_crl_der(VcCa *ca, GPtrArray *entries, guint64 crl_number, gint64 this_update,
+			   gint64 next_update, GError **error);
 char *vc_crl_to_pem(X509_CRL *crl, GError **error);
 /* A CRL file, PEM or DER (as a CRL distribution point serves it), of at most
  * 1 MiB. VC_ERROR_NOT_FOUND when PATH does not exist. */

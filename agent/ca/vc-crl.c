@@ -10,8 +10,39 @@
 #include "vc-ca-private.h"
 #include "vc-error.h"
 
+/* The reasonCode extensions (RFC 5280 5.3.1) of one CRL, each encoded once
+ * and copied into the entries that carry it: with 100,000 entries, encoding
+ * each anew is a good part of a rebuild. */
+#define VC_CRL_REASON_MAX 10
+typedef struct {
+	X509_EXTENSION *ext[VC_CRL_REASON_MAX + 1];
+} VcCrlReasonExts;
+
+static void
+vc_crl_reason_exts_clear(VcCrlReasonExts *r)
+{
+	for (int i = 0; i <= VC_CRL_REASON_MAX; i++)
+		X509_EXTENSION_free(r->ext[i]);
+}
+
+static X509_EXTENSION *
+vc_crl_reason_ext(VcCrlReasonExts *r, int reason)
+{
+	g_autoptr(ASN1_ENUMERATED) code = NULL;
+
+	if (reason < 0 || reason > VC_CRL_REASON_MAX)
+		return NULL;
+	if (r->ext[reason] != NULL)
+		return r->ext[reason];
+	code = ASN1_ENUMERATED_new();
+	if (code == NULL || !ASN1_ENUMERATED_set(code, reason))
+		return NULL;
+	r->ext[reason] = X509V3_EXT_i2d(NID_crl_reason, 0, code);
+	return r->ext[reason];
+}
+
 static gboolean
-vc_crl_add_revoked(X509_CRL *crl, const VcCrlEntry *entry, GError **error)
+vc_crl_add_revoked(X509_CRL *crl, const VcCrlEntry *entry, VcCrlReasonExts *reasons, GError **error)
 {
 	g_autoptr(X509_REVOKED) rev = X509_REVOKED_new();
 	g_autoptr(ASN1_INTEGER) serial = vc_serial_from_hex(entry->serial_hex, error);
@@ -35,9 +66,8 @@ vc_crl_add_revoked(X509_CRL *crl, const VcCrlEntry *entry, GError **error)
 	/* RFC 5280 5.3.1: the reasonCode extension SHOULD be absent rather
 	 * than carry unspecified */
 	if (entry->reason != VC_REASON_UNSPECIFIED) {
-		g_autoptr(ASN1_ENUMERATED) code = ASN1_ENUMERATED_new();
-		if (!ASN1_ENUMERATED_set(code, entry->reason) ||
-		    X509_REVOKED_add1_ext_i2d(rev, NID_crl_reason, code, 0, 0) != 1) {
+		X509_EXTENSION *ext = vc_crl_reason_ext(reasons, entry->reason);
+		if (ext == NULL || !X509_REVOKED_add_ext(rev, ext, -1)) {
 			vc_crypto_set_error(error, "cannot encode CRL reason");
 			return FALSE;
 		}
@@ -49,6 +79,8 @@ vc_crl_add_revoked(X509_CRL *crl, const VcCrlEntry *entry, GError **error)
 	rev = NULL; /* owned by the CRL now */
 	return TRUE;
 }
+
+static gboolean vc_crl_add_entries(X509_CRL *crl, GPtrArray *entries, GError **error);
 
 /* Everything but the signature: RFC 5280 5.1 with the AKI and CRL number
  * extensions (5.2.1, 5.2.3, both non-critical). */
@@ -78,12 +110,10 @@ vc_crl_new_unsigned(X509 *issuer, X509_EXTENSION *aki, GPtrArray *entries, guint
 		vc_crypto_set_error(error, "cannot build CRL");
 		return NULL;
 	}
-	for (guint i = 0; entries != NULL && i < entries->len; i++) {
-		if (!vc_crl_add_revoked(crl, g_ptr_array_index(entries, i), error))
-			return NULL;
-	}
+	if (!vc_crl_add_entries(crl, entries, error))
+		return NULL;
 	if (!X509_CRL_add_ext(crl, aki, -1) || !ASN1_INTEGER_set_uint64(number, crl_number) ||
-	    X509_CRL_add1_ext_i2d(crl, NID_crl_number, number, 0, 0) != 1 || !X509_CRL_sort(crl)) {
+	    X509_CRL_add1_ext_i2d(crl, NID_crl_number, number, 0, 0) != 1) {
 		vc_crypto_set_error(error, "cannot build CRL extensions");
 		return NULL;
 	}
@@ -100,6 +130,118 @@ vc_ca_sign_crl(VcCa *ca, GPtrArray *entries, guint64 crl_number, gint64 this_upd
 	if (crl == NULL || !vc_ca_sign_item(ca, NULL, crl, error))
 		return NULL;
 	return g_steal_pointer(&crl);
+}
+
+/* Adds ENTRIES to CRL and sorts them (RFC 5280 does not ask for an order;
+ * relying parties search faster in a sorted list). */
+static gboolean
+vc_crl_add_entries(X509_CRL *crl, GPtrArray *entries, GError **error)
+{
+	VcCrlReasonExts reasons = {0};
+	gboolean ok = TRUE;
+
+	for (guint i = 0; ok && entries != NULL && i < entries->len; i++)
+		ok = vc_crl_add_revoked(crl, g_ptr_array_index(entries, i), &reasons, error);
+	vc_crl_reason_exts_clear(&reasons);
+	if (ok && !X509_CRL_sort(crl)) {
+		vc_crypto_set_error(error, "cannot sort the CRL");
+		return FALSE;
+	}
+	return ok;
+}
+
+/* SEQUENCE { TBS, ALG, BIT STRING SIG } (RFC 5280 5.1) from its parts. */
+static GBytes *
+vc_crl_assemble_der(const unsigned char *tbs, int tbs_len, const X509_ALGOR *alg,
+		    const unsigned char *sig, size_t sig_len, GError **error)
+{
+	g_autoptr(ASN1_BIT_STRING) bits = ASN1_BIT_STRING_new();
+	unsigned char *alg_der = NULL;
+	unsigned char *bits_der = NULL;
+	int alg_len, bits_len, content, total;
+	guint8 *out, *p;
+
+	if (bits == NULL || !ASN1_BIT_STRING_set(bits, (unsigned char *)sig, (int)sig_len)) {
+		vc_crypto_set_error(error, "cannot encode the CRL signature");
+		return NULL;
+	}
+	/* no unused bits: a signature is whole octets */
+	bits->flags &= ~0x07;
+	bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+	alg_len = i2d_X509_ALGOR(alg, &alg_der);
+	bits_len = i2d_ASN1_BIT_STRING(bits, &bits_der);
+	if (alg_len <= 0 || bits_len <= 0) {
+		OPENSSL_free(alg_der);
+		OPENSSL_free(bits_der);
+		vc_crypto_set_error(error, "cannot encode the CRL signature");
+		return NULL;
+	}
+	content = tbs_len + alg_len + bits_len;
+	total = ASN1_object_size(1, content, V_ASN1_SEQUENCE);
+	out = g_malloc((gsize)total);
+	p = out;
+	ASN1_put_object(&p, 1, content, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+	memcpy(p, tbs, (size_t)tbs_len);
+	p += tbs_len;
+	memcpy(p, alg_der, (size_t)alg_len);
+	p += alg_len;
+	memcpy(p, bits_der, (size_t)bits_len);
+	OPENSSL_free(alg_der);
+	OPENSSL_free(bits_der);
+	return g_bytes_new_take(out, (gsize)total);
+}
+
+/* The same CRL as vc_ca_sign_crl(), as DER, encoded once: X509_CRL_sign()
+ * encodes the tbsCertList to sign it and i2d_X509_CRL() encodes it again,
+ * each pass over every entry. Here the (empty) CRL is signed first, which
+ * sets the signature algorithm inside and outside the tbsCertList; then the
+ * entries go in, the tbsCertList is encoded once, signed, and the DER put
+ * together around it. */
+GBytes *
+vc_ca_sign_crl_der(VcCa *ca, GPtrArray *entries, guint64 crl_number, gint64 this_update,
+		   gint64 next_update, GError **error)
+{
+	g_autoptr(X509_CRL) crl = vc_crl_new_unsigned(ca->cert, ca->ext_aki, NULL, crl_number,
+						      this_update, next_update, error);
+	g_autoptr(EVP_MD_CTX) ctx = NULL;
+	const X509_ALGOR *alg = NULL;
+	unsigned char *tbs = NULL;
+	g_autofree unsigned char *sig = NULL;
+	size_t sig_len = 0;
+	int tbs_len;
+	GBytes *der = NULL;
+
+	if (crl == NULL || !vc_ca_sign_item(ca, NULL, crl, error) ||
+	    !vc_crl_add_entries(crl, entries, error))
+		return NULL;
+	tbs_len = i2d_re_X509_CRL_tbs(crl, &tbs);
+	if (tbs_len <= 0) {
+		vc_crypto_set_error(error, "cannot encode the CRL");
+		return NULL;
+	}
+	ctx = EVP_MD_CTX_new();
+	if (ctx == NULL || !EVP_MD_CTX_copy_ex(ctx, ca->sign_template)) {
+		ERR_clear_error();
+		EVP_MD_CTX_free(ctx);
+		ctx = EVP_MD_CTX_new();
+		if (ctx == NULL ||
+		    EVP_DigestSignInit_ex(ctx, NULL, ca->md != NULL ? "SHA256" : NULL, NULL, NULL,
+					  ca->key, NULL) != 1)
+			goto fail;
+	}
+	if (EVP_DigestSign(ctx, NULL, &sig_len, tbs, (size_t)tbs_len) != 1)
+		goto fail;
+	sig = g_malloc(sig_len);
+	if (EVP_DigestSign(ctx, sig, &sig_len, tbs, (size_t)tbs_len) != 1)
+		goto fail;
+	X509_CRL_get0_signature(crl, NULL, &alg);
+	der = vc_crl_assemble_der(tbs, tbs_len, alg, sig, sig_len, error);
+	OPENSSL_free(tbs);
+	return der;
+fail:
+	OPENSSL_free(tbs);
+	vc_crypto_set_error(error, "cannot sign the CRL");
+	return NULL;
 }
 
 X509_CRL *

@@ -2,7 +2,56 @@
 /* virtcert ca init | import | show */
 #include "vc-cli.h"
 
+#include <errno.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#include "vc-build-config.h"
 #include "vc-error.h"
+
+/* Sets [ca] public-url in the configuration file PATH (made if missing),
+ * keeping its other keys and comments; the result must load as a
+ * configuration, else the file is left as it was. */
+static gboolean
+vc_cli_ca_save_public_url(const char *path, const char *url, GError **error)
+{
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_autoptr(GError) local = NULL;
+	g_autoptr(VcConfig) check = NULL;
+	g_autofree char *data = NULL;
+	g_autofree char *tmp = g_strconcat(path, ".new", NULL);
+	gsize len = 0;
+
+	if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_KEEP_COMMENTS, &local) &&
+	    !g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_IO, "%s: %s", path, local->message);
+		return FALSE;
+	}
+	g_clear_error(&local);
+	g_key_file_set_string(kf, "ca", "public-url", url);
+	data = g_key_file_to_data(kf, &len, NULL);
+	if (!g_file_set_contents_full(tmp, data, (gssize)len, G_FILE_SET_CONTENTS_CONSISTENT, 0644,
+				      &local)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot write %s: %s", tmp,
+			    local->message);
+		return FALSE;
+	}
+	check = vc_config_load(tmp, TRUE, error);
+	if (check == NULL) {
+		g_unlink(tmp);
+		g_prefix_error(error, "--public-url %s: ", url);
+		return FALSE;
+	}
+	if (g_rename(tmp, path) < 0) {
+		int saved = errno;
+		g_unlink(tmp);
+		g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot replace %s: %s", path,
+			    g_strerror(saved));
+		return FALSE;
+	}
+	return TRUE;
+}
 
 gboolean
 vc_cli_ca_init(VcCli *cli, int argc, char **argv, GError **error)
@@ -13,8 +62,10 @@ vc_cli_ca_init(VcCli *cli, int argc, char **argv, GError **error)
 	g_autofree char *cn = NULL;
 	g_autofree char *lifetime = NULL;
 	g_autofree char *dir = NULL;
+	g_autofree char *public_url = NULL;
 	gboolean force = FALSE;
 	VcCaInitOptions opts = {0};
+	const char *conf_path = NULL;
 	const GOptionEntry entries[] = {
 	    {"permit", 0, 0, G_OPTION_ARG_STRING_ARRAY, &permit,
 	     "DNS subtree the CA may issue for (repeatable)", "DOMAIN"},
@@ -26,10 +77,16 @@ vc_cli_ca_init(VcCli *cli, int argc, char **argv, GError **error)
 	    {"lifetime", 0, 0, G_OPTION_ARG_STRING, &lifetime,
 	     "Lifetime of the intermediate (default 5 years)", "DURATION"},
 	    {"force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace an existing CA", NULL},
+	    {"public-url", 0, 0, G_OPTION_ARG_STRING, &public_url,
+	     "Base URL relying parties reach the daemon's HTTP side at (written to [ca] "
+	     "public-url in the configuration file)",
+	     "URL"},
 	    {NULL}};
 
 	if (!vc_cli_parse("ca init", "--permit DOMAIN…", entries, &argc, &argv, error))
 		return FALSE;
+	/* after the parse: --config may follow the command */
+	conf_path = arg_config != NULL ? arg_config : VC_SYSCONFDIR "/virtcert.conf";
 	if (argc > 1) {
 		g_set_error(error, VC_ERROR, VC_ERROR_USAGE, "unexpected argument '%s'", argv[1]);
 		return FALSE;
@@ -65,6 +122,31 @@ vc_cli_ca_init(VcCli *cli, int argc, char **argv, GError **error)
 	dir = vc_cli_get_ca_dir(cli, error);
 	if (dir == NULL)
 		return FALSE;
+	/* checked before the CA is made, so a typo costs nothing: the same
+	 * parser as the daemon's, on a configuration of that one line */
+	if (public_url != NULL) {
+		g_autofree char *text = g_strdup_printf("[ca]\npublic-url=%s\n", public_url);
+		g_autofree char *tmp = NULL;
+		g_autoptr(VcConfig) probe = NULL;
+		g_autoptr(GError) local = NULL;
+		int fd = g_file_open_tmp("virtcert-XXXXXX.conf", &tmp, &local);
+		if (fd < 0) {
+			g_set_error(error, VC_ERROR, VC_ERROR_IO, "%s", local->message);
+			return FALSE;
+		}
+		close(fd);
+		if (strchr(public_url, '\n') == NULL && g_file_set_contents(tmp, text, -1, &local))
+			probe = vc_config_load(tmp, TRUE, &local);
+		g_unlink(tmp);
+		if (probe == NULL || probe->public_url == NULL) {
+			g_set_error(error, VC_ERROR, VC_ERROR_USAGE, "--public-url %s: %s",
+				    public_url, local != NULL ? local->message : "not a URL");
+			return FALSE;
+		}
+		/* the form the daemon uses (no trailing slash) */
+		g_free(public_url);
+		public_url = g_strdup(probe->public_url);
+	}
 	if (csr != NULL) {
 		if (!vc_ca_init_csr(dir, &opts, csr, error))
 			return FALSE;
@@ -80,11 +162,55 @@ vc_cli_ca_init(VcCli *cli, int argc, char **argv, GError **error)
 			g_print("Restricted intermediate CA created in %s (self-signed root).\n",
 				dir);
 	}
+	if (public_url != NULL) {
+		g_autoptr(VcCa) ca = NULL;
+		g_autoptr(VcConfig) config = NULL;
+		if (!vc_cli_ca_save_public_url(conf_path, public_url, error))
+			return FALSE;
+		config = vc_config_load(conf_path, TRUE, error);
+		if (config == NULL)
+			return FALSE;
+		g_free(public_url);
+		public_url = g_strdup(config->public_url);
+		/* the URLs only follow once the CA is signed (CSR mode: after import) */
+		ca = csr == NULL ? vc_ca_load(dir, NULL) : NULL;
+		if (!arg_json) {
+			g_print("[ca] public-url=%s written to %s; restart virtcertd to use it.\n",
+				public_url, conf_path);
+			if (ca != NULL) {
+				g_autofree char *crl =
+				    vc_config_get_ca_url(config, VC_CA_URL_CRL, vc_ca_get_id(ca));
+				g_autofree char *ocsp =
+				    vc_config_get_ca_url(config, VC_CA_URL_OCSP, vc_ca_get_id(ca));
+				g_autofree char *aia = vc_config_get_ca_url(
+				    config, VC_CA_URL_CA_ISSUERS, vc_ca_get_id(ca));
+				g_print(
+				    "Certificates will carry:\n  CRL distribution point  %s\n"
+				    "  OCSP responder          %s\n  CA issuers              %s\n",
+				    crl != NULL ? crl : "(none)", ocsp != NULL ? ocsp : "(none)",
+				    aia != NULL ? aia : "(none)");
+			}
+		}
+	} else if (!arg_json) {
+		g_autoptr(VcConfig) config = vc_config_load(conf_path, FALSE, NULL);
+		if (config == NULL || (config->public_url == NULL && config->crl_url == NULL &&
+				       config->ocsp_url == NULL))
+			g_print("No [ca] public-url in %s: certificates will carry no CRL or OCSP "
+				"URL. Set it before the first VM starts (virtcert ca init "
+				"--public-url URL, or edit the file).\n",
+				conf_path);
+	}
 	if (arg_json) {
 		g_autoptr(JsonBuilder) b = json_builder_new();
 		json_builder_begin_object(b);
 		json_builder_set_member_name(b, "ca_dir");
 		json_builder_add_string_value(b, dir);
+		if (public_url != NULL) {
+			json_builder_set_member_name(b, "public_url");
+			json_builder_add_string_value(b, public_url);
+			json_builder_set_member_name(b, "config");
+			json_builder_add_string_value(b, conf_path);
+		}
 		json_builder_set_member_name(b, "mode");
 		json_builder_add_string_value(b, csr != NULL ? "csr" : "self-signed");
 		if (csr != NULL) {
@@ -202,6 +328,21 @@ vc_cli_ca_show(VcCli *cli, int argc, char **argv, GError **error)
 			json_builder_set_member_name(b, "root");
 			json_builder_add_value(b, vc_cli_cert_summary_json(vc_ca_get_root(ca)));
 		}
+		/* what leaves issued now carry (null: none) */
+		json_builder_set_member_name(b, "urls");
+		json_builder_begin_object(b);
+		for (int k = VC_CA_URL_CRL; k <= VC_CA_URL_CA_ISSUERS; k++) {
+			g_autofree char *url =
+			    vc_config_get_ca_url(cli->config, (VcCaUrlKind)k, vc_ca_get_id(ca));
+			json_builder_set_member_name(b, k == VC_CA_URL_CRL    ? "crl"
+							: k == VC_CA_URL_OCSP ? "ocsp"
+									      : "ca_issuers");
+			if (url != NULL)
+				json_builder_add_string_value(b, url);
+			else
+				json_builder_add_null_value(b);
+		}
+		json_builder_end_object(b);
 		json_builder_end_object(b);
 		node = json_builder_get_root(b);
 		if (arg_json) {
@@ -223,6 +364,23 @@ vc_cli_ca_show(VcCli *cli, int argc, char **argv, GError **error)
 					json_object_get_int_member(inter, "expires_in_days"));
 			for (guint i = 0; permitted != NULL && permitted[i] != NULL; i++)
 				g_print("Permitted:    DNS:%s\n", permitted[i]);
+			{
+				static const char *const keys[] = {"crl", "ocsp", "ca_issuers"};
+				static const char *const labels[] = {
+				    "CRL:         ", "OCSP:        ", "CA issuers:  "};
+				JsonObject *urls = json_object_get_object_member(o, "urls");
+				guint n = 0;
+				for (guint k = 0; k < G_N_ELEMENTS(keys); k++) {
+					const char *url =
+					    json_object_get_string_member(urls, keys[k]);
+					if (url == NULL)
+						continue;
+					g_print("%s %s\n", labels[k], url);
+					n++;
+				}
+				if (n == 0)
+					g_print("Leaf URLs:    none (set [ca] public-url)\n");
+			}
 		}
 	}
 	return TRUE;

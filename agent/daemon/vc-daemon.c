@@ -7,7 +7,9 @@
 #include <systemd/sd-daemon.h>
 
 #include "vc-build-config.h"
+#include "vc-crl-publisher.h"
 #include "vc-daemon-fds.h"
+#include "vc-daemon-publish.h"
 #include "vc-engine.h"
 #include "vc-error.h"
 #include "vc-http-server.h"
@@ -26,10 +28,9 @@ typedef struct {
 	VcHttpServer *http;
 	VcDaemonFds fds; /* the connection caps that fit the descriptor limit */
 	GMainLoop *loop;
-	/* the CRL served over HTTP, rebuilt when revocations change or it ages */
-	GBytes *crl;
-	guint64 crl_revoked;
-	gint64 crl_made_at;
+	/* the CRL served over HTTP, rebuilt after revocations and as it ages */
+	VcCrlPublisher *crl;
+	VcDaemonHostCrl *host_crl;
 } VcDaemon;
 
 static void
@@ -43,6 +44,8 @@ vc_daemon_notify_cb(JsonNode *data, gpointer user_data)
 		sd_notifyf(0, "STATUS=connected to %s", daemon->config->libvirt_uri);
 	else if (g_strcmp0(event, "libvirt-disconnected") == 0)
 		sd_notifyf(0, "STATUS=reconnecting to %s", daemon->config->libvirt_uri);
+	else if (g_strcmp0(event, "revoked") == 0 && daemon->crl != NULL)
+		vc_crl_publisher_revoked(daemon->crl);
 	if (daemon->ipc != NULL)
 		vc_ipc_server_broadcast(daemon->ipc, data);
 }
@@ -221,34 +224,28 @@ vc_daemon_method_placement_check(VcIpcRequest *request, gpointer user_data)
 
 /* ---- HTTP: CRL, certificate URLs, metrics, peer handover ---------------- */
 
-#define VC_DAEMON_CRL_REFRESH_S 3600
-
-static GBytes *
+static VcHttpDocument *
 vc_daemon_http_get_crl(const char *ca_id, gpointer user_data, GError **error)
 {
 	VcDaemon *daemon = user_data;
-	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
-	guint64 revoked;
+	GBytes *der = NULL;
+	char *etag = NULL;
+	gint64 this_update = 0;
 
-	if (g_strcmp0(ca_id, vc_ca_get_id(daemon->ca)) != 0) {
-		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "no CA %s here", ca_id);
+	/* the host CA's CRL, for peers, under "host-ca" and its own id */
+	if (g_strcmp0(ca_id, vc_ca_get_id(daemon->ca)) != 0)
+		return vc_daemon_host_crl_get(daemon->host_crl, ca_id, error);
+	/* built when a revocation became durable: a lookup */
+	if (!vc_crl_publisher_get(daemon->crl, &der, &etag, &this_update, NULL, error))
 		return NULL;
-	}
-	/* a CRL from the store, new when something was revoked since */
-	revoked = vc_engine_get_revocation_count(daemon->engine);
-	if (daemon->crl == NULL || revoked != daemon->crl_revoked ||
-	    now - daemon->crl_made_at > VC_DAEMON_CRL_REFRESH_S) {
-		g_autoptr(X509_CRL) crl =
-		    vc_issuer_make_crl(vc_engine_get_issuer(daemon->engine), error);
-		GBytes *der;
-		if (crl == NULL || (der = vc_crl_to_der(crl, error)) == NULL)
-			return NULL;
-		g_clear_pointer(&daemon->crl, g_bytes_unref);
-		daemon->crl = der;
-		daemon->crl_revoked = revoked;
-		daemon->crl_made_at = now;
-	}
-	return g_bytes_ref(daemon->crl);
+	return vc_http_document_new(der, etag, this_update);
+}
+
+static GBytes *
+vc_daemon_http_get_ca_cert(const char *ca_id, gpointer user_data, GError **error)
+{
+	VcDaemon *daemon = user_data;
+	return vc_daemon_ca_cert_der(daemon->ca, ca_id, error);
 }
 
 static char *
@@ -375,6 +372,7 @@ vc_daemon_start_http(VcDaemon *daemon, GError **error)
 	};
 	VcHttpCallbacks cb = {
 	    .get_crl = vc_daemon_http_get_crl,
+	    .get_ca_cert = vc_daemon_http_get_ca_cert,
 	    .get_cert_chain = vc_daemon_http_get_cert_chain,
 	    .get_metrics = vc_daemon_http_get_metrics,
 	    .handover = vc_daemon_http_handover,
@@ -465,10 +463,19 @@ vc_daemon_start(VcDaemon *daemon, GError **error)
 	policy = vc_daemon_load_policy(daemon, error);
 	if (policy == NULL)
 		return FALSE;
+	vc_daemon_check_urls(daemon->config, daemon->ca);
 	daemon->engine = vc_engine_new(daemon->config, daemon->store, daemon->ca, policy);
 	vc_engine_set_notify(daemon->engine, vc_daemon_notify_cb, daemon);
 	if (!vc_engine_recover(daemon->engine, error))
 		return FALSE;
+	{
+		g_autofree char *host_crl = vc_config_get_host_path(daemon->config, "crl");
+		VcMetrics *metrics = vc_engine_get_metrics_registry(daemon->engine);
+		daemon->crl = vc_crl_publisher_new(vc_engine_get_issuer(daemon->engine),
+						   daemon->config->crl_validity_s, metrics);
+		daemon->host_crl = vc_daemon_host_crl_new(host_crl);
+		vc_daemon_metrics_register(metrics, daemon->config, daemon->ca);
+	}
 
 	/* the caps that fit the descriptors left, before any listener opens */
 	if (!vc_daemon_fds_plan(
@@ -510,7 +517,8 @@ vc_daemon_stop(VcDaemon *daemon)
 {
 	g_clear_pointer(&daemon->http, vc_http_server_free);
 	g_clear_pointer(&daemon->ipc, vc_ipc_server_free);
-	g_clear_pointer(&daemon->crl, g_bytes_unref);
+	g_clear_pointer(&daemon->crl, vc_crl_publisher_free);
+	g_clear_pointer(&daemon->host_crl, vc_daemon_host_crl_free);
 	g_clear_pointer(&daemon->engine, vc_engine_free);
 	g_clear_pointer(&daemon->ca, vc_ca_free);
 	g_clear_pointer(&daemon->store, vc_store_free);

@@ -54,6 +54,7 @@ vc_engine_queue_issue(VcEngine *engine, const char *uuid)
 	if (q == NULL) {
 		q = g_new0(VcQueuedIssue, 1);
 		q->uuid = g_strdup(uuid);
+		q->queued_us = g_get_monotonic_time();
 		g_hash_table_insert(engine->issue_queue, q->uuid, q);
 		g_queue_push_tail(&engine->issue_order, g_strdup(uuid));
 	}
@@ -133,6 +134,7 @@ vc_engine_flush_revocations(VcEngine *engine, GError **error)
 	for (guint i = 0; i < done->len; i++) {
 		VcQueuedRevoke *q = g_ptr_array_index(done, i);
 		engine->n_revoked++;
+		vc_metric_add(engine->m_revoked, vc_reason_to_string(q->reason), 1);
 		vc_engine_log(G_LOG_LEVEL_MESSAGE, "revoked", q->uuid, q->name, q->serial,
 			      "VM %s: revoked %s (%s): %s", q->name ? q->name : q->uuid, q->serial,
 			      vc_reason_to_string(q->reason), q->why);
@@ -171,6 +173,7 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_issue_free);
 	g_autofree VcIssueRequest *reqs = NULL;
 	g_autoptr(GPtrArray) results = NULL;
+	g_autofree gboolean *renewal = NULL;
 
 	for (GList *l = engine->issue_order.head; l != NULL && batch->len < VC_ENGINE_BATCH;) {
 		GList *next = l->next;
@@ -214,6 +217,7 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 	}
 	if (!vc_store_begin(engine->store, error))
 		return FALSE;
+	renewal = g_new0(gboolean, batch->len);
 	for (guint i = 0; i < batch->len; i++) {
 		VcQueuedIssue *q = g_ptr_array_index(batch, i);
 		VcIssued *issued = g_ptr_array_index(results, i);
@@ -234,6 +238,8 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 			continue;
 		}
 		g_clear_pointer(&vm->refused_profile, g_free);
+		/* a renewal replaces a certificate the VM holds */
+		renewal[i] = row->current_serial != NULL;
 		g_free(row->current_serial);
 		row->current_serial = g_strdup(issued->serial);
 		g_free(row->names_key);
@@ -270,6 +276,11 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		if (issued->error != NULL)
 			continue;
 		engine->n_issued++;
+		vc_metric_add(engine->m_issued, NULL, 1);
+		if (renewal[i])
+			vc_metric_add(engine->m_renewed, NULL, 1);
+		vc_metric_observe(engine->m_issue_seconds,
+				  (double)(g_get_monotonic_time() - q->queued_us) / G_USEC_PER_SEC);
 		joined = g_strjoinv(", ", q->names);
 		vc_engine_log(G_LOG_LEVEL_MESSAGE, "issued", q->uuid, q->name, issued->serial,
 			      "VM %s: issued %s for %s (%s)", q->name, issued->serial, joined,

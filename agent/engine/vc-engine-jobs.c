@@ -30,6 +30,7 @@ struct _VcEngineWork {
 	VcKeyType key_type;
 	char *peer_url;	  /* CLAIM */
 	gboolean suspect; /* the VM's last guest work failed: the suspect pool */
+	gint64 run_us;	  /* how long the blocking part took (delivery latency) */
 	/* results */
 	gboolean ok;
 	gboolean files_match;
@@ -156,6 +157,7 @@ static void
 vc_engine_work_run(gpointer data, gpointer user_data)
 {
 	VcEngineWork *work = data;
+	gint64 start = g_get_monotonic_time();
 
 	switch (work->kind) {
 	case VC_ENGINE_WORK_METADATA:
@@ -171,6 +173,7 @@ vc_engine_work_run(gpointer data, gpointer user_data)
 		vc_engine_work_guest(work);
 		break;
 	}
+	work->run_us = g_get_monotonic_time() - start;
 	g_idle_add(vc_engine_work_done_cb, work);
 }
 
@@ -395,6 +398,13 @@ vc_engine_work_done_cb(gpointer data)
 		/* superseded meanwhile: the evaluation delivers the new one */
 		vc_engine_evaluate(engine, work->uuid, &newer, "newer certificate");
 		goto out;
+	}
+	if (work->kind == VC_ENGINE_WORK_DELIVER) {
+		vc_metric_add(work->ok ? engine->m_deliveries : engine->m_delivery_failures, NULL,
+			      1);
+		if (work->ok)
+			vc_metric_observe(engine->m_delivery_seconds,
+					  (double)work->run_us / G_USEC_PER_SEC);
 	}
 	if (!work->ok) {
 		vc_engine_retry_later(engine, vm,

@@ -41,6 +41,7 @@ typedef struct {
 	gboolean awaits_csr;  /* guest keygen: not ready before public_key is set */
 	gint64 lifetime_s;
 	char *why;
+	gint64 queued_us; /* monotonic: when it was asked for (event-to-issued latency) */
 } VcQueuedIssue;
 
 typedef struct {
@@ -136,6 +137,16 @@ struct _VcEngine {
 	guint64 n_reconciles;
 	gint64 last_reconcile_at;
 	gboolean connected;
+
+	/* the metrics registry (vc-engine-report.c) and the engine's families */
+	VcMetrics *metrics;
+	VcMetric *m_issued;	       /* virtcert_certificates_issued_total */
+	VcMetric *m_renewed;	       /* virtcert_certificates_renewed_total */
+	VcMetric *m_revoked;	       /* virtcert_certificates_revoked_total{reason} */
+	VcMetric *m_deliveries;	       /* virtcert_deliveries_total */
+	VcMetric *m_delivery_failures; /* virtcert_delivery_failures_total */
+	VcMetric *m_delivery_seconds;  /* virtcert_delivery_duration_seconds */
+	VcMetric *m_issue_seconds;     /* virtcert_issue_latency_seconds */
 };
 
 /* vc-engine.c */
@@ -178,6 +189,9 @@ gboolean vc_engine_flush_revocations(VcEngine *engine, GError **error);
 void vc_engine_run_effects(VcEngine *engine);
 void vc_queued_issue_free(VcQueuedIssue *q);
 void vc_queued_revoke_free(VcQueuedRevoke *q);
+
+/* vc-engine-report.c */
+void vc_engine_metrics_init(VcEngine *engine);
 
 /* vc-engine-jobs.c */
 void vc_engine_start_work(VcEngine *engine, VcEngineVm *vm, VcEngineWorkKind kind);

@@ -232,6 +232,7 @@ vc_engine_issue_manual(VcEngine *engine, const VcIssueRequest *req, GError **err
 	if (rec == NULL)
 		return NULL;
 	engine->n_issued++;
+	vc_metric_add(engine->m_issued, NULL, 1);
 	vc_engine_log(G_LOG_LEVEL_MESSAGE, "issued", req->vm_uuid, req->vm_name, issued->serial,
 		      "VM %s: issued %s by hand", req->vm_name, issued->serial);
 	vc_engine_emit(engine, "issued", req->vm_uuid, req->vm_name, issued->serial,
@@ -262,47 +263,108 @@ vc_engine_get_revocation_count(VcEngine *engine)
 	return engine->n_revoked;
 }
 
+/* ---- metrics ------------------------------------------------------------- */
+
+/* Latencies from milliseconds (a delivery, an issuance in a quiet moment)
+ * to minutes (an issuance behind a storm, a delivery to a slow guest). */
+static const double vc_engine_latency_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+						   1,	  2.5,	5,     10,   30,  60,	300};
+
+static const int vc_engine_reasons[] = {
+    VC_REASON_UNSPECIFIED,	   VC_REASON_KEY_COMPROMISE,	  VC_REASON_CA_COMPROMISE,
+    VC_REASON_AFFILIATION_CHANGED, VC_REASON_SUPERSEDED,	  VC_REASON_CESSATION_OF_OPERATION,
+    VC_REASON_CERTIFICATE_HOLD,	   VC_REASON_PRIVILEGE_WITHDRAWN, VC_REASON_AA_COMPROMISE,
+};
+
+/* The gauges computed at each scrape: states (every one, zero included, so
+ * that a dashboard sees a state empty), queue, connection, and the soonest
+ * expiry among the VMs' current certificates. */
+static void
+vc_engine_metrics_collect(VcMetrics *metrics, gpointer user_data)
+{
+	VcEngine *engine = user_data;
+	VcMetric *domains = vc_metrics_add_gauge(metrics, "virtcert_domains",
+						 "VMs known to virtcertd, by state.", "state");
+	VcMetric *expiry = vc_metrics_add_gauge(
+	    metrics, "virtcert_vm_certificate_expiry_seconds",
+	    "Seconds until the first of the VMs' current certificates expires.", NULL);
+	g_autoptr(GError) error = NULL;
+	guint counts[VC_DOMAIN_STATE_LAST];
+	guint n_rows;
+	gint64 not_after = 0;
+
+	vc_engine_count_states(engine, counts, &n_rows);
+	for (guint i = 0; i < VC_DOMAIN_STATE_LAST; i++)
+		vc_metric_set(domains, vc_domain_state_to_string(i), counts[i]);
+	vc_metric_set(vc_metrics_add_gauge(metrics, "virtcert_queue_length",
+					   "Issuances and revocations waiting.", NULL),
+		      NULL, vc_engine_get_queue_length(engine));
+	/* counted by the engine for its status too: copied */
+	vc_metric_set(vc_metrics_add_counter(metrics, "virtcert_failures_total",
+					     "Decisions that failed.", NULL),
+		      NULL, (double)engine->n_failed);
+	vc_metric_set(vc_metrics_add_counter(metrics, "virtcert_reload_failures_total",
+					     "Deliveries whose reload command failed (retried with "
+					     "backoff).",
+					     NULL),
+		      NULL, (double)engine->n_reload_failed);
+	vc_metric_set(vc_metrics_add_counter(metrics, "virtcert_libvirt_events_total",
+					     "libvirt events handled.", NULL),
+		      NULL, (double)engine->n_events);
+	vc_metric_set(vc_metrics_add_gauge(metrics, "virtcert_libvirt_connected",
+					   "1 while connected to libvirt.", NULL),
+		      NULL, engine->connected ? 1 : 0);
+	if (!vc_store_cert_get_soonest_expiry(engine->store, &not_after, &error))
+		g_debug("metrics: %s", error->message);
+	if (not_after > 0)
+		vc_metric_set(expiry, NULL,
+			      (double)(not_after - g_get_real_time() / G_USEC_PER_SEC));
+	else
+		vc_metric_clear(expiry);
+}
+
+void
+vc_engine_metrics_init(VcEngine *engine)
+{
+	VcMetrics *m = vc_metrics_new();
+
+	engine->metrics = m;
+	/* the states first, as before; the collector fills them in */
+	vc_metrics_add_gauge(m, "virtcert_domains", "VMs known to virtcertd, by state.", "state");
+	engine->m_issued = vc_metrics_add_counter(m, "virtcert_certificates_issued_total",
+						  "Certificates issued (renewals included).", NULL);
+	engine->m_renewed = vc_metrics_add_counter(
+	    m, "virtcert_certificates_renewed_total",
+	    "Certificates issued to replace a VM's current certificate.", NULL);
+	engine->m_revoked =
+	    vc_metrics_add_counter(m, "virtcert_certificates_revoked_total",
+				   "Certificates revoked, by RFC 5280 reason.", "reason");
+	for (gsize i = 0; i < G_N_ELEMENTS(vc_engine_reasons); i++)
+		vc_metric_declare(engine->m_revoked, vc_reason_to_string(vc_engine_reasons[i]));
+	engine->m_deliveries = vc_metrics_add_counter(m, "virtcert_deliveries_total",
+						      "Certificates delivered into guests.", NULL);
+	engine->m_delivery_failures =
+	    vc_metrics_add_counter(m, "virtcert_delivery_failures_total",
+				   "Deliveries into guests that failed (each is retried).", NULL);
+	engine->m_delivery_seconds = vc_metrics_add_histogram(
+	    m, "virtcert_delivery_duration_seconds",
+	    "Time a successful delivery took in the guest agent.", vc_engine_latency_buckets,
+	    G_N_ELEMENTS(vc_engine_latency_buckets));
+	engine->m_issue_seconds = vc_metrics_add_histogram(
+	    m, "virtcert_issue_latency_seconds",
+	    "From the event that asked for a certificate to the certificate durable.",
+	    vc_engine_latency_buckets, G_N_ELEMENTS(vc_engine_latency_buckets));
+	vc_metrics_add_collector(m, vc_engine_metrics_collect, engine);
+}
+
 char *
 vc_engine_get_metrics(VcEngine *engine)
 {
-	g_autoptr(GString) s = g_string_new(NULL);
-	guint counts[VC_DOMAIN_STATE_LAST];
-	guint n_rows;
+	return vc_metrics_to_text(engine->metrics);
+}
 
-	vc_engine_count_states(engine, counts, &n_rows);
-	/* every state, zero included, so that a dashboard sees a state empty */
-	g_string_append(s, "# HELP virtcert_domains VMs known to virtcertd, by state.\n"
-			   "# TYPE virtcert_domains gauge\n");
-	for (guint i = 0; i < VC_DOMAIN_STATE_LAST; i++)
-		g_string_append_printf(s, "virtcert_domains{state=\"%s\"} %u\n",
-				       vc_domain_state_to_string(i), counts[i]);
-	g_string_append_printf(s,
-			       "# HELP virtcert_certificates_issued_total Certificates issued.\n"
-			       "# TYPE virtcert_certificates_issued_total counter\n"
-			       "virtcert_certificates_issued_total %" G_GUINT64_FORMAT "\n"
-			       "# HELP virtcert_certificates_revoked_total Certificates revoked.\n"
-			       "# TYPE virtcert_certificates_revoked_total counter\n"
-			       "virtcert_certificates_revoked_total %" G_GUINT64_FORMAT "\n"
-			       "# HELP virtcert_failures_total Decisions that failed.\n"
-			       "# TYPE virtcert_failures_total counter\n"
-			       "virtcert_failures_total %" G_GUINT64_FORMAT "\n"
-			       "# HELP virtcert_libvirt_events_total libvirt events handled.\n"
-			       "# TYPE virtcert_libvirt_events_total counter\n"
-			       "virtcert_libvirt_events_total %" G_GUINT64_FORMAT "\n"
-			       "# HELP virtcert_queue_length Issuances and revocations waiting.\n"
-			       "# TYPE virtcert_queue_length gauge\n"
-			       "virtcert_queue_length %u\n"
-			       "# HELP virtcert_libvirt_connected 1 while connected to libvirt.\n"
-			       "# TYPE virtcert_libvirt_connected gauge\n"
-			       "virtcert_libvirt_connected %d\n",
-			       engine->n_issued, engine->n_revoked, engine->n_failed,
-			       engine->n_events, vc_engine_get_queue_length(engine),
-			       engine->connected ? 1 : 0);
-	g_string_append_printf(s,
-			       "# HELP virtcert_reload_failures_total Deliveries whose reload "
-			       "command failed (retried with backoff).\n"
-			       "# TYPE virtcert_reload_failures_total counter\n"
-			       "virtcert_reload_failures_total %" G_GUINT64_FORMAT "\n",
-			       engine->n_reload_failed);
-	return g_string_free(g_steal_pointer(&s), FALSE);
+VcMetrics *
+vc_engine_get_metrics_registry(VcEngine *engine)
+{
+	return engine->metrics;
 }

@@ -321,6 +321,7 @@ vc_engine_new(const VcConfig *config, VcStore *store, VcCa *ca, VcPolicySet *pol
 	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
 	engine->revoke_set = g_hash_table_new(g_str_hash, g_str_equal);
 	engine->effects = g_ptr_array_new_with_free_func((GDestroyNotify)vc_engine_work_free);
+	vc_engine_metrics_init(engine);
 	return engine;
 }
 
@@ -353,6 +354,7 @@ vc_engine_free(VcEngine *engine)
 	vc_issuer_free(engine->issuer);
 	g_clear_pointer(&engine->host, vc_host_free);
 	g_clear_error(&engine->host_error);
+	vc_metrics_free(engine->metrics);
 	g_free(engine);
 }
 

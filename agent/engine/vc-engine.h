@@ -7,6 +7,7 @@
 #include "vc-ca.h"
 #include "vc-config.h"
 #include "vc-issuer.h"
+#include "vc-metrics.h"
 #include "vc-policy.h"
 #include "vc-store.h"
 #include "vc-placement.h"
@@ -68,8 +69,12 @@ VcIssuer *vc_engine_get_issuer(VcEngine *engine);
 char *vc_engine_get_cert_chain(VcEngine *engine, const char *vm_uuid, GError **error);
 /* Revocations so far (changes whenever a CRL would change). */
 guint64 vc_engine_get_revocation_count(VcEngine *engine);
-/* Prometheus text exposition of the engine's counters and states. */
+/* Prometheus text exposition of the engine's registry (its counters and
+ * states, and whatever else registered there). */
 char *vc_engine_get_metrics(VcEngine *engine);
+/* The metrics registry the engine counts in (borrowed, lives as long as the
+ * engine): the daemon and the HTTP side register their own families here. */
+VcMetrics *vc_engine_get_metrics_registry(VcEngine *engine);
 
 /* A destination's verified claim for VM_UUID (the peer API): accepted when
  * this host issued for the VM, the VM no longer runs here, and PEER

@@ -128,27 +128,151 @@ vc_http_is_hex(const char *s, gsize min, gsize max)
 	return TRUE;
 }
 
+VcHttpDocument *
+vc_http_document_new(GBytes *body, char *etag, gint64 last_modified)
+{
+	VcHttpDocument *doc = g_new0(VcHttpDocument, 1);
+	doc->body = body;
+	doc->etag = etag;
+	doc->last_modified = last_modified;
+	return doc;
+}
+
+void
+vc_http_document_free(VcHttpDocument *doc)
+{
+	if (doc == NULL)
+		return;
+	g_clear_pointer(&doc->body, g_bytes_unref);
+	g_free(doc->etag);
+	g_free(doc);
+}
+
+/* RFC 9110 13.1.2: If-None-Match lists entity tags (or "*"); weak
+ * comparison, so W/"x" matches "x". */
+static gboolean
+vc_http_server_etag_matches(const char *header, const char *etag)
+{
+	g_auto(GStrv) tags = NULL;
+
+	if (header == NULL || etag == NULL)
+		return FALSE;
+	tags = g_strsplit(header, ",", -1);
+	for (guint i = 0; tags[i] != NULL; i++) {
+		const char *t = g_strstrip(tags[i]);
+		if (g_str_has_prefix(t, "W/"))
+			t += 2;
+		if (strcmp(t, "*") == 0 || strcmp(t, etag) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* RFC 9110 13.1.3, 13.2.2: If-Modified-Since counts only without
+ * If-None-Match, and only when it parses. */
+static gboolean
+vc_http_server_not_modified(SoupServerMessage *msg, const VcHttpDocument *doc)
+{
+	SoupMessageHeaders *req = soup_server_message_get_request_headers(msg);
+	const char *inm = soup_message_headers_get_one(req, "If-None-Match");
+	const char *ims = soup_message_headers_get_one(req, "If-Modified-Since");
+	g_autoptr(GDateTime) since = NULL;
+
+	if (inm != NULL)
+		return vc_http_server_etag_matches(inm, doc->etag);
+	if (ims == NULL || doc->last_modified == 0)
+		return FALSE;
+	since = soup_date_time_new_from_http_string(ims);
+	return since != NULL && doc->last_modified <= g_date_time_to_unix(since);
+}
+
+/* 200 with the document and its validators, or 304 without a body. */
 static void
-vc_http_server_serve_crl(VcHttpServer *self, SoupServerMessage *msg, const char *rest)
+vc_http_server_respond_document(SoupServerMessage *msg, const char *content_type,
+				const VcHttpDocument *doc)
+{
+	SoupMessageHeaders *resp = soup_server_message_get_response_headers(msg);
+	gsize len = 0;
+	const void *data = g_bytes_get_data(doc->body, &len);
+
+	if (doc->etag != NULL)
+		soup_message_headers_replace(resp, "ETag", doc->etag);
+	if (doc->last_modified != 0) {
+		g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(doc->last_modified);
+		g_autofree char *date = soup_date_time_to_string(dt, SOUP_DATE_HTTP);
+		soup_message_headers_replace(resp, "Last-Modified", date);
+	}
+	/* a relying party may keep it, but asks again each time: a revocation
+	 * must not wait for a cache to expire (the validators make it cheap) */
+	soup_message_headers_replace(resp, "Cache-Control", "no-cache");
+	if (vc_http_server_not_modified(msg, doc)) {
+		soup_server_message_set_status(msg, SOUP_STATUS_NOT_MODIFIED, NULL);
+		return;
+	}
+	vc_http_respond_data(msg, content_type, data, len);
+}
+
+/* "<ca-id><SUFFIX>" → the lower-case id, or NULL after answering 400.
+ * ALIAS (nullable) is accepted as an id too. */
+static char *
+vc_http_server_parse_ca_id(SoupServerMessage *msg, const char *rest, const char *suffix,
+			   const char *alias, const char *usage)
 {
 	g_autofree char *id = NULL;
-	g_autoptr(GBytes) crl = NULL;
+
+	if (!g_str_has_suffix(rest, suffix)) {
+		vc_http_server_respond_error(msg, SOUP_STATUS_BAD_REQUEST, "expected %s", usage);
+		return NULL;
+	}
+	id = g_ascii_strdown(rest, (gssize)(strlen(rest) - strlen(suffix)));
+	if (alias != NULL && strcmp(id, alias) == 0)
+		return g_steal_pointer(&id);
+	if (!vc_http_is_hex(id, 1, VC_HTTP_CA_ID_MAX)) {
+		vc_http_server_respond_error(msg, SOUP_STATUS_BAD_REQUEST,
+					     "the CA id must be 1 to %d hexadecimal digits (%s)",
+					     VC_HTTP_CA_ID_MAX, usage);
+		return NULL;
+	}
+	return g_steal_pointer(&id);
+}
+
+static void
+vc_http_server_serve_ca_cert(VcHttpServer *self, SoupServerMessage *msg, const char *rest)
+{
+	g_autofree char *id = NULL;
+	g_autoptr(GBytes) der = NULL;
 	g_autoptr(GError) error = NULL;
 	gsize len = 0;
 	const void *data;
 
-	if (!g_str_has_suffix(rest, ".crl")) {
-		vc_http_respond_text(msg, SOUP_STATUS_BAD_REQUEST, "expected /crl/<ca-id>.crl");
+	id = vc_http_server_parse_ca_id(msg, rest, ".crt", NULL, "/ca/<ca-id>.crt");
+	if (id == NULL)
+		return;
+	if (self->cb.get_ca_cert == NULL) {
+		vc_http_respond_text(msg, SOUP_STATUS_NOT_FOUND,
+				     "no CA certificates are served here");
 		return;
 	}
-	id = g_ascii_strdown(rest, (gssize)(strlen(rest) - strlen(".crl")));
-	if (!vc_http_is_hex(id, 1, VC_HTTP_CA_ID_MAX)) {
-		vc_http_server_respond_error(
-		    msg, SOUP_STATUS_BAD_REQUEST,
-		    "the CA id must be 1 to %d hexadecimal digits (/crl/<ca-id>.crl)",
-		    VC_HTTP_CA_ID_MAX);
+	der = self->cb.get_ca_cert(id, self->user_data, &error);
+	if (der == NULL) {
+		vc_http_server_respond_gerror(msg, "the CA certificate", error);
 		return;
 	}
+	data = g_bytes_get_data(der, &len);
+	/* RFC 5280 4.2.2.1 and RFC 2585 4.1: one DER certificate, application/pkix-cert */
+	vc_http_respond_data(msg, "application/pkix-cert", data, len);
+}
+
+static void
+vc_http_server_serve_crl(VcHttpServer *self, SoupServerMessage *msg, const char *rest)
+{
+	g_autofree char *id = NULL;
+	g_autoptr(VcHttpDocument) crl = NULL;
+	g_autoptr(GError) error = NULL;
+
+	id = vc_http_server_parse_ca_id(msg, rest, ".crl", "host-ca", "/crl/<ca-id>.crl");
+	if (id == NULL)
+		return;
 	if (self->cb.get_crl == NULL) {
 		vc_http_respond_text(msg, SOUP_STATUS_NOT_FOUND, "no CRLs are served here");
 		return;
@@ -158,9 +282,8 @@ vc_http_server_serve_crl(VcHttpServer *self, SoupServerMessage *msg, const char 
 		vc_http_server_respond_gerror(msg, "the CRL", error);
 		return;
 	}
-	data = g_bytes_get_data(crl, &len);
 	/* RFC 5280 4.2.1.13 and RFC 2585 4.2: DER, application/pkix-crl */
-	vc_http_respond_data(msg, "application/pkix-crl", data, len);
+	vc_http_server_respond_document(msg, "application/pkix-crl", crl);
 }
 
 static void
@@ -213,7 +336,7 @@ vc_http_server_plain_handler(SoupServer *server, SoupServerMessage *msg, const c
 			     GHashTable *query, gpointer user_data)
 {
 	VcHttpServer *self = user_data;
-	enum { ROUTE_NONE, ROUTE_CRL, ROUTE_CERT, ROUTE_METRICS } route = ROUTE_NONE;
+	enum { ROUTE_NONE, ROUTE_CRL, ROUTE_CERT, ROUTE_METRICS, ROUTE_CA } route = ROUTE_NONE;
 	const char *rest = NULL;
 
 	if (g_str_has_prefix(path, "/crl/")) {
@@ -224,12 +347,15 @@ vc_http_server_plain_handler(SoupServer *server, SoupServerMessage *msg, const c
 		rest = path + strlen("/cert/");
 	} else if (strcmp(path, "/metrics") == 0) {
 		route = ROUTE_METRICS;
+	} else if (g_str_has_prefix(path, "/ca/")) {
+		route = ROUTE_CA;
+		rest = path + strlen("/ca/");
 	}
 	if (route == ROUTE_NONE) {
 		vc_http_server_respond_error(
 		    msg, SOUP_STATUS_NOT_FOUND,
-		    "no such resource (served: /crl/<ca-id>.crl, /cert/<vm-uuid>, "
-		    "/metrics)");
+		    "no such resource (served: /crl/<ca-id>.crl, /ca/<ca-id>.crt, "
+		    "/cert/<vm-uuid>, /metrics)");
 		return;
 	}
 	/* RFC 9110 15.5.6: 405 only for a resource that exists */
@@ -246,6 +372,9 @@ vc_http_server_plain_handler(SoupServer *server, SoupServerMessage *msg, const c
 		break;
 	case ROUTE_METRICS:
 		vc_http_server_serve_metrics(self, msg);
+		break;
+	case ROUTE_CA:
+		vc_http_server_serve_ca_cert(self, msg, rest);
 		break;
 	case ROUTE_NONE:
 	default:

@@ -5,7 +5,12 @@
  * The daemon's HTTP side (libsoup 3, on the GLib main loop, no threads):
  *
  *  - the plain listener (loopback by default) for relying parties:
- *      GET /crl/<ca-id>.crl   DER CRL, application/pkix-crl
+ *      GET /crl/<ca-id>.crl   DER CRL, application/pkix-crl, with ETag and
+ *                             Last-Modified; 304 on If-None-Match or
+ *                             If-Modified-Since (RFC 9110 13.1)
+ *      GET /crl/host-ca.crl   the host CA's CRL (also under its own id)
+ *      GET /ca/<ca-id>.crt    the CA certificate, DER, application/pkix-cert
+ *                             (the leaves' AIA caIssuers, RFC 5280 4.2.2.1)
  *      GET /cert/<vm-uuid>    PEM chain of the VM's current certificate,
  *                             application/pem-certificate-chain (RFC 8555 9.1)
  *      GET /metrics           Prometheus text format 0.0.4
@@ -31,6 +36,18 @@ G_BEGIN_DECLS
 
 typedef struct _VcHttpServer VcHttpServer;
 
+/* A document with its validators (RFC 9110 8.8), for conditional GETs. */
+typedef struct {
+	GBytes *body;
+	char *etag;	      /* a quoted entity tag, or NULL */
+	gint64 last_modified; /* unix s, or 0 */
+} VcHttpDocument;
+
+/* Takes BODY and ETAG. */
+VcHttpDocument *vc_http_document_new(GBytes *body, char *etag, gint64 last_modified);
+void vc_http_document_free(VcHttpDocument *doc);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcHttpDocument, vc_http_document_free)
+
 typedef struct {
 	/* plain listener "HOST:PORT" ("[V6]:PORT"); NULL or "" disables. HOST
 	 * is an IP address or "localhost" (127.0.0.1); port 0 picks a free one
@@ -53,9 +70,12 @@ typedef struct {
 /* Every callback runs on the main loop and may be NULL (the route then
  * answers 404). Strings and identities passed in are borrowed. */
 typedef struct {
-	/* DER CRL of the CA with id CA_ID (lower-case hex, as vc_ca_get_id());
-	 * NULL with VC_ERROR_NOT_FOUND answers 404, any other error 500. */
-	GBytes *(*get_crl)(const char *ca_id, gpointer user_data, GError **error);
+	/* DER CRL of the CA with id CA_ID (lower-case hex, as vc_ca_get_id(),
+	 * or "host-ca"); NULL with VC_ERROR_NOT_FOUND answers 404, any other
+	 * error 500. */
+	VcHttpDocument *(*get_crl)(const char *ca_id, gpointer user_data, GError **error);
+	/* DER certificate of the CA with id CA_ID; errors as for get_crl. */
+	GBytes *(*get_ca_cert)(const char *ca_id, gpointer user_data, GError **error);
 	/* PEM chain (leaf first) of the current certificate of VM_UUID
 	 * (lower-case); NULL with VC_ERROR_NOT_FOUND answers 404. */
 	char *(*get_cert_chain)(const char *vm_uuid, gpointer user_data, GError **error);

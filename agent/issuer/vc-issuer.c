@@ -11,6 +11,7 @@ struct _VcIssuer {
 	VcStore *store;
 	char *crl_url;
 	char *ocsp_url;
+	char *ca_issuers_url;
 #ifdef VC_TEST_SEAMS
 	/* Test seam (-Dtest_seams=true): VC_TEST_CRASH_AT=after-record|after-sign
 	 * kills the process there, so tests can prove the recovery rules on the
@@ -31,17 +32,6 @@ vc_issued_free(VcIssued *issued)
 	g_free(issued);
 }
 
-static char *
-vc_issuer_expand_url(const char *tmpl, const char *ca_id)
-{
-	g_autoptr(GString) s = NULL;
-	if (tmpl == NULL || *tmpl == '\0')
-		return NULL;
-	s = g_string_new(tmpl);
-	g_string_replace(s, "{ca}", ca_id, 0);
-	return g_string_free(g_steal_pointer(&s), FALSE);
-}
-
 VcIssuer *
 vc_issuer_new(const VcConfig *config, VcCa *ca, VcStore *store)
 {
@@ -49,8 +39,10 @@ vc_issuer_new(const VcConfig *config, VcCa *ca, VcStore *store)
 	issuer->config = config;
 	issuer->ca = ca;
 	issuer->store = store;
-	issuer->crl_url = vc_issuer_expand_url(config->crl_url, vc_ca_get_id(ca));
-	issuer->ocsp_url = vc_issuer_expand_url(config->ocsp_url, vc_ca_get_id(ca));
+	issuer->crl_url = vc_config_get_ca_url(config, VC_CA_URL_CRL, vc_ca_get_id(ca));
+	issuer->ocsp_url = vc_config_get_ca_url(config, VC_CA_URL_OCSP, vc_ca_get_id(ca));
+	issuer->ca_issuers_url =
+	    vc_config_get_ca_url(config, VC_CA_URL_CA_ISSUERS, vc_ca_get_id(ca));
 #ifdef VC_TEST_SEAMS
 	issuer->crash_at = g_strdup(g_getenv("VC_TEST_CRASH_AT"));
 #endif
@@ -64,6 +56,7 @@ vc_issuer_free(VcIssuer *issuer)
 		return;
 	g_free(issuer->crl_url);
 	g_free(issuer->ocsp_url);
+	g_free(issuer->ca_issuers_url);
 #ifdef VC_TEST_SEAMS
 	g_free(issuer->crash_at);
 #endif
@@ -186,6 +179,7 @@ vc_issuer_sign(VcIssuer *issuer, const VcIssueRequest *req, VcIssued *issued, GE
 	    .not_after = issued->not_after,
 	    .crl_url = issuer->crl_url,
 	    .ocsp_url = issuer->ocsp_url,
+	    .ca_issuers_url = issuer->ca_issuers_url,
 	    .empty_subject = FALSE,
 	};
 	issued->cert = vc_ca_issue_leaf(issuer->ca, &leaf, error);
@@ -277,24 +271,43 @@ vc_issuer_revoke(VcIssuer *issuer, const char *serial, int reason, GError **erro
 				    g_get_real_time() / G_USEC_PER_SEC, error);
 }
 
-X509_CRL *
-vc_issuer_make_crl(VcIssuer *issuer, GError **error)
+/* How far thisUpdate goes back for relying parties with skewed clocks. */
+#define VC_ISSUER_CRL_BACKDATE_S 60
+
+/* The entries of the next CRL (pointing into RET_STORAGE and ROWS), its
+ * thisUpdate and its number. */
+static GPtrArray *
+vc_issuer_crl_entries(VcIssuer *issuer, GArray **ret_rows, VcCrlEntry **ret_storage,
+		      gint64 *ret_this_update, guint64 *ret_number, GError **error)
 {
 	const char *ca_id = vc_ca_get_id(issuer->ca);
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
-	guint64 number = 0;
+	gint64 this_update = now - VC_ISSUER_CRL_BACKDATE_S;
 	guint64 recorded = 0;
-	g_autoptr(GPtrArray) rows = NULL;
-	g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GArray) rows = NULL;
+	g_autoptr(GPtrArray) entries = NULL;
+	g_autofree VcCrlEntry *storage = NULL;
 
-	rows = vc_store_cert_list_revoked(issuer->store, ca_id, error);
+	rows = vc_store_crl_list(issuer->store, ca_id, error);
 	if (rows == NULL)
 		return NULL;
+	/* RFC 5280 5.1.2.4: thisUpdate is when this information was current,
+	 * so no entry may be dated after it: thisUpdate moves up to the newest
+	 * revocation (up to now) */
 	for (guint i = 0; i < rows->len; i++) {
-		VcCertRecord *rec = g_ptr_array_index(rows, i);
-		VcCrlEntry *entry = g_new0(VcCrlEntry, 1);
+		VcStoreCrlRow *rec = &g_array_index(rows, VcStoreCrlRow, i);
+		this_update = MAX(this_update, MIN(rec->revoked_at, now));
+	}
+	/* one allocation for all entries: the array holds pointers into it */
+	storage = g_new0(VcCrlEntry, MAX(rows->len, 1));
+	entries = g_ptr_array_sized_new(rows->len);
+	for (guint i = 0; i < rows->len; i++) {
+		VcStoreCrlRow *rec = &g_array_index(rows, VcStoreCrlRow, i);
+		VcCrlEntry *entry = &storage[i];
 		entry->serial_hex = rec->serial;
-		entry->revoked_at = rec->revoked_at;
+		/* a revocation recorded in the future (the clock stepped back
+		 * since) is listed as of now */
+		entry->revoked_at = MIN(rec->revoked_at, this_update);
 		entry->reason = rec->reason < 0 ? VC_REASON_UNSPECIFIED : rec->reason;
 		g_ptr_array_add(entries, entry);
 	}
@@ -302,10 +315,55 @@ vc_issuer_make_crl(VcIssuer *issuer, GError **error)
 	 * was restored from an older backup: above both the store's count and
 	 * the one recorded beside the CA, recorded there before it is used */
 	if (!vc_ca_crl_number_load(issuer->ca, &recorded, error) ||
-	    !vc_store_crl_next_number_above(issuer->store, ca_id, recorded, &number, error) ||
-	    !vc_ca_crl_number_save(issuer->ca, number, error))
+	    !vc_store_crl_next_number_above(issuer->store, ca_id, recorded, ret_number, error) ||
+	    !vc_ca_crl_number_save(issuer->ca, *ret_number, error))
 		return NULL;
-	/* thisUpdate a little in the past for relying parties with skewed clocks */
-	return vc_ca_sign_crl(issuer->ca, entries, number, now - 60,
-			      now + issuer->config->crl_validity_s, error);
+	*ret_rows = g_steal_pointer(&rows);
+	*ret_storage = g_steal_pointer(&storage);
+	*ret_this_update = this_update;
+	return g_steal_pointer(&entries);
+}
+
+X509_CRL *
+vc_issuer_make_crl(VcIssuer *issuer, GError **error)
+{
+	g_autoptr(GArray) rows = NULL;
+	g_autofree VcCrlEntry *storage = NULL;
+	g_autoptr(GPtrArray) entries = NULL;
+	gint64 this_update = 0;
+	guint64 number = 0;
+
+	entries = vc_issuer_crl_entries(issuer, &rows, &storage, &this_update, &number, error);
+	if (entries == NULL)
+		return NULL;
+	/* nextUpdate as configured (crl-validity), counted from thisUpdate */
+	return vc_ca_sign_crl(issuer->ca, entries, number, this_update,
+			      this_update + issuer->config->crl_validity_s, error);
+}
+
+GBytes *
+vc_issuer_make_crl_der(VcIssuer *issuer, gint64 *ret_this_update, gint64 *ret_next_update,
+		       guint *ret_entries, GError **error)
+{
+	g_autoptr(GArray) rows = NULL;
+	g_autofree VcCrlEntry *storage = NULL;
+	g_autoptr(GPtrArray) entries = NULL;
+	gint64 this_update = 0;
+	guint64 number = 0;
+	GBytes *der;
+
+	entries = vc_issuer_crl_entries(issuer, &rows, &storage, &this_update, &number, error);
+	if (entries == NULL)
+		return NULL;
+	der = vc_ca_sign_crl_der(issuer->ca, entries, number, this_update,
+				 this_update + issuer->config->crl_validity_s, error);
+	if (der == NULL)
+		return NULL;
+	if (ret_this_update != NULL)
+		*ret_this_update = this_update;
+	if (ret_next_update != NULL)
+		*ret_next_update = this_update + issuer->config->crl_validity_s;
+	if (ret_entries != NULL)
+		*ret_entries = entries->len;
+	return der;
 }

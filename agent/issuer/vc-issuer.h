@@ -60,8 +60,14 @@ GPtrArray *vc_issuer_issue_batch(VcIssuer *issuer, const VcIssueRequest *reqs, g
 				 GError **error);
 /* Durable revocation (synchronous=FULL commit) before it returns. */
 gboolean vc_issuer_revoke(VcIssuer *issuer, const char *serial, int reason, GError **error);
-/* A new CRL from the store, with the next CRL number. */
+/* A new CRL from the store, with the next CRL number. thisUpdate is a
+ * minute back, or the newest revocation if that is later (no entry is
+ * dated after thisUpdate); nextUpdate is thisUpdate + crl-validity. */
 X509_CRL *vc_issuer_make_crl(VcIssuer *issuer, GError **error);
+/* The same, DER-encoded for publishing, faster (vc_ca_sign_crl_der()); the
+ * outputs (nullable) are written on success. */
+GBytes *vc_issuer_make_crl_der(VcIssuer *issuer, gint64 *ret_this_update, gint64 *ret_next_update,
+			       guint *ret_entries, GError **error);
 
 /* The CRL and OCSP URLs the configuration gives for this CA ("{ca}" replaced). */
 char *vc_issuer_get_crl_url(VcIssuer *issuer);

@@ -105,6 +105,8 @@ typedef enum {
 	STMT_CERT_LIST_VM,
 	STMT_CERT_LIST_PENDING,
 	STMT_CERT_LIST_REVOKED,
+	STMT_CERT_SOONEST_EXPIRY,
+	STMT_CERT_LIST_CRL,
 	STMT_CERT_NAMES,
 	STMT_CRL_NEXT,
 	STMT_DOMAIN_STATE,
@@ -166,6 +168,13 @@ static const char *const vc_store_stmt_sql[STMT_COUNT] = {
 			       " WHERE status IN ('REVOKED', 'ABANDONED')"
 			       " AND ca_id = ?1 AND not_after >= ?2"
 			       " ORDER BY revoked_at, serial",
+    [STMT_CERT_LIST_CRL] = "SELECT serial, revoked_at, reason FROM certificates"
+			   " WHERE status IN ('REVOKED', 'ABANDONED')"
+			   " AND ca_id = ?1 AND not_after >= ?2"
+			   " ORDER BY revoked_at, serial",
+    [STMT_CERT_SOONEST_EXPIRY] = "SELECT MIN(c.not_after) FROM domains d"
+				 " JOIN certificates c ON c.serial = d.current_serial"
+				 " WHERE c.status = 'VALID'",
     [STMT_CERT_NAMES] = "SELECT dns_name FROM cert_names WHERE serial = ?1 ORDER BY idx",
     /* RFC 5280 5.2.3: CRL numbers are monotonically increasing; the first
      * one handed out is 1. */
@@ -1382,6 +1391,70 @@ vc_store_cert_list_revoked(VcStore *store, const char *ca_id, GError **error)
 	vc_store_bind_text(stmt, 1, ca_id);
 	sqlite3_bind_int64(stmt, 2, vc_store_now() - VC_STORE_CRL_KEEP_EXPIRED_S);
 	return vc_store_cert_collect(store, stmt, FALSE, "listing revoked certificates", error);
+}
+
+GArray *
+vc_store_crl_list(VcStore *store, const char *ca_id, GError **error)
+{
+	g_autoptr(VcStoreCachedStmt) stmt = NULL;
+	g_autoptr(GArray) out = NULL;
+	int rc;
+
+	g_return_val_if_fail(store != NULL, NULL);
+	g_return_val_if_fail(ca_id != NULL, NULL);
+
+	stmt = vc_store_stmt(store, STMT_CERT_LIST_CRL, error);
+	if (stmt == NULL)
+		return NULL;
+	vc_store_bind_text(stmt, 1, ca_id);
+	sqlite3_bind_int64(stmt, 2, vc_store_now() - VC_STORE_CRL_KEEP_EXPIRED_S);
+	out = g_array_new(FALSE, FALSE, sizeof(VcStoreCrlRow));
+	g_array_set_clear_func(out, (GDestroyNotify)vc_store_crl_row_clear);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		VcStoreCrlRow row = {
+		    .serial = vc_store_column_strdup(stmt, 0),
+		    .revoked_at = sqlite3_column_int64(stmt, 1),
+		    .reason = sqlite3_column_type(stmt, 2) == SQLITE_NULL
+				  ? -1
+				  : sqlite3_column_int(stmt, 2),
+		};
+		g_array_append_val(out, row);
+	}
+	if (rc != SQLITE_DONE) {
+		vc_store_fail(store, error, "listing revoked certificates");
+		return NULL;
+	}
+	return g_steal_pointer(&out);
+}
+
+void
+vc_store_crl_row_clear(VcStoreCrlRow *row)
+{
+	g_clear_pointer(&row->serial, g_free);
+}
+
+gboolean
+vc_store_cert_get_soonest_expiry(VcStore *store, gint64 *ret_not_after, GError **error)
+{
+	g_autoptr(VcStoreCachedStmt) stmt = NULL;
+	gint64 not_after = 0;
+	int rc;
+
+	g_return_val_if_fail(store != NULL, FALSE);
+
+	stmt = vc_store_stmt(store, STMT_CERT_SOONEST_EXPIRY, error);
+	if (stmt == NULL)
+		return FALSE;
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_ROW) {
+		vc_store_fail(store, error, "finding the soonest expiry");
+		return FALSE;
+	}
+	if (sqlite3_column_type(stmt, 0) != SQLITE_NULL)
+		not_after = sqlite3_column_int64(stmt, 0);
+	if (ret_not_after != NULL)
+		*ret_not_after = not_after;
+	return TRUE;
 }
 
 static gboolean

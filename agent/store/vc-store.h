@@ -135,6 +135,21 @@ GPtrArray *vc_store_cert_list_pending(VcStore *store, GError **error);
  * and dns_names are left NULL: a CRL needs neither (vc_store_cert_get has
  * them). */
 GPtrArray *vc_store_cert_list_revoked(VcStore *store, const char *ca_id, GError **error);
+/* What a CRL entry needs of a revoked or abandoned certificate. */
+typedef struct {
+	char *serial; /* lower-case hex */
+	gint64 revoked_at;
+	int reason; /* -1: none recorded */
+} VcStoreCrlRow;
+
+void vc_store_crl_row_clear(VcStoreCrlRow *row);
+/* The rows vc_store_cert_list_revoked() lists, in its order, with only what
+ * a CRL needs: an array of VcStoreCrlRow (cleared when it is freed). For a
+ * CRL of 100,000 entries, the full records cost a good part of a rebuild. */
+GArray *vc_store_crl_list(VcStore *store, const char *ca_id, GError **error);
+/* The notAfter (unix s) of the VM certificate that expires first among the
+ * VMs' current certificates that are VALID; 0 when there is none. */
+gboolean vc_store_cert_get_soonest_expiry(VcStore *store, gint64 *ret_not_after, GError **error);
 /* Resolves every PENDING row to ABANDONED (as vc_store_cert_abandon, one
  * audit row each); returns how many. */
 gboolean vc_store_recover(VcStore *store, guint *ret_count, GError **error);

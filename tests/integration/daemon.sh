@@ -6,7 +6,8 @@ source "$VC_SOURCE_ROOT/tests/lib/common.sh"
 
 start_libvirtd
 keep_test_driver
-vc_write_config "libvirt-uri=$TEST_URI" reconcile-interval=2 "${VC_CONF_CA_URLS[@]}"
+PORT=$(free_port)
+vc_write_config "libvirt-uri=$TEST_URI" reconcile-interval=2 "http-address=127.0.0.1:$PORT" "${VC_CONF_CA_URLS[@]}"
 cat >"$T/policy.d/50-vms.conf" <<'EOP'
 [vms]
 match-name=vm-*
@@ -190,6 +191,22 @@ wait_for 60 bash -c "s=\$(\"$VIRTCERT\" --config '$CONF' list --json | jq -r '.[
 	ok "a 1-minute certificate is renewed at 2/3 of its life" || not_ok "no automatic renewal"
 wait_for 5 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $short1 --json | jq -r .reason) == superseded ]]" &&
 	ok "the renewed certificate is superseded" || not_ok "renewal: old certificate $(vc show "$short1" --json | jq -c '{status,reason}')"
+
+# /metrics after all this, as Prometheus reads it
+curl -sS "http://127.0.0.1:$PORT/metrics" >"$T/metrics.txt"
+check "promtool check metrics" bash -c "promtool check metrics <'$T/metrics.txt'"
+metric() { awk -v n="$1" '$1 == n {print $2}' "$T/metrics.txt"; }
+at_least() { [[ -n $1 ]] && awk -v v="$1" -v m="$2" 'BEGIN {exit !(v >= m)}'; }
+at_least "$(metric virtcert_certificates_issued_total)" 8 && ok "metrics: issued $(metric virtcert_certificates_issued_total)" || not_ok "metrics: issued '$(metric virtcert_certificates_issued_total)'"
+at_least "$(metric virtcert_certificates_renewed_total)" 2 && ok "metrics: renewed $(metric virtcert_certificates_renewed_total)" || not_ok "metrics: renewed '$(metric virtcert_certificates_renewed_total)'"
+at_least "$(metric 'virtcert_certificates_revoked_total{reason="cessationOfOperation"}')" 2 && ok "metrics: revoked by reason" || not_ok "metrics: revoked cessationOfOperation '$(metric 'virtcert_certificates_revoked_total{reason="cessationOfOperation"}')'"
+at_least "$(metric virtcert_issue_latency_seconds_count)" 8 && ok "metrics: event-to-issued latency histogram" || not_ok "metrics: issue latency count '$(metric virtcert_issue_latency_seconds_count)'"
+at_least "$(metric virtcert_revocation_visible_seconds_count)" 2 && ok "metrics: revocation-to-visible histogram" || not_ok "metrics: revocation visible count '$(metric virtcert_revocation_visible_seconds_count)'"
+at_least "$(metric virtcert_vm_certificate_expiry_seconds)" 1 && ok "metrics: soonest VM certificate expiry $(metric virtcert_vm_certificate_expiry_seconds) s" || not_ok "metrics: VM expiry '$(metric virtcert_vm_certificate_expiry_seconds)'"
+[[ $(grep -c '^virtcert_domains{state=' "$T/metrics.txt") == 13 ]] && ok "metrics: all 13 states" || not_ok "metrics: states $(grep '^virtcert_domains' "$T/metrics.txt")"
+# the CRL the leaves point at lists what undefine revoked
+curl -sS "http://127.0.0.1:$PORT/crl/$(vc status --json | jq -r .ca_id).crl" | openssl crl -inform DER -noout -text | grep -qi "Serial Number: $s1" &&
+	ok "the served CRL lists the undefined VM's certificate" || not_ok "served CRL"
 
 # SIGKILL the daemon; change things while it is down; restart: reconcile
 kill -9 "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true

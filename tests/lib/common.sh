@@ -21,10 +21,11 @@ trap vc_cleanup EXIT
 # state is in DIR/state, policies in DIR/policy.d (DIR default $T) and
 # control socket at PATH (default DIR/control.sock), with no HTTP listener.
 # The LINEs follow in order: key=value lines belong to [daemon] until the
-# first "[section]" line; "${VC_CONF_CA_URLS[@]}" adds the tests' CRL and
-# OCSP URLs. Example:
+# first "[section]" line; "${VC_CONF_CA_URLS[@]}" adds the tests' public URL
+# (CRL, OCSP and CA issuers URLs in every leaf; a loopback URL, written
+# explicitly: there is no default). Example:
 #   vc_write_config "libvirt-uri=$TEST_URI" reconcile-interval=2 "${VC_CONF_CA_URLS[@]}"
-VC_CONF_CA_URLS=("[ca]" "crl-url=http://127.0.0.1:8458/crl/{ca}.crl" "ocsp-url=http://127.0.0.1:8458/ocsp")
+VC_CONF_CA_URLS=("[ca]" "public-url=http://127.0.0.1:8458")
 vc_write_config() {
 	local file=$CONF dir=$T sock=
 	while (($# > 0)); do
@@ -74,6 +75,11 @@ expect_status() { # expect_status N DESCRIPTION CMD...
 finish() {
 	if ((fails > 0)); then echo "$fails check(s) failed"; exit 1; fi
 	echo "all checks passed"
+}
+
+# free_port: a TCP port nothing listens on now, for a test's HTTP listener
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
@@ -132,7 +138,9 @@ start_watch() {
 	vc watch >"$T/watch.log" 2>"$T/watch.err" &
 	WATCH_PID=$!
 	cleanup_hooks+=("kill $WATCH_PID")
-	test_domain vc-watch-probe >"$T/watch-probe.xml"
+	# with a UUID, so that defining it again (when the first event came before
+	# the watch was live) is an update, not a refusal
+	test_domain vc-watch-probe "" 5c0ffee0-0000-4000-8000-00000000beef >"$T/watch-probe.xml"
 	for ((i = 0; i < 20; i++)); do
 		lv define "$T/watch-probe.xml" >/dev/null
 		if wait_for 1 grep -q '"vm_name":"vc-watch-probe"' "$T/watch.log"; then

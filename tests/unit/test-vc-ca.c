@@ -7,6 +7,7 @@
 #include <openssl/x509v3.h>
 
 #include "vc-ca.h"
+#include "vc-config.h"
 #include "vc-error.h"
 #include "vc-test-ca.h"
 
@@ -306,6 +307,7 @@ issue(VcCa *ca, const char *const *names, EVP_PKEY *pub, gboolean empty_subject,
 	    .not_after = now + 86400,
 	    .crl_url = urls ? "http://127.0.0.1:8453/crl/x.crl" : NULL,
 	    .ocsp_url = urls ? "http://127.0.0.1:8453/ocsp" : NULL,
+	    .ca_issuers_url = urls ? "http://127.0.0.1:8453/ca/x.crt" : NULL,
 	    .empty_subject = empty_subject,
 	};
 	X509 *cert = vc_ca_issue_leaf(ca, &req, error);
@@ -425,18 +427,134 @@ assert_leaf(VcCa *ca, X509 *leaf, const char *const *names, EVP_PKEY *pub, gbool
 		    (const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier), ==,
 		    "http://127.0.0.1:8453/crl/x.crl");
 		g_assert_nonnull(aia);
-		g_assert_cmpint(sk_ACCESS_DESCRIPTION_num(aia), ==, 1);
+		g_assert_false(ext_is_critical(leaf, NID_info_access));
+		g_assert_cmpint(sk_ACCESS_DESCRIPTION_num(aia), ==, 2);
 		ad = sk_ACCESS_DESCRIPTION_value(aia, 0);
 		g_assert_cmpint(OBJ_obj2nid(ad->method), ==, NID_ad_OCSP);
 		g_assert_cmpstr(
 		    (const char *)ASN1_STRING_get0_data(ad->location->d.uniformResourceIdentifier),
 		    ==, "http://127.0.0.1:8453/ocsp");
+		ad = sk_ACCESS_DESCRIPTION_value(aia, 1);
+		g_assert_cmpint(OBJ_obj2nid(ad->method), ==, NID_ad_ca_issuers);
+		g_assert_cmpstr(
+		    (const char *)ASN1_STRING_get0_data(ad->location->d.uniformResourceIdentifier),
+		    ==, "http://127.0.0.1:8453/ca/x.crt");
 	} else {
 		g_assert_null(cdp);
 		g_assert_null(aia);
 	}
 	g_assert_cmpint(verify_independently(leaf, vc_ca_get_root(ca), vc_ca_get_cert(ca)), ==,
 			X509_V_OK);
+}
+
+/* The URI of the AIA entry with METHOD, or NULL. */
+static const char *
+aia_uri(AUTHORITY_INFO_ACCESS *aia, int method)
+{
+	for (int i = 0; aia != NULL && i < sk_ACCESS_DESCRIPTION_num(aia); i++) {
+		ACCESS_DESCRIPTION *ad = sk_ACCESS_DESCRIPTION_value(aia, i);
+		if (OBJ_obj2nid(ad->method) == method && ad->location->type == GEN_URI)
+			return (const char *)ASN1_STRING_get0_data(
+			    ad->location->d.uniformResourceIdentifier);
+	}
+	return NULL;
+}
+
+/* Which revocation and issuer URLs a leaf carries for each configuration:
+ * none without public-url (no loopback default), all three from
+ * public-url, per-endpoint keys overriding it, "" switching one off. */
+static void
+test_issue_urls_from_config(Fixture *f, gconstpointer data)
+{
+	const char *const names[] = {"web1.vms.example.com", NULL};
+	struct {
+		const char *conf;
+		const char *crl; /* with "ID" for the CA id; NULL: absent */
+		const char *ocsp;
+		const char *ca_issuers;
+	} cases[] = {
+	    {"", NULL, NULL, NULL},
+	    {"[daemon]\nhttp-address = 0.0.0.0:8458\n", NULL, NULL, NULL},
+	    {"[ca]\npublic-url = http://ca.example.com:8458\n",
+	     "http://ca.example.com:8458/crl/ID.crl", "http://ca.example.com:8458/ocsp",
+	     "http://ca.example.com:8458/ca/ID.crt"},
+	    {"[ca]\npublic-url = https://pki.example.com/virtcert/\n",
+	     "https://pki.example.com/virtcert/crl/ID.crl", "https://pki.example.com/virtcert/ocsp",
+	     "https://pki.example.com/virtcert/ca/ID.crt"},
+	    {"[ca]\npublic-url = http://ca.example.com\nocsp-url =\n"
+	     "crl-url = http://crl.example.com/{ca}.crl\n",
+	     "http://crl.example.com/ID.crl", NULL, "http://ca.example.com/ca/ID.crt"},
+	    /* loopback only because the administrator wrote it */
+	    {"[ca]\ncrl-url = http://127.0.0.1:8458/crl/{ca}.crl\n",
+	     "http://127.0.0.1:8458/crl/ID.crl", NULL, NULL},
+	};
+	g_autoptr(VcCa) ca = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(EVP_PKEY) key = vc_key_generate(VC_KEY_TYPE_EC_P256, NULL);
+	g_autofree char *conf_path = g_build_filename(f->dir, "virtcert.conf", NULL);
+
+	vc_test_ca_init(f->dir, VC_KEY_TYPE_EC_P256, permit);
+	ca = vc_ca_load(f->dir, &error);
+	g_assert_no_error(error);
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(VcConfig) config = NULL;
+		g_autofree char *crl = NULL;
+		g_autofree char *ocsp = NULL;
+		g_autofree char *ca_issuers = NULL;
+		g_autofree char *serial = vc_serial_generate(NULL);
+		g_autoptr(X509) leaf = NULL;
+		g_autoptr(CRL_DIST_POINTS) cdp = NULL;
+		g_autoptr(AUTHORITY_INFO_ACCESS) aia = NULL;
+		const char *want[3] = {cases[i].crl, cases[i].ocsp, cases[i].ca_issuers};
+		const char *got[3] = {NULL, NULL, NULL};
+		gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+		VcLeafRequest req = {
+		    .serial_hex = serial,
+		    .vm_uuid = UUID,
+		    .dns_names = names,
+		    .public_key = key,
+		    .not_before = now - 300,
+		    .not_after = now + 86400,
+		};
+
+		g_assert_true(g_file_set_contents(conf_path, cases[i].conf, -1, NULL));
+		config = vc_config_load(conf_path, TRUE, &error);
+		g_assert_no_error(error);
+		crl = vc_config_get_ca_url(config, VC_CA_URL_CRL, vc_ca_get_id(ca));
+		ocsp = vc_config_get_ca_url(config, VC_CA_URL_OCSP, vc_ca_get_id(ca));
+		ca_issuers = vc_config_get_ca_url(config, VC_CA_URL_CA_ISSUERS, vc_ca_get_id(ca));
+		req.crl_url = crl;
+		req.ocsp_url = ocsp;
+		req.ca_issuers_url = ca_issuers;
+		leaf = vc_ca_issue_leaf(ca, &req, &error);
+		g_assert_no_error(error);
+
+		cdp = X509_get_ext_d2i(leaf, NID_crl_distribution_points, NULL, NULL);
+		aia = X509_get_ext_d2i(leaf, NID_info_access, NULL, NULL);
+		if (cdp != NULL) {
+			DIST_POINT *dp = sk_DIST_POINT_value(cdp, 0);
+			GENERAL_NAME *gn = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, 0);
+			got[0] =
+			    (const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier);
+		}
+		got[1] = aia_uri(aia, NID_ad_OCSP);
+		got[2] = aia_uri(aia, NID_ad_ca_issuers);
+		for (int k = 0; k < 3; k++) {
+			g_autoptr(GString) w = NULL;
+			if (want[k] == NULL) {
+				g_assert_null(got[k]);
+				continue;
+			}
+			w = g_string_new(want[k]);
+			g_string_replace(w, "ID", vc_ca_get_id(ca), 0);
+			g_assert_cmpstr(got[k], ==, w->str);
+		}
+		/* no URL at all: no empty extension either */
+		if (want[0] == NULL)
+			g_assert_null(cdp);
+		if (want[1] == NULL && want[2] == NULL)
+			g_assert_null(aia);
+	}
 }
 
 static void
@@ -930,6 +1048,7 @@ main(int argc, char **argv)
 	ADD("/ca/load/getters", test_load_getters);
 	ADD("/ca/load/missing", test_load_missing);
 	ADD("/ca/issue/leaf", test_issue_leaf);
+	ADD("/ca/issue/urls-from-config", test_issue_urls_from_config);
 	ADD("/ca/issue/validity-and-serials", test_issue_validity_and_serials);
 	ADD("/ca/issue/check-names", test_check_names);
 	ADD("/ca/issue/constraints-enforced", test_constraints_enforced);

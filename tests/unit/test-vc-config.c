@@ -45,8 +45,13 @@ assert_defaults(const VcConfig *c)
 	g_assert_cmpstr(c->http_address, ==, "127.0.0.1:8458");
 	g_assert_false(c->issue_all);
 	g_assert_cmpint(c->reconcile_interval_s, ==, 300);
-	g_assert_cmpstr(c->crl_url, ==, "http://127.0.0.1:8458/crl/{ca}.crl");
-	g_assert_cmpstr(c->ocsp_url, ==, "http://127.0.0.1:8458/ocsp");
+	/* no URL for certificates unless the administrator sets one */
+	g_assert_null(c->public_url);
+	g_assert_null(c->crl_url);
+	g_assert_null(c->ocsp_url);
+	g_assert_null(c->ca_issuers_url);
+	for (int k = VC_CA_URL_CRL; k <= VC_CA_URL_CA_ISSUERS; k++)
+		g_assert_null(vc_config_get_ca_url(c, k, "0123abcd"));
 	g_assert_cmpint(c->crl_validity_s, ==, 86400);
 	g_assert_cmpint(c->default_lifetime_s, ==, 86400);
 	g_assert_cmpint(c->backdate_s, ==, 300);
@@ -150,7 +155,8 @@ test_partial(Fixture *f, gconstpointer data)
 	g_assert_cmpint(c->hook_timeout_ms, ==, 3000);
 	g_assert_cmpstr(c->http_address, ==, "");
 	/* an empty URL means none: no OCSP URL in certificates */
-	g_assert_null(c->ocsp_url);
+	g_assert_cmpstr(c->ocsp_url, ==, "");
+	g_assert_null(vc_config_get_ca_url(c, VC_CA_URL_OCSP, "0123abcd"));
 	g_assert_cmpstr(c->peer_address, ==, "0.0.0.0:8459");
 	g_assert_cmpstr(c->peer_url, ==, "https://a.example:8459");
 	g_assert_cmpint(c->handover_grace_s, ==, 120);
@@ -180,6 +186,10 @@ test_errors(Fixture *f, gconstpointer data)
 	    {"[daemon]\nhttp-address = localhost\n", {"http-address", NULL, NULL}},
 	    {"[daemon]\nhttp-address = 1.2.3.4:99999\n", {"http-address", NULL, NULL}},
 	    {"[ca]\ncrl-url = ftp://x/\n", {"crl-url", NULL, NULL}},
+	    {"[ca]\npublic-url = ca.example.com:8458\n", {"public-url", "http://", NULL}},
+	    {"[ca]\npublic-url = http://\n", {"public-url", NULL, NULL}},
+	    {"[ca]\npublic-url = http://ca.example.com/?x=1\n", {"public-url", "query", NULL}},
+	    {"[ca]\nca-issuers-url = ldap://x/\n", {"ca-issuers-url", NULL, NULL}},
 	    {"[ca]\ndefault-lifetime = 10y\n", {"default-lifetime", "10y", NULL}},
 	    {"[hook]\ntimeout = 0\n", {"timeout", NULL, NULL}},
 	    {"[daemon]\nlibvirt-uri =\n", {"libvirt-uri", NULL, NULL}},
@@ -204,6 +214,29 @@ test_errors(Fixture *f, gconstpointer data)
 					cases[i].needle[j], error->message);
 		}
 	}
+}
+
+/* public-url is the base of every URL; per-endpoint keys override it */
+static void
+test_ca_urls(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcConfig) c = load_text(f,
+					  "[ca]\npublic-url = http://ca.example.com:8458//\n"
+					  "ca-issuers-url = https://aia.example.com/{ca}.der\n",
+					  &error);
+	g_autofree char *crl = NULL;
+	g_autofree char *ocsp = NULL;
+	g_autofree char *aia = NULL;
+
+	g_assert_no_error(error);
+	g_assert_cmpstr(c->public_url, ==, "http://ca.example.com:8458");
+	crl = vc_config_get_ca_url(c, VC_CA_URL_CRL, "00ff");
+	ocsp = vc_config_get_ca_url(c, VC_CA_URL_OCSP, "00ff");
+	aia = vc_config_get_ca_url(c, VC_CA_URL_CA_ISSUERS, "00ff");
+	g_assert_cmpstr(crl, ==, "http://ca.example.com:8458/crl/00ff.crl");
+	g_assert_cmpstr(ocsp, ==, "http://ca.example.com:8458/ocsp");
+	g_assert_cmpstr(aia, ==, "https://aia.example.com/00ff.der");
 }
 
 static void
@@ -244,6 +277,7 @@ main(int argc, char **argv)
 	g_test_add("/config/missing", Fixture, NULL, fixture_setup, test_missing, fixture_teardown);
 	g_test_add("/config/full", Fixture, NULL, fixture_setup, test_full, fixture_teardown);
 	g_test_add("/config/partial", Fixture, NULL, fixture_setup, test_partial, fixture_teardown);
+	g_test_add("/config/ca-urls", Fixture, NULL, fixture_setup, test_ca_urls, fixture_teardown);
 	g_test_add("/config/errors", Fixture, NULL, fixture_setup, test_errors, fixture_teardown);
 	return g_test_run();
 }

@@ -519,6 +519,30 @@ test_lifecycle(Fixture *fx, gconstpointer data)
 		g_assert_cmpint(row->generation, ==, 2);
 		g_assert_cmpstr(row->current_serial, ==, s2);
 	}
+
+	/* what /metrics says about this life: two issuances (neither replaced a
+	 * current certificate), each timed, one revocation by its reason, the
+	 * state table complete */
+	{
+		VcMetrics *m = vc_engine_get_metrics_registry(fx->engine);
+		g_autofree char *text = vc_engine_get_metrics(fx->engine);
+		g_assert_nonnull(strstr(text, "\nvirtcert_certificates_issued_total 2\n"));
+		g_assert_nonnull(strstr(text, "\nvirtcert_certificates_renewed_total 0\n"));
+		g_assert_nonnull(strstr(text, "\nvirtcert_issue_latency_seconds_count 2\n"));
+		g_assert_nonnull(strstr(
+		    text,
+		    "\nvirtcert_certificates_revoked_total{reason=\"cessationOfOperation\"} 1\n"));
+		g_assert_nonnull(strstr(
+		    text, "\nvirtcert_certificates_revoked_total{reason=\"keyCompromise\"} 0\n"));
+		g_assert_nonnull(strstr(text, "virtcert_domains{state=\"ISSUED\"} 1\n"));
+		g_assert_nonnull(strstr(text, "virtcert_domains{state=\"MIGRATING_OUT\"} 0\n"));
+		g_assert_nonnull(strstr(text, "\nvirtcert_vm_certificate_expiry_seconds "));
+		g_assert_cmpfloat(
+		    vc_metric_get(
+			vc_metrics_add_counter(m, "virtcert_certificates_issued_total", NULL, NULL),
+			NULL),
+		    ==, 2);
+	}
 }
 
 static void

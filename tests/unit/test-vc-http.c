@@ -91,16 +91,29 @@ host_clear(Host *h)
 
 /* ---- the callbacks ---------------------------------------------------------- */
 
-static GBytes *
+/* 2026-01-02 03:04:05 UTC, the CRL's Last-Modified */
+#define CRL_MODIFIED G_GINT64_CONSTANT(1767323045)
+
+static VcHttpDocument *
 cb_get_crl(const char *ca_id, gpointer user_data, GError **error)
 {
 	Fixture *fx = user_data;
 
+	if (strcmp(ca_id, CA_ID) != 0 && strcmp(ca_id, "host-ca") != 0) {
+		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "no CA %s here", ca_id);
+		return NULL;
+	}
+	return vc_http_document_new(g_bytes_ref(fx->crl_der), g_strdup("\"crl-1\""), CRL_MODIFIED);
+}
+
+static GBytes *
+cb_get_ca_cert(const char *ca_id, gpointer user_data, GError **error)
+{
 	if (strcmp(ca_id, CA_ID) != 0) {
 		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "no CA %s here", ca_id);
 		return NULL;
 	}
-	return g_bytes_ref(fx->crl_der);
+	return g_bytes_new_static("\x30\x03\x02\x01\x01", 5);
 }
 
 static char *
@@ -190,6 +203,7 @@ cb_handover(VcPeerClaim *claim, gpointer user_data)
 
 static const VcHttpCallbacks callbacks = {
     .get_crl = cb_get_crl,
+    .get_ca_cert = cb_get_ca_cert,
     .get_cert_chain = cb_get_cert_chain,
     .get_metrics = cb_get_metrics,
     .handover = cb_handover,
@@ -350,6 +364,11 @@ typedef struct {
 	char *reply;
 	char *reply_type;
 	char *allow;
+	char *etag;
+	char *last_modified;
+	char *cache_control;
+	const char *if_none_match; /* request headers, nullable */
+	const char *if_modified_since;
 	gboolean done;
 	GError *error;
 } RawJob;
@@ -389,6 +408,12 @@ raw_thread(gpointer data)
 	g_main_context_push_thread_default(ctx);
 	session = soup_session_new_with_options("timeout", 10, "proxy-resolver", NULL, NULL);
 	msg = soup_message_new(j->method, j->url);
+	if (j->if_none_match != NULL)
+		soup_message_headers_replace(soup_message_get_request_headers(msg), "If-None-Match",
+					     j->if_none_match);
+	if (j->if_modified_since != NULL)
+		soup_message_headers_replace(soup_message_get_request_headers(msg),
+					     "If-Modified-Since", j->if_modified_since);
 	if (j->body != NULL)
 		soup_message_set_request_body_from_bytes(msg, j->content_type, j->body);
 	if (j->cert != NULL) {
@@ -406,6 +431,9 @@ raw_thread(gpointer data)
 		h = soup_message_get_response_headers(msg);
 		j->reply_type = g_strdup(soup_message_headers_get_one(h, "Content-Type"));
 		j->allow = g_strdup(soup_message_headers_get_one(h, "Allow"));
+		j->etag = g_strdup(soup_message_headers_get_one(h, "ETag"));
+		j->last_modified = g_strdup(soup_message_headers_get_one(h, "Last-Modified"));
+		j->cache_control = g_strdup(soup_message_headers_get_one(h, "Cache-Control"));
 	}
 	g_clear_object(&msg);
 	g_clear_object(&session);
@@ -423,7 +451,24 @@ raw_job_clear(RawJob *j)
 	g_free(j->reply);
 	g_free(j->reply_type);
 	g_free(j->allow);
+	g_free(j->etag);
+	g_free(j->last_modified);
+	g_free(j->cache_control);
 	g_clear_error(&j->error);
+}
+
+static void
+plain_get_if(Fixture *fx, RawJob *j, const char *path, const char *if_none_match,
+	     const char *if_modified_since)
+{
+	*j = (RawJob){0};
+	j->url = g_strdup_printf("http://127.0.0.1:%u%s", vc_http_server_get_plain_port(fx->server),
+				 path);
+	j->method = "GET";
+	j->if_none_match = if_none_match;
+	j->if_modified_since = if_modified_since;
+	run_client(raw_thread, j);
+	g_assert_no_error(j->error);
 }
 
 static void
@@ -876,6 +921,58 @@ test_plain(Fixture *fx, gconstpointer data)
 	}
 	plain_get(fx, &j, "GET", "/crl/ffff.crl");
 	g_assert_cmpuint(j.status, ==, 404);
+	raw_job_clear(&j);
+	plain_get(fx, &j, "GET", "/crl/host-ca.crl");
+	g_assert_cmpuint(j.status, ==, 200);
+	raw_job_clear(&j);
+
+	/* validators, and 304 when the client already has this CRL (RFC 9110
+	 * 13.1.2, 13.1.3) */
+	plain_get(fx, &j, "GET", "/crl/" CA_ID ".crl");
+	g_assert_cmpstr(j.etag, ==, "\"crl-1\"");
+	g_assert_cmpstr(j.last_modified, ==, "Fri, 02 Jan 2026 03:04:05 GMT");
+	g_assert_cmpstr(j.cache_control, ==, "no-cache");
+	raw_job_clear(&j);
+	plain_get_if(fx, &j, "/crl/" CA_ID ".crl", "\"crl-0\", \"crl-1\"", NULL);
+	g_assert_cmpuint(j.status, ==, 304);
+	g_assert_cmpstr(j.reply, ==, "");
+	g_assert_cmpstr(j.etag, ==, "\"crl-1\"");
+	raw_job_clear(&j);
+	plain_get_if(fx, &j, "/crl/" CA_ID ".crl", "W/\"crl-1\"", NULL);
+	g_assert_cmpuint(j.status, ==, 304);
+	raw_job_clear(&j);
+	plain_get_if(fx, &j, "/crl/" CA_ID ".crl", "\"crl-0\"", NULL);
+	g_assert_cmpuint(j.status, ==, 200);
+	g_assert_cmpuint(strlen(j.reply), >, 0);
+	raw_job_clear(&j);
+	plain_get_if(fx, &j, "/crl/" CA_ID ".crl", NULL, "Fri, 02 Jan 2026 03:04:05 GMT");
+	g_assert_cmpuint(j.status, ==, 304);
+	raw_job_clear(&j);
+	plain_get_if(fx, &j, "/crl/" CA_ID ".crl", NULL, "Fri, 02 Jan 2026 03:04:04 GMT");
+	g_assert_cmpuint(j.status, ==, 200);
+	raw_job_clear(&j);
+	/* If-None-Match wins over If-Modified-Since; a date that does not parse
+	 * is ignored */
+	plain_get_if(fx, &j, "/crl/" CA_ID ".crl", "\"crl-0\"", "Fri, 02 Jan 2026 03:04:05 GMT");
+	g_assert_cmpuint(j.status, ==, 200);
+	raw_job_clear(&j);
+	plain_get_if(fx, &j, "/crl/" CA_ID ".crl", NULL, "yesterday");
+	g_assert_cmpuint(j.status, ==, 200);
+	raw_job_clear(&j);
+
+	/* the CA certificate for the leaves' caIssuers */
+	plain_get(fx, &j, "GET", "/ca/" CA_ID ".crt");
+	g_assert_cmpuint(j.status, ==, 200);
+	g_assert_cmpstr(j.reply_type, ==, "application/pkix-cert");
+	raw_job_clear(&j);
+	plain_get(fx, &j, "GET", "/ca/ffff.crt");
+	g_assert_cmpuint(j.status, ==, 404);
+	raw_job_clear(&j);
+	plain_get(fx, &j, "GET", "/ca/" CA_ID ".pem");
+	g_assert_cmpuint(j.status, ==, 400);
+	raw_job_clear(&j);
+	plain_get(fx, &j, "GET", "/ca/host-ca.crt");
+	g_assert_cmpuint(j.status, ==, 400);
 	raw_job_clear(&j);
 	plain_get(fx, &j, "GET", "/crl/not-hex.crl");
 	g_assert_cmpuint(j.status, ==, 400);

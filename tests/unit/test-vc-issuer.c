@@ -756,17 +756,53 @@ test_crl(Fixture *fx, gconstpointer data)
 	/* nextUpdate as configured */
 	g_assert_cmpint(asn1_time_to_unix(X509_CRL_get0_nextUpdate(crl3)) -
 			    asn1_time_to_unix(X509_CRL_get0_lastUpdate(crl3)),
-			==, fx->config->crl_validity_s + 60);
+			==, fx->config->crl_validity_s);
+}
+
+/* RFC 5280 5.1.2.4: no listed revocation is dated after thisUpdate, even
+ * one made this second or recorded ahead of the clock */
+static void
+test_crl_this_update(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcIssued) a = issue_one(fx, UUID_A, "a", "a.vms.example.com", 3600);
+	g_autoptr(VcIssued) b = issue_one(fx, UUID_B, "b", "b.vms.example.com", 3600);
+	g_autoptr(X509_CRL) crl = NULL;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	gint64 this_update;
+
+	g_assert_true(vc_store_cert_revoke(fx->store, a->serial, VC_REASON_SUPERSEDED, 0, &error));
+	g_assert_no_error(error);
+	g_assert_true(
+	    vc_store_cert_revoke(fx->store, b->serial, VC_REASON_SUPERSEDED, now + 120, &error));
+	g_assert_no_error(error);
+	crl = vc_issuer_make_crl(fx->issuer, &error);
+	g_assert_no_error(error);
+	this_update = asn1_time_to_unix(X509_CRL_get0_lastUpdate(crl));
+	g_assert_cmpint(this_update, >=, now);
+	g_assert_cmpint(this_update, <=, g_get_real_time() / G_USEC_PER_SEC);
+	g_assert_cmpint(crl_count(crl), ==, 2);
+	for (int i = 0; i < sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)); i++) {
+		X509_REVOKED *r = sk_X509_REVOKED_value(X509_CRL_get_REVOKED(crl), i);
+		g_assert_cmpint(asn1_time_to_unix(X509_REVOKED_get0_revocationDate(r)), <=,
+				this_update);
+	}
 }
 
 static void
 test_crl_url(Fixture *fx, gconstpointer data)
 {
-	g_autofree char *url = vc_issuer_get_crl_url(fx->issuer);
+	g_autofree char *url = NULL;
 	g_autofree char *want =
-	    g_strdup_printf("http://127.0.0.1:8458/crl/%s.crl", vc_ca_get_id(fx->tca->ca));
+	    g_strdup_printf("http://ca.example.com:8458/crl/%s.crl", vc_ca_get_id(fx->tca->ca));
 	g_autoptr(VcIssuer) none = NULL;
+	g_autoptr(VcIssuer) derived = NULL;
 
+	/* nothing configured: no URL, never a loopback default */
+	g_assert_null(vc_issuer_get_crl_url(fx->issuer));
+	fx->config->public_url = g_strdup("http://ca.example.com:8458");
+	derived = vc_issuer_new(fx->config, fx->tca->ca, fx->store);
+	url = vc_issuer_get_crl_url(derived);
 	g_assert_cmpstr(url, ==, want);
 	/* an empty URL in the configuration: no URL (and no CDP in leaves) */
 	g_free(fx->config->crl_url);
@@ -923,6 +959,7 @@ main(int argc, char **argv)
 	ADD("/issuer/crl/revoked-and-abandoned", test_crl, NULL);
 	ADD("/issuer/crl/url", test_crl_url, NULL);
 	ADD("/issuer/crl/number-survives-store", test_crl_number_survives_store, NULL);
+	ADD("/issuer/crl/this-update", test_crl_this_update, NULL);
 	ADD("/issuer/crash/after-record", test_crash, "after-record");
 	ADD("/issuer/crash/after-sign", test_crash, "after-sign");
 #undef ADD

@@ -653,6 +653,64 @@ test_list_revoked_window(Fixture *fx, gconstpointer data)
 	g_assert_cmpuint(revoked->len, ==, 2);
 	g_assert_true(g_hash_table_contains(seen, "e1"));
 	g_assert_true(g_hash_table_contains(seen, "e2"));
+
+	/* the CRL's lean list: the same rows in the same order, with what a
+	 * CRL entry needs */
+	{
+		g_autoptr(GArray) rows = vc_store_crl_list(store, CA_ID, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(rows->len, ==, revoked->len);
+		for (guint i = 0; i < rows->len; i++) {
+			VcStoreCrlRow *row = &g_array_index(rows, VcStoreCrlRow, i);
+			VcCertRecord *rec = revoked->pdata[i];
+			g_assert_cmpstr(row->serial, ==, rec->serial);
+			g_assert_cmpint(row->revoked_at, ==, rec->revoked_at);
+			g_assert_cmpint(row->reason, ==, rec->reason);
+		}
+	}
+}
+
+/* The soonest expiry among the VMs' current, valid certificates: what the
+ * expiry gauge shows */
+static void
+test_soonest_expiry(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(VcStore) store = open_store(fx);
+	g_autoptr(GError) error = NULL;
+	gint64 not_after = -1;
+	VcDomainRecord dom = {
+	    .uuid = (char *)VM_A, .name = (char *)"vm-a", .state = (char *)"ISSUED"};
+
+	g_assert_true(vc_store_cert_get_soonest_expiry(store, &not_after, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(not_after, ==, 0);
+
+	add_intent(store, "f1", VM_A, "f1.example.com", DAY);
+	issue(store, "f1");
+	add_intent(store, "f2", VM_B, "f2.example.com", 2 * DAY);
+	issue(store, "f2");
+	add_intent(store, "f3", VM_A, "f3.example.com", DAY / 2); /* nobody's current */
+	issue(store, "f3");
+	/* no domain names a certificate yet */
+	g_assert_true(vc_store_cert_get_soonest_expiry(store, &not_after, &error));
+	g_assert_cmpint(not_after, ==, 0);
+
+	dom.current_serial = (char *)"f2";
+	g_assert_true(vc_store_domain_put(store, &dom, &error));
+	g_assert_no_error(error);
+	g_assert_true(vc_store_cert_get_soonest_expiry(store, &not_after, &error));
+	g_assert_cmpint(not_after, >=, vc_test_now_s() + 2 * DAY - 5);
+	dom.uuid = (char *)VM_B;
+	dom.current_serial = (char *)"f1";
+	g_assert_true(vc_store_domain_put(store, &dom, &error));
+	g_assert_true(vc_store_cert_get_soonest_expiry(store, &not_after, &error));
+	g_assert_cmpint(not_after, <=, vc_test_now_s() + DAY);
+	g_assert_cmpint(not_after, >=, vc_test_now_s() + DAY - 5);
+	/* a revoked current certificate does not count */
+	g_assert_true(vc_store_cert_revoke(store, "f1", 4, 0, &error));
+	g_assert_true(vc_store_cert_get_soonest_expiry(store, &not_after, &error));
+	g_assert_cmpint(not_after, >=, vc_test_now_s() + 2 * DAY - 5);
+	g_assert_no_error(error);
 }
 
 static void
@@ -1170,6 +1228,7 @@ main(int argc, char **argv)
 	ADD("revoke-idempotent", test_revoke_idempotent);
 	ADD("recover", test_recover);
 	ADD("list-revoked-window", test_list_revoked_window);
+	ADD("soonest-expiry", test_soonest_expiry);
 	ADD("crl-number", test_crl_number);
 	ADD("crl-number-above", test_crl_number_above);
 	ADD("state-dir-guard", test_state_dir_guard);
