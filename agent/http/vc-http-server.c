@@ -228,7 +228,7 @@ vc_http_server_plain_handler(SoupServer *server, SoupServerMessage *msg, const c
 		vc_http_server_respond_error(
 		    msg, SOUP_STATUS_NOT_FOUND,
 		    "no such resource (served: /crl/<ca-id>.crl, /cert/<vm-uuid>, "
-		    "/metrics)");
+		    "/metrics, /ocsp)");
 		return;
 	}
 	/* RFC 9110 15.5.6: 405 only for a resource that exists */
@@ -539,6 +539,8 @@ vc_http_server_new(const VcHttpServerOptions *opts, const VcHttpCallbacks *cb, g
 		self->plain = soup_server_new("server-header", "virtcert ", NULL);
 		soup_server_add_handler(self->plain, NULL, vc_http_server_plain_handler, self,
 					NULL);
+		if (cb->ocsp != NULL)
+			vc_http_ocsp_install(self->plain, cb->ocsp, user_data);
 		if (!vc_http_server_listen_on(self->plain, opts->address, 0, &self->plain_port,
 					      error))
 			return NULL;

@@ -120,6 +120,11 @@ GPtrArray *vc_store_cert_list_pending(VcStore *store, GError **error);
  * and dns_names are left NULL: a CRL needs neither (vc_store_cert_get has
  * them). */
 GPtrArray *vc_store_cert_list_revoked(VcStore *store, const char *ca_id, GError **error);
+/* vc_store_cert_get() without the DER and the names: status, times and
+ * reason only (the OCSP responder's question). */
+VcCertRecord *vc_store_cert_get_brief(VcStore *store, const char *serial, GError **error);
+/* Serials (char*) of the VALID, unexpired certificates of CA_ID. */
+GPtrArray *vc_store_cert_list_valid_serials(VcStore *store, const char *ca_id, GError **error);
 /* Resolves every PENDING row to ABANDONED (as vc_store_cert_abandon, one
  * audit row each); returns how many. */
 gboolean vc_store_recover(VcStore *store, guint *ret_count, GError **error);
