@@ -182,8 +182,8 @@ typedef enum {
 	KEY_ADDRESS, /* host:port or "" */
 	KEY_URL,     /* http:// or https:// */
 	KEY_BOOL,
-	KEY_DURATION, /* positive */
-	KEY_MS,	      /* positive milliseconds */
+	KEY_DURATION,  /* positive */
+	KEY_MS,	       /* positive milliseconds */
 	KEY_SIGN_WITH, /* "ca" (TRUE) or "responder" (FALSE) */
 } KeyKind;
 
@@ -411,7 +411,8 @@ vc_config_load(const char *path, gboolean required, GError **error)
 		g_auto(GStrv) names = NULL;
 		if (!vc_config_group_known(groups[i])) {
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-				    "%s: unknown group [%s] (known: [daemon] [ca] [ocsp] [hook] [host] [peer])",
+				    "%s: unknown group [%s] (known: [daemon] [ca] [ocsp] [hook] "
+				    "[host] [peer])",
 				    path, groups[i]);
 			return NULL;
 		}

@@ -29,8 +29,8 @@ typedef struct {
 	gint64 backdate_s;	   /* backdate: notBefore this far in the past */
 
 	/* [ocsp]: the responder at /ocsp (docs/revocation.md) */
-	gboolean ocsp_sign_with_ca;	    /* sign-with=ca|responder (default responder) */
-	gint64 ocsp_validity_s;		    /* validity: nextUpdate - thisUpdate */
+	gboolean ocsp_sign_with_ca;	  /* sign-with=ca|responder (default responder) */
+	gint64 ocsp_validity_s;		  /* validity: nextUpdate - thisUpdate */
 	gint64 ocsp_responder_lifetime_s; /* responder-lifetime: the delegated certificate's */
 
 	/* [hook] */

@@ -98,8 +98,8 @@ vc_ca_sign_ocsp(VcCa *ca, OCSP_BASICRESP *bs, GError **error)
 {
 	/* RFC 5019 2.2.3: responderID byKey; the CA's own certificate is what
 	 * the client already has, so none is included */
-	if (OCSP_basic_sign(bs, ca->cert, ca->key, ca->md, NULL,
-			    OCSP_NOCERTS | OCSP_RESPID_KEY) != 1) {
+	if (OCSP_basic_sign(bs, ca->cert, ca->key, ca->md, NULL, OCSP_NOCERTS | OCSP_RESPID_KEY) !=
+	    1) {
 		vc_crypto_set_error(error, "cannot sign the OCSP response with the CA key");
 		return FALSE;
 	}

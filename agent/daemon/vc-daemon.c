@@ -285,11 +285,9 @@ vc_daemon_http_get_metrics(gpointer user_data)
 	g_string_append(s, "# HELP virtcert_ocsp_responses_total OCSP answers given, by answer.\n"
 			   "# TYPE virtcert_ocsp_responses_total counter\n");
 	for (int k = 0; k < VC_OCSP_ANSWER_LAST; k++)
-		g_string_append_printf(s,
-				       "virtcert_ocsp_responses_total{answer=\"%s\"} %" G_GUINT64_FORMAT
-				       "\n",
-				       vc_ocsp_answer_kind_to_string(k),
-				       vc_ocsp_responder_get_count(daemon->ocsp, k));
+		g_string_append_printf(
+		    s, "virtcert_ocsp_responses_total{answer=\"%s\"} %" G_GUINT64_FORMAT "\n",
+		    vc_ocsp_answer_kind_to_string(k), vc_ocsp_responder_get_count(daemon->ocsp, k));
 	return g_string_free(s, FALSE);
 }
 

@@ -145,8 +145,8 @@ vc_http_ocsp_handler(SoupServer *server, SoupServerMessage *msg, const char *pat
 	} else {
 		soup_message_headers_replace(h, "Allow", "GET, HEAD, POST");
 		vc_http_respond_text(msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
-				     "OCSP is GET " VC_HTTP_OCSP_PATH "/<base64> or POST "
-				     VC_HTTP_OCSP_PATH);
+				     "OCSP is GET " VC_HTTP_OCSP_PATH
+				     "/<base64> or POST " VC_HTTP_OCSP_PATH);
 		return;
 	}
 	/* the early handler capped a POST's Content-Length already */
@@ -161,9 +161,9 @@ vc_http_ocsp_handler(SoupServer *server, SoupServerMessage *msg, const char *pat
 	}
 	/* RFC 5019 6.2: caches may keep the answer until nextUpdate */
 	if (reply.expires > now) {
-		g_autofree char *cc = g_strdup_printf(
-		    "max-age=%" G_GINT64_FORMAT ", public, no-transform, must-revalidate",
-		    reply.expires - now);
+		g_autofree char *cc = g_strdup_printf("max-age=%" G_GINT64_FORMAT
+						      ", public, no-transform, must-revalidate",
+						      reply.expires - now);
 		soup_message_headers_replace(h, "Cache-Control", cc);
 		vc_http_ocsp_set_date(h, "Expires", reply.expires);
 		if (reply.last_modified != 0)
@@ -173,8 +173,8 @@ vc_http_ocsp_handler(SoupServer *server, SoupServerMessage *msg, const char *pat
 	} else {
 		soup_message_headers_replace(h, "Cache-Control", "no-store");
 	}
-	if_none_match = soup_message_headers_get_one(
-	    soup_server_message_get_request_headers(msg), "If-None-Match");
+	if_none_match = soup_message_headers_get_one(soup_server_message_get_request_headers(msg),
+						     "If-None-Match");
 	if (get && reply.etag != NULL && reply.expires > now && if_none_match != NULL &&
 	    strstr(if_none_match, reply.etag) != NULL) {
 		soup_server_message_set_status(msg, SOUP_STATUS_NOT_MODIFIED, NULL);

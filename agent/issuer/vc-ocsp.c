@@ -38,8 +38,8 @@ struct _VcOcspResponder {
 	gint64 validity_s;
 	gint64 responder_lifetime_s;
 	char *dir;
-	EVP_PKEY *key;	     /* the delegated responder's key */
-	X509 *signer;	     /* its certificate */
+	EVP_PKEY *key;		/* the delegated responder's key */
+	X509 *signer;		/* its certificate */
 	gint64 signer_renew_at; /* half its life */
 	VcOcspHash hashes[4];
 	GHashTable *cache; /* "NID:serial" -> VcOcspAnswer */
@@ -216,8 +216,8 @@ vc_ocsp_signer_make(VcOcspResponder *self, gint64 now, GError **error)
 		g_autofree char *pem = NULL;
 
 		if (g_mkdir_with_parents(self->dir, 0700) < 0) {
-			g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot create %s: %s",
-				    self->dir, g_strerror(errno));
+			g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot create %s: %s", self->dir,
+				    g_strerror(errno));
 			return FALSE;
 		}
 		pem = vc_cert_to_pem(cert, error);
@@ -269,8 +269,8 @@ vc_ocsp_responder_new(VcCa *ca, VcStore *store, const VcOcspOptions *opts, GErro
 	    OCSP_RESPONSE_STATUS_MALFORMEDREQUEST, VC_OCSP_ANSWER_MALFORMED);
 	self->errors[VC_OCSP_ANSWER_UNAUTHORIZED] = vc_ocsp_answer_new_error(
 	    OCSP_RESPONSE_STATUS_UNAUTHORIZED, VC_OCSP_ANSWER_UNAUTHORIZED);
-	self->errors[VC_OCSP_ANSWER_INTERNAL] = vc_ocsp_answer_new_error(
-	    OCSP_RESPONSE_STATUS_INTERNALERROR, VC_OCSP_ANSWER_INTERNAL);
+	self->errors[VC_OCSP_ANSWER_INTERNAL] =
+	    vc_ocsp_answer_new_error(OCSP_RESPONSE_STATUS_INTERNALERROR, VC_OCSP_ANSWER_INTERNAL);
 	for (gsize i = 0; i < G_N_ELEMENTS(hashes); i++) {
 		self->hashes[i].nid = hashes[i].nid;
 		self->hashes[i].md = hashes[i].md;
@@ -415,8 +415,8 @@ vc_ocsp_sign(VcOcspResponder *self, OCSP_CERTID **ids, const VcOcspStatus *st, g
 		}
 		/* unknown carries no nextUpdate: the serial may yet be issued
 		 * (PENDING) and nobody should keep the answer (RFC 6960 4.4) */
-		if (OCSP_basic_add1_status(bs, ids[i], st[i].status, st[i].reason, rev,
-					   this_update, unknown ? NULL : next_update) == NULL)
+		if (OCSP_basic_add1_status(bs, ids[i], st[i].status, st[i].reason, rev, this_update,
+					   unknown ? NULL : next_update) == NULL)
 			goto fail;
 		if (unknown)
 			cacheable = FALSE;
@@ -484,8 +484,7 @@ vc_ocsp_serial_to_hex(const ASN1_INTEGER *serial, char *buf, gsize size)
 /* Signs (from the store) and caches the answer for SERIAL under hash H,
  * with our own CertID; NULL answer and TRUE for a serial that is unknown. */
 static gboolean
-vc_ocsp_presign_with(VcOcspResponder *self, const VcOcspHash *h, const char *serial,
-		     GError **error)
+vc_ocsp_presign_with(VcOcspResponder *self, const VcOcspHash *h, const char *serial, GError **error)
 {
 	g_autoptr(BIGNUM) bn = NULL;
 	g_autoptr(ASN1_INTEGER) integer = NULL;
@@ -720,8 +719,7 @@ vc_ocsp_answer_request(VcOcspResponder *self, const guint8 *data, gsize len)
 				return vc_ocsp_answer_ref(cached);
 		}
 		if (!vc_ocsp_lookup(self, serial, &st[i], &error)) {
-			g_warning("OCSP: cannot read the status of %s: %s", serial,
-				  error->message);
+			g_warning("OCSP: cannot read the status of %s: %s", serial, error->message);
 			return vc_ocsp_answer_ref(self->errors[VC_OCSP_ANSWER_INTERNAL]);
 		}
 	}

@@ -89,8 +89,7 @@ VcOcspAnswer *vc_ocsp_responder_answer(VcOcspResponder *responder, const guint8 
  * one from the store: call it once a revocation is durable. */
 void vc_ocsp_responder_forget(VcOcspResponder *responder, const char *serial);
 /* Signs and caches the answer for SERIAL (a new issuance). */
-gboolean vc_ocsp_responder_presign(VcOcspResponder *responder, const char *serial,
-				   GError **error);
+gboolean vc_ocsp_responder_presign(VcOcspResponder *responder, const char *serial, GError **error);
 /* Presigns up to MAX of the store's VALID serials not cached yet, starting
  * with a fresh listing when the previous pass ended; returns TRUE while
  * there is more to do (run it from an idle source at startup). */

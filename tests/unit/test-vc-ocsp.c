@@ -221,8 +221,7 @@ test_good(Fixture *fx, gconstpointer data)
 		g_autoptr(GBytes) req256 = request_der(&id256, 1, 0, NULL);
 		g_autoptr(VcOcspAnswer) a256 = ask(fx, req256);
 		g_autoptr(OCSP_BASICRESP) bs256 = parse_verified(fx, a256, &rstatus);
-		g_assert_cmpint(find_status(bs256, id256, NULL, NULL), ==,
-				V_OCSP_CERTSTATUS_GOOD);
+		g_assert_cmpint(find_status(bs256, id256, NULL, NULL), ==, V_OCSP_CERTSTATUS_GOOD);
 	}
 	g_assert_cmpuint(vc_ocsp_responder_get_count(fx->ocsp, VC_OCSP_ANSWER_GOOD), ==, 2);
 }
@@ -346,7 +345,8 @@ test_multi(Fixture *fx, gconstpointer data)
 	g_autoptr(VcIssued) l1 = issue(fx, "m1.vms.example.com");
 	g_autoptr(VcIssued) l2 = issue(fx, "m2.vms.example.com");
 	g_autoptr(GError) error = NULL;
-	OCSP_CERTID *ids[2] = {cert_id(fx, l1->cert, EVP_sha1()), cert_id(fx, l2->cert, EVP_sha1())};
+	OCSP_CERTID *ids[2] = {cert_id(fx, l1->cert, EVP_sha1()),
+			       cert_id(fx, l2->cert, EVP_sha1())};
 	g_autoptr(GBytes) req = NULL;
 	g_autoptr(VcOcspAnswer) answer = NULL;
 	g_autoptr(OCSP_BASICRESP) bs = NULL;
@@ -405,7 +405,8 @@ test_malformed(Fixture *fx, gconstpointer data)
 	assert_refused(fx, big, 1024 * 1024, VC_OCSP_ANSWER_MALFORMED, malformed);
 	/* a request for 1,000 certificates */
 	{
-		g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func((GDestroyNotify)OCSP_CERTID_free);
+		g_autoptr(GPtrArray) ids =
+		    g_ptr_array_new_with_free_func((GDestroyNotify)OCSP_CERTID_free);
 		g_autoptr(GBytes) many = NULL;
 		gint64 t0 = g_get_monotonic_time();
 		for (int i = 0; i < 1000; i++)
@@ -528,7 +529,8 @@ static void
 test_presign(Fixture *fx, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GPtrArray) leaves = g_ptr_array_new_with_free_func((GDestroyNotify)vc_issued_free);
+	g_autoptr(GPtrArray) leaves =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_issued_free);
 	guint steps = 0;
 
 	for (int i = 0; i < 5; i++) {
@@ -566,8 +568,7 @@ int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
-#define ADD(path, fn, data)                                                                        \
-	g_test_add("/ocsp/" path, Fixture, data, fx_setup, fn, fx_teardown)
+#define ADD(path, fn, data) g_test_add("/ocsp/" path, Fixture, data, fx_setup, fn, fx_teardown)
 	ADD("good", test_good, NULL);
 	ADD("revoked", test_revoked, NULL);
 	ADD("unknown-and-abandoned", test_unknown_and_abandoned, NULL);
