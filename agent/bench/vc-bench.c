@@ -23,6 +23,9 @@ static const VcBenchCommand commands[] = {
      "The daemon's engine against a libvirt test driver served by a libvirtd", vc_bench_lifecycle},
     {"deliver", "--uri URI --vm NAME [--count N] [--dir PATH]",
      "Deliveries into a running VM through its guest agent, beside guest-ping", vc_bench_deliver},
+    {"ocsp", "[--count N] [--requests N] [--revocations N]",
+     "OCSP over HTTP against a store of N certificates, revocation to visible, raw signing",
+     vc_bench_ocsp},
     {NULL}};
 
 static void
