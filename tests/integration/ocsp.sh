@@ -189,4 +189,21 @@ curl -s "$BASE/metrics" | grep -q '^virtcert_ocsp_responses_total{answer="revoke
 # the responder's key stays private
 [[ $(stat -c %a "$STATE/ocsp/responder.key") == 600 ]] && ok "the responder key is 0600" || not_ok "responder key mode"
 
+# ---- [ocsp] sign-with=ca: the CA key signs, no certificate inside ------------------
+kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
+vc_write_config "libvirt-uri=$TEST_URI" reconcile-interval=2 "http-address=127.0.0.1:$PORT" \
+	"[ca]" "crl-url=$BASE/crl/{ca}.crl" "ocsp-url=$URL" "[ocsp]" "sign-with=ca"
+check "virtcertd restarts with sign-with=ca" start_daemon
+ossl_ocsp "$T/vm1.pem" -resp_text >"$T/oca.txt" 2>&1 || true
+grep -q "$T/vm1.pem: good" "$T/oca.txt" && grep -q "Response verify OK" "$T/oca.txt" &&
+	! grep -q "virtcert OCSP responder" "$T/oca.txt" &&
+	ok "sign-with=ca: good, signed by the CA itself (no responder certificate)" || not_ok "sign-with=ca: $(cat "$T/oca.txt")"
+ossl_ocsp "$T/vm2.pem" -no_nonce 2>&1 | grep -q ": revoked" && ok "sign-with=ca: the revocation survives the restart" || not_ok "sign-with=ca revoked"
+# no certificate inside: GnuTLS checks it against the issuer directly (--load-signer), as
+# its TLS client checks a stapled answer
+ocsptool --ask="$URL" --load-cert "$T/vm1.pem" --load-issuer "$CA" --load-signer "$CA" --nonce \
+	--outfile "$T/g3.der" >"$T/g3.txt" 2>&1 || true
+grep -q "Certificate Status: good" "$T/g3.txt" && grep -q "Verifying OCSP Response: Success" "$T/g3.txt" &&
+	ok "ocsptool accepts the CA-signed answer" || not_ok "ocsptool sign-with=ca: $(cat "$T/g3.txt")"
+
 finish
