@@ -43,6 +43,9 @@ struct _VcOcspResponder {
 	gint64 signer_renew_at; /* half its life */
 	VcOcspHash hashes[4];
 	GHashTable *cache; /* "NID:serial" -> VcOcspAnswer */
+	/* the DER of a request answered from the cache -> its cache key, so
+	 * that a client asking the same again is answered without parsing */
+	GHashTable *seen;
 	GPtrArray *presign_todo;
 	guint presign_pos;
 	VcOcspAnswer *errors[VC_OCSP_ANSWER_LAST]; /* the unsigned error answers */
@@ -265,6 +268,8 @@ vc_ocsp_responder_new(VcCa *ca, VcStore *store, const VcOcspOptions *opts, GErro
 	self->dir = g_strdup(opts->dir);
 	self->cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					    (GDestroyNotify)vc_ocsp_answer_unref);
+	self->seen = g_hash_table_new_full(g_bytes_hash, g_bytes_equal,
+					   (GDestroyNotify)g_bytes_unref, g_free);
 	self->errors[VC_OCSP_ANSWER_MALFORMED] = vc_ocsp_answer_new_error(
 	    OCSP_RESPONSE_STATUS_MALFORMEDREQUEST, VC_OCSP_ANSWER_MALFORMED);
 	self->errors[VC_OCSP_ANSWER_UNAUTHORIZED] = vc_ocsp_answer_new_error(
@@ -301,6 +306,7 @@ vc_ocsp_responder_free(VcOcspResponder *self)
 	for (gsize i = 0; i < G_N_ELEMENTS(self->errors); i++)
 		vc_ocsp_answer_unref(self->errors[i]);
 	g_clear_pointer(&self->cache, g_hash_table_unref);
+	g_clear_pointer(&self->seen, g_hash_table_unref);
 	g_clear_pointer(&self->presign_todo, g_ptr_array_unref);
 	EVP_PKEY_free(self->key);
 	X509_free(self->signer);
@@ -639,6 +645,36 @@ vc_ocsp_error(VcOcspResponder *self, VcOcspAnswerKind kind, const char *why)
 	return vc_ocsp_answer_ref(self->errors[kind]);
 }
 
+static void
+vc_ocsp_remember(VcOcspResponder *self, const guint8 *data, gsize len, const char *key)
+{
+	if (g_hash_table_size(self->seen) >= VC_OCSP_CACHE_MAX)
+		g_hash_table_remove_all(self->seen);
+	g_hash_table_replace(self->seen, g_bytes_new(data, len), g_strdup(key));
+}
+
+/* A request seen before, octet for octet, whose cached answer is still
+ * fresh: no parsing. Only single-certificate requests without a nonce are
+ * remembered, after they were parsed and checked once. */
+static VcOcspAnswer *
+vc_ocsp_answer_seen(VcOcspResponder *self, const guint8 *data, gsize len, gint64 now)
+{
+	const char *key;
+	VcOcspAnswer *cached;
+	g_autoptr(GBytes) bytes = NULL;
+
+	if (len == 0 || len > 512)
+		return NULL;
+	bytes = g_bytes_new_static(data, len);
+	key = g_hash_table_lookup(self->seen, bytes);
+	if (key == NULL)
+		return NULL;
+	cached = g_hash_table_lookup(self->cache, key);
+	if (cached == NULL || cached->next_update - now <= self->validity_s / 4)
+		return NULL;
+	return vc_ocsp_answer_ref(cached);
+}
+
 static VcOcspAnswer *
 vc_ocsp_answer_request(VcOcspResponder *self, const guint8 *data, gsize len)
 {
@@ -658,6 +694,9 @@ vc_ocsp_answer_request(VcOcspResponder *self, const guint8 *data, gsize len)
 
 	if (data == NULL || len == 0)
 		return vc_ocsp_error(self, VC_OCSP_ANSWER_MALFORMED, "empty request");
+	answer = vc_ocsp_answer_seen(self, data, len, now);
+	if (answer != NULL)
+		return answer;
 	if (len > VC_OCSP_MAX_REQUEST_SIZE)
 		return vc_ocsp_error(self, VC_OCSP_ANSWER_MALFORMED, "request too large");
 	req = d2i_OCSP_REQUEST(NULL, &p, (long)len);
@@ -715,8 +754,10 @@ vc_ocsp_answer_request(VcOcspResponder *self, const guint8 *data, gsize len)
 			cached = g_hash_table_lookup(self->cache, key);
 			/* refresh() re-signs at half the validity; this is the
 			 * fallback when it has not come round yet */
-			if (cached != NULL && cached->next_update - now > self->validity_s / 4)
+			if (cached != NULL && cached->next_update - now > self->validity_s / 4) {
+				vc_ocsp_remember(self, data, len, key);
 				return vc_ocsp_answer_ref(cached);
+			}
 		}
 		if (!vc_ocsp_lookup(self, serial, &st[i], &error)) {
 			g_warning("OCSP: cannot read the status of %s: %s", serial, error->message);
@@ -732,6 +773,7 @@ vc_ocsp_answer_request(VcOcspResponder *self, const guint8 *data, gsize len)
 		char key[64];
 		vc_ocsp_cache_key(key, sizeof(key), first_hash->nid, first_serial);
 		vc_ocsp_cache_put(self, key, answer);
+		vc_ocsp_remember(self, data, len, key);
 	}
 	return answer;
 }
