@@ -34,6 +34,13 @@ vc_config_new_default(void)
 	c->hook_fail_open = FALSE;
 	c->peer_address = g_strdup("");
 	c->handover_grace_s = 60;
+	c->http_max_connections = 256;
+	c->http_header_timeout_ms = 10 * 1000;
+	c->http_idle_timeout_ms = 30 * 1000;
+	c->http_request_timeout_ms = 30 * 1000;
+	c->peer_max_connections = 64;
+	c->control_max_connections = 64;
+	c->control_timeout_ms = 10 * 1000;
 	return c;
 }
 
@@ -184,8 +191,12 @@ typedef enum {
 	KEY_BOOL,
 	KEY_DURATION,  /* positive */
 	KEY_MS,	       /* positive milliseconds */
+	KEY_COUNT,     /* 1 to VC_CONFIG_COUNT_MAX */
 	KEY_SIGN_WITH, /* "ca" (TRUE) or "responder" (FALSE) */
 } KeyKind;
+
+/* more connections than any descriptor limit allows */
+#define VC_CONFIG_COUNT_MAX 1000000
 
 typedef struct {
 	const char *group;
@@ -222,6 +233,14 @@ static const KeyDesc keys[] = {
     {"peer", "address", KEY_ADDRESS, G_STRUCT_OFFSET(VcConfig, peer_address)},
     {"peer", "url", KEY_URL, G_STRUCT_OFFSET(VcConfig, peer_url)},
     {"peer", "handover-grace", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, handover_grace_s)},
+    {"peer", "max-connections", KEY_COUNT, G_STRUCT_OFFSET(VcConfig, peer_max_connections)},
+    {"http", "max-connections", KEY_COUNT, G_STRUCT_OFFSET(VcConfig, http_max_connections)},
+    {"http", "header-timeout", KEY_MS, G_STRUCT_OFFSET(VcConfig, http_header_timeout_ms)},
+    {"http", "idle-timeout", KEY_MS, G_STRUCT_OFFSET(VcConfig, http_idle_timeout_ms)},
+    {"http", "request-timeout", KEY_MS, G_STRUCT_OFFSET(VcConfig, http_request_timeout_ms)},
+    {"daemon", "control-max-connections", KEY_COUNT,
+     G_STRUCT_OFFSET(VcConfig, control_max_connections)},
+    {"daemon", "control-timeout", KEY_MS, G_STRUCT_OFFSET(VcConfig, control_timeout_ms)},
 };
 
 static const KeyDesc *
@@ -372,6 +391,17 @@ vc_config_set_value(VcConfig *c, const KeyDesc *d, const char *value, const char
 		}
 		*bool_field = strcmp(value, "ca") == 0;
 		return TRUE;
+	case KEY_COUNT: {
+		guint64 v = 0;
+		if (!g_ascii_string_to_unsigned(value, 10, 1, VC_CONFIG_COUNT_MAX, &v, NULL)) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "\"%s\" is not a whole number from 1 to %d", value,
+				    VC_CONFIG_COUNT_MAX);
+			return FALSE;
+		}
+		*int_field = (gint64)v;
+		return TRUE;
+	}
 	default:
 		g_assert_not_reached();
 	}
