@@ -27,6 +27,9 @@ vc_config_new_default(void)
 	c->crl_validity_s = 24 * 3600;
 	c->default_lifetime_s = 24 * 3600;
 	c->backdate_s = 5 * 60;
+	c->ocsp_sign_with_ca = FALSE;
+	c->ocsp_validity_s = 3600;
+	c->ocsp_responder_lifetime_s = 2 * 24 * 3600;
 	c->hook_timeout_ms = 2000;
 	c->hook_fail_open = FALSE;
 	c->peer_address = g_strdup("");
@@ -231,9 +234,10 @@ typedef enum {
 	KEY_URL_TEMPLATE, /* http:// or https://; "" kept: explicitly none */
 	KEY_BASE_URL,	  /* http(s)://HOST[:PORT][/PATH], no query; "" none (NULL) */
 	KEY_BOOL,
-	KEY_DURATION, /* positive */
-	KEY_MS,	      /* positive milliseconds */
-	KEY_COUNT,    /* 1 to VC_CONFIG_COUNT_MAX */
+	KEY_DURATION,  /* positive */
+	KEY_MS,	       /* positive milliseconds */
+	KEY_COUNT,     /* 1 to VC_CONFIG_COUNT_MAX */
+	KEY_SIGN_WITH, /* "ca" (TRUE) or "responder" (FALSE) */
 } KeyKind;
 
 /* more connections than any descriptor limit allows */
@@ -262,6 +266,10 @@ static const KeyDesc keys[] = {
     {"ca", "crl-validity", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, crl_validity_s)},
     {"ca", "default-lifetime", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, default_lifetime_s)},
     {"ca", "backdate", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, backdate_s)},
+    {"ocsp", "sign-with", KEY_SIGN_WITH, G_STRUCT_OFFSET(VcConfig, ocsp_sign_with_ca)},
+    {"ocsp", "validity", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, ocsp_validity_s)},
+    {"ocsp", "responder-lifetime", KEY_DURATION,
+     G_STRUCT_OFFSET(VcConfig, ocsp_responder_lifetime_s)},
     {"hook", "timeout", KEY_MS, G_STRUCT_OFFSET(VcConfig, hook_timeout_ms)},
     {"hook", "fail-open", KEY_BOOL, G_STRUCT_OFFSET(VcConfig, hook_fail_open)},
     {"host", "cert", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_cert)},
@@ -461,6 +469,16 @@ vc_config_set_value(VcConfig *c, const KeyDesc *d, const char *value, const char
 		*int_field = v;
 		return TRUE;
 	}
+	case KEY_SIGN_WITH:
+		if (strcmp(value, "ca") != 0 && strcmp(value, "responder") != 0) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "\"%s\" is neither \"responder\" (a delegated responder "
+				    "certificate) nor \"ca\" (the CA key)",
+				    value);
+			return FALSE;
+		}
+		*bool_field = strcmp(value, "ca") == 0;
+		return TRUE;
 	case KEY_COUNT: {
 		guint64 v = 0;
 		if (!g_ascii_string_to_unsigned(value, 10, 1, VC_CONFIG_COUNT_MAX, &v, NULL)) {
@@ -511,7 +529,8 @@ vc_config_load(const char *path, gboolean required, GError **error)
 		g_auto(GStrv) names = NULL;
 		if (!vc_config_group_known(groups[i])) {
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-				    "%s: unknown group [%s] (known: [daemon] [ca] [hook] [host])",
+				    "%s: unknown group [%s] (known: [daemon] [ca] [ocsp] [hook] "
+				    "[host] [peer])",
 				    path, groups[i]);
 			return NULL;
 		}

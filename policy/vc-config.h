@@ -31,6 +31,11 @@ typedef struct {
 	gint64 default_lifetime_s; /* default-lifetime of leaves */
 	gint64 backdate_s;	   /* backdate: notBefore this far in the past */
 
+	/* [ocsp]: the responder at /ocsp (docs/revocation.md) */
+	gboolean ocsp_sign_with_ca;	  /* sign-with=ca|responder (default responder) */
+	gint64 ocsp_validity_s;		  /* validity: nextUpdate - thisUpdate */
+	gint64 ocsp_responder_lifetime_s; /* responder-lifetime: the delegated certificate's */
+
 	/* [hook] */
 	gint64 hook_timeout_ms;	 /* timeout for the hook's question to the daemon */
 	gboolean hook_fail_open; /* allow when the daemon does not answer (default false) */

@@ -27,6 +27,9 @@ static const VcBenchCommand commands[] = {
      "Deliveries into a running VM through its guest agent, beside guest-ping", vc_bench_deliver},
     {"crl", "[--entries N] [--rounds N]",
      "A CRL rebuilt from a store of N revoked certificates: build time and size", vc_bench_crl},
+    {"ocsp", "[--count N] [--requests N] [--revocations N]",
+     "OCSP over HTTP against a store of N certificates, revocation to visible, raw signing",
+     vc_bench_ocsp},
     {NULL}};
 
 static void

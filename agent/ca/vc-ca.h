@@ -3,6 +3,7 @@
 
 #include <glib.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/x509.h>
 
 #include "vc-autoptr.h"
@@ -158,6 +159,17 @@ char *vc_crl_to_pem(X509_CRL *crl, GError **error);
  * 1 MiB. VC_ERROR_NOT_FOUND when PATH does not exist. */
 X509_CRL *vc_crl_load(const char *path, GError **error);
 GBytes *vc_crl_to_der(X509_CRL *crl, GError **error);
+
+/* ---- OCSP (agent/ca/vc-ca-ocsp.c) ------------------------------------ */
+
+/* A delegated OCSP responder certificate for PUBLIC_KEY (RFC 6960 4.2.2.2):
+ * issued by this CA, CA:FALSE, digitalSignature, EKU id-kp-OCSPSigning,
+ * id-pkix-ocsp-nocheck, valid [NOT_BEFORE, NOT_AFTER], verified against the
+ * chain before it is returned. */
+X509 *vc_ca_issue_ocsp_responder(VcCa *ca, EVP_PKEY *public_key, gint64 not_before,
+				 gint64 not_after, GError **error);
+/* Signs BS with the CA key itself (responderID byKey, no certificates). */
+gboolean vc_ca_sign_ocsp(VcCa *ca, OCSP_BASICRESP *bs, GError **error);
 
 #ifdef VC_TEST_SEAMS
 /* Raw signing speed of the key type (EVP_DigestSign over 256 octets), for

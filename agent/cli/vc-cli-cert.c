@@ -173,8 +173,7 @@ vc_cli_issue(VcCli *cli, int argc, char **argv, GError **error)
 	return TRUE;
 }
 
-/* Certificates of the VM named ARG (UUID, or name as recorded). */
-static GPtrArray *
+GPtrArray *
 vc_cli_certs_of_vm(VcCli *cli, const char *arg, GError **error)
 {
 	g_autoptr(GPtrArray) all = NULL;
@@ -195,7 +194,7 @@ vc_cli_certs_of_vm(VcCli *cli, const char *arg, GError **error)
 	return g_steal_pointer(&out);
 }
 
-static gboolean
+gboolean
 vc_cli_is_serial(const char *s)
 {
 	gsize n = strlen(s);

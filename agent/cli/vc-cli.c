@@ -36,6 +36,10 @@ static const VcCliCommand commands[] = {
     {"show", "SERIAL|VM [--pem]", "Show a certificate, or the certificates of a VM", vc_cli_show},
     {"revoke", "SERIAL|VM [--reason REASON]", "Revoke a certificate, or all of a VM's",
      vc_cli_revoke},
+    {"ocsp", "SERIAL|VM [--url URL]",
+     "Ask the OCSP responder about a certificate (0 good, 4 "
+     "revoked, 5 unknown)",
+     vc_cli_ocsp},
     {"crl", "[--out FILE] [--pem]", "Build and print a new CRL from the store", vc_cli_crl},
     {"status", "", "Show the daemon's state (needs virtcertd)", vc_cli_status},
     {"renew", "VM", "Renew a VM's certificate now (needs virtcertd)", vc_cli_renew},
@@ -314,7 +318,7 @@ main(int argc, char **argv)
 	g_ptr_array_add(rest, NULL);
 
 	cmd->func(&cli, (int)rest->len - 1, (char **)rest->pdata, &error);
-	status = vc_error_exit_status(error);
+	status = error != NULL ? vc_error_exit_status(error) : cli.exit_status;
 	if (error != NULL)
 		g_printerr("virtcert %s: %s\n", cmd->name, error->message);
 	vc_cli_clear(&cli);

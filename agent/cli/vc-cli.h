@@ -23,6 +23,7 @@ typedef struct {
 	VcStore *store;
 	VcCa *ca;
 	VcIssuer *issuer;
+	int exit_status; /* a command's status when it succeeds (virtcert ocsp); 0 default */
 } VcCli;
 
 typedef gboolean (*VcCliCommandFunc)(VcCli *cli, int argc, char **argv, GError **error);
@@ -68,6 +69,12 @@ VcDomainInfo *vc_cli_load_domain_and_policies(VcCli *cli, const char *xml_path, 
 					      GError **error);
 
 /* commands */
+/* Certificates of the VM named ARG (UUID, or name as recorded), newest
+ * first; the store must be open. */
+GPtrArray *vc_cli_certs_of_vm(VcCli *cli, const char *arg, GError **error);
+/* 2 to 40 hexadecimal digits. */
+gboolean vc_cli_is_serial(const char *s);
+gboolean vc_cli_ocsp(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_ca_init(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_ca_import(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_ca_show(VcCli *cli, int argc, char **argv, GError **error);

@@ -15,6 +15,7 @@
 #include "vc-http-server.h"
 #include "vc-ipc-server.h"
 #include "vc-host.h"
+#include "vc-ocsp.h"
 
 static char *arg_config;
 static char *arg_state_dir;
@@ -26,6 +27,9 @@ typedef struct {
 	VcEngine *engine;
 	VcIpcServer *ipc;
 	VcHttpServer *http;
+	VcOcspResponder *ocsp;
+	guint ocsp_presign_id;
+	guint ocsp_refresh_id;
 	VcDaemonFds fds; /* the connection caps that fit the descriptor limit */
 	GMainLoop *loop;
 	/* the CRL served over HTTP, rebuilt after revocations and as it ages */
@@ -46,6 +50,17 @@ vc_daemon_notify_cb(JsonNode *data, gpointer user_data)
 		sd_notifyf(0, "STATUS=reconnecting to %s", daemon->config->libvirt_uri);
 	else if (g_strcmp0(event, "revoked") == 0 && daemon->crl != NULL)
 		vc_crl_publisher_revoked(daemon->crl);
+	/* OCSP: the revoked serial's new answer is signed before the next
+	 * client asks; a new certificate's answer is signed ahead */
+	if (daemon->ocsp != NULL && json_object_has_member(o, "serial")) {
+		const char *serial = json_object_get_string_member_with_default(o, "serial", NULL);
+		g_autoptr(GError) error = NULL;
+		if (serial != NULL && *serial != '\0' && g_strcmp0(event, "revoked") == 0)
+			vc_ocsp_responder_forget(daemon->ocsp, serial);
+		else if (serial != NULL && *serial != '\0' && g_strcmp0(event, "issued") == 0 &&
+			 !vc_ocsp_responder_presign(daemon->ocsp, serial, &error))
+			g_warning("OCSP: cannot presign %s: %s", serial, error->message);
+	}
 	if (daemon->ipc != NULL)
 		vc_ipc_server_broadcast(daemon->ipc, data);
 }
@@ -314,6 +329,20 @@ vc_daemon_append_connection_metrics(VcDaemon *daemon, GString *out)
 	    vc_ipc_server_get_n_refused(daemon->ipc), vc_ipc_server_get_n_timed_out(daemon->ipc));
 }
 
+/* OCSP answers by kind, as counters */
+static void
+vc_daemon_append_ocsp_metrics(VcDaemon *daemon, GString *out)
+{
+	if (daemon->ocsp == NULL)
+		return;
+	g_string_append(out, "# HELP virtcert_ocsp_responses_total OCSP answers given, by answer.\n"
+			     "# TYPE virtcert_ocsp_responses_total counter\n");
+	for (int k = 0; k < VC_OCSP_ANSWER_LAST; k++)
+		g_string_append_printf(
+		    out, "virtcert_ocsp_responses_total{answer=\"%s\"} %" G_GUINT64_FORMAT "\n",
+		    vc_ocsp_answer_kind_to_string(k), vc_ocsp_responder_get_count(daemon->ocsp, k));
+}
+
 static char *
 vc_daemon_http_get_metrics(gpointer user_data)
 {
@@ -325,7 +354,72 @@ vc_daemon_http_get_metrics(gpointer user_data)
 		return NULL;
 	out = g_string_new(engine);
 	vc_daemon_append_connection_metrics(daemon, out);
+	vc_daemon_append_ocsp_metrics(daemon, out);
 	return g_string_free(out, FALSE);
+}
+
+static void
+vc_daemon_http_ocsp(GBytes *request, VcHttpOcspReply *ret_reply, gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	gsize len = 0;
+	const guint8 *data = g_bytes_get_data(request, &len);
+	g_autoptr(VcOcspAnswer) answer = vc_ocsp_responder_answer(daemon->ocsp, data, len);
+
+	ret_reply->der = g_bytes_ref(answer->der);
+	ret_reply->last_modified = answer->produced_at;
+	ret_reply->expires = answer->next_update;
+	ret_reply->etag = g_strdup(answer->etag);
+}
+
+/* Startup: every VALID certificate's answer signed ahead, a slice per idle
+ * turn so that requests are served meanwhile. */
+static gboolean
+vc_daemon_ocsp_presign_cb(gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	g_autoptr(GError) error = NULL;
+
+	if (vc_ocsp_responder_presign_step(daemon->ocsp, 256, &error))
+		return G_SOURCE_CONTINUE;
+	if (error != NULL)
+		g_warning("OCSP: presigning stopped: %s", error->message);
+	else
+		g_message("OCSP: %u answers presigned",
+			  vc_ocsp_responder_get_cache_size(daemon->ocsp));
+	daemon->ocsp_presign_id = 0;
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean
+vc_daemon_ocsp_refresh_cb(gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	g_autoptr(GError) error = NULL;
+
+	if (!vc_ocsp_responder_refresh(daemon->ocsp, &error))
+		g_warning("OCSP: %s", error->message);
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+vc_daemon_start_ocsp(VcDaemon *daemon, GError **error)
+{
+	const VcConfig *c = daemon->config;
+	g_autofree char *dir = g_build_filename(c->state_dir, "ocsp", NULL);
+	VcOcspOptions opts = {
+	    .sign_with_ca = c->ocsp_sign_with_ca,
+	    .validity_s = c->ocsp_validity_s,
+	    .responder_lifetime_s = c->ocsp_responder_lifetime_s,
+	    .dir = dir,
+	};
+
+	daemon->ocsp = vc_ocsp_responder_new(daemon->ca, daemon->store, &opts, error);
+	if (daemon->ocsp == NULL)
+		return FALSE;
+	daemon->ocsp_presign_id = g_idle_add(vc_daemon_ocsp_presign_cb, daemon);
+	daemon->ocsp_refresh_id = g_timeout_add_seconds(10, vc_daemon_ocsp_refresh_cb, daemon);
+	return TRUE;
 }
 
 static void
@@ -376,10 +470,17 @@ vc_daemon_start_http(VcDaemon *daemon, GError **error)
 	    .get_cert_chain = vc_daemon_http_get_cert_chain,
 	    .get_metrics = vc_daemon_http_get_metrics,
 	    .handover = vc_daemon_http_handover,
+	    .ocsp = vc_daemon_http_ocsp,
 	};
 
+	G_STATIC_ASSERT(VC_HTTP_OCSP_MAX_REQUEST == VC_OCSP_MAX_REQUEST_SIZE);
 	if ((c->http_address == NULL || *c->http_address == '\0') && !peer)
 		return TRUE;
+	if (c->http_address != NULL && *c->http_address != '\0' &&
+	    !vc_daemon_start_ocsp(daemon, error))
+		return FALSE;
+	if (daemon->ocsp == NULL)
+		cb.ocsp = NULL;
 	daemon->http = vc_http_server_new(&opts, &cb, daemon, error);
 	if (daemon->http == NULL) {
 		g_prefix_error(error, "HTTP: ");
@@ -516,6 +617,9 @@ static void
 vc_daemon_stop(VcDaemon *daemon)
 {
 	g_clear_pointer(&daemon->http, vc_http_server_free);
+	g_clear_handle_id(&daemon->ocsp_presign_id, g_source_remove);
+	g_clear_handle_id(&daemon->ocsp_refresh_id, g_source_remove);
+	g_clear_pointer(&daemon->ocsp, vc_ocsp_responder_free);
 	g_clear_pointer(&daemon->ipc, vc_ipc_server_free);
 	g_clear_pointer(&daemon->crl, vc_crl_publisher_free);
 	g_clear_pointer(&daemon->host_crl, vc_daemon_host_crl_free);

@@ -6,6 +6,8 @@
 
 #include <libsoup/soup.h>
 
+#include "vc-http-server.h"
+
 G_BEGIN_DECLS
 
 /* TEXT and a newline as text/plain. */
@@ -15,5 +17,8 @@ void vc_http_respond_data(SoupServerMessage *msg, const char *content_type, cons
 			  gsize len);
 /* TRUE when S is MIN to MAX hexadecimal digits. */
 gboolean vc_http_is_hex(const char *s, gsize min, gsize max);
+
+/* Routes /ocsp on SERVER to FUNC (agent/http/vc-http-ocsp.c). */
+void vc_http_ocsp_install(SoupServer *server, VcHttpOcspFunc func, gpointer user_data);
 
 G_END_DECLS

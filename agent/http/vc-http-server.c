@@ -355,7 +355,7 @@ vc_http_server_plain_handler(SoupServer *server, SoupServerMessage *msg, const c
 		vc_http_server_respond_error(
 		    msg, SOUP_STATUS_NOT_FOUND,
 		    "no such resource (served: /crl/<ca-id>.crl, /ca/<ca-id>.crt, "
-		    "/cert/<vm-uuid>, /metrics)");
+		    "/cert/<vm-uuid>, /metrics, /ocsp)");
 		return;
 	}
 	/* RFC 9110 15.5.6: 405 only for a resource that exists */
@@ -650,6 +650,8 @@ vc_http_server_new(const VcHttpServerOptions *opts, const VcHttpCallbacks *cb, g
 		self->plain = soup_server_new("server-header", "virtcert ", NULL);
 		soup_server_add_handler(self->plain, NULL, vc_http_server_plain_handler, self,
 					NULL);
+		if (cb->ocsp != NULL)
+			vc_http_ocsp_install(self->plain, cb->ocsp, user_data);
 		self->plain_listener = vc_http_server_listen_on(self->plain, "HTTP", opts->address,
 								NULL, NULL, &opts->limits, error);
 		if (self->plain_listener == NULL)

@@ -14,6 +14,8 @@
  *      GET /cert/<vm-uuid>    PEM chain of the VM's current certificate,
  *                             application/pem-certificate-chain (RFC 8555 9.1)
  *      GET /metrics           Prometheus text format 0.0.4
+ *      POST /ocsp             OCSP (RFC 6960 A.1), application/ocsp-request
+ *      GET /ocsp/<base64>     the same request in the path (RFC 5019 5)
  *    HEAD as GET; any other method on these paths 405, other paths 404, a
  *    malformed CA id or UUID 400 with a text body saying why.
  *
@@ -47,6 +49,21 @@ typedef struct {
 VcHttpDocument *vc_http_document_new(GBytes *body, char *etag, gint64 last_modified);
 void vc_http_document_free(VcHttpDocument *doc);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcHttpDocument, vc_http_document_free)
+/* An OCSP request larger than this is answered malformedRequest before
+ * its body is read (the responder's VC_OCSP_MAX_REQUEST_SIZE). */
+#define VC_HTTP_OCSP_MAX_REQUEST 16384
+
+/* What the OCSP callback answers: the DER OCSPResponse and how long HTTP
+ * caches may keep it (RFC 5019 6.2). */
+typedef struct {
+	GBytes *der;
+	gint64 last_modified; /* producedAt, unix seconds; 0: no Last-Modified */
+	gint64 expires;	      /* nextUpdate; 0: not to be cached */
+	char *etag;	      /* quoted entity tag; NULL: none */
+} VcHttpOcspReply;
+
+void vc_http_ocsp_reply_clear(VcHttpOcspReply *reply);
+typedef void (*VcHttpOcspFunc)(GBytes *request, VcHttpOcspReply *ret_reply, gpointer user_data);
 
 typedef struct {
 	/* plain listener "HOST:PORT" ("[V6]:PORT"); NULL or "" disables. HOST
@@ -85,6 +102,10 @@ typedef struct {
 	 * exactly once with vc_peer_claim_reply(), now or later from the main
 	 * loop; the HTTP request waits (paused, the main loop runs on). */
 	void (*handover)(VcPeerClaim *claim, gpointer user_data);
+	/* The answer to the DER OCSP REQUEST (at most VC_HTTP_OCSP_MAX_REQUEST
+	 * octets, from a POST body or a GET path): always a DER OCSPResponse in
+	 * RET_REPLY, error responses included. */
+	VcHttpOcspFunc ocsp;
 } VcHttpCallbacks;
 
 /* Starts the listeners OPTS enables. CB is copied. Errors: VC_ERROR_USAGE

@@ -116,6 +116,8 @@ typedef enum {
 	STMT_DOMAIN_DELETE,
 	STMT_AUDIT_INSERT,
 	STMT_AUDIT_LIST,
+	STMT_CERT_GET_BRIEF,
+	STMT_CERT_LIST_VALID_SERIALS,
 	STMT_COUNT,
 } VcStoreStmt;
 
@@ -191,6 +193,10 @@ static const char *const vc_store_stmt_sql[STMT_COUNT] = {
 			  " VALUES (?1, ?2, ?3, ?4, ?5)",
     [STMT_AUDIT_LIST] = "SELECT time, event, vm_uuid, serial, detail FROM audit"
 			" ORDER BY id DESC LIMIT ?1",
+    [STMT_CERT_GET_BRIEF] = "SELECT " CERT_COLUMNS_NO_DER " FROM certificates WHERE serial = ?1",
+    [STMT_CERT_LIST_VALID_SERIALS] = "SELECT serial FROM certificates"
+				     " WHERE status = 'VALID' AND ca_id = ?1 AND not_after > ?2"
+				     " ORDER BY serial",
 };
 
 struct _VcStore {
@@ -1483,6 +1489,59 @@ vc_store_recover_locked(VcStore *store, guint *ret_count, GError **error)
 	}
 	*ret_count = pending->len;
 	return TRUE;
+}
+
+VcCertRecord *
+vc_store_cert_get_brief(VcStore *store, const char *serial, GError **error)
+{
+	g_autofree char *key = NULL;
+	g_autoptr(VcStoreCachedStmt) stmt = NULL;
+	int rc;
+
+	g_return_val_if_fail(store != NULL, NULL);
+
+	key = vc_store_normalize_serial(serial, error);
+	if (key == NULL)
+		return NULL;
+	stmt = vc_store_stmt(store, STMT_CERT_GET_BRIEF, error);
+	if (stmt == NULL)
+		return NULL;
+	vc_store_bind_text(stmt, 1, key);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE) {
+		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "no certificate with serial %s",
+			    key);
+		return NULL;
+	}
+	if (rc != SQLITE_ROW) {
+		vc_store_fail(store, error, "reading certificate %s", key);
+		return NULL;
+	}
+	return vc_store_cert_from_row(store, stmt, error);
+}
+
+GPtrArray *
+vc_store_cert_list_valid_serials(VcStore *store, const char *ca_id, GError **error)
+{
+	g_autoptr(VcStoreCachedStmt) stmt = NULL;
+	g_autoptr(GPtrArray) serials = g_ptr_array_new_with_free_func(g_free);
+	int rc;
+
+	g_return_val_if_fail(store != NULL, NULL);
+	g_return_val_if_fail(ca_id != NULL, NULL);
+
+	stmt = vc_store_stmt(store, STMT_CERT_LIST_VALID_SERIALS, error);
+	if (stmt == NULL)
+		return NULL;
+	vc_store_bind_text(stmt, 1, ca_id);
+	sqlite3_bind_int64(stmt, 2, vc_store_now());
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		g_ptr_array_add(serials, g_strdup((const char *)sqlite3_column_text(stmt, 0)));
+	if (rc != SQLITE_DONE) {
+		vc_store_fail(store, error, "listing valid certificates");
+		return NULL;
+	}
+	return g_steal_pointer(&serials);
 }
 
 gboolean

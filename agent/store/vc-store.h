@@ -150,6 +150,11 @@ GArray *vc_store_crl_list(VcStore *store, const char *ca_id, GError **error);
 /* The notAfter (unix s) of the VM certificate that expires first among the
  * VMs' current certificates that are VALID; 0 when there is none. */
 gboolean vc_store_cert_get_soonest_expiry(VcStore *store, gint64 *ret_not_after, GError **error);
+/* vc_store_cert_get() without the DER and the names: status, times and
+ * reason only (the OCSP responder's question). */
+VcCertRecord *vc_store_cert_get_brief(VcStore *store, const char *serial, GError **error);
+/* Serials (char*) of the VALID, unexpired certificates of CA_ID. */
+GPtrArray *vc_store_cert_list_valid_serials(VcStore *store, const char *ca_id, GError **error);
 /* Resolves every PENDING row to ABANDONED (as vc_store_cert_abandon, one
  * audit row each); returns how many. */
 gboolean vc_store_recover(VcStore *store, guint *ret_count, GError **error);

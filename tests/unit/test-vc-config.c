@@ -168,6 +168,23 @@ test_partial(Fixture *f, gconstpointer data)
 	g_assert_cmpint(c->control_max_connections, ==, 16);
 	g_assert_cmpint(c->control_timeout_ms, ==, 1500);
 	g_assert_cmpstr(c->libvirt_uri, ==, "qemu:///system");
+	/* [ocsp] untouched: the responder signs, answers live an hour */
+	g_assert_false(c->ocsp_sign_with_ca);
+	g_assert_cmpint(c->ocsp_validity_s, ==, 3600);
+	g_assert_cmpint(c->ocsp_responder_lifetime_s, ==, 2 * 86400);
+}
+
+static void
+test_ocsp(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcConfig) c = load_text(
+	    f, "[ocsp]\nsign-with = ca\nvalidity = 10m\nresponder-lifetime = 1d\n", &error);
+
+	g_assert_no_error(error);
+	g_assert_true(c->ocsp_sign_with_ca);
+	g_assert_cmpint(c->ocsp_validity_s, ==, 600);
+	g_assert_cmpint(c->ocsp_responder_lifetime_s, ==, 86400);
 }
 
 static void
@@ -202,6 +219,8 @@ test_errors(Fixture *f, gconstpointer data)
 	    {"[http]\nmax-conns = 5\n", {"[http]", "max-conns", NULL}},
 	    {"[daemon]\ncontrol-group = a\\nb\n", {"control-group", "control", NULL}},
 	    {"not a key file\n", {"virtcert.conf", NULL, NULL}},
+	    {"[ocsp]\nsign-with = root\n", {"[ocsp]", "sign-with", "root"}},
+	    {"[ocsp]\nvalidity = 0\n", {"validity", NULL, NULL}},
 	};
 	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
 		g_autoptr(GError) error = NULL;
@@ -278,6 +297,7 @@ main(int argc, char **argv)
 	g_test_add("/config/full", Fixture, NULL, fixture_setup, test_full, fixture_teardown);
 	g_test_add("/config/partial", Fixture, NULL, fixture_setup, test_partial, fixture_teardown);
 	g_test_add("/config/ca-urls", Fixture, NULL, fixture_setup, test_ca_urls, fixture_teardown);
+	g_test_add("/config/ocsp", Fixture, NULL, fixture_setup, test_ocsp, fixture_teardown);
 	g_test_add("/config/errors", Fixture, NULL, fixture_setup, test_errors, fixture_teardown);
 	return g_test_run();
 }

@@ -57,6 +57,10 @@ typedef struct {
 	char *seen_tier;
 	guint seen_ca_count;
 	char *seen_ca0;
+
+	/* what the OCSP callback saw */
+	guint ocsp_requests;
+	GBytes *ocsp_seen;
 } Fixture;
 
 /* Enrolls host NAME (trusting the main host CA) and has SIGNER_DIR's CA
@@ -201,12 +205,32 @@ cb_handover(VcPeerClaim *claim, gpointer user_data)
 	}
 }
 
+/* The HTTP glue is under test, not the responder: the answer is "OCSP:"
+ * and the request's octets, cacheable for ten minutes. */
+static void
+cb_ocsp(GBytes *request, VcHttpOcspReply *ret_reply, gpointer user_data)
+{
+	Fixture *fx = user_data;
+	g_autoptr(GByteArray) a = g_byte_array_new();
+
+	fx->ocsp_requests++;
+	g_clear_pointer(&fx->ocsp_seen, g_bytes_unref);
+	fx->ocsp_seen = g_bytes_ref(request);
+	g_byte_array_append(a, (const guint8 *)"OCSP:", 5);
+	g_byte_array_append(a, g_bytes_get_data(request, NULL), (guint)g_bytes_get_size(request));
+	ret_reply->der = g_byte_array_free_to_bytes(g_steal_pointer(&a));
+	ret_reply->last_modified = g_get_real_time() / G_USEC_PER_SEC;
+	ret_reply->expires = ret_reply->last_modified + 600;
+	ret_reply->etag = g_strdup("\"0123abcd\"");
+}
+
 static const VcHttpCallbacks callbacks = {
     .get_crl = cb_get_crl,
     .get_ca_cert = cb_get_ca_cert,
     .get_cert_chain = cb_get_cert_chain,
     .get_metrics = cb_get_metrics,
     .handover = cb_handover,
+    .ocsp = cb_ocsp,
 };
 
 /* ---- fixture ---------------------------------------------------------------- */
@@ -278,6 +302,7 @@ fx_teardown(Fixture *fx, gconstpointer data)
 	g_free(fx->seen_site);
 	g_free(fx->seen_tier);
 	g_free(fx->seen_ca0);
+	g_clear_pointer(&fx->ocsp_seen, g_bytes_unref);
 }
 
 /* ---- clients in threads ----------------------------------------------------- */
@@ -1036,6 +1061,76 @@ test_plain(Fixture *fx, gconstpointer data)
 	raw_job_clear(&j);
 }
 
+static void
+plain_post(Fixture *fx, RawJob *j, const char *path, const char *content_type, GBytes *body)
+{
+	*j = (RawJob){0};
+	j->url = g_strdup_printf("http://127.0.0.1:%u%s", vc_http_server_get_plain_port(fx->server),
+				 path);
+	j->method = "POST";
+	j->content_type = content_type;
+	j->body = body;
+	run_client(raw_thread, j);
+	g_assert_no_error(j->error);
+}
+
+/* OCSP's HTTP binding: POST and GET reach the callback with the same
+ * octets; what is too big, not base64 or not an OCSP request never does. */
+static void
+test_ocsp(Fixture *fx, gconstpointer data)
+{
+	static const char malformed[] = "\x30\x03\x0a\x01\x01";
+	RawJob j;
+
+	plain_post(fx, &j, "/ocsp", "application/ocsp-request", g_bytes_new_static("a+b/c=d?", 8));
+	g_assert_cmpuint(j.status, ==, 200);
+	g_assert_cmpstr(j.reply_type, ==, "application/ocsp-response");
+	g_assert_cmpstr(j.reply, ==, "OCSP:a+b/c=d?");
+	g_assert_nonnull(strstr(j.cache_control, "max-age="));
+	g_assert_cmpstr(j.etag, ==, "\"0123abcd\"");
+	g_assert_cmpuint(fx->ocsp_requests, ==, 1);
+	g_assert_cmpmem(g_bytes_get_data(fx->ocsp_seen, NULL), g_bytes_get_size(fx->ocsp_seen),
+			"a+b/c=d?", 8);
+	raw_job_clear(&j);
+
+	/* GET: base64 of "a+b/c=d?" (YStiL2M9ZD8=), URL-encoded or not */
+	plain_get(fx, &j, "GET", "/ocsp/YStiL2M9ZD8%3D");
+	g_assert_cmpuint(j.status, ==, 200);
+	g_assert_cmpstr(j.reply, ==, "OCSP:a+b/c=d?");
+	raw_job_clear(&j);
+	plain_get(fx, &j, "GET", "/ocsp/YStiL2M9ZD8=");
+	g_assert_cmpstr(j.reply, ==, "OCSP:a+b/c=d?");
+	g_assert_cmpuint(fx->ocsp_requests, ==, 3);
+	raw_job_clear(&j);
+
+	/* refused before the callback: an OCSP malformedRequest, not cached */
+	plain_get(fx, &j, "GET", "/ocsp/not*base64");
+	g_assert_cmpuint(j.status, ==, 200);
+	g_assert_cmpstr(j.reply_type, ==, "application/ocsp-response");
+	g_assert_cmpstr(j.reply, ==, malformed);
+	g_assert_cmpstr(j.cache_control, ==, "no-store");
+	raw_job_clear(&j);
+	plain_get(fx, &j, "GET", "/ocsp/YStiL2M9ZD8");
+	g_assert_cmpstr(j.reply, ==, malformed);
+	raw_job_clear(&j);
+	plain_get(fx, &j, "GET", "/ocsp");
+	g_assert_cmpstr(j.reply, ==, malformed);
+	raw_job_clear(&j);
+	plain_post(fx, &j, "/ocsp", "application/ocsp-request",
+		   g_bytes_new_take(g_malloc0(1024 * 1024), 1024 * 1024));
+	g_assert_cmpuint(j.status, ==, 200);
+	g_assert_cmpstr(j.reply, ==, malformed);
+	raw_job_clear(&j);
+	plain_post(fx, &j, "/ocsp", "text/plain", g_bytes_new_static("x", 1));
+	g_assert_cmpuint(j.status, ==, 415);
+	raw_job_clear(&j);
+	plain_get(fx, &j, "PUT", "/ocsp");
+	g_assert_cmpuint(j.status, ==, 405);
+	g_assert_cmpstr(j.allow, ==, "GET, HEAD, POST");
+	raw_job_clear(&j);
+	g_assert_cmpuint(fx->ocsp_requests, ==, 3);
+}
+
 /* ---- setup errors -------------------------------------------------------------- */
 
 static void
@@ -1382,6 +1477,7 @@ main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fx_setup, fn, fx_teardown)
+	ADD("/http/ocsp", test_ocsp);
 	ADD("/http/claim/accepted", test_claim_accepted);
 	ADD("/http/claim/refused", test_claim_refused);
 	ADD("/http/claim/other-ca", test_claim_other_ca);
