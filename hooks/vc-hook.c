@@ -95,6 +95,22 @@ vc_hook_parse_answer(JsonNode *result, gboolean *ret_allow, const char **ret_rea
 	return TRUE;
 }
 
+/* Must the daemon see a VM a policy selects even when its placement does
+ * not restrict anything? Yes when this host requires a signed placement
+ * ([placement] require-signed: an unsigned or weakened placement is refused
+ * there), or checks the signatures it is given (owner-ca) and this one has
+ * one. */
+static gboolean
+vc_hook_signature_matters(const VcConfig *config, const VcDomainInfo *info, const VcPolicy *policy)
+{
+	if (policy == NULL)
+		return FALSE;
+	if (config->require_signed)
+		return TRUE;
+	return config->owner_ca != NULL && info->placement != NULL &&
+	       info->placement->sig_der != NULL;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -110,7 +126,7 @@ main(int argc, char **argv)
 	g_autoptr(GError) policy_error = NULL;
 	g_autoptr(JsonObject) params = NULL;
 	g_autoptr(JsonNode) result = NULL;
-	gboolean is_migrate, allow = FALSE;
+	gboolean is_migrate, allow = FALSE, signature_matters = FALSE;
 	const char *reason = NULL;
 
 	if (argc < 3) {
@@ -165,12 +181,16 @@ main(int argc, char **argv)
 	else {
 		policy = vc_placement_resolve_policy(info, set, config->issue_all,
 						     config->default_lifetime_s, &policy_error);
-		if (policy_error == NULL && !vc_placement_is_restricted(policy))
+		signature_matters = vc_hook_signature_matters(config, info, policy);
+		if (policy_error == NULL && !vc_placement_is_restricted(policy) &&
+		    !signature_matters)
 			return 0;
 	}
 	/* "prepare begin" runs for every start; only a VM whose policy says
-	 * check-on-start is checked there */
-	if (!is_migrate && (policy == NULL || !policy->check_on_start))
+	 * check-on-start is checked there, or every VM a policy selects when
+	 * the owner's signature counts (check-on-start itself is one of the
+	 * rules it covers) */
+	if (!is_migrate && (policy == NULL || !policy->check_on_start) && !signature_matters)
 		return 0;
 
 	params = json_object_new();

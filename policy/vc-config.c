@@ -53,6 +53,8 @@ vc_config_free(VcConfig *config)
 	g_free(config->host_ca);
 	g_free(config->host_crl);
 	g_free(config->host_fqdn);
+	g_free(config->owner_ca);
+	g_free(config->owner_crl);
 	g_free(config->peer_address);
 	g_free(config->peer_url);
 	g_free(config);
@@ -214,6 +216,9 @@ static const KeyDesc keys[] = {
     {"peer", "address", KEY_ADDRESS, G_STRUCT_OFFSET(VcConfig, peer_address)},
     {"peer", "url", KEY_URL, G_STRUCT_OFFSET(VcConfig, peer_url)},
     {"peer", "handover-grace", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, handover_grace_s)},
+    {"placement", "owner-ca", KEY_PATH, G_STRUCT_OFFSET(VcConfig, owner_ca)},
+    {"placement", "owner-crl", KEY_PATH, G_STRUCT_OFFSET(VcConfig, owner_crl)},
+    {"placement", "require-signed", KEY_BOOL, G_STRUCT_OFFSET(VcConfig, require_signed)},
 };
 
 static const KeyDesc *
@@ -392,9 +397,11 @@ vc_config_load(const char *path, gboolean required, GError **error)
 	for (gsize i = 0; groups[i] != NULL; i++) {
 		g_auto(GStrv) names = NULL;
 		if (!vc_config_group_known(groups[i])) {
-			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-				    "%s: unknown group [%s] (known: [daemon] [ca] [hook] [host])",
-				    path, groups[i]);
+			g_set_error(
+			    error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "%s: unknown group [%s] (known: [daemon] [ca] [hook] [host] [peer] "
+			    "[placement])",
+			    path, groups[i]);
 			return NULL;
 		}
 		names = g_key_file_get_keys(kf, groups[i], NULL, NULL);
@@ -415,6 +422,13 @@ vc_config_load(const char *path, gboolean required, GError **error)
 				return NULL;
 			}
 		}
+	}
+	if (c->require_signed && c->owner_ca == NULL) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "%s: [placement] require-signed=yes needs owner-ca=FILE (the owner CA "
+			    "whose signatures this host accepts)",
+			    path);
+		return NULL;
 	}
 	return g_steal_pointer(&c);
 }

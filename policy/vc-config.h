@@ -44,6 +44,12 @@ typedef struct {
 	char *peer_address; /* address: listen host:port, "" disables */
 	char *peer_url; /* url: how other hosts reach this one (https://FQDN:PORT), NULL: none */
 	gint64 handover_grace_s; /* handover-grace: how long a migrated VM's claim may take */
+
+	/* [placement]: placements signed by the VMs' owners
+	 * (agent/ca/vc-placement-sig.h, docs/host-trust.md) */
+	char *owner_ca;		 /* owner-ca: trusted owner CA bundle (PEM), NULL: none */
+	char *owner_crl;	 /* owner-crl: the owner CAs' CRLs (PEM or DER), NULL: none */
+	gboolean require_signed; /* require-signed: refuse VMs without a valid signed placement */
 } VcConfig;
 
 VcConfig *vc_config_new_default(void);
