@@ -364,6 +364,25 @@ vc_domain_xml_unknown_element(const xmlNode *c, const char *parent, GError **err
 	return FALSE;
 }
 
+/* The text of <virtcert:signature>, line breaks and all. */
+static char *
+vc_domain_xml_signature_text(const xmlNode *n, GError **error)
+{
+	g_autoptr(GString) s = g_string_new(NULL);
+
+	for (xmlNode *c = n->children; c != NULL; c = c->next) {
+		if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) {
+			g_string_append(s, (const char *)c->content);
+		} else if (c->type == XML_ELEMENT_NODE) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "line %d: <%s> must hold only text", n->line,
+				    (const char *)n->name);
+			return NULL;
+		}
+	}
+	return g_string_free(g_steal_pointer(&s), FALSE);
+}
+
 /* <virtcert:signature vm="UUID" not-after="T">BASE64</virtcert:signature> */
 static gboolean
 vc_domain_xml_parse_signature(const xmlNode *c, VcSignedPlacement *sp, GError **error)
@@ -379,11 +398,16 @@ vc_domain_xml_parse_signature(const xmlNode *c, VcSignedPlacement *sp, GError **
 	vm = vc_domain_xml_get_attr(c, "vm", &local);
 	if (local == NULL)
 		not_after = vc_domain_xml_get_attr(c, "not-after", &local);
-	if (local == NULL)
-		text = vc_domain_xml_node_text(c, TRUE, &local);
-	if (local == NULL && sp != NULL)
-		vc_signed_placement_set_signature(sp, vm, not_after, text, &local);
 	if (local != NULL) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	/* base64 may be wrapped over lines: white space inside is allowed
+	 * here, and every other character is checked by the setter */
+	text = vc_domain_xml_signature_text(c, error);
+	if (text == NULL)
+		return FALSE;
+	if (!vc_signed_placement_set_signature(sp, vm, not_after, text, &local)) {
 		g_propagate_prefixed_error(error, g_steal_pointer(&local), "line %d: ", c->line);
 		return FALSE;
 	}

@@ -327,6 +327,110 @@ vc_placement_sig_verify_signer(VcOwnerTrust *trust, X509 *signer, VcX509Stack *u
 	return FALSE;
 }
 
+/* One DER TLV at *P (before END): its tag, constructed or not, and content;
+ * *P moves past it. */
+static gboolean
+vc_placement_sig_der_next(const unsigned char **p, const unsigned char *end, int want_tag,
+			  const unsigned char **ret_content, long *ret_len,
+			  const unsigned char **ret_tlv)
+{
+	const unsigned char *start = *p;
+	long len = 0;
+	int tag = 0, xclass = 0;
+	int r = ASN1_get_object(p, &len, &tag, &xclass, end - *p);
+
+	if ((r & 0x80) != 0 || tag != want_tag || len < 0 || len > end - *p)
+		return FALSE;
+	if (ret_content != NULL)
+		*ret_content = *p;
+	if (ret_len != NULL)
+		*ret_len = len;
+	if (ret_tlv != NULL)
+		*ret_tlv = start;
+	*p += len;
+	return TRUE;
+}
+
+/* What OpenSSL parses but never judges, which a signature does not cover
+ * (RFC 5652 5.1, 5.3): SignedData and SignerInfo versions must be 1 (id-data
+ * content, issuerAndSerialNumber), and the SignedData's digestAlgorithms
+ * must be exactly the signer's. So that no byte of a signature can change
+ * without the check noticing. */
+static gboolean
+vc_placement_sig_check_structure(const unsigned char *der, long der_len)
+{
+	const unsigned char *p = der, *end = der + der_len, *c, *sd, *sd_end, *set, *si, *si_end;
+	const unsigned char *dig_set, *dig_tlv, *dig_end;
+	long len = 0, dig_set_len = 0;
+
+	/* ContentInfo ::= SEQUENCE { contentType, [0] EXPLICIT SignedData } */
+	if (!vc_placement_sig_der_next(&p, end, V_ASN1_SEQUENCE, &c, &len, NULL))
+		return FALSE;
+	p = c;
+	end = c + len;
+	if (!vc_placement_sig_der_next(&p, end, V_ASN1_OBJECT, NULL, NULL, NULL) ||
+	    !vc_placement_sig_der_next(&p, end, 0, &c, &len, NULL))
+		return FALSE;
+	p = c;
+	if (!vc_placement_sig_der_next(&p, c + len, V_ASN1_SEQUENCE, &sd, &len, NULL))
+		return FALSE;
+	p = sd;
+	sd_end = sd + len;
+	/* version 1, digestAlgorithms, encapContentInfo */
+	if (!vc_placement_sig_der_next(&p, sd_end, V_ASN1_INTEGER, &c, &len, NULL) || len != 1 ||
+	    c[0] != 1 ||
+	    !vc_placement_sig_der_next(&p, sd_end, V_ASN1_SET, &dig_set, &dig_set_len, NULL) ||
+	    !vc_placement_sig_der_next(&p, sd_end, V_ASN1_SEQUENCE, NULL, NULL, NULL))
+		return FALSE;
+	/* [0] certificates, [1] crls (optional, context tags), then signerInfos */
+	while (p < sd_end && (*p & 0xc0) == 0x80) {
+		long l = 0;
+		int tag = 0, xclass = 0;
+		if ((ASN1_get_object(&p, &l, &tag, &xclass, sd_end - p) & 0x80) != 0 ||
+		    l > sd_end - p)
+			return FALSE;
+		p += l;
+	}
+	if (!vc_placement_sig_der_next(&p, sd_end, V_ASN1_SET, &set, &len, NULL) || p != sd_end)
+		return FALSE;
+	p = set;
+	if (!vc_placement_sig_der_next(&p, set + len, V_ASN1_SEQUENCE, &si, &len, NULL))
+		return FALSE;
+	si_end = si + len;
+	p = si;
+	/* SignerInfo: version 1, sid, digestAlgorithm */
+	if (!vc_placement_sig_der_next(&p, si_end, V_ASN1_INTEGER, &c, &len, NULL) || len != 1 ||
+	    c[0] != 1 || !vc_placement_sig_der_next(&p, si_end, V_ASN1_SEQUENCE, NULL, NULL, NULL))
+		return FALSE;
+	dig_tlv = p;
+	if (!vc_placement_sig_der_next(&p, si_end, V_ASN1_SEQUENCE, NULL, NULL, NULL))
+		return FALSE;
+	dig_end = p;
+	return dig_set_len == dig_end - dig_tlv &&
+	       memcmp(dig_set, dig_tlv, (gsize)dig_set_len) == 0;
+}
+
+/* RFC 5652 5.3 signatureAlgorithm: OpenSSL picks the algorithm from the
+ * signer's key and does not look at this field, so a changed one would go
+ * unnoticed; it must name the key's algorithm, alone (RFC 5753 allows
+ * id-ecPublicKey, RFC 3370 rsaEncryption) or with a digest. */
+static gboolean
+vc_placement_sig_algorithm_fits(const X509_ALGOR *alg, const X509_ALGOR *digest, X509 *signer)
+{
+	EVP_PKEY *pub = X509_get0_pubkey(signer);
+	int nid = alg != NULL ? OBJ_obj2nid(alg->algorithm) : NID_undef;
+	int dnid = digest != NULL ? OBJ_obj2nid(digest->algorithm) : NID_undef;
+	int pknid = NID_undef, mdnid = NID_undef;
+
+	if (pub == NULL || nid == NID_undef)
+		return FALSE;
+	if (OBJ_find_sigid_algs(nid, &mdnid, &pknid))
+		/* with a digest in the name, the SignerInfo's digest (what
+		 * OpenSSL uses) must be that one (Ed25519 names none) */
+		return pknid == EVP_PKEY_get_base_id(pub) && (mdnid == NID_undef || mdnid == dnid);
+	return nid == EVP_PKEY_get_base_id(pub);
+}
+
 static char *
 vc_placement_sig_normalize_uuid(const char *s)
 {
@@ -352,6 +456,7 @@ vc_placement_sig_verify(VcOwnerTrust *trust, const VcSignedPlacement *sp, const 
 	STACK_OF(CMS_SignerInfo) * infos;
 	CMS_SignerInfo *si;
 	X509 *signer = NULL;
+	X509_ALGOR *sig_alg = NULL, *dig_alg = NULL;
 	const unsigned char *der, *p;
 	gsize der_len = 0, canon_len = 0;
 	const void *canon;
@@ -377,11 +482,22 @@ vc_placement_sig_verify(VcOwnerTrust *trust, const VcSignedPlacement *sp, const 
 	p = der;
 	cms = d2i_CMS_ContentInfo(NULL, &p, (long)der_len);
 	if (cms == NULL || p != der + der_len ||
-	    OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed || CMS_is_detached(cms) != 1) {
+	    OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed || CMS_is_detached(cms) != 1 ||
+	    /* RFC 5652 5.2: id-data, as signed (OpenSSL does not compare the
+	     * content-type attribute with it) */
+	    OBJ_obj2nid(CMS_get0_eContentType(cms)) != NID_pkcs7_data) {
 		ERR_clear_error();
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_POLICY,
 				    "the placement signature is not a CMS SignedData (RFC 5652) "
 				    "with detached content");
+		return FALSE;
+	}
+	if (!vc_placement_sig_check_structure(der, (long)der_len)) {
+		g_set_error_literal(
+		    error, VC_ERROR, VC_ERROR_POLICY,
+		    "the placement signature is not a CMS SignedData as owners make "
+		    "it (version 1, one signer, its digest algorithm): altered after "
+		    "signing");
 		return FALSE;
 	}
 	infos = CMS_get0_SignerInfos(cms);
@@ -403,11 +519,17 @@ vc_placement_sig_verify(VcOwnerTrust *trust, const VcSignedPlacement *sp, const 
 		vc_crypto_set_error(error, "cannot read the placement signature's certificates");
 		return FALSE;
 	}
-	CMS_SignerInfo_get0_algs(si, NULL, &signer, NULL, NULL);
+	CMS_SignerInfo_get0_algs(si, NULL, &signer, &dig_alg, &sig_alg);
 	if (signer == NULL) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_POLICY,
 				    "the placement signature does not carry the owner's "
 				    "certificate");
+		return FALSE;
+	}
+	if (!vc_placement_sig_algorithm_fits(sig_alg, dig_alg, signer)) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_POLICY,
+				    "the placement signature's algorithm does not fit the owner's "
+				    "key (altered after signing)");
 		return FALSE;
 	}
 	canon = g_bytes_get_data(canonical, &canon_len);
