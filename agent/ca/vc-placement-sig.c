@@ -38,7 +38,29 @@ struct _VcOwnerTrust {
 	gboolean loaded;
 	GPtrArray *anchors; /* of X509* */
 	GPtrArray *crls;    /* of X509_CRL* */
+	/* signatures verified with these files: SHA-256 of the DER and of the
+	 * signed bytes -> VcPlacementSigVerified; emptied when a file changes */
+	GHashTable *verified;
 };
+
+/* How long a verified signature is taken as verified without redoing the
+ * CMS and chain checks (the engine evaluates every VM at each reconcile):
+ * never past the owner certificate's notAfter, and short enough that a
+ * CRL's nextUpdate passing is noticed soon. A changed file counts at once. */
+#define VC_PLACEMENT_SIG_CACHE_S 60
+#define VC_PLACEMENT_SIG_CACHE_MAX 65536
+
+typedef struct {
+	char *signer;
+	gint64 valid_until;
+} VcPlacementSigVerified;
+
+static void
+vc_placement_sig_verified_free(VcPlacementSigVerified *v)
+{
+	g_free(v->signer);
+	g_free(v);
+}
 
 VcOwnerTrust *
 vc_owner_trust_new(const char *ca_path, const char *crl_path)
@@ -50,6 +72,8 @@ vc_owner_trust_new(const char *ca_path, const char *crl_path)
 	trust->crl_path = g_strdup(crl_path);
 	trust->anchors = g_ptr_array_new_with_free_func((GDestroyNotify)X509_free);
 	trust->crls = g_ptr_array_new_with_free_func((GDestroyNotify)X509_CRL_free);
+	trust->verified = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+						(GDestroyNotify)vc_placement_sig_verified_free);
 	return trust;
 }
 
@@ -62,6 +86,7 @@ vc_owner_trust_free(VcOwnerTrust *trust)
 	g_free(trust->crl_path);
 	g_ptr_array_unref(trust->anchors);
 	g_ptr_array_unref(trust->crls);
+	g_hash_table_unref(trust->verified);
 	g_free(trust);
 }
 
@@ -130,6 +155,7 @@ vc_owner_trust_refresh(VcOwnerTrust *trust, GError **error)
 	    vc_placement_sig_stamp_equal(&crl_stamp, &trust->crl_stamp))
 		return TRUE;
 	trust->loaded = FALSE;
+	g_hash_table_remove_all(trust->verified);
 	anchors = vc_cert_load_pem_file(trust->ca_path, error);
 	if (anchors == NULL) {
 		g_prefix_error(error, "[placement] owner-ca: ");
@@ -442,6 +468,37 @@ vc_placement_sig_normalize_uuid(const char *s)
 	return g_string_free(out, FALSE);
 }
 
+static gboolean vc_placement_sig_check_binding(const VcSignedPlacement *sp, const char *vm_uuid,
+					       gint64 now, const char *signer_name,
+					       char **ret_signer, GError **error);
+
+static gint64
+vc_placement_sig_time_to_unix(const ASN1_TIME *t)
+{
+	struct tm tm = {0};
+	g_autoptr(GDateTime) dt = NULL;
+
+	if (t == NULL || !ASN1_TIME_to_tm(t, &tm))
+		return 0;
+	dt = g_date_time_new_utc(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+				 tm.tm_min, tm.tm_sec);
+	return dt != NULL ? g_date_time_to_unix(dt) : 0;
+}
+
+static char *
+vc_placement_sig_cache_key(GBytes *der, GBytes *canonical)
+{
+	g_autoptr(GChecksum) a = g_checksum_new(G_CHECKSUM_SHA256);
+	g_autoptr(GChecksum) b = g_checksum_new(G_CHECKSUM_SHA256);
+	gsize n = 0;
+	const guchar *p = g_bytes_get_data(der, &n);
+
+	g_checksum_update(a, p, (gssize)n);
+	p = g_bytes_get_data(canonical, &n);
+	g_checksum_update(b, p, (gssize)n);
+	return g_strconcat(g_checksum_get_string(a), ":", g_checksum_get_string(b), NULL);
+}
+
 gboolean
 vc_placement_sig_verify(VcOwnerTrust *trust, const VcSignedPlacement *sp, const char *vm_uuid,
 			gint64 now, char **ret_signer, GError **error)
@@ -451,8 +508,9 @@ vc_placement_sig_verify(VcOwnerTrust *trust, const VcSignedPlacement *sp, const 
 	g_autoptr(GBytes) canonical = NULL;
 	g_autoptr(BIO) content = NULL;
 	g_autoptr(VcX509Stack) certs = NULL;
-	g_autofree char *want = NULL;
-	g_autofree char *have = NULL;
+	g_autofree char *cache_key = NULL;
+	g_autofree char *signer_name = NULL;
+	VcPlacementSigVerified *cached;
 	STACK_OF(CMS_SignerInfo) * infos;
 	CMS_SignerInfo *si;
 	X509 *signer = NULL;
@@ -460,7 +518,6 @@ vc_placement_sig_verify(VcOwnerTrust *trust, const VcSignedPlacement *sp, const 
 	const unsigned char *der, *p;
 	gsize der_len = 0, canon_len = 0;
 	const void *canon;
-	gint64 not_after = 0;
 
 	g_return_val_if_fail(trust != NULL && sp != NULL, FALSE);
 	if (now == 0)
@@ -478,6 +535,11 @@ vc_placement_sig_verify(VcOwnerTrust *trust, const VcSignedPlacement *sp, const 
 			    "the signed placement is malformed: %s", local->message);
 		return FALSE;
 	}
+	cache_key = vc_placement_sig_cache_key(sp->sig_der, canonical);
+	cached = g_hash_table_lookup(trust->verified, cache_key);
+	if (cached != NULL && now <= cached->valid_until)
+		return vc_placement_sig_check_binding(sp, vm_uuid, now, cached->signer, ret_signer,
+						      error);
 	der = g_bytes_get_data(sp->sig_der, &der_len);
 	p = der;
 	cms = d2i_CMS_ContentInfo(NULL, &p, (long)der_len);
@@ -547,6 +609,29 @@ vc_placement_sig_verify(VcOwnerTrust *trust, const VcSignedPlacement *sp, const 
 	ERR_clear_error();
 	if (!vc_placement_sig_verify_signer(trust, signer, certs, now, error))
 		return FALSE;
+	signer_name = vc_x509_name_to_string(X509_get_subject_name(signer));
+	{
+		VcPlacementSigVerified *v = g_new0(VcPlacementSigVerified, 1);
+		gint64 cert_end = vc_placement_sig_time_to_unix(X509_get0_notAfter(signer));
+		v->signer = g_strdup(signer_name);
+		v->valid_until = MIN(now + VC_PLACEMENT_SIG_CACHE_S, cert_end);
+		if (g_hash_table_size(trust->verified) >= VC_PLACEMENT_SIG_CACHE_MAX)
+			g_hash_table_remove_all(trust->verified);
+		g_hash_table_replace(trust->verified, g_steal_pointer(&cache_key), v);
+	}
+	return vc_placement_sig_check_binding(sp, vm_uuid, now, signer_name, ret_signer, error);
+}
+
+/* The checks the signature itself cannot make: the VM it is bound to, and
+ * its expiry, at NOW. */
+static gboolean
+vc_placement_sig_check_binding(const VcSignedPlacement *sp, const char *vm_uuid, gint64 now,
+			       const char *signer_name, char **ret_signer, GError **error)
+{
+	g_autofree char *want = NULL;
+	g_autofree char *have = NULL;
+	gint64 not_after = 0;
+
 	want = vc_placement_sig_normalize_uuid(vm_uuid);
 	have = vc_placement_sig_normalize_uuid(sp->sig_vm);
 	if (vm_uuid != NULL && strcmp(want, have) != 0) {
@@ -563,7 +648,7 @@ vc_placement_sig_verify(VcOwnerTrust *trust, const VcSignedPlacement *sp, const 
 		return FALSE;
 	}
 	if (ret_signer != NULL)
-		*ret_signer = vc_x509_name_to_string(X509_get_subject_name(signer));
+		*ret_signer = g_strdup(signer_name);
 	return TRUE;
 }
 

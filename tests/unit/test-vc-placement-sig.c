@@ -182,6 +182,16 @@ test_valid(Fixture *f, gconstpointer data)
 		g_autofree char *upper = g_ascii_strup(VM_UUID, -1);
 		g_assert_null(verify(f, s, upper, NULL));
 	}
+	/* a second check with the same trust (answered from what was verified)
+	 * still binds the VM and the expiry */
+	g_assert_true(vc_placement_sig_verify(trust, s, VM_UUID, 0, NULL, &error));
+	g_assert_false(vc_placement_sig_verify(trust, s, OTHER_UUID, 0, NULL, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
+	g_clear_error(&error);
+	g_assert_false(
+	    vc_placement_sig_verify(trust, s, VM_UUID, vc_test_now_s() + 7200, NULL, &error));
+	g_assert_nonnull(strstr(error->message, "expired"));
+	g_clear_error(&error);
 	/* without an expiry */
 	{
 		g_autoptr(VcSignedPlacement) s2 =
