@@ -23,6 +23,9 @@ static const VcBenchCommand commands[] = {
      "The daemon's engine against a libvirt test driver served by a libvirtd", vc_bench_lifecycle},
     {"deliver", "--uri URI --vm NAME [--count N] [--dir PATH]",
      "Deliveries into a running VM through its guest agent, beside guest-ping", vc_bench_deliver},
+    {"placement-sig", "--xml FILE --owner-ca FILE [--count N]",
+     "An owner's placement signature checked in the daemon, beside parsing its domain XML",
+     vc_bench_placement_sig},
     {NULL}};
 
 static void

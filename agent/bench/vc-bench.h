@@ -35,5 +35,6 @@ void vc_bench_rm_rf(const char *path);
 gboolean vc_bench_issue(int argc, char **argv, GError **error);
 gboolean vc_bench_lifecycle(int argc, char **argv, GError **error);
 gboolean vc_bench_deliver(int argc, char **argv, GError **error);
+gboolean vc_bench_placement_sig(int argc, char **argv, GError **error);
 
 G_END_DECLS

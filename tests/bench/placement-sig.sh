@@ -6,8 +6,10 @@
 #   tests/bench/placement-sig.sh [BUILD_DIR]   (default build/)
 # Prints one JSON object: p50/p99/max in ms for "signed" (require-signed=yes,
 # a valid owner signature checked by the daemon) and "unsigned" (the same
-# placement, no signature, a host that does not require one). Target: signed
-# p99 <= 50 ms.
+# placement, no signature, a host that does not require one), and
+# "hook_alone" (a VM without policy: the hook's own process, no daemon); then
+# virtcert-bench placement-sig's in-process figures. Target: signed p99 <=
+# 50 ms.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build}
@@ -36,6 +38,7 @@ signed=$(vc placement sign --key "$T/alice.key" --cert "$T/alice.pem" --vm "$U" 
 meta() { echo "<vc:vm xmlns:vc='urn:virtcert:domain:1'><vc:name>{name}.vms.example.com</vc:name>$1</vc:vm>"; }
 test_domain web-1 "$(meta "$signed")" "$U" >"$T/signed.xml"
 test_domain web-1 "$(meta "<vc:placement>$RULES</vc:placement>")" "$U" >"$T/unsigned.xml"
+test_domain web-1 "" "$U" >"$T/plain.xml"
 
 # run_hook XML: RUNS runs; prints "p50 p99 max" in ms
 run_hook() {
@@ -65,4 +68,16 @@ bench() { # bench NAME XML [PLACEMENT LINES]: a daemon with those settings, then
 s=$(bench signed "$T/signed.xml" "[placement]" "owner-ca=$T/owner-ca/ca.pem" \
 	"owner-crl=$T/owner.crl" require-signed=yes)
 u=$(bench unsigned "$T/unsigned.xml")
-echo "{\"bench\":\"hook-placement-signature\",$s,$u,\"target_p99_ms\":50}"
+# the reference: the same process for a VM without policy, which the hook
+# answers alone (configuration, XML, policy.d; no daemon)
+read -r p50 p99 max < <(run_hook "$T/plain.xml")
+r=$(printf '"hook_alone":{"runs":%d,"p50_ms":%s,"p99_ms":%s,"max_ms":%s}' "$RUNS" "$p50" "$p99" "$max")
+load=$(cut -d' ' -f1 /proc/loadavg)
+echo "{\"bench\":\"hook-placement-signature\",$s,$u,$r,\"loadavg_1m\":$load,\"target_p99_ms\":50}"
+# and in the daemon alone: the signature check beside parsing the XML
+bench_exe=${VIRTCERT_BENCH:-$build/agent/bench/virtcert-bench}
+if [[ -x $bench_exe ]]; then
+	"$bench_exe" --json placement-sig --xml "$T/signed.xml" --owner-ca "$T/owner-ca/ca.pem" \
+		--count "$RUNS" | tr -d '\n '
+	echo
+fi
