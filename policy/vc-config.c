@@ -31,6 +31,13 @@ vc_config_new_default(void)
 	c->hook_fail_open = FALSE;
 	c->peer_address = g_strdup("");
 	c->handover_grace_s = 60;
+	c->http_max_connections = 256;
+	c->http_header_timeout_ms = 10 * 1000;
+	c->http_idle_timeout_ms = 30 * 1000;
+	c->http_request_timeout_ms = 30 * 1000;
+	c->peer_max_connections = 64;
+	c->control_max_connections = 64;
+	c->control_timeout_ms = 10 * 1000;
 	return c;
 }
 
@@ -183,7 +190,11 @@ typedef enum {
 	KEY_BOOL,
 	KEY_DURATION, /* positive */
 	KEY_MS,	      /* positive milliseconds */
+	KEY_COUNT,    /* 1 to VC_CONFIG_COUNT_MAX */
 } KeyKind;
+
+/* more connections than any descriptor limit allows */
+#define VC_CONFIG_COUNT_MAX 1000000
 
 typedef struct {
 	const char *group;
@@ -216,6 +227,14 @@ static const KeyDesc keys[] = {
     {"peer", "address", KEY_ADDRESS, G_STRUCT_OFFSET(VcConfig, peer_address)},
     {"peer", "url", KEY_URL, G_STRUCT_OFFSET(VcConfig, peer_url)},
     {"peer", "handover-grace", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, handover_grace_s)},
+    {"peer", "max-connections", KEY_COUNT, G_STRUCT_OFFSET(VcConfig, peer_max_connections)},
+    {"http", "max-connections", KEY_COUNT, G_STRUCT_OFFSET(VcConfig, http_max_connections)},
+    {"http", "header-timeout", KEY_MS, G_STRUCT_OFFSET(VcConfig, http_header_timeout_ms)},
+    {"http", "idle-timeout", KEY_MS, G_STRUCT_OFFSET(VcConfig, http_idle_timeout_ms)},
+    {"http", "request-timeout", KEY_MS, G_STRUCT_OFFSET(VcConfig, http_request_timeout_ms)},
+    {"daemon", "control-max-connections", KEY_COUNT,
+     G_STRUCT_OFFSET(VcConfig, control_max_connections)},
+    {"daemon", "control-timeout", KEY_MS, G_STRUCT_OFFSET(VcConfig, control_timeout_ms)},
     {"placement", "owner-ca", KEY_PATH, G_STRUCT_OFFSET(VcConfig, owner_ca)},
     {"placement", "owner-crl", KEY_PATH, G_STRUCT_OFFSET(VcConfig, owner_crl)},
     {"placement", "require-signed", KEY_BOOL, G_STRUCT_OFFSET(VcConfig, require_signed)},
@@ -359,6 +378,17 @@ vc_config_set_value(VcConfig *c, const KeyDesc *d, const char *value, const char
 		*int_field = v;
 		return TRUE;
 	}
+	case KEY_COUNT: {
+		guint64 v = 0;
+		if (!g_ascii_string_to_unsigned(value, 10, 1, VC_CONFIG_COUNT_MAX, &v, NULL)) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "\"%s\" is not a whole number from 1 to %d", value,
+				    VC_CONFIG_COUNT_MAX);
+			return FALSE;
+		}
+		*int_field = (gint64)v;
+		return TRUE;
+	}
 	default:
 		g_assert_not_reached();
 	}
@@ -397,11 +427,11 @@ vc_config_load(const char *path, gboolean required, GError **error)
 	for (gsize i = 0; groups[i] != NULL; i++) {
 		g_auto(GStrv) names = NULL;
 		if (!vc_config_group_known(groups[i])) {
-			g_set_error(
-			    error, VC_ERROR, VC_ERROR_INVALID_DATA,
-			    "%s: unknown group [%s] (known: [daemon] [ca] [hook] [host] [peer] "
-			    "[placement])",
-			    path, groups[i]);
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "%s: unknown group [%s] (known: [daemon] [ca] [hook] [host] "
+				    "[peer] [http] "
+				    "[placement])",
+				    path, groups[i]);
 			return NULL;
 		}
 		names = g_key_file_get_keys(kf, groups[i], NULL, NULL);

@@ -45,6 +45,20 @@ typedef struct {
 	char *peer_url; /* url: how other hosts reach this one (https://FQDN:PORT), NULL: none */
 	gint64 handover_grace_s; /* handover-grace: how long a migrated VM's claim may take */
 
+	/* Connection limits, so that no client holds the descriptors the
+	 * others need. The daemon lowers the caps to fit its descriptor limit.
+	 * [http]: the plain listener's cap; the deadlines of a connection on
+	 * the plain and the peer listener */
+	gint64 http_max_connections;	/* max-connections */
+	gint64 http_header_timeout_ms;	/* header-timeout: accept (or a request's first byte)
+					   to the end of its headers */
+	gint64 http_idle_timeout_ms;	/* idle-timeout: between requests on a kept-alive one */
+	gint64 http_request_timeout_ms; /* request-timeout: headers to the response written */
+	gint64 peer_max_connections;	/* [peer] max-connections */
+	/* [daemon] the control socket */
+	gint64 control_max_connections; /* control-max-connections */
+	gint64 control_timeout_ms;	/* control-timeout: for a complete request */
+
 	/* [placement]: placements signed by the VMs' owners
 	 * (agent/ca/vc-placement-sig.h, docs/host-trust.md) */
 	char *owner_ca;		 /* owner-ca: trusted owner CA bundle (PEM), NULL: none */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "vc-build-config.h"
+#include "vc-cmdline.h"
 #include "vc-error.h"
 
 char *arg_config;
@@ -81,23 +82,8 @@ gboolean
 vc_cli_parse(const char *command, const char *args, const GOptionEntry *entries, int *argc,
 	     char ***argv, GError **error)
 {
-	g_autofree char *param = g_strdup_printf("— virtcert %s %s", command, args ? args : "");
-	g_autoptr(GOptionContext) ctx = g_option_context_new(param);
-	GOptionGroup *global =
-	    g_option_group_new("global", "Global options:", "Show global options", NULL, NULL);
-
-	g_option_group_add_entries(global, global_entries);
-	g_option_context_add_group(ctx, global);
-	if (entries != NULL)
-		g_option_context_add_main_entries(ctx, entries, NULL);
-	if (!g_option_context_parse(ctx, argc, argv, error)) {
-		if (error != NULL && *error != NULL) {
-			(*error)->domain = VC_ERROR;
-			(*error)->code = VC_ERROR_USAGE;
-		}
-		return FALSE;
-	}
-	return TRUE;
+	return vc_cmdline_parse("virtcert", command, args, global_entries, entries, argc, argv,
+				error);
 }
 
 /* Loaded on first use, after the command parsed --config and --state-dir. */

@@ -7,6 +7,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "vc-build-config.h"
+#include "vc-daemon-fds.h"
 #include "vc-engine.h"
 #include "vc-error.h"
 #include "vc-http-server.h"
@@ -24,6 +25,7 @@ typedef struct {
 	VcEngine *engine;
 	VcIpcServer *ipc;
 	VcHttpServer *http;
+	VcDaemonFds fds; /* the connection caps that fit the descriptor limit */
 	GMainLoop *loop;
 	/* the CRL served over HTTP, rebuilt when revocations change or it ages */
 	GBytes *crl;
@@ -270,11 +272,77 @@ vc_daemon_http_get_cert_chain(const char *vm_uuid, gpointer user_data, GError **
 	return vc_engine_get_cert_chain(daemon->engine, vm_uuid, error);
 }
 
+/* The listeners' connection counters, after the engine's metrics. */
+static void
+vc_daemon_append_connection_metrics(VcDaemon *daemon, GString *out)
+{
+	static const char *const listeners[] = {"http", "peer"};
+	VcHttpListenerStats st[2] = {{0}};
+
+	for (guint i = 0; i < 2 && daemon->http != NULL; i++)
+		vc_http_server_get_stats(daemon->http, i == 1, &st[i]);
+	g_string_append(out, "# HELP virtcert_http_connections_refused_total HTTP connections "
+			     "closed at once because the listener had its most allowed open.\n"
+			     "# TYPE virtcert_http_connections_refused_total counter\n");
+	for (guint i = 0; i < 2; i++)
+		g_string_append_printf(out,
+				       "virtcert_http_connections_refused_total{listener=\"%s\"} "
+				       "%" G_GUINT64_FORMAT "\n",
+				       listeners[i], st[i].refused);
+	g_string_append(out, "# HELP virtcert_http_connections_timed_out_total HTTP connections "
+			     "closed at a header, idle or request deadline.\n"
+			     "# TYPE virtcert_http_connections_timed_out_total counter\n");
+	for (guint i = 0; i < 2; i++)
+		g_string_append_printf(out,
+				       "virtcert_http_connections_timed_out_total{listener=\"%s\"} "
+				       "%" G_GUINT64_FORMAT "\n",
+				       listeners[i], st[i].timed_out);
+	g_string_append(out, "# HELP virtcert_http_accept_errors_total Failed accepts (each "
+			     "pauses the listener briefly), such as running out of descriptors.\n"
+			     "# TYPE virtcert_http_accept_errors_total counter\n");
+	for (guint i = 0; i < 2; i++)
+		g_string_append_printf(out,
+				       "virtcert_http_accept_errors_total{listener=\"%s\"} "
+				       "%" G_GUINT64_FORMAT "\n",
+				       listeners[i], st[i].accept_errors);
+	g_string_append(out, "# HELP virtcert_http_connections HTTP connections open now.\n"
+			     "# TYPE virtcert_http_connections gauge\n");
+	for (guint i = 0; i < 2; i++)
+		g_string_append_printf(out, "virtcert_http_connections{listener=\"%s\"} %u\n",
+				       listeners[i], st[i].open);
+	g_string_append(out, "# HELP virtcert_http_max_connections The most HTTP connections "
+			     "open at once (0: the listener is off).\n"
+			     "# TYPE virtcert_http_max_connections gauge\n");
+	for (guint i = 0; i < 2; i++)
+		g_string_append_printf(out, "virtcert_http_max_connections{listener=\"%s\"} %u\n",
+				       listeners[i], st[i].max);
+	if (daemon->ipc == NULL)
+		return;
+	g_string_append_printf(
+	    out,
+	    "# HELP virtcert_control_connections_refused_total Control socket connections "
+	    "refused because the most allowed were open.\n"
+	    "# TYPE virtcert_control_connections_refused_total counter\n"
+	    "virtcert_control_connections_refused_total %" G_GUINT64_FORMAT "\n"
+	    "# HELP virtcert_control_connections_timed_out_total Control socket connections "
+	    "closed because no complete request came in time.\n"
+	    "# TYPE virtcert_control_connections_timed_out_total counter\n"
+	    "virtcert_control_connections_timed_out_total %" G_GUINT64_FORMAT "\n",
+	    vc_ipc_server_get_n_refused(daemon->ipc), vc_ipc_server_get_n_timed_out(daemon->ipc));
+}
+
 static char *
 vc_daemon_http_get_metrics(gpointer user_data)
 {
 	VcDaemon *daemon = user_data;
-	return vc_engine_get_metrics(daemon->engine);
+	g_autofree char *engine = vc_engine_get_metrics(daemon->engine);
+	GString *out;
+
+	if (engine == NULL)
+		return NULL;
+	out = g_string_new(engine);
+	vc_daemon_append_connection_metrics(daemon, out);
+	return g_string_free(out, FALSE);
 }
 
 static void
@@ -310,6 +378,14 @@ vc_daemon_start_http(VcDaemon *daemon, GError **error)
 	    .host_key_path = key,
 	    .host_ca_path = ca,
 	    .host_crl_path = crl,
+	    .limits =
+		{
+		    .max_connections = daemon->fds.http,
+		    .header_timeout_ms = (guint)c->http_header_timeout_ms,
+		    .idle_timeout_ms = (guint)c->http_idle_timeout_ms,
+		    .request_timeout_ms = (guint)c->http_request_timeout_ms,
+		},
+	    .peer_max_connections = daemon->fds.peer,
 	};
 	VcHttpCallbacks cb = {
 	    .get_crl = vc_daemon_http_get_crl,
@@ -409,10 +485,24 @@ vc_daemon_start(VcDaemon *daemon, GError **error)
 	if (!vc_engine_recover(daemon->engine, error))
 		return FALSE;
 
+	/* the caps that fit the descriptors left, before any listener opens */
+	if (!vc_daemon_fds_plan(
+		(guint)daemon->config->control_max_connections,
+		daemon->config->http_address != NULL && *daemon->config->http_address != '\0'
+		    ? (guint)daemon->config->http_max_connections
+		    : 0,
+		daemon->config->peer_address != NULL && *daemon->config->peer_address != '\0'
+		    ? (guint)daemon->config->peer_max_connections
+		    : 0,
+		&daemon->fds, error))
+		return FALSE;
+
 	daemon->ipc =
 	    vc_ipc_server_new(daemon->config->control_socket, daemon->config->control_group, error);
 	if (daemon->ipc == NULL)
 		return FALSE;
+	vc_ipc_server_set_limits(daemon->ipc, daemon->fds.control,
+				 (guint)daemon->config->control_timeout_ms);
 	vc_ipc_server_add_method(daemon->ipc, "status", vc_daemon_method_status, daemon);
 	vc_ipc_server_add_method(daemon->ipc, "list", vc_daemon_method_list, daemon);
 	vc_ipc_server_add_method(daemon->ipc, "show", vc_daemon_method_show, daemon);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vc-engine-decide.h"
 
+#include <string.h>
+
 #include "vc-reason.h"
 
 #define VC_ENGINE_RETRY_MAX_S 300
@@ -15,12 +17,14 @@ static const char *const vc_engine_why_strings[VC_ENGINE_WHY_LAST] = {
     [VC_ENGINE_WHY_UNDEFINED] = "undefined",
     [VC_ENGINE_WHY_RUNS_ELSEWHERE] = "it runs elsewhere now: the handover decides",
     [VC_ENGINE_WHY_MIGRATED_AWAY] = "migrated away; the handover begins",
+    [VC_ENGINE_WHY_INCOMING] = "an incoming migration: nothing before it completes (RESUMED)",
     [VC_ENGINE_WHY_GRACE_ENDED] = "no trusted claim within the handover grace",
     [VC_ENGINE_WHY_REFUSED] = "refused",
     [VC_ENGINE_WHY_UNSELECTED] = "no policy selects the VM any more",
     [VC_ENGINE_WHY_STOPPED_REVOKE] = "VM stopped and its policy says on-stop=revoke",
     [VC_ENGINE_WHY_STOPPED] = "the VM does not run",
-    [VC_ENGINE_WHY_NAMES_CHANGED_STOPPED] = "names changed while the VM was stopped",
+    [VC_ENGINE_WHY_NAMES_CHANGED_STOPPED] =
+	"names, key or lifetime changed while the VM was stopped",
     [VC_ENGINE_WHY_HOLD] = "nothing to deliver to now",
     [VC_ENGINE_WHY_IN_GUEST] = "the guest holds the certificate",
     [VC_ENGINE_WHY_DELIVER] = "deliver into the guest",
@@ -29,7 +33,9 @@ static const char *const vc_engine_why_strings[VC_ENGINE_WHY_LAST] = {
     [VC_ENGINE_WHY_AWAIT_GUEST] = "guest keygen waits for the VM to run with a guest agent",
     [VC_ENGINE_WHY_ISSUE] = "a first certificate",
     [VC_ENGINE_WHY_RENEW] = "renewal",
-    [VC_ENGINE_WHY_NAMES_CHANGED] = "names changed",
+    [VC_ENGINE_WHY_NAMES_CHANGED] = "names, key or lifetime changed",
+    [VC_ENGINE_WHY_ISSUE_REFUSED] = "the CA refused these names or this profile; not retried "
+				    "until policy or metadata change",
 };
 
 static const char *const vc_engine_input_strings[VC_ENGINE_INPUT_LAST] = {
@@ -63,6 +69,30 @@ vc_engine_input_kind_to_string(VcEngineInputKind kind)
 	return vc_engine_input_strings[kind];
 }
 
+char *
+vc_engine_profile_key(const char *const *names, const VcPolicy *policy)
+{
+	g_autofree char *joined = g_strjoinv(",", (GStrv)names);
+	return g_strdup_printf("%s;key=%s/%s;life=%" G_GINT64_FORMAT, joined,
+			       vc_key_type_to_string(policy->key_type),
+			       vc_key_mode_to_string(policy->key_mode), policy->lifetime_s);
+}
+
+gboolean
+vc_engine_profile_matches(const char *row_key, const char *facts_key)
+{
+	const char *semi;
+
+	if (row_key == NULL || facts_key == NULL)
+		return FALSE;
+	if (strchr(row_key, ';') != NULL)
+		return g_str_equal(row_key, facts_key);
+	semi = strchr(facts_key, ';');
+	return semi != NULL ? strlen(row_key) == (gsize)(semi - facts_key) &&
+				  strncmp(row_key, facts_key, (gsize)(semi - facts_key)) == 0
+			    : g_str_equal(row_key, facts_key);
+}
+
 gboolean
 vc_engine_input_needs_facts(const VcEngineInput *input, const VcEngineVmView *vm)
 {
@@ -70,13 +100,13 @@ vc_engine_input_needs_facts(const VcEngineInput *input, const VcEngineVmView *vm
 	case VC_ENGINE_INPUT_UNDEFINED:
 		return !input->rename && !vm->stopped_migrated;
 	case VC_ENGINE_INPUT_STOPPED:
+	case VC_ENGINE_INPUT_STARTED:
 		return !input->migration;
 	case VC_ENGINE_INPUT_TIMER:
 		return !(vm->has_row && vm->state == VC_DOMAIN_STATE_MIGRATING_OUT);
 	case VC_ENGINE_INPUT_OTHER_EVENT:
 		return FALSE;
 	case VC_ENGINE_INPUT_DEFINED:
-	case VC_ENGINE_INPUT_STARTED:
 	case VC_ENGINE_INPUT_RESUMED:
 	case VC_ENGINE_INPUT_AGENT_CONNECTED:
 	case VC_ENGINE_INPUT_METADATA_CHANGED:
@@ -154,10 +184,10 @@ vc_engine_decide_level(const VcEngineInput *input, const VcEngineFacts *f, VcEng
 		return;
 	}
 	if (input->kind == VC_ENGINE_INPUT_RENEW || input->kind == VC_ENGINE_INPUT_FILES_LOST) {
-		/* kept in the row, so that a renewal that must wait is not lost */
-		d->set_next_action = TRUE;
-		d->next_action_at = VC_ENGINE_RENEW_NOW;
-		v->next_action_at = VC_ENGINE_RENEW_NOW;
+		/* kept in the row, so that a renewal that must wait (guest keygen
+		 * with the agent away, a failed CSR, a stop) is not lost */
+		d->set_renew_pending = TRUE;
+		v->renew_pending = TRUE;
 	}
 	if (pol == NULL && f->refused_what == NULL) {
 		/* not (or no longer) selected by any policy */
@@ -194,7 +224,7 @@ vc_engine_decide_level(const VcEngineInput *input, const VcEngineFacts *f, VcEng
 
 	d->remember_plan = TRUE;
 	cur = v->has_serial && f->cur_valid;
-	cur_ok = cur && g_strcmp0(v->names_key, f->names_key) == 0;
+	cur_ok = cur && vc_engine_profile_matches(v->names_key, f->names_key);
 	deliverable = f->active && f->has_agent && f->agent_connected;
 
 	if (!f->active && pol->revoke_on_stop) {
@@ -210,7 +240,7 @@ vc_engine_decide_level(const VcEngineInput *input, const VcEngineFacts *f, VcEng
 	need = f->active || pol->issue_on == VC_ISSUE_ON_DEFINE;
 	/* due by the certificate's own clock, or forced (`virtcert renew`, or a
 	 * guest that lost its files) */
-	renew_due = v->next_action_at == VC_ENGINE_RENEW_NOW || (cur && now >= f->cur_renew_at);
+	renew_due = v->renew_pending || (cur && now >= f->cur_renew_at);
 
 	if (cur_ok && !renew_due) {
 		d->cancel_issue = TRUE;
@@ -256,7 +286,13 @@ vc_engine_decide_level(const VcEngineInput *input, const VcEngineFacts *f, VcEng
 		return;
 	}
 
-	/* issue: new, renewal, new names, or a key that is gone */
+	/* issue: new, renewal, new names, or a key that is gone; not what the CA
+	 * refused already for a reason a retry cannot change */
+	if (v->issue_refused) {
+		d->cancel_issue = TRUE;
+		d->why = VC_ENGINE_WHY_ISSUE_REFUSED;
+		return;
+	}
 	if (pol->key_mode == VC_KEY_MODE_GUEST && !deliverable) {
 		d->cancel_issue = TRUE;
 		d->why = VC_ENGINE_WHY_AWAIT_GUEST;
@@ -337,8 +373,16 @@ vc_engine_decide(const VcEngineInput *input, const VcEngineFacts *facts, const V
 		return;
 	case VC_ENGINE_INPUT_STARTED:
 		d->clear_stopped_migrated = TRUE;
-		/* migrated here: claim it from its issuer once our certificate is in */
-		d->want_claim = input->migration;
+		if (input->migration) {
+			/* migrating here: libvirt starts the domain paused before
+			 * memory moves, and RESUMED follows when the migration
+			 * completes. Only then is a certificate issued (an aborted
+			 * migration costs nothing), and claimed from the issuer
+			 * once ours is in the guest. */
+			d->want_claim = TRUE;
+			d->why = VC_ENGINE_WHY_INCOMING;
+			return;
+		}
 		/* a restore can bring back old files: check what the guest has */
 		d->want_check = input->restore;
 		v.check_wanted = v.check_wanted || input->restore;

@@ -55,7 +55,7 @@ typedef struct {
 	const char *refused_why;
 	gboolean refused_by_host; /* the host may not hold a certificate for the VM */
 	const VcPolicy *policy;	  /* NULL: no policy selects the VM */
-	const char *names_key;	  /* the names policy gives, joined with ',' */
+	const char *names_key;	  /* vc_engine_profile_key() of what policy gives now */
 	/* the current certificate (the row's serial), from the store */
 	gboolean cur_valid; /* VALID and not expired */
 	gint64 cur_renew_at;
@@ -69,18 +69,17 @@ typedef struct {
 	gboolean has_serial;
 	const char *names_key;
 	gint64 next_action_at;
+	gboolean renew_pending;	   /* a renewal was asked for, nothing issued since */
 	gboolean stopped_migrated; /* a STOPPED MIGRATED was seen and nothing since */
 	gboolean check_wanted;	   /* the guest's files should be checked */
 	gboolean job_running;
 	gint64 retry_at;	 /* no guest job before this */
 	gboolean issue_queued;	 /* an issuance is queued */
 	gboolean csr_ready;	 /* guest keygen: the queued issuance has its key */
+	gboolean issue_refused;	 /* the CA refused this very profile; a retry cannot pass */
 	gint failures;		 /* consecutive failures, for backoff */
 	gint64 handover_grace_s; /* configuration */
 } VcEngineVmView;
-
-/* next_action_at meaning "renew at the next evaluation" */
-#define VC_ENGINE_RENEW_NOW 1
 
 typedef enum {
 	VC_ENGINE_JOB_NONE,
@@ -100,6 +99,7 @@ typedef enum {
 	VC_ENGINE_WHY_UNDEFINED,	  /* undefined */
 	VC_ENGINE_WHY_RUNS_ELSEWHERE,	  /* migrated away: the handover decides */
 	VC_ENGINE_WHY_MIGRATED_AWAY,	  /* STOPPED MIGRATED: the handover begins */
+	VC_ENGINE_WHY_INCOMING,		  /* STARTED MIGRATED: wait for the migration to complete */
 	VC_ENGINE_WHY_GRACE_ENDED,	  /* no trusted claim within the grace */
 	VC_ENGINE_WHY_REFUSED,		  /* XML, policy, names or placement refused */
 	VC_ENGINE_WHY_UNSELECTED,	  /* no policy selects the VM any more */
@@ -115,6 +115,7 @@ typedef enum {
 	VC_ENGINE_WHY_ISSUE,		     /* a first certificate */
 	VC_ENGINE_WHY_RENEW,		     /* renewal */
 	VC_ENGINE_WHY_NAMES_CHANGED,	     /* the names changed */
+	VC_ENGINE_WHY_ISSUE_REFUSED,	     /* the CA refused this profile: wait for a change */
 	VC_ENGINE_WHY_LAST
 } VcEngineWhy;
 
@@ -124,9 +125,10 @@ typedef struct {
 	/* bookkeeping of the input */
 	gboolean set_stopped_migrated;
 	gboolean clear_stopped_migrated;
-	gboolean want_claim;  /* migrated here: claim from the issuer once ours is in */
-	gboolean want_check;  /* check the guest's files at the next chance */
-	gboolean reset_retry; /* a guest job may run at once */
+	gboolean want_claim;	    /* migrated here: claim from the issuer once ours is in */
+	gboolean want_check;	    /* check the guest's files at the next chance */
+	gboolean reset_retry;	    /* a guest job may run at once */
+	gboolean set_renew_pending; /* kept in the row until a certificate is issued */
 	/* the old life ends first (undefined, then defined again) */
 	gboolean end_life;
 	/* a new life: generation + 1, state NEW */
@@ -147,6 +149,15 @@ typedef struct {
 	gint64 next_action_at;
 	VcEngineJobKind job;
 } VcEngineDecision;
+
+/* What a certificate is issued as, in one string the row keeps (its
+ * names_key column): the DNS names joined with ',', then ";key=TYPE/MODE;
+ * life=SECONDS". A change of any of them re-issues. */
+char *vc_engine_profile_key(const char *const *names, const VcPolicy *policy);
+/* Does the certificate recorded as ROW_KEY match what policy gives now
+ * (FACTS_KEY)? A row written before the profile was recorded holds only the
+ * names, and matches on them. */
+gboolean vc_engine_profile_matches(const char *row_key, const char *facts_key);
 
 void vc_engine_decide(const VcEngineInput *input, const VcEngineFacts *facts,
 		      const VcEngineVmView *vm, gint64 now, VcEngineDecision *ret_decision);

@@ -207,7 +207,7 @@ vc_engine_gather_facts(VcEngine *engine, VcEngineVm *vm, gint64 now, VcEngineFac
 		f->refused_why = s->error->message;
 		return;
 	}
-	s->names_key = g_strjoinv(",", s->names);
+	s->names_key = vc_engine_profile_key((const char *const *)s->names, s->policy);
 	f->names_key = s->names_key;
 	if (!vc_engine_host_allows(engine, s->policy, &s->error)) {
 		f->refused_what = "refused on this host";
@@ -239,6 +239,7 @@ vc_engine_vm_view(VcEngine *engine, const VcEngineVm *vm, VcEngineVmView *v)
 		v->has_serial = vm->row->current_serial != NULL;
 		v->names_key = vm->row->names_key;
 		v->next_action_at = vm->row->next_action_at;
+		v->renew_pending = vm->row->renew_pending;
 		v->failures = vm->row->failures;
 	}
 	v->stopped_migrated = vm->stopped_migrated_at > 0;
@@ -323,12 +324,19 @@ vc_engine_apply(VcEngine *engine, VcEngineVm *vm, const VcEngineDecision *d, con
 			      vc_reason_to_string(VC_REASON_CESSATION_OF_OPERATION));
 	}
 	if (d->new_generation && vm->row != NULL) {
+		g_clear_pointer(&vm->refused_profile, g_free);
 		vm->row->generation++;
+		vm->row->renew_pending = FALSE;
+		vm->row->failures = 0;
 		vc_engine_vm_move(engine, vm, VC_DOMAIN_STATE_NEW, NULL);
 		vc_engine_vm_mark_dirty(engine, vm);
 	}
 	if (d->cancel_issue)
 		vc_engine_cancel_issue(engine, vm->uuid);
+	if (d->set_renew_pending && vm->row != NULL && !vm->row->renew_pending) {
+		vm->row->renew_pending = TRUE;
+		vc_engine_vm_mark_dirty(engine, vm);
+	}
 	if (d->remember_plan)
 		vc_engine_vm_remember_plan(vm, f, f->policy);
 	if (d->retire) {
@@ -348,6 +356,8 @@ vc_engine_apply(VcEngine *engine, VcEngineVm *vm, const VcEngineDecision *d, con
 		q->name = g_strdup(name);
 		g_strfreev(q->names);
 		q->names = g_steal_pointer(&s->names);
+		g_free(q->profile_key);
+		q->profile_key = g_strdup(f->names_key);
 		q->key_type = f->policy->key_type;
 		q->lifetime_s = f->policy->lifetime_s;
 		q->awaits_csr = f->policy->key_mode == VC_KEY_MODE_GUEST;
@@ -422,8 +432,11 @@ vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcEngineInput *inpu
 	if (engine->virt == NULL)
 		return;
 	vc_engine_vm_view(engine, vm, &view);
-	if (vc_engine_input_needs_facts(input, &view))
+	if (vc_engine_input_needs_facts(input, &view)) {
 		vc_engine_gather_facts(engine, vm, now, &s, &facts);
+		view.issue_refused = vm->refused_profile != NULL &&
+				     g_strcmp0(vm->refused_profile, facts.names_key) == 0;
+	}
 	vc_engine_decide(input, &facts, &view, now, &d);
 	vc_engine_apply(engine, vm, &d, &facts, &s, why, now);
 	vc_engine_facts_store_clear(&s);

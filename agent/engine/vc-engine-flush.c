@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vc-engine-private.h"
 
+#include "vc-error.h"
+
 /* The store writes and the CA work, batched: decisions that arrive together
  * share one commit (group commit). The order is structural: rows and
  * revocations are committed first, then the effects of the moves decided
@@ -13,6 +15,7 @@ vc_queued_issue_free(VcQueuedIssue *q)
 	g_free(q->uuid);
 	g_free(q->name);
 	g_strfreev(q->names);
+	g_free(q->profile_key);
 	EVP_PKEY_free(q->public_key);
 	g_free(q->why);
 	g_free(q);
@@ -220,14 +223,24 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 				    .not_before = issued->not_before,
 				    .not_after = issued->not_after};
 		if (issued->error != NULL) {
+			/* a refusal a retry cannot change waits for policy or
+			 * metadata to change; anything else is retried with backoff */
+			if (g_error_matches(issued->error, VC_ERROR, VC_ERROR_POLICY) ||
+			    g_error_matches(issued->error, VC_ERROR, VC_ERROR_INVALID_NAME)) {
+				g_free(vm->refused_profile);
+				vm->refused_profile = g_strdup(q->profile_key);
+			}
 			vc_engine_vm_fail(engine, vm, "issuance failed", issued->error->message, 0);
 			continue;
 		}
+		g_clear_pointer(&vm->refused_profile, g_free);
 		g_free(row->current_serial);
 		row->current_serial = g_strdup(issued->serial);
 		g_free(row->names_key);
-		row->names_key = g_strjoinv(",", q->names);
+		row->names_key = g_strdup(q->profile_key);
 		row->next_action_at = vc_engine_renew_at(engine, &rec);
+		row->renew_pending = FALSE;
+		vc_engine_vm_succeeded(engine, vm);
 		vc_engine_vm_move(engine, vm, VC_DOMAIN_STATE_ISSUED, NULL);
 		vc_engine_vm_mark_dirty(engine, vm);
 		if (issued->key != NULL && vm->has_agent) {

@@ -28,7 +28,8 @@ struct _VcEngineWork {
 	char *owner;
 	char *reload;
 	VcKeyType key_type;
-	char *peer_url; /* CLAIM */
+	char *peer_url;	  /* CLAIM */
+	gboolean suspect; /* the VM's last guest work failed: the suspect pool */
 	/* results */
 	gboolean ok;
 	gboolean files_match;
@@ -215,8 +216,10 @@ vc_engine_start_work(VcEngine *engine, VcEngineVm *vm, VcEngineWorkKind kind)
 			work->key_pem =
 			    g_strdup(g_hash_table_lookup(engine->keys, row->current_serial));
 	}
-	if (vc_engine_work_is_guest(kind))
+	if (vc_engine_work_is_guest(kind)) {
 		vm->job_running = TRUE;
+		work->suspect = row->failures > 0;
+	}
 	if (kind == VC_ENGINE_WORK_DELIVER)
 		vc_engine_vm_move(engine, vm, VC_DOMAIN_STATE_DELIVERING, NULL);
 	g_ptr_array_add(engine->effects, work);
@@ -226,13 +229,20 @@ vc_engine_start_work(VcEngine *engine, VcEngineVm *vm, VcEngineWorkKind kind)
 void
 vc_engine_work_push(VcEngine *engine, VcEngineWork *work)
 {
-	if (engine->pool == NULL)
-		engine->pool =
-		    g_thread_pool_new(vc_engine_work_run, NULL, VC_ENGINE_JOB_THREADS, FALSE, NULL);
-	g_thread_pool_push(engine->pool, work, NULL);
+	GThreadPool **pool = work->suspect ? &engine->suspect_pool : &engine->pool;
+
+	if (*pool == NULL)
+		*pool = g_thread_pool_new(vc_engine_work_run, NULL,
+					  work->suspect ? VC_ENGINE_SUSPECT_JOB_THREADS
+							: VC_ENGINE_JOB_THREADS,
+					  FALSE, NULL);
+	g_thread_pool_push(*pool, work, NULL);
 }
 
 /* ---- results, on the main loop ----------------------------------------- */
+
+static void vc_engine_retry_later(VcEngine *engine, VcEngineVm *vm, const char *what,
+				  const GError *error);
 
 static void
 vc_engine_retry_later(VcEngine *engine, VcEngineVm *vm, const char *what, const GError *error)
@@ -262,11 +272,24 @@ vc_engine_work_delivered(VcEngine *engine, VcEngineVm *vm, VcEngineWork *work)
 	g_autoptr(VcCertRecord) cur = NULL;
 	g_autofree char *detail = NULL;
 
+	if (work->result.reload_ran && work->result.reload_exit_code != 0) {
+		/* the files are in place but the service still serves the old
+		 * certificate: not delivered. The old certificate stays valid,
+		 * the key stays in memory, and the whole delivery (files and
+		 * reload) is retried with backoff. */
+		g_autoptr(GError) reload_error =
+		    g_error_new(VC_ERROR, VC_ERROR_GUEST, "the reload command (%s) exited %d",
+				work->reload, work->result.reload_exit_code);
+		engine->n_reload_failed++;
+		vc_engine_retry_later(engine, vm, "delivered, but the reload failed", reload_error);
+		return;
+	}
 	g_hash_table_remove(engine->keys, work->serial);
 	vm->check_wanted = FALSE;
 	vm->retry_at = 0;
 	cur = vc_store_cert_get(engine->store, work->serial, NULL);
 	row->next_action_at = cur != NULL ? vc_engine_renew_at(engine, cur) : 0;
+	vc_engine_vm_succeeded(engine, vm);
 	vc_engine_vm_move(engine, vm, VC_DOMAIN_STATE_DELIVERED, NULL);
 	vc_engine_vm_mark_dirty(engine, vm);
 	/* only now, with the new certificate in the guest, do the old ones go */
@@ -284,15 +307,9 @@ vc_engine_work_delivered(VcEngine *engine, VcEngineVm *vm, VcEngineWork *work)
 		      "VM %s: certificate %s delivered to %s in %" G_GINT64_FORMAT " ms", row->name,
 		      work->serial, work->cert_path, work->result.duration_us / 1000);
 	if (work->result.reload_ran) {
-		g_autofree char *with_reload =
-		    g_strdup_printf("%s; reload exited %d", detail, work->result.reload_exit_code);
+		g_autofree char *with_reload = g_strdup_printf("%s; reloaded", detail);
 		g_free(g_steal_pointer(&detail));
 		detail = g_steal_pointer(&with_reload);
-		vc_engine_log(
-		    work->result.reload_exit_code != 0 ? G_LOG_LEVEL_WARNING : G_LOG_LEVEL_MESSAGE,
-		    work->result.reload_exit_code != 0 ? "reload-failed" : "reloaded", row->uuid,
-		    row->name, work->serial, "VM %s: the reload command exited %d", row->name,
-		    work->result.reload_exit_code);
 	}
 	vc_engine_emit(engine, "delivered", row->uuid, row->name, work->serial, detail);
 }
@@ -304,6 +321,7 @@ vc_engine_work_checked(VcEngine *engine, VcEngineVm *vm, VcEngineWork *work)
 
 	vm->check_wanted = FALSE;
 	if (work->files_match) {
+		vc_engine_vm_succeeded(engine, vm);
 		vc_engine_vm_move(engine, vm, VC_DOMAIN_STATE_DELIVERED, NULL);
 		return;
 	}

@@ -21,7 +21,14 @@
 #define VC_ENGINE_TICK_MAX_S 60
 #define VC_ENGINE_FLUSH_WINDOW_MS 5
 #define VC_ENGINE_FLUSH_LATE_MS 30
-#define VC_ENGINE_JOB_THREADS 8
+/* Fairness between guests: one guest job per VM at a time (job_running),
+ * each with a time budget (vc-guest.c's deadlines), and VMs whose last guest
+ * work failed served by a pool of their own, so that hostile or broken
+ * guests never hold the threads honest ones need. The main pool is large
+ * enough that even a burst of new hostile guests, each holding a thread for
+ * its budget, leaves threads free (threads here mostly wait on I/O). */
+#define VC_ENGINE_JOB_THREADS 32
+#define VC_ENGINE_SUSPECT_JOB_THREADS 4
 #define VC_ENGINE_RETRY_MAX_S 300
 
 /* A certificate decision waiting for the next flush. */
@@ -29,6 +36,7 @@ typedef struct {
 	char *uuid;
 	char *name;
 	GStrv names;
+	char *profile_key; /* vc_engine_profile_key(): what the row records once issued */
 	VcKeyType key_type;
 	EVP_PKEY *public_key; /* guest keygen: the key of the guest's CSR */
 	gboolean awaits_csr;  /* guest keygen: not ready before public_key is set */
@@ -66,6 +74,10 @@ typedef struct {
 	gboolean placement_known; /* the issuer judges claims with it */
 	char *claim_peer;	  /* the issuer to claim the VM from, after a migration here */
 	gboolean claim_wanted;
+	/* the profile (vc_engine_profile_key()) the CA refused to issue as, for a
+	 * reason that cannot pass on a retry (policy, names): not tried again
+	 * until what policy gives changes */
+	char *refused_profile;
 	/* guest work */
 	gboolean job_running;
 	gboolean check_wanted; /* agent (re)connected or guest restored: verify the files */
@@ -93,18 +105,19 @@ struct _VcEngine {
 	VcVirt *virt;
 	gboolean owns_virt;
 
-	GHashTable *vms;	 /* uuid -> VcEngineVm */
-	GHashTable *dirty;	 /* uuid set: rows to write at the next flush */
-	GHashTable *issue_queue; /* uuid -> VcQueuedIssue */
-	GQueue issue_order;	 /* of uuid (owned by issue_queue's keys) */
-	GPtrArray *revoke_queue; /* of VcQueuedRevoke */
-	GHashTable *revoke_set;	 /* serials in revoke_queue (borrowed) */
-	GPtrArray *effects;	 /* of VcEngineWork: pushed once what decided them is durable */
-	GHashTable *keys;	 /* serial -> private key PEM made on the host, until delivered */
-	GThreadPool *pool;	 /* blocking work: the main loop never waits */
-	VcEngine **self;	 /* refcounted box work uses to find the engine (NULL once freed) */
-	VcHost *host;		 /* this host's certificate, NULL if none is installed */
-	GError *host_error;	 /* why the host certificate is not usable, if it is not */
+	GHashTable *vms;	   /* uuid -> VcEngineVm */
+	GHashTable *dirty;	   /* uuid set: rows to write at the next flush */
+	GHashTable *issue_queue;   /* uuid -> VcQueuedIssue */
+	GQueue issue_order;	   /* of uuid (owned by issue_queue's keys) */
+	GPtrArray *revoke_queue;   /* of VcQueuedRevoke */
+	GHashTable *revoke_set;	   /* serials in revoke_queue (borrowed) */
+	GPtrArray *effects;	   /* of VcEngineWork: pushed once what decided them is durable */
+	GHashTable *keys;	   /* serial -> private key PEM made on the host, until delivered */
+	GThreadPool *pool;	   /* blocking work: the main loop never waits */
+	GThreadPool *suspect_pool; /* guest work of VMs whose last guest work failed */
+	VcEngine **self;    /* refcounted box work uses to find the engine (NULL once freed) */
+	VcHost *host;	    /* this host's certificate, NULL if none is installed */
+	GError *host_error; /* why the host certificate is not usable, if it is not */
 	gint64 host_loaded_at;
 	VcOwnerTrust *owner_trust; /* [placement] owner-ca, NULL: none configured */
 	guint flush_source;
@@ -121,6 +134,7 @@ struct _VcEngine {
 	guint64 n_issued;
 	guint64 n_revoked;
 	guint64 n_failed;
+	guint64 n_reload_failed;
 	guint64 n_reconciles;
 	gint64 last_reconcile_at;
 	gboolean connected;
@@ -144,6 +158,7 @@ gboolean vc_engine_queue_revoke(VcEngine *engine, const char *serial, const char
 				const char *name, int reason, const char *why);
 guint vc_engine_vm_retire(VcEngine *engine, VcEngineVm *vm, const char *keep, int reason,
 			  const char *why);
+void vc_engine_vm_succeeded(VcEngine *engine, VcEngineVm *vm);
 void vc_engine_vm_fail(VcEngine *engine, VcEngineVm *vm, const char *what, const char *why,
 		       gint64 retry_at);
 VcEngineVm *vc_engine_find_vm(VcEngine *engine, const char *vm_or_name);

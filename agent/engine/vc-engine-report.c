@@ -298,5 +298,11 @@ vc_engine_get_metrics(VcEngine *engine)
 			       engine->n_issued, engine->n_revoked, engine->n_failed,
 			       engine->n_events, vc_engine_get_queue_length(engine),
 			       engine->connected ? 1 : 0);
+	g_string_append_printf(s,
+			       "# HELP virtcert_reload_failures_total Deliveries whose reload "
+			       "command failed (retried with backoff).\n"
+			       "# TYPE virtcert_reload_failures_total counter\n"
+			       "virtcert_reload_failures_total %" G_GUINT64_FORMAT "\n",
+			       engine->n_reload_failed);
 	return g_string_free(g_steal_pointer(&s), FALSE);
 }

@@ -89,6 +89,7 @@ vc_engine_vm_free(VcEngineVm *vm)
 	g_free(vm->reload);
 	g_clear_pointer(&vm->placement, vc_policy_free);
 	g_free(vm->claim_peer);
+	g_free(vm->refused_profile);
 	g_free(vm);
 }
 
@@ -150,7 +151,8 @@ vc_engine_vm_ensure_row(VcEngine *engine, VcEngineVm *vm, const char *name)
 /* The one place a VM's state changes: checked against the table in
  * vc-engine-state.c, written to the row, and persisted by the next flush
  * before any effect of the move runs (vc_engine_run_effects()). ERROR_MSG
- * becomes last_error; a move without one clears the failure count. */
+ * becomes last_error. The failure count is not touched: a retry is not a
+ * success (vc_engine_vm_succeeded() clears it), so backoff grows. */
 gboolean
 vc_engine_vm_move(VcEngine *engine, VcEngineVm *vm, VcDomainState to, const char *error_msg)
 {
@@ -172,10 +174,6 @@ vc_engine_vm_move(VcEngine *engine, VcEngineVm *vm, VcDomainState to, const char
 	if (g_strcmp0(row->last_error, error_msg) != 0) {
 		g_free(row->last_error);
 		row->last_error = g_strdup(error_msg);
-		changed = TRUE;
-	}
-	if (error_msg == NULL && row->failures != 0) {
-		row->failures = 0;
 		changed = TRUE;
 	}
 	if (changed)
@@ -235,11 +233,22 @@ vc_engine_vm_retire(VcEngine *engine, VcEngineVm *vm, const char *keep, int reas
 		g_clear_pointer(&vm->row->current_serial, g_free);
 		g_clear_pointer(&vm->row->names_key, g_free);
 		vm->row->next_action_at = 0;
+		vm->row->renew_pending = FALSE;
 		vc_engine_vm_mark_dirty(engine, vm);
 	}
 	if (n > 0)
 		vc_engine_schedule_flush(engine);
 	return n;
+}
+
+/* What was tried worked (issued, delivered, checked): backoff starts over. */
+void
+vc_engine_vm_succeeded(VcEngine *engine, VcEngineVm *vm)
+{
+	if (vm->row == NULL || vm->row->failures == 0)
+		return;
+	vm->row->failures = 0;
+	vc_engine_vm_mark_dirty(engine, vm);
 }
 
 /* FAILED, said once per distinct message, retried with backoff (a host
@@ -333,6 +342,8 @@ vc_engine_free(VcEngine *engine)
 	g_ptr_array_unref(engine->effects);
 	if (engine->pool != NULL)
 		g_thread_pool_free(engine->pool, TRUE, TRUE);
+	if (engine->suspect_pool != NULL)
+		g_thread_pool_free(engine->suspect_pool, TRUE, TRUE);
 	/* completions still queued on the main loop find no engine */
 	*engine->self = NULL;
 	g_atomic_rc_box_release(engine->self);

@@ -26,12 +26,13 @@
 struct _VcHttpServer {
 	SoupServer *plain;
 	SoupServer *peer;
+	/* ours, not libsoup's: accept, cap, deadlines (vc-http-listener.h) */
+	VcHttpListener *plain_listener;
+	VcHttpListener *peer_listener;
 	VcHttpCallbacks cb;
 	gpointer user_data;
 	char *host_ca_path;
 	char *host_crl_path;
-	guint16 plain_port;
-	guint16 peer_port;
 };
 
 /* What the early handler learned about the client, for the main handler. */
@@ -254,23 +255,6 @@ vc_http_server_plain_handler(SoupServer *server, SoupServerMessage *msg, const c
 
 /* ---- the peer listener ------------------------------------------------------ */
 
-/* GIO's verdict is not ours: accept whatever the client presents during
- * the handshake, then verify it with OpenSSL against the host CA bundle
- * and CRL in the early handler (so the reason reaches the client as 403). */
-static gboolean
-vc_http_server_peer_accept_certificate(SoupServerMessage *msg, GTlsCertificate *cert,
-				       GTlsCertificateFlags errors, gpointer user_data)
-{
-	return TRUE;
-}
-
-static void
-vc_http_server_peer_request_started(SoupServer *server, SoupServerMessage *msg, gpointer user_data)
-{
-	g_signal_connect(msg, "accept-certificate",
-			 G_CALLBACK(vc_http_server_peer_accept_certificate), NULL);
-}
-
 /* Sends the answer (it carries no body we want) without keeping what the
  * client still sends, and closes the connection after it. */
 static void
@@ -282,14 +266,13 @@ vc_http_server_peer_refuse(SoupServerMessage *msg)
 static PeerAuth *
 vc_http_server_peer_authenticate(VcHttpServer *self, SoupServerMessage *msg, GError **error)
 {
-	GTlsCertificate *tls = soup_server_message_get_tls_peer_certificate(msg);
+	GTlsCertificate *tls = vc_http_listener_get_peer_certificate(msg);
 	g_autoptr(VcHost) host = NULL;
 	g_autoptr(VcHostIdentity) id = NULL;
 	PeerAuth *auth;
 
-	/* a second request on a kept-alive connection has no handshake of its
-	 * own; every answer closes the connection, so this is a client that
-	 * ignored it */
+	/* NULL only for a client that sent none (the listener asks for one;
+	 * what GIO thought of it does not count) */
 	if (tls == NULL) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_CRYPTO,
 				    "no client certificate: present this host's host certificate");
@@ -453,25 +436,23 @@ bad:
 	return NULL;
 }
 
-static gboolean
-vc_http_server_listen_on(SoupServer *server, const char *address, SoupServerListenOptions options,
-			 guint16 *ret_port, GError **error)
+static VcHttpListener *
+vc_http_server_listen_on(SoupServer *server, const char *name, const char *address,
+			 GTlsCertificate *cert, GTlsDatabase *db, const VcHttpLimits *limits,
+			 GError **error)
 {
 	g_autoptr(GSocketAddress) addr = vc_http_server_parse_listen_address(address, error);
-	g_autoptr(GError) local = NULL;
-	GSList *uris;
 
 	if (addr == NULL)
-		return FALSE;
-	if (!soup_server_listen(server, addr, options, &local)) {
-		g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot listen on %s: %s", address,
-			    local->message);
-		return FALSE;
-	}
-	uris = soup_server_get_uris(server);
-	*ret_port = uris != NULL ? (guint16)g_uri_get_port(uris->data) : 0;
-	g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
-	return TRUE;
+		return NULL;
+	/* GIO's verdict on a client certificate is not ours: the listener
+	 * accepts whatever the client presents during the handshake, and the
+	 * early handler verifies it with OpenSSL against the host CA bundle
+	 * and CRL (so the reason reaches the client as 403) */
+	return vc_http_listener_new(server, name, addr, cert, db,
+				    cert != NULL ? G_TLS_AUTHENTICATION_REQUIRED
+						 : G_TLS_AUTHENTICATION_NONE,
+				    limits, error);
 }
 
 static gboolean
@@ -481,6 +462,7 @@ vc_http_server_peer_setup(VcHttpServer *self, const VcHttpServerOptions *opts, G
 	g_autoptr(GTlsCertificate) cert = NULL;
 	g_autoptr(GTlsDatabase) db = NULL;
 	g_autoptr(GError) local = NULL;
+	VcHttpLimits limits;
 
 	if (opts->host_cert_path == NULL || opts->host_key_path == NULL ||
 	    opts->host_ca_path == NULL) {
@@ -513,17 +495,17 @@ vc_http_server_peer_setup(VcHttpServer *self, const VcHttpServerOptions *opts, G
 	}
 	self->host_ca_path = g_strdup(opts->host_ca_path);
 	self->host_crl_path = g_strdup(opts->host_crl_path);
+	limits = opts->limits;
+	limits.max_connections = opts->peer_max_connections;
 	self->peer = soup_server_new("server-header", "virtcert ", NULL);
-	soup_server_set_tls_certificate(self->peer, cert);
-	soup_server_set_tls_database(self->peer, db);
-	soup_server_set_tls_auth_mode(self->peer, G_TLS_AUTHENTICATION_REQUIRED);
-	g_signal_connect(self->peer, "request-started",
-			 G_CALLBACK(vc_http_server_peer_request_started), self);
 	soup_server_add_early_handler(self->peer, NULL, vc_http_server_peer_early_handler, self,
 				      NULL);
 	soup_server_add_handler(self->peer, NULL, vc_http_server_peer_handler, self, NULL);
-	return vc_http_server_listen_on(self->peer, opts->peer_address, SOUP_SERVER_LISTEN_HTTPS,
-					&self->peer_port, error);
+	/* the listener does the handshake (the certificate and the CA list
+	 * for the CertificateRequest) and hands libsoup the TLS connection */
+	self->peer_listener = vc_http_server_listen_on(self->peer, "peer API", opts->peer_address,
+						       cert, db, &limits, error);
+	return self->peer_listener != NULL;
 }
 
 VcHttpServer *
@@ -539,8 +521,9 @@ vc_http_server_new(const VcHttpServerOptions *opts, const VcHttpCallbacks *cb, g
 		self->plain = soup_server_new("server-header", "virtcert ", NULL);
 		soup_server_add_handler(self->plain, NULL, vc_http_server_plain_handler, self,
 					NULL);
-		if (!vc_http_server_listen_on(self->plain, opts->address, 0, &self->plain_port,
-					      error))
+		self->plain_listener = vc_http_server_listen_on(self->plain, "HTTP", opts->address,
+								NULL, NULL, &opts->limits, error);
+		if (self->plain_listener == NULL)
 			return NULL;
 	}
 	if (opts->peer_address != NULL && opts->peer_address[0] != '\0' &&
@@ -554,6 +537,9 @@ vc_http_server_free(VcHttpServer *server)
 {
 	if (server == NULL)
 		return;
+	/* our books first: libsoup then closes the connections it holds */
+	g_clear_pointer(&server->plain_listener, vc_http_listener_free);
+	g_clear_pointer(&server->peer_listener, vc_http_listener_free);
 	if (server->plain != NULL) {
 		soup_server_disconnect(server->plain);
 		g_object_unref(server->plain);
@@ -571,11 +557,23 @@ vc_http_server_free(VcHttpServer *server)
 guint16
 vc_http_server_get_plain_port(VcHttpServer *server)
 {
-	return server->plain_port;
+	return server->plain_listener != NULL ? vc_http_listener_get_port(server->plain_listener)
+					      : 0;
 }
 
 guint16
 vc_http_server_get_peer_port(VcHttpServer *server)
 {
-	return server->peer_port;
+	return server->peer_listener != NULL ? vc_http_listener_get_port(server->peer_listener) : 0;
+}
+
+void
+vc_http_server_get_stats(VcHttpServer *server, gboolean peer, VcHttpListenerStats *ret_stats)
+{
+	VcHttpListener *listener = peer ? server->peer_listener : server->plain_listener;
+
+	if (listener == NULL)
+		*ret_stats = (VcHttpListenerStats){0};
+	else
+		vc_http_listener_get_stats(listener, ret_stats);
 }

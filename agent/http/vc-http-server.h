@@ -24,6 +24,7 @@
 
 #include <gio/gio.h>
 
+#include "vc-http-listener.h"
 #include "vc-peer-claim.h"
 
 G_BEGIN_DECLS
@@ -42,6 +43,11 @@ typedef struct {
 	const char *host_key_path;  /* its key */
 	const char *host_ca_path;   /* trusted host CA bundle: who may claim */
 	const char *host_crl_path;  /* the host CA's CRL (PEM or DER), nullable */
+	/* the plain listener's cap and every connection's deadlines (zeros:
+	 * none), and the peer listener's cap (same deadlines); see
+	 * vc-http-listener.h */
+	VcHttpLimits limits;
+	guint peer_max_connections;
 } VcHttpServerOptions;
 
 /* Every callback runs on the main loop and may be NULL (the route then
@@ -75,5 +81,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcHttpServer, vc_http_server_free)
 /* The bound ports (0 when the listener is disabled). */
 guint16 vc_http_server_get_plain_port(VcHttpServer *server);
 guint16 vc_http_server_get_peer_port(VcHttpServer *server);
+
+/* Connection counts of the plain (PEER FALSE) or peer listener, all zero
+ * when it is disabled: for /metrics (virtcert_http_connections_refused_total
+ * and friends) and tests. */
+void vc_http_server_get_stats(VcHttpServer *server, gboolean peer, VcHttpListenerStats *ret_stats);
 
 G_END_DECLS

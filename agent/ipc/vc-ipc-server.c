@@ -16,6 +16,8 @@
 
 /* Bytes read per receive call. */
 #define VC_IPC_READ_CHUNK 16384
+/* At most one warning about the connection cap this often. */
+#define VC_IPC_WARN_INTERVAL_US (10 * G_USEC_PER_SEC)
 
 typedef struct {
 	VcIpcHandler handler;
@@ -36,6 +38,13 @@ struct _VcIpcServer {
 	gsize max_queue;
 	GHashTable *methods; /* name -> VcIpcMethod */
 	GList *connections;  /* VcIpcConn, one reference each */
+	guint n_connections;
+	guint max_connections;	  /* 0: no cap */
+	guint request_timeout_ms; /* 0: none */
+	guint64 n_refused;
+	guint64 n_timed_out;
+	gint64 cap_warned_at;
+	guint64 refused_unreported;
 };
 
 struct _VcIpcConn {
@@ -45,6 +54,7 @@ struct _VcIpcConn {
 	GSource *source;
 	GIOCondition source_cond;
 	GSource *resume;
+	GSource *deadline; /* for the next complete request */
 	uid_t uid;
 	GByteArray *inbuf;
 	GQueue outq;	  /* GBytes, unsent lines */
@@ -110,11 +120,16 @@ vc_ipc_conn_close(VcIpcConn *conn)
 		g_source_destroy(conn->resume);
 		g_clear_pointer(&conn->resume, g_source_unref);
 	}
+	if (conn->deadline != NULL) {
+		g_source_destroy(conn->deadline);
+		g_clear_pointer(&conn->deadline, g_source_unref);
+	}
 	g_socket_close(conn->socket, NULL);
 	g_queue_clear_full(&conn->outq, (GDestroyNotify)g_bytes_unref);
 	conn->out_queued = 0;
 	if (server != NULL) {
 		server->connections = g_list_remove(server->connections, conn);
+		server->n_connections--;
 		vc_ipc_conn_unref(conn);
 	}
 }
@@ -408,6 +423,46 @@ vc_ipc_conn_io_cb(GSocket *socket, GIOCondition cond, gpointer user_data)
 	return G_SOURCE_CONTINUE;
 }
 
+static gboolean
+vc_ipc_conn_deadline_cb(gpointer user_data)
+{
+	VcIpcConn *conn = user_data;
+
+	g_clear_pointer(&conn->deadline, g_source_unref);
+	if (conn->server == NULL)
+		return G_SOURCE_REMOVE;
+	conn->server->n_timed_out++;
+	g_debug("closing the control connection of uid %u: no complete request within %u ms "
+		"(%u bytes of one)",
+		(guint)conn->uid, conn->server->request_timeout_ms, conn->inbuf->len);
+	vc_ipc_conn_close(conn);
+	return G_SOURCE_REMOVE;
+}
+
+/* A connection that neither awaits an answer nor watches owes us its next
+ * complete request within the timeout, counted from its accept or from
+ * its last answer: a client that holds half a line (or nothing) holds a
+ * descriptor only that long. */
+static void
+vc_ipc_conn_update_deadline(VcIpcConn *conn)
+{
+	gboolean owes = !conn->busy && !conn->watcher;
+
+	if (!owes || conn->server->request_timeout_ms == 0) {
+		if (conn->deadline != NULL) {
+			g_source_destroy(conn->deadline);
+			g_clear_pointer(&conn->deadline, g_source_unref);
+		}
+		return;
+	}
+	if (conn->deadline != NULL)
+		return;
+	conn->deadline = g_timeout_source_new(conn->server->request_timeout_ms);
+	/* the connection closes (and destroys this source) before it is freed */
+	g_source_set_callback(conn->deadline, vc_ipc_conn_deadline_cb, conn, NULL);
+	g_source_attach(conn->deadline, conn->server->context);
+}
+
 /* (Re)creates the socket source for what the connection waits for now;
  * HUP and ERR are always watched by GSocket sources. */
 static void
@@ -417,6 +472,7 @@ vc_ipc_conn_update(VcIpcConn *conn)
 
 	if (conn->closed || conn->server == NULL)
 		return;
+	vc_ipc_conn_update_deadline(conn);
 	if (vc_ipc_conn_wants_input(conn))
 		cond |= G_IO_IN;
 	if (conn->out_queued > 0)
@@ -529,6 +585,7 @@ vc_ipc_server_accept_one(VcIpcServer *server, GSocket *socket)
 	conn->inbuf = g_byte_array_new();
 	g_queue_init(&conn->outq);
 	server->connections = g_list_prepend(server->connections, conn);
+	server->n_connections++;
 	hold = vc_ipc_conn_ref(conn);
 
 	/* SO_PEERCRED: the kernel's word on who connected, not the peer's. */
@@ -556,6 +613,35 @@ vc_ipc_server_accept_one(VcIpcServer *server, GSocket *socket)
 		vc_ipc_conn_send_error(conn, NULL, error, TRUE);
 	}
 	vc_ipc_conn_update(conn);
+}
+
+/* One beyond the cap: told so in one line (best effort, never waiting for
+ * the peer) and closed at once. */
+static void
+vc_ipc_server_refuse(VcIpcServer *server, GSocket *socket)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *line = NULL;
+	gint64 now = g_get_monotonic_time();
+	gsize len = 0;
+
+	g_set_error(&error, VC_ERROR, VC_ERROR_UNAVAILABLE,
+		    "the daemon has %u control connections open, the most it takes; try again",
+		    server->n_connections);
+	line = vc_ipc_proto_build_error(NULL, error, &len);
+	g_socket_set_blocking(socket, FALSE);
+	(void)g_socket_send(socket, line, len, NULL, NULL);
+	g_socket_close(socket, NULL);
+	server->n_refused++;
+	server->refused_unreported++;
+	if (server->cap_warned_at != 0 && now - server->cap_warned_at < VC_IPC_WARN_INTERVAL_US)
+		return;
+	g_warning("control socket %s: %u connections open, the most allowed "
+		  "(control-max-connections): refused %" G_GUINT64_FORMAT
+		  " connection(s) since the last warning",
+		  server->path, server->n_connections, server->refused_unreported);
+	server->cap_warned_at = now;
+	server->refused_unreported = 0;
 }
 
 static gboolean vc_ipc_server_accept_cb(GSocket *listener, GIOCondition cond, gpointer user_data);
@@ -589,7 +675,11 @@ vc_ipc_server_accept_cb(GSocket *listener, GIOCondition cond, gpointer user_data
 		g_autoptr(GSocket) socket = g_socket_accept(listener, NULL, &error);
 
 		if (socket != NULL) {
-			vc_ipc_server_accept_one(server, socket);
+			if (server->max_connections > 0 &&
+			    server->n_connections >= server->max_connections)
+				vc_ipc_server_refuse(server, socket);
+			else
+				vc_ipc_server_accept_one(server, socket);
 			continue;
 		}
 		if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
@@ -823,11 +913,35 @@ vc_ipc_server_set_max_queue(VcIpcServer *server, gsize max_bytes)
 	server->max_queue = max_bytes;
 }
 
+void
+vc_ipc_server_set_limits(VcIpcServer *server, guint max_connections, guint request_timeout_ms)
+{
+	g_return_if_fail(server != NULL);
+	server->max_connections = max_connections;
+	server->request_timeout_ms = request_timeout_ms;
+	for (GList *l = server->connections; l != NULL; l = l->next)
+		vc_ipc_conn_update(l->data);
+}
+
 guint
 vc_ipc_server_get_n_connections(VcIpcServer *server)
 {
 	g_return_val_if_fail(server != NULL, 0);
-	return g_list_length(server->connections);
+	return server->n_connections;
+}
+
+guint64
+vc_ipc_server_get_n_refused(VcIpcServer *server)
+{
+	g_return_val_if_fail(server != NULL, 0);
+	return server->n_refused;
+}
+
+guint64
+vc_ipc_server_get_n_timed_out(VcIpcServer *server)
+{
+	g_return_val_if_fail(server != NULL, 0);
+	return server->n_timed_out;
 }
 
 guint

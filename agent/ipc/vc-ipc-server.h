@@ -65,8 +65,18 @@ void vc_ipc_server_broadcast(VcIpcServer *server, JsonNode *event);
 /* Bound of unsent bytes per watcher (default VC_IPC_DEFAULT_MAX_QUEUE). */
 void vc_ipc_server_set_max_queue(VcIpcServer *server, gsize max_bytes);
 
+/* Caps the open connections at MAX_CONNECTIONS (0: no cap; one beyond it
+ * gets a VC_ERROR_UNAVAILABLE error line and is closed at once, with a
+ * warning at most every 10 s) and closes a connection that owes a complete
+ * request REQUEST_TIMEOUT_MS after its accept or its last answer (0: never;
+ * watchers and connections awaiting an answer owe nothing). */
+void vc_ipc_server_set_limits(VcIpcServer *server, guint max_connections, guint request_timeout_ms);
+
 /* Number of open connections, and of those that are watchers (metrics). */
 guint vc_ipc_server_get_n_connections(VcIpcServer *server);
+/* Connections refused at the cap, and closed at the request timeout. */
+guint64 vc_ipc_server_get_n_refused(VcIpcServer *server);
+guint64 vc_ipc_server_get_n_timed_out(VcIpcServer *server);
 guint vc_ipc_server_get_n_watchers(VcIpcServer *server);
 
 const char *vc_ipc_request_get_method(VcIpcRequest *request);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vc-store-json.h"
 
+#include <string.h>
+
 #include "vc-reason.h"
 
 char *
@@ -80,12 +82,20 @@ vc_domain_record_to_json(const VcDomainRecord *rec)
 	json_builder_set_member_name(b, "current_serial");
 	json_builder_add_string_value(b, rec->current_serial);
 	json_builder_set_member_name(b, "names");
-	json_builder_add_string_value(b, rec->names_key);
+	{
+		/* the names only; the profile after ';' is the engine's */
+		g_autofree char *names =
+		    rec->names_key != NULL ? g_strndup(rec->names_key, strcspn(rec->names_key, ";"))
+					   : NULL;
+		json_builder_add_string_value(b, names);
+	}
 	vc_json_add_time(b, "next_action_at", rec->next_action_at);
 	json_builder_set_member_name(b, "failures");
 	json_builder_add_int_value(b, rec->failures);
 	json_builder_set_member_name(b, "last_error");
 	json_builder_add_string_value(b, rec->last_error);
+	json_builder_set_member_name(b, "renew_pending");
+	json_builder_add_boolean_value(b, rec->renew_pending);
 	vc_json_add_time(b, "updated_at", rec->updated_at);
 	json_builder_end_object(b);
 	return json_builder_get_root(b);

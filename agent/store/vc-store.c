@@ -77,6 +77,9 @@ static const VcStoreMigration vc_store_migrations[] = {
 	" WHERE status = 'PENDING';"
 	"CREATE INDEX certificates_revoked ON certificates(ca_id, not_after)"
 	" WHERE status IN ('REVOKED', 'ABANDONED');"},
+    /* a renewal asked for (`virtcert renew`, lost files) survives failures
+     * and restarts until a new certificate is issued */
+    {3, "ALTER TABLE domains ADD COLUMN renew_pending INTEGER NOT NULL DEFAULT 0;"},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(vc_store_migrations) == VC_STORE_SCHEMA_VERSION);
@@ -122,7 +125,7 @@ typedef enum {
 	"revoked_at, reason, NULL, revocation_detail"
 #define DOMAIN_COLUMNS                                                                             \
 	"uuid, generation, name, state, current_serial, names_key, next_action_at, "               \
-	"failures, last_error, updated_at"
+	"failures, last_error, updated_at, renew_pending"
 
 static const char *const vc_store_stmt_sql[STMT_COUNT] = {
     /* IMMEDIATE takes the write lock first, so that the checks a call makes
@@ -171,7 +174,7 @@ static const char *const vc_store_stmt_sql[STMT_COUNT] = {
 		      " RETURNING last_number",
     [STMT_DOMAIN_STATE] = "SELECT state, generation FROM domains WHERE uuid = ?1",
     [STMT_DOMAIN_PUT] = "INSERT OR REPLACE INTO domains (" DOMAIN_COLUMNS ")"
-			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     [STMT_DOMAIN_GET] = "SELECT " DOMAIN_COLUMNS " FROM domains WHERE uuid = ?1",
     [STMT_DOMAIN_LIST] = "SELECT " DOMAIN_COLUMNS " FROM domains ORDER BY uuid",
     [STMT_DOMAIN_DELETE] = "DELETE FROM domains WHERE uuid = ?1",
@@ -1344,6 +1347,7 @@ vc_store_domain_from_row(sqlite3_stmt *stmt)
 	rec->failures = sqlite3_column_int(stmt, 7);
 	rec->last_error = vc_store_column_strdup(stmt, 8);
 	rec->updated_at = sqlite3_column_int64(stmt, 9);
+	rec->renew_pending = sqlite3_column_int(stmt, 10) != 0;
 	return rec;
 }
 
@@ -1382,6 +1386,7 @@ vc_store_domain_put_locked(VcStore *store, const VcDomainRecord *rec, GError **e
 		vc_store_bind_text(stmt, 9, rec->last_error);
 		sqlite3_bind_int64(stmt, 10,
 				   rec->updated_at != 0 ? rec->updated_at : vc_store_now());
+		sqlite3_bind_int(stmt, 11, rec->renew_pending ? 1 : 0);
 		if (!vc_store_step_done(store, stmt, "storing the state of a VM", error))
 			return FALSE;
 	}

@@ -49,11 +49,13 @@ typedef struct {
 	char *name;
 	char *state;	       /* "WANTED", "ISSUED", ... */
 	char *current_serial;  /* NULL if none */
-	char *names_key;       /* the DNS names the current cert should carry, joined with ',' */
+	char *names_key;       /* what the current cert was issued as: its DNS names joined
+				* with ',', then the engine's ";key=...;life=..." profile */
 	gint64 next_action_at; /* renewal / retry time, unix seconds, 0 none */
 	gint failures;	       /* consecutive failures, for backoff */
 	char *last_error;
 	gint64 updated_at;
+	gboolean renew_pending; /* a renewal was asked for and no certificate issued since */
 } VcDomainRecord;
 
 void vc_domain_record_free(VcDomainRecord *rec);
@@ -61,7 +63,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcDomainRecord, vc_domain_record_free)
 
 typedef struct _VcStore VcStore;
 
-#define VC_STORE_SCHEMA_VERSION 2
+#define VC_STORE_SCHEMA_VERSION 3
 
 /* How long a revoked certificate stays on the CRL after it expired. RFC 5280
  * 5.1.2.6 allows dropping it at expiry; a week covers clock skew and relying

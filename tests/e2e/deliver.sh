@@ -78,6 +78,24 @@ fi
 wait_for 10 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s1 --json | jq -r .reason) == superseded ]]" &&
 	ok "web: the lost certificate is revoked as superseded" || not_ok "web: old certificate not superseded"
 
+# a reload command that fails: the new certificate is not counted as
+# delivered and the old one stays valid; once the reload works, the retry
+# (with backoff) delivers and only then supersedes the old certificate
+state_is() { [[ $(vc show "$1" --json | jq -r .domain.state) == "$2" ]]; }
+# virsh metadata --set takes the element without the namespace prefix
+meta_plain() { echo "<vm><name>{name}.vms.example.com</name><delivery cert='$dir/cert.pem' chain='$dir/chain.pem' key='$dir/key.pem' owner='web:ssl-cert' reload='$1'/></vm>"; }
+qv metadata web urn:virtcert:domain:1 --key vc --live --config --set "$(meta_plain 'exit 3')" >/dev/null
+vc renew web >/dev/null
+wait_for 60 state_is web DELIVERY_FAILED &&
+	ok "web: a failing reload leaves it DELIVERY_FAILED: $(vc show web --json | jq -r .domain.last_error)" ||
+	{ not_ok "web: a failing reload was not reported"; vc show web; }
+[[ $(vc show "$s2" --json | jq -r .status) == valid ]] && ok "web: the old certificate stays valid while the reload fails" || not_ok "web: the old certificate was revoked before the reload worked"
+qv metadata web urn:virtcert:domain:1 --key vc --live --config --set "$(meta_plain 'echo reloaded &gt; /run/reloaded')" >/dev/null
+wait_for 120 state_is web DELIVERED && ok "web: delivered once the reload works" || { not_ok "web: not delivered after the reload was fixed"; vc show web; }
+wait_for 10 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s2 --json | jq -r .reason) == superseded ]]" &&
+	ok "web: only then is the old certificate superseded" || not_ok "web: old certificate not superseded after the retry"
+s2=$(serial_of web)
+
 # the benchmark against the real VM
 if [[ -n $VIRTCERT_BENCH ]]; then
 	"$VIRTCERT_BENCH" deliver --uri "$URI" --vm web --count 20 --json >"$T/bench.json" 2>&1 && cp "$T/bench.json" "${VC_BENCH_OUT:-/dev/null}" &&

@@ -52,6 +52,13 @@ assert_defaults(const VcConfig *c)
 	g_assert_cmpint(c->backdate_s, ==, 300);
 	g_assert_cmpint(c->hook_timeout_ms, ==, 2000);
 	g_assert_false(c->hook_fail_open);
+	g_assert_cmpint(c->http_max_connections, ==, 256);
+	g_assert_cmpint(c->http_header_timeout_ms, ==, 10000);
+	g_assert_cmpint(c->http_idle_timeout_ms, ==, 30000);
+	g_assert_cmpint(c->http_request_timeout_ms, ==, 30000);
+	g_assert_cmpint(c->peer_max_connections, ==, 64);
+	g_assert_cmpint(c->control_max_connections, ==, 64);
+	g_assert_cmpint(c->control_timeout_ms, ==, 10000);
 }
 
 static void
@@ -134,7 +141,10 @@ test_partial(Fixture *f, gconstpointer data)
 		      "[hook]\ntimeout = 3s\n[daemon]\nhttp-address =\n"
 		      "[ca]\nocsp-url =\n"
 		      "[peer]\naddress = 0.0.0.0:8459\nurl = https://a.example:8459\n"
-		      "handover-grace = 2m\n",
+		      "handover-grace = 2m\nmax-connections = 8\n"
+		      "[http]\nmax-connections = 1000\nheader-timeout = 2s\n"
+		      "idle-timeout = 500\nrequest-timeout = 45s\n"
+		      "[daemon]\ncontrol-max-connections = 16\ncontrol-timeout = 1500ms\n",
 		      &error);
 	g_assert_no_error(error);
 	g_assert_cmpint(c->hook_timeout_ms, ==, 3000);
@@ -144,6 +154,13 @@ test_partial(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(c->peer_address, ==, "0.0.0.0:8459");
 	g_assert_cmpstr(c->peer_url, ==, "https://a.example:8459");
 	g_assert_cmpint(c->handover_grace_s, ==, 120);
+	g_assert_cmpint(c->peer_max_connections, ==, 8);
+	g_assert_cmpint(c->http_max_connections, ==, 1000);
+	g_assert_cmpint(c->http_header_timeout_ms, ==, 2000);
+	g_assert_cmpint(c->http_idle_timeout_ms, ==, 500);
+	g_assert_cmpint(c->http_request_timeout_ms, ==, 45000);
+	g_assert_cmpint(c->control_max_connections, ==, 16);
+	g_assert_cmpint(c->control_timeout_ms, ==, 1500);
 	g_assert_cmpstr(c->libvirt_uri, ==, "qemu:///system");
 }
 
@@ -166,6 +183,13 @@ test_errors(Fixture *f, gconstpointer data)
 	    {"[ca]\ndefault-lifetime = 10y\n", {"default-lifetime", "10y", NULL}},
 	    {"[hook]\ntimeout = 0\n", {"timeout", NULL, NULL}},
 	    {"[daemon]\nlibvirt-uri =\n", {"libvirt-uri", NULL, NULL}},
+	    {"[http]\nmax-connections = 0\n", {"max-connections", "1 to 1000000", NULL}},
+	    {"[http]\nmax-connections = lots\n", {"[http]", "max-connections", "lots"}},
+	    {"[peer]\nmax-connections = -1\n", {"[peer]", "max-connections", NULL}},
+	    {"[http]\nheader-timeout = 0\n", {"header-timeout", NULL, NULL}},
+	    {"[daemon]\ncontrol-max-connections = 1000001\n",
+	     {"control-max-connections", NULL, NULL}},
+	    {"[http]\nmax-conns = 5\n", {"[http]", "max-conns", NULL}},
 	    {"[daemon]\ncontrol-group = a\\nb\n", {"control-group", "control", NULL}},
 	    {"not a key file\n", {"virtcert.conf", NULL, NULL}},
 	};

@@ -651,6 +651,44 @@ test_metadata_policy(Fixture *fx, gconstpointer data)
 	}
 }
 
+/* A policy change that changes what the certificate should be, not only its
+ * names (here the lifetime), re-issues at once rather than at the next
+ * renewal. */
+static void
+test_profile_change(Fixture *fx, gconstpointer data)
+{
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-000000000022";
+	g_autofree char *serial = NULL;
+	g_autofree char *s2 = NULL;
+	g_autoptr(VcCertRecord) rec2 = NULL;
+	WantState w = {.vm = uuid, .state = "ISSUED"};
+	virDomainPtr dom;
+
+	define_and_start(fx, "meta-2", uuid,
+			 "<vc:vm xmlns:vc='" NS "'><vc:name>{name}.vms.example.com</vc:name>"
+			 "<vc:lifetime>2h</vc:lifetime></vc:vm>");
+	serial = wait_issued(fx, uuid);
+	w.not_serial = serial;
+	dom = virDomainLookupByUUIDString(fx->conn, uuid);
+	g_assert_nonnull(dom);
+	g_assert_cmpint(virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+					     "<vm><name>{name}.vms.example.com</name>"
+					     "<lifetime>3h</lifetime></vm>",
+					     "vc", NS,
+					     VIR_DOMAIN_AFFECT_LIVE | VIR_DOMAIN_AFFECT_CONFIG),
+			==, 0);
+	virDomainFree(dom);
+	g_assert_true(vc_test_wait_until(cond_state, fx, &w, WAIT_MS));
+	s2 = row_string(fx, uuid, "current_serial");
+	rec2 = cert_get(fx, s2);
+	g_assert_cmpint(rec2->not_after - rec2->not_before, ==, 3 * 3600 + fx->config->backdate_s);
+	{
+		WantCert wc = {serial, VC_CERT_STATUS_REVOKED};
+		g_assert_true(vc_test_wait_until(cond_cert, fx, &wc, WAIT_MS));
+	}
+	assert_cert(fx, serial, VC_CERT_STATUS_REVOKED, VC_REASON_SUPERSEDED);
+}
+
 static void
 test_reconcile(Fixture *fx, gconstpointer data)
 {
@@ -941,6 +979,7 @@ main(int argc, char **argv)
 	ADD("/engine/rename-stopped", test_rename_stopped, NULL);
 	ADD("/engine/no-policy", test_no_policy, NULL);
 	ADD("/engine/metadata-policy", test_metadata_policy, NULL);
+	ADD("/engine/profile-change", test_profile_change, NULL);
 	ADD("/engine/reconcile", test_reconcile, "stopped");
 	ADD("/engine/manual-revoke", test_manual_revoke, NULL);
 	ADD("/engine/claim/still-runs", test_claim_still_runs, NULL);

@@ -2,6 +2,7 @@
 /* The HTTP listeners and the peer API over real TLS on loopback: the
  * server on this thread's main loop, every client in a thread of its own. */
 #include <string.h>
+#include <sys/resource.h>
 
 #include <glib/gstdio.h>
 #include <libsoup/soup.h>
@@ -986,6 +987,299 @@ test_options(Fixture *fx, gconstpointer data)
 	g_assert_nonnull(strstr(error->message, "does not match"));
 }
 
+/* ---- the listener: cap, deadlines, keep-alive, EMFILE ----------------------- */
+
+static VcHttpServer *
+listener_server_new(Fixture *fx, const VcHttpLimits *limits)
+{
+	g_autoptr(GError) error = NULL;
+	VcHttpServerOptions opts = {.address = "127.0.0.1:0", .limits = *limits};
+	VcHttpServer *s = vc_http_server_new(&opts, &callbacks, fx, &error);
+
+	g_assert_no_error(error);
+	return s;
+}
+
+static VcHttpListenerStats
+listener_stats(VcHttpServer *s)
+{
+	VcHttpListenerStats st;
+
+	vc_http_server_get_stats(s, FALSE, &st);
+	return st;
+}
+
+/* A blocking TCP client of S's plain port (connected through the backlog,
+ * whether or not the server has accepted yet). */
+static GSocket *
+tcp_connect(VcHttpServer *s)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) addr =
+	    g_inet_socket_address_new(lo, vc_http_server_get_plain_port(s));
+	GSocket *sock = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+				     G_SOCKET_PROTOCOL_DEFAULT, &error);
+
+	g_assert_no_error(error);
+	g_socket_set_timeout(sock, 10);
+	g_assert_true(g_socket_connect(sock, addr, NULL, &error));
+	g_assert_no_error(error);
+	return sock;
+}
+
+typedef struct {
+	VcHttpServer *server;
+	guint limit;
+	guint field; /* 0 open, 1 refused, 2 timed out, 3 accepted, 4 accept errors */
+} StatWait;
+
+static gboolean
+stat_reached(StatWait *w)
+{
+	VcHttpListenerStats st = listener_stats(w->server);
+	guint64 v[] = {st.open, st.refused, st.timed_out, st.accepted, st.accept_errors};
+
+	return v[w->field] >= w->limit;
+}
+
+/* Serves until the listener's counter FIELD reaches LIMIT (10 s at most). */
+static void
+serve_until(VcHttpServer *s, guint field, guint limit)
+{
+	StatWait w = {s, limit, field};
+	gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+	while (!stat_reached(&w)) {
+		g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+		g_main_context_iteration(NULL, FALSE);
+		g_usleep(1000);
+	}
+}
+
+/* EOF (or a reset) on a client socket, in a thread while the server runs. */
+typedef struct {
+	GSocket *sock;
+	const char *send; /* nullable */
+	gint64 eof_after_us;
+	gsize received;
+} EofJob;
+
+static gpointer
+eof_thread(gpointer data)
+{
+	EofJob *j = data;
+	gint64 start = g_get_monotonic_time();
+	char buf[1024];
+
+	if (j->send != NULL)
+		g_assert_cmpint(g_socket_send(j->sock, j->send, strlen(j->send), NULL, NULL), ==,
+				(gssize)strlen(j->send));
+	for (;;) {
+		gssize n = g_socket_receive(j->sock, buf, sizeof(buf), NULL, NULL);
+		if (n <= 0)
+			break;
+		j->received += (gsize)n;
+	}
+	j->eof_after_us = g_get_monotonic_time() - start;
+	return NULL;
+}
+
+static void
+test_listener_cap(Fixture *fx, gconstpointer data)
+{
+	VcHttpLimits limits = {.max_connections = 2,
+			       .header_timeout_ms = 400,
+			       .idle_timeout_ms = 400,
+			       .request_timeout_ms = 5000};
+	g_autoptr(VcHttpServer) s = listener_server_new(fx, &limits);
+	g_autoptr(GSocket) held1 = tcp_connect(s);
+	g_autoptr(GSocket) held2 = tcp_connect(s);
+	g_autoptr(GSocket) over = NULL;
+	EofJob refused = {0};
+	EofJob idle = {0};
+	EofJob loris = {0};
+	RawJob j;
+
+	serve_until(s, 0, 2);
+	/* one beyond the cap: closed at once, counted, a warning */
+	g_test_expect_message("virtcert-http", G_LOG_LEVEL_WARNING,
+			      "HTTP on 127.0.0.1:*: 2 connections open, the most allowed*");
+	over = tcp_connect(s);
+	serve_until(s, 1, 1);
+	g_test_assert_expected_messages();
+	refused.sock = over;
+	run_client(eof_thread, &refused);
+	g_assert_cmpuint(refused.received, ==, 0);
+	g_assert_cmpuint(listener_stats(s).open, ==, 2);
+
+	/* the two idle ones: closed at the header deadline, counted */
+	idle.sock = held1;
+	run_client(eof_thread, &idle);
+	g_assert_cmpuint(idle.received, ==, 0);
+	serve_until(s, 2, 2);
+	g_assert_cmpuint(listener_stats(s).open, ==, 0);
+
+	/* a slow loris: headers begun, never ended; closed at the deadline */
+	loris.sock = tcp_connect(s);
+	loris.send = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: aaaa";
+	run_client(eof_thread, &loris);
+	g_object_unref(loris.sock);
+	g_assert_cmpint(loris.eof_after_us, >=, 300 * 1000);
+	g_assert_cmpint(loris.eof_after_us, <, 5 * G_USEC_PER_SEC);
+	g_assert_cmpuint(loris.received, ==, 0);
+	g_assert_cmpuint(listener_stats(s).timed_out, ==, 3);
+
+	/* room again: served */
+	j = (RawJob){0};
+	j.url = g_strdup_printf("http://127.0.0.1:%u/metrics", vc_http_server_get_plain_port(s));
+	j.method = "GET";
+	run_client(raw_thread, &j);
+	g_assert_no_error(j.error);
+	g_assert_cmpuint(j.status, ==, 200);
+	raw_job_clear(&j);
+	g_assert_cmpuint(listener_stats(s).refused, ==, 1);
+}
+
+/* Two requests on one connection, then the idle deadline ends it. */
+static void
+test_listener_keep_alive(Fixture *fx, gconstpointer data)
+{
+	VcHttpLimits limits = {.max_connections = 4,
+			       .header_timeout_ms = 2000,
+			       .idle_timeout_ms = 400,
+			       .request_timeout_ms = 2000};
+	g_autoptr(VcHttpServer) s = listener_server_new(fx, &limits);
+	EofJob k = {0};
+
+	k.sock = tcp_connect(s);
+	k.send = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+		 "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+	run_client(eof_thread, &k);
+	g_object_unref(k.sock);
+	/* both answered (virtcert_certificates 3 twice), then closed idle */
+	g_assert_cmpuint(k.received, >, 2 * strlen("virtcert_certificates 3"));
+	g_assert_cmpint(k.eof_after_us, >=, 300 * 1000);
+	g_assert_cmpuint(listener_stats(s).accepted, ==, 1);
+	g_assert_cmpuint(listener_stats(s).timed_out, ==, 1);
+}
+
+static guint
+open_descriptors(void)
+{
+	g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
+	guint n = 0;
+
+	g_assert_nonnull(dir);
+	while (g_dir_read_name(dir) != NULL)
+		n++;
+	return n - 1;
+}
+
+/* Out of descriptors: the listener pauses, and accepts again once there
+ * are descriptors (libsoup's own listener stopped for good). */
+static void
+test_listener_emfile(Fixture *fx, gconstpointer data)
+{
+	VcHttpLimits limits = {
+	    .header_timeout_ms = 10000, .idle_timeout_ms = 10000, .request_timeout_ms = 10000};
+	g_autoptr(VcHttpServer) s = listener_server_new(fx, &limits);
+	GSocket *clients[8];
+	struct rlimit saved;
+	struct rlimit low;
+	RawJob j = {0};
+
+	for (guint i = 0; i < G_N_ELEMENTS(clients); i++)
+		clients[i] = tcp_connect(s);
+	g_assert_cmpint(getrlimit(RLIMIT_NOFILE, &saved), ==, 0);
+	low = saved;
+	low.rlim_cur = open_descriptors() + 2;
+	g_test_expect_message(
+	    "virtcert-http", G_LOG_LEVEL_WARNING,
+	    "HTTP on 127.0.0.1:*: cannot accept a connection: *; pausing for 100 ms");
+	g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &low), ==, 0);
+	serve_until(s, 4, 1);
+	g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &saved), ==, 0);
+	g_test_assert_expected_messages();
+	g_assert_cmpuint(listener_stats(s).accepted, <, G_N_ELEMENTS(clients));
+
+	/* descriptors again: the backlog is accepted and a request served */
+	serve_until(s, 3, G_N_ELEMENTS(clients));
+	j.url = g_strdup_printf("http://127.0.0.1:%u/metrics", vc_http_server_get_plain_port(s));
+	j.method = "GET";
+	run_client(raw_thread, &j);
+	g_assert_no_error(j.error);
+	g_assert_cmpuint(j.status, ==, 200);
+	raw_job_clear(&j);
+	for (guint i = 0; i < G_N_ELEMENTS(clients); i++)
+		g_object_unref(clients[i]);
+}
+
+/* The peer API: a client that never starts its TLS handshake is closed at
+ * the header deadline, one beyond the cap at once; a claim still goes
+ * through. */
+static void
+test_listener_peer(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcHttpServer) s = NULL;
+	g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) addr = NULL;
+	VcHttpServerOptions opts = fx->opts;
+	VcHttpListenerStats st;
+	EofJob silent = {0};
+	EofJob over = {0};
+	gint64 connected_at;
+	ClaimJob j;
+
+	opts.address = "";
+	opts.limits = (VcHttpLimits){
+	    .header_timeout_ms = 400, .idle_timeout_ms = 400, .request_timeout_ms = 5000};
+	opts.peer_max_connections = 1;
+	s = vc_http_server_new(&opts, &callbacks, fx, &error);
+	g_assert_no_error(error);
+	addr = g_inet_socket_address_new(lo, vc_http_server_get_peer_port(s));
+	silent.sock = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+				   G_SOCKET_PROTOCOL_DEFAULT, &error);
+	g_assert_no_error(error);
+	g_socket_set_timeout(silent.sock, 10);
+	g_assert_true(g_socket_connect(silent.sock, addr, NULL, &error));
+	connected_at = g_get_monotonic_time();
+	for (;;) {
+		vc_http_server_get_stats(s, TRUE, &st);
+		if (st.open == 1)
+			break;
+		g_main_context_iteration(NULL, TRUE);
+	}
+	g_test_expect_message("virtcert-http", G_LOG_LEVEL_WARNING,
+			      "peer API on 127.0.0.1:*: 1 connections open, the most allowed*");
+	over.sock = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+				 G_SOCKET_PROTOCOL_DEFAULT, &error);
+	g_socket_set_timeout(over.sock, 10);
+	g_assert_true(g_socket_connect(over.sock, addr, NULL, &error));
+	run_client(eof_thread, &over);
+	g_test_assert_expected_messages();
+	g_assert_cmpint(over.eof_after_us, <, 300 * 1000);
+	run_client(eof_thread, &silent);
+	/* the deadline runs from the accept, a little after the connect */
+	g_assert_cmpint(g_get_monotonic_time() - connected_at, >=, 350 * 1000);
+	g_assert_cmpint(g_get_monotonic_time() - connected_at, <, 5 * G_USEC_PER_SEC);
+	g_object_unref(silent.sock);
+	g_object_unref(over.sock);
+	vc_http_server_get_stats(s, TRUE, &st);
+	g_assert_cmpuint(st.refused, ==, 1);
+	g_assert_cmpuint(st.timed_out, ==, 1);
+
+	claim_job_init(&j, fx, &fx->b);
+	g_free(j.url);
+	j.url = g_strdup_printf("https://localhost:%u", vc_http_server_get_peer_port(s));
+	run_client(claim_thread, &j);
+	g_assert_no_error(j.error);
+	g_assert_true(j.ok);
+	g_assert_true(j.accepted);
+	claim_job_clear(&j);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1005,5 +1299,9 @@ main(int argc, char **argv)
 	ADD("/http/client/errors", test_client_errors);
 	ADD("/http/plain", test_plain);
 	ADD("/http/options", test_options);
+	ADD("/http/listener/cap", test_listener_cap);
+	ADD("/http/listener/keep-alive", test_listener_keep_alive);
+	ADD("/http/listener/emfile", test_listener_emfile);
+	ADD("/http/listener/peer", test_listener_peer);
 	return g_test_run();
 }

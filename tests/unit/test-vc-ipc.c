@@ -1194,6 +1194,141 @@ test_proto(void)
 	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
 }
 
+/* Limits: a half line is dropped at the request timeout while complete
+ * requests, watchers and requests awaiting an answer are not; one
+ * connection beyond the cap is told so and closed. */
+
+static gboolean
+connections_are(gpointer data)
+{
+	gpointer *args = data;
+	return vc_ipc_server_get_n_connections(args[0]) == GPOINTER_TO_UINT(args[1]);
+}
+
+typedef struct {
+	Fixture *fx;
+	gint64 dropped_after_us;
+	gboolean echo_served;
+} HalfLine;
+
+static gpointer
+half_line_thread(gpointer user_data)
+{
+	HalfLine *hl = user_data;
+	Raw half = {0};
+	Raw good = {0};
+	g_autoptr(JsonObject) reply = NULL;
+	const char *partial = "{\"id\":1,\"method\":\"echo\"";
+	const char *full = "{\"id\":2,\"method\":\"echo\",\"params\":{\"a\":1}}\n";
+	gint64 start;
+	char *line;
+
+	raw_connect(&half, hl->fx->path);
+	start = g_get_monotonic_time();
+	raw_send(&half, partial, strlen(partial));
+	/* others are served meanwhile */
+	raw_connect(&good, hl->fx->path);
+	raw_send(&good, full, strlen(full));
+	reply = raw_read_object(&good);
+	hl->echo_served = json_object_get_boolean_member(reply, "ok");
+	raw_close(&good);
+	line = raw_read_line(&half);
+	hl->dropped_after_us = g_get_monotonic_time() - start;
+	g_assert_null(line);
+	raw_close(&half);
+	return NULL;
+}
+
+static void
+test_request_timeout(Fixture *fx, gconstpointer data)
+{
+	HalfLine hl = {.fx = fx};
+	Raw watcher = {0};
+	Raw waiting = {0};
+	g_autoptr(JsonObject) reply = NULL;
+	const char *watch = "{\"id\":1,\"method\":\"watch\"}\n";
+	const char *never = "{\"id\":1,\"method\":\"never\"}\n";
+	gpointer two[] = {fx->server, GUINT_TO_POINTER(2)};
+
+	vc_ipc_server_set_limits(fx->server, 0, 300);
+	/* a watcher and a request awaiting its answer, both older than the
+	 * half line below: they owe no request */
+	raw_connect(&watcher, fx->path);
+	raw_send(&watcher, watch, strlen(watch));
+	raw_connect(&waiting, fx->path);
+	raw_send(&waiting, never, strlen(never));
+	g_assert_true(iterate_until(connections_are, two));
+	while (fx->never->len == 0 || vc_ipc_server_get_n_watchers(fx->server) == 0)
+		g_main_context_iteration(NULL, TRUE);
+
+	run_client(half_line_thread, &hl);
+	g_assert_true(hl.echo_served);
+	g_assert_cmpint(hl.dropped_after_us, >=, 250 * 1000);
+	g_assert_cmpint(hl.dropped_after_us, <, 5 * G_USEC_PER_SEC);
+	g_assert_cmpuint(vc_ipc_server_get_n_timed_out(fx->server), ==, 1);
+	/* the half line was dropped after the watcher's and the waiting
+	 * request's deadlines would have passed: both are still here */
+	g_assert_cmpuint(vc_ipc_server_get_n_connections(fx->server), ==, 2);
+	g_assert_cmpuint(vc_ipc_server_get_n_watchers(fx->server), ==, 1);
+	reply = raw_read_object(&watcher);
+	g_assert_true(json_object_get_boolean_member(reply, "ok"));
+	raw_close(&watcher);
+	raw_close(&waiting);
+}
+
+static gpointer
+cap_thread(gpointer user_data)
+{
+	Fixture *fx = user_data;
+	Raw held[2] = {{0}};
+	Raw over = {0};
+	g_autoptr(JsonObject) refused = NULL;
+	const char *echo = "{\"id\":3,\"method\":\"echo\"}\n";
+	gboolean served = FALSE;
+
+	for (guint i = 0; i < G_N_ELEMENTS(held); i++) {
+		g_autoptr(JsonObject) reply = NULL;
+
+		raw_connect(&held[i], fx->path);
+		raw_send(&held[i], echo, strlen(echo));
+		reply = raw_read_object(&held[i]);
+		g_assert_true(json_object_get_boolean_member(reply, "ok"));
+	}
+	raw_connect(&over, fx->path);
+	refused = raw_read_object(&over);
+	assert_error_reply(refused, "unavailable", "2 control connections open");
+	g_assert_null(raw_read_line(&over));
+	raw_close(&over);
+
+	/* a slot is free again once one of the two leaves */
+	raw_close(&held[0]);
+	for (guint tries = 0; tries < 500 && !served; tries++) {
+		g_autoptr(JsonObject) reply = NULL;
+
+		raw_connect(&over, fx->path);
+		raw_send(&over, echo, strlen(echo));
+		reply = raw_read_object(&over);
+		served = json_object_get_boolean_member(reply, "ok");
+		raw_close(&over);
+		if (!served)
+			g_usleep(10 * 1000);
+	}
+	g_assert_true(served);
+	raw_close(&held[1]);
+	return NULL;
+}
+
+static void
+test_connection_cap(Fixture *fx, gconstpointer data)
+{
+	vc_ipc_server_set_limits(fx->server, 2, 0);
+	g_test_expect_message("virtcert-ipc", G_LOG_LEVEL_WARNING,
+			      "*2 connections open, the most allowed (control-max-connections)*");
+	run_client(cap_thread, fx);
+	g_test_assert_expected_messages();
+	g_assert_cmpuint(vc_ipc_server_get_n_refused(fx->server), >=, 1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1219,6 +1354,8 @@ main(int argc, char **argv)
 	ADD("watch", test_watch);
 	ADD("slow-watcher", test_slow_watcher);
 	ADD("peer-refused", test_peer_refused);
+	ADD("request-timeout", test_request_timeout);
+	ADD("connection-cap", test_connection_cap);
 #undef ADD
 	return g_test_run();
 }

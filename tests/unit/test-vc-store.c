@@ -827,6 +827,7 @@ test_domains(Fixture *fx, gconstpointer data)
 		g_assert_cmpstr(rec->last_error, ==, "guest agent not connected");
 		g_assert_cmpint(rec->next_action_at, ==, 777);
 		g_assert_cmpint(rec->updated_at, ==, 555);
+		g_assert_false(rec->renew_pending);
 	}
 	list = vc_store_domain_list(store, &error);
 	g_assert_no_error(error);
@@ -872,7 +873,7 @@ test_upgrade_from_v1(Fixture *fx, gconstpointer data)
 	g_assert_cmpint(raw_exec(fx->path, sql, NULL), ==, SQLITE_OK);
 
 	store = open_store(fx);
-	g_assert_cmpint(vc_store_get_schema_version(store), ==, 2);
+	g_assert_cmpint(vc_store_get_schema_version(store), ==, VC_STORE_SCHEMA_VERSION);
 	rec = vc_store_cert_get(store, "0a1b", &error);
 	g_assert_no_error(error);
 	g_assert_cmpint(rec->status, ==, VC_CERT_STATUS_VALID);
@@ -889,8 +890,14 @@ test_upgrade_from_v1(Fixture *fx, gconstpointer data)
 	g_assert_cmpstr(((GStrv)audit->pdata[0])[4], ==, "from v1");
 
 	/* the migrated database does what a new one does */
+	dom.renew_pending = TRUE;
 	g_assert_true(vc_store_domain_put(store, &dom, &error));
 	g_assert_no_error(error);
+	{
+		g_autoptr(VcDomainRecord) back = vc_store_domain_get(store, VM_A, &error);
+		g_assert_no_error(error);
+		g_assert_true(back->renew_pending);
+	}
 	{
 		g_autoptr(VcCertRecord) clash = make_rec("0b", VM_B, "V1.example.com", DAY);
 		g_assert_false(vc_store_cert_record_intent(store, clash, &error));
@@ -903,7 +910,7 @@ test_upgrade_from_v1(Fixture *fx, gconstpointer data)
 
 	/* reopening a migrated database does not migrate again */
 	store = open_store(fx);
-	g_assert_cmpint(vc_store_get_schema_version(store), ==, 2);
+	g_assert_cmpint(vc_store_get_schema_version(store), ==, VC_STORE_SCHEMA_VERSION);
 	g_assert_cmpint(status_of(store, "0a1b"), ==, VC_CERT_STATUS_REVOKED);
 }
 
