@@ -8,6 +8,9 @@
  *   - never call libvirt (it holds its locks while we run: deadlock);
  *   - never write to stdout: for "migrate" libvirt would take it as a
  *     rewritten domain XML;
+ *   - with [placement] require-signed, every VM a policy selects is asked
+ *     about (migration and start): the owner's signature is checked by the
+ *     daemon (agent/ca/vc-placement-sig.h), never here;
  *   - fail closed: if the daemon cannot answer in time the migration is
  *     refused, unless the administrator chose [hook] fail-open=true;
  *   - libvirt gives hooks only LC_ALL, PATH, HOME, USER and LOGNAME, so the
