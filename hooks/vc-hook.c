@@ -8,6 +8,9 @@
  *   - never call libvirt (it holds its locks while we run: deadlock);
  *   - never write to stdout: for "migrate" libvirt would take it as a
  *     rewritten domain XML;
+ *   - with [placement] require-signed, every VM a policy selects is asked
+ *     about (migration and start): the owner's signature is checked by the
+ *     daemon (agent/ca/vc-placement-sig.h), never here;
  *   - fail closed: if the daemon cannot answer in time the migration is
  *     refused, unless the administrator chose [hook] fail-open=true;
  *   - libvirt gives hooks only LC_ALL, PATH, HOME, USER and LOGNAME, so the
@@ -100,15 +103,35 @@ vc_hook_parse_answer(JsonNode *result, gboolean *ret_allow, const char **ret_rea
  * policy.d group could ask it for the VM (we cannot tell which group would
  * select it), or if policy.d could not be read. */
 static gboolean
-vc_hook_may_be_checked(const char *xml, gsize len, VcPolicySet *set, gboolean policy_loaded,
-		       gboolean is_migrate)
+vc_hook_may_be_checked(const VcConfig *config, const char *xml, gsize len, VcPolicySet *set,
+		       gboolean policy_loaded, gboolean is_migrate)
 {
 	if (g_strstr_len(xml, (gssize)len, VC_DOMAIN_NS) != NULL || !policy_loaded)
+		return TRUE;
+	/* a host that requires a signed placement checks every VM a group
+	 * selects, and we cannot tell which */
+	if (config->require_signed && vc_policy_set_get_size(set) > 0)
 		return TRUE;
 	if (is_migrate)
 		return vc_policy_set_any_group_sets(set, "require", FALSE) ||
 		       vc_policy_set_any_group_sets(set, "trust-host-ca", FALSE);
 	return vc_policy_set_any_group_sets(set, "check-on-start", TRUE);
+}
+
+/* Must the daemon see a VM a policy selects even when its placement does
+ * not restrict anything? Yes when this host requires a signed placement
+ * ([placement] require-signed: an unsigned or weakened placement is refused
+ * there), or checks the signatures it is given (owner-ca) and this one has
+ * one. */
+static gboolean
+vc_hook_signature_matters(const VcConfig *config, const VcDomainInfo *info, const VcPolicy *policy)
+{
+	if (policy == NULL)
+		return FALSE;
+	if (config->require_signed)
+		return TRUE;
+	return config->owner_ca != NULL && info->placement != NULL &&
+	       info->placement->sig_der != NULL;
 }
 
 int
@@ -127,7 +150,7 @@ main(int argc, char **argv)
 	g_autoptr(JsonObject) params = NULL;
 	g_autoptr(JsonNode) result = NULL;
 	g_autofree char *reduced = NULL;
-	gboolean is_migrate, allow = FALSE, policy_loaded;
+	gboolean is_migrate, allow = FALSE, policy_loaded, signature_matters = FALSE;
 	const char *reason = NULL;
 
 	if (argc < 3) {
@@ -177,7 +200,7 @@ main(int argc, char **argv)
 		 * because its XML could not be read; one that cannot have asked
 		 * (no virtcert element, no policy.d group that could restrict it)
 		 * does not depend on us. */
-		if (!vc_hook_may_be_checked(xml, len, set, policy_loaded, is_migrate))
+		if (!vc_hook_may_be_checked(config, xml, len, set, policy_loaded, is_migrate))
 			return 0;
 		r = g_strdup_printf("cannot read the domain XML on stdin (%s), and the VM may "
 				    "have asked for a placement check",
@@ -193,12 +216,16 @@ main(int argc, char **argv)
 	if (policy_loaded) {
 		policy = vc_placement_resolve_policy(info, set, config->issue_all,
 						     config->default_lifetime_s, &policy_error);
-		if (policy_error == NULL && !vc_placement_is_restricted(policy))
+		signature_matters = vc_hook_signature_matters(config, info, policy);
+		if (policy_error == NULL && !vc_placement_is_restricted(policy) &&
+		    !signature_matters)
 			return 0;
 	}
 	/* "prepare begin" runs for every start; only a VM whose policy says
-	 * check-on-start is checked there */
-	if (!is_migrate && (policy == NULL || !policy->check_on_start))
+	 * check-on-start is checked there, or every VM a policy selects when
+	 * the owner's signature counts (check-on-start itself is one of the
+	 * rules it covers) */
+	if (!is_migrate && (policy == NULL || !policy->check_on_start) && !signature_matters)
 		return 0;
 
 	/* only what the decision reads: a domain XML of any size fits the

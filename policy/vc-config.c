@@ -65,6 +65,8 @@ vc_config_free(VcConfig *config)
 	g_free(config->host_ca);
 	g_free(config->host_crl);
 	g_free(config->host_fqdn);
+	g_free(config->owner_ca);
+	g_free(config->owner_crl);
 	g_free(config->peer_address);
 	g_free(config->peer_url);
 	g_free(config);
@@ -288,6 +290,9 @@ static const KeyDesc keys[] = {
     {"daemon", "control-max-connections", KEY_COUNT,
      G_STRUCT_OFFSET(VcConfig, control_max_connections)},
     {"daemon", "control-timeout", KEY_MS, G_STRUCT_OFFSET(VcConfig, control_timeout_ms)},
+    {"placement", "owner-ca", KEY_PATH, G_STRUCT_OFFSET(VcConfig, owner_ca)},
+    {"placement", "owner-crl", KEY_PATH, G_STRUCT_OFFSET(VcConfig, owner_crl)},
+    {"placement", "require-signed", KEY_BOOL, G_STRUCT_OFFSET(VcConfig, require_signed)},
 };
 
 static const KeyDesc *
@@ -530,7 +535,7 @@ vc_config_load(const char *path, gboolean required, GError **error)
 		if (!vc_config_group_known(groups[i])) {
 			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 				    "%s: unknown group [%s] (known: [daemon] [ca] [ocsp] [hook] "
-				    "[host] [peer])",
+				    "[host] [peer] [http] [placement])",
 				    path, groups[i]);
 			return NULL;
 		}
@@ -552,6 +557,13 @@ vc_config_load(const char *path, gboolean required, GError **error)
 				return NULL;
 			}
 		}
+	}
+	if (c->require_signed && c->owner_ca == NULL) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "%s: [placement] require-signed=yes needs owner-ca=FILE (the owner CA "
+			    "whose signatures this host accepts)",
+			    path);
+		return NULL;
 	}
 	return g_steal_pointer(&c);
 }

@@ -66,6 +66,12 @@ typedef struct {
 	/* [daemon] the control socket */
 	gint64 control_max_connections; /* control-max-connections */
 	gint64 control_timeout_ms;	/* control-timeout: for a complete request */
+
+	/* [placement]: placements signed by the VMs' owners
+	 * (agent/ca/vc-placement-sig.h, docs/host-trust.md) */
+	char *owner_ca;		 /* owner-ca: trusted owner CA bundle (PEM), NULL: none */
+	char *owner_crl;	 /* owner-crl: the owner CAs' CRLs (PEM or DER), NULL: none */
+	gboolean require_signed; /* require-signed: refuse VMs without a valid signed placement */
 } VcConfig;
 
 VcConfig *vc_config_new_default(void);

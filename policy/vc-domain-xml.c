@@ -33,6 +33,7 @@ vc_domain_info_free(VcDomainInfo *info)
 	g_free(info->nova_user);
 	g_free(info->nova_user_id);
 	g_free(info->nova_flavor);
+	vc_signed_placement_free(info->placement);
 	g_free(info);
 }
 
@@ -382,18 +383,84 @@ vc_domain_xml_unknown_element(const xmlNode *c, const char *parent, GError **err
 	return FALSE;
 }
 
+/* The text of <virtcert:signature>, line breaks and all. */
+static char *
+vc_domain_xml_signature_text(const xmlNode *n, GError **error)
+{
+	g_autoptr(GString) s = g_string_new(NULL);
+
+	for (xmlNode *c = n->children; c != NULL; c = c->next) {
+		if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) {
+			g_string_append(s, (const char *)c->content);
+		} else if (c->type == XML_ELEMENT_NODE) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "line %d: <%s> must hold only text", n->line,
+				    (const char *)n->name);
+			return NULL;
+		}
+	}
+	return g_string_free(g_steal_pointer(&s), FALSE);
+}
+
+/* <virtcert:signature vm="UUID" not-after="T">BASE64</virtcert:signature> */
 static gboolean
-vc_domain_xml_parse_placement(const xmlNode *pl, GHashTable *map, GError **error)
+vc_domain_xml_parse_signature(const xmlNode *c, VcSignedPlacement *sp, GError **error)
+{
+	static const char *const sig_attrs[] = {"vm", "not-after", NULL};
+	g_autoptr(GError) local = NULL;
+	g_autofree char *vm = NULL;
+	g_autofree char *not_after = NULL;
+	g_autofree char *text = NULL;
+
+	if (!vc_domain_xml_check_attrs(c, sig_attrs, error))
+		return FALSE;
+	vm = vc_domain_xml_get_attr(c, "vm", &local);
+	if (local == NULL)
+		not_after = vc_domain_xml_get_attr(c, "not-after", &local);
+	if (local != NULL) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	/* base64 may be wrapped over lines: white space inside is allowed
+	 * here, and every other character is checked by the setter */
+	text = vc_domain_xml_signature_text(c, error);
+	if (text == NULL)
+		return FALSE;
+	if (!vc_signed_placement_set_signature(sp, vm, not_after, text, &local)) {
+		g_propagate_prefixed_error(error, g_steal_pointer(&local), "line %d: ", c->line);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Reads <virtcert:placement> into MAP (policy keys) and, when SP is not
+ * NULL, the rules as written and their signature into SP. */
+static gboolean
+vc_domain_xml_parse_placement(const xmlNode *pl, GHashTable *map, VcSignedPlacement *sp,
+			      GError **error)
 {
 	static const char *const attrs[] = {"check-on-start", NULL};
 	static const char *const no_attrs[] = {NULL};
 	static const char *const require_attrs[] = {"attr", NULL};
+	g_autoptr(VcSignedPlacement) own = vc_signed_placement_new();
+	gboolean seen_sig = FALSE;
 
+	if (sp == NULL)
+		sp = own;
+	sp->present = TRUE;
 	if (!vc_domain_xml_check_attrs(pl, attrs, error) ||
 	    !vc_domain_xml_only_whitespace_text(pl, error))
 		return FALSE;
 	if (!vc_domain_xml_map_set_attr(map, pl, "check-on-start", "check-on-start", error))
 		return FALSE;
+	{
+		g_autoptr(GError) local = NULL;
+		sp->check_on_start = vc_domain_xml_get_attr(pl, "check-on-start", &local);
+		if (local != NULL) {
+			g_propagate_error(error, g_steal_pointer(&local));
+			return FALSE;
+		}
+	}
 	for (xmlNode *c = pl->children; c != NULL; c = c->next) {
 		g_autofree char *text = NULL;
 		if (!vc_domain_xml_is_ours(c))
@@ -407,6 +474,7 @@ vc_domain_xml_parse_placement(const xmlNode *pl, GHashTable *map, GError **error
 			if (text == NULL)
 				return FALSE;
 			vc_domain_xml_map_append(map, "trust-host-ca", text);
+			g_ptr_array_add(sp->trust_cas, g_strdup(text));
 		} else if (vc_domain_xml_name_is(c, "require")) {
 			g_autoptr(GError) local = NULL;
 			g_autofree char *attr = NULL;
@@ -428,6 +496,16 @@ vc_domain_xml_parse_placement(const xmlNode *pl, GHashTable *map, GError **error
 				return FALSE;
 			rule = g_strdup_printf("%s=%s", attr, text);
 			vc_domain_xml_map_append(map, "require", rule);
+			g_ptr_array_add(sp->requires, g_strdup(rule));
+		} else if (vc_domain_xml_name_is(c, "signature")) {
+			if (seen_sig) {
+				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "line %d: <virtcert:signature> appears twice", c->line);
+				return FALSE;
+			}
+			seen_sig = TRUE;
+			if (!vc_domain_xml_parse_signature(c, sp, error))
+				return FALSE;
 		} else {
 			return vc_domain_xml_unknown_element(c, "placement", error);
 		}
@@ -437,8 +515,8 @@ vc_domain_xml_parse_placement(const xmlNode *pl, GHashTable *map, GError **error
 
 /* Reads <virtcert:vm> into MAP (policy keys) and the daemon's facts. */
 static gboolean
-vc_domain_xml_parse_vm(const xmlNode *vm, GHashTable *map, char **ret_serial, char **ret_peer,
-		       GError **error)
+vc_domain_xml_parse_vm(const xmlNode *vm, GHashTable *map, VcSignedPlacement **ret_placement,
+		       char **ret_serial, char **ret_peer, GError **error)
 {
 	static const char *const no_attrs[] = {NULL};
 	static const char *const key_attrs[] = {"type", "mode", NULL};
@@ -451,6 +529,7 @@ vc_domain_xml_parse_vm(const xmlNode *vm, GHashTable *map, char **ret_serial, ch
 					     "delivery", "placement", "issued"};
 	g_autofree char *serial = NULL;
 	g_autofree char *peer = NULL;
+	g_autoptr(VcSignedPlacement) placement = NULL;
 	guint seen = 0;
 
 	if (!vc_domain_xml_check_attrs(vm, no_attrs, error) ||
@@ -511,7 +590,8 @@ vc_domain_xml_parse_vm(const xmlNode *vm, GHashTable *map, char **ret_serial, ch
 			    !vc_domain_xml_map_set_attr(map, c, "reload", "reload", error))
 				return FALSE;
 		} else if (vc_domain_xml_name_is(c, "placement")) {
-			if (!vc_domain_xml_parse_placement(c, map, error))
+			placement = vc_signed_placement_new();
+			if (!vc_domain_xml_parse_placement(c, map, placement, error))
 				return FALSE;
 		} else if (vc_domain_xml_name_is(c, "issued")) {
 			g_autoptr(GError) local = NULL;
@@ -532,6 +612,8 @@ vc_domain_xml_parse_vm(const xmlNode *vm, GHashTable *map, char **ret_serial, ch
 		*ret_serial = g_steal_pointer(&serial);
 	if (ret_peer != NULL)
 		*ret_peer = g_steal_pointer(&peer);
+	if (ret_placement != NULL)
+		*ret_placement = g_steal_pointer(&placement);
 	return TRUE;
 }
 
@@ -646,6 +728,7 @@ vc_domain_xml_parse_metadata_element(const xmlNode *md, VcDomainInfo *info, GErr
 			g_autoptr(GHashTable) map = vc_policy_map_new();
 			g_autofree char *serial = NULL;
 			g_autofree char *peer = NULL;
+			g_autoptr(VcSignedPlacement) placement = NULL;
 			if (seen_vm) {
 				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 					    "line %d: a second <virtcert:vm> element", c->line);
@@ -653,7 +736,7 @@ vc_domain_xml_parse_metadata_element(const xmlNode *md, VcDomainInfo *info, GErr
 			}
 			/* strict here, and only here: this element is ours */
 			if (!vc_domain_xml_check_tree(c, 0, FALSE, error) ||
-			    !vc_domain_xml_parse_vm(c, map, &serial, &peer, error)) {
+			    !vc_domain_xml_parse_vm(c, map, &placement, &serial, &peer, error)) {
 				g_prefix_error(error, "virtcert metadata: ");
 				return FALSE;
 			}
@@ -664,6 +747,8 @@ vc_domain_xml_parse_metadata_element(const xmlNode *md, VcDomainInfo *info, GErr
 			info->metadata = g_steal_pointer(&map);
 			info->issued_serial = g_steal_pointer(&serial);
 			info->issuer_peer = g_steal_pointer(&peer);
+			vc_signed_placement_free(info->placement);
+			info->placement = g_steal_pointer(&placement);
 		} else if (vc_domain_xml_is_nova(c) && vc_domain_xml_name_is(c, "instance")) {
 			if (!vc_domain_xml_parse_nova(c, info, error)) {
 				g_prefix_error(error, "nova metadata: ");
@@ -887,11 +972,66 @@ vc_domain_metadata_parse(const char *xml, gssize len, GError **error)
 		return NULL;
 	}
 	map = vc_policy_map_new();
-	if (!vc_domain_xml_parse_vm(root, map, NULL, NULL, error)) {
+	if (!vc_domain_xml_parse_vm(root, map, NULL, NULL, NULL, error)) {
 		g_prefix_error(error, "virtcert metadata: ");
 		return NULL;
 	}
 	return g_steal_pointer(&map);
+}
+
+VcSignedPlacement *
+vc_domain_placement_parse_document(const char *xml, gssize len, char **ret_uuid, GError **error)
+{
+	g_autoptr(xmlDoc) doc = NULL;
+	g_autoptr(GHashTable) map = vc_policy_map_new();
+	g_autoptr(VcSignedPlacement) sp = NULL;
+	xmlNode *root;
+
+	if (ret_uuid != NULL)
+		*ret_uuid = NULL;
+	doc = vc_domain_xml_parse_safely(xml, len, FALSE, error);
+	if (doc == NULL)
+		return NULL;
+	root = xmlDocGetRootElement(doc);
+	if (root != NULL && root->ns == NULL && vc_domain_xml_name_is(root, "domain")) {
+		g_autoptr(VcDomainInfo) info = vc_domain_info_parse(xml, len, error);
+		if (info == NULL)
+			return NULL;
+		if (ret_uuid != NULL)
+			*ret_uuid = g_strdup(info->uuid);
+		sp = g_steal_pointer(&info->placement);
+		return sp != NULL ? g_steal_pointer(&sp) : vc_signed_placement_new();
+	}
+	if (root != NULL && root->ns == NULL &&
+	    (vc_domain_xml_name_is(root, "vm") || vc_domain_xml_name_is(root, "placement"))) {
+		xmlNs *ns =
+		    xmlNewNs(root, (const xmlChar *)VC_DOMAIN_NS, (const xmlChar *)"virtcert");
+		vc_domain_xml_adopt_virtcert_ns(root, ns);
+	}
+	if (root == NULL || !vc_domain_xml_ns_is(root, VC_DOMAIN_NS)) {
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+			    "not a domain XML, <virtcert:vm> or <virtcert:placement> element "
+			    "(namespace %s)",
+			    VC_DOMAIN_NS);
+		return NULL;
+	}
+	if (vc_domain_xml_name_is(root, "vm")) {
+		if (!vc_domain_xml_parse_vm(root, map, &sp, NULL, NULL, error)) {
+			g_prefix_error(error, "virtcert metadata: ");
+			return NULL;
+		}
+		return sp != NULL ? g_steal_pointer(&sp) : vc_signed_placement_new();
+	}
+	if (vc_domain_xml_name_is(root, "placement")) {
+		sp = vc_signed_placement_new();
+		if (!vc_domain_xml_parse_placement(root, map, sp, error)) {
+			g_prefix_error(error, "virtcert placement: ");
+			return NULL;
+		}
+		return g_steal_pointer(&sp);
+	}
+	vc_domain_xml_unknown_element(root, "metadata", error);
+	return NULL;
 }
 
 void

@@ -4,6 +4,7 @@
 #include <glib.h>
 
 #include "vc-policy.h"
+#include "vc-signed-placement.h"
 
 G_BEGIN_DECLS
 
@@ -33,6 +34,9 @@ typedef struct {
 	char *nova_user;
 	char *nova_user_id;
 	char *nova_flavor;
+	/* the <virtcert:placement> element as written, with its signature
+	 * (vc-signed-placement.h); NULL when the metadata has none */
+	VcSignedPlacement *placement;
 } VcDomainInfo;
 
 void vc_domain_info_free(VcDomainInfo *info);
@@ -57,6 +61,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcDomainInfo, vc_domain_info_free)
  *     <virtcert:placement check-on-start="no">
  *       <virtcert:trust-ca>SHA256 HEX</virtcert:trust-ca>        (repeatable)
  *       <virtcert:require attr="site">eu-west|eu-central</virtcert:require>
+ *       <virtcert:signature vm="UUID" not-after="T">BASE64</virtcert:signature>
  *     </virtcert:placement>
  *     <virtcert:issued serial="..." peer="https://host:port"/>  (written by the daemon)
  *   </virtcert:vm>
@@ -80,6 +85,15 @@ char *vc_domain_xml_reduce(const char *xml, gssize len, GError **error);
 
 /* Parses just a <virtcert:vm> element (what virDomainGetMetadata returns). */
 GHashTable *vc_domain_metadata_parse(const char *xml, gssize len, GError **error);
+
+/* A VM's placement from a stand-alone document, for the offline tools and
+ * the fuzz target: a <virtcert:placement> element, a <virtcert:vm>
+ * metadata element (with or without namespace, as `virsh metadata` prints
+ * it) or a whole domain XML, read by the same strict parser. RET_UUID
+ * (nullable) receives the domain's UUID for a domain XML, else NULL. A
+ * document without a placement gives one with present FALSE. */
+VcSignedPlacement *vc_domain_placement_parse_document(const char *xml, gssize len, char **ret_uuid,
+						      GError **error);
 
 /* The daemon's facts in its own element: VM_XML (the <vm> element as
  * virDomainGetMetadata returns it, without namespace, or with one; NULL or ""

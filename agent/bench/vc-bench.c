@@ -30,6 +30,9 @@ static const VcBenchCommand commands[] = {
     {"ocsp", "[--count N] [--requests N] [--revocations N]",
      "OCSP over HTTP against a store of N certificates, revocation to visible, raw signing",
      vc_bench_ocsp},
+    {"placement-sig", "--xml FILE --owner-ca FILE [--count N]",
+     "An owner's placement signature checked in the daemon, beside parsing its domain XML",
+     vc_bench_placement_sig},
     {NULL}};
 
 static void

@@ -37,5 +37,6 @@ gboolean vc_bench_lifecycle(int argc, char **argv, GError **error);
 gboolean vc_bench_deliver(int argc, char **argv, GError **error);
 gboolean vc_bench_crl(int argc, char **argv, GError **error);
 gboolean vc_bench_ocsp(int argc, char **argv, GError **error);
+gboolean vc_bench_placement_sig(int argc, char **argv, GError **error);
 
 G_END_DECLS

@@ -61,6 +61,11 @@ static const VcCliCommand commands[] = {
     {"host install-libvirt-tls", "[--root DIR]",
      "Install the host certificate as libvirt's and QEMU's TLS certificate",
      vc_cli_host_install_libvirt_tls},
+    {"placement sign", "--key K --cert C --vm UUID [--not-after T] PLACEMENT.xml",
+     "Sign a VM's placement as its owner (prints the signed <virtcert:placement>)",
+     vc_cli_placement_sign},
+    {"placement verify", "[--owner-ca F] [--vm UUID] DOMAIN.xml|PLACEMENT.xml",
+     "Check a signed placement offline (exit 0 valid, 2 refused)", vc_cli_placement_verify},
     {"hook install", "[--root DIR]", "Install virtcert-hook as libvirt's QEMU hook",
      vc_cli_hook_install},
     {NULL}};

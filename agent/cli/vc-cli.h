@@ -99,5 +99,8 @@ gboolean vc_cli_host_show(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_host_install_libvirt_tls(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_policy_check(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_hook_install(VcCli *cli, int argc, char **argv, GError **error);
+/* signed placement (vc-cli-placement.c) */
+gboolean vc_cli_placement_sign(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_placement_verify(VcCli *cli, int argc, char **argv, GError **error);
 
 G_END_DECLS

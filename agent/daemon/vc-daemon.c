@@ -16,6 +16,7 @@
 #include "vc-ipc-server.h"
 #include "vc-host.h"
 #include "vc-ocsp.h"
+#include "vc-placement-sig.h"
 
 static char *arg_config;
 static char *arg_state_dir;
@@ -35,6 +36,9 @@ typedef struct {
 	/* the CRL served over HTTP, rebuilt after revocations and as it ages */
 	VcCrlPublisher *crl;
 	VcDaemonHostCrl *host_crl;
+	/* [placement] owner-ca for the hook's question, read again when its
+	 * files change; NULL until first needed or when none is configured */
+	VcOwnerTrust *owner_trust;
 } VcDaemon;
 
 static void
@@ -224,10 +228,20 @@ vc_daemon_method_placement_check(VcIpcRequest *request, gpointer user_data)
 		host = vc_host_load(daemon->config, &host_error);
 		if (host == NULL && !g_error_matches(host_error, VC_ERROR, VC_ERROR_NOT_FOUND))
 			g_propagate_error(&error, g_steal_pointer(&host_error));
-		else if (vc_policy_set_load_dir(set, daemon->config->policy_dir, &error))
-			result =
-			    vc_host_placement_answer(host, set, xml, daemon->config->issue_all,
-						     daemon->config->default_lifetime_s, &error);
+		else if (vc_policy_set_load_dir(set, daemon->config->policy_dir, &error)) {
+			/* the owner's signature first: rules it does not cover
+			 * are not worth judging */
+			if (daemon->owner_trust == NULL && daemon->config->owner_ca != NULL)
+				daemon->owner_trust = vc_owner_trust_new(daemon->config->owner_ca,
+									 daemon->config->owner_crl);
+			result = vc_placement_sig_answer(
+			    daemon->owner_trust, daemon->config->require_signed, set, xml,
+			    daemon->config->issue_all, daemon->config->default_lifetime_s, 0);
+			if (result == NULL)
+				result = vc_host_placement_answer(
+				    host, set, xml, daemon->config->issue_all,
+				    daemon->config->default_lifetime_s, &error);
+		}
 	}
 	if (result != NULL &&
 	    !json_object_get_boolean_member(json_node_get_object(result), "allow"))
@@ -623,6 +637,7 @@ vc_daemon_stop(VcDaemon *daemon)
 	g_clear_pointer(&daemon->ipc, vc_ipc_server_free);
 	g_clear_pointer(&daemon->crl, vc_crl_publisher_free);
 	g_clear_pointer(&daemon->host_crl, vc_daemon_host_crl_free);
+	g_clear_pointer(&daemon->owner_trust, vc_owner_trust_free);
 	g_clear_pointer(&daemon->engine, vc_engine_free);
 	g_clear_pointer(&daemon->ca, vc_ca_free);
 	g_clear_pointer(&daemon->store, vc_store_free);

@@ -112,6 +112,27 @@ vc_engine_host_allows(VcEngine *engine, const VcPolicy *policy, GError **error)
 	return TRUE;
 }
 
+/* Does the owner's signature hold the VM's placement ([placement]
+ * require-signed, owner-ca)? Checked on every evaluation, so a placement
+ * edited without a valid signature while the VM runs is refused at its
+ * METADATA_CHANGE, and a new owner CRL counts at the next one. */
+static gboolean
+vc_engine_owner_allows(VcEngine *engine, const VcDomainInfo *info, GError **error)
+{
+	g_autofree char *reason = NULL;
+
+	if (engine->config->owner_ca == NULL && !engine->config->require_signed)
+		return TRUE;
+	if (engine->owner_trust == NULL && engine->config->owner_ca != NULL)
+		engine->owner_trust =
+		    vc_owner_trust_new(engine->config->owner_ca, engine->config->owner_crl);
+	if (vc_placement_sig_check(engine->owner_trust, engine->config->require_signed, info,
+				   vc_engine_now(), &reason))
+		return TRUE;
+	g_set_error_literal(error, VC_ERROR, VC_ERROR_POLICY, reason);
+	return FALSE;
+}
+
 /* ---- facts ------------------------------------------------------------- */
 
 /* Everything the facts point into, owned for the length of one evaluation. */
@@ -170,6 +191,14 @@ vc_engine_gather_facts(VcEngine *engine, VcEngineVm *vm, gint64 now, VcEngineFac
 	if (s->policy == NULL)
 		return;
 	f->policy = s->policy;
+	/* before the names: a placement weakened without its owner's
+	 * signature withdraws the certificate whatever else is wrong */
+	if (!vc_engine_owner_allows(engine, s->info, &s->error)) {
+		f->refused_what = "placement signature refused";
+		f->refused_why = s->error->message;
+		f->refused_by_host = TRUE;
+		return;
+	}
 	vc_domain_info_get_name_vars(s->info, &vars);
 	s->names = vc_name_expand_all((const char *const *)s->policy->names, &vars, &s->error);
 	if (s->names == NULL ||

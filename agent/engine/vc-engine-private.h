@@ -15,6 +15,7 @@
 #include "vc-engine-state.h"
 #include "vc-engine.h"
 #include "vc-host.h"
+#include "vc-placement-sig.h"
 
 #define VC_ENGINE_BATCH 256
 #define VC_ENGINE_TICK_MAX_S 60
@@ -119,6 +120,7 @@ struct _VcEngine {
 	VcHost *host;	    /* this host's certificate, NULL if none is installed */
 	GError *host_error; /* why the host certificate is not usable, if it is not */
 	gint64 host_loaded_at;
+	VcOwnerTrust *owner_trust; /* [placement] owner-ca, NULL: none configured */
 	guint flush_source;
 	gint64 flush_due_us; /* monotonic: when the pending flush's window ends */
 	guint tick_source;

@@ -353,6 +353,7 @@ vc_engine_free(VcEngine *engine)
 	vc_policy_set_free(engine->policy);
 	vc_issuer_free(engine->issuer);
 	g_clear_pointer(&engine->host, vc_host_free);
+	g_clear_pointer(&engine->owner_trust, vc_owner_trust_free);
 	g_clear_error(&engine->host_error);
 	vc_metrics_free(engine->metrics);
 	g_free(engine);
