@@ -111,6 +111,7 @@ main(int argc, char **argv)
 	g_autoptr(JsonObject) params = NULL;
 	g_autoptr(JsonNode) result = NULL;
 	gboolean is_migrate, allow = FALSE;
+	gboolean announce = FALSE, unrestricted = FALSE;
 	const char *reason = NULL;
 
 	if (argc < 3) {
@@ -160,12 +161,19 @@ main(int argc, char **argv)
 	 * on it running. The daemon decides everything else, from the same
 	 * policy.d; a policy we cannot resolve goes to the daemon too, which
 	 * refuses it with the reason. */
+	/* A migration of a VM another host issued for is announced to that
+	 * host by the daemon (the issuer accepts the handover claim only from
+	 * the host that announced it), so the daemon hears of it even when
+	 * the placement is unrestricted; it cannot refuse such a VM, so then a
+	 * daemon that does not answer refuses nothing either. */
+	announce = is_migrate && info->issuer_peer != NULL && info->issued_serial != NULL;
 	if (!vc_policy_set_load_dir(set, config->policy_dir, &policy_error))
 		g_clear_error(&policy_error); /* unreadable: let the daemon judge */
 	else {
 		policy = vc_placement_resolve_policy(info, set, config->issue_all,
 						     config->default_lifetime_s, &policy_error);
-		if (policy_error == NULL && !vc_placement_is_restricted(policy))
+		unrestricted = policy_error == NULL && !vc_placement_is_restricted(policy);
+		if (unrestricted && !announce)
 			return 0;
 	}
 	/* "prepare begin" runs for every start; only a VM whose policy says
@@ -178,6 +186,13 @@ main(int argc, char **argv)
 	json_object_set_string_member(params, "operation", what);
 	result = vc_ipc_client_call(config->control_socket, "placement-check", params,
 				    (guint)config->hook_timeout_ms, &error);
+	if (result == NULL && unrestricted) {
+		g_printerr(
+		    "virtcert: could not announce the migration of VM %s to its issuer (%s); "
+		    "its certificate there will not be handed over\n",
+		    vm, error->message);
+		return 0;
+	}
 	if (result == NULL) {
 		g_autofree char *r = NULL;
 		if (g_error_matches(error, VC_ERROR, VC_ERROR_UNAVAILABLE)) {

@@ -13,6 +13,7 @@
  *    malformed CA id or UUID 400 with a text body saying why.
  *
  *  - the peer listener (HTTPS, client certificate required) for other hosts:
+ *      POST /peer/v1/announce {"vm_uuid", "vm_name", "serial", "fqdn"}
  *      POST /peer/v1/handover {"vm_uuid", "vm_name", "serial", "fqdn"}
  *    Every client certificate is verified with OpenSSL against this host's
  *    trusted host CA bundle and the host CA's CRL (read at every request,
@@ -59,6 +60,10 @@ typedef struct {
 	 * exactly once with vc_peer_claim_reply(), now or later from the main
 	 * loop; the HTTP request waits (paused, the main loop runs on). */
 	void (*handover)(VcPeerClaim *claim, gpointer user_data);
+	/* A verified announcement of an incoming migration (POST
+	 * /peer/v1/announce, same members and checks as a claim); answered
+	 * the same way. */
+	void (*announce)(VcPeerClaim *claim, gpointer user_data);
 } VcHttpCallbacks;
 
 /* Starts the listeners OPTS enables. CB is copied. Errors: VC_ERROR_USAGE

@@ -25,6 +25,9 @@ typedef struct {
 	VcKeyType key_type;   /* used when PUBLIC_KEY is NULL */
 	EVP_PKEY *public_key; /* guest keygen: the guest's key; NULL: host keygen */
 	gint64 lifetime_s;    /* 0: the configured default */
+	/* the placement it is issued under (vc_placement_to_canonical()),
+	 * recorded with the intent; NULL: not recorded (manual issuance) */
+	const char *placement;
 } VcIssueRequest;
 
 typedef struct {
