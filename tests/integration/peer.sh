@@ -107,6 +107,20 @@ refused "a client certificate without EKU" noeku announce "$s1" "no extendedKeyU
 refused "a wildcard client certificate" wild announce "$s1" "wildcard"
 refused "a malformed urn:virtcert:host: attribute" attr announce "$s1" "not a host identity"
 still_valid
+# metadata narrows the host's policy, never widens it; policy show says who set what
+meta='<vc:vm xmlns:vc="urn:virtcert:domain:1"><vc:placement><vc:require attr="site">us-east|eu-west</vc:require></vc:placement></vc:vm>'
+test_domain vm-2 "$meta" "$(cat /proc/sys/kernel/random/uuid)" >"$T/vm-2.xml"
+vc policy show --xml "$T/vm-2.xml" --json >"$T/show2.json" 2>&1 || true
+jq -e '.policy.require == [{"attr": "site", "values": ["eu-west"]}] and (.policy.sources.require | endswith("narrowed by domain metadata"))' "$T/show2.json" >/dev/null &&
+	ok "policy show: metadata site=us-east|eu-west over policy.d eu-west|eu-central is eu-west, and says so" ||
+	{ not_ok "policy show narrowing"; cat "$T/show2.json"; }
+vc policy show --xml "$T/vm-2.xml" | grep -q "^Set by:    require .*narrowed by domain metadata" &&
+	ok "policy show: a Set by: line per key" || not_ok "policy show: no Set by: lines"
+meta='<vc:vm xmlns:vc="urn:virtcert:domain:1"><vc:name>www.example.com</vc:name></vc:vm>'
+test_domain vm-3 "$meta" "$(cat /proc/sys/kernel/random/uuid)" >"$T/vm-3.xml"
+check_fails "policy show: a metadata name outside the group's subtrees is refused" vc policy show --xml "$T/vm-3.xml"
+grep -q "outside what" "$T/check.out" && ok "... naming the bound" || { not_ok "no reason"; cat "$T/check.out"; }
+
 grep -q "migration announcement for VM $uuid (serial $s1) from b.example.com" "$T/virtcertd.log" &&
 	ok "the daemon logs who announced what" || not_ok "no announcement in the daemon's log"
 finish
