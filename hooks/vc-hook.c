@@ -158,14 +158,13 @@ main(int argc, char **argv)
 
 	/* A VM without any virtcert policy, or whose policy does not restrict
 	 * placement, may run anywhere: no question to the daemon, no dependency
-	 * on it running. The daemon decides everything else, from the same
-	 * policy.d; a policy we cannot resolve goes to the daemon too, which
-	 * refuses it with the reason. */
-	/* A migration of a VM another host issued for is announced to that
-	 * host by the daemon (the issuer accepts the handover claim only from
-	 * the host that announced it), so the daemon hears of it even when
-	 * the placement is unrestricted; it cannot refuse such a VM, so then a
-	 * daemon that does not answer refuses nothing either. */
+	 * on it running; except that a migration of a VM another host issued
+	 * for is announced to that host by the daemon (the issuer accepts the
+	 * handover claim only from the host that announced it), so the daemon
+	 * hears of it, and a daemon that does not answer refuses nothing then.
+	 * The daemon decides everything else, from the same policy.d; a policy
+	 * we cannot resolve goes to the daemon too, which refuses it with the
+	 * reason. */
 	announce = is_migrate && info->issuer_peer != NULL && info->issued_serial != NULL;
 	if (!vc_policy_set_load_dir(set, config->policy_dir, &policy_error))
 		g_clear_error(&policy_error); /* unreadable: let the daemon judge */
