@@ -26,6 +26,7 @@ typedef struct {
 	VcIpcServer *ipc;
 	VcHttpServer *http;
 	GThreadPool *announce_pool; /* announcements of migrations here */
+	GList *peer_waiting;	    /* of VcDaemonPeerRequest: claims waiting to be judged */
 	GMainLoop *loop;
 	/* the CRL served over HTTP, rebuilt when revocations change or it ages */
 	GBytes *crl;
@@ -361,28 +362,53 @@ vc_daemon_http_get_metrics(gpointer user_data)
 	return vc_engine_get_metrics(daemon->engine);
 }
 
+/* How long an announced destination's claim may wait for this host to see
+ * the VM leave (libvirt's STOPPED MIGRATED and the claim race), within the
+ * claimant's own 10 s. */
+#define VC_DAEMON_CLAIM_WAIT_MS 5000
+#define VC_DAEMON_CLAIM_POLL_MS 100
+
+typedef struct {
+	VcDaemon *daemon;
+	VcPeerClaim *claim;
+	gboolean announce;
+	gint64 deadline_us; /* monotonic */
+	guint source;
+} VcDaemonPeerRequest;
+
+static gboolean vc_daemon_http_peer_judge(gpointer data);
+
 /* A claim or an announcement: judged by the engine; a refusal is a 403
  * and changed nothing. */
-static void
-vc_daemon_http_peer_request(VcDaemon *daemon, VcPeerClaim *claim, gboolean announce)
+static gboolean
+vc_daemon_http_peer_judge(gpointer data)
 {
+	VcDaemonPeerRequest *r = data;
+	VcDaemon *daemon = r->daemon;
+	VcPeerClaim *claim = r->claim;
 	g_autofree char *reason = NULL;
 	VcEnginePeer peer = {
 	    .fqdn = vc_peer_claim_get_peer_fqdn(claim),
 	    .fingerprint = vc_peer_claim_get_peer_fingerprint(claim),
 	    .identity = vc_peer_claim_get_peer_identity(claim),
 	};
-	gboolean accepted;
+	gboolean accepted, not_yet = FALSE;
 
-	if (announce)
+	r->source = 0;
+	if (r->announce)
 		accepted =
 		    vc_engine_handle_announce(daemon->engine, vc_peer_claim_get_vm_uuid(claim),
 					      vc_peer_claim_get_serial(claim), &peer, &reason);
 	else
 		accepted = vc_engine_handle_claim(daemon->engine, vc_peer_claim_get_vm_uuid(claim),
-						  vc_peer_claim_get_serial(claim), &peer, &reason);
+						  vc_peer_claim_get_serial(claim), &peer, &not_yet,
+						  &reason);
+	if (not_yet && g_get_monotonic_time() < r->deadline_us) {
+		r->source = g_timeout_add(VC_DAEMON_CLAIM_POLL_MS, vc_daemon_http_peer_judge, r);
+		return G_SOURCE_REMOVE;
+	}
 	g_message("%s for VM %s (serial %s) from %s (%s, certificate %.16s…): %s: %s",
-		  announce ? "migration announcement" : "handover claim",
+		  r->announce ? "migration announcement" : "handover claim",
 		  vc_peer_claim_get_vm_uuid(claim), vc_peer_claim_get_serial(claim), peer.fqdn,
 		  vc_peer_claim_get_remote_address(claim), peer.fingerprint,
 		  accepted ? "accepted" : "refused", reason);
@@ -390,6 +416,22 @@ vc_daemon_http_peer_request(VcDaemon *daemon, VcPeerClaim *claim, gboolean annou
 		vc_peer_claim_reply(claim, TRUE, reason);
 	else
 		vc_peer_claim_reply_refused(claim, reason);
+	daemon->peer_waiting = g_list_remove(daemon->peer_waiting, r);
+	g_free(r);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+vc_daemon_http_peer_request(VcDaemon *daemon, VcPeerClaim *claim, gboolean announce)
+{
+	VcDaemonPeerRequest *r = g_new0(VcDaemonPeerRequest, 1);
+
+	r->daemon = daemon;
+	r->claim = claim;
+	r->announce = announce;
+	r->deadline_us = g_get_monotonic_time() + VC_DAEMON_CLAIM_WAIT_MS * 1000;
+	daemon->peer_waiting = g_list_prepend(daemon->peer_waiting, r);
+	vc_daemon_http_peer_judge(r);
 }
 
 static void
@@ -544,6 +586,14 @@ vc_daemon_start(VcDaemon *daemon, GError **error)
 static void
 vc_daemon_stop(VcDaemon *daemon)
 {
+	/* claims still waiting for their VM to leave: not now */
+	for (GList *l = daemon->peer_waiting; l != NULL; l = l->next) {
+		VcDaemonPeerRequest *r = l->data;
+		g_clear_handle_id(&r->source, g_source_remove);
+		vc_peer_claim_reply_unavailable(r->claim, "this host is shutting down");
+		g_free(r);
+	}
+	g_clear_pointer(&daemon->peer_waiting, g_list_free);
 	g_clear_pointer(&daemon->http, vc_http_server_free);
 	/* announcements in flight answer their hooks first */
 	if (daemon->announce_pool != NULL)

@@ -129,7 +129,7 @@ vc_engine_handle_announce(VcEngine *engine, const char *vm_uuid, const char *ser
 
 gboolean
 vc_engine_handle_claim(VcEngine *engine, const char *vm_uuid, const char *serial,
-		       const VcEnginePeer *peer, char **ret_reason)
+		       const VcEnginePeer *peer, gboolean *ret_not_yet, char **ret_reason)
 {
 	VcEngineVm *vm;
 	g_autoptr(VcVirtDomain) dom = NULL;
@@ -137,19 +137,11 @@ vc_engine_handle_claim(VcEngine *engine, const char *vm_uuid, const char *serial
 	gint64 grace = engine->config->handover_grace_s;
 
 	g_return_val_if_fail(vm_uuid != NULL && serial != NULL && peer != NULL, FALSE);
+	if (ret_not_yet != NULL)
+		*ret_not_yet = FALSE;
 	vm = vc_engine_handover_check(engine, "claim", vm_uuid, serial, peer, ret_reason);
 	if (vm == NULL)
 		return FALSE;
-	if (engine->virt != NULL &&
-	    (dom = vc_virt_get_domain(engine->virt, vm_uuid, FALSE, NULL)) != NULL && dom->active) {
-		*ret_reason = g_strdup("the VM still runs on this host");
-		return FALSE;
-	}
-	if (vm->state != VC_DOMAIN_STATE_MIGRATING_OUT) {
-		*ret_reason = g_strdup_printf("the VM has not migrated away from this host (%s)",
-					      vc_domain_state_to_string(vm->state));
-		return FALSE;
-	}
 	if (vm->announced_at == 0) {
 		*ret_reason =
 		    g_strdup_printf("no migration of the VM to %s was announced here", peer->fqdn);
@@ -159,6 +151,22 @@ vc_engine_handle_claim(VcEngine *engine, const char *vm_uuid, const char *serial
 		*ret_reason = g_strdup_printf("the VM's migration was announced by another host "
 					      "certificate (%s), not by this one (%s)",
 					      vm->announced_fqdn, peer->fqdn);
+		return FALSE;
+	}
+	/* the announced destination may claim before libvirt's STOPPED
+	 * MIGRATED reached us: the caller may ask again a little later */
+	if (engine->virt != NULL &&
+	    (dom = vc_virt_get_domain(engine->virt, vm_uuid, FALSE, NULL)) != NULL && dom->active) {
+		*ret_reason = g_strdup("the VM still runs on this host");
+		if (ret_not_yet != NULL)
+			*ret_not_yet = TRUE;
+		return FALSE;
+	}
+	if (vm->state != VC_DOMAIN_STATE_MIGRATING_OUT) {
+		*ret_reason = g_strdup_printf("the VM has not migrated away from this host (%s)",
+					      vc_domain_state_to_string(vm->state));
+		if (ret_not_yet != NULL)
+			*ret_not_yet = TRUE;
 		return FALSE;
 	}
 	if (g_strcmp0(vm->announced_serial, vm->row->current_serial) != 0 ||

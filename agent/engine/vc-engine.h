@@ -97,8 +97,12 @@ gboolean vc_engine_handle_announce(VcEngine *engine, const char *vm_uuid, const 
  * superseded. A refused claim changes nothing (the grace period still ends
  * an unclaimed certificate as privilegeWithdrawn). RET_REASON is always
  * set. */
+/* RET_NOT_YET (nullable) is set when the claim came from the announced host
+ * but the VM has not left yet as far as this host saw (it still runs, or
+ * STOPPED MIGRATED was not handled yet): the caller may judge it again
+ * shortly (the claimant's request waits) before answering the refusal. */
 gboolean vc_engine_handle_claim(VcEngine *engine, const char *vm_uuid, const char *serial,
-				const VcEnginePeer *peer, char **ret_reason);
+				const VcEnginePeer *peer, gboolean *ret_not_yet, char **ret_reason);
 /* Number of VMs with a queued issuance (benchmarks wait for zero). */
 guint vc_engine_get_queue_length(VcEngine *engine);
 

@@ -62,7 +62,7 @@ refused() { # WHAT AS PATH SERIAL WANT-IN-REASON
 }
 still_valid() { [[ $(status_of "$s1") == valid ]] && ok "... and $s1 stays valid" || not_ok "$s1 is $(status_of "$s1")"; }
 
-refused "a claim while the VM runs here" b handover "$s1" "still runs"
+refused "a claim while the VM runs here, without an announcement" b handover "$s1" "was announced"
 refused "a claim naming serial 00" b handover 00 "names certificate 00"
 refused "an announcement from outside the placement" c announce "$s1" "site=us-east not in"
 refused "an announcement naming another serial" b announce 00 "names certificate 00"
@@ -71,7 +71,7 @@ still_valid
 # the original report: the VM stopped (not migrated), a claim with curl
 lv destroy vm-1 >/dev/null
 wait_for 10 bash -c "'$VIRTCERT' --config '$CONF' show vm-1 --json | jq -e '.domain.state == \"STOPPED\"'" || not_ok "vm-1 not STOPPED"
-refused "a claim for a stopped VM" b handover "$s1" "has not migrated away"
+refused "a claim for a stopped VM" b handover "$s1" "was announced"
 refused "a claim for a stopped VM from outside the placement" c handover "$s1" "outside the placement"
 refused "an announcement for a stopped VM" b announce "$s1" "does not run on this host"
 still_valid
@@ -83,7 +83,13 @@ wait_for 10 bash -c "'$VIRTCERT' --config '$CONF' show vm-1 --json | jq -e '.dom
 code=$(post b announce "$s1")
 [[ $code == 200 ]] && jq -e '.accepted == true' "$T/post.out" >/dev/null &&
 	ok "b announces a migration of the running VM: 200" || not_ok "announce: $code $(cat "$T/post.out")"
+# the announced host's early claim waits (up to 5 s) for the VM to leave,
+# then is refused
+start=$(date +%s%N)
 refused "b's claim before the VM left" b handover "$s1" "still runs"
+waited=$((($(date +%s%N) - start) / 1000000))
+((waited >= 4500)) && ok "... after waiting ${waited} ms for the VM to leave" || not_ok "answered after ${waited} ms"
+refused "c's claim meanwhile (not announced)" c handover "$s1" "outside the placement"
 still_valid
 
 # certificates from the trusted host CA that are no host identity
