@@ -151,6 +151,7 @@ main(int argc, char **argv)
 	g_autoptr(JsonNode) result = NULL;
 	g_autofree char *reduced = NULL;
 	gboolean is_migrate, allow = FALSE, policy_loaded, signature_matters = FALSE;
+	gboolean announce = FALSE, unrestricted = FALSE;
 	const char *reason = NULL;
 
 	if (argc < 3) {
@@ -210,15 +211,21 @@ main(int argc, char **argv)
 
 	/* A VM without any virtcert policy, or whose policy does not restrict
 	 * placement, may run anywhere: no question to the daemon, no dependency
-	 * on it running. The daemon decides everything else, from the same
-	 * policy.d; a policy we cannot resolve goes to the daemon too, which
-	 * refuses it with the reason. */
+	 * on it running; except that a migration of a VM another host issued
+	 * for is announced to that host by the daemon (the issuer accepts the
+	 * handover claim only from the host that announced it), so the daemon
+	 * hears of it, and a daemon that does not answer refuses nothing then.
+	 * The daemon decides everything else, from the same policy.d; a policy
+	 * we cannot resolve goes to the daemon too, which refuses it with the
+	 * reason. */
+	announce = is_migrate && info->issuer_peer != NULL && info->issued_serial != NULL;
 	if (policy_loaded) {
 		policy = vc_placement_resolve_policy(info, set, config->issue_all,
 						     config->default_lifetime_s, &policy_error);
 		signature_matters = vc_hook_signature_matters(config, info, policy);
-		if (policy_error == NULL && !vc_placement_is_restricted(policy) &&
-		    !signature_matters)
+		unrestricted = policy_error == NULL && !vc_placement_is_restricted(policy) &&
+			       !signature_matters;
+		if (unrestricted && !announce)
 			return 0;
 	}
 	/* "prepare begin" runs for every start; only a VM whose policy says
@@ -241,6 +248,13 @@ main(int argc, char **argv)
 	json_object_set_string_member(params, "operation", what);
 	result = vc_ipc_client_call(config->control_socket, "placement-check", params,
 				    (guint)config->hook_timeout_ms, &error);
+	if (result == NULL && unrestricted) {
+		g_printerr(
+		    "virtcert: could not announce the migration of VM %s to its issuer (%s); "
+		    "its certificate there will not be handed over\n",
+		    vm, error->message);
+		return 0;
+	}
 	if (result == NULL) {
 		g_autofree char *r = NULL;
 		if (g_error_matches(error, VC_ERROR, VC_ERROR_UNAVAILABLE)) {

@@ -1053,6 +1053,9 @@ vc_domain_info_resolve_policy(const VcDomainInfo *info, VcPolicySet *set, gboole
 			      GError **error)
 {
 	g_autoptr(GHashTable) map = NULL;
+	g_autoptr(GHashTable) sources =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	g_auto(GStrv) bounds = NULL;
 	g_autofree char *source = NULL;
 	VcPolicy *policy;
 
@@ -1065,17 +1068,38 @@ vc_domain_info_resolve_policy(const VcDomainInfo *info, VcPolicySet *set, gboole
 		    .project_id = info->nova_project_id,
 		};
 		map = vc_policy_set_lookup(set, &subject, &source);
+		bounds = vc_policy_set_lookup_bounds(set, &subject);
 	}
 	if (info->has_metadata) {
 		if (map == NULL) {
+			/* no host policy selects the VM: its metadata alone, bounded
+			 * by the CA's name constraints only */
+			GHashTableIter it;
+			gpointer k;
 			map = vc_policy_map_new();
 			source = g_strdup("domain metadata");
+			vc_policy_map_merge(map, info->metadata);
+			g_hash_table_iter_init(&it, map);
+			while (g_hash_table_iter_next(&it, &k, NULL))
+				g_hash_table_insert(sources, g_strdup(k), g_strdup(source));
 		} else {
+			g_autofree char *group = g_strdup(source);
 			char *s = g_strconcat(source, " + domain metadata", NULL);
 			g_free(source);
 			source = s;
+			/* metadata narrows host policy, never widens it */
+			if (!vc_policy_map_narrow(map, info->metadata, group,
+						  (const char *const *)bounds, sources, error)) {
+				g_prefix_error(error, "VM %s (%s): ", info->name, info->uuid);
+				return NULL;
+			}
 		}
-		vc_policy_map_merge(map, info->metadata);
+	} else if (map != NULL) {
+		GHashTableIter it;
+		gpointer k;
+		g_hash_table_iter_init(&it, map);
+		while (g_hash_table_iter_next(&it, &k, NULL))
+			g_hash_table_insert(sources, g_strdup(k), g_strdup(source));
 	}
 	if (map == NULL) {
 		if (!issue_all)
@@ -1086,9 +1110,13 @@ vc_domain_info_resolve_policy(const VcDomainInfo *info, VcPolicySet *set, gboole
 	if (!g_hash_table_contains(map, "names") && default_names != NULL &&
 	    default_names[0] != NULL)
 		g_hash_table_insert(map, g_strdup("names"), g_strdupv((GStrv)default_names));
+	if (!g_hash_table_contains(sources, "names") && g_hash_table_contains(map, "names"))
+		g_hash_table_insert(sources, g_strdup("names"), g_strdup("default names"));
 	policy = vc_policy_new_from_map(map, source, default_lifetime_s, error);
 	if (policy == NULL)
 		g_prefix_error(error, "VM %s (%s): ", info->name, info->uuid);
+	else
+		policy->sources = g_steal_pointer(&sources);
 	return policy;
 }
 

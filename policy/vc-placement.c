@@ -282,3 +282,130 @@ vc_placement_allows(const VcPolicy *policy, const VcHostIdentity *host, char **r
 		    g_strdup_printf("host satisfies the VM's placement policy (%s)", passed->str);
 	return TRUE;
 }
+
+/* ---- the canonical record ------------------------------------------------ */
+
+static gint
+vc_placement_cmp_rule_text(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+char *
+vc_placement_to_canonical(const VcPolicy *policy)
+{
+	g_autoptr(GPtrArray) cas = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GPtrArray) rules = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GString) out = g_string_new(NULL);
+
+	if (!vc_placement_is_restricted(policy))
+		return g_strdup("");
+	for (gsize i = 0; policy->trust_host_cas != NULL && policy->trust_host_cas[i] != NULL;
+	     i++) {
+		char *fp = vc_host_attr_fingerprint_normalize(policy->trust_host_cas[i], NULL);
+		if (fp == NULL) /* the policy parser let it in: keep it as it is */
+			fp = g_ascii_strdown(policy->trust_host_cas[i], -1);
+		g_ptr_array_add(cas, fp);
+	}
+	g_ptr_array_sort(cas, vc_placement_cmp_strptr);
+	for (guint i = 0; i < cas->len; i++)
+		if (i == 0 || strcmp(g_ptr_array_index(cas, i), g_ptr_array_index(cas, i - 1)) != 0)
+			g_string_append_printf(out, "trust-host-ca=%s\n",
+					       (const char *)g_ptr_array_index(cas, i));
+	for (guint i = 0; policy->placement != NULL && i < policy->placement->len; i++) {
+		const VcPlacementRule *rule = g_ptr_array_index(policy->placement, i);
+		g_autoptr(GPtrArray) values = g_ptr_array_new();
+		g_autoptr(GString) line = g_string_new(NULL);
+
+		for (gsize j = 0; rule->values != NULL && rule->values[j] != NULL; j++)
+			g_ptr_array_add(values, rule->values[j]);
+		g_ptr_array_sort(values, vc_placement_cmp_strptr);
+		g_string_append_printf(line, "require=%s=", rule->key);
+		for (guint j = 0; j < values->len; j++) {
+			if (j > 0 && strcmp(g_ptr_array_index(values, j),
+					    g_ptr_array_index(values, j - 1)) == 0)
+				continue;
+			if (j > 0)
+				g_string_append_c(line, '|');
+			g_string_append(line, g_ptr_array_index(values, j));
+		}
+		g_ptr_array_add(rules, g_string_free(g_steal_pointer(&line), FALSE));
+	}
+	g_ptr_array_sort(rules, vc_placement_cmp_rule_text);
+	for (guint i = 0; i < rules->len; i++)
+		if (i == 0 ||
+		    strcmp(g_ptr_array_index(rules, i), g_ptr_array_index(rules, i - 1)) != 0)
+			g_string_append_printf(out, "%s\n",
+					       (const char *)g_ptr_array_index(rules, i));
+	return g_string_free(g_steal_pointer(&out), FALSE);
+}
+
+static void
+vc_placement_rule_free(VcPlacementRule *rule)
+{
+	g_free(rule->key);
+	g_strfreev(rule->values);
+	g_free(rule);
+}
+
+VcPolicy *
+vc_placement_from_canonical(const char *text, GError **error)
+{
+	g_autoptr(VcPolicy) policy = g_new0(VcPolicy, 1);
+	g_autoptr(GStrvBuilder) cas = g_strv_builder_new();
+	g_auto(GStrv) lines = NULL;
+
+	g_return_val_if_fail(text != NULL, NULL);
+	policy->source = g_strdup("the placement recorded with the certificate");
+	policy->placement = g_ptr_array_new_with_free_func((GDestroyNotify)vc_placement_rule_free);
+	lines = g_strsplit(text, "\n", -1);
+	for (gsize i = 0; lines[i] != NULL; i++) {
+		const char *l = lines[i];
+
+		if (l[0] == '\0' && lines[i + 1] == NULL)
+			break; /* after the last line's "\n" */
+		if (g_str_has_prefix(l, "trust-host-ca=")) {
+			g_autofree char *fp =
+			    vc_host_attr_fingerprint_normalize(l + strlen("trust-host-ca="), error);
+			if (fp == NULL) {
+				g_prefix_error(error, "placement record line %zu: ", i + 1);
+				return NULL;
+			}
+			g_strv_builder_add(cas, fp);
+		} else if (g_str_has_prefix(l, "require=")) {
+			const char *kv = l + strlen("require=");
+			const char *eq = strchr(kv, '=');
+			g_autofree char *key = eq != NULL ? g_strndup(kv, (gsize)(eq - kv)) : NULL;
+			g_auto(GStrv) values = eq != NULL ? g_strsplit(eq + 1, "|", -1) : NULL;
+			VcPlacementRule *rule;
+
+			if (key == NULL || !vc_host_attr_key_is_valid(key) || values[0] == NULL) {
+				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "placement record line %zu: \"%s\" is not "
+					    "require=KEY=V1|V2",
+					    i + 1, l);
+				return NULL;
+			}
+			for (gsize j = 0; values[j] != NULL; j++)
+				if (!vc_host_attr_value_is_valid(values[j])) {
+					g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+						    "placement record line %zu: value \"%s\" of "
+						    "%s is empty or not [A-Za-z0-9._:-]+",
+						    i + 1, values[j], key);
+					return NULL;
+				}
+			rule = g_new0(VcPlacementRule, 1);
+			rule->key = g_steal_pointer(&key);
+			rule->values = g_steal_pointer(&values);
+			g_ptr_array_add(policy->placement, rule);
+		} else {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "placement record line %zu: \"%s\" is neither trust-host-ca= "
+				    "nor require=",
+				    i + 1, l);
+			return NULL;
+		}
+	}
+	policy->trust_host_cas = g_strv_builder_end(cas);
+	return g_steal_pointer(&policy);
+}

@@ -74,4 +74,18 @@ VcPolicy *vc_placement_resolve_policy(const VcDomainInfo *info, VcPolicySet *set
 /* TRUE when POLICY restricts placement at all (trusted CAs or rules). */
 gboolean vc_placement_is_restricted(const VcPolicy *policy);
 
+/* The canonical text of POLICY's placement (nullable: none), what the
+ * store records with a certificate (certs.placement) and a handover is
+ * judged by: one line per trusted host CA "trust-host-ca=FP" (64 lower-case
+ * hex digits) in sorted order, then one line per rule
+ * "require=KEY=V1|V2" (values sorted, duplicates dropped; rules sorted),
+ * each ending in "\n". "" for an unrestricted placement. check-on-start is
+ * not part of it. Equal placements give equal texts. */
+char *vc_placement_to_canonical(const VcPolicy *policy);
+/* Parses the canonical text back into a placement-only policy (names and
+ * delivery unset). "" gives an unrestricted one. VC_ERROR_INVALID_DATA
+ * naming the line for anything else than what vc_placement_to_canonical()
+ * writes (order is not checked). */
+VcPolicy *vc_placement_from_canonical(const char *text, GError **error);
+
 G_END_DECLS

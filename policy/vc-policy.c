@@ -4,6 +4,7 @@
 #include "vc-config.h"
 #include "vc-error.h"
 #include "vc-host-attr.h"
+#include "vc-name.h"
 #include "vc-policy.h"
 #include "vc-text.h"
 
@@ -87,6 +88,8 @@ vc_policy_free(VcPolicy *policy)
 	g_strfreev(policy->trust_host_cas);
 	if (policy->placement != NULL)
 		g_ptr_array_unref(policy->placement);
+	if (policy->sources != NULL)
+		g_hash_table_unref(policy->sources);
 	g_free(policy);
 }
 
@@ -320,6 +323,283 @@ vc_policy_key_is_list(const char *key)
 {
 	int k = vc_policy_key_find(key);
 	return k >= 0 && policy_keys[k].list;
+}
+
+/* ---- metadata narrows host policy ------------------------------------- */
+
+char *
+vc_policy_name_subtree(const char *name)
+{
+	const char *brace = strrchr(name, '}');
+	const char *rest = brace != NULL ? brace + 1 : name;
+	const char *dot = strchr(rest, '.');
+
+	/* after the last placeholder, and never the first label itself */
+	rest = dot != NULL ? dot + 1 : "";
+	return *rest != '\0' ? g_ascii_strdown(rest, -1) : NULL;
+}
+
+static void
+vc_policy_set_source(GHashTable *sources, const char *key, const char *source)
+{
+	if (sources != NULL)
+		g_hash_table_insert(sources, g_strdup(key), g_strdup(source));
+}
+
+static gboolean
+vc_policy_narrow_names(GHashTable *host, const char *const *meta, const char *host_source,
+		       const char *const *bounds_in, GHashTable *sources, GError **error)
+{
+	g_autoptr(GPtrArray) bounds = g_ptr_array_new_with_free_func(g_free);
+	const char *const *host_names = g_hash_table_lookup(host, "names");
+	g_autofree char *shown = NULL;
+	g_autofree char *src = NULL;
+
+	for (gsize i = 0; bounds_in != NULL && bounds_in[i] != NULL; i++)
+		g_ptr_array_add(bounds, g_strdup(bounds_in[i]));
+	if (bounds_in == NULL)
+		for (gsize i = 0; host_names != NULL && host_names[i] != NULL; i++) {
+			char *sub = vc_policy_name_subtree(host_names[i]);
+			if (sub != NULL)
+				g_ptr_array_add(bounds, sub);
+		}
+	if (bounds->len == 0) {
+		g_set_error(error, VC_ERROR, VC_ERROR_POLICY,
+			    "names: %s sets neither names nor metadata-names, so the domain "
+			    "metadata may not name the certificate",
+			    host_source);
+		return FALSE;
+	}
+	g_ptr_array_add(bounds, NULL);
+	shown = g_strjoinv(", ", (GStrv)bounds->pdata);
+	for (gsize i = 0; meta[i] != NULL; i++) {
+		/* the literal end of the template decides where every expansion
+		 * lands: placeholders only fill labels in front of it */
+		const char *brace = strrchr(meta[i], '}');
+		const char *tail = brace != NULL ? brace + 1 : meta[i];
+		gboolean inside = FALSE;
+		for (guint b = 0; b + 1 < bounds->len && !inside; b++) {
+			const char *sub = g_ptr_array_index(bounds, b);
+			const char *bare = sub[0] == '.' ? sub + 1 : sub;
+			gsize tl = strlen(tail), bl = strlen(bare);
+			inside = (brace == NULL && sub[0] != '.' &&
+				  g_ascii_strcasecmp(tail, bare) == 0) ||
+				 (tl > bl && tail[tl - bl - 1] == '.' &&
+				  g_ascii_strcasecmp(tail + tl - bl, bare) == 0);
+		}
+		if (!inside) {
+			g_set_error(error, VC_ERROR, VC_ERROR_POLICY,
+				    "names: \"%s\" (domain metadata) is outside what %s lets "
+				    "metadata name: %s",
+				    meta[i], host_source, shown);
+			return FALSE;
+		}
+	}
+	g_hash_table_insert(host, g_strdup("names"), g_strdupv((GStrv)meta));
+	src = g_strdup_printf("domain metadata (within %s)", shown);
+	vc_policy_set_source(sources, "names", src);
+	return TRUE;
+}
+
+static gboolean
+vc_policy_narrow_trust(GHashTable *host, const char *const *meta, const char *host_source,
+		       GHashTable *sources, GError **error)
+{
+	const char *const *have = g_hash_table_lookup(host, "trust-host-ca");
+	g_autoptr(GStrvBuilder) out = g_strv_builder_new();
+	g_auto(GStrv) both = NULL;
+	g_autofree char *src = NULL;
+
+	if (have == NULL || have[0] == NULL) {
+		g_hash_table_insert(host, g_strdup("trust-host-ca"), g_strdupv((GStrv)meta));
+		vc_policy_set_source(sources, "trust-host-ca", "domain metadata");
+		return TRUE;
+	}
+	for (gsize i = 0; meta[i] != NULL; i++) {
+		g_autofree char *m = vc_host_attr_fingerprint_normalize(meta[i], NULL);
+		for (gsize j = 0; m != NULL && have[j] != NULL; j++) {
+			g_autofree char *h = vc_host_attr_fingerprint_normalize(have[j], NULL);
+			if (g_strcmp0(h, m) == 0) {
+				g_strv_builder_add(out, m);
+				break;
+			}
+		}
+	}
+	both = g_strv_builder_end(out);
+	if (both[0] == NULL) {
+		/* an empty list would trust every host CA: never */
+		g_set_error(error, VC_ERROR, VC_ERROR_POLICY,
+			    "trust-host-ca: the domain metadata trusts none of the host CAs %s "
+			    "trusts",
+			    host_source);
+		return FALSE;
+	}
+	g_hash_table_insert(host, g_strdup("trust-host-ca"), g_steal_pointer(&both));
+	src = g_strdup_printf("%s narrowed by domain metadata", host_source);
+	vc_policy_set_source(sources, "trust-host-ca", src);
+	return TRUE;
+}
+
+static gboolean
+vc_policy_narrow_require(GHashTable *host, const char *const *meta, const char *host_source,
+			 GHashTable *sources, GError **error)
+{
+	const char *const *have = g_hash_table_lookup(host, "require");
+	g_autoptr(GPtrArray) rules =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_policy_placement_rule_free);
+	g_autoptr(GStrvBuilder) out = g_strv_builder_new();
+	gboolean narrowed = FALSE;
+	g_autofree char *src = NULL;
+
+	for (gsize i = 0; have != NULL && have[i] != NULL; i++) {
+		VcPlacementRule *r = vc_policy_parse_require(have[i], error);
+		if (r == NULL)
+			return FALSE;
+		g_ptr_array_add(rules, r);
+	}
+	for (gsize i = 0; meta[i] != NULL; i++) {
+		g_autoptr(GError) local = NULL;
+		VcPlacementRule *m = vc_policy_parse_require(meta[i], &local);
+		VcPlacementRule *same = NULL;
+
+		if (m == NULL) {
+			g_set_error(error, VC_ERROR, VC_ERROR_POLICY, "require: %s",
+				    local->message);
+			return FALSE;
+		}
+		for (guint r = 0; r < rules->len && same == NULL; r++)
+			if (strcmp(((VcPlacementRule *)g_ptr_array_index(rules, r))->key, m->key) ==
+			    0)
+				same = g_ptr_array_index(rules, r);
+		if (same == NULL) {
+			g_ptr_array_add(rules, m);
+			narrowed = TRUE;
+			continue;
+		}
+		{
+			/* the floor stays: only values both allow */
+			g_autoptr(GStrvBuilder) keep = g_strv_builder_new();
+			g_auto(GStrv) kept = NULL;
+			for (gsize v = 0; same->values[v] != NULL; v++)
+				if (g_strv_contains((const char *const *)m->values,
+						    same->values[v]))
+					g_strv_builder_add(keep, same->values[v]);
+			kept = g_strv_builder_end(keep);
+			if (kept[0] == NULL) {
+				g_autofree char *a = g_strjoinv("|", same->values);
+				g_autofree char *b = g_strjoinv("|", m->values);
+				g_set_error(error, VC_ERROR, VC_ERROR_POLICY,
+					    "require: %s=%s (domain metadata) leaves nothing of "
+					    "%s=%s (%s): no host could run the VM",
+					    m->key, b, same->key, a, host_source);
+				vc_policy_placement_rule_free(m);
+				return FALSE;
+			}
+			if (g_strv_length(kept) < g_strv_length(same->values))
+				narrowed = TRUE;
+			g_strfreev(same->values);
+			same->values = g_steal_pointer(&kept);
+			vc_policy_placement_rule_free(m);
+		}
+	}
+	for (guint r = 0; r < rules->len; r++) {
+		const VcPlacementRule *rule = g_ptr_array_index(rules, r);
+		g_autofree char *vals = g_strjoinv("|", rule->values);
+		g_autofree char *line = g_strdup_printf("%s=%s", rule->key, vals);
+		g_strv_builder_add(out, line);
+	}
+	g_hash_table_insert(host, g_strdup("require"), g_strv_builder_end(out));
+	if (have == NULL || have[0] == NULL)
+		src = g_strdup("domain metadata");
+	else if (narrowed)
+		src = g_strdup_printf("%s narrowed by domain metadata", host_source);
+	else
+		src = g_strdup(host_source);
+	vc_policy_set_source(sources, "require", src);
+	return TRUE;
+}
+
+gboolean
+vc_policy_map_narrow(GHashTable *host, GHashTable *meta, const char *host_source,
+		     const char *const *bounds, GHashTable *sources, GError **error)
+{
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_return_val_if_fail(host != NULL && meta != NULL, FALSE);
+	if (sources != NULL) {
+		g_hash_table_iter_init(&it, host);
+		while (g_hash_table_iter_next(&it, &k, NULL))
+			vc_policy_set_source(sources, k, host_source);
+	}
+	/* key-table order: the first error is the same on every run */
+	for (int i = 0; i < PK_N; i++) {
+		const char *key = policy_keys[i].name;
+		const char *const *mv = g_hash_table_lookup(meta, key);
+		const char *const *hv = g_hash_table_lookup(host, key);
+		gboolean ok = TRUE;
+
+		if (mv == NULL)
+			continue;
+		switch ((PolicyKey)i) {
+		case PK_NAMES:
+			ok = vc_policy_narrow_names(host, mv, host_source, bounds, sources, error);
+			break;
+		case PK_TRUST_HOST_CA:
+			ok = vc_policy_narrow_trust(host, mv, host_source, sources, error);
+			break;
+		case PK_REQUIRE:
+			ok = vc_policy_narrow_require(host, mv, host_source, sources, error);
+			break;
+		case PK_CHECK_ON_START:
+		case PK_ON_STOP:
+		case PK_LIFETIME: {
+			/* the stricter of the two; a value that does not parse is
+			 * the metadata's, and its error comes when the policy is
+			 * built */
+			gboolean take_meta = TRUE;
+			if (hv != NULL && hv[0] != NULL && mv[0] != NULL) {
+				gboolean hb = FALSE, mb = FALSE;
+				gint64 hs = 0, ms = 0;
+				if (i == PK_CHECK_ON_START &&
+				    vc_policy_parse_bool(hv[0], &hb, NULL) &&
+				    vc_policy_parse_bool(mv[0], &mb, NULL))
+					take_meta = mb || !hb;
+				else if (i == PK_ON_STOP)
+					take_meta = g_ascii_strcasecmp(hv[0], "revoke") != 0;
+				else if (i == PK_LIFETIME && vc_duration_parse(hv[0], &hs, NULL) &&
+					 vc_duration_parse(mv[0], &ms, NULL))
+					take_meta = ms <= hs;
+			}
+			if (take_meta) {
+				g_hash_table_insert(host, g_strdup(key), g_strdupv((GStrv)mv));
+				vc_policy_set_source(sources, key, "domain metadata");
+			}
+			break;
+		}
+		case PK_KEY:
+		case PK_KEY_MODE:
+		case PK_ISSUE_ON:
+		case PK_CERT_PATH:
+		case PK_CHAIN_PATH:
+		case PK_KEY_PATH:
+		case PK_OWNER:
+		case PK_RELOAD:
+		case PK_N:
+		default:
+			/* how the certificate is made and delivered: the owner's */
+			g_hash_table_insert(host, g_strdup(key), g_strdupv((GStrv)mv));
+			vc_policy_set_source(sources, key, "domain metadata");
+			break;
+		}
+		if (!ok)
+			return FALSE;
+	}
+	g_hash_table_iter_init(&it, meta);
+	while (g_hash_table_iter_next(&it, &k, &v))
+		if (vc_policy_key_find(k) < 0) /* caught when the policy is built */
+			g_hash_table_insert(host, g_strdup(k), g_strdupv(v));
+	return TRUE;
 }
 
 /* Applies one map entry to POLICY; the error message is prefixed with the
@@ -632,8 +912,26 @@ vc_policy_to_string(const VcPolicy *policy)
 		vc_policy_json_append_strv(out, (const char *const *)r->values);
 		g_string_append_c(out, '}');
 	}
-	g_string_append_printf(out, "],\"check-on-start\":%s}",
+	g_string_append_printf(out, "],\"check-on-start\":%s",
 			       policy->check_on_start ? "true" : "false");
+	if (policy->sources != NULL) {
+		/* which source set each value, in key-table order */
+		gboolean first = TRUE;
+		g_string_append(out, ",\"sources\":{");
+		for (int i = 0; i < PK_N; i++) {
+			const char *src = g_hash_table_lookup(policy->sources, policy_keys[i].name);
+			if (src == NULL)
+				continue;
+			if (!first)
+				g_string_append_c(out, ',');
+			first = FALSE;
+			vc_policy_json_append_string(out, policy_keys[i].name);
+			g_string_append_c(out, ':');
+			vc_policy_json_append_string(out, src);
+		}
+		g_string_append_c(out, '}');
+	}
+	g_string_append_c(out, '}');
 	return g_string_free(out, FALSE);
 }
 
@@ -646,6 +944,7 @@ typedef struct {
 	GStrv match_name;
 	GStrv match_uuid;
 	GStrv match_project;
+	GStrv metadata_names; /* metadata-names: where metadata may name the VM */
 	GHashTable *map;
 } PolicyGroup;
 
@@ -659,6 +958,7 @@ vc_policy_group_free(PolicyGroup *g)
 	g_strfreev(g->match_name);
 	g_strfreev(g->match_uuid);
 	g_strfreev(g->match_project);
+	g_strfreev(g->metadata_names);
 	if (g->map != NULL)
 		g_hash_table_unref(g->map);
 	g_free(g);
@@ -795,7 +1095,7 @@ static gboolean
 vc_policy_is_match_key(const char *key)
 {
 	return strcmp(key, "match-name") == 0 || strcmp(key, "match-uuid") == 0 ||
-	       strcmp(key, "match-project") == 0;
+	       strcmp(key, "match-project") == 0 || strcmp(key, "metadata-names") == 0;
 }
 
 /* Reads one group into a PolicyGroup; on error names the offending key in
@@ -811,8 +1111,10 @@ vc_policy_load_group(GKeyFile *kf, const char *file, const char *group, char **r
 	g_auto(GStrv) match_name = NULL;
 	g_auto(GStrv) match_uuid = NULL;
 	g_auto(GStrv) match_project = NULL;
-	GStrv *matches[3] = {&match_name, &match_uuid, &match_project};
-	static const char *const match_keys[3] = {"match-name", "match-uuid", "match-project"};
+	g_auto(GStrv) metadata_names = NULL;
+	GStrv *matches[4] = {&match_name, &match_uuid, &match_project, &metadata_names};
+	static const char *const match_keys[4] = {"match-name", "match-uuid", "match-project",
+						  "metadata-names"};
 
 	for (gsize i = 0; keys != NULL && keys[i] != NULL; i++) {
 		const char *key = keys[i];
@@ -836,7 +1138,7 @@ vc_policy_load_group(GKeyFile *kf, const char *file, const char *group, char **r
 			return NULL;
 		}
 		if (vc_policy_is_match_key(key)) {
-			for (gsize m = 0; m < 3; m++) {
+			for (gsize m = 0; m < G_N_ELEMENTS(match_keys); m++) {
 				if (strcmp(key, match_keys[m]) == 0) {
 					g_strfreev(*matches[m]);
 					*matches[m] = g_steal_pointer(&values);
@@ -862,7 +1164,19 @@ vc_policy_load_group(GKeyFile *kf, const char *file, const char *group, char **r
 			g_hash_table_insert(map, g_strdup(key), g_steal_pointer(&values));
 		}
 	}
-	for (gsize m = 0; m < 3; m++) {
+	for (gsize i = 0; metadata_names != NULL && metadata_names[i] != NULL; i++) {
+		/* a DNS subtree: what the CA's name constraints would say */
+		const char *sub =
+		    metadata_names[i][0] == '.' ? metadata_names[i] + 1 : metadata_names[i];
+		if (!vc_name_check_dns(sub, &local)) {
+			*ret_key = g_strdup("metadata-names");
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "\"%s\" is not a DNS subtree: %s", metadata_names[i],
+				    local->message);
+			return NULL;
+		}
+	}
+	for (gsize m = 0; m < G_N_ELEMENTS(match_keys); m++) {
 		GStrv list = *matches[m];
 		for (gsize i = 0; list != NULL && list[i] != NULL; i++) {
 			if (!vc_policy_check_text(list[i], VC_POLICY_VALUE_MAX, &local) ||
@@ -887,6 +1201,7 @@ vc_policy_load_group(GKeyFile *kf, const char *file, const char *group, char **r
 	g->match_name = g_steal_pointer(&match_name);
 	g->match_uuid = g_steal_pointer(&match_uuid);
 	g->match_project = g_steal_pointer(&match_project);
+	g->metadata_names = g_steal_pointer(&metadata_names);
 	g->map = g_steal_pointer(&map);
 	return g;
 }
@@ -1057,6 +1372,18 @@ vc_policy_set_any_group_sets(VcPolicySet *set, const char *key, gboolean truthy)
 			return TRUE;
 	}
 	return FALSE;
+}
+
+GStrv
+vc_policy_set_lookup_bounds(VcPolicySet *set, const VcPolicySubject *subject)
+{
+	g_return_val_if_fail(set != NULL && subject != NULL, NULL);
+	for (guint i = 0; i < set->groups->len; i++) {
+		const PolicyGroup *g = g_ptr_array_index(set->groups, i);
+		if (vc_policy_group_matches(g, subject))
+			return g_strdupv(g->metadata_names);
+	}
+	return NULL;
 }
 
 GHashTable *

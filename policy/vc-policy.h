@@ -73,6 +73,10 @@ typedef struct {
 	GStrv trust_host_cas; /* may be empty */
 	GPtrArray *placement; /* of VcPlacementRule* */
 	gboolean check_on_start;
+	/* policy key -> which source set its value ("policy.d/50-web.conf
+	 * [web]", "domain metadata", "... narrowed by domain metadata"); NULL
+	 * when not tracked. Keys absent: the default. */
+	GHashTable *sources;
 } VcPolicy;
 
 void vc_policy_free(VcPolicy *policy);
@@ -87,6 +91,31 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcPolicy, vc_policy_free)
  * naming the key. */
 VcPolicy *vc_policy_new_from_map(GHashTable *map, const char *source, gint64 default_lifetime_s,
 				 GError **error);
+
+/* Domain metadata META narrows the policy.d group's map HOST (merged into
+ * HOST; NULL: no group selected the VM, then META is taken as it is), it
+ * never widens it:
+ *   names          META's templates must lie under BOUNDS (the group's
+ *                  metadata-names suffixes; NULL: the subtrees of the group's
+ *                  own name templates, see vc_policy_name_subtree()); a
+ *                  group with neither gives metadata no names at all
+ *   trust-host-ca  the intersection (META alone when HOST has none)
+ *   require        HOST's rules are a floor: a rule on the same attribute
+ *                  keeps the values both allow; others are added
+ *   check-on-start, on-stop   the stricter (yes, revoke) wins
+ *   lifetime       the shorter wins
+ *   anything else  META's value
+ * SOURCES (nullable) gets key -> who set it, HOST_SOURCE naming the group.
+ * VC_ERROR_POLICY naming the key when META asks for more than HOST allows,
+ * or an intersection is empty (a VM no host could run). */
+gboolean vc_policy_map_narrow(GHashTable *host, GHashTable *meta, const char *host_source,
+			      const char *const *bounds, GHashTable *sources, GError **error);
+/* The subtree a name template NAME stands for, the domain every name it
+ * expands to lies under: NAME without its first label and without every
+ * label up to the last one holding a placeholder ("{name}.vms.example.com"
+ * and "www.vms.example.com" -> "vms.example.com"). NULL when nothing is
+ * left. */
+char *vc_policy_name_subtree(const char *name);
 
 /* Checks every entry of MAP (unknown keys, bad values) without requiring
  * names: what a policy.d group or domain metadata may hold on its own. */
@@ -116,6 +145,10 @@ typedef struct {
 typedef struct _VcPolicySet VcPolicySet;
 
 VcPolicySet *vc_policy_set_new(void);
+/* The metadata-names bounds (policy.d key metadata-names=SUFFIX;...) of
+ * the group that selects SUBJECT, NULL when it sets none or no group
+ * selects it. Free with g_strfreev(). */
+GStrv vc_policy_set_lookup_bounds(VcPolicySet *set, const VcPolicySubject *subject);
 void vc_policy_set_free(VcPolicySet *set);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcPolicySet, vc_policy_set_free)
 

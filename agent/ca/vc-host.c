@@ -193,6 +193,8 @@ vc_host_check_bundle_is_ca(GPtrArray *anchors, const char *path, GError **error)
 
 /* ---- enrollment and import --------------------------------------------- */
 
+static gboolean vc_host_check_profile_x509(X509 *cert, VcHostRole role, GError **error);
+
 char *
 vc_host_default_fqdn(void)
 {
@@ -334,7 +336,8 @@ vc_host_import(const char *cert_path, const char *key_path, const char *ca_path,
 	}
 	for (guint i = 1; i < certs->len; i++)
 		g_ptr_array_add(extra, g_ptr_array_index(certs, i));
-	if (!vc_host_verify(leaf, anchors, extra, NULL, 0, TRUE, NULL, error))
+	if (!vc_host_verify(leaf, anchors, extra, NULL, 0, TRUE, NULL, error) ||
+	    !vc_host_check_profile_x509(leaf, VC_HOST_ROLE_BOTH, error))
 		return FALSE;
 	return vc_host_write_pem_certs(cert_out, certs, 0644, error);
 }
@@ -541,6 +544,71 @@ vc_host_check(VcHost *host, GError **error)
 	return vc_host_check_at(host, 0, error);
 }
 
+static gboolean
+vc_host_check_profile_x509(X509 *cert, VcHostRole role, GError **error)
+{
+	g_autoptr(GENERAL_NAMES) gens = NULL;
+	uint32_t flags, xku;
+	gboolean dns = FALSE;
+
+	flags = X509_get_extension_flags(cert);
+	if (flags & EXFLAG_CA) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_CRYPTO,
+				    "the host certificate is a CA certificate (basicConstraints "
+				    "CA:TRUE), not a host identity");
+		return FALSE;
+	}
+	if (!(flags & EXFLAG_XKUSAGE)) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_CRYPTO,
+				    "the host certificate has no extendedKeyUsage: a host "
+				    "identity names TLS server and client authentication");
+		return FALSE;
+	}
+	xku = X509_get_extended_key_usage(cert);
+	if (((role & VC_HOST_ROLE_SERVER) && !(xku & XKU_SSL_SERVER)) ||
+	    ((role & VC_HOST_ROLE_CLIENT) && !(xku & XKU_SSL_CLIENT))) {
+		g_set_error(error, VC_ERROR, VC_ERROR_CRYPTO,
+			    "the host certificate's extendedKeyUsage lacks %s",
+			    (role & VC_HOST_ROLE_SERVER) && !(xku & XKU_SSL_SERVER)
+				? "serverAuth (TLS server authentication)"
+				: "clientAuth (TLS client authentication)");
+		return FALSE;
+	}
+	gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens); i++) {
+		int type = 0;
+		const ASN1_IA5STRING *v =
+		    GENERAL_NAME_get0_value(sk_GENERAL_NAME_value(gens, i), &type);
+		g_autofree char *name = NULL;
+
+		if (type != GEN_DNS)
+			continue;
+		name = vc_general_name_get_ia5(v);
+		if (name == NULL || strchr(name, '*') != NULL) {
+			g_set_error(error, VC_ERROR, VC_ERROR_CRYPTO,
+				    "the host certificate names \"%s\": a host identity names "
+				    "one host, never a wildcard",
+				    name != NULL ? name : "(unreadable)");
+			return FALSE;
+		}
+		dns = TRUE;
+	}
+	ERR_clear_error();
+	if (!dns) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_CRYPTO,
+				    "the host certificate names no host (no dNSName)");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+vc_host_check_profile(VcHost *host, VcHostRole role, GError **error)
+{
+	g_return_val_if_fail(host != NULL, FALSE);
+	return vc_host_check_profile_x509(host->cert, role, error);
+}
+
 VcHostIdentity *
 vc_host_get_identity(VcHost *host, GError **error)
 {
@@ -618,7 +686,9 @@ vc_host_placement_decide(VcHost *host, const VcPolicy *policy, char **ret_reason
 			*ret_reason = g_strdup("this host has no host certificate");
 		return FALSE;
 	}
-	if (!vc_host_check(host, &error) || (id = vc_host_get_identity(host, &error)) == NULL) {
+	if (!vc_host_check(host, &error) ||
+	    !vc_host_check_profile(host, VC_HOST_ROLE_BOTH, &error) ||
+	    (id = vc_host_get_identity(host, &error)) == NULL) {
 		if (ret_reason != NULL)
 			*ret_reason = g_strdup_printf("this host's certificate is not usable: %s",
 						      error->message);

@@ -87,6 +87,20 @@ char *vc_host_get_issuer(VcHost *host);
 gboolean vc_host_check_at(VcHost *host, gint64 now, GError **error);
 gboolean vc_host_check(VcHost *host, GError **error);
 
+/* What a host certificate must be used for. */
+typedef enum {
+	VC_HOST_ROLE_SERVER = 1 << 0, /* serverAuth: the peer API server, migration TLS */
+	VC_HOST_ROLE_CLIENT = 1 << 1, /* clientAuth: claims, announcements */
+	VC_HOST_ROLE_BOTH = VC_HOST_ROLE_SERVER | VC_HOST_ROLE_CLIENT,
+} VcHostRole;
+
+/* Is HOST's certificate a host identity at all: not a CA (basicConstraints
+ * CA:TRUE), an extendedKeyUsage that is present and holds what ROLE needs
+ * (no EKU would mean "any use"), at least one dNSName and none with a
+ * wildcard. VC_ERROR_CRYPTO saying which. Dates, chain and CRL are
+ * vc_host_check()'s business. */
+gboolean vc_host_check_profile(VcHost *host, VcHostRole role, GError **error);
+
 /* The identity placement is evaluated against: CA fingerprints of the
  * verified chain (issuer first; without a trusted CA bundle, those of the
  * extra certificates in the certificate file, unverified) and attributes

@@ -158,6 +158,15 @@ vc_cli_policy_show(VcCli *cli, int argc, char **argv, GError **error)
 			g_autofree char *v = g_strjoinv(" | ", r->values);
 			g_print("Requires:  host %s in { %s }\n", r->key, v);
 		}
+		if (policy->sources != NULL) {
+			/* which source set each value: metadata only narrows */
+			g_autoptr(GList) keys = g_hash_table_get_keys(policy->sources);
+			keys = g_list_sort(keys, (GCompareFunc)g_strcmp0);
+			for (GList *l = keys; l != NULL; l = l->next)
+				g_print(
+				    "Set by:    %-14s %s\n", (const char *)l->data,
+				    (const char *)g_hash_table_lookup(policy->sources, l->data));
+		}
 	}
 	if (names_error != NULL) {
 		g_propagate_error(error, g_steal_pointer(&names_error));

@@ -12,7 +12,9 @@
 #include "vc-daemon-publish.h"
 #include "vc-engine.h"
 #include "vc-error.h"
+#include "vc-domain-xml.h"
 #include "vc-http-server.h"
+#include "vc-peer-client.h"
 #include "vc-ipc-server.h"
 #include "vc-host.h"
 #include "vc-ocsp.h"
@@ -31,7 +33,9 @@ typedef struct {
 	VcOcspResponder *ocsp;
 	guint ocsp_presign_id;
 	guint ocsp_refresh_id;
-	VcDaemonFds fds; /* the connection caps that fit the descriptor limit */
+	VcDaemonFds fds;	    /* the connection caps that fit the descriptor limit */
+	GThreadPool *announce_pool; /* announcements of migrations here */
+	GList *peer_waiting;	    /* of VcDaemonPeerRequest: claims waiting to be judged */
 	GMainLoop *loop;
 	/* the CRL served over HTTP, rebuilt after revocations and as it ages */
 	VcCrlPublisher *crl;
@@ -209,10 +213,102 @@ vc_daemon_method_issue(VcIpcRequest *request, gpointer user_data)
 	vc_daemon_reply(request, result, error);
 }
 
+/* A migration the hook allowed here, announced to the VM's issuer (the
+ * peer URL and serial its metadata names) before memory moves, on a worker
+ * thread; the hook's answer waits for it, within the hook's own timeout. */
+typedef struct {
+	VcIpcRequest *request;
+	JsonNode *result; /* the placement answer, "announced" added */
+	char *peer_url;
+	char *vm_uuid;
+	char *vm_name;
+	char *serial;
+	char *cert, *key, *ca, *crl;
+	guint timeout_s;
+} VcDaemonAnnounce;
+
+static void
+vc_daemon_announce_thread(gpointer data, gpointer unused)
+{
+	VcDaemonAnnounce *a = data;
+	VcPeerClientOptions opts = {.host_cert_path = a->cert,
+				    .host_key_path = a->key,
+				    .host_ca_path = a->ca,
+				    .host_crl_path = a->crl,
+				    .timeout_s = a->timeout_s};
+	g_autoptr(GError) error = NULL;
+	g_autofree char *reason = NULL;
+	JsonObject *o = json_node_get_object(a->result);
+	gboolean ok = vc_peer_announce(a->peer_url, &opts, a->vm_uuid, a->vm_name, a->serial,
+				       &reason, &error);
+
+	/* the destination's own placement decision stands either way: without
+	 * an announcement the issuer refuses the claim, and its certificate
+	 * ends with the grace period (privilegeWithdrawn) */
+	if (ok)
+		g_message("placement-check: announced the migration of VM %s to its issuer %s",
+			  a->vm_name, a->peer_url);
+	else
+		g_warning("placement-check: cannot announce the migration of VM %s to its issuer "
+			  "%s (its handover will be refused): %s",
+			  a->vm_name, a->peer_url, error->message);
+	json_object_set_boolean_member(o, "announced", ok);
+	json_object_set_string_member(o, "announce", ok ? reason : error->message);
+	vc_ipc_request_reply(a->request, a->result);
+	json_node_unref(a->result);
+	g_free(a->peer_url);
+	g_free(a->vm_uuid);
+	g_free(a->vm_name);
+	g_free(a->serial);
+	g_free(a->cert);
+	g_free(a->key);
+	g_free(a->ca);
+	g_free(a->crl);
+	g_free(a);
+}
+
+/* TRUE when the answer was taken over by an announcement. */
+static gboolean
+vc_daemon_placement_announce(VcDaemon *daemon, VcIpcRequest *request, const char *xml,
+			     JsonNode *result)
+{
+	JsonObject *params = vc_ipc_request_get_params(request);
+	g_autoptr(VcDomainInfo) info = NULL;
+	VcDaemonAnnounce *a;
+
+	if (g_strcmp0(json_object_get_string_member_with_default(params, "operation", ""),
+		      "migrate") != 0 ||
+	    !json_object_get_boolean_member(json_node_get_object(result), "allow"))
+		return FALSE;
+	info = vc_domain_info_parse(xml, -1, NULL);
+	if (info == NULL || info->issuer_peer == NULL || info->issued_serial == NULL ||
+	    g_strcmp0(info->issuer_peer, daemon->config->peer_url) == 0)
+		return FALSE;
+	if (daemon->announce_pool == NULL)
+		daemon->announce_pool =
+		    g_thread_pool_new(vc_daemon_announce_thread, NULL, 4, FALSE, NULL);
+	a = g_new0(VcDaemonAnnounce, 1);
+	a->request = request;
+	a->result = result;
+	a->peer_url = g_strdup(info->issuer_peer);
+	a->vm_uuid = g_strdup(info->uuid);
+	a->vm_name = g_strdup(info->name);
+	a->serial = g_strdup(info->issued_serial);
+	a->cert = vc_config_get_host_path(daemon->config, "cert");
+	a->key = vc_config_get_host_path(daemon->config, "key");
+	a->ca = vc_config_get_host_path(daemon->config, "ca");
+	a->crl = vc_config_get_host_path(daemon->config, "crl");
+	/* half the hook's patience: its answer must still arrive in time */
+	a->timeout_s = (guint)MAX(1, daemon->config->hook_timeout_ms / 2000);
+	g_thread_pool_push(daemon->announce_pool, a, NULL);
+	return TRUE;
+}
+
 /* virtcert-hook's question before a migration (or a start with
  * check-on-start): may this VM run on this host? Host certificate and
  * policy.d are read afresh, so an imported certificate or a new CRL counts
- * at once. */
+ * at once. An allowed migration of a VM another host issued for is
+ * announced to that host first (docs/peer-api.md). */
 static void
 vc_daemon_method_placement_check(VcIpcRequest *request, gpointer user_data)
 {
@@ -248,6 +344,9 @@ vc_daemon_method_placement_check(VcIpcRequest *request, gpointer user_data)
 		g_message("placement-check: refused VM %s: %s",
 			  json_object_get_string_member(json_node_get_object(result), "vm"),
 			  json_object_get_string_member(json_node_get_object(result), "reason"));
+	if (result != NULL && host != NULL &&
+	    vc_daemon_placement_announce(daemon, request, xml, result))
+		return;
 	vc_daemon_reply(request, result, error);
 }
 
@@ -436,21 +535,88 @@ vc_daemon_start_ocsp(VcDaemon *daemon, GError **error)
 	return TRUE;
 }
 
+/* How long an announced destination's claim may wait for this host to see
+ * the VM leave (libvirt's STOPPED MIGRATED and the claim race), within the
+ * claimant's own 10 s. */
+#define VC_DAEMON_CLAIM_WAIT_MS 5000
+#define VC_DAEMON_CLAIM_POLL_MS 100
+
+typedef struct {
+	VcDaemon *daemon;
+	VcPeerClaim *claim;
+	gboolean announce;
+	gint64 deadline_us; /* monotonic */
+	guint source;
+} VcDaemonPeerRequest;
+
+static gboolean vc_daemon_http_peer_judge(gpointer data);
+
+/* A claim or an announcement: judged by the engine; a refusal is a 403
+ * and changed nothing. */
+static gboolean
+vc_daemon_http_peer_judge(gpointer data)
+{
+	VcDaemonPeerRequest *r = data;
+	VcDaemon *daemon = r->daemon;
+	VcPeerClaim *claim = r->claim;
+	g_autofree char *reason = NULL;
+	VcEnginePeer peer = {
+	    .fqdn = vc_peer_claim_get_peer_fqdn(claim),
+	    .fingerprint = vc_peer_claim_get_peer_fingerprint(claim),
+	    .identity = vc_peer_claim_get_peer_identity(claim),
+	};
+	gboolean accepted, not_yet = FALSE;
+
+	r->source = 0;
+	if (r->announce)
+		accepted =
+		    vc_engine_handle_announce(daemon->engine, vc_peer_claim_get_vm_uuid(claim),
+					      vc_peer_claim_get_serial(claim), &peer, &reason);
+	else
+		accepted = vc_engine_handle_claim(daemon->engine, vc_peer_claim_get_vm_uuid(claim),
+						  vc_peer_claim_get_serial(claim), &peer, &not_yet,
+						  &reason);
+	if (not_yet && g_get_monotonic_time() < r->deadline_us) {
+		r->source = g_timeout_add(VC_DAEMON_CLAIM_POLL_MS, vc_daemon_http_peer_judge, r);
+		return G_SOURCE_REMOVE;
+	}
+	g_message("%s for VM %s (serial %s) from %s (%s, certificate %.16s…): %s: %s",
+		  r->announce ? "migration announcement" : "handover claim",
+		  vc_peer_claim_get_vm_uuid(claim), vc_peer_claim_get_serial(claim), peer.fqdn,
+		  vc_peer_claim_get_remote_address(claim), peer.fingerprint,
+		  accepted ? "accepted" : "refused", reason);
+	if (accepted)
+		vc_peer_claim_reply(claim, TRUE, reason);
+	else
+		vc_peer_claim_reply_refused(claim, reason);
+	daemon->peer_waiting = g_list_remove(daemon->peer_waiting, r);
+	g_free(r);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+vc_daemon_http_peer_request(VcDaemon *daemon, VcPeerClaim *claim, gboolean announce)
+{
+	VcDaemonPeerRequest *r = g_new0(VcDaemonPeerRequest, 1);
+
+	r->daemon = daemon;
+	r->claim = claim;
+	r->announce = announce;
+	r->deadline_us = g_get_monotonic_time() + VC_DAEMON_CLAIM_WAIT_MS * 1000;
+	daemon->peer_waiting = g_list_prepend(daemon->peer_waiting, r);
+	vc_daemon_http_peer_judge(r);
+}
+
 static void
 vc_daemon_http_handover(VcPeerClaim *claim, gpointer user_data)
 {
-	VcDaemon *daemon = user_data;
-	g_autofree char *reason = NULL;
-	gboolean accepted;
+	vc_daemon_http_peer_request(user_data, claim, FALSE);
+}
 
-	accepted = vc_engine_handle_claim(daemon->engine, vc_peer_claim_get_vm_uuid(claim),
-					  vc_peer_claim_get_peer_fqdn(claim),
-					  vc_peer_claim_get_peer_identity(claim), &reason);
-	g_message("handover claim for VM %s from %s (%s): %s%s%s", vc_peer_claim_get_vm_uuid(claim),
-		  vc_peer_claim_get_peer_fqdn(claim), vc_peer_claim_get_remote_address(claim),
-		  accepted ? "accepted" : "refused", reason != NULL ? ": " : "",
-		  reason != NULL ? reason : "");
-	vc_peer_claim_reply(claim, accepted, reason);
+static void
+vc_daemon_http_announce(VcPeerClaim *claim, gpointer user_data)
+{
+	vc_daemon_http_peer_request(user_data, claim, TRUE);
 }
 
 static gboolean
@@ -485,6 +651,7 @@ vc_daemon_start_http(VcDaemon *daemon, GError **error)
 	    .get_metrics = vc_daemon_http_get_metrics,
 	    .handover = vc_daemon_http_handover,
 	    .ocsp = vc_daemon_http_ocsp,
+	    .announce = vc_daemon_http_announce,
 	};
 
 	G_STATIC_ASSERT(VC_HTTP_OCSP_MAX_REQUEST == VC_OCSP_MAX_REQUEST_SIZE);
@@ -630,10 +797,21 @@ vc_daemon_start(VcDaemon *daemon, GError **error)
 static void
 vc_daemon_stop(VcDaemon *daemon)
 {
+	/* claims still waiting for their VM to leave: not now */
+	for (GList *l = daemon->peer_waiting; l != NULL; l = l->next) {
+		VcDaemonPeerRequest *r = l->data;
+		g_clear_handle_id(&r->source, g_source_remove);
+		vc_peer_claim_reply_unavailable(r->claim, "this host is shutting down");
+		g_free(r);
+	}
+	g_clear_pointer(&daemon->peer_waiting, g_list_free);
 	g_clear_pointer(&daemon->http, vc_http_server_free);
 	g_clear_handle_id(&daemon->ocsp_presign_id, g_source_remove);
 	g_clear_handle_id(&daemon->ocsp_refresh_id, g_source_remove);
 	g_clear_pointer(&daemon->ocsp, vc_ocsp_responder_free);
+	/* announcements in flight answer their hooks first */
+	if (daemon->announce_pool != NULL)
+		g_thread_pool_free(g_steal_pointer(&daemon->announce_pool), FALSE, TRUE);
 	g_clear_pointer(&daemon->ipc, vc_ipc_server_free);
 	g_clear_pointer(&daemon->crl, vc_crl_publisher_free);
 	g_clear_pointer(&daemon->host_crl, vc_daemon_host_crl_free);

@@ -304,6 +304,8 @@ vc_engine_apply(VcEngine *engine, VcEngineVm *vm, const VcEngineDecision *d, con
 		/* the issuer of a VM that migrated here, to claim it from */
 		g_free(vm->claim_peer);
 		vm->claim_peer = g_strdup(s->info->issuer_peer);
+		g_free(vm->claim_serial);
+		vm->claim_serial = g_strdup(s->info->issued_serial);
 	}
 
 	if (d->why == VC_ENGINE_WHY_FETCH_FAILED)
@@ -360,6 +362,8 @@ vc_engine_apply(VcEngine *engine, VcEngineVm *vm, const VcEngineDecision *d, con
 		q->profile_key = g_strdup(f->names_key);
 		q->key_type = f->policy->key_type;
 		q->lifetime_s = f->policy->lifetime_s;
+		g_free(q->placement);
+		q->placement = vc_placement_to_canonical(f->policy);
 		q->awaits_csr = f->policy->key_mode == VC_KEY_MODE_GUEST;
 		g_free(q->why);
 		q->why = g_strdup(d->why == VC_ENGINE_WHY_ISSUE ? input_why

@@ -16,6 +16,7 @@ vc_queued_issue_free(VcQueuedIssue *q)
 	g_free(q->name);
 	g_strfreev(q->names);
 	g_free(q->profile_key);
+	g_free(q->placement);
 	EVP_PKEY_free(q->public_key);
 	g_free(q->why);
 	g_free(q);
@@ -201,6 +202,7 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		reqs[i].key_type = q->key_type;
 		reqs[i].public_key = q->public_key;
 		reqs[i].lifetime_s = q->lifetime_s;
+		reqs[i].placement = q->placement;
 	}
 	results = vc_issuer_issue_batch(engine->issuer, reqs, batch->len, error);
 	if (results == NULL) {

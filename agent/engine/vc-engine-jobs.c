@@ -101,6 +101,12 @@ vc_engine_work_claim(VcEngineWork *work)
 	VcPeerClientOptions opts = {
 	    .host_cert_path = cert, .host_key_path = key, .host_ca_path = ca, .host_crl_path = crl};
 
+	if (work->serial == NULL) {
+		g_set_error_literal(&work->error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "the VM's metadata names no issued serial to claim");
+		work->ok = FALSE;
+		return;
+	}
 	work->ok = vc_peer_claim(work->peer_url, &opts, work->uuid, work->name, work->serial,
 				 &work->accepted, &work->reason, &work->error);
 }
@@ -200,7 +206,9 @@ vc_engine_start_work(VcEngine *engine, VcEngineVm *vm, VcEngineWorkKind kind)
 	work->uuid = g_strdup(vm->uuid);
 	work->name = g_strdup(row->name);
 	work->generation = row->generation;
-	work->serial = g_strdup(row->current_serial);
+	/* a claim names the certificate the issuer holds, not ours */
+	work->serial =
+	    g_strdup(kind == VC_ENGINE_WORK_CLAIM ? vm->claim_serial : row->current_serial);
 	work->cert_path = g_strdup(vm->cert_path);
 	work->chain_path = g_strdup(vm->chain_path);
 	work->key_path = g_strdup(vm->key_path);

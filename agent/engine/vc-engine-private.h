@@ -41,6 +41,7 @@ typedef struct {
 	EVP_PKEY *public_key; /* guest keygen: the key of the guest's CSR */
 	gboolean awaits_csr;  /* guest keygen: not ready before public_key is set */
 	gint64 lifetime_s;
+	char *placement; /* canonical placement it is issued under (vc-placement.h) */
 	char *why;
 	gint64 queued_us; /* monotonic: when it was asked for (event-to-issued latency) */
 } VcQueuedIssue;
@@ -74,11 +75,18 @@ typedef struct {
 	VcPolicy *placement;	  /* placement as last resolved (NULL: unrestricted) */
 	gboolean placement_known; /* the issuer judges claims with it */
 	char *claim_peer;	  /* the issuer to claim the VM from, after a migration here */
+	char *claim_serial;	  /* the issuer's certificate, named in the claim */
 	gboolean claim_wanted;
 	/* the profile (vc_engine_profile_key()) the CA refused to issue as, for a
 	 * reason that cannot pass on a retry (policy, names): not tried again
 	 * until what policy gives changes */
 	char *refused_profile;
+	/* the issuer's side: the destination that announced a migration
+	 * (vc-engine-handover.c) */
+	char *announced_fingerprint; /* its host certificate's SHA-256 */
+	char *announced_fqdn;
+	char *announced_serial;
+	gint64 announced_at; /* unix s, 0: none */
 	/* guest work */
 	gboolean job_running;
 	gboolean check_wanted; /* agent (re)connected or guest restored: verify the files */

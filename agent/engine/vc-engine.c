@@ -90,6 +90,10 @@ vc_engine_vm_free(VcEngineVm *vm)
 	g_clear_pointer(&vm->placement, vc_policy_free);
 	g_free(vm->claim_peer);
 	g_free(vm->refused_profile);
+	g_free(vm->claim_serial);
+	g_free(vm->announced_fingerprint);
+	g_free(vm->announced_fqdn);
+	g_free(vm->announced_serial);
 	g_free(vm);
 }
 

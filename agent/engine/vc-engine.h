@@ -76,13 +76,38 @@ char *vc_engine_get_metrics(VcEngine *engine);
  * engine): the daemon and the HTTP side register their own families here. */
 VcMetrics *vc_engine_get_metrics_registry(VcEngine *engine);
 
-/* A destination's verified claim for VM_UUID (the peer API): accepted when
- * this host issued for the VM, the VM no longer runs here, and PEER
- * satisfies the VM's placement; then our certificates are revoked as
- * superseded. A refused claim from a host outside the placement revokes them
- * as privilegeWithdrawn. RET_REASON is always set. */
-gboolean vc_engine_handle_claim(VcEngine *engine, const char *vm_uuid, const char *peer_fqdn,
-				const VcHostIdentity *peer, char **ret_reason);
+/* Who a peer API request comes from, all from its verified host
+ * certificate (never from the request body). */
+typedef struct {
+	const char *fqdn;		/* its first dNSName */
+	const char *fingerprint;	/* SHA-256 of the host certificate, lower-case hex */
+	const VcHostIdentity *identity; /* host CAs and attributes, for placement */
+} VcEnginePeer;
+
+/* The destination of a migration announces it (the peer API, from its
+ * hook's check, before memory moves): accepted when this host holds
+ * certificate SERIAL for VM_UUID, the VM runs here, and PEER satisfies the
+ * placement that certificate was issued under (as the store recorded it).
+ * The announcement (PEER's certificate fingerprint, the time) replaces any
+ * earlier one for the VM and is what a claim is matched against. Nothing
+ * else changes. RET_REASON is always set. */
+gboolean vc_engine_handle_announce(VcEngine *engine, const char *vm_uuid, const char *serial,
+				   const VcEnginePeer *peer, char **ret_reason);
+/* A destination's claim for VM_UUID (the peer API): accepted only when this
+ * host's certificate for the VM is SERIAL, the VM no longer runs here and
+ * migrated away (MIGRATING_OUT), PEER is the host certificate that announced
+ * that migration (same fingerprint; the announcement was no older than
+ * handover-grace when the VM left), and PEER satisfies the placement the
+ * certificate was issued under; then our certificates are revoked as
+ * superseded. A refused claim changes nothing (the grace period still ends
+ * an unclaimed certificate as privilegeWithdrawn). RET_REASON is always
+ * set. */
+/* RET_NOT_YET (nullable) is set when the claim came from the announced host
+ * but the VM has not left yet as far as this host saw (it still runs, or
+ * STOPPED MIGRATED was not handled yet): the caller may judge it again
+ * shortly (the claimant's request waits) before answering the refusal. */
+gboolean vc_engine_handle_claim(VcEngine *engine, const char *vm_uuid, const char *serial,
+				const VcEnginePeer *peer, gboolean *ret_not_yet, char **ret_reason);
 /* Number of VMs with a queued issuance (benchmarks wait for zero). */
 guint vc_engine_get_queue_length(VcEngine *engine);
 

@@ -17,6 +17,7 @@
 #include "vc-text.h"
 
 #define VC_HTTP_PEER_PATH "/peer/v1/handover"
+#define VC_HTTP_PEER_ANNOUNCE_PATH "/peer/v1/announce"
 /* ids are hex of SKI octets (vc_ca_get_id(): 8 octets); allow up to a
  * SHA-256 worth so another CA's id scheme still fits */
 #define VC_HTTP_CA_ID_MAX 64
@@ -398,6 +399,7 @@ vc_http_server_peer_authenticate(VcHttpServer *self, SoupServerMessage *msg, GEr
 	GTlsCertificate *tls = vc_http_listener_get_peer_certificate(msg);
 	g_autoptr(VcHost) host = NULL;
 	g_autoptr(VcHostIdentity) id = NULL;
+	g_autoptr(GError) local = NULL;
 	PeerAuth *auth;
 
 	/* NULL only for a client that sent none (the listener asks for one;
@@ -411,9 +413,15 @@ vc_http_server_peer_authenticate(VcHttpServer *self, SoupServerMessage *msg, GEr
 					  error);
 	if (host == NULL)
 		return NULL;
-	id = vc_host_get_identity(host, error);
-	if (id == NULL)
+	id = vc_host_get_identity(host, &local);
+	if (id == NULL) {
+		/* what the client's certificate says is the client's fault: a
+		 * malformed urn:virtcert:host: attribute is a 403, not ours */
+		g_set_error(error, VC_ERROR, VC_ERROR_CRYPTO,
+			    "the client's host certificate is not a host identity: %s",
+			    local->message);
 		return NULL;
+	}
 	auth = g_new0(PeerAuth, 1);
 	auth->host = g_steal_pointer(&host);
 	auth->identity = g_steal_pointer(&id);
@@ -455,11 +463,12 @@ vc_http_server_peer_early_handler(SoupServer *server, SoupServerMessage *msg, co
 	g_object_set_data_full(G_OBJECT(msg), VC_HTTP_PEER_AUTH_KEY, auth,
 			       (GDestroyNotify)vc_http_server_peer_auth_free);
 
-	if (strcmp(path, VC_HTTP_PEER_PATH) != 0 || self->cb.handover == NULL) {
+	if (!(strcmp(path, VC_HTTP_PEER_PATH) == 0 && self->cb.handover != NULL) &&
+	    !(strcmp(path, VC_HTTP_PEER_ANNOUNCE_PATH) == 0 && self->cb.announce != NULL)) {
 		vc_http_server_peer_refuse(msg);
 		vc_http_server_respond_error(msg, SOUP_STATUS_NOT_FOUND,
-					     "no such resource (served: POST %s)",
-					     VC_HTTP_PEER_PATH);
+					     "no such resource (served: POST %s, POST %s)",
+					     VC_HTTP_PEER_ANNOUNCE_PATH, VC_HTTP_PEER_PATH);
 		return;
 	}
 	if (soup_server_message_get_method(msg) != SOUP_METHOD_POST) {
@@ -505,7 +514,7 @@ vc_http_server_peer_handler(SoupServer *server, SoupServerMessage *msg, const ch
 	VcPeerClaim *claim;
 
 	/* the early handler answered everything but an authenticated POST to
-	 * the handover path; libsoup does not call us for those */
+	 * the announce or handover path; libsoup does not call us for those */
 	if (auth == NULL || auth->identity == NULL) {
 		vc_http_respond_text(msg, SOUP_STATUS_FORBIDDEN, "not authenticated");
 		return;
@@ -518,12 +527,15 @@ vc_http_server_peer_handler(SoupServer *server, SoupServerMessage *msg, const ch
 		vc_http_server_respond_error(msg, SOUP_STATUS_BAD_REQUEST, "%s", error->message);
 		return;
 	}
-	g_debug("handover claim for VM %s (serial %s) from %s (%s)",
-		vc_peer_claim_get_vm_uuid(claim), vc_peer_claim_get_serial(claim),
-		vc_peer_claim_get_peer_fqdn(claim), vc_peer_claim_get_remote_address(claim));
+	g_debug("%s for VM %s (serial %s) from %s (%s)", path, vc_peer_claim_get_vm_uuid(claim),
+		vc_peer_claim_get_serial(claim), vc_peer_claim_get_peer_fqdn(claim),
+		vc_peer_claim_get_remote_address(claim));
 	/* the engine may answer later; the main loop goes on meanwhile */
 	vc_peer_claim_attach(claim, msg);
-	self->cb.handover(claim, self->user_data);
+	if (strcmp(path, VC_HTTP_PEER_ANNOUNCE_PATH) == 0)
+		self->cb.announce(claim, self->user_data);
+	else
+		self->cb.handover(claim, self->user_data);
 }
 
 /* ---- setup ------------------------------------------------------------------ */

@@ -20,6 +20,7 @@
  *    malformed CA id or UUID 400 with a text body saying why.
  *
  *  - the peer listener (HTTPS, client certificate required) for other hosts:
+ *      POST /peer/v1/announce {"vm_uuid", "vm_name", "serial", "fqdn"}
  *      POST /peer/v1/handover {"vm_uuid", "vm_name", "serial", "fqdn"}
  *    Every client certificate is verified with OpenSSL against this host's
  *    trusted host CA bundle and the host CA's CRL (read at every request,
@@ -106,6 +107,10 @@ typedef struct {
 	 * octets, from a POST body or a GET path): always a DER OCSPResponse in
 	 * RET_REPLY, error responses included. */
 	VcHttpOcspFunc ocsp;
+	/* A verified announcement of an incoming migration (POST
+	 * /peer/v1/announce, same members and checks as a claim); answered
+	 * the same way. */
+	void (*announce)(VcPeerClaim *claim, gpointer user_data);
 } VcHttpCallbacks;
 
 /* Starts the listeners OPTS enables. CB is copied. Errors: VC_ERROR_USAGE

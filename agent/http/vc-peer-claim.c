@@ -257,6 +257,16 @@ vc_peer_claim_reply(VcPeerClaim *claim, gboolean accepted, const char *reason)
 }
 
 void
+vc_peer_claim_reply_refused(VcPeerClaim *claim, const char *reason)
+{
+	g_return_if_fail(claim != NULL);
+	if (!claim->gone)
+		vc_http_respond_text(claim->msg, SOUP_STATUS_FORBIDDEN,
+				     reason != NULL ? reason : "refused");
+	vc_peer_claim_finish(claim);
+}
+
+void
 vc_peer_claim_reply_unavailable(VcPeerClaim *claim, const char *reason)
 {
 	g_return_if_fail(claim != NULL);

@@ -2,7 +2,8 @@
 #pragma once
 
 /*
- * A handover claim as the destination's peer API receives it (after the
+ * A handover claim (or, with the same members, the announcement of an
+ * incoming migration) as the issuer's peer API receives it (after the
  * source saw STARTED/RESUMED MIGRATED): what the claimant's JSON body says,
  * who the claimant is (from its verified host certificate, never from the
  * JSON), and the HTTP request waiting for the answer. See docs/peer-api.md.
@@ -59,6 +60,9 @@ const char *vc_peer_claim_get_remote_address(VcPeerClaim *claim);
  * "") and frees CLAIM. Safe when the client has gone or the server was
  * freed meanwhile (nothing is sent then). */
 void vc_peer_claim_reply(VcPeerClaim *claim, gboolean accepted, const char *reason);
+/* Answers 403 with REASON (text): the issuer refuses the claim or the
+ * announcement, and nothing changed there. Frees CLAIM. */
+void vc_peer_claim_reply_refused(VcPeerClaim *claim, const char *reason);
 /* Answers 503 with REASON (the claimant retries later: e.g. this host has
  * not yet seen the VM's STOPPED MIGRATED, or is shutting down) and frees
  * CLAIM. */

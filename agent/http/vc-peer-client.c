@@ -95,9 +95,10 @@ vc_peer_verify_certificate(GTlsCertificate *cert, const char *ca_path, const cha
 		return NULL;
 	}
 	ERR_clear_error();
-	if (vc_host_get_fqdn(host) == NULL) {
-		g_set_error_literal(error, VC_ERROR, VC_ERROR_CRYPTO,
-				    "the peer's host certificate names no host (no dNSName)");
+	/* a CA, a wildcard or a certificate without EKU is no host identity */
+	if (!vc_host_check_profile(host, server ? VC_HOST_ROLE_SERVER : VC_HOST_ROLE_CLIENT,
+				   error)) {
+		g_prefix_error(error, "the peer's certificate: ");
 		return NULL;
 	}
 	/* RFC 6125 6.4: the reference identity against the dNSNames only;
@@ -216,8 +217,8 @@ vc_peer_client_status_error(const char *peer, guint status, const char *data, gs
 	const char *what = text[0] != '\0' ? text : soup_status_get_phrase(status);
 
 	if (status == SOUP_STATUS_FORBIDDEN)
-		g_set_error(error, VC_ERROR, VC_ERROR_CRYPTO,
-			    "peer %s refused this host's certificate: %s", peer, what);
+		/* our certificate, or what we asked for: the reason says which */
+		g_set_error(error, VC_ERROR, VC_ERROR_CRYPTO, "peer %s refused: %s", peer, what);
 	else if (status == SOUP_STATUS_NOT_FOUND || status >= 500)
 		g_set_error(error, VC_ERROR, VC_ERROR_UNAVAILABLE, "peer %s answered %u: %s", peer,
 			    status, what);
@@ -388,10 +389,12 @@ vc_peer_client_claim_send(GUri *target, const char *peer, const VcPeerClientOpti
 	return ok;
 }
 
-gboolean
-vc_peer_claim(const char *peer_url, const VcPeerClientOptions *opts, const char *vm_uuid,
-	      const char *vm_name, const char *serial, gboolean *ret_accepted, char **ret_reason,
-	      GError **error)
+/* POSTs {"vm_uuid", "vm_name", "serial", "fqdn"} to PATH at PEER_URL and
+ * reads {"accepted", "reason"}. */
+static gboolean
+vc_peer_client_post(const char *peer_url, const char *path, const VcPeerClientOptions *opts,
+		    const char *vm_uuid, const char *vm_name, const char *serial,
+		    gboolean *ret_accepted, char **ret_reason, GError **error)
 {
 	g_autoptr(GUri) uri = NULL;
 	g_autoptr(GUri) target = NULL;
@@ -407,7 +410,7 @@ vc_peer_claim(const char *peer_url, const VcPeerClientOptions *opts, const char 
 	if (opts->host_cert_path == NULL || opts->host_key_path == NULL ||
 	    opts->host_ca_path == NULL) {
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE,
-				    "a handover claim needs this host's certificate, key and the "
+				    "the peer API needs this host's certificate, key and the "
 				    "trusted host CA bundle");
 		return FALSE;
 	}
@@ -420,7 +423,7 @@ vc_peer_claim(const char *peer_url, const VcPeerClientOptions *opts, const char 
 		return FALSE;
 	}
 	target = g_uri_build(SOUP_HTTP_URI_FLAGS, "https", NULL, g_uri_get_host(uri),
-			     g_uri_get_port(uri), "/peer/v1/handover", NULL, NULL);
+			     g_uri_get_port(uri), path, NULL, NULL);
 
 	own = vc_host_load_files(opts->host_cert_path, opts->host_key_path, NULL, NULL, error);
 	if (own == NULL)
@@ -443,6 +446,36 @@ vc_peer_claim(const char *peer_url, const VcPeerClientOptions *opts, const char 
 				       &reason, error))
 		return FALSE;
 	*ret_accepted = accepted;
+	if (ret_reason != NULL)
+		*ret_reason = g_steal_pointer(&reason);
+	return TRUE;
+}
+
+gboolean
+vc_peer_claim(const char *peer_url, const VcPeerClientOptions *opts, const char *vm_uuid,
+	      const char *vm_name, const char *serial, gboolean *ret_accepted, char **ret_reason,
+	      GError **error)
+{
+	return vc_peer_client_post(peer_url, "/peer/v1/handover", opts, vm_uuid, vm_name, serial,
+				   ret_accepted, ret_reason, error);
+}
+
+gboolean
+vc_peer_announce(const char *peer_url, const VcPeerClientOptions *opts, const char *vm_uuid,
+		 const char *vm_name, const char *serial, char **ret_reason, GError **error)
+{
+	gboolean accepted = FALSE;
+	g_autofree char *reason = NULL;
+
+	if (!vc_peer_client_post(peer_url, "/peer/v1/announce", opts, vm_uuid, vm_name, serial,
+				 &accepted, &reason, error))
+		return FALSE;
+	if (!accepted) {
+		g_set_error(error, VC_ERROR, VC_ERROR_POLICY,
+			    "peer %s refused the announcement: %s", peer_url,
+			    reason != NULL ? reason : "");
+		return FALSE;
+	}
 	if (ret_reason != NULL)
 		*ret_reason = g_steal_pointer(&reason);
 	return TRUE;

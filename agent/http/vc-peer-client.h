@@ -27,7 +27,8 @@ typedef struct {
 	guint timeout_s;	    /* the whole exchange, connect to reply; 0: 10 s */
 } VcPeerClientOptions;
 
-/* POSTs the claim {"vm_uuid", "vm_name", "serial", "fqdn" (ours, from our
+/* POSTs the claim {"vm_uuid", "vm_name", "serial" (the issuer's
+ * certificate, as the VM's metadata names it), "fqdn" (ours, from our
  * certificate)} to PEER_URL ("https://FQDN[:PORT]", as the issuing host
  * recorded it in the VM's metadata; any path is replaced). On an answer,
  * RET_ACCEPTED gets the issuer's decision and RET_REASON (nullable) its
@@ -37,11 +38,21 @@ typedef struct {
  *                          503 / 5xx / 404 (no peer API there): retry later
  *   VC_ERROR_CRYPTO        TLS failed, the server's certificate does not
  *                          verify or name the host, or the peer refused
- *                          our certificate (403, its reason in the message)
+ *                          our certificate or the claim (403, its reason
+ *                          in the message)
  *   VC_ERROR_INVALID_DATA  any other answer, or a malformed reply */
 gboolean vc_peer_claim(const char *peer_url, const VcPeerClientOptions *opts, const char *vm_uuid,
 		       const char *vm_name, const char *serial, gboolean *ret_accepted,
 		       char **ret_reason, GError **error);
+
+/* POSTs the announcement of an incoming migration (same body as a claim;
+ * SERIAL is the issuer's certificate, from the VM's metadata) to
+ * PEER_URL's /peer/v1/announce, before memory moves. TRUE when the issuer
+ * recorded it (RET_REASON, nullable, its answer); errors as vc_peer_claim(),
+ * a refusal (403) being VC_ERROR_CRYPTO with the issuer's reason. */
+gboolean vc_peer_announce(const char *peer_url, const VcPeerClientOptions *opts,
+			  const char *vm_uuid, const char *vm_name, const char *serial,
+			  char **ret_reason, GError **error);
 
 /* Verifies a peer's TLS certificate as GIO presents it (the leaf linked to
  * the issuers the peer sent, which are untrusted) with OpenSSL: it must

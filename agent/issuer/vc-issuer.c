@@ -161,6 +161,7 @@ vc_issuer_prepare(VcIssuer *issuer, const VcIssueRequest *req, gint64 now, GErro
 	rec.created_at = now;
 	rec.status = VC_CERT_STATUS_PENDING;
 	rec.reason = -1;
+	rec.placement = (char *)req->placement;
 	if (!vc_store_cert_record_intent(issuer->store, &rec, error))
 		return NULL;
 	return g_steal_pointer(&issued);

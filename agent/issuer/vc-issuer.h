@@ -25,6 +25,9 @@ typedef struct {
 	VcKeyType key_type;   /* used when PUBLIC_KEY is NULL */
 	EVP_PKEY *public_key; /* guest keygen: the guest's key, of KEY_TYPE; NULL: host keygen */
 	gint64 lifetime_s;    /* 0: the configured default; else 1m..397d */
+	/* the placement it is issued under (vc_placement_to_canonical()),
+	 * recorded with the intent; NULL: not recorded (manual issuance) */
+	const char *placement;
 } VcIssueRequest;
 
 /* A request that can never succeed as it stands (a name invalid or outside

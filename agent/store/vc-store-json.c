@@ -61,6 +61,12 @@ vc_cert_record_to_json(const VcCertRecord *rec)
 		json_builder_add_string_value(b, vc_reason_to_string(rec->reason));
 	else
 		json_builder_add_null_value(b);
+	/* the placement it was issued under (canonical text), null: unknown */
+	json_builder_set_member_name(b, "placement");
+	if (rec->placement != NULL)
+		json_builder_add_string_value(b, rec->placement);
+	else
+		json_builder_add_null_value(b);
 	json_builder_end_object(b);
 	return json_builder_get_root(b);
 }

@@ -80,6 +80,10 @@ static const VcStoreMigration vc_store_migrations[] = {
     /* a renewal asked for (`virtcert renew`, lost files) survives failures
      * and restarts until a new certificate is issued */
     {3, "ALTER TABLE domains ADD COLUMN renew_pending INTEGER NOT NULL DEFAULT 0;"},
+    /* the placement a certificate was issued under (policy/vc-placement.h
+     * canonical text; "" unrestricted, NULL: issued before this column, or
+     * outside the engine): a handover is judged by it */
+    {4, "ALTER TABLE certificates ADD COLUMN placement TEXT;"},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(vc_store_migrations) == VC_STORE_SCHEMA_VERSION);
@@ -123,10 +127,10 @@ typedef enum {
 
 #define CERT_COLUMNS                                                                               \
 	"serial, ca_id, vm_uuid, vm_name, not_before, not_after, created_at, status, "             \
-	"revoked_at, reason, der, revocation_detail"
+	"revoked_at, reason, der, revocation_detail, placement"
 #define CERT_COLUMNS_NO_DER                                                                        \
 	"serial, ca_id, vm_uuid, vm_name, not_before, not_after, created_at, status, "             \
-	"revoked_at, reason, NULL, revocation_detail"
+	"revoked_at, reason, NULL, revocation_detail, placement"
 #define DOMAIN_COLUMNS                                                                             \
 	"uuid, generation, name, state, current_serial, names_key, next_action_at, "               \
 	"failures, last_error, updated_at, renew_pending"
@@ -141,9 +145,9 @@ static const char *const vc_store_stmt_sql[STMT_COUNT] = {
     [STMT_SAVEPOINT] = "SAVEPOINT vc_call",
     [STMT_RELEASE] = "RELEASE vc_call",
     [STMT_ROLLBACK_TO] = "ROLLBACK TO vc_call",
-    [STMT_CERT_INSERT] =
-	"INSERT INTO certificates (serial, ca_id, vm_uuid, vm_name, not_before,"
-	" not_after, created_at, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'PENDING')",
+    [STMT_CERT_INSERT] = "INSERT INTO certificates (serial, ca_id, vm_uuid, vm_name, not_before,"
+			 " not_after, created_at, status, placement)"
+			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'PENDING', ?8)",
     [STMT_NAME_INSERT] = "INSERT INTO cert_names (serial, idx, dns_name) VALUES (?1, ?2, ?3)",
     [STMT_NAME_HOLDER] = "SELECT c.vm_uuid, c.vm_name, c.serial, c.status, c.not_after"
 			 " FROM cert_names n JOIN certificates c ON c.serial = n.serial"
@@ -829,6 +833,7 @@ vc_cert_record_free(VcCertRecord *rec)
 	g_strfreev(rec->dns_names);
 	g_clear_pointer(&rec->der, g_bytes_unref);
 	g_free(rec->revocation_detail);
+	g_free(rec->placement);
 	g_free(rec);
 }
 
@@ -931,6 +936,7 @@ vc_store_cert_from_row(VcStore *store, sqlite3_stmt *stmt, GError **error)
 		rec->der = g_bytes_new(sqlite3_column_blob(stmt, 10),
 				       (gsize)sqlite3_column_bytes(stmt, 10));
 	rec->revocation_detail = vc_store_column_strdup(stmt, 11);
+	rec->placement = vc_store_column_strdup(stmt, 12);
 	return g_steal_pointer(&rec);
 }
 
@@ -1031,6 +1037,7 @@ vc_store_cert_insert(VcStore *store, const VcCertRecord *rec, const char *serial
 		sqlite3_bind_int64(stmt, 5, rec->not_before);
 		sqlite3_bind_int64(stmt, 6, rec->not_after);
 		sqlite3_bind_int64(stmt, 7, rec->created_at != 0 ? rec->created_at : now);
+		vc_store_bind_text(stmt, 8, rec->placement);
 		if (sqlite3_step(stmt) != SQLITE_DONE) {
 			if (sqlite3_extended_errcode(store->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
 				g_set_error(error, VC_ERROR, VC_ERROR_EXISTS,

@@ -37,6 +37,10 @@ typedef struct {
 	int reason;		 /* RFC 5280 reason code, -1 if not revoked */
 	GBytes *der;		 /* NULL while PENDING */
 	char *revocation_detail; /* why it was revoked/abandoned, NULL if unknown */
+	/* the placement it was issued under, canonical text
+	 * (vc_placement_to_canonical(): "" unrestricted); NULL: not recorded
+	 * (issued before schema 3, or by hand) */
+	char *placement;
 } VcCertRecord;
 
 void vc_cert_record_free(VcCertRecord *rec);
@@ -63,7 +67,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcDomainRecord, vc_domain_record_free)
 
 typedef struct _VcStore VcStore;
 
-#define VC_STORE_SCHEMA_VERSION 3
+#define VC_STORE_SCHEMA_VERSION 4
 
 /* How long a revoked certificate stays on the CRL after it expired. RFC 5280
  * 5.1.2.6 allows dropping it at expiry; a week covers clock skew and relying

@@ -88,6 +88,8 @@ wait_for 20 revoked_as a "$a1" superseded &&
 	ok "a: its certificate is revoked as superseded after b's claim" || { not_ok "a: not superseded: $(status_of_serial a "$a1")"; tail -5 "$T/virtcertd-a.log"; }
 guest_has b b && ok "the guest holds b's certificate" || not_ok "the guest does not hold b's certificate"
 [[ $(state_on a) == HANDED_OVER ]] && ok "a: HANDED_OVER" || not_ok "a: state $(state_on a)"
+grep -q "migration announcement for VM .* (serial $a1) from localhost .*: accepted" "$T/virtcertd-a.log" &&
+	ok "b's hook check announced the migration to a before memory moved" || not_ok "a saw no announcement from b"
 
 # 2. b -> a: the chain back
 migrate b a && ok "migration b -> a" || { not_ok "migration b -> a"; cat "$T/mig.out"; }
@@ -97,6 +99,15 @@ a2=$(serial_on a)
 [[ -n $a2 && $a2 != "$a1" ]] && ok "a: a new serial ($a2)" || not_ok "a: same serial"
 wait_for 20 revoked_as b "$b1" superseded &&
 	ok "b: its certificate is superseded after a's claim" || not_ok "b: $(status_of_serial b "$b1")"
+
+# a claim with nothing but a trusted host certificate and curl (c's): 403,
+# and a's certificate stays valid
+uuid=$(hc a show mig --json | jq -r .domain.uuid)
+code=$(curl -sS -o "$T/forge.out" -w '%{http_code}' --cacert "$HOSTCA" --cert "$T/c/state/host/host.pem" \
+	--key "$T/c/state/host/host.key" -H 'Content-Type: application/json' \
+	--data "{\"vm_uuid\": \"$uuid\", \"serial\": \"$a2\"}" "https://localhost:${PORT[a]}/peer/v1/handover")
+[[ $code == 403 ]] && ok "a forged claim from c is refused: 403 ($(head -c 80 "$T/forge.out"))" || not_ok "forged claim: $code $(cat "$T/forge.out")"
+[[ $(status_of_serial a "$a2") == "valid null" ]] && ok "a: its certificate stays valid" || not_ok "a: $(status_of_serial a "$a2")"
 
 # 3. a -> c: outside the placement: the hook on c refuses before anything moves
 if migrate a c; then

@@ -1,8 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Domain XML is written by whoever can define a VM: hostile input. */
 #include <stdint.h>
+#include <string.h>
 
 #include "vc-domain-xml.h"
+
+/* a host policy every VM falls under: metadata may only narrow it */
+static const char host_policy[] =
+    "[all]\nnames = {name}.vms.example.com\nmetadata-names = vms.example.com\n"
+    "require = site=eu-west|eu-central\n"
+    "trust-host-ca = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
+    "lifetime = 2d\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -41,6 +49,32 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			names = vc_name_expand_all((const char *const *)p->names, &vars, NULL);
 			for (gsize i = 0; names != NULL && names[i] != NULL; i++)
 				g_assert(vc_name_check_dns(names[i], NULL));
+		}
+		/* under host policy: whatever the metadata says, never wider */
+		{
+			g_autoptr(VcPolicySet) set = vc_policy_set_new();
+			g_autoptr(VcPolicy) n = NULL;
+			g_assert(vc_policy_set_load_data(set, "fuzz.conf", host_policy,
+							 strlen(host_policy), NULL));
+			n = vc_domain_info_resolve_policy(info, set, FALSE, NULL, 86400, NULL);
+			if (n != NULL) {
+				g_assert(n->lifetime_s <= 2 * 86400);
+				g_assert(g_strv_length(n->trust_host_cas) == 1);
+				for (guint i = 0; i < n->placement->len; i++) {
+					const VcPlacementRule *r =
+					    g_ptr_array_index(n->placement, i);
+					if (strcmp(r->key, "site") != 0)
+						continue;
+					for (gsize v = 0; r->values[v] != NULL; v++)
+						g_assert(strcmp(r->values[v], "eu-west") == 0 ||
+							 strcmp(r->values[v], "eu-central") == 0);
+				}
+				for (gsize i = 0; n->names[i] != NULL; i++) {
+					g_autofree char *l = g_ascii_strdown(n->names[i], -1);
+					g_assert(g_str_has_suffix(l, ".vms.example.com") ||
+						 strcmp(l, "vms.example.com") == 0);
+				}
+			}
 		}
 	}
 	md = vc_domain_metadata_parse((const char *)data, (gssize)size, NULL);

@@ -192,6 +192,179 @@ test_merge_over_policy(void)
 	g_assert_cmpstr(p->names[0], ==, "{name}.example.com");
 }
 
+/* Resolves VM web-7 with METADATA (inner XML of <virtcert:vm>) over the
+ * policy.d text POL; NULL with ERROR set when refused. */
+static VcPolicy *
+resolve_with(const char *pol, const char *metadata, GError **error)
+{
+	g_autofree char *xml = g_strdup_printf(
+	    "<domain><name>web-7</name><uuid>6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10</uuid>"
+	    "<metadata><vc:vm xmlns:vc='urn:virtcert:domain:1'>%s</vc:vm></metadata></domain>",
+	    metadata);
+	g_autoptr(VcPolicySet) set = vc_policy_set_new();
+	g_autoptr(VcDomainInfo) info = vc_domain_info_parse(xml, -1, NULL);
+
+	g_assert_nonnull(info);
+	g_assert_true(vc_policy_set_load_data(set, "p.conf", pol, strlen(pol), NULL));
+	g_assert_cmpuint(vc_policy_set_get_warnings(set)->len, ==, 0);
+	return vc_domain_info_resolve_policy(info, set, FALSE, NULL, 86400, error);
+}
+
+#define FP_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define FP_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+static const char *
+source_of(const VcPolicy *p, const char *key)
+{
+	g_assert_nonnull(p->sources);
+	return g_hash_table_lookup(p->sources, key);
+}
+
+/* Issue 17: metadata narrows host policy, never widens it. */
+static void
+test_metadata_narrows(void)
+{
+	const char *pol = "[web]\nmatch-name = web-*\nnames = {name}.vms.example.com\n"
+			  "require = site=eu-west\ntrust-host-ca = " FP_A ";" FP_B "\n"
+			  "lifetime = 2d\ncheck-on-start = yes\non-stop = revoke\n";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcPolicy) p = NULL;
+
+	/* the report's case: a wider rule over the floor keeps the floor */
+	p = resolve_with(pol,
+			 "<vc:placement><vc:require attr='site'>us-east|eu-west</vc:require>"
+			 "</vc:placement>",
+			 &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(p->placement->len, ==, 1);
+	{
+		const VcPlacementRule *r = g_ptr_array_index(p->placement, 0);
+		g_assert_cmpstr(r->key, ==, "site");
+		g_assert_cmpuint(g_strv_length(r->values), ==, 1);
+		g_assert_cmpstr(r->values[0], ==, "eu-west");
+	}
+	g_assert_cmpstr(source_of(p, "require"), ==, "p.conf [web]");
+	g_assert_cmpstr(source_of(p, "names"), ==, "p.conf [web]");
+	g_clear_pointer(&p, vc_policy_free);
+
+	/* a rule with nothing in common: refused, not widened nor emptied */
+	p = resolve_with(pol,
+			 "<vc:placement><vc:require attr='site'>us-east</vc:require>"
+			 "</vc:placement>",
+			 &error);
+	g_assert_null(p);
+	g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
+	g_assert_nonnull(strstr(error->message, "site=us-east"));
+	g_clear_error(&error);
+
+	/* a new attribute, one trusted CA of two, a shorter life: narrowed */
+	p = resolve_with(pol,
+			 "<vc:lifetime>1h</vc:lifetime><vc:placement check-on-start='no'>"
+			 "<vc:trust-ca>" FP_B "</vc:trust-ca>"
+			 "<vc:require attr='tier'>gold</vc:require></vc:placement>",
+			 &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(p->placement->len, ==, 2);
+	g_assert_cmpuint(g_strv_length(p->trust_host_cas), ==, 1);
+	g_assert_cmpstr(p->trust_host_cas[0], ==, FP_B);
+	g_assert_cmpint(p->lifetime_s, ==, 3600);
+	g_assert_true(p->check_on_start); /* "no" does not switch it off */
+	g_assert_cmpstr(source_of(p, "trust-host-ca"), ==,
+			"p.conf [web] narrowed by domain metadata");
+	g_assert_cmpstr(source_of(p, "require"), ==, "p.conf [web] narrowed by domain metadata");
+	g_assert_cmpstr(source_of(p, "lifetime"), ==, "domain metadata");
+	g_assert_cmpstr(source_of(p, "check-on-start"), ==, "p.conf [web]");
+	{
+		g_autofree char *json = vc_policy_to_string(p);
+		g_assert_nonnull(strstr(json, "\"sources\":{"));
+		g_assert_nonnull(strstr(json, "\"lifetime\":\"domain metadata\""));
+	}
+	g_clear_pointer(&p, vc_policy_free);
+
+	/* a longer life and keep-on-stop: the host's stricter values stay */
+	p = resolve_with(pol, "<vc:lifetime>30d</vc:lifetime><vc:stop action='keep'/>", &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(p->lifetime_s, ==, 2 * 86400);
+	g_assert_true(p->revoke_on_stop);
+	g_assert_cmpstr(source_of(p, "lifetime"), ==, "p.conf [web]");
+	g_clear_pointer(&p, vc_policy_free);
+
+	/* a trusted CA the host does not trust: refused (an empty list would
+	 * trust every CA) */
+	p = resolve_with(pol,
+			 "<vc:placement><vc:trust-ca>"
+			 "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+			 "</vc:trust-ca></vc:placement>",
+			 &error);
+	g_assert_null(p);
+	g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
+	g_assert_nonnull(strstr(error->message, "trust-host-ca"));
+	g_clear_error(&error);
+}
+
+/* Names: metadata may choose within the subtrees host policy allows. */
+static void
+test_metadata_names_bounded(void)
+{
+	const char *pol = "[web]\nmatch-name = web-*\nnames = {name}.vms.example.com\n";
+	const char *pol_bounds = "[web]\nmatch-name = web-*\nnames = {name}.vms.example.com\n"
+				 "metadata-names = apps.example.com;.shop.example.org\n";
+	const char *pol_none = "[web]\nmatch-name = web-*\nlifetime = 2d\n";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcPolicy) p = NULL;
+
+	/* default bounds: the subtree of the group's own templates */
+	p = resolve_with(pol, "<vc:name>api.vms.example.com</vc:name>", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(p->names[0], ==, "api.vms.example.com");
+	g_assert_nonnull(strstr(source_of(p, "names"), "domain metadata (within vms.example.com)"));
+	g_clear_pointer(&p, vc_policy_free);
+	p = resolve_with(pol, "<vc:name>{name}.x.vms.example.com</vc:name>", &error);
+	g_assert_no_error(error);
+	g_clear_pointer(&p, vc_policy_free);
+	/* any other name under the CA: refused, naming the bound */
+	p = resolve_with(pol, "<vc:name>www.example.com</vc:name>", &error);
+	g_assert_null(p);
+	g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
+	g_assert_nonnull(strstr(error->message, "\"www.example.com\""));
+	g_assert_nonnull(strstr(error->message, "vms.example.com"));
+	g_clear_error(&error);
+	/* a placeholder in the last labels does not smuggle a name out */
+	p = resolve_with(pol, "<vc:name>vms.example.{name}</vc:name>", &error);
+	g_assert_null(p);
+	g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
+	g_clear_error(&error);
+	p = resolve_with(pol, "<vc:name>evilvms.example.com</vc:name>", &error);
+	g_assert_null(p);
+	g_clear_error(&error);
+
+	/* metadata-names states the bounds */
+	p = resolve_with(pol_bounds, "<vc:name>{name}.apps.example.com</vc:name>", &error);
+	g_assert_no_error(error);
+	g_clear_pointer(&p, vc_policy_free);
+	p = resolve_with(pol_bounds, "<vc:name>apps.example.com</vc:name>", &error);
+	g_assert_no_error(error);
+	g_clear_pointer(&p, vc_policy_free);
+	/* ".shop.example.org": proper subdomains only */
+	p = resolve_with(pol_bounds, "<vc:name>shop.example.org</vc:name>", &error);
+	g_assert_null(p);
+	g_clear_error(&error);
+	p = resolve_with(pol_bounds, "<vc:name>a.shop.example.org</vc:name>", &error);
+	g_assert_no_error(error);
+	g_clear_pointer(&p, vc_policy_free);
+	/* the group's own names are no longer a bound once it states them */
+	p = resolve_with(pol_bounds, "<vc:name>x.vms.example.com</vc:name>", &error);
+	g_assert_null(p);
+	g_clear_error(&error);
+
+	/* a group without names nor bounds gives metadata no names */
+	p = resolve_with(pol_none, "<vc:name>x.vms.example.com</vc:name>", &error);
+	g_assert_null(p);
+	g_assert_error(error, VC_ERROR, VC_ERROR_POLICY);
+	g_assert_nonnull(strstr(error->message, "metadata-names"));
+	g_clear_error(&error);
+}
+
 static void
 test_metadata_errors(void)
 {
@@ -496,6 +669,8 @@ main(int argc, char **argv)
 	g_test_add_func("/domain-xml/libvirt-accepts", test_libvirt_accepts);
 	g_test_add_func("/domain-xml/nova-1.0", test_nova_1_0);
 	g_test_add_func("/domain-xml/merge-over-policy", test_merge_over_policy);
+	g_test_add_func("/domain-xml/metadata-narrows", test_metadata_narrows);
+	g_test_add_func("/domain-xml/metadata-names-bounded", test_metadata_names_bounded);
 	g_test_add_func("/domain-xml/metadata-errors", test_metadata_errors);
 	g_test_add_func("/domain-xml/metadata-parse", test_metadata_parse);
 	g_test_add_func("/domain-xml/hostile", test_hostile);

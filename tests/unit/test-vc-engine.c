@@ -837,29 +837,122 @@ claimant(const char *site)
 	return g_steal_pointer(&id);
 }
 
+/* host certificates the peers present (only their fingerprints count here) */
+#define FP_H2 "2222222222222222222222222222222222222222222222222222222222222222"
+#define FP_H3 "3333333333333333333333333333333333333333333333333333333333333333"
+
+/* What libvirt says on the source once a live migration completed: the VM
+ * stopped here because it now runs elsewhere (the test driver cannot
+ * migrate; the VM is destroyed first, then the event is the migration's). */
+static void
+migrate_away(Fixture *fx, const char *uuid, const char *name)
+{
+	VcVirtEvent ev = {
+	    .uuid = uuid,
+	    .name = name,
+	    .kind = VC_VIRT_EVENT_STOPPED,
+	    .detail = VIR_DOMAIN_EVENT_STOPPED_MIGRATED,
+	    .detail_str = "migrated",
+	    .is_migration = TRUE,
+	};
+
+	domain_do(fx, uuid, virDomainDestroy);
+	wait_state(fx, uuid, "STOPPED");
+	vc_engine_handle_event(fx->engine, &ev);
+	wait_state(fx, uuid, "MIGRATING_OUT");
+}
+
+/* A refused claim (or announcement): RET_REASON holds WANT, and nothing
+ * changed: SERIAL still valid, the VM still in STATE. */
+static void
+assert_refused(Fixture *fx, gboolean ok, char *reason, const char *want, const char *uuid,
+	       const char *serial, const char *state)
+{
+	g_assert_false(ok);
+	g_assert_nonnull(reason);
+	if (strstr(reason, want) == NULL)
+		g_error("reason \"%s\" lacks \"%s\"", reason, want);
+	g_free(reason);
+	vc_test_spin(30);
+	assert_cert(fx, serial, VC_CERT_STATUS_VALID, -1);
+	wait_state(fx, uuid, state);
+}
+
 static void
 test_claim_still_runs(Fixture *fx, gconstpointer data)
 {
 	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-000000000051";
-	g_autoptr(VcHostIdentity) peer = claimant("eu-west");
+	g_autoptr(VcHostIdentity) id = claimant("eu-west");
+	VcEnginePeer peer = {"h2.example.com", FP_H2, id};
 	g_autofree char *serial = NULL;
-	g_autofree char *reason = NULL;
+	char *reason = NULL;
+	gboolean ok;
 
 	define_and_start(fx, "t-run", uuid, NULL);
 	serial = wait_issued(fx, uuid);
-	/* a host that claims a VM still running here is refused, nothing revoked */
-	g_assert_false(vc_engine_handle_claim(fx->engine, uuid, "h2.example.com", peer, &reason));
-	g_assert_nonnull(reason);
-	g_assert_nonnull(strstr(reason, "still runs"));
-	vc_test_spin(50);
-	assert_cert(fx, serial, VC_CERT_STATUS_VALID, -1);
-	wait_state(fx, uuid, "ISSUED");
+	ok = vc_engine_handle_announce(fx->engine, uuid, serial, &peer, &reason);
+	g_assert_true(ok);
+	g_clear_pointer(&reason, g_free);
+	/* announced, but the VM still runs here: refused, nothing revoked; the
+	 * caller may ask again (libvirt may not have told us yet) */
+	{
+		gboolean not_yet = FALSE;
+		ok = vc_engine_handle_claim(fx->engine, uuid, serial, &peer, &not_yet, &reason);
+		g_assert_true(not_yet);
+		assert_refused(fx, ok, reason, "still runs", uuid, serial, "ISSUED");
+	}
 
 	/* a VM this host never issued for */
-	g_clear_pointer(&reason, g_free);
+	reason = NULL;
 	g_assert_false(vc_engine_handle_claim(fx->engine, "7a1c0f5e-1d2b-4c3a-8e4f-0000000000ff",
-					      "h2.example.com", peer, &reason));
+					      serial, &peer, NULL, &reason));
 	g_assert_nonnull(strstr(reason, "no certificate"));
+	g_clear_pointer(&reason, g_free);
+	g_assert_false(vc_engine_handle_announce(fx->engine, "7a1c0f5e-1d2b-4c3a-8e4f-0000000000ff",
+						 serial, &peer, &reason));
+	g_assert_nonnull(strstr(reason, "no certificate"));
+	g_clear_pointer(&reason, g_free);
+
+	/* stopped, not migrated: no announcement now, and no claim */
+	domain_do(fx, uuid, virDomainDestroy);
+	wait_state(fx, uuid, "STOPPED");
+	ok = vc_engine_handle_announce(fx->engine, uuid, serial, &peer, &reason);
+	assert_refused(fx, ok, reason, "does not run on this host", uuid, serial, "STOPPED");
+	reason = NULL;
+	ok = vc_engine_handle_claim(fx->engine, uuid, serial, &peer, NULL, &reason);
+	assert_refused(fx, ok, reason, "has not migrated away", uuid, serial, "STOPPED");
+}
+
+static void
+test_claim_unannounced(Fixture *fx, gconstpointer data)
+{
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-000000000052";
+	g_autoptr(VcHostIdentity) id = claimant("eu-west");
+	VcEnginePeer peer = {"h2.example.com", FP_H2, id};
+	g_autofree char *serial = NULL;
+	char *reason = NULL;
+	gboolean ok;
+
+	/* the report: a host certificate and curl, for a VM that did migrate */
+	define_and_start(fx, "t-unann", uuid, NULL);
+	serial = wait_issued(fx, uuid);
+	migrate_away(fx, uuid, "t-unann");
+	ok = vc_engine_handle_claim(fx->engine, uuid, "00", &peer, NULL, &reason);
+	assert_refused(fx, ok, reason, "names certificate 00", uuid, serial, "MIGRATING_OUT");
+	reason = NULL;
+	{
+		gboolean not_yet = TRUE;
+		ok = vc_engine_handle_claim(fx->engine, uuid, serial, &peer, &not_yet, &reason);
+		g_assert_false(not_yet); /* nothing to wait for */
+		assert_refused(fx, ok, reason, "was announced", uuid, serial, "MIGRATING_OUT");
+	}
+	/* and announcing once the VM left is too late */
+	reason = NULL;
+	ok = vc_engine_handle_announce(fx->engine, uuid, serial, &peer, &reason);
+	assert_refused(fx, ok, reason, "already migrated away", uuid, serial, "MIGRATING_OUT");
+	reason = NULL;
+	ok = vc_engine_handle_claim(fx->engine, uuid, serial, &peer, NULL, &reason);
+	assert_refused(fx, ok, reason, "was announced", uuid, serial, "MIGRATING_OUT");
 }
 
 #define EU_WEST_ONLY                                                                               \
@@ -924,52 +1017,63 @@ static void
 test_claim_outside_placement(Fixture *fx, gconstpointer data)
 {
 	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-000000000081";
-	g_autoptr(VcHostIdentity) peer = claimant("us-east");
+	g_autoptr(VcHostIdentity) id = claimant("us-east");
+	VcEnginePeer peer = {"h9.example.com", FP_H3, id};
 	g_autofree char *serial = NULL;
-	g_autofree char *reason = NULL;
+	char *reason = NULL;
+	gboolean ok;
 
 	define_and_start(fx, "t-eu1", uuid, EU_WEST_ONLY);
 	serial = wait_issued(fx, uuid);
-	/* the VM left this host (here: destroyed; the claim stands for the
-	 * destination after a migration) */
-	domain_do(fx, uuid, virDomainDestroy);
-	wait_state(fx, uuid, "STOPPED");
-	assert_cert(fx, serial, VC_CERT_STATUS_VALID, -1);
-
-	expect_warning("VM t-eu1 migrated to h9.example.com, outside its placement: *");
-	g_assert_false(vc_engine_handle_claim(fx->engine, uuid, "h9.example.com", peer, &reason));
-	g_assert_true(warning_seen("*site=us-east not in {eu-west}*privilegeWithdrawn*"));
-	g_assert_nonnull(reason);
-	g_assert_nonnull(strstr(reason, "us-east"));
-	/* its identity ends: it runs where its owner does not allow */
-	{
-		WantCert w = {serial, VC_CERT_STATUS_REVOKED};
-		g_assert_true(vc_test_wait_until(cond_cert, fx, &w, WAIT_MS));
-	}
-	assert_cert(fx, serial, VC_CERT_STATUS_REVOKED, VC_REASON_PRIVILEGE_WITHDRAWN);
-	wait_state(fx, uuid, "REVOKED");
-	{
-		g_autoptr(VcDomainRecord) row = store_row(fx, uuid);
-		g_assert_cmpstr(row->state, ==, "REVOKED");
-		g_assert_null(row->current_serial);
-	}
+	/* a host outside the placement cannot announce ... */
+	ok = vc_engine_handle_announce(fx->engine, uuid, serial, &peer, &reason);
+	assert_refused(fx, ok, reason, "site=us-east not in {eu-west}", uuid, serial, "ISSUED");
+	migrate_away(fx, uuid, "t-eu1");
+	/* ... nor claim: refused, and the claim itself changes nothing; the
+	 * grace period ends the certificate (privilegeWithdrawn) */
+	reason = NULL;
+	ok = vc_engine_handle_claim(fx->engine, uuid, serial, &peer, NULL, &reason);
+	assert_refused(fx, ok, reason, "outside the placement", uuid, serial, "MIGRATING_OUT");
 }
 
 static void
 test_claim_accepted(Fixture *fx, gconstpointer data)
 {
 	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-000000000091";
-	g_autoptr(VcHostIdentity) peer = claimant("eu-west");
+	g_autoptr(VcHostIdentity) id = claimant("eu-west");
+	VcEnginePeer peer = {"h2.example.com", FP_H2, id};
+	VcEnginePeer other = {"h3.example.com", FP_H3, id};
 	g_autofree char *serial = NULL;
-	g_autofree char *reason = NULL;
+	char *reason = NULL;
+	gboolean ok;
 
 	define_and_start(fx, "t-eu2", uuid, EU_WEST_ONLY);
 	serial = wait_issued(fx, uuid);
-	domain_do(fx, uuid, virDomainDestroy);
-	wait_state(fx, uuid, "STOPPED");
+	/* the destination's hook announces the migration before memory moves */
+	g_assert_true(vc_engine_handle_announce(fx->engine, uuid, serial, &peer, &reason));
+	g_assert_nonnull(strstr(reason, "h2.example.com"));
+	g_clear_pointer(&reason, g_free);
+	g_assert_true(has_note(fx, "migration-announced", uuid, "h2.example.com"));
+	migrate_away(fx, uuid, "t-eu2");
 
-	g_assert_true(vc_engine_handle_claim(fx->engine, uuid, "h2.example.com", peer, &reason));
-	g_assert_nonnull(reason);
+	/* another host certificate, even inside the placement: refused */
+	ok = vc_engine_handle_claim(fx->engine, uuid, serial, &other, NULL, &reason);
+	assert_refused(fx, ok, reason, "announced by another host certificate", uuid, serial,
+		       "MIGRATING_OUT");
+	/* the announced host, naming another serial: refused */
+	reason = NULL;
+	ok = vc_engine_handle_claim(fx->engine, uuid, "0a", &peer, NULL, &reason);
+	assert_refused(fx, ok, reason, "names certificate 0a", uuid, serial, "MIGRATING_OUT");
+
+	/* the announced host, our serial (any case): handed over */
+	{
+		g_autofree char *upper = g_ascii_strup(serial, -1);
+		reason = NULL;
+		g_assert_true(
+		    vc_engine_handle_claim(fx->engine, uuid, upper, &peer, NULL, &reason));
+		g_assert_nonnull(reason);
+		g_clear_pointer(&reason, g_free);
+	}
 	{
 		WantCert w = {serial, VC_CERT_STATUS_REVOKED};
 		g_assert_true(vc_test_wait_until(cond_cert, fx, &w, WAIT_MS));
@@ -985,8 +1089,44 @@ test_claim_accepted(Fixture *fx, gconstpointer data)
 		g_assert_null(row->current_serial);
 	}
 	/* a second claim finds nothing left to hand over */
+	g_assert_false(vc_engine_handle_claim(fx->engine, uuid, serial, &peer, NULL, &reason));
 	g_clear_pointer(&reason, g_free);
-	g_assert_false(vc_engine_handle_claim(fx->engine, uuid, "h2.example.com", peer, &reason));
+}
+
+static void
+test_claim_recorded_placement(Fixture *fx, gconstpointer data)
+{
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-000000000093";
+	g_autoptr(VcHostIdentity) id = claimant("us-east");
+	VcEnginePeer peer = {"h9.example.com", FP_H3, id};
+	g_autofree char *serial = NULL;
+	g_autofree char *serial2 = NULL;
+	g_autoptr(VcCertRecord) rec = NULL;
+	char *reason = NULL;
+	gboolean ok;
+
+	define_and_start(fx, "t-eu3", uuid, EU_WEST_ONLY);
+	serial = wait_issued(fx, uuid);
+	rec = cert_get(fx, serial);
+	g_assert_cmpstr(rec->placement, ==, "require=site=eu-west\n");
+	/* whoever can edit the metadata drops the placement while it runs */
+	{
+		virDomainPtr dom = virDomainLookupByUUIDString(fx->conn, uuid);
+		g_assert_nonnull(dom);
+		g_assert_cmpint(
+		    virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+					 "<vm><lifetime>24h</lifetime></vm>", "vc", NS,
+					 VIR_DOMAIN_AFFECT_LIVE | VIR_DOMAIN_AFFECT_CONFIG),
+		    ==, 0);
+		virDomainFree(dom);
+	}
+	vc_test_spin(100);
+	serial2 = row_string(fx, uuid, "current_serial");
+	g_assert_cmpstr(serial2, ==, serial);
+	/* the certificate was issued under eu-west: that is what counts */
+	ok = vc_engine_handle_announce(fx->engine, uuid, serial, &peer, &reason);
+	assert_refused(fx, ok, reason, "issued under: host attribute site=us-east", uuid, serial,
+		       "ISSUED");
 }
 
 int
@@ -1007,10 +1147,12 @@ main(int argc, char **argv)
 	ADD("/engine/reconcile", test_reconcile, "stopped");
 	ADD("/engine/manual-revoke", test_manual_revoke, NULL);
 	ADD("/engine/claim/still-runs", test_claim_still_runs, NULL);
+	ADD("/engine/claim/unannounced", test_claim_unannounced, NULL);
 	ADD("/engine/placement/no-host-certificate", test_placement_no_host_cert, NULL);
 	ADD("/engine/placement/refused", test_placement_refused, "host");
 	ADD("/engine/claim/outside-placement", test_claim_outside_placement, "host");
 	ADD("/engine/claim/accepted", test_claim_accepted, "host");
+	ADD("/engine/claim/recorded-placement", test_claim_recorded_placement, "host");
 #undef ADD
 	return g_test_run();
 }

@@ -502,6 +502,107 @@ test_new_from_certs(Fixture *fx, gconstpointer data)
 	g_assert_nonnull(strstr(error->message, "revoked"));
 }
 
+/* A host identity is a host certificate: not a CA, an EKU for its role,
+ * one named host, well-formed attributes. Each refusal names the fault. */
+static void
+test_profile(Fixture *fx, gconstpointer data)
+{
+	static const struct {
+		const char *what;
+		const char *exts[9];
+		VcHostRole role;
+		const char *error; /* NULL: accepted */
+	} cases[] = {
+	    {"a proper host certificate",
+	     {"basicConstraints", "critical,CA:FALSE", "extendedKeyUsage", "serverAuth,clientAuth",
+	      "subjectAltName", "DNS:h1.example.com,URI:urn:virtcert:host:site=eu-west"},
+	     VC_HOST_ROLE_BOTH,
+	     NULL},
+	    {"CA:TRUE",
+	     {"basicConstraints", "critical,CA:TRUE", "extendedKeyUsage", "serverAuth,clientAuth",
+	      "subjectAltName", "DNS:h1.example.com"},
+	     VC_HOST_ROLE_CLIENT,
+	     "CA:TRUE"},
+	    {"no EKU",
+	     {"basicConstraints", "critical,CA:FALSE", "subjectAltName", "DNS:h1.example.com"},
+	     VC_HOST_ROLE_CLIENT,
+	     "no extendedKeyUsage"},
+	    {"server only, used as a client",
+	     {"basicConstraints", "critical,CA:FALSE", "extendedKeyUsage", "serverAuth",
+	      "subjectAltName", "DNS:h1.example.com"},
+	     VC_HOST_ROLE_CLIENT,
+	     "lacks clientAuth"},
+	    {"client only, used as a server",
+	     {"basicConstraints", "critical,CA:FALSE", "extendedKeyUsage", "clientAuth",
+	      "subjectAltName", "DNS:h1.example.com"},
+	     VC_HOST_ROLE_SERVER,
+	     "lacks serverAuth"},
+	    {"a wildcard",
+	     {"basicConstraints", "critical,CA:FALSE", "extendedKeyUsage", "serverAuth,clientAuth",
+	      "subjectAltName", "DNS:h1.example.com,DNS:*.example.com"},
+	     VC_HOST_ROLE_CLIENT,
+	     "never a wildcard"},
+	    {"no dNSName",
+	     {"basicConstraints", "critical,CA:FALSE", "extendedKeyUsage", "serverAuth,clientAuth",
+	      "subjectAltName", "URI:urn:virtcert:host:site=eu-west"},
+	     VC_HOST_ROLE_CLIENT,
+	     "no dNSName"},
+	};
+	g_autofree char *out = fx_path(fx, "custom.pem");
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GPtrArray) certs = NULL;
+		g_autoptr(VcHost) peer = NULL;
+
+		g_test_message("%s", cases[i].what);
+		vc_test_host_ca_sign_custom(fx->ca_dir, fx->csr, cases[i].exts, out);
+		certs = vc_cert_load_pem_file(out, &error);
+		g_assert_no_error(error);
+		peer = vc_host_new_from_certs(certs, fx->hostca, NULL, &error);
+		g_assert_no_error(error);
+		/* it chains to the trusted host CA all the same */
+		g_assert_true(vc_host_check(peer, &error));
+		g_assert_no_error(error);
+		if (cases[i].error == NULL) {
+			g_assert_true(vc_host_check_profile(peer, cases[i].role, &error));
+			g_assert_no_error(error);
+			continue;
+		}
+		g_assert_false(vc_host_check_profile(peer, cases[i].role, &error));
+		g_assert_error(error, VC_ERROR, VC_ERROR_CRYPTO);
+		if (strstr(error->message, cases[i].error) == NULL)
+			g_error("%s: \"%s\" lacks \"%s\"", cases[i].what, error->message,
+				cases[i].error);
+		/* nor would it be imported as this host's certificate */
+		g_clear_error(&error);
+		g_assert_false(vc_host_import(out, fx->key, fx->hostca, fx->cert, &error));
+		g_assert_error(error, VC_ERROR, VC_ERROR_CRYPTO);
+	}
+
+	/* a malformed attribute is refused when the identity is read */
+	{
+		const char *exts[] = {"basicConstraints",
+				      "critical,CA:FALSE",
+				      "extendedKeyUsage",
+				      "serverAuth,clientAuth",
+				      "subjectAltName",
+				      "DNS:h1.example.com,URI:urn:virtcert:host:Site=eu west",
+				      NULL};
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GPtrArray) certs = NULL;
+		g_autoptr(VcHost) peer = NULL;
+
+		vc_test_host_ca_sign_custom(fx->ca_dir, fx->csr, exts, out);
+		certs = vc_cert_load_pem_file(out, &error);
+		g_assert_no_error(error);
+		peer = vc_host_new_from_certs(certs, fx->hostca, NULL, &error);
+		g_assert_no_error(error);
+		g_assert_null(vc_host_get_identity(peer, &error));
+		g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	}
+}
+
 /* Two "hosts" on one machine name themselves localhost; any other single
  * label is still no host name. */
 static void
@@ -588,6 +689,7 @@ main(int argc, char **argv)
 	ADD("/host/placement-answer", test_placement_answer);
 	ADD("/host/install-libvirt-tls", test_install_libvirt_tls);
 	ADD("/host/new-from-certs", test_new_from_certs);
+	ADD("/host/profile", test_profile);
 	ADD("/host/enroll-localhost", test_enroll_localhost);
 	ADD("/host/file-read", test_file_read);
 	return g_test_run();

@@ -43,11 +43,13 @@ typedef struct {
 	const char *decide_reason;
 	gboolean decide_async;
 	gboolean decide_unavailable;
-	gboolean decide_hold; /* keep the claim in held_claim, answer nothing */
+	gboolean decide_hold;	/* keep the claim in held_claim, answer nothing */
+	gboolean decide_refuse; /* answer 403 with decide_reason */
 	VcPeerClaim *held_claim;
 
 	/* what it saw */
 	guint claims;
+	guint announces;
 	char *seen_uuid;
 	char *seen_name;
 	char *seen_serial;
@@ -193,6 +195,8 @@ cb_handover(VcPeerClaim *claim, gpointer user_data)
 
 	if (fx->decide_hold) {
 		fx->held_claim = claim;
+	} else if (fx->decide_refuse) {
+		vc_peer_claim_reply_refused(claim, fx->decide_reason);
 	} else if (fx->decide_unavailable) {
 		vc_peer_claim_reply_unavailable(claim, fx->decide_reason);
 	} else if (fx->decide_async) {
@@ -224,6 +228,17 @@ cb_ocsp(GBytes *request, VcHttpOcspReply *ret_reply, gpointer user_data)
 	ret_reply->etag = g_strdup("\"0123abcd\"");
 }
 
+/* an announcement has the claim's members and is answered the same way */
+static void
+cb_announce(VcPeerClaim *claim, gpointer user_data)
+{
+	Fixture *fx = user_data;
+
+	fx->announces++;
+	fx->claims--; /* counted by cb_handover */
+	cb_handover(claim, user_data);
+}
+
 static const VcHttpCallbacks callbacks = {
     .get_crl = cb_get_crl,
     .get_ca_cert = cb_get_ca_cert,
@@ -231,6 +246,7 @@ static const VcHttpCallbacks callbacks = {
     .get_metrics = cb_get_metrics,
     .handover = cb_handover,
     .ocsp = cb_ocsp,
+    .announce = cb_announce,
 };
 
 /* ---- fixture ---------------------------------------------------------------- */
@@ -346,6 +362,16 @@ typedef struct {
 	char *reason;
 	GError *error;
 } ClaimJob;
+
+static gpointer
+announce_thread(gpointer data)
+{
+	ClaimJob *j = data;
+
+	j->ok = vc_peer_announce(j->url, &j->opts, VM_UUID, j->vm_name, j->serial, &j->reason,
+				 &j->error);
+	return NULL;
+}
 
 static gpointer
 claim_thread(gpointer data)
@@ -591,6 +617,99 @@ test_claim_refused(Fixture *fx, gconstpointer data)
 	claim_job_clear(&j);
 }
 
+static void expect_peer_status(Fixture *fx, const char *path, const char *ctype, const char *body,
+			       guint status, const char *text);
+
+/* The announcement of a migration, and refusals as 403 that the claimant
+ * reads as a refusal with the issuer's reason. */
+static void
+test_announce(Fixture *fx, gconstpointer data)
+{
+	ClaimJob j;
+
+	claim_job_init(&j, fx, &fx->b);
+	fx->decide_reason = "migration to localhost recorded";
+	run_client(announce_thread, &j);
+	g_assert_no_error(j.error);
+	g_assert_true(j.ok);
+	g_assert_cmpstr(j.reason, ==, "migration to localhost recorded");
+	g_assert_cmpuint(fx->announces, ==, 1);
+	g_assert_cmpuint(fx->claims, ==, 0);
+	g_assert_cmpstr(fx->seen_uuid, ==, VM_UUID);
+	g_assert_cmpstr(fx->seen_serial, ==, "0a1b2c3d4e5f60718293a4b5c6d7e8f9");
+	g_assert_cmpstr(fx->seen_site, ==, "eu-central");
+	claim_job_clear(&j);
+
+	claim_job_init(&j, fx, &fx->b);
+	fx->decide_refuse = TRUE;
+	fx->decide_reason = "the VM does not run on this host";
+	run_client(announce_thread, &j);
+	g_assert_false(j.ok);
+	g_assert_error(j.error, VC_ERROR, VC_ERROR_CRYPTO);
+	g_assert_nonnull(strstr(j.error->message, "the VM does not run on this host"));
+	g_assert_cmpuint(fx->announces, ==, 2);
+	claim_job_clear(&j);
+
+	/* a refused claim: 403 with the reason, an error for the claimant */
+	claim_job_init(&j, fx, &fx->b);
+	fx->decide_reason = "no migration of the VM to localhost was announced here";
+	run_client(claim_thread, &j);
+	g_assert_false(j.ok);
+	g_assert_error(j.error, VC_ERROR, VC_ERROR_CRYPTO);
+	g_assert_nonnull(strstr(j.error->message, "was announced here"));
+	g_assert_cmpuint(fx->claims, ==, 1);
+	claim_job_clear(&j);
+
+	/* over curl's way: the status itself */
+	expect_peer_status(fx, "/peer/v1/announce", "application/json",
+			   "{\"vm_uuid\": \"" VM_UUID "\", \"serial\": \"00\"}", 403,
+			   "was announced here");
+	expect_peer_status(fx, "/peer/v1/announce", "application/json",
+			   "{\"vm_uuid\": \"" VM_UUID "\"}", 400, "\"serial\"");
+}
+
+/* Certificates from the trusted host CA that are no host identity: a CA, no
+ * EKU, a wildcard, a malformed host attribute. 403 (the client's fault),
+ * and the callback never runs. */
+static void
+test_not_host_identity(Fixture *fx, gconstpointer data)
+{
+	static const struct {
+		const char *san;
+		const char *bc;
+		const char *eku; /* NULL: none */
+		const char *error;
+	} cases[] = {
+	    {"DNS:localhost,URI:urn:virtcert:host:site=eu west", "critical,CA:FALSE",
+	     "serverAuth,clientAuth", "not a host identity"},
+	    {"DNS:localhost", "critical,CA:TRUE", "serverAuth,clientAuth", "CA:TRUE"},
+	    {"DNS:localhost", "critical,CA:FALSE", NULL, "no extendedKeyUsage"},
+	    {"DNS:localhost,DNS:*.example.com", "critical,CA:FALSE", "serverAuth,clientAuth",
+	     "wildcard"},
+	};
+	g_autofree char *csr = g_build_filename(fx->b.dir, "host.csr", NULL);
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		const char *exts[] = {"basicConstraints",
+				      cases[i].bc,
+				      "subjectAltName",
+				      cases[i].san,
+				      cases[i].eku ? "extendedKeyUsage" : NULL,
+				      cases[i].eku,
+				      NULL};
+		RawJob j;
+
+		vc_test_host_ca_sign_custom(fx->ca_dir, csr, exts, fx->b.cert);
+		peer_post(fx, &j, "/peer/v1/handover", "application/json",
+			  g_bytes_new_static("{}", 2));
+		g_assert_cmpuint(j.status, ==, 403);
+		if (strstr(j.reply, cases[i].error) == NULL)
+			g_error("case %zu: \"%s\" lacks \"%s\"", i, j.reply, cases[i].error);
+		raw_job_clear(&j);
+	}
+	g_assert_cmpuint(fx->claims, ==, 0);
+}
+
 /* ---- (c), (d): untrusted claimants never reach the callback ------------------ */
 
 static void
@@ -603,7 +722,7 @@ test_claim_other_ca(Fixture *fx, gconstpointer data)
 	g_assert_false(j.ok);
 	g_assert_error(j.error, VC_ERROR, VC_ERROR_CRYPTO);
 	/* the server's reason (403) reaches the claimant */
-	g_assert_nonnull(strstr(j.error->message, "refused this host's certificate"));
+	g_assert_nonnull(strstr(j.error->message, "refused"));
 	g_assert_nonnull(strstr(j.error->message, "rogue host CA"));
 	g_assert_cmpuint(fx->claims, ==, 0);
 	claim_job_clear(&j);
@@ -1480,6 +1599,8 @@ main(int argc, char **argv)
 	ADD("/http/ocsp", test_ocsp);
 	ADD("/http/claim/accepted", test_claim_accepted);
 	ADD("/http/claim/refused", test_claim_refused);
+	ADD("/http/claim/announce", test_announce);
+	ADD("/http/claim/not-host-identity", test_not_host_identity);
 	ADD("/http/claim/other-ca", test_claim_other_ca);
 	ADD("/http/claim/revoked", test_claim_revoked);
 	ADD("/http/claim/broken-crl", test_claim_broken_crl);

@@ -278,6 +278,94 @@ test_host_attr_syntax(void)
 	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
 }
 
+/* The placement recorded with a certificate: one text per placement,
+ * whatever the order it was written in, and back. */
+static void
+test_canonical(void)
+{
+	const char *pol_a = "[a]\nnames = x.example.com\n"
+			    "trust-host-ca = BB:"
+			    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb;"
+			    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
+			    "require = tier=gold;site=eu-west|eu-central|eu-west\n";
+	const char *pol_b =
+	    "[b]\nnames = x.example.com\n"
+	    "trust-host-ca = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa;"
+	    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n"
+	    "require = site=eu-central|eu-west;tier=gold\n";
+	const char *want =
+	    "trust-host-ca=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
+	    "trust-host-ca=bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n"
+	    "require=site=eu-central|eu-west\n"
+	    "require=tier=gold\n";
+	const char *const pols[] = {pol_a, pol_b};
+	g_autoptr(GError) error = NULL;
+
+	for (gsize i = 0; i < G_N_ELEMENTS(pols); i++) {
+		g_autoptr(VcPolicySet) set = vc_policy_set_new();
+		g_autoptr(GHashTable) map = NULL;
+		g_autoptr(VcPolicy) p = NULL;
+		g_autoptr(VcPolicy) back = NULL;
+		g_autofree char *text = NULL;
+		g_autofree char *again = NULL;
+		VcPolicySubject subject = {.name = "vm", .uuid = "u"};
+		g_autoptr(VcHostIdentity) eu = vc_host_identity_new();
+		g_autoptr(VcHostIdentity) us = vc_host_identity_new();
+
+		g_assert_true(
+		    vc_policy_set_load_data(set, "p.conf", pols[i], strlen(pols[i]), NULL));
+		g_assert_cmpuint(vc_policy_set_get_warnings(set)->len, ==, 0);
+		map = vc_policy_set_lookup(set, &subject, NULL);
+		p = vc_policy_new_from_map(map, "p", 3600, &error);
+		g_assert_no_error(error);
+		text = vc_placement_to_canonical(p);
+		g_assert_cmpstr(text, ==, want);
+		back = vc_placement_from_canonical(text, &error);
+		g_assert_no_error(error);
+		again = vc_placement_to_canonical(back);
+		g_assert_cmpstr(again, ==, want);
+		/* and it decides as the policy it came from */
+		g_assert_true(vc_host_identity_add_ca(
+		    eu,
+		    "aa"
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		    NULL));
+		g_assert_true(vc_host_identity_add_attribute(eu, "site", "eu-west", NULL));
+		g_assert_true(vc_host_identity_add_attribute(eu, "tier", "gold", NULL));
+		g_assert_true(vc_host_identity_add_ca(
+		    us,
+		    "aa"
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		    NULL));
+		g_assert_true(vc_host_identity_add_attribute(us, "site", "us-east", NULL));
+		g_assert_true(vc_host_identity_add_attribute(us, "tier", "gold", NULL));
+		g_assert_true(vc_placement_allows(back, eu, NULL));
+		g_assert_false(vc_placement_allows(back, us, NULL));
+	}
+
+	/* unrestricted is the empty text, and back */
+	{
+		g_autoptr(VcPolicy) none = NULL;
+		g_autofree char *empty = vc_placement_to_canonical(NULL);
+		g_assert_cmpstr(empty, ==, "");
+		none = vc_placement_from_canonical("", &error);
+		g_assert_no_error(error);
+		g_assert_false(vc_placement_is_restricted(none));
+	}
+	/* anything else is refused, naming the line */
+	{
+		static const char *const bad[] = {"require=site\n",	    "require=Site=eu\n",
+						  "require=site=eu west\n", "trust-host-ca=xyz\n",
+						  "site=eu-west\n",	    "require=site=\n"};
+		for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+			g_assert_null(vc_placement_from_canonical(bad[i], &error));
+			g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+			g_assert_nonnull(strstr(error->message, "line 1"));
+			g_clear_error(&error);
+		}
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -291,5 +379,6 @@ main(int argc, char **argv)
 	g_test_add_func("/placement/attribute-syntax", test_attribute_syntax);
 	g_test_add_func("/placement/host-attr-syntax", test_host_attr_syntax);
 	g_test_add_func("/placement/resolve-without-names", test_resolve_without_names);
+	g_test_add_func("/placement/canonical", test_canonical);
 	return g_test_run();
 }

@@ -384,6 +384,60 @@ test_set_load_dir(void)
 	}
 }
 
+static void
+test_name_subtree(void)
+{
+	static const struct {
+		const char *tmpl;
+		const char *subtree;
+	} cases[] = {
+	    {"{name}.vms.example.com", "vms.example.com"},
+	    {"{uuid}.VMS.example.com", "vms.example.com"},
+	    {"www.vms.example.com", "vms.example.com"},
+	    {"{name}.{project}.cloud.example.com", "cloud.example.com"},
+	    {"{name}-web.vms.example.com", "vms.example.com"},
+	    {"{name}", NULL},
+	    {"localhost", NULL},
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *got = vc_policy_name_subtree(cases[i].tmpl);
+		g_assert_cmpstr(got, ==, cases[i].subtree);
+	}
+}
+
+/* metadata-names is a group key: DNS subtrees, a bad one is a warning
+ * naming the key, and it is no policy key of its own */
+static void
+test_set_metadata_names(void)
+{
+	const char *data =
+	    "[ok]\nmatch-name = a-*\nmetadata-names = apps.example.com;.b.example.org\n"
+	    "[bad]\nmatch-name = b-*\nmetadata-names = *.example.com\n"
+	    "[none]\nmatch-name = c-*\nnames = {name}.example.com\n";
+	g_autoptr(VcPolicySet) set = vc_policy_set_new();
+	VcPolicySubject a = {.name = "a-1", .uuid = "u"};
+	VcPolicySubject b = {.name = "b-1", .uuid = "u"};
+	VcPolicySubject c = {.name = "c-1", .uuid = "u"};
+	g_auto(GStrv) bounds = NULL;
+	g_auto(GStrv) none = NULL;
+	g_autoptr(GHashTable) map = NULL;
+	GPtrArray *warnings;
+
+	g_assert_true(vc_policy_set_load_data(set, "m.conf", data, strlen(data), NULL));
+	warnings = vc_policy_set_get_warnings(set);
+	g_assert_cmpuint(warnings->len, ==, 1);
+	g_assert_nonnull(strstr(g_ptr_array_index(warnings, 0), "[bad] metadata-names"));
+	bounds = vc_policy_set_lookup_bounds(set, &a);
+	g_assert_cmpuint(g_strv_length(bounds), ==, 2);
+	g_assert_cmpstr(bounds[1], ==, ".b.example.org");
+	map = vc_policy_set_lookup(set, &a, NULL);
+	g_assert_false(g_hash_table_contains(map, "metadata-names"));
+	g_assert_null(vc_policy_set_lookup_bounds(set, &b)); /* skipped group */
+	none = vc_policy_set_lookup_bounds(set, &c);
+	g_assert_null(none);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -399,5 +453,7 @@ main(int argc, char **argv)
 	g_test_add_func("/policy/set/no-match", test_set_no_match);
 	g_test_add_func("/policy/set/syntax-error", test_set_syntax_error);
 	g_test_add_func("/policy/set/load-dir", test_set_load_dir);
+	g_test_add_func("/policy/name-subtree", test_name_subtree);
+	g_test_add_func("/policy/set/metadata-names", test_set_metadata_names);
 	return g_test_run();
 }

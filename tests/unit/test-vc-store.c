@@ -973,6 +973,76 @@ test_upgrade_from_v1(Fixture *fx, gconstpointer data)
 	g_assert_cmpint(status_of(store, "0a1b"), ==, VC_CERT_STATUS_REVOKED);
 }
 
+/* Migration 2 exactly as virtcert shipped it, frozen like v1_schema. */
+static const char v2_migration[] =
+    "CREATE TABLE domains ("
+    " uuid TEXT PRIMARY KEY NOT NULL,"
+    " generation INTEGER NOT NULL DEFAULT 0,"
+    " name TEXT,"
+    " state TEXT NOT NULL,"
+    " current_serial TEXT,"
+    " names_key TEXT,"
+    " next_action_at INTEGER NOT NULL DEFAULT 0,"
+    " failures INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " updated_at INTEGER NOT NULL);"
+    "CREATE INDEX domains_next_action_at ON domains(next_action_at)"
+    " WHERE next_action_at > 0;"
+    "ALTER TABLE certificates ADD COLUMN revocation_detail TEXT;"
+    "CREATE INDEX certificates_vm_uuid ON certificates(vm_uuid, created_at);"
+    "CREATE INDEX certificates_pending ON certificates(created_at)"
+    " WHERE status = 'PENDING';"
+    "CREATE INDEX certificates_revoked ON certificates(ca_id, not_after)"
+    " WHERE status IN ('REVOKED', 'ABANDONED');"
+    "PRAGMA user_version = 2;";
+
+static void
+test_upgrade_from_v2(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcStore) store = NULL;
+	g_autoptr(VcCertRecord) old = NULL;
+	g_autoptr(VcCertRecord) got = NULL;
+	g_autoptr(VcCertRecord) rec = make_rec("0c", VM_B, "p.example.com", DAY);
+	g_autoptr(VcCertRecord) open_rec = make_rec("0d", VM_B, "q.example.com", DAY);
+	g_autofree char *sql = NULL;
+	gint64 now = vc_test_now_s();
+
+	g_assert_cmpint(raw_exec(fx->path, v1_schema, NULL), ==, SQLITE_OK);
+	g_assert_cmpint(raw_exec(fx->path, v2_migration, NULL), ==, SQLITE_OK);
+	sql = g_strdup_printf("INSERT INTO certificates VALUES ('0a2b', '" CA_ID "', '" VM_A
+			      "', 'vm-a',"
+			      " %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+			      ", 'VALID', NULL, NULL, x'3003020101', NULL);",
+			      now - 60, now + DAY, now - 60);
+	g_assert_cmpint(raw_exec(fx->path, sql, NULL), ==, SQLITE_OK);
+
+	store = open_store(fx);
+	g_assert_cmpint(vc_store_get_schema_version(store), ==, VC_STORE_SCHEMA_VERSION);
+	/* a certificate from before: no placement was recorded */
+	old = vc_store_cert_get(store, "0a2b", &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(old->status, ==, VC_CERT_STATUS_VALID);
+	g_assert_null(old->placement);
+
+	/* a new one keeps what it was issued under, "" (unrestricted) too */
+	rec->placement = g_strdup("require=site=eu-west\n");
+	g_assert_true(vc_store_cert_record_intent(store, rec, &error));
+	g_assert_no_error(error);
+	open_rec->placement = g_strdup("");
+	g_assert_true(vc_store_cert_record_intent(store, open_rec, &error));
+	g_assert_no_error(error);
+	g_clear_pointer(&store, vc_store_free);
+	store = open_store(fx);
+	got = vc_store_cert_get(store, "0c", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(got->placement, ==, "require=site=eu-west\n");
+	g_clear_pointer(&got, vc_cert_record_free);
+	got = vc_store_cert_get(store, "0d", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(got->placement, ==, "");
+}
+
 static void
 test_newer_schema_refused(Fixture *fx, gconstpointer data)
 {
@@ -1238,6 +1308,7 @@ main(int argc, char **argv)
 	ADD("group-commit", test_group_commit);
 	ADD("domains", test_domains);
 	ADD("upgrade-from-v1", test_upgrade_from_v1);
+	ADD("upgrade-from-v2", test_upgrade_from_v2);
 	ADD("newer-schema-refused", test_newer_schema_refused);
 	ADD("throughput", test_throughput);
 #undef ADD

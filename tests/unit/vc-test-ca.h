@@ -42,4 +42,13 @@ X509_REQ *vc_test_csr_load(const char *path);
 void vc_test_host_ca_sign(const char *ca_dir, const char *csr_path, gint64 not_before,
 			  gint64 not_after, const char *out);
 
+/* Has the host CA in CA_DIR sign the public key and subject of the request
+ * at CSR_PATH with exactly the extensions EXTS (NULL-terminated pairs of an
+ * extension's short name and its openssl.cnf value, e.g.
+ * "basicConstraints", "critical,CA:TRUE"), valid from a minute ago for a
+ * day, and writes it (PEM) to OUT: host certificates `virtcert host-ca
+ * sign` would never make. */
+void vc_test_host_ca_sign_custom(const char *ca_dir, const char *csr_path, const char *const *exts,
+				 const char *out);
+
 G_END_DECLS
