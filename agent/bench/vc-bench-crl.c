@@ -66,20 +66,15 @@ vc_bench_crl(int argc, char **argv, GError **error)
 {
 	gint entries = 100000, rounds = 5;
 	g_autofree char *key = NULL;
-	g_autofree char *tmp = NULL;
-	g_autofree char *ca_dir = NULL;
-	g_autofree char *db = NULL;
-	g_autoptr(VcConfig) config = NULL;
-	g_autoptr(VcStore) store = NULL;
-	g_autoptr(VcCa) ca = NULL;
-	g_autoptr(VcIssuer) issuer = NULL;
+	g_autoptr(VcBenchState) st = NULL;
+	VcStore *store;
+	VcCa *ca;
+	VcIssuer *issuer;
 	g_autoptr(JsonBuilder) b = json_builder_new();
 	g_autoptr(GArray) times = g_array_new(FALSE, FALSE, sizeof(double));
 	g_autoptr(GArray) cpu = g_array_new(FALSE, FALSE, sizeof(double));
 	g_autoptr(GBytes) der = NULL;
 	VcKeyType type = VC_KEY_TYPE_EC_P256;
-	const char *const permit[] = {"bench.virtcert.example", NULL};
-	VcCaInitOptions opts = {.permit = permit};
 	double fill_s, build_s, max_s, build_cpu_s;
 	gint64 start;
 	int listed = 0;
@@ -103,18 +98,12 @@ vc_bench_crl(int argc, char **argv, GError **error)
 	if (key != NULL && !vc_key_type_from_string(key, &type, error))
 		return FALSE;
 
-	tmp = g_dir_make_tmp("virtcert-bench-XXXXXX", error);
-	if (tmp == NULL)
+	st = vc_bench_state_new(type, error);
+	if (st == NULL)
 		return FALSE;
-	config = vc_config_new_default();
-	vc_config_set_state_dir(config, tmp);
-	ca_dir = g_build_filename(tmp, "ca", NULL);
-	db = g_build_filename(tmp, "virtcert.db", NULL);
-	opts.key_type = type;
-	if (!vc_ca_init_self_signed(ca_dir, &opts, error) ||
-	    (ca = vc_ca_load(ca_dir, error)) == NULL || (store = vc_store_open(db, error)) == NULL)
-		goto out;
-	issuer = vc_issuer_new(config, ca, store);
+	ca = st->ca;
+	store = st->store;
+	issuer = st->issuer;
 
 	start = g_get_monotonic_time();
 	if (!vc_bench_crl_fill(store, ca, entries, error))
@@ -198,8 +187,5 @@ vc_bench_crl(int argc, char **argv, GError **error)
 	}
 	ok = TRUE;
 out:
-	g_clear_pointer(&issuer, vc_issuer_free);
-	g_clear_pointer(&store, vc_store_free);
-	vc_bench_rm_rf(tmp);
 	return ok;
 }

@@ -12,17 +12,10 @@ vc_bench_issue(int argc, char **argv, GError **error)
 {
 	gint count = 1000, batch = 256;
 	g_autofree char *key = NULL;
-	g_autofree char *tmp = NULL;
-	g_autofree char *ca_dir = NULL;
-	g_autofree char *db = NULL;
-	g_autoptr(VcConfig) config = NULL;
-	g_autoptr(VcStore) store = NULL;
-	g_autoptr(VcCa) ca = NULL;
-	g_autoptr(VcIssuer) issuer = NULL;
+	g_autoptr(VcBenchState) st = NULL;
+	VcIssuer *issuer;
 	g_autoptr(JsonBuilder) b = json_builder_new();
 	VcKeyType type = VC_KEY_TYPE_EC_P256;
-	const char *const permit[] = {"bench.virtcert.example", NULL};
-	VcCaInitOptions opts = {.permit = permit};
 	double raw, seconds;
 	gint64 start;
 	guint issued = 0;
@@ -45,19 +38,10 @@ vc_bench_issue(int argc, char **argv, GError **error)
 	if (key != NULL && !vc_key_type_from_string(key, &type, error))
 		return FALSE;
 
-	/* a throwaway CA and store: the benchmark never touches the real state */
-	tmp = g_dir_make_tmp("virtcert-bench-XXXXXX", error);
-	if (tmp == NULL)
+	st = vc_bench_state_new(type, error);
+	if (st == NULL)
 		return FALSE;
-	config = vc_config_new_default();
-	vc_config_set_state_dir(config, tmp);
-	ca_dir = g_build_filename(tmp, "ca", NULL);
-	db = g_build_filename(tmp, "virtcert.db", NULL);
-	opts.key_type = type;
-	if (!vc_ca_init_self_signed(ca_dir, &opts, error) ||
-	    (ca = vc_ca_load(ca_dir, error)) == NULL || (store = vc_store_open(db, error)) == NULL)
-		goto out;
-	issuer = vc_issuer_new(config, ca, store);
+	issuer = st->issuer;
 
 	raw = vc_bench_raw_sign_per_s(type, 1.0, error);
 	if (raw <= 0)
@@ -134,8 +118,5 @@ vc_bench_issue(int argc, char **argv, GError **error)
 	}
 	ok = TRUE;
 out:
-	g_clear_pointer(&issuer, vc_issuer_free);
-	g_clear_pointer(&store, vc_store_free);
-	vc_bench_rm_rf(tmp);
 	return ok;
 }

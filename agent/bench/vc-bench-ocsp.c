@@ -286,18 +286,13 @@ gboolean
 vc_bench_ocsp(int argc, char **argv, GError **error)
 {
 	gint count = 100000, requests = 50000, revocations = 200;
-	g_autofree char *tmp = NULL;
-	g_autofree char *ca_dir = NULL;
-	g_autofree char *db = NULL;
-	g_autoptr(VcConfig) config = NULL;
-	g_autoptr(VcStore) store = NULL;
-	g_autoptr(VcCa) ca = NULL;
-	g_autoptr(VcIssuer) issuer = NULL;
+	g_autoptr(VcBenchState) st = NULL;
+	VcStore *store;
+	VcCa *ca;
+	VcIssuer *issuer;
 	g_autoptr(VcOcspResponder) ocsp = NULL;
 	g_autoptr(VcHttpServer) http = NULL;
 	g_autoptr(JsonBuilder) jb = json_builder_new();
-	const char *const permit[] = {"bench.virtcert.example", NULL};
-	VcCaInitOptions opts = {.permit = permit, .key_type = VC_KEY_TYPE_EC_P256};
 	VcOcspOptions ocsp_opts = {0};
 	VcHttpServerOptions http_opts = {.address = "127.0.0.1:0"};
 	VcHttpCallbacks cb = {.ocsp = vc_bench_ocsp_http};
@@ -324,22 +319,17 @@ vc_bench_ocsp(int argc, char **argv, GError **error)
 				    "--revocations at most --count");
 		return FALSE;
 	}
-	tmp = g_dir_make_tmp("virtcert-bench-XXXXXX", error);
-	if (tmp == NULL)
+	st = vc_bench_state_new(VC_KEY_TYPE_EC_P256, error);
+	if (st == NULL)
 		return FALSE;
+	ca = st->ca;
+	store = st->store;
+	issuer = st->issuer;
 	b.requests = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
 	b.serials = g_ptr_array_new_with_free_func(g_free);
 	b.revoke_ms = g_array_new(FALSE, FALSE, sizeof(double));
 	b.n_requests = (guint)requests;
 	b.n_revocations = (guint)revocations;
-	config = vc_config_new_default();
-	vc_config_set_state_dir(config, tmp);
-	ca_dir = g_build_filename(tmp, "ca", NULL);
-	db = g_build_filename(tmp, "virtcert.db", NULL);
-	if (!vc_ca_init_self_signed(ca_dir, &opts, error) ||
-	    (ca = vc_ca_load(ca_dir, error)) == NULL || (store = vc_store_open(db, error)) == NULL)
-		goto out;
-	issuer = vc_issuer_new(config, ca, store);
 	raw = vc_bench_raw_sign_per_s(VC_KEY_TYPE_EC_P256, 1.0, error);
 	if (raw <= 0)
 		goto out;
@@ -450,13 +440,10 @@ vc_bench_ocsp(int argc, char **argv, GError **error)
 out:
 	g_clear_pointer(&http, vc_http_server_free);
 	g_clear_pointer(&ocsp, vc_ocsp_responder_free);
-	g_clear_pointer(&issuer, vc_issuer_free);
-	g_clear_pointer(&store, vc_store_free);
 	g_clear_pointer(&b.loop, g_main_loop_unref);
 	g_clear_pointer(&b.requests, g_ptr_array_unref);
 	g_clear_pointer(&b.serials, g_ptr_array_unref);
 	g_clear_pointer(&b.revoke_ms, g_array_unref);
 	g_free(b.error);
-	vc_bench_rm_rf(tmp);
 	return ok;
 }

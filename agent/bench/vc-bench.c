@@ -123,3 +123,42 @@ main(int argc, char **argv)
 		g_printerr("virtcert-bench %s: %s\n", cmd->name, error->message);
 	return status;
 }
+
+VcBenchState *
+vc_bench_state_new(VcKeyType type, GError **error)
+{
+	const char *const permit[] = {"bench.virtcert.example", NULL};
+	VcCaInitOptions opts = {.permit = permit, .key_type = type};
+	g_autoptr(VcBenchState) st = g_new0(VcBenchState, 1);
+	g_autofree char *ca_dir = NULL;
+	g_autofree char *db = NULL;
+
+	st->dir = g_dir_make_tmp("virtcert-bench-XXXXXX", error);
+	if (st->dir == NULL)
+		return NULL;
+	st->config = vc_config_new_default();
+	vc_config_set_state_dir(st->config, st->dir);
+	ca_dir = g_build_filename(st->dir, "ca", NULL);
+	db = g_build_filename(st->dir, "virtcert.db", NULL);
+	if (!vc_ca_init_self_signed(ca_dir, &opts, error) ||
+	    (st->ca = vc_ca_load(ca_dir, error)) == NULL ||
+	    (st->store = vc_store_open(db, error)) == NULL)
+		return NULL;
+	st->issuer = vc_issuer_new(st->config, st->ca, st->store);
+	return g_steal_pointer(&st);
+}
+
+void
+vc_bench_state_free(VcBenchState *st)
+{
+	if (st == NULL)
+		return;
+	g_clear_pointer(&st->issuer, vc_issuer_free);
+	g_clear_pointer(&st->store, vc_store_free);
+	g_clear_pointer(&st->ca, vc_ca_free);
+	g_clear_pointer(&st->config, vc_config_free);
+	if (st->dir != NULL)
+		vc_bench_rm_rf(st->dir);
+	g_free(st->dir);
+	g_free(st);
+}

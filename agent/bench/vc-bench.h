@@ -31,6 +31,21 @@ void vc_bench_print_json(JsonNode *node);
 /* Removes PATH and everything below it (a benchmark's throwaway state). */
 void vc_bench_rm_rf(const char *path);
 
+/* A throwaway CA (of TYPE, permitting bench.virtcert.example), store and
+ * issuer in a temporary directory: a benchmark never touches real state.
+ * Freeing it removes the directory. */
+typedef struct {
+	char *dir;
+	VcConfig *config;
+	VcCa *ca;
+	VcStore *store;
+	VcIssuer *issuer;
+} VcBenchState;
+
+VcBenchState *vc_bench_state_new(VcKeyType type, GError **error);
+void vc_bench_state_free(VcBenchState *st);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcBenchState, vc_bench_state_free)
+
 /* commands */
 gboolean vc_bench_issue(int argc, char **argv, GError **error);
 gboolean vc_bench_lifecycle(int argc, char **argv, GError **error);
