@@ -3,6 +3,7 @@
 
 #include "vc-domain-xml.h"
 #include "vc-error.h"
+#include "vc-text.h"
 #include "vc-xml-autoptr.h"
 
 /* Older nova releases (before Train) write the 1.0 namespace with the same
@@ -685,27 +686,6 @@ vc_domain_xml_parse_nova(const xmlNode *inst, VcDomainInfo *info, GError **error
 	return TRUE;
 }
 
-/* libvirt accepts UUIDs with or without dashes; this returns the canonical
- * lower-case 8-4-4-4-12 form. */
-static char *
-vc_domain_xml_normalize_uuid(const char *s)
-{
-	char hex[33];
-	gsize n = 0;
-	for (const char *p = s; *p != '\0'; p++) {
-		if (*p == '-')
-			continue;
-		if (!g_ascii_isxdigit(*p) || n >= 32)
-			return NULL;
-		hex[n++] = g_ascii_tolower(*p);
-	}
-	if (n != 32)
-		return NULL;
-	hex[32] = '\0';
-	return g_strdup_printf("%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
-			       hex + 20);
-}
-
 /* TRUE when the <vm> element has no child but <issued>. */
 static gboolean
 vc_domain_xml_holds_only_facts(const xmlNode *vm)
@@ -833,7 +813,7 @@ vc_domain_info_parse(const char *xml, gssize len, GError **error)
 			}
 			seen_uuid = TRUE;
 			text = vc_domain_xml_node_text(c, TRUE, &local);
-			info->uuid = text != NULL ? vc_domain_xml_normalize_uuid(text) : NULL;
+			info->uuid = text != NULL ? vc_text_normalize_uuid(text) : NULL;
 			if (info->uuid == NULL) {
 				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 					    "domain XML line %d: <uuid> is not a UUID", c->line);

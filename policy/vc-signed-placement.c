@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "vc-error.h"
+#include "vc-text.h"
 #include "vc-host-attr.h"
 #include "vc-signed-placement.h"
 
@@ -31,28 +32,6 @@ vc_signed_placement_free(VcSignedPlacement *sp)
 	if (sp->sig_der != NULL)
 		g_bytes_unref(sp->sig_der);
 	g_free(sp);
-}
-
-/* libvirt's UUID forms (with or without dashes, any case) -> 8-4-4-4-12
- * lower case; NULL when S is not one. */
-static char *
-vc_signed_placement_normalize_uuid(const char *s)
-{
-	char hex[33];
-	gsize n = 0;
-
-	for (const char *p = s; *p != '\0'; p++) {
-		if (*p == '-')
-			continue;
-		if (!g_ascii_isxdigit(*p) || n >= 32)
-			return NULL;
-		hex[n++] = g_ascii_tolower(*p);
-	}
-	if (n != 32)
-		return NULL;
-	hex[32] = '\0';
-	return g_strdup_printf("%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
-			       hex + 20);
 }
 
 gboolean
@@ -103,7 +82,7 @@ vc_signed_placement_set_signature(VcSignedPlacement *sp, const char *vm, const c
 				    "a second <virtcert:signature>");
 		return FALSE;
 	}
-	if (vm == NULL || (uuid = vc_signed_placement_normalize_uuid(vm)) == NULL) {
+	if (vm == NULL || (uuid = vc_text_normalize_uuid(vm)) == NULL) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "<virtcert:signature> needs vm=UUID (the VM it is bound to)%s%s%s",
 			    vm != NULL ? ", not \"" : "", vm != NULL ? vm : "",
@@ -276,7 +255,7 @@ vc_signed_placement_canonical(const VcSignedPlacement *sp, const char *vm_uuid, 
 	const char *cos = NULL;
 
 	g_return_val_if_fail(sp != NULL, NULL);
-	uuid = vm_uuid != NULL ? vc_signed_placement_normalize_uuid(vm_uuid) : NULL;
+	uuid = vm_uuid != NULL ? vc_text_normalize_uuid(vm_uuid) : NULL;
 	if (uuid == NULL) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "\"%s\" is not a VM UUID",
 			    vm_uuid != NULL ? vm_uuid : "");
@@ -324,7 +303,7 @@ vc_signed_placement_to_xml(const VcSignedPlacement *sp, const char *vm_uuid, gin
 	g_autoptr(GString) out = g_string_new(NULL);
 	g_autoptr(GPtrArray) cas = NULL;
 	g_autoptr(GPtrArray) rules = NULL;
-	g_autofree char *uuid = vc_signed_placement_normalize_uuid(vm_uuid);
+	g_autofree char *uuid = vc_text_normalize_uuid(vm_uuid);
 	g_autofree char *b64 = NULL;
 	const char *cos = NULL;
 	gsize len = 0;

@@ -12,16 +12,6 @@
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ASN1_NULL, ASN1_NULL_free)
 
-static gboolean
-vc_ca_ocsp_add_ext(X509 *cert, int nid, gboolean critical, void *value, GError **error)
-{
-	if (X509_add1_ext_i2d(cert, nid, value, critical ? 1 : 0, X509V3_ADD_APPEND) != 1) {
-		vc_crypto_set_error(error, "cannot add extension");
-		return FALSE;
-	}
-	return TRUE;
-}
-
 X509 *
 vc_ca_issue_ocsp_responder(VcCa *ca, EVP_PKEY *public_key, gint64 not_before, gint64 not_after,
 			   GError **error)
@@ -76,9 +66,9 @@ vc_ca_issue_ocsp_responder(VcCa *ca, EVP_PKEY *public_key, gint64 not_before, gi
 	 * revocation). Not a CA, digitalSignature only. */
 	sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_OCSP_sign));
 	if (!X509_add_ext(cert, ca->ext_bc, -1) || !X509_add_ext(cert, ca->ext_ku, -1) ||
-	    !vc_ca_ocsp_add_ext(cert, NID_ext_key_usage, FALSE, eku, error) ||
-	    !vc_ca_ocsp_add_ext(cert, NID_id_pkix_OCSP_noCheck, FALSE, nocheck, error) ||
-	    !vc_ca_ocsp_add_ext(cert, NID_subject_key_identifier, FALSE, ski, error) ||
+	    !vc_ca_add_ext_i2d(cert, NID_ext_key_usage, FALSE, eku, error) ||
+	    !vc_ca_add_ext_i2d(cert, NID_id_pkix_OCSP_noCheck, FALSE, nocheck, error) ||
+	    !vc_ca_add_ext_i2d(cert, NID_subject_key_identifier, FALSE, ski, error) ||
 	    !X509_add_ext(cert, ca->ext_aki, -1)) {
 		if (error != NULL && *error == NULL)
 			vc_crypto_set_error(error, "cannot add extension");

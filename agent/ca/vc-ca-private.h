@@ -63,4 +63,7 @@ X509_CRL *vc_crl_sign_with_key(X509 *issuer, EVP_PKEY *key, GPtrArray *entries, 
 /* Signs with the CA key, reusing the prepared DigestSign context. */
 gboolean vc_ca_sign_item(VcCa *ca, X509 *cert, X509_CRL *crl, GError **error);
 
+/* Encodes VALUE (of NID's type) straight into CERT's extension list. */
+gboolean vc_ca_add_ext_i2d(X509 *cert, int nid, gboolean critical, void *value, GError **error);
+
 G_END_DECLS

@@ -1095,7 +1095,7 @@ static gboolean vc_ca_verify_in(VcCa *ca, X509_STORE *store, X509 *leaf, gint64 
 /* Encodes VALUE straight into CERT's extension list. Why not X509_add_ext():
  * it copies the encoded extension it is given, a decode and a re-encode per
  * extension, and a leaf has four made for it alone. */
-static gboolean
+gboolean
 vc_ca_add_ext_i2d(X509 *cert, int nid, gboolean critical, void *value, GError **error)
 {
 	if (X509_add1_ext_i2d(cert, nid, value, critical ? 1 : 0, X509V3_ADD_APPEND) != 1) {
