@@ -445,6 +445,8 @@ vc_policy_narrow_require(GHashTable *host, const char *const *meta, const char *
 			 GHashTable *sources, GError **error)
 {
 	const char *const *have = g_hash_table_lookup(host, "require");
+	/* HAVE is freed when the narrowed rules replace it below */
+	gboolean had_floor = have != NULL && have[0] != NULL;
 	g_autoptr(GPtrArray) rules =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_policy_placement_rule_free);
 	g_autoptr(GStrvBuilder) out = g_strv_builder_new();
@@ -509,7 +511,8 @@ vc_policy_narrow_require(GHashTable *host, const char *const *meta, const char *
 		g_strv_builder_add(out, line);
 	}
 	g_hash_table_insert(host, g_strdup("require"), g_strv_builder_end(out));
-	if (have == NULL || have[0] == NULL)
+	have = NULL;
+	if (!had_floor)
 		src = g_strdup("domain metadata");
 	else if (narrowed)
 		src = g_strdup_printf("%s narrowed by domain metadata", host_source);
