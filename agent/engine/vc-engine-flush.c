@@ -310,20 +310,24 @@ vc_engine_flush_cb(gpointer user_data)
 {
 	VcEngine *engine = user_data;
 	g_autoptr(GError) error = NULL;
+	gboolean rows_first;
 
 	engine->flush_source = 0;
 	/* with nothing to revoke, the rows decided so far go in the issuance
-	 * batch's commit (one commit less per flush in a storm); their effects
-	 * run after it */
-	if ((engine->revoke_queue->len > 0 || !vc_engine_has_ready_issues(engine)) &&
-	    !vc_engine_flush_revocations(engine, &error)) {
-		vc_engine_log(G_LOG_LEVEL_WARNING, "store", NULL, NULL, NULL,
-			      "cannot commit revocations, retrying in 1 s: %s", error->message);
-		engine->flush_source = g_timeout_add_seconds(1, vc_engine_flush_cb, engine);
-		return G_SOURCE_REMOVE;
+	 * batch's commit (one commit less per flush in a storm), and their
+	 * effects run after that commit, at the end of vc_engine_flush_issues() */
+	rows_first = engine->revoke_queue->len > 0 || !vc_engine_has_ready_issues(engine);
+	if (rows_first) {
+		if (!vc_engine_flush_revocations(engine, &error)) {
+			vc_engine_log(G_LOG_LEVEL_WARNING, "store", NULL, NULL, NULL,
+				      "cannot commit revocations, retrying in 1 s: %s",
+				      error->message);
+			engine->flush_source = g_timeout_add_seconds(1, vc_engine_flush_cb, engine);
+			return G_SOURCE_REMOVE;
+		}
+		/* what was decided so far is durable: its effects may run */
+		vc_engine_run_effects(engine);
 	}
-	/* what was decided so far is durable: its effects may run */
-	vc_engine_run_effects(engine);
 	if (!vc_engine_flush_issues(engine, &error)) {
 		vc_engine_log(G_LOG_LEVEL_WARNING, "issue", NULL, NULL, NULL,
 			      "issuance batch failed, retrying in 1 s: %s", error->message);
