@@ -46,7 +46,7 @@ struct _VcOcspResponder {
 	/* the DER of a request answered from the cache -> its cache key, so
 	 * that a client asking the same again is answered without parsing */
 	GHashTable *seen;
-	GPtrArray *presign_todo;
+	GPtrArray *presign_queue;
 	guint presign_pos;
 	VcOcspAnswer *errors[VC_OCSP_ANSWER_LAST]; /* the unsigned error answers */
 	guint64 counts[VC_OCSP_ANSWER_LAST];
@@ -307,7 +307,7 @@ vc_ocsp_responder_free(VcOcspResponder *self)
 		vc_ocsp_answer_unref(self->errors[i]);
 	g_clear_pointer(&self->cache, g_hash_table_unref);
 	g_clear_pointer(&self->seen, g_hash_table_unref);
-	g_clear_pointer(&self->presign_todo, g_ptr_array_unref);
+	g_clear_pointer(&self->presign_queue, g_ptr_array_unref);
 	EVP_PKEY_free(self->key);
 	X509_free(self->signer);
 	g_free(self->dir);
@@ -550,15 +550,15 @@ vc_ocsp_responder_presign_step(VcOcspResponder *self, guint max, GError **error)
 {
 	char key[64];
 
-	if (self->presign_todo == NULL) {
-		self->presign_todo =
+	if (self->presign_queue == NULL) {
+		self->presign_queue =
 		    vc_store_cert_list_valid_serials(self->store, vc_ca_get_id(self->ca), error);
-		if (self->presign_todo == NULL)
+		if (self->presign_queue == NULL)
 			return FALSE;
 		self->presign_pos = 0;
 	}
-	for (guint n = 0; n < max && self->presign_pos < self->presign_todo->len; n++) {
-		const char *serial = g_ptr_array_index(self->presign_todo, self->presign_pos++);
+	for (guint n = 0; n < max && self->presign_pos < self->presign_queue->len; n++) {
+		const char *serial = g_ptr_array_index(self->presign_queue, self->presign_pos++);
 		vc_ocsp_cache_key(key, sizeof(key), self->hashes[0].nid, serial);
 		if (g_hash_table_contains(self->cache, key))
 			continue;
@@ -567,9 +567,9 @@ vc_ocsp_responder_presign_step(VcOcspResponder *self, guint max, GError **error)
 		if (!vc_ocsp_presign_with(self, &self->hashes[0], serial, error))
 			return FALSE;
 	}
-	if (self->presign_pos >= self->presign_todo->len ||
+	if (self->presign_pos >= self->presign_queue->len ||
 	    g_hash_table_size(self->cache) >= VC_OCSP_CACHE_MAX) {
-		g_clear_pointer(&self->presign_todo, g_ptr_array_unref);
+		g_clear_pointer(&self->presign_queue, g_ptr_array_unref);
 		return FALSE;
 	}
 	return TRUE;

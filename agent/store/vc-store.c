@@ -1324,11 +1324,14 @@ vc_store_cert_revoke(VcStore *store, const char *serial, int reason, gint64 when
 	return vc_store_call_end(store, ok, error);
 }
 
-VcCertRecord *
-vc_store_cert_get(VcStore *store, const char *serial, GError **error)
+/* The row of SERIAL read by statement ID (with or without the DER);
+ * RET_KEY gets the normalized serial. */
+static VcCertRecord *
+vc_store_cert_read(VcStore *store, int id, const char *serial, char **ret_key, GError **error)
 {
 	g_autofree char *key = NULL;
-	g_autoptr(VcCertRecord) rec = NULL;
+	g_autoptr(VcStoreCachedStmt) stmt = NULL;
+	VcCertRecord *rec;
 	int rc;
 
 	g_return_val_if_fail(store != NULL, NULL);
@@ -1336,25 +1339,35 @@ vc_store_cert_get(VcStore *store, const char *serial, GError **error)
 	key = vc_store_normalize_serial(serial, error);
 	if (key == NULL)
 		return NULL;
-	{
-		g_autoptr(VcStoreCachedStmt) stmt = vc_store_stmt(store, STMT_CERT_GET, error);
-		if (stmt == NULL)
-			return NULL;
-		vc_store_bind_text(stmt, 1, key);
-		rc = sqlite3_step(stmt);
-		if (rc == SQLITE_DONE) {
-			g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
-				    "no certificate with serial %s", key);
-			return NULL;
-		}
-		if (rc != SQLITE_ROW) {
-			vc_store_fail(store, error, "reading certificate %s", key);
-			return NULL;
-		}
-		rec = vc_store_cert_from_row(store, stmt, error);
-		if (rec == NULL)
-			return NULL;
+	stmt = vc_store_stmt(store, id, error);
+	if (stmt == NULL)
+		return NULL;
+	vc_store_bind_text(stmt, 1, key);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE) {
+		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "no certificate with serial %s",
+			    key);
+		return NULL;
 	}
+	if (rc != SQLITE_ROW) {
+		vc_store_fail(store, error, "reading certificate %s", key);
+		return NULL;
+	}
+	rec = vc_store_cert_from_row(store, stmt, error);
+	if (rec != NULL && ret_key != NULL)
+		*ret_key = g_steal_pointer(&key);
+	return rec;
+}
+
+VcCertRecord *
+vc_store_cert_get(VcStore *store, const char *serial, GError **error)
+{
+	g_autofree char *key = NULL;
+	g_autoptr(VcCertRecord) rec = vc_store_cert_read(store, STMT_CERT_GET, serial, &key, error);
+
+	if (rec == NULL)
+		return NULL;
+	/* the names after the row's statement is reset: one active statement */
 	rec->dns_names = vc_store_load_names(store, key, error);
 	if (rec->dns_names == NULL)
 		return NULL;
@@ -1501,30 +1514,7 @@ vc_store_recover_locked(VcStore *store, guint *ret_count, GError **error)
 VcCertRecord *
 vc_store_cert_get_brief(VcStore *store, const char *serial, GError **error)
 {
-	g_autofree char *key = NULL;
-	g_autoptr(VcStoreCachedStmt) stmt = NULL;
-	int rc;
-
-	g_return_val_if_fail(store != NULL, NULL);
-
-	key = vc_store_normalize_serial(serial, error);
-	if (key == NULL)
-		return NULL;
-	stmt = vc_store_stmt(store, STMT_CERT_GET_BRIEF, error);
-	if (stmt == NULL)
-		return NULL;
-	vc_store_bind_text(stmt, 1, key);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_DONE) {
-		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "no certificate with serial %s",
-			    key);
-		return NULL;
-	}
-	if (rc != SQLITE_ROW) {
-		vc_store_fail(store, error, "reading certificate %s", key);
-		return NULL;
-	}
-	return vc_store_cert_from_row(store, stmt, error);
+	return vc_store_cert_read(store, STMT_CERT_GET_BRIEF, serial, NULL, error);
 }
 
 GPtrArray *
