@@ -950,7 +950,19 @@ test_peer_refused(Fixture *fx, gconstpointer data)
 	wait_child(pid);
 
 	/* The real client, as another uid, turns that line into VC_ERROR_POLICY
-	 * (exec of this binary: see refused_client_main()). */
+	 * (exec of this binary: see refused_client_main()). A copy in the
+	 * temporary directory: the build tree may sit under a directory that
+	 * uid 65534 cannot enter (a checkout in mktemp -d is 0700). */
+	{
+		g_autofree char *copy = g_build_filename(fx->tmpdir, "refused-client", NULL);
+		g_autofree char *bytes = NULL;
+		gsize len = 0;
+		g_assert_true(g_file_get_contents(self_exe, &bytes, &len, NULL));
+		g_assert_true(g_file_set_contents(copy, bytes, (gssize)len, NULL));
+		g_assert_cmpint(chmod(copy, 0755), ==, 0);
+		g_free(self_exe);
+		self_exe = g_steal_pointer(&copy);
+	}
 	pid = fork();
 	g_assert_cmpint(pid, >=, 0);
 	if (pid == 0) {
@@ -960,6 +972,7 @@ test_peer_refused(Fixture *fx, gconstpointer data)
 		_exit(20);
 	}
 	wait_child(pid);
+	g_assert_cmpint(g_unlink(self_exe), ==, 0);
 }
 
 static void
