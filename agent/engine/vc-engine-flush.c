@@ -76,6 +76,10 @@ vc_engine_run_effects(VcEngine *engine)
 		vc_engine_work_push(engine, g_ptr_array_steal_index(effects, i--));
 }
 
+/* Writes the dirty rows into the open transaction. They stay dirty until
+ * the caller's commit succeeded (vc_engine_rows_committed()): a commit that
+ * fails (disk full, read-only) leaves them to the next flush, never only in
+ * memory. */
 static gboolean
 vc_engine_flush_rows(VcEngine *engine, GError **error)
 {
@@ -89,8 +93,13 @@ vc_engine_flush_rows(VcEngine *engine, GError **error)
 		    !vc_store_domain_put(engine->store, vm->row, error))
 			return FALSE;
 	}
-	g_hash_table_remove_all(engine->dirty);
 	return TRUE;
+}
+
+static void
+vc_engine_rows_committed(VcEngine *engine)
+{
+	g_hash_table_remove_all(engine->dirty);
 }
 
 /* Revocations and row changes in one durable commit, then reported. */
@@ -128,6 +137,7 @@ vc_engine_flush_revocations(VcEngine *engine, GError **error)
 		goto fail;
 	if (!vc_store_commit(engine->store, error))
 		goto fail;
+	vc_engine_rows_committed(engine);
 	done = g_steal_pointer(&engine->revoke_queue);
 	engine->revoke_queue =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
@@ -217,8 +227,9 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		}
 		return FALSE;
 	}
-	if (!vc_store_begin(engine->store, error))
-		return FALSE;
+	/* the results go into memory whatever the store does next: the
+	 * certificates are durable (VALID) already, and rows that cannot be
+	 * committed now stay dirty for the next flush */
 	renewal = g_new0(gboolean, batch->len);
 	for (guint i = 0; i < batch->len; i++) {
 		VcQueuedIssue *q = g_ptr_array_index(batch, i);
@@ -265,12 +276,13 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		/* DELIVERING is committed with ISSUED; the work runs after the commit */
 		vc_engine_after_issue(engine, vm);
 	}
-	if (!vc_engine_flush_rows(engine, error)) {
+	if (!vc_store_begin(engine->store, error))
+		return FALSE;
+	if (!vc_engine_flush_rows(engine, error) || !vc_store_commit(engine->store, error)) {
 		vc_store_rollback(engine->store);
 		return FALSE;
 	}
-	if (!vc_store_commit(engine->store, error))
-		return FALSE;
+	vc_engine_rows_committed(engine);
 	for (guint i = 0; i < batch->len; i++) {
 		VcQueuedIssue *q = g_ptr_array_index(batch, i);
 		VcIssued *issued = g_ptr_array_index(results, i);
@@ -305,6 +317,47 @@ vc_engine_has_ready_issues(VcEngine *engine)
 	return FALSE;
 }
 
+/* The store refused a commit (disk full, read-only, I/O error): nothing
+ * was reported, everything stays queued, and the flush is retried after 1,
+ * 2, 4, 8 s (then every 8 s). Said once per distinct error; `virtcert
+ * status` shows it as store_error until a flush succeeds. */
+static gboolean vc_engine_flush_cb(gpointer user_data);
+
+static void
+vc_engine_flush_failed(VcEngine *engine, const char *what, const GError *error)
+{
+	g_autofree char *msg = g_strdup_printf("%s: %s", what, error->message);
+	guint delay = 1u << MIN(engine->flush_failures, 3);
+
+	engine->flush_failures++;
+	if (g_strcmp0(engine->store_error, msg) != 0)
+		vc_engine_log(G_LOG_LEVEL_WARNING, "store", NULL, NULL, NULL,
+			      "%s; nothing of it is reported, retrying in %u s (then every "
+			      "8 s while it fails)",
+			      msg, delay);
+	g_free(engine->store_error);
+	engine->store_error = g_steal_pointer(&msg);
+	engine->flush_source = g_timeout_add_seconds(delay, vc_engine_flush_cb, engine);
+}
+
+static void
+vc_engine_flush_succeeded(VcEngine *engine)
+{
+	if (engine->store_error == NULL)
+		return;
+	vc_engine_log(G_LOG_LEVEL_MESSAGE, "store", NULL, NULL, NULL,
+		      "the store accepts writes again after %u failed flushes",
+		      engine->flush_failures);
+	g_clear_pointer(&engine->store_error, g_free);
+	engine->flush_failures = 0;
+}
+
+const char *
+vc_engine_get_store_error(VcEngine *engine)
+{
+	return engine->store_error;
+}
+
 static gboolean
 vc_engine_flush_cb(gpointer user_data)
 {
@@ -319,21 +372,18 @@ vc_engine_flush_cb(gpointer user_data)
 	rows_first = engine->revoke_queue->len > 0 || !vc_engine_has_ready_issues(engine);
 	if (rows_first) {
 		if (!vc_engine_flush_revocations(engine, &error)) {
-			vc_engine_log(G_LOG_LEVEL_WARNING, "store", NULL, NULL, NULL,
-				      "cannot commit revocations, retrying in 1 s: %s",
-				      error->message);
-			engine->flush_source = g_timeout_add_seconds(1, vc_engine_flush_cb, engine);
+			vc_engine_flush_failed(
+			    engine, "cannot commit revocations and state changes", error);
 			return G_SOURCE_REMOVE;
 		}
 		/* what was decided so far is durable: its effects may run */
 		vc_engine_run_effects(engine);
 	}
 	if (!vc_engine_flush_issues(engine, &error)) {
-		vc_engine_log(G_LOG_LEVEL_WARNING, "issue", NULL, NULL, NULL,
-			      "issuance batch failed, retrying in 1 s: %s", error->message);
-		engine->flush_source = g_timeout_add_seconds(1, vc_engine_flush_cb, engine);
+		vc_engine_flush_failed(engine, "issuance batch failed", error);
 		return G_SOURCE_REMOVE;
 	}
+	vc_engine_flush_succeeded(engine);
 	/* superseded certificates found while issuing, moves to DELIVERING and
 	 * their jobs, and more queued work: the next round */
 	if (engine->revoke_queue->len > 0 || g_hash_table_size(engine->dirty) > 0 ||

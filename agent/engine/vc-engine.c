@@ -91,6 +91,7 @@ vc_engine_vm_free(VcEngineVm *vm)
 	g_free(vm->claim_peer);
 	g_free(vm->refused_profile);
 	g_free(vm->claim_serial);
+	g_clear_handle_id(&vm->claim_retry_source, g_source_remove);
 	g_free(vm->announced_fingerprint);
 	g_free(vm->announced_fqdn);
 	g_free(vm->announced_serial);
@@ -359,6 +360,7 @@ vc_engine_free(VcEngine *engine)
 	g_clear_pointer(&engine->host, vc_host_free);
 	g_clear_pointer(&engine->owner_trust, vc_owner_trust_free);
 	g_clear_error(&engine->host_error);
+	g_free(engine->store_error);
 	vc_metrics_free(engine->metrics);
 	g_free(engine);
 }
