@@ -419,8 +419,10 @@ vc_engine_claim_retry(VcEngine *engine, VcEngineWork *work)
 	r->uuid = g_strdup(vm->uuid);
 	r->generation = vm->row->generation;
 	g_clear_handle_id(&vm->claim_retry_source, g_source_remove);
-	vm->claim_retry_source = g_timeout_add_seconds_full(
-	    G_PRIORITY_DEFAULT, delay, vc_engine_claim_retry_cb, r, vc_engine_claim_retry_free);
+	/* in milliseconds: a seconds timer may fire up to a second early */
+	vm->claim_retry_source =
+	    g_timeout_add_full(G_PRIORITY_DEFAULT, delay * 1000, vc_engine_claim_retry_cb, r,
+			       vc_engine_claim_retry_free);
 }
 
 /* An answer: the handover is over either way; an earlier failure's

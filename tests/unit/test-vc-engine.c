@@ -1366,7 +1366,9 @@ test_claim_faults(Fixture *fx, gconstpointer data)
 	wait_last_error(fx, uuid, "(try 3)");
 	{
 		g_autofree char *err = row_string(fx, uuid, "last_error");
-		g_assert_nonnull(strstr(err, "no answer within"));
+		/* libsoup's own timeout or the client's, whichever comes first */
+		if (strstr(err, "no answer within") == NULL && strstr(err, "timed out") == NULL)
+			g_error("VM t-in: last_error \"%s\" says nothing of a timeout", err);
 		g_assert_nonnull(strstr(err, "retrying in 4 s"));
 	}
 	/* what the row says is what the store holds (a restart finds it) */
@@ -1382,13 +1384,14 @@ test_claim_faults(Fixture *fx, gconstpointer data)
 	wait_last_error(fx, uuid, NULL);
 	g_assert_true(has_note(fx, "handover-accepted", uuid, "handed over"));
 	g_assert_cmpuint(fake_peer_connections(&fp), ==, 4);
-	/* backoff: at least 1, 2 and 4 s between the tries (each after the
-	 * previous one ended) */
+	/* backoff: 1, 2 and 4 s between the tries (each counted from the end
+	 * of the previous one, so the gaps between accepts are no shorter; 50 ms
+	 * for clocks and scheduling) */
 	{
 		gint64 *at = (gint64 *)(void *)fp.at_us->data;
-		g_assert_cmpint(at[1] - at[0], >=, 1 * G_USEC_PER_SEC);
-		g_assert_cmpint(at[2] - at[1], >=, 2 * G_USEC_PER_SEC);
-		g_assert_cmpint(at[3] - at[2], >=, 4 * G_USEC_PER_SEC);
+		g_assert_cmpint(at[1] - at[0], >=, 1 * G_USEC_PER_SEC - 50000);
+		g_assert_cmpint(at[2] - at[1], >=, 2 * G_USEC_PER_SEC - 50000);
+		g_assert_cmpint(at[3] - at[2], >=, 4 * G_USEC_PER_SEC - 50000);
 	}
 	assert_cert(fx, serial, VC_CERT_STATUS_VALID, -1);
 	fake_peer_stop(&fp);
