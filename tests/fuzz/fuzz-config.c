@@ -39,7 +39,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size > 64 * 1024)
 		return 0;
-	if (!g_file_set_contents(path, (const char *)data, (gssize)size, &error))
+	/* no fsync: the file is only read back at once */
+	if (!g_file_set_contents_full(path, (const char *)data, (gssize)size,
+				      G_FILE_SET_CONTENTS_NONE, 0600, &error))
 		g_error("fuzz-config: %s", error->message);
 	config = vc_config_load(path, TRUE, &error);
 	if (config == NULL) {

@@ -91,7 +91,7 @@ static void
 check_output(GByteArray *out)
 {
 	const char *p = (const char *)out->data;
-	const char *end = p + out->len;
+	const char *end = p != NULL ? p + out->len : NULL;
 
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (gsize)(end - p));
@@ -114,7 +114,7 @@ static void
 parse_as_replies(const char *data, gsize size)
 {
 	const char *p = data;
-	const char *end = data + size;
+	const char *end = data != NULL ? data + size : NULL;
 
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (gsize)(end - p));
