@@ -70,6 +70,7 @@ vc_engine_run_effects(VcEngine *engine)
 
 	if (engine->effects->len == 0)
 		return;
+	vc_crash_point("effects-before-run");
 	effects = g_steal_pointer(&engine->effects);
 	engine->effects = g_ptr_array_new_with_free_func((GDestroyNotify)vc_engine_work_free);
 	for (guint i = 0; i < effects->len; i++)
@@ -126,8 +127,10 @@ vc_engine_flush_revocations(VcEngine *engine, GError **error)
 	}
 	if (!vc_engine_flush_rows(engine, error))
 		goto fail;
+	vc_crash_point("revoke-before-commit");
 	if (!vc_store_commit(engine->store, error))
 		goto fail;
+	vc_crash_point("revoke-after-commit");
 	done = g_steal_pointer(&engine->revoke_queue);
 	engine->revoke_queue =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
@@ -269,8 +272,10 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		vc_store_rollback(engine->store);
 		return FALSE;
 	}
+	vc_crash_point("issue-rows-before-commit");
 	if (!vc_store_commit(engine->store, error))
 		return FALSE;
+	vc_crash_point("issue-rows-after-commit");
 	for (guint i = 0; i < batch->len; i++) {
 		VcQueuedIssue *q = g_ptr_array_index(batch, i);
 		VcIssued *issued = g_ptr_array_index(results, i);
