@@ -94,6 +94,37 @@ vc_engine_flush_rows(VcEngine *engine, GError **error)
 	return TRUE;
 }
 
+/* Rows left REVOKING (each is dirty: the move marked it) reach REVOKED in
+ * the commit that holds their revocations: every revocation queued now goes
+ * into the commit being prepared, except in the issuance batch's, which
+ * holds none (a VM with revocations still queued waits for their commit).
+ * Both commits end REVOKING: a VM with nothing left to revoke, flushed with
+ * another's issuance, stayed REVOKING until the next restart (crash storm). */
+static void
+vc_engine_end_revoking(VcEngine *engine, gboolean revocations_in_commit)
+{
+	g_autoptr(GPtrArray) ending = g_ptr_array_new();
+	g_autoptr(GHashTable) waiting = g_hash_table_new(g_str_hash, g_str_equal);
+	GHashTableIter iter;
+	const char *uuid;
+
+	for (guint i = 0; i < engine->revoke_queue->len; i++) {
+		VcQueuedRevoke *q = g_ptr_array_index(engine->revoke_queue, i);
+		if (!revocations_in_commit && q->uuid != NULL)
+			g_hash_table_add(waiting, q->uuid);
+	}
+	g_hash_table_iter_init(&iter, engine->dirty);
+	while (g_hash_table_iter_next(&iter, (gpointer *)&uuid, NULL)) {
+		VcEngineVm *vm = vc_engine_vm_lookup(engine, uuid);
+		if (vm != NULL && vm->row != NULL && vm->state == VC_DOMAIN_STATE_REVOKING &&
+		    !g_hash_table_contains(waiting, vm->uuid))
+			g_ptr_array_add(ending, vm);
+	}
+	for (guint i = 0; i < ending->len; i++)
+		vc_engine_vm_move(engine, g_ptr_array_index(ending, i), VC_DOMAIN_STATE_REVOKED,
+				  NULL);
+}
+
 /* Revocations and row changes in one durable commit, then reported. */
 gboolean
 vc_engine_flush_revocations(VcEngine *engine, GError **error)
@@ -109,28 +140,14 @@ vc_engine_flush_revocations(VcEngine *engine, GError **error)
 		if (!vc_store_cert_revoke(engine->store, q->serial, q->reason, 0, error))
 			goto fail;
 	}
-	/* rows left REVOKING (each is dirty: the move marked it) reach REVOKED in
-	 * the same commit as their revocations */
-	{
-		g_autoptr(GPtrArray) ending = g_ptr_array_new();
-		GHashTableIter iter;
-		const char *uuid;
-		g_hash_table_iter_init(&iter, engine->dirty);
-		while (g_hash_table_iter_next(&iter, (gpointer *)&uuid, NULL)) {
-			VcEngineVm *vm = vc_engine_vm_lookup(engine, uuid);
-			if (vm != NULL && vm->row != NULL && vm->state == VC_DOMAIN_STATE_REVOKING)
-				g_ptr_array_add(ending, vm);
-		}
-		for (guint i = 0; i < ending->len; i++)
-			vc_engine_vm_move(engine, g_ptr_array_index(ending, i),
-					  VC_DOMAIN_STATE_REVOKED, NULL);
-	}
+	vc_engine_end_revoking(engine, TRUE);
 	if (!vc_engine_flush_rows(engine, error))
 		goto fail;
-	vc_crash_point("revoke-before-commit");
+	vc_crash_point(engine->revoke_queue->len > 0 ? "revoke-before-commit"
+						     : "rows-before-commit");
 	if (!vc_store_commit(engine->store, error))
 		goto fail;
-	vc_crash_point("revoke-after-commit");
+	vc_crash_point(engine->revoke_queue->len > 0 ? "revoke-after-commit" : "rows-after-commit");
 	done = g_steal_pointer(&engine->revoke_queue);
 	engine->revoke_queue =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
@@ -207,12 +224,13 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		reqs[i].lifetime_s = q->lifetime_s;
 		reqs[i].placement = q->placement;
 	}
-	results = vc_issuer_issue_batch(engine->issuer, reqs, batch->len, error);
+	/* the DER and the rows that refer to it in one commit (below) */
+	results = vc_issuer_issue_batch_open(engine->issuer, reqs, batch->len, error);
 	if (results == NULL) {
 		/* the store failed: retry the batch at the next flush. Serials it
 		 * recorded stay PENDING (abandoned and listed on the CRL at the next
-		 * start); a certificate stored VALID meanwhile is superseded by the
-		 * retry's, so none stays valid unknown to the rows */
+		 * start); none was stored VALID, since the DER is committed only
+		 * with the rows below */
 		for (guint i = batch->len; i > 0; i--) {
 			VcQueuedIssue *q = g_ptr_array_steal_index(batch, i - 1);
 			g_hash_table_insert(engine->issue_queue, q->uuid, q);
@@ -220,8 +238,6 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		}
 		return FALSE;
 	}
-	if (!vc_store_begin(engine->store, error))
-		return FALSE;
 	renewal = g_new0(gboolean, batch->len);
 	for (guint i = 0; i < batch->len; i++) {
 		VcQueuedIssue *q = g_ptr_array_index(batch, i);
@@ -268,13 +284,16 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		/* DELIVERING is committed with ISSUED; the work runs after the commit */
 		vc_engine_after_issue(engine, vm);
 	}
+	vc_engine_end_revoking(engine, FALSE);
 	if (!vc_engine_flush_rows(engine, error)) {
 		vc_store_rollback(engine->store);
 		return FALSE;
 	}
 	vc_crash_point("issue-rows-before-commit");
-	if (!vc_store_commit(engine->store, error))
+	if (!vc_store_commit(engine->store, error)) {
+		vc_store_rollback(engine->store);
 		return FALSE;
+	}
 	vc_crash_point("issue-rows-after-commit");
 	for (guint i = 0; i < batch->len; i++) {
 		VcQueuedIssue *q = g_ptr_array_index(batch, i);

@@ -182,8 +182,11 @@ vc_issuer_issue(VcIssuer *issuer, const VcIssueRequest *req, GError **error)
 	return issued;
 }
 
-GPtrArray *
-vc_issuer_issue_batch(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs, GError **error)
+/* Steps 1-3 of a batch; with COMMIT FALSE the DER writes are left in an
+ * open transaction for the caller to commit with its own rows. */
+static GPtrArray *
+vc_issuer_issue_batch_full(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs,
+			   gboolean commit, GError **error)
 {
 	g_autoptr(GPtrArray) results = g_ptr_array_new_full(n_reqs, (GDestroyNotify)vc_issued_free);
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
@@ -237,12 +240,27 @@ vc_issuer_issue_batch(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs
 		}
 	}
 	vc_crash_point("issue-before-store");
+	if (!commit)
+		return g_steal_pointer(&results);
 	if (!vc_store_commit(issuer->store, error)) {
 		vc_store_rollback(issuer->store);
 		return NULL;
 	}
 	vc_crash_point("issue-after-store");
 	return g_steal_pointer(&results);
+}
+
+GPtrArray *
+vc_issuer_issue_batch(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs, GError **error)
+{
+	return vc_issuer_issue_batch_full(issuer, reqs, n_reqs, TRUE, error);
+}
+
+GPtrArray *
+vc_issuer_issue_batch_open(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs,
+			   GError **error)
+{
+	return vc_issuer_issue_batch_full(issuer, reqs, n_reqs, FALSE, error);
 }
 
 gboolean
