@@ -95,29 +95,22 @@ vc_engine_flush_rows(VcEngine *engine, GError **error)
 }
 
 /* Rows left REVOKING (each is dirty: the move marked it) reach REVOKED in
- * the commit that holds their revocations: every revocation queued now goes
- * into the commit being prepared, except in the issuance batch's, which
- * holds none (a VM with revocations still queued waits for their commit).
- * Both commits end REVOKING: a VM with nothing left to revoke, flushed with
- * another's issuance, stayed REVOKING until the next restart (crash storm). */
+ * the commit that holds their revocations: both commits (the revocations'
+ * and the issuance batch's) write every revocation queued. A VM with nothing
+ * left to revoke (it vanished holding no certificate) flushed with another's
+ * issuance stayed REVOKING until the next restart when only the first did
+ * (crash storm). */
 static void
-vc_engine_end_revoking(VcEngine *engine, gboolean revocations_in_commit)
+vc_engine_end_revoking(VcEngine *engine)
 {
 	g_autoptr(GPtrArray) ending = g_ptr_array_new();
-	g_autoptr(GHashTable) waiting = g_hash_table_new(g_str_hash, g_str_equal);
 	GHashTableIter iter;
 	const char *uuid;
 
-	for (guint i = 0; i < engine->revoke_queue->len; i++) {
-		VcQueuedRevoke *q = g_ptr_array_index(engine->revoke_queue, i);
-		if (!revocations_in_commit && q->uuid != NULL)
-			g_hash_table_add(waiting, q->uuid);
-	}
 	g_hash_table_iter_init(&iter, engine->dirty);
 	while (g_hash_table_iter_next(&iter, (gpointer *)&uuid, NULL)) {
 		VcEngineVm *vm = vc_engine_vm_lookup(engine, uuid);
-		if (vm != NULL && vm->row != NULL && vm->state == VC_DOMAIN_STATE_REVOKING &&
-		    !g_hash_table_contains(waiting, vm->uuid))
+		if (vm != NULL && vm->row != NULL && vm->state == VC_DOMAIN_STATE_REVOKING)
 			g_ptr_array_add(ending, vm);
 	}
 	for (guint i = 0; i < ending->len; i++)
@@ -125,30 +118,24 @@ vc_engine_end_revoking(VcEngine *engine, gboolean revocations_in_commit)
 				  NULL);
 }
 
-/* Revocations and row changes in one durable commit, then reported. */
-gboolean
-vc_engine_flush_revocations(VcEngine *engine, GError **error)
+/* Every queued revocation into the open transaction. */
+static gboolean
+vc_engine_write_revocations(VcEngine *engine, GError **error)
 {
-	g_autoptr(GPtrArray) done = NULL;
-
-	if (engine->revoke_queue->len == 0 && g_hash_table_size(engine->dirty) == 0)
-		return TRUE;
-	if (!vc_store_begin(engine->store, error))
-		return FALSE;
 	for (guint i = 0; i < engine->revoke_queue->len; i++) {
 		VcQueuedRevoke *q = g_ptr_array_index(engine->revoke_queue, i);
 		if (!vc_store_cert_revoke(engine->store, q->serial, q->reason, 0, error))
-			goto fail;
+			return FALSE;
 	}
-	vc_engine_end_revoking(engine, TRUE);
-	if (!vc_engine_flush_rows(engine, error))
-		goto fail;
-	vc_crash_point(engine->revoke_queue->len > 0 ? "revoke-before-commit"
-						     : "rows-before-commit");
-	if (!vc_store_commit(engine->store, error))
-		goto fail;
-	vc_crash_point(engine->revoke_queue->len > 0 ? "revoke-after-commit" : "rows-after-commit");
-	done = g_steal_pointer(&engine->revoke_queue);
+	return TRUE;
+}
+
+/* Once committed: the queue emptied, each revocation counted and reported. */
+static void
+vc_engine_report_revocations(VcEngine *engine)
+{
+	g_autoptr(GPtrArray) done = g_steal_pointer(&engine->revoke_queue);
+
 	engine->revoke_queue =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
 	g_hash_table_remove_all(engine->revoke_set);
@@ -161,6 +148,27 @@ vc_engine_flush_revocations(VcEngine *engine, GError **error)
 			      vc_reason_to_string(q->reason), q->why);
 		vc_engine_emit(engine, "revoked", q->uuid, q->name, q->serial, q->why);
 	}
+}
+
+/* Revocations and row changes in one durable commit, then reported. */
+gboolean
+vc_engine_flush_revocations(VcEngine *engine, GError **error)
+{
+	if (engine->revoke_queue->len == 0 && g_hash_table_size(engine->dirty) == 0)
+		return TRUE;
+	if (!vc_store_begin(engine->store, error))
+		return FALSE;
+	if (!vc_engine_write_revocations(engine, error))
+		goto fail;
+	vc_engine_end_revoking(engine);
+	if (!vc_engine_flush_rows(engine, error))
+		goto fail;
+	vc_crash_point(engine->revoke_queue->len > 0 ? "revoke-before-commit"
+						     : "rows-before-commit");
+	if (!vc_store_commit(engine->store, error))
+		goto fail;
+	vc_crash_point(engine->revoke_queue->len > 0 ? "revoke-after-commit" : "rows-after-commit");
+	vc_engine_report_revocations(engine);
 	return TRUE;
 fail:
 	vc_store_rollback(engine->store);
@@ -284,7 +292,14 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		/* DELIVERING is committed with ISSUED; the work runs after the commit */
 		vc_engine_after_issue(engine, vm);
 	}
-	vc_engine_end_revoking(engine, FALSE);
+	/* the certificates the new ones supersede (VMs without an agent) are
+	 * revoked in the same commit: a crash between two commits left them
+	 * valid beside the new one for good (crash storm) */
+	if (!vc_engine_write_revocations(engine, error)) {
+		vc_store_rollback(engine->store);
+		return FALSE;
+	}
+	vc_engine_end_revoking(engine);
 	if (!vc_engine_flush_rows(engine, error)) {
 		vc_store_rollback(engine->store);
 		return FALSE;
@@ -313,6 +328,7 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 			      q->why);
 		vc_engine_emit(engine, "issued", q->uuid, q->name, issued->serial, joined);
 	}
+	vc_engine_report_revocations(engine);
 	vc_engine_run_effects(engine);
 	return TRUE;
 }

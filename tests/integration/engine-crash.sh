@@ -71,6 +71,22 @@ s2=$(certs_of "$(uuid_of ec-2)" VALID)
 cur=$(vc show ec-2 --json | jq -r .domain.current_serial)
 [[ -n "$s2" && "$s2" == "$cur" ]] && ok "the one valid certificate is the row's current one" || not_ok "valid '$s2', current '$cur'"
 
+# 2b. a renewal, killed after its commit: the certificate it supersedes is
+#     revoked in that same commit (it stayed valid beside the new one)
+wait_for 10 queue_empty
+pkill_daemon
+check "virtcertd armed at issue-rows-after-commit" start_armed issue-rows-after-commit
+vc renew ec-2 >/dev/null 2>&1 || true
+killed_at issue-rows-after-commit && ok "renewal killed at issue-rows-after-commit" || not_ok "renewal not killed"
+check "virtcertd restarts" restart
+valid=$(certs_of "$(uuid_of ec-2)" VALID)
+cur=$(vc show ec-2 --json | jq -r .domain.current_serial)
+st=$(sqlite3 "$STATE/virtcert.db" "SELECT status || ' ' || reason FROM certificates WHERE serial='$s2'")
+[[ "$valid" == "$cur" && $cur != "$s2" ]] && ok "one valid certificate after the renewal, the new one" ||
+	not_ok "valid: $valid; current $cur; the old $s2"
+[[ $st == "REVOKED 4" ]] && on_crl "$s2" && ok "the superseded one is revoked (superseded) and on the CRL" ||
+	not_ok "the superseded one: $st"
+
 # 3. undefined, killed before the revocation's commit: revoked at the restart
 for point in revoke-before-commit revoke-after-commit; do
 	vm=ec-$point
