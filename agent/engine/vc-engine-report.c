@@ -138,6 +138,7 @@ vc_engine_renew(VcEngine *engine, const char *vm_or_name, GError **error)
 		return NULL;
 	}
 	vc_engine_evaluate(engine, vm->uuid, &input, "manual renewal");
+	vc_crash_point("renew-manual-decided");
 	json_builder_begin_object(b);
 	json_builder_set_member_name(b, "vm_uuid");
 	json_builder_add_string_value(b, vm->uuid);
@@ -200,6 +201,7 @@ vc_engine_revoke(VcEngine *engine, const char *vm_or_serial, int reason, GError 
 		vc_engine_schedule_flush(engine);
 		return NULL;
 	}
+	vc_crash_point("revoke-manual-committed");
 	vc_engine_run_effects(engine);
 	/* a manual revocation is not the end of the VM's life: if policy still
 	 * asks for a certificate, a new one (with a new key) is issued */
