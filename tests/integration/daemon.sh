@@ -222,11 +222,11 @@ wait_for 10 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s2 --json | jq -
 s3=$(cert_of vm-3)
 bash "$VC_SOURCE_ROOT/tests/lib/libvirtd-session.sh" kill "$LVDIR"
 kill "$KEEPER" 2>/dev/null || true
-wait_for 10 bash -c "\"$VIRTCERT\" --config '$CONF' status | jq -e '.libvirt_connected == false'" || true
+wait_for 10 bash -c "\"$VIRTCERT\" --config '$CONF' status --json | jq -e '.libvirt_connected == false'" || true
 bash "$VC_SOURCE_ROOT/tests/lib/libvirtd-session.sh" start "$LVDIR" >/dev/null
 t0=$(date +%s.%N)
 keep_test_driver
-if wait_for 10 bash -c "\"$VIRTCERT\" --config '$CONF' status | jq -e '.libvirt_connected == true'"; then
+if wait_for 10 bash -c "\"$VIRTCERT\" --config '$CONF' status --json | jq -e '.libvirt_connected == true'"; then
 	t1=$(date +%s.%N)
 	dt=$(echo "$t1 - $t0" | bc 2>/dev/null || python3 -c "print($t1-$t0)")
 	python3 -c "import sys; sys.exit(0 if $t1-$t0 < 5 else 1)" && ok "reconnected in ${dt}s" || not_ok "reconnect took ${dt}s"
