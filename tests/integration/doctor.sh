@@ -93,4 +93,10 @@ kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
 vc doctor --root "$ROOT" --json >"$T/d.json" && rc=0 || rc=$?
 [[ $rc -eq 2 ]] && finding "$T/d.json" "daemon" error "" && finding "$T/d.json" "hook" error "cannot reach the daemon" &&
 	ok "doctor: a stopped daemon is an error, and the hook cannot reach it" || not_ok "daemon stopped (exit $rc): $(cat "$T/d.json")"
+
+# a policy.d typo at start: the daemon refuses to start, naming it
+printf '[db]\nmatch-name=db-*\nnames={name}.vms.example.com\nrelaod=x\n' >"$T/policy.d/60-db.conf"
+timeout 20 "$VIRTCERTD" --config "$CONF" >"$T/start.out" 2>&1 && rc=0 || rc=$?
+[[ $rc -ne 0 && $rc -ne 124 ]] && grep -q "60-db.conf:4: \[db\] relaod: unknown key" "$T/start.out" &&
+	ok "virtcertd does not start with a policy.d typo, naming it (exit $rc)" || not_ok "start with a typo (exit $rc): $(cat "$T/start.out")"
 finish
