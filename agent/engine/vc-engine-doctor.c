@@ -148,7 +148,7 @@ vc_engine_doctor(VcEngine *engine, VcEngineDoctorFunc done, gpointer user_data)
 	if (engine->virt != NULL)
 		run->conn = vc_virt_ref_connection(engine->virt, &error);
 	if (run->conn != NULL)
-		doms = vc_virt_list_domains(engine->virt, TRUE, &error);
+		doms = vc_virt_list_domains(engine->virt, FALSE, &error);
 	if (error != NULL) {
 		run->libvirt_error = g_strdup(error->message);
 		g_clear_pointer(&run->conn, virConnectClose);
@@ -161,10 +161,14 @@ vc_engine_doctor(VcEngine *engine, VcEngineDoctorFunc done, gpointer user_data)
 		VcVirtDomain *d = g_ptr_array_index(doms, i);
 		g_autoptr(VcDomainInfo) info = NULL;
 		g_autoptr(VcPolicy) policy = NULL;
+		g_autofree char *xml = NULL;
 		VcDoctorVm *v;
 		if (!d->active)
 			continue;
-		info = vc_domain_info_parse(d->xml, -1, NULL);
+		/* the XML of the running ones only (one call each) */
+		xml = vc_virt_get_domain_xml(engine->virt, d->uuid, NULL);
+		if (xml != NULL)
+			info = vc_domain_info_parse(xml, -1, NULL);
 		if (info != NULL)
 			policy = vc_domain_info_resolve_policy(
 			    info, engine->policy, engine->config->issue_all, NULL,

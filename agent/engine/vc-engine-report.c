@@ -107,11 +107,13 @@ vc_engine_show_unmanaged(VcEngine *engine, const char *name_or_uuid)
 	g_autoptr(GError) local = NULL;
 	g_autoptr(JsonBuilder) b = json_builder_new();
 	g_autofree char *why = NULL;
+	g_autofree char *xml = NULL;
 	VcVirtDomain *dom = NULL;
 
 	if (engine->virt == NULL || !engine->connected)
 		return NULL;
-	doms = vc_virt_list_domains(engine->virt, TRUE, NULL);
+	/* two libvirt calls, then the one domain's XML */
+	doms = vc_virt_list_domains(engine->virt, FALSE, NULL);
 	for (guint i = 0; doms != NULL && i < doms->len && dom == NULL; i++) {
 		VcVirtDomain *d = g_ptr_array_index(doms, i);
 		if (g_strcmp0(d->name, name_or_uuid) == 0 ||
@@ -120,7 +122,9 @@ vc_engine_show_unmanaged(VcEngine *engine, const char *name_or_uuid)
 	}
 	if (dom == NULL)
 		return NULL;
-	info = vc_domain_info_parse(dom->xml, -1, &local);
+	xml = vc_virt_get_domain_xml(engine->virt, dom->uuid, &local);
+	if (xml != NULL)
+		info = vc_domain_info_parse(xml, -1, &local);
 	if (info != NULL)
 		policy =
 		    vc_domain_info_resolve_policy(info, engine->policy, engine->config->issue_all,
