@@ -47,6 +47,16 @@ grep -q "VM web-1: no guest agent channel" "$T/check.out" && grep -q "org.qemu.g
 lv destroy web-1 >/dev/null
 expect_status 0 "doctor: healthy again once it stops" vc doctor --root "$ROOT"
 
+# a channel, but no agent answers in it (the test driver runs no guest)
+chan="<devices><channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel></devices>"
+test_domain web-2 | sed "s|</domain>|$chan</domain>|" >"$T/web-2.xml"
+lv define "$T/web-2.xml" >/dev/null && lv start web-2 >/dev/null
+vc doctor --root "$ROOT" --json >"$T/d.json" && rc=0 || rc=$?
+[[ $rc -eq 2 ]] && finding "$T/d.json" "VM web-2" error "the guest agent does not answer" &&
+	jq -e '[.findings[] | select(.check == "VM web-2") | .fix | contains("qemu-guest-agent")] | any' "$T/d.json" >/dev/null &&
+	ok "doctor: a VM whose agent does not answer is an error, with the fix" || not_ok "agent finding (exit $rc): $(cat "$T/d.json")"
+lv destroy web-2 >/dev/null
+
 # the hook missing
 check "hook uninstall" vc hook uninstall --root "$ROOT"
 expect_status 3 "hook status: not installed" vc hook status --root "$ROOT"
