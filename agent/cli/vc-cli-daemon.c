@@ -58,12 +58,13 @@ vc_cli_daemon_call(VcCli *cli, const char *method, JsonObject *params, GError **
 				  VC_CLI_CALL_TIMEOUT_MS, error);
 }
 
+/* The string member KEY of O, "-" when absent or not a string. */
 static const char *
 vc_cli_member_str(JsonObject *o, const char *key)
 {
 	JsonNode *n = json_object_get_member(o, key);
 	if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
-		return NULL;
+		return "-";
 	return json_node_get_string(n);
 }
 
@@ -75,11 +76,11 @@ vc_cli_print_status(JsonObject *o)
 	JsonNode *states = json_object_get_member(o, "states");
 	JsonNode *warnings = json_object_get_member(o, "policy_warnings");
 
-	g_print("libvirt:     %s (%s)\n", uri ? uri : "-",
+	g_print("libvirt:     %s (%s)\n", uri,
 		json_object_get_boolean_member_with_default(o, "libvirt_connected", FALSE)
 		    ? "connected"
 		    : "NOT connected: reconnecting");
-	g_print("CA:          %s\n", vc_cli_member_str(o, "ca_id") ?: "-");
+	g_print("CA:          %s\n", vc_cli_member_str(o, "ca_id"));
 	g_print("VMs:         %" G_GINT64_FORMAT,
 		json_object_get_int_member_with_default(o, "domains", 0));
 	if (states != NULL && JSON_NODE_HOLDS_OBJECT(states)) {
@@ -124,8 +125,7 @@ vc_cli_print_daemon_answer(const char *name, const char *arg, JsonNode *result)
 	if (g_strcmp0(name, "renew") == 0) {
 		g_print("Renewal of VM %s (%s) asked; it is now %s\n"
 			"('virtcert watch' shows the new certificate coming)\n",
-			arg, vc_cli_member_str(o, "vm_uuid") ?: "-",
-			vc_cli_member_str(o, "state") ?: "-");
+			arg, vc_cli_member_str(o, "vm_uuid"), vc_cli_member_str(o, "state"));
 		return;
 	}
 	if (g_strcmp0(name, "reload") == 0)
