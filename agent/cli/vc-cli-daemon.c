@@ -22,6 +22,7 @@ vc_cli_daemon_running(VcCli *cli)
 	if (vc_cli_get_config(cli, NULL) == NULL)
 		return FALSE;
 	path = cli->config->control_socket;
+	g_clear_pointer(&cli->daemon_error, g_free);
 	if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
 		/* a socket in a directory we may not enter exists all the same */
 		if (errno == EACCES)
