@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <gio/gunixsocketaddress.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "vc-error.h"
 #include "vc-ipc-client.h"
@@ -53,10 +54,20 @@ vc_cli_daemon_running(VcCli *cli)
 JsonNode *
 vc_cli_daemon_call(VcCli *cli, const char *method, JsonObject *params, GError **error)
 {
+	JsonNode *node;
+
 	if (vc_cli_get_config(cli, error) == NULL)
 		return NULL;
-	return vc_ipc_client_call(cli->config->control_socket, method, params,
+	node = vc_ipc_client_call(cli->config->control_socket, method, params,
 				  VC_CLI_CALL_TIMEOUT_MS, error);
+	/* a permission problem: name the group and the way in */
+	if (node == NULL && error != NULL && *error != NULL &&
+	    strstr((*error)->message, "Permission denied") != NULL && !vc_cli_daemon_running(cli) &&
+	    cli->daemon_error != NULL) {
+		g_free((*error)->message);
+		(*error)->message = g_strdup(cli->daemon_error);
+	}
+	return node;
 }
 
 /* The string member KEY of O, "-" when absent or not a string. */

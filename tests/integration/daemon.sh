@@ -78,6 +78,9 @@ if id nobody >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
 	[[ $rc -ne 0 ]] && grep -q "cannot reach the daemon's control socket .*Permission denied (the user must be in its control-group" "$T/nobody.out" &&
 		grep -q "; and cannot open the store" "$T/nobody.out" &&
 		ok "non-root list: the socket's and the store's permission problems" || not_ok "non-root list (exit $rc): $(cat "$T/nobody.out")"
+	setpriv --reuid=nobody --regid=nogroup --clear-groups "$VIRTCERT" --config "$T/nobody.conf" status >"$T/nobody.out" 2>&1 && rc=0 || rc=$?
+	[[ $rc -ne 0 ]] && grep -q "Permission denied (the user must be in its control-group 'virtcert': usermod -aG virtcert USER" "$T/nobody.out" &&
+		ok "non-root status: names the control group" || not_ok "non-root status (exit $rc): $(cat "$T/nobody.out")"
 fi
 
 # human output: status, show with the renewal time, a VM without a certificate
