@@ -614,7 +614,21 @@ test_no_policy(Fixture *fx, gconstpointer data)
 	define_and_start(fx, "t-marker", marker, NULL);
 	serial = wait_issued(fx, marker);
 
-	g_assert_null(vc_engine_show(fx->engine, other, &error));
+	/* show says why it has none: libvirt knows it, no policy selects it */
+	{
+		g_autoptr(JsonNode) shown = vc_engine_show(fx->engine, "other-1", &error);
+		JsonObject *o;
+		g_assert_no_error(error);
+		o = json_node_get_object(shown);
+		g_assert_cmpstr(json_object_get_string_member(
+				    json_object_get_object_member(o, "domain"), "state"),
+				==, "unmanaged");
+		g_assert_cmpuint(
+		    json_array_get_length(json_object_get_array_member(o, "certificates")), ==, 0);
+		g_assert_true(g_str_has_prefix(json_object_get_string_member(o, "why"),
+					       "no policy selects it"));
+	}
+	g_assert_null(vc_engine_show(fx->engine, "no-such-vm", &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
 	g_clear_error(&error);
 	g_assert_null(vc_store_domain_get(fx->store, other, &error));
