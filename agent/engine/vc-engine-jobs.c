@@ -362,14 +362,107 @@ vc_engine_work_csr_made(VcEngine *engine, VcEngineWork *work)
 	vc_engine_schedule_flush(engine);
 }
 
+typedef struct {
+	VcEngine *engine; /* the source dies with the VM, the VM with the engine */
+	char *uuid;
+	gint64 generation;
+} VcEngineClaimRetry;
+
+static void
+vc_engine_claim_retry_free(gpointer data)
+{
+	VcEngineClaimRetry *r = data;
+	g_free(r->uuid);
+	g_free(r);
+}
+
+static gboolean
+vc_engine_claim_retry_cb(gpointer data)
+{
+	VcEngineClaimRetry *r = data;
+	VcEngineVm *vm = vc_engine_vm_lookup(r->engine, r->uuid);
+
+	if (vm == NULL)
+		return G_SOURCE_REMOVE;
+	vm->claim_retry_source = 0;
+	/* the same life of the VM, still here and still to be claimed */
+	if (vm->row != NULL && vm->row->generation == r->generation && vm->claim_peer != NULL &&
+	    vm->state != VC_DOMAIN_STATE_REVOKED && vm->state != VC_DOMAIN_STATE_REVOKING)
+		vc_engine_start_work(r->engine, vm, VC_ENGINE_WORK_CLAIM);
+	return G_SOURCE_REMOVE;
+}
+
+/* A claim that got no answer (the issuer unreachable, hung, answering
+ * garbage, or refusing what may pass, such as a claim that came before the
+ * VM left it): tried again with backoff, and the VM's row says why. Nothing
+ * is revoked here; the issuer's own certificate stays valid until an
+ * accepted claim or its handover grace ends it. */
+static void
+vc_engine_claim_retry(VcEngine *engine, VcEngineWork *work)
+{
+	VcEngineVm *vm = vc_engine_vm_lookup(engine, work->uuid);
+	g_autofree char *msg = NULL;
+	VcEngineClaimRetry *r;
+	guint delay;
+
+	if (vm == NULL || vm->row == NULL || vm->row->generation != work->generation ||
+	    vm->claim_peer == NULL)
+		return;
+	vm->claim_failures++;
+	if (vm->claim_failures > VC_ENGINE_CLAIM_RETRIES) {
+		msg = g_strdup_printf("the handover claim to %s failed %u times, given up: %s",
+				      work->peer_url, vm->claim_failures, work->error->message);
+		vc_engine_vm_move(engine, vm, vm->state, msg);
+		return;
+	}
+	delay = 1u << (vm->claim_failures - 1);
+	msg = g_strdup_printf("the handover claim to %s failed (try %u): %s; retrying in %u s",
+			      work->peer_url, vm->claim_failures, work->error->message, delay);
+	vc_engine_vm_move(engine, vm, vm->state, msg);
+	vc_engine_schedule_flush(engine);
+	r = g_new0(VcEngineClaimRetry, 1);
+	r->engine = engine;
+	r->uuid = g_strdup(vm->uuid);
+	r->generation = vm->row->generation;
+	g_clear_handle_id(&vm->claim_retry_source, g_source_remove);
+	/* in milliseconds: a seconds timer may fire up to a second early */
+	vm->claim_retry_source =
+	    g_timeout_add_full(G_PRIORITY_DEFAULT, delay * 1000, vc_engine_claim_retry_cb, r,
+			       vc_engine_claim_retry_free);
+}
+
+/* An answer: the handover is over either way; an earlier failure's
+ * message goes from the row. */
+static void
+vc_engine_claim_answered(VcEngine *engine, VcEngineWork *work)
+{
+	VcEngineVm *vm = vc_engine_vm_lookup(engine, work->uuid);
+	g_autofree char *msg = NULL;
+
+	if (vm == NULL || vm->row == NULL || vm->row->generation != work->generation)
+		return;
+	if (!work->accepted)
+		msg = g_strdup_printf("the issuer %s refused the handover: %s", work->peer_url,
+				      work->reason != NULL ? work->reason : "");
+	if (vm->claim_failures > 0 || msg != NULL) {
+		vm->claim_failures = 0;
+		vc_engine_vm_move(engine, vm, vm->state, msg);
+		vc_engine_schedule_flush(engine);
+	}
+}
+
 static void
 vc_engine_work_claimed(VcEngine *engine, VcEngineWork *work)
 {
-	if (!work->ok)
+	if (!work->ok) {
 		vc_engine_log(G_LOG_LEVEL_WARNING, "claim", work->uuid, work->name, work->serial,
 			      "VM %s: the claim to %s failed: %s", work->name, work->peer_url,
 			      work->error->message);
-	else
+		vc_engine_claim_retry(engine, work);
+	} else {
+		vc_engine_claim_answered(engine, work);
+	}
+	if (work->ok)
 		vc_engine_log(work->accepted ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_WARNING, "claim",
 			      work->uuid, work->name, work->serial,
 			      "VM %s: the issuer %s %s the handover: %s", work->name,

@@ -91,6 +91,7 @@ vc_engine_vm_free(VcEngineVm *vm)
 	g_free(vm->claim_peer);
 	g_free(vm->refused_profile);
 	g_free(vm->claim_serial);
+	g_clear_handle_id(&vm->claim_retry_source, g_source_remove);
 	g_free(vm->announced_fingerprint);
 	g_free(vm->announced_fqdn);
 	g_free(vm->announced_serial);
@@ -326,6 +327,7 @@ vc_engine_new(const VcConfig *config, VcStore *store, VcCa *ca, VcPolicySet *pol
 	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
 	engine->revoke_set = g_hash_table_new(g_str_hash, g_str_equal);
 	engine->effects = g_ptr_array_new_with_free_func((GDestroyNotify)vc_engine_work_free);
+	engine->unstored = g_ptr_array_new_with_free_func((GDestroyNotify)vc_issued_free);
 	vc_engine_metrics_init(engine);
 	return engine;
 }
@@ -346,6 +348,7 @@ vc_engine_free(VcEngine *engine)
 	g_ptr_array_unref(engine->revoke_queue);
 	g_hash_table_unref(engine->dirty);
 	g_ptr_array_unref(engine->effects);
+	g_ptr_array_unref(engine->unstored);
 	if (engine->pool != NULL)
 		g_thread_pool_free(engine->pool, TRUE, TRUE);
 	if (engine->suspect_pool != NULL)
@@ -360,6 +363,7 @@ vc_engine_free(VcEngine *engine)
 	g_clear_pointer(&engine->host, vc_host_free);
 	g_clear_pointer(&engine->owner_trust, vc_owner_trust_free);
 	g_clear_error(&engine->host_error);
+	g_free(engine->store_error);
 	vc_metrics_free(engine->metrics);
 	g_free(engine);
 }
