@@ -353,7 +353,10 @@ vc_engine_apply(VcEngine *engine, VcEngineVm *vm, const VcEngineDecision *d, con
 		vc_engine_vm_retire(engine, vm, NULL, d->retire_reason, retire_why);
 	}
 	if (d->queue_issue) {
-		VcQueuedIssue *q = vc_engine_queue_issue(engine, vm->uuid);
+		VcQueuedIssue *q;
+		vc_crash_point(vm->row != NULL && vm->row->current_serial != NULL ? "renew-queued"
+										  : "issue-queued");
+		q = vc_engine_queue_issue(engine, vm->uuid);
 		g_free(q->name);
 		q->name = g_strdup(name);
 		g_strfreev(q->names);

@@ -70,6 +70,7 @@ vc_engine_run_effects(VcEngine *engine)
 
 	if (engine->effects->len == 0)
 		return;
+	vc_crash_point("effects-before-run");
 	effects = g_steal_pointer(&engine->effects);
 	engine->effects = g_ptr_array_new_with_free_func((GDestroyNotify)vc_engine_work_free);
 	for (guint i = 0; i < effects->len; i++)
@@ -93,42 +94,48 @@ vc_engine_flush_rows(VcEngine *engine, GError **error)
 	return TRUE;
 }
 
-/* Revocations and row changes in one durable commit, then reported. */
-gboolean
-vc_engine_flush_revocations(VcEngine *engine, GError **error)
+/* Rows left REVOKING (each is dirty: the move marked it) reach REVOKED in
+ * the commit that holds their revocations: both commits (the revocations'
+ * and the issuance batch's) write every revocation queued. A VM with nothing
+ * left to revoke (it vanished holding no certificate) flushed with another's
+ * issuance stayed REVOKING until the next restart when only the first did
+ * (crash storm). */
+static void
+vc_engine_end_revoking(VcEngine *engine)
 {
-	g_autoptr(GPtrArray) done = NULL;
+	g_autoptr(GPtrArray) ending = g_ptr_array_new();
+	GHashTableIter iter;
+	const char *uuid;
 
-	if (engine->revoke_queue->len == 0 && g_hash_table_size(engine->dirty) == 0)
-		return TRUE;
-	if (!vc_store_begin(engine->store, error))
-		return FALSE;
+	g_hash_table_iter_init(&iter, engine->dirty);
+	while (g_hash_table_iter_next(&iter, (gpointer *)&uuid, NULL)) {
+		VcEngineVm *vm = vc_engine_vm_lookup(engine, uuid);
+		if (vm != NULL && vm->row != NULL && vm->state == VC_DOMAIN_STATE_REVOKING)
+			g_ptr_array_add(ending, vm);
+	}
+	for (guint i = 0; i < ending->len; i++)
+		vc_engine_vm_move(engine, g_ptr_array_index(ending, i), VC_DOMAIN_STATE_REVOKED,
+				  NULL);
+}
+
+/* Every queued revocation into the open transaction. */
+static gboolean
+vc_engine_write_revocations(VcEngine *engine, GError **error)
+{
 	for (guint i = 0; i < engine->revoke_queue->len; i++) {
 		VcQueuedRevoke *q = g_ptr_array_index(engine->revoke_queue, i);
 		if (!vc_store_cert_revoke(engine->store, q->serial, q->reason, 0, error))
-			goto fail;
+			return FALSE;
 	}
-	/* rows left REVOKING (each is dirty: the move marked it) reach REVOKED in
-	 * the same commit as their revocations */
-	{
-		g_autoptr(GPtrArray) ending = g_ptr_array_new();
-		GHashTableIter iter;
-		const char *uuid;
-		g_hash_table_iter_init(&iter, engine->dirty);
-		while (g_hash_table_iter_next(&iter, (gpointer *)&uuid, NULL)) {
-			VcEngineVm *vm = vc_engine_vm_lookup(engine, uuid);
-			if (vm != NULL && vm->row != NULL && vm->state == VC_DOMAIN_STATE_REVOKING)
-				g_ptr_array_add(ending, vm);
-		}
-		for (guint i = 0; i < ending->len; i++)
-			vc_engine_vm_move(engine, g_ptr_array_index(ending, i),
-					  VC_DOMAIN_STATE_REVOKED, NULL);
-	}
-	if (!vc_engine_flush_rows(engine, error))
-		goto fail;
-	if (!vc_store_commit(engine->store, error))
-		goto fail;
-	done = g_steal_pointer(&engine->revoke_queue);
+	return TRUE;
+}
+
+/* Once committed: the queue emptied, each revocation counted and reported. */
+static void
+vc_engine_report_revocations(VcEngine *engine)
+{
+	g_autoptr(GPtrArray) done = g_steal_pointer(&engine->revoke_queue);
+
 	engine->revoke_queue =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
 	g_hash_table_remove_all(engine->revoke_set);
@@ -141,6 +148,27 @@ vc_engine_flush_revocations(VcEngine *engine, GError **error)
 			      vc_reason_to_string(q->reason), q->why);
 		vc_engine_emit(engine, "revoked", q->uuid, q->name, q->serial, q->why);
 	}
+}
+
+/* Revocations and row changes in one durable commit, then reported. */
+gboolean
+vc_engine_flush_revocations(VcEngine *engine, GError **error)
+{
+	if (engine->revoke_queue->len == 0 && g_hash_table_size(engine->dirty) == 0)
+		return TRUE;
+	if (!vc_store_begin(engine->store, error))
+		return FALSE;
+	if (!vc_engine_write_revocations(engine, error))
+		goto fail;
+	vc_engine_end_revoking(engine);
+	if (!vc_engine_flush_rows(engine, error))
+		goto fail;
+	vc_crash_point(engine->revoke_queue->len > 0 ? "revoke-before-commit"
+						     : "rows-before-commit");
+	if (!vc_store_commit(engine->store, error))
+		goto fail;
+	vc_crash_point(engine->revoke_queue->len > 0 ? "revoke-after-commit" : "rows-after-commit");
+	vc_engine_report_revocations(engine);
 	return TRUE;
 fail:
 	vc_store_rollback(engine->store);
@@ -204,12 +232,13 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		reqs[i].lifetime_s = q->lifetime_s;
 		reqs[i].placement = q->placement;
 	}
-	results = vc_issuer_issue_batch(engine->issuer, reqs, batch->len, error);
+	/* the DER and the rows that refer to it in one commit (below) */
+	results = vc_issuer_issue_batch_open(engine->issuer, reqs, batch->len, error);
 	if (results == NULL) {
 		/* the store failed: retry the batch at the next flush. Serials it
 		 * recorded stay PENDING (abandoned and listed on the CRL at the next
-		 * start); a certificate stored VALID meanwhile is superseded by the
-		 * retry's, so none stays valid unknown to the rows */
+		 * start); none was stored VALID, since the DER is committed only
+		 * with the rows below */
 		for (guint i = batch->len; i > 0; i--) {
 			VcQueuedIssue *q = g_ptr_array_steal_index(batch, i - 1);
 			g_hash_table_insert(engine->issue_queue, q->uuid, q);
@@ -217,8 +246,6 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		}
 		return FALSE;
 	}
-	if (!vc_store_begin(engine->store, error))
-		return FALSE;
 	renewal = g_new0(gboolean, batch->len);
 	for (guint i = 0; i < batch->len; i++) {
 		VcQueuedIssue *q = g_ptr_array_index(batch, i);
@@ -265,12 +292,24 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		/* DELIVERING is committed with ISSUED; the work runs after the commit */
 		vc_engine_after_issue(engine, vm);
 	}
+	/* the certificates the new ones supersede (VMs without an agent) are
+	 * revoked in the same commit: a crash between two commits left them
+	 * valid beside the new one for good (crash storm) */
+	if (!vc_engine_write_revocations(engine, error)) {
+		vc_store_rollback(engine->store);
+		return FALSE;
+	}
+	vc_engine_end_revoking(engine);
 	if (!vc_engine_flush_rows(engine, error)) {
 		vc_store_rollback(engine->store);
 		return FALSE;
 	}
-	if (!vc_store_commit(engine->store, error))
+	vc_crash_point("issue-rows-before-commit");
+	if (!vc_store_commit(engine->store, error)) {
+		vc_store_rollback(engine->store);
 		return FALSE;
+	}
+	vc_crash_point("issue-rows-after-commit");
 	for (guint i = 0; i < batch->len; i++) {
 		VcQueuedIssue *q = g_ptr_array_index(batch, i);
 		VcIssued *issued = g_ptr_array_index(results, i);
@@ -289,6 +328,7 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 			      q->why);
 		vc_engine_emit(engine, "issued", q->uuid, q->name, issued->serial, joined);
 	}
+	vc_engine_report_revocations(engine);
 	vc_engine_run_effects(engine);
 	return TRUE;
 }

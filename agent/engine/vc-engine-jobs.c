@@ -87,6 +87,7 @@ vc_engine_work_record_metadata(VcEngineWork *work)
 	}
 	xml =
 	    vc_domain_metadata_set_issued(cur, work->serial, work->config->peer_url, &work->error);
+	vc_crash_point("metadata-before-write");
 	work->ok = xml != NULL && vc_virt_set_metadata(work->virt, work->uuid, xml, VC_DOMAIN_NS,
 						       "virtcert", &work->error);
 }
@@ -107,8 +108,10 @@ vc_engine_work_claim(VcEngineWork *work)
 		work->ok = FALSE;
 		return;
 	}
+	vc_crash_point("handover-claim-before-send");
 	work->ok = vc_peer_claim(work->peer_url, &opts, work->uuid, work->name, work->serial,
 				 &work->accepted, &work->reason, &work->error);
+	vc_crash_point("handover-claim-answered");
 }
 
 static void
@@ -133,7 +136,9 @@ vc_engine_work_guest(VcEngineWork *work)
 			    .owner = work->owner,
 			    .reload_command = work->reload,
 			};
+			vc_crash_point("deliver-before-write");
 			work->ok = vc_guest_deliver(channel, &d, &work->result, &work->error);
+			vc_crash_point("deliver-after-write");
 			break;
 		}
 		case VC_ENGINE_WORK_CHECK:
@@ -295,6 +300,7 @@ vc_engine_work_delivered(VcEngine *engine, VcEngineVm *vm, VcEngineWork *work)
 		vc_engine_retry_later(engine, vm, "delivered, but the reload failed", reload_error);
 		return;
 	}
+	vc_crash_point("deliver-before-state");
 	g_hash_table_remove(engine->keys, work->serial);
 	vm->check_wanted = FALSE;
 	vm->retry_at = 0;

@@ -11,6 +11,7 @@
  *   vc-engine-handover.c  claims from a migration's destination
  *   vc-engine-report.c    control requests, status and metrics */
 
+#include "vc-crash-point.h"
 #include "vc-engine-decide.h"
 #include "vc-engine-state.h"
 #include "vc-engine.h"

@@ -203,6 +203,7 @@ vc_engine_queue_revoke(VcEngine *engine, const char *serial, const char *uuid, c
 	g_ptr_array_add(engine->revoke_queue, q);
 	g_hash_table_add(engine->revoke_set, q->serial);
 	vc_engine_schedule_flush(engine);
+	vc_crash_point("revoke-queued");
 	return TRUE;
 }
 
@@ -436,8 +437,10 @@ vc_engine_recover(VcEngine *engine, GError **error)
 	g_autoptr(GPtrArray) rows = NULL;
 	guint abandoned = 0;
 
+	vc_crash_point("recover-begin");
 	if (!vc_store_recover(engine->store, &abandoned, error))
 		return FALSE;
+	vc_crash_point("recover-after-abandon");
 	if (abandoned > 0)
 		vc_engine_log(G_LOG_LEVEL_MESSAGE, "recover", NULL, NULL, NULL,
 			      "%u serial(s) recorded but not known to be signed were abandoned "
@@ -612,6 +615,7 @@ vc_engine_reconcile(VcEngine *engine, GError **error)
 			continue;
 		g_ptr_array_add(vanished, g_strdup(vm->uuid));
 	}
+	vc_crash_point("reconcile-listed");
 	for (guint i = 0; i < vanished->len; i++)
 		vc_engine_evaluate(engine, g_ptr_array_index(vanished, i), &input, "reconcile");
 	engine->n_reconciles++;
@@ -661,8 +665,10 @@ vc_engine_tick_cb(gpointer user_data)
 	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&vm))
 		if (vc_engine_vm_is_due(vm, now))
 			g_ptr_array_add(due, g_strdup(vm->uuid));
-	for (guint i = 0; i < due->len; i++)
+	for (guint i = 0; i < due->len; i++) {
+		vc_crash_point("timer-due");
 		vc_engine_evaluate(engine, g_ptr_array_index(due, i), &input, "renewal");
+	}
 	vc_engine_schedule_tick(engine);
 	return G_SOURCE_REMOVE;
 }
