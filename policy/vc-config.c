@@ -10,14 +10,25 @@
  * arithmetic in microseconds): 100 years. */
 #define VC_DURATION_MAX_S (G_GINT64_CONSTANT(100) * 366 * 86400)
 
+/* the build's directories (policy/meson.build) */
+#ifndef VC_DEFAULT_STATE_DIR
+#define VC_DEFAULT_STATE_DIR "/var/lib/virtcert"
+#endif
+#ifndef VC_DEFAULT_POLICY_DIR
+#define VC_DEFAULT_POLICY_DIR "/etc/virtcert/policy.d"
+#endif
+#ifndef VC_DEFAULT_CONTROL_SOCKET
+#define VC_DEFAULT_CONTROL_SOCKET "/run/virtcert/control.sock"
+#endif
+
 VcConfig *
 vc_config_new_default(void)
 {
 	VcConfig *c = g_new0(VcConfig, 1);
-	c->state_dir = g_strdup("/var/lib/virtcert");
-	c->policy_dir = g_strdup("/etc/virtcert/policy.d");
+	c->state_dir = g_strdup(VC_DEFAULT_STATE_DIR);
+	c->policy_dir = g_strdup(VC_DEFAULT_POLICY_DIR);
 	c->libvirt_uri = g_strdup("qemu:///system");
-	c->control_socket = g_strdup("/run/virtcert/control.sock");
+	c->control_socket = g_strdup(VC_DEFAULT_CONTROL_SOCKET);
 	c->control_group = g_strdup("virtcert");
 	c->http_address = g_strdup("127.0.0.1:8458");
 	c->issue_all = FALSE;
