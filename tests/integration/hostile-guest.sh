@@ -312,8 +312,10 @@ wait_agents "${names[@]}"
 start_vms "${names[@]}"
 ms_nine=$(deliver_time honest-nine) && ok "honest VM beside eight hostile ones: delivered in $ms_nine ms (alone: $ms_alone ms)" ||
 	not_ok "honest VM beside eight hostile ones: not delivered ($(state honest-nine): $(last_error honest-nine))"
-# its normal time: well within a hostile guest's budget (6 s), close to alone
-((ms_nine >= 0 && ms_nine <= ms_alone + 3000)) && ok "the honest VM's delivery time stays normal ($ms_nine ms vs $ms_alone ms)" ||
+# its normal time: close to alone (the machine is shared: 3 times, or 3 s
+# more), never a hostile guest's job budget behind
+limit=$((ms_alone * 3 > ms_alone + 3000 ? ms_alone * 3 : ms_alone + 3000))
+((ms_nine >= 0 && ms_nine <= limit)) && ok "the honest VM's delivery time stays normal ($ms_nine ms vs $ms_alone ms)" ||
 	not_ok "the honest VM waited: $ms_nine ms vs $ms_alone ms alone"
 for e in "${eight[@]}"; do
 	n=${e%%:*}
