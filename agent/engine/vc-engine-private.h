@@ -98,6 +98,10 @@ typedef struct {
 	gboolean job_running;
 	gboolean check_wanted; /* agent (re)connected or guest restored: verify the files */
 	gint64 retry_at;       /* no guest job before this (unix s) */
+	/* no agent-connected event brings a retry forward before this (unix
+	 * s): an agent that connects and disconnects on and on is backed off
+	 * like one that fails */
+	gint64 agent_reset_at;
 } VcEngineVm;
 
 /* Blocking work, run on the engine's thread pool, its result applied on the
@@ -114,6 +118,9 @@ typedef struct _VcEngineWork VcEngineWork;
 
 struct _VcEngine {
 	const VcConfig *config;
+#ifdef VC_TEST_SEAMS
+	GFileMonitor *test_agent_monitor; /* vc_engine_test_agent_watch() */
+#endif
 	VcStore *store;
 	VcCa *ca;
 	VcIssuer *issuer;
@@ -218,3 +225,10 @@ void vc_engine_metrics_init(VcEngine *engine);
 void vc_engine_start_work(VcEngine *engine, VcEngineVm *vm, VcEngineWorkKind kind);
 void vc_engine_work_push(VcEngine *engine, VcEngineWork *work);
 void vc_engine_work_free(VcEngineWork *work);
+#ifdef VC_TEST_SEAMS
+/* DIR/NAME.sock with VC_TEST_GUEST_AGENT_DIR=DIR set, else NULL */
+char *vc_engine_test_agent_socket(const char *name);
+/* agent-connected and -disconnected events as sockets appear and vanish in
+ * VC_TEST_GUEST_AGENT_DIR (what libvirt reports of a real guest's agent) */
+void vc_engine_test_agent_watch(VcEngine *engine);
+#endif

@@ -337,6 +337,12 @@ vc_engine_free(VcEngine *engine)
 {
 	if (engine == NULL)
 		return;
+#ifdef VC_TEST_SEAMS
+	if (engine->test_agent_monitor != NULL) {
+		g_signal_handlers_disconnect_by_data(engine->test_agent_monitor, engine);
+		g_clear_object(&engine->test_agent_monitor);
+	}
+#endif
 	if (engine->owns_virt)
 		g_clear_pointer(&engine->virt, vc_virt_free);
 	g_clear_handle_id(&engine->flush_source, g_source_remove);
@@ -558,6 +564,9 @@ vc_engine_handle_connected(VcEngine *engine)
 	engine->connected = TRUE;
 	vc_engine_log(G_LOG_LEVEL_MESSAGE, "connected", NULL, NULL, NULL,
 		      "connected to libvirt; reconciling");
+#ifdef VC_TEST_SEAMS
+	vc_engine_test_agent_watch(engine);
+#endif
 	if (!vc_engine_reconcile(engine, &error))
 		vc_engine_log(G_LOG_LEVEL_WARNING, "reconcile", NULL, NULL, NULL,
 			      "reconcile failed: %s", error->message);
