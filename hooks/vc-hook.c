@@ -134,6 +134,33 @@ vc_hook_signature_matters(const VcConfig *config, const VcDomainInfo *info, cons
 	       info->placement->sig_der != NULL;
 }
 
+/* `virtcert-hook --self-test` (virtcert doctor, an administrator): reads
+ * the configuration as libvirt's run would and asks the daemon over the
+ * control socket, within the hook's own timeout. Not run by libvirt. */
+static int
+vc_hook_self_test(const char *config_path)
+{
+	g_autoptr(VcConfig) config = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonNode) result = NULL;
+
+	config = vc_config_load(config_path != NULL ? config_path : VC_SYSCONFDIR "/virtcert.conf",
+				FALSE, &error);
+	if (config == NULL) {
+		g_printerr("virtcert-hook: cannot read the configuration: %s\n", error->message);
+		return 1;
+	}
+	result = vc_ipc_client_call(config->control_socket, "status", NULL,
+				    (guint)config->hook_timeout_ms, &error);
+	if (result == NULL) {
+		g_printerr("virtcert-hook: the daemon does not answer on %s: %s\n",
+			   config->control_socket, error->message);
+		return 1;
+	}
+	g_print("virtcert-hook: the daemon answers on %s\n", config->control_socket);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -154,6 +181,8 @@ main(int argc, char **argv)
 	gboolean announce = FALSE, unrestricted = FALSE;
 	const char *reason = NULL;
 
+	if (argc == 2 && strcmp(argv[1], "--self-test") == 0)
+		return vc_hook_self_test(config_path);
 	if (argc < 3) {
 		g_printerr("usage: %s VM OPERATION SUB-OPERATION [EXTRA] (run by libvirt, "
 			   "with the domain XML on stdin)\n",

@@ -10,14 +10,25 @@
  * arithmetic in microseconds): 100 years. */
 #define VC_DURATION_MAX_S (G_GINT64_CONSTANT(100) * 366 * 86400)
 
+/* the build's directories (policy/meson.build) */
+#ifndef VC_DEFAULT_STATE_DIR
+#define VC_DEFAULT_STATE_DIR "/var/lib/virtcert"
+#endif
+#ifndef VC_DEFAULT_POLICY_DIR
+#define VC_DEFAULT_POLICY_DIR "/etc/virtcert/policy.d"
+#endif
+#ifndef VC_DEFAULT_CONTROL_SOCKET
+#define VC_DEFAULT_CONTROL_SOCKET "/run/virtcert/control.sock"
+#endif
+
 VcConfig *
 vc_config_new_default(void)
 {
 	VcConfig *c = g_new0(VcConfig, 1);
-	c->state_dir = g_strdup("/var/lib/virtcert");
-	c->policy_dir = g_strdup("/etc/virtcert/policy.d");
+	c->state_dir = g_strdup(VC_DEFAULT_STATE_DIR);
+	c->policy_dir = g_strdup(VC_DEFAULT_POLICY_DIR);
 	c->libvirt_uri = g_strdup("qemu:///system");
-	c->control_socket = g_strdup("/run/virtcert/control.sock");
+	c->control_socket = g_strdup(VC_DEFAULT_CONTROL_SOCKET);
 	c->control_group = g_strdup("virtcert");
 	c->http_address = g_strdup("127.0.0.1:8458");
 	c->issue_all = FALSE;
@@ -41,6 +52,8 @@ vc_config_new_default(void)
 	c->peer_max_connections = 64;
 	c->control_max_connections = 64;
 	c->control_timeout_ms = 10 * 1000;
+	c->guest_timeout_s = 60;
+	c->guest_command_timeout_s = 10;
 	return c;
 }
 
@@ -290,6 +303,8 @@ static const KeyDesc keys[] = {
     {"daemon", "control-max-connections", KEY_COUNT,
      G_STRUCT_OFFSET(VcConfig, control_max_connections)},
     {"daemon", "control-timeout", KEY_MS, G_STRUCT_OFFSET(VcConfig, control_timeout_ms)},
+    {"guest", "timeout", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, guest_timeout_s)},
+    {"guest", "command-timeout", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, guest_command_timeout_s)},
     {"placement", "owner-ca", KEY_PATH, G_STRUCT_OFFSET(VcConfig, owner_ca)},
     {"placement", "owner-crl", KEY_PATH, G_STRUCT_OFFSET(VcConfig, owner_crl)},
     {"placement", "require-signed", KEY_BOOL, G_STRUCT_OFFSET(VcConfig, require_signed)},

@@ -1085,20 +1085,60 @@ vc_policy_find_syntax_error_line(const GStrv lines)
 	return 0;
 }
 
-static void
-vc_policy_add_warning(VcPolicySet *set, const char *file, guint line, const char *group,
-		      const char *key, const char *what)
-{
-	g_ptr_array_add(set->warnings,
-			g_strdup_printf("%s:%u: [%s]%s%s: %s", file, line, group,
-					key != NULL ? " " : "", key != NULL ? key : "", what));
-}
-
 static gboolean
 vc_policy_is_match_key(const char *key)
 {
 	return strcmp(key, "match-name") == 0 || strcmp(key, "match-uuid") == 0 ||
 	       strcmp(key, "match-project") == 0 || strcmp(key, "metadata-names") == 0;
+}
+
+/* The number of single-character edits (insert, delete, replace, swap of
+ * neighbours) from A to B, capped at 3. */
+static guint
+vc_policy_edit_distance(const char *a, const char *b)
+{
+	gsize la = strlen(a), lb = strlen(b);
+	guint rows[3][40]; /* row K of the table in rows[K % 3] */
+
+	if (la >= 40 || lb >= 40)
+		return 3;
+	for (gsize j = 0; j <= lb; j++)
+		rows[0][j] = (guint)j;
+	for (gsize i = 1; i <= la; i++) {
+		guint *pp = rows[(i + 1) % 3], *p = rows[(i + 2) % 3], *d = rows[i % 3];
+		d[0] = (guint)i;
+		for (gsize j = 1; j <= lb; j++) {
+			guint cost = a[i - 1] == b[j - 1] ? 0 : 1;
+			guint v = MIN(p[j] + 1, d[j - 1] + 1);
+			v = MIN(v, p[j - 1] + cost);
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+				v = MIN(v, pp[j - 2] + 1);
+			d[j] = v;
+		}
+	}
+	return MIN(rows[la % 3][lb], 3);
+}
+
+/* The known policy.d key KEY is likeliest a typo of, or NULL. */
+static const char *
+vc_policy_key_suggest(const char *key)
+{
+	static const char *const extra[] = {"match-name", "match-uuid", "match-project",
+					    "metadata-names"};
+	g_autofree char *lower = g_ascii_strdown(key, -1);
+	const char *best = NULL;
+	guint best_d = 3;
+
+	g_strdelimit(lower, "_", '-');
+	for (int i = 0; i < PK_N + (int)G_N_ELEMENTS(extra); i++) {
+		const char *k = i < PK_N ? policy_keys[i].name : extra[i - PK_N];
+		guint dist = vc_policy_edit_distance(lower, k);
+		if (dist < best_d) {
+			best = k;
+			best_d = dist;
+		}
+	}
+	return best;
 }
 
 /* Reads one group into a PolicyGroup; on error names the offending key in
@@ -1131,8 +1171,14 @@ vc_policy_load_group(GKeyFile *kf, const char *file, const char *group, char **r
 				values[0] = v;
 			}
 		} else {
+			const char *near = vc_policy_key_suggest(key);
 			*ret_key = g_strdup(key);
-			g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA, "unknown key");
+			if (near != NULL)
+				g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+					    "unknown key (did you mean %s?)", near);
+			else
+				g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+						    "unknown key (see virtcert-policy(5))");
 			return NULL;
 		}
 		if (values == NULL) {
@@ -1217,6 +1263,7 @@ vc_policy_set_load_data(VcPolicySet *set, const char *filename, const char *data
 	g_autoptr(GError) local = NULL;
 	g_auto(GStrv) lines = NULL;
 	g_auto(GStrv) groups = NULL;
+	g_autoptr(GPtrArray) loaded = NULL;
 
 	g_return_val_if_fail(set != NULL, FALSE);
 	g_return_val_if_fail(filename != NULL, FALSE);
@@ -1255,7 +1302,11 @@ vc_policy_set_load_data(VcPolicySet *set, const char *filename, const char *data
 				    local->message);
 		return FALSE;
 	}
+	/* a group with a typo or a bad value refuses the whole file: half a
+	 * file in force would silently change what VMs get (a dropped group
+	 * lets another one, or none, select its VMs) */
 	groups = g_key_file_get_groups(kf, NULL);
+	loaded = g_ptr_array_new_with_free_func((GDestroyNotify)vc_policy_group_free);
 	for (gsize i = 0; groups[i] != NULL; i++) {
 		g_autofree char *key = NULL;
 		guint gline = vc_policy_find_group_line(lines, groups[i]);
@@ -1263,13 +1314,16 @@ vc_policy_set_load_data(VcPolicySet *set, const char *filename, const char *data
 		if (g == NULL) {
 			guint line =
 			    key != NULL ? vc_policy_find_key_line(lines, gline, key) : gline;
-			vc_policy_add_warning(set, filename, line, groups[i], key, local->message);
-			g_clear_error(&local);
-			continue;
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "%s:%u: [%s]%s%s: %s",
+				    filename, line, groups[i], key != NULL ? " " : "",
+				    key != NULL ? key : "", local->message);
+			return FALSE;
 		}
 		g->line = gline;
-		g_ptr_array_add(set->groups, g);
+		g_ptr_array_add(loaded, g);
 	}
+	for (guint i = 0; i < loaded->len; i++)
+		g_ptr_array_add(set->groups, g_ptr_array_steal_index(loaded, i--));
 	return TRUE;
 }
 
@@ -1285,6 +1339,7 @@ vc_policy_set_load_dir(VcPolicySet *set, const char *dir, GError **error)
 	g_autoptr(GDir) d = NULL;
 	g_autoptr(GError) local = NULL;
 	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GString) refused = g_string_new(NULL);
 	const char *entry;
 
 	g_return_val_if_fail(set != NULL, FALSE);
@@ -1312,15 +1367,21 @@ vc_policy_set_load_dir(VcPolicySet *set, const char *dir, GError **error)
 		if (!g_file_test(path, G_FILE_TEST_IS_REGULAR))
 			continue;
 		if (!g_file_get_contents(path, &data, &len, &local)) {
-			g_ptr_array_add(set->warnings,
-					g_strdup_printf("%s: %s", path, local->message));
+			g_string_append_printf(refused, "%s%s: %s", refused->len > 0 ? "\n" : "",
+					       path, local->message);
 			g_clear_error(&local);
 			continue;
 		}
 		if (!vc_policy_set_load_data(set, path, data, len, &local)) {
-			g_ptr_array_add(set->warnings, g_strdup(local->message));
+			g_string_append_printf(refused, "%s%s", refused->len > 0 ? "\n" : "",
+					       local->message);
 			g_clear_error(&local);
 		}
+	}
+	/* every refused file named, so that one fix-and-reload round does */
+	if (refused->len > 0) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_INVALID_DATA, refused->str);
+		return FALSE;
 	}
 	return TRUE;
 }

@@ -140,8 +140,9 @@ typedef struct {
  * (*.conf only); in each file, groups in file order. A group selects VMs with
  * match-name (glob list), match-uuid (list), match-project (glob list of nova
  * project names or ids); a group with no match-* key matches every VM. The
- * first group that matches wins. A malformed file or group is skipped and a
- * warning "FILE:LINE: [GROUP] KEY: what is wrong" is recorded; the rest loads. */
+ * first group that matches wins. A malformed file, or a group in it with an
+ * unknown key (a typo) or a bad value, refuses the whole file with the error
+ * "FILE:LINE: [GROUP] KEY: what is wrong": never half a file in force. */
 typedef struct _VcPolicySet VcPolicySet;
 
 VcPolicySet *vc_policy_set_new(void);
@@ -153,10 +154,13 @@ void vc_policy_set_free(VcPolicySet *set);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcPolicySet, vc_policy_set_free)
 
 /* A missing directory is an empty policy set, not an error. Returns FALSE
- * only when the directory exists and cannot be read. */
+ * when the directory exists and cannot be read, or when any file in it is
+ * refused (the error names every refused file, one a line): the caller
+ * keeps the policy it had. */
 gboolean vc_policy_set_load_dir(VcPolicySet *set, const char *dir, GError **error);
-/* FILENAME is used in warnings only. Returns FALSE if the whole file is
- * unusable (syntax error), with the error naming file and line. */
+/* FILENAME is used in errors only. Returns FALSE, adding none of its
+ * groups, if the file is refused (syntax error, unknown key, bad value),
+ * with the error naming file, line, group and key. */
 gboolean vc_policy_set_load_data(VcPolicySet *set, const char *filename, const char *data,
 				 gsize len, GError **error);
 /* Warnings collected while loading (never NULL). */

@@ -162,6 +162,11 @@ vc_cli_ca_init(VcCli *cli, int argc, char **argv, GError **error)
 			g_print("Restricted intermediate CA created in %s (self-signed root).\n",
 				dir);
 	}
+	/* the store beside the CA: every other command needs it there */
+	cli->may_create_store = TRUE;
+	if (vc_cli_get_store(cli, error) == NULL)
+		return FALSE;
+	cli->may_create_store = FALSE;
 	if (public_url != NULL) {
 		g_autoptr(VcCa) ca = NULL;
 		g_autoptr(VcConfig) config = NULL;

@@ -323,6 +323,27 @@ vc_cli_list(VcCli *cli, int argc, char **argv, GError **error)
 	return TRUE;
 }
 
+/* Why the store holds no certificate for the VM named WHAT, as far as
+ * policy.d tells by its name alone (offline: no domain XML to read). */
+static char *
+vc_cli_why_no_cert(VcCli *cli, const char *what)
+{
+	g_autoptr(GError) local = NULL;
+	g_autofree char *uuid = vc_cli_vm_uuid_from_arg(what);
+	g_autoptr(VcPolicy) policy = vc_cli_policy_for_vm(cli, what, uuid, &local);
+
+	if (policy != NULL)
+		return g_strdup_printf("policy %s selects a VM of that name; the daemon issues "
+				       "when the VM starts (is virtcertd running? 'virtcert "
+				       "status')",
+				       policy->source);
+	if (local != NULL && !g_error_matches(local, VC_ERROR, VC_ERROR_POLICY))
+		return g_strdup_printf("policy.d is refused: %s", local->message);
+	return g_strdup_printf("no policy in %s selects a VM of that name ('virtcert policy "
+			       "show --xml <(virsh dumpxml VM)' tells for its domain XML)",
+			       cli->config->policy_dir);
+}
+
 /* Offline `show`: a certificate object for a serial, or {domain, certificates}
  * for a VM, the same shapes the daemon answers with. */
 static JsonNode *
@@ -347,8 +368,9 @@ vc_cli_show_offline(VcCli *cli, const char *what, GError **error)
 		row = vc_store_domain_get(
 		    cli->store, ((VcCertRecord *)g_ptr_array_index(recs, 0))->vm_uuid, NULL);
 	if (recs->len == 0) {
+		g_autofree char *why = vc_cli_why_no_cert(cli, what);
 		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
-			    "no certificate with serial or VM '%s'", what);
+			    "no certificate with serial or VM '%s': %s", what, why);
 		return NULL;
 	}
 	b = json_builder_new();
@@ -457,8 +479,14 @@ vc_cli_show(VcCli *cli, int argc, char **argv, GError **error)
 			    json_object_get_int_member_with_default(dom, "generation", 0));
 			if (*vc_cli_json_str(dom, "last_error"))
 				g_print("Last error:  %s\n", vc_cli_json_str(dom, "last_error"));
-			g_print("\n");
 		}
+		if (*vc_cli_json_str(o, "renew_at"))
+			g_print("Renews at:   %s (2/3 of its life, with jitter)\n",
+				vc_cli_json_str(o, "renew_at"));
+		if (*vc_cli_json_str(o, "why"))
+			g_print("No certificate: %s\n", vc_cli_json_str(o, "why"));
+		if (d != NULL && JSON_NODE_HOLDS_OBJECT(d))
+			g_print("\n");
 		for (guint i = 0; i < json_array_get_length(a); i++) {
 			if (i > 0)
 				g_print("\n");

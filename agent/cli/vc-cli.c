@@ -66,18 +66,51 @@ static const VcCliCommand commands[] = {
      vc_cli_placement_sign},
     {"placement verify", "[--owner-ca F] [--vm UUID] DOMAIN.xml|PLACEMENT.xml",
      "Check a signed placement offline (exit 0 valid, 2 refused)", vc_cli_placement_verify},
-    {"hook install", "[--root DIR]", "Install virtcert-hook as libvirt's QEMU hook",
-     vc_cli_hook_install},
+    {"hook install", "[--root DIR] [--hook PATH] [--symlink]",
+     "Install virtcert-hook as libvirt's QEMU hook", vc_cli_hook_install},
+    {"hook uninstall", "[--root DIR]", "Remove the installed hook", vc_cli_hook_uninstall},
+    {"hook status", "[--root DIR]",
+     "Is the hook installed and executable, and does the daemon answer it?", vc_cli_hook_status},
+    {"doctor", "[--root DIR]",
+     "Check the whole setup; each finding says how to fix it (exit 0 healthy, 1 "
+     "warnings, 2 errors)",
+     vc_cli_doctor},
     {NULL}};
+
+/* Usage of every command, or of those whose first word is GROUP. */
+static void
+vc_cli_print_usage_of(FILE *out, const char *group)
+{
+	gsize glen = group != NULL ? strlen(group) : 0;
+
+	fprintf(out,
+		"Usage: virtcert [--config FILE] [--state-dir DIR] [--json] %s%sCOMMAND …\n\n"
+		"Commands:\n",
+		group != NULL ? group : "", group != NULL ? " " : "");
+	for (guint i = 0; commands[i].name != NULL; i++) {
+		if (group != NULL &&
+		    (strncmp(commands[i].name, group, glen) != 0 || commands[i].name[glen] != ' '))
+			continue;
+		fprintf(out, "  %-12s %s\n      %s\n", commands[i].name, commands[i].args,
+			commands[i].summary);
+	}
+}
+
+/* Is WORD the first word of several commands ("hook", "host", "ca")? */
+static gboolean
+vc_cli_is_group(const char *word)
+{
+	gsize len = strlen(word);
+	for (guint i = 0; commands[i].name != NULL; i++)
+		if (strncmp(commands[i].name, word, len) == 0 && commands[i].name[len] == ' ')
+			return TRUE;
+	return FALSE;
+}
 
 static void
 vc_cli_print_usage(FILE *out)
 {
-	fprintf(out, "Usage: virtcert [--config FILE] [--state-dir DIR] [--json] COMMAND …\n\n"
-		     "Commands:\n");
-	for (guint i = 0; commands[i].name != NULL; i++)
-		fprintf(out, "  %-12s %s\n      %s\n", commands[i].name, commands[i].args,
-			commands[i].summary);
+	vc_cli_print_usage_of(out, NULL);
 	fprintf(out, "\nExit status: 0 success, 1 usage error, 2 refused by policy, 3 failure.\n"
 		     "'virtcert COMMAND --help' describes a command's options.\n");
 }
@@ -114,6 +147,58 @@ vc_cli_get_ca_dir(VcCli *cli, GError **error)
 	return g_build_filename(cli->config->state_dir, "ca", NULL);
 }
 
+/* Before the store is opened: a state directory or store that is not there
+ * is an error (a typo in --state-dir must not become a new, empty store:
+ * only `ca init` creates them), and one this user may not open says so,
+ * with the daemon's socket problem if that is why we are here. */
+static gboolean
+vc_cli_check_store_access(VcCli *cli, GError **error)
+{
+	const char *dir = cli->config->state_dir;
+	g_autofree char *db = g_build_filename(dir, VC_STORE_FILE, NULL);
+	g_autofree char *marker = g_build_filename(dir, VC_STORE_MARKER, NULL);
+	const char *also = cli->daemon_error;
+	int saved;
+
+	if (cli->may_create_store) {
+		if (g_mkdir_with_parents(dir, 0700) < 0) {
+			g_set_error(error, VC_ERROR, VC_ERROR_IO,
+				    "cannot create state directory %s: %s", dir, g_strerror(errno));
+			return FALSE;
+		}
+		return TRUE;
+	}
+	if (access(db, R_OK | W_OK) == 0)
+		return TRUE;
+	saved = errno;
+	/* a store that was there and is lost, or on a read-only file system:
+	 * the store's own refusal says so */
+	if ((saved == ENOENT && g_file_test(marker, G_FILE_TEST_EXISTS)) || saved == EROFS)
+		return TRUE;
+	if (saved == ENOENT && access(dir, X_OK) < 0 && errno == ENOENT) {
+		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
+			    "state directory %s does not exist (check --state-dir or state-dir= "
+			    "in the configuration; 'virtcert ca init' creates it)",
+			    dir);
+		return FALSE;
+	}
+	if (saved == ENOENT && access(dir, X_OK) == 0) {
+		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
+			    "no store %s: nothing was set up in %s yet (run 'virtcert ca init' "
+			    "first, or check --state-dir)",
+			    db, dir);
+		return FALSE;
+	}
+	g_set_error(error, VC_ERROR, saved == EACCES ? VC_ERROR_UNAVAILABLE : VC_ERROR_IO,
+		    "%s%scannot open the store %s: %s%s", also ? also : "", also ? "; and " : "",
+		    db, g_strerror(saved == ENOENT ? EACCES : saved),
+		    saved == EACCES || saved == ENOENT
+			? " (the state directory is the daemon's: run as root, or through the "
+			  "running daemon)"
+			: "");
+	return FALSE;
+}
+
 VcStore *
 vc_cli_get_store(VcCli *cli, GError **error)
 {
@@ -121,11 +206,8 @@ vc_cli_get_store(VcCli *cli, GError **error)
 		return cli->store;
 	if (vc_cli_get_config(cli, error) == NULL)
 		return NULL;
-	if (g_mkdir_with_parents(cli->config->state_dir, 0700) < 0) {
-		g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot create state directory %s: %s",
-			    cli->config->state_dir, g_strerror(errno));
+	if (!vc_cli_check_store_access(cli, error))
 		return NULL;
-	}
 	cli->store = vc_store_open_state_dir(cli->config->state_dir, error);
 	if (cli->store != NULL) {
 		guint n = 0;
@@ -272,6 +354,7 @@ vc_cli_clear(VcCli *cli)
 	g_clear_pointer(&cli->ca, vc_ca_free);
 	g_clear_pointer(&cli->store, vc_store_free);
 	g_clear_pointer(&cli->config, vc_config_free);
+	g_clear_pointer(&cli->daemon_error, g_free);
 }
 
 int
@@ -294,6 +377,26 @@ main(int argc, char **argv)
 		return 0;
 	}
 	cmd = vc_cli_find_command(argc, argv, &words);
+	/* "virtcert hook --help", "virtcert host": the group's commands */
+	if (cmd == NULL) {
+		int k = 1;
+		while (k < argc && argv[k][0] == '-')
+			k = vc_cli_skip_option(argc, argv, k);
+		if (k < argc && vc_cli_is_group(argv[k])) {
+			gboolean help = FALSE;
+			const char *next = NULL;
+			for (int j = 1; j < argc; j++)
+				help |= g_strcmp0(argv[j], "--help") == 0 ||
+					g_strcmp0(argv[j], "-h") == 0;
+			for (int j = k + 1; j < argc && next == NULL; j++)
+				if (argv[j][0] != '-')
+					next = argv[j];
+			if (next != NULL)
+				g_printerr("virtcert: unknown command '%s %s'\n", argv[k], next);
+			vc_cli_print_usage_of(help && next == NULL ? stdout : stderr, argv[k]);
+			return help && next == NULL ? 0 : 1;
+		}
+	}
 	if (cmd == NULL) {
 		g_printerr("virtcert: unknown command '%s'\n", argv[1]);
 		if (g_strcmp0(argv[1], "bench") == 0)

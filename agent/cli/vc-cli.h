@@ -24,6 +24,11 @@ typedef struct {
 	VcCa *ca;
 	VcIssuer *issuer;
 	int exit_status; /* a command's status when it succeeds (virtcert ocsp); 0 default */
+	/* why the daemon's socket could not be reached when it exists
+	 * (permission), for the offline fallback's error; NULL otherwise */
+	char *daemon_error;
+	/* the store may be created (ca init); every other command needs one */
+	gboolean may_create_store;
 } VcCli;
 
 typedef gboolean (*VcCliCommandFunc)(VcCli *cli, int argc, char **argv, GError **error);
@@ -99,6 +104,16 @@ gboolean vc_cli_host_show(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_host_install_libvirt_tls(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_policy_check(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_hook_install(VcCli *cli, int argc, char **argv, GError **error);
+/* hook uninstall | status (vc-cli-hook.c) */
+gboolean vc_cli_hook_uninstall(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_hook_status(VcCli *cli, int argc, char **argv, GError **error);
+/* The installed hook below ROOT (NULL: /): /etc/libvirt/hooks/qemu.d/virtcert. */
+char *vc_cli_hook_path(const char *root);
+/* Runs HOOK --self-test (the daemon asked over the control socket, as
+ * libvirt's call would); its answer line in RET_OUTPUT. */
+gboolean vc_cli_hook_self_test(const char *hook, char **ret_output, GError **error);
+/* virtcert doctor (vc-cli-doctor.c) */
+gboolean vc_cli_doctor(VcCli *cli, int argc, char **argv, GError **error);
 /* signed placement (vc-cli-placement.c) */
 gboolean vc_cli_placement_sign(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_placement_verify(VcCli *cli, int argc, char **argv, GError **error);

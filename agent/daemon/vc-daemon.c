@@ -145,6 +145,20 @@ vc_daemon_method_show(VcIpcRequest *request, gpointer user_data)
 }
 
 static void
+vc_daemon_doctor_done(JsonNode *result, gpointer user_data)
+{
+	vc_ipc_request_reply(user_data, result);
+}
+
+/* `virtcert doctor`: libvirt and the guest agents, as the daemon sees them */
+static void
+vc_daemon_method_doctor(VcIpcRequest *request, gpointer user_data)
+{
+	VcDaemon *daemon = user_data;
+	vc_engine_doctor(daemon->engine, vc_daemon_doctor_done, request);
+}
+
+static void
 vc_daemon_method_renew(VcIpcRequest *request, gpointer user_data)
 {
 	VcDaemon *daemon = user_data;
@@ -674,8 +688,12 @@ static gboolean
 vc_daemon_reload(VcDaemon *daemon, GError **error)
 {
 	VcPolicySet *set = vc_daemon_load_policy(daemon, error);
-	if (set == NULL)
+	if (set == NULL) {
+		/* every refused file is named, one a line */
+		g_warning("reload refused, the previous policy stays in force: %s",
+			  (*error)->message);
 		return FALSE;
+	}
 	vc_engine_set_policy(daemon->engine, set);
 	return TRUE;
 }
@@ -699,8 +717,7 @@ vc_daemon_on_sighup(gpointer user_data)
 	g_autoptr(GError) error = NULL;
 
 	sd_notify(0, "RELOADING=1");
-	if (!vc_daemon_reload(daemon, &error))
-		g_warning("reload failed, keeping the previous policy: %s", error->message);
+	vc_daemon_reload(daemon, &error); /* a refusal is logged there */
 	sd_notify(0, "READY=1");
 	return G_SOURCE_CONTINUE;
 }
@@ -784,6 +801,7 @@ vc_daemon_start(VcDaemon *daemon, GError **error)
 	vc_ipc_server_add_method(daemon->ipc, "renew", vc_daemon_method_renew, daemon);
 	vc_ipc_server_add_method(daemon->ipc, "revoke", vc_daemon_method_revoke, daemon);
 	vc_ipc_server_add_method(daemon->ipc, "reload", vc_daemon_method_reload, daemon);
+	vc_ipc_server_add_method(daemon->ipc, "doctor", vc_daemon_method_doctor, daemon);
 	vc_ipc_server_add_method(daemon->ipc, "placement-check", vc_daemon_method_placement_check,
 				 daemon);
 

@@ -70,6 +70,7 @@ vc_engine_run_effects(VcEngine *engine)
 
 	if (engine->effects->len == 0)
 		return;
+	vc_crash_point("effects-before-run");
 	effects = g_steal_pointer(&engine->effects);
 	engine->effects = g_ptr_array_new_with_free_func((GDestroyNotify)vc_engine_work_free);
 	for (guint i = 0; i < effects->len; i++)
@@ -96,49 +97,68 @@ vc_engine_flush_rows(VcEngine *engine, GError **error)
 	return TRUE;
 }
 
+/* After the commit: the rows and the certificates a failed commit left in
+ * memory (engine->unstored) are durable. */
 static void
 vc_engine_rows_committed(VcEngine *engine)
 {
 	g_hash_table_remove_all(engine->dirty);
+	g_ptr_array_set_size(engine->unstored, 0);
 }
 
-/* Revocations and row changes in one durable commit, then reported. */
-gboolean
-vc_engine_flush_revocations(VcEngine *engine, GError **error)
+/* Certificates signed and applied to the VMs whose commit failed: written
+ * again in every transaction until one commits, first, so that no row that
+ * names them and no revocation of them is committed without them. */
+static gboolean
+vc_engine_write_unstored(VcEngine *engine, GError **error)
 {
-	g_autoptr(GPtrArray) done = NULL;
-
-	if (engine->revoke_queue->len == 0 && g_hash_table_size(engine->dirty) == 0)
+	if (engine->unstored->len == 0)
 		return TRUE;
-	if (!vc_store_begin(engine->store, error))
-		return FALSE;
+	return vc_issuer_write_issued(engine->issuer, engine->unstored, error);
+}
+
+/* Rows left REVOKING (each is dirty: the move marked it) reach REVOKED in
+ * the commit that holds their revocations: both commits (the revocations'
+ * and the issuance batch's) write every revocation queued. A VM with nothing
+ * left to revoke (it vanished holding no certificate) flushed with another's
+ * issuance stayed REVOKING until the next restart when only the first did
+ * (crash storm). */
+static void
+vc_engine_end_revoking(VcEngine *engine)
+{
+	g_autoptr(GPtrArray) ending = g_ptr_array_new();
+	GHashTableIter iter;
+	const char *uuid;
+
+	g_hash_table_iter_init(&iter, engine->dirty);
+	while (g_hash_table_iter_next(&iter, (gpointer *)&uuid, NULL)) {
+		VcEngineVm *vm = vc_engine_vm_lookup(engine, uuid);
+		if (vm != NULL && vm->row != NULL && vm->state == VC_DOMAIN_STATE_REVOKING)
+			g_ptr_array_add(ending, vm);
+	}
+	for (guint i = 0; i < ending->len; i++)
+		vc_engine_vm_move(engine, g_ptr_array_index(ending, i), VC_DOMAIN_STATE_REVOKED,
+				  NULL);
+}
+
+/* Every queued revocation into the open transaction. */
+static gboolean
+vc_engine_write_revocations(VcEngine *engine, GError **error)
+{
 	for (guint i = 0; i < engine->revoke_queue->len; i++) {
 		VcQueuedRevoke *q = g_ptr_array_index(engine->revoke_queue, i);
 		if (!vc_store_cert_revoke(engine->store, q->serial, q->reason, 0, error))
-			goto fail;
+			return FALSE;
 	}
-	/* rows left REVOKING (each is dirty: the move marked it) reach REVOKED in
-	 * the same commit as their revocations */
-	{
-		g_autoptr(GPtrArray) ending = g_ptr_array_new();
-		GHashTableIter iter;
-		const char *uuid;
-		g_hash_table_iter_init(&iter, engine->dirty);
-		while (g_hash_table_iter_next(&iter, (gpointer *)&uuid, NULL)) {
-			VcEngineVm *vm = vc_engine_vm_lookup(engine, uuid);
-			if (vm != NULL && vm->row != NULL && vm->state == VC_DOMAIN_STATE_REVOKING)
-				g_ptr_array_add(ending, vm);
-		}
-		for (guint i = 0; i < ending->len; i++)
-			vc_engine_vm_move(engine, g_ptr_array_index(ending, i),
-					  VC_DOMAIN_STATE_REVOKED, NULL);
-	}
-	if (!vc_engine_flush_rows(engine, error))
-		goto fail;
-	if (!vc_store_commit(engine->store, error))
-		goto fail;
-	vc_engine_rows_committed(engine);
-	done = g_steal_pointer(&engine->revoke_queue);
+	return TRUE;
+}
+
+/* Once committed: the queue emptied, each revocation counted and reported. */
+static void
+vc_engine_report_revocations(VcEngine *engine)
+{
+	g_autoptr(GPtrArray) done = g_steal_pointer(&engine->revoke_queue);
+
 	engine->revoke_queue =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
 	g_hash_table_remove_all(engine->revoke_set);
@@ -151,6 +171,29 @@ vc_engine_flush_revocations(VcEngine *engine, GError **error)
 			      vc_reason_to_string(q->reason), q->why);
 		vc_engine_emit(engine, "revoked", q->uuid, q->name, q->serial, q->why);
 	}
+}
+
+/* Revocations and row changes in one durable commit, then reported. */
+gboolean
+vc_engine_flush_revocations(VcEngine *engine, GError **error)
+{
+	if (engine->revoke_queue->len == 0 && g_hash_table_size(engine->dirty) == 0 &&
+	    engine->unstored->len == 0)
+		return TRUE;
+	if (!vc_store_begin(engine->store, error))
+		return FALSE;
+	if (!vc_engine_write_unstored(engine, error) || !vc_engine_write_revocations(engine, error))
+		goto fail;
+	vc_engine_end_revoking(engine);
+	if (!vc_engine_flush_rows(engine, error))
+		goto fail;
+	vc_crash_point(engine->revoke_queue->len > 0 ? "revoke-before-commit"
+						     : "rows-before-commit");
+	if (!vc_store_commit(engine->store, error))
+		goto fail;
+	vc_engine_rows_committed(engine);
+	vc_crash_point(engine->revoke_queue->len > 0 ? "revoke-after-commit" : "rows-after-commit");
+	vc_engine_report_revocations(engine);
 	return TRUE;
 fail:
 	vc_store_rollback(engine->store);
@@ -174,6 +217,23 @@ vc_engine_after_issue(VcEngine *engine, VcEngineVm *vm)
 	if (!vm->has_agent && vm->claim_wanted && vm->claim_peer != NULL) {
 		vm->claim_wanted = FALSE;
 		vc_engine_start_work(engine, vm, VC_ENGINE_WORK_CLAIM);
+	}
+}
+
+/* The commit of an applied batch failed (disk full, read-only): its VMs
+ * already hold the new certificates in memory, with their deliveries waiting
+ * for a commit (effects), so the certificates are kept and written again by
+ * the next transaction, which commits them with the rows that name them
+ * (vc_engine_write_unstored()). A restart before that finds them PENDING and
+ * abandons them (on the CRL); the rows it finds name the old ones. */
+static void
+vc_engine_keep_unstored(VcEngine *engine, GPtrArray *results)
+{
+	for (guint i = 0; i < results->len; i++) {
+		VcIssued *issued = g_ptr_array_index(results, i);
+		if (issued->error != NULL || issued->cert == NULL)
+			continue;
+		g_ptr_array_add(engine->unstored, g_steal_pointer(&results->pdata[i]));
 	}
 }
 
@@ -214,12 +274,13 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		reqs[i].lifetime_s = q->lifetime_s;
 		reqs[i].placement = q->placement;
 	}
-	results = vc_issuer_issue_batch(engine->issuer, reqs, batch->len, error);
+	/* the DER and the rows that refer to it in one commit (below) */
+	results = vc_issuer_issue_batch_open(engine->issuer, reqs, batch->len, error);
 	if (results == NULL) {
 		/* the store failed: retry the batch at the next flush. Serials it
 		 * recorded stay PENDING (abandoned and listed on the CRL at the next
-		 * start); a certificate stored VALID meanwhile is superseded by the
-		 * retry's, so none stays valid unknown to the rows */
+		 * start); none was stored VALID, since the DER is committed only
+		 * with the rows below */
 		for (guint i = batch->len; i > 0; i--) {
 			VcQueuedIssue *q = g_ptr_array_steal_index(batch, i - 1);
 			g_hash_table_insert(engine->issue_queue, q->uuid, q);
@@ -227,9 +288,6 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		}
 		return FALSE;
 	}
-	/* the results go into memory whatever the store does next: the
-	 * certificates are durable (VALID) already, and rows that cannot be
-	 * committed now stay dirty for the next flush */
 	renewal = g_new0(gboolean, batch->len);
 	for (guint i = 0; i < batch->len; i++) {
 		VcQueuedIssue *q = g_ptr_array_index(batch, i);
@@ -276,13 +334,29 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 		/* DELIVERING is committed with ISSUED; the work runs after the commit */
 		vc_engine_after_issue(engine, vm);
 	}
-	if (!vc_store_begin(engine->store, error))
-		return FALSE;
-	if (!vc_engine_flush_rows(engine, error) || !vc_store_commit(engine->store, error)) {
+	/* the certificates the new ones supersede (VMs without an agent) are
+	 * revoked in the same commit: a crash between two commits left them
+	 * valid beside the new one for good (crash storm) */
+	if (!vc_engine_write_unstored(engine, error) ||
+	    !vc_engine_write_revocations(engine, error)) {
 		vc_store_rollback(engine->store);
+		vc_engine_keep_unstored(engine, results);
+		return FALSE;
+	}
+	vc_engine_end_revoking(engine);
+	if (!vc_engine_flush_rows(engine, error)) {
+		vc_store_rollback(engine->store);
+		vc_engine_keep_unstored(engine, results);
+		return FALSE;
+	}
+	vc_crash_point("issue-rows-before-commit");
+	if (!vc_store_commit(engine->store, error)) {
+		vc_store_rollback(engine->store);
+		vc_engine_keep_unstored(engine, results);
 		return FALSE;
 	}
 	vc_engine_rows_committed(engine);
+	vc_crash_point("issue-rows-after-commit");
 	for (guint i = 0; i < batch->len; i++) {
 		VcQueuedIssue *q = g_ptr_array_index(batch, i);
 		VcIssued *issued = g_ptr_array_index(results, i);
@@ -301,6 +375,7 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 			      q->why);
 		vc_engine_emit(engine, "issued", q->uuid, q->name, issued->serial, joined);
 	}
+	vc_engine_report_revocations(engine);
 	vc_engine_run_effects(engine);
 	return TRUE;
 }

@@ -116,6 +116,7 @@ vc_engine_handle_announce(VcEngine *engine, const char *vm_uuid, const char *ser
 	g_free(vm->announced_serial);
 	vm->announced_serial = g_ascii_strdown(serial, -1);
 	vm->announced_at = vc_engine_now();
+	vc_crash_point("handover-announce-recorded");
 	vc_engine_log(G_LOG_LEVEL_MESSAGE, "migration-announced", vm->uuid, vm->row->name,
 		      vm->row->current_serial, "VM %s: %s announced an incoming migration",
 		      vm->row->name, peer->fqdn);
@@ -181,6 +182,7 @@ vc_engine_handle_claim(VcEngine *engine, const char *vm_uuid, const char *serial
 	why = g_strdup_printf("handed over to %s", peer->fqdn);
 	vc_engine_vm_retire(engine, vm, NULL, VC_REASON_SUPERSEDED, why);
 	vc_engine_vm_move(engine, vm, VC_DOMAIN_STATE_HANDED_OVER, NULL);
+	vc_crash_point("handover-claim-accepted");
 	g_clear_pointer(&vm->announced_fingerprint, g_free);
 	g_clear_pointer(&vm->announced_fqdn, g_free);
 	g_clear_pointer(&vm->announced_serial, g_free);

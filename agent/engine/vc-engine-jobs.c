@@ -87,6 +87,7 @@ vc_engine_work_record_metadata(VcEngineWork *work)
 	}
 	xml =
 	    vc_domain_metadata_set_issued(cur, work->serial, work->config->peer_url, &work->error);
+	vc_crash_point("metadata-before-write");
 	work->ok = xml != NULL && vc_virt_set_metadata(work->virt, work->uuid, xml, VC_DOMAIN_NS,
 						       "virtcert", &work->error);
 }
@@ -107,9 +108,84 @@ vc_engine_work_claim(VcEngineWork *work)
 		work->ok = FALSE;
 		return;
 	}
+	vc_crash_point("handover-claim-before-send");
 	work->ok = vc_peer_claim(work->peer_url, &opts, work->uuid, work->name, work->serial,
 				 &work->accepted, &work->reason, &work->error);
+	vc_crash_point("handover-claim-answered");
 }
+
+#ifdef VC_TEST_SEAMS
+/* Test seam (-Dtest_seams=true): with VC_TEST_GUEST_AGENT_DIR set, the guest
+ * agent of the VM named NAME is whatever listens on DIR/NAME.sock (a real
+ * qemu-ga with `-m unix-listen`, or the hostile agent of
+ * tests/integration/hostile-guest.sh), reached through the socket channel,
+ * and the VM's agent counts as connected while that socket exists. The
+ * libvirt test driver has no guest agent; this puts the daemon's whole
+ * delivery path in front of one. A release build has no such variable. */
+char *
+vc_engine_test_agent_socket(const char *name)
+{
+	const char *dir = g_getenv("VC_TEST_GUEST_AGENT_DIR");
+	g_autofree char *file = NULL;
+
+	if (dir == NULL || *dir == '\0' || name == NULL || strchr(name, '/') != NULL)
+		return NULL;
+	file = g_strconcat(name, ".sock", NULL);
+	return g_build_filename(dir, file, NULL);
+}
+
+static void
+vc_engine_test_agent_changed_cb(GFileMonitor *monitor, GFile *file, GFile *other,
+				GFileMonitorEvent what, gpointer user_data)
+{
+	VcEngine *engine = user_data;
+	g_autofree char *base = g_file_get_basename(file);
+	g_autofree char *name = NULL;
+	GHashTableIter iter;
+	VcEngineVm *vm;
+
+	if ((what != G_FILE_MONITOR_EVENT_CREATED && what != G_FILE_MONITOR_EVENT_DELETED) ||
+	    !g_str_has_suffix(base, ".sock"))
+		return;
+	name = g_strndup(base, strlen(base) - strlen(".sock"));
+	g_hash_table_iter_init(&iter, engine->vms);
+	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&vm)) {
+		VcVirtEvent event = {
+		    .uuid = vm->uuid,
+		    .name = name,
+		    .kind = what == G_FILE_MONITOR_EVENT_CREATED ? VC_VIRT_EVENT_AGENT_CONNECTED
+								 : VC_VIRT_EVENT_AGENT_DISCONNECTED,
+		    .detail_str = "channel",
+		};
+		if (vm->row == NULL || g_strcmp0(vm->row->name, name) != 0)
+			continue;
+		vc_engine_handle_event(engine, &event);
+		return;
+	}
+}
+
+void
+vc_engine_test_agent_watch(VcEngine *engine)
+{
+	const char *dir = g_getenv("VC_TEST_GUEST_AGENT_DIR");
+	g_autoptr(GFile) file = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (dir == NULL || *dir == '\0' || engine->test_agent_monitor != NULL)
+		return;
+	file = g_file_new_for_path(dir);
+	engine->test_agent_monitor =
+	    g_file_monitor_directory(file, G_FILE_MONITOR_NONE, NULL, &error);
+	if (engine->test_agent_monitor == NULL) {
+		g_warning("VC_TEST_GUEST_AGENT_DIR %s: %s", dir, error->message);
+		return;
+	}
+	/* every event as it comes: a flapping agent is the point */
+	g_file_monitor_set_rate_limit(engine->test_agent_monitor, 0);
+	g_signal_connect(engine->test_agent_monitor, "changed",
+			 G_CALLBACK(vc_engine_test_agent_changed_cb), engine);
+}
+#endif
 
 static void
 vc_engine_work_guest(VcEngineWork *work)
@@ -119,7 +195,17 @@ vc_engine_work_guest(VcEngineWork *work)
 
 	if (conn == NULL)
 		return;
+#ifdef VC_TEST_SEAMS
+	{
+		g_autofree char *sock = vc_engine_test_agent_socket(work->name);
+		if (sock != NULL)
+			channel = vc_guest_channel_new_socket(sock, &work->error);
+		else
+			channel = vc_guest_channel_new_libvirt(conn, work->uuid, &work->error);
+	}
+#else
 	channel = vc_guest_channel_new_libvirt(conn, work->uuid, &work->error);
+#endif
 	if (channel != NULL) {
 		switch (work->kind) {
 		case VC_ENGINE_WORK_DELIVER: {
@@ -132,8 +218,15 @@ vc_engine_work_guest(VcEngineWork *work)
 			    .key_path = work->key_path,
 			    .owner = work->owner,
 			    .reload_command = work->reload,
+			    /* the job's time budget: a guest that never finishes
+			     * holds a thread this long at most */
+			    .timeout_s = (int)CLAMP(work->config->guest_timeout_s, 1, 3600),
+			    .command_timeout_s =
+				(int)CLAMP(work->config->guest_command_timeout_s, 1, 3600),
 			};
+			vc_crash_point("deliver-before-write");
 			work->ok = vc_guest_deliver(channel, &d, &work->result, &work->error);
+			vc_crash_point("deliver-after-write");
 			break;
 		}
 		case VC_ENGINE_WORK_CHECK:
@@ -295,6 +388,7 @@ vc_engine_work_delivered(VcEngine *engine, VcEngineVm *vm, VcEngineWork *work)
 		vc_engine_retry_later(engine, vm, "delivered, but the reload failed", reload_error);
 		return;
 	}
+	vc_crash_point("deliver-before-state");
 	g_hash_table_remove(engine->keys, work->serial);
 	vm->check_wanted = FALSE;
 	vm->retry_at = 0;

@@ -11,6 +11,7 @@
  *   vc-engine-handover.c  claims from a migration's destination
  *   vc-engine-report.c    control requests, status and metrics */
 
+#include "vc-crash-point.h"
 #include "vc-engine-decide.h"
 #include "vc-engine-state.h"
 #include "vc-engine.h"
@@ -97,6 +98,10 @@ typedef struct {
 	gboolean job_running;
 	gboolean check_wanted; /* agent (re)connected or guest restored: verify the files */
 	gint64 retry_at;       /* no guest job before this (unix s) */
+	/* no agent-connected event brings a retry forward before this (unix
+	 * s): an agent that connects and disconnects on and on is backed off
+	 * like one that fails */
+	gint64 agent_reset_at;
 } VcEngineVm;
 
 /* Blocking work, run on the engine's thread pool, its result applied on the
@@ -113,6 +118,9 @@ typedef struct _VcEngineWork VcEngineWork;
 
 struct _VcEngine {
 	const VcConfig *config;
+#ifdef VC_TEST_SEAMS
+	GFileMonitor *test_agent_monitor; /* vc_engine_test_agent_watch() */
+#endif
 	VcStore *store;
 	VcCa *ca;
 	VcIssuer *issuer;
@@ -139,6 +147,7 @@ struct _VcEngine {
 	gint64 flush_due_us;  /* monotonic: when the pending flush's window ends */
 	guint flush_failures; /* flushes in a row the store refused (backoff) */
 	char *store_error;    /* why the last flush failed, NULL once one succeeds */
+	GPtrArray *unstored;  /* of VcIssued: applied, their commit failed (vc-engine-flush.c) */
 	guint tick_source;
 	guint reconcile_source;
 	guint64 seq;
@@ -216,3 +225,10 @@ void vc_engine_metrics_init(VcEngine *engine);
 void vc_engine_start_work(VcEngine *engine, VcEngineVm *vm, VcEngineWorkKind kind);
 void vc_engine_work_push(VcEngine *engine, VcEngineWork *work);
 void vc_engine_work_free(VcEngineWork *work);
+#ifdef VC_TEST_SEAMS
+/* DIR/NAME.sock with VC_TEST_GUEST_AGENT_DIR=DIR set, else NULL */
+char *vc_engine_test_agent_socket(const char *name);
+/* agent-connected and -disconnected events as sockets appear and vanish in
+ * VC_TEST_GUEST_AGENT_DIR (what libvirt reports of a real guest's agent) */
+void vc_engine_test_agent_watch(VcEngine *engine);
+#endif

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vc-engine-private.h"
 
+#include "vc-domain-xml.h"
 #include "vc-error.h"
+#include "vc-guest.h"
 #include "vc-store-json.h"
 
 /* Control requests (the daemon's control socket), status and metrics. */
@@ -96,20 +98,111 @@ vc_engine_list(VcEngine *engine, GError **error)
 	return node;
 }
 
+/* A domain libvirt knows by NAME_OR_UUID that the engine holds no row for:
+ * why it has no certificate (no policy selects it, or its policy is
+ * refused), as `show` answers it. NULL when libvirt knows no such domain. */
+static JsonNode *
+vc_engine_show_unmanaged(VcEngine *engine, const char *name_or_uuid)
+{
+	g_autoptr(GPtrArray) doms = NULL;
+	g_autoptr(VcDomainInfo) info = NULL;
+	g_autoptr(VcPolicy) policy = NULL;
+	g_autoptr(GError) local = NULL;
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autofree char *why = NULL;
+	g_autofree char *xml = NULL;
+	VcVirtDomain *dom = NULL;
+
+	if (engine->virt == NULL || !engine->connected)
+		return NULL;
+	/* two libvirt calls, then the one domain's XML */
+	doms = vc_virt_list_domains(engine->virt, FALSE, NULL);
+	for (guint i = 0; doms != NULL && i < doms->len && dom == NULL; i++) {
+		VcVirtDomain *d = g_ptr_array_index(doms, i);
+		if (g_strcmp0(d->name, name_or_uuid) == 0 ||
+		    g_ascii_strcasecmp(d->uuid, name_or_uuid) == 0)
+			dom = d;
+	}
+	if (dom == NULL)
+		return NULL;
+	xml = vc_virt_get_domain_xml(engine->virt, dom->uuid, &local);
+	if (xml != NULL)
+		info = vc_domain_info_parse(xml, -1, &local);
+	if (info != NULL)
+		policy =
+		    vc_domain_info_resolve_policy(info, engine->policy, engine->config->issue_all,
+						  NULL, engine->config->default_lifetime_s, &local);
+	if (local != NULL)
+		why = g_strdup_printf("its policy is refused: %s", local->message);
+	else if (policy == NULL)
+		why = g_strdup_printf("no policy selects it: no group in %s matches its name, "
+				      "UUID or project, and it has no <virtcert:vm> metadata "
+				      "(see `virtcert policy show --xml`)",
+				      engine->config->policy_dir);
+	else
+		why = g_strdup_printf("policy %s selects it; the daemon has not taken it up "
+				      "yet (it will at the next event or reconcile)",
+				      policy->source);
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "domain");
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "uuid");
+	json_builder_add_string_value(b, dom->uuid);
+	json_builder_set_member_name(b, "name");
+	json_builder_add_string_value(b, dom->name);
+	json_builder_set_member_name(b, "state");
+	json_builder_add_string_value(b, "unmanaged");
+	json_builder_end_object(b);
+	json_builder_set_member_name(b, "certificates");
+	json_builder_begin_array(b);
+	json_builder_end_array(b);
+	json_builder_set_member_name(b, "why");
+	json_builder_add_string_value(b, why);
+	json_builder_end_object(b);
+	return json_builder_get_root(b);
+}
+
+/* Why a VM the engine manages has no current certificate, or NULL. */
+static char *
+vc_engine_show_why(const VcEngineVm *vm)
+{
+	const VcDomainRecord *row = vm->row;
+
+	if (row->current_serial != NULL)
+		return NULL;
+	if (row->last_error != NULL && *row->last_error != '\0')
+		return g_strdup_printf("%s: %s", vc_domain_state_to_string(vm->state),
+				       row->last_error);
+	if (vm->state == VC_DOMAIN_STATE_NEW || vm->state == VC_DOMAIN_STATE_STOPPED)
+		return g_strdup("the VM does not run: its policy issues when it starts "
+				"(issue-on=start)");
+	if (vm->state == VC_DOMAIN_STATE_WANTED || vm->state == VC_DOMAIN_STATE_RENEWING)
+		return g_strdup("pending: an issuance is queued");
+	if (vm->state == VC_DOMAIN_STATE_REVOKING || vm->state == VC_DOMAIN_STATE_REVOKED)
+		return g_strdup("its certificate was revoked (see `virtcert list --vm`)");
+	return g_strdup_printf("no current certificate in state %s",
+			       vc_domain_state_to_string(vm->state));
+}
+
 JsonNode *
 vc_engine_show(VcEngine *engine, const char *vm_or_serial, GError **error)
 {
 	VcEngineVm *vm = vc_engine_find_vm(engine, vm_or_serial);
 	g_autoptr(JsonBuilder) b = NULL;
 	g_autoptr(GPtrArray) certs = NULL;
+	g_autofree char *why = NULL;
 
 	if (vm == NULL) {
 		g_autofree char *serial = g_ascii_strdown(vm_or_serial, -1);
 		g_autoptr(VcCertRecord) rec = vc_store_cert_get(engine->store, serial, NULL);
+		JsonNode *unmanaged;
 		if (rec != NULL)
 			return vc_cert_record_to_json(rec);
+		unmanaged = vc_engine_show_unmanaged(engine, vm_or_serial);
+		if (unmanaged != NULL)
+			return unmanaged;
 		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
-			    "no VM or serial '%s' known to the daemon", vm_or_serial);
+			    "no VM or serial '%s' known to the daemon or to libvirt", vm_or_serial);
 		return NULL;
 	}
 	certs = vc_store_cert_list(engine->store, vm->uuid, error);
@@ -119,6 +212,21 @@ vc_engine_show(VcEngine *engine, const char *vm_or_serial, GError **error)
 	json_builder_begin_object(b);
 	json_builder_set_member_name(b, "domain");
 	json_builder_add_value(b, vc_domain_record_to_json(vm->row));
+	for (guint i = 0; i < certs->len; i++) {
+		VcCertRecord *rec = g_ptr_array_index(certs, i);
+		g_autofree char *at = NULL;
+		if (g_strcmp0(rec->serial, vm->row->current_serial) != 0 ||
+		    rec->status != VC_CERT_STATUS_VALID)
+			continue;
+		at = vc_time_to_string(vc_engine_renew_at(engine, rec));
+		json_builder_set_member_name(b, "renew_at");
+		json_builder_add_string_value(b, at);
+	}
+	why = vc_engine_show_why(vm);
+	if (why != NULL) {
+		json_builder_set_member_name(b, "why");
+		json_builder_add_string_value(b, why);
+	}
 	json_builder_set_member_name(b, "certificates");
 	json_builder_begin_array(b);
 	for (guint i = 0; i < certs->len; i++)
@@ -141,6 +249,7 @@ vc_engine_renew(VcEngine *engine, const char *vm_or_name, GError **error)
 		return NULL;
 	}
 	vc_engine_evaluate(engine, vm->uuid, &input, "manual renewal");
+	vc_crash_point("renew-manual-decided");
 	json_builder_begin_object(b);
 	json_builder_set_member_name(b, "vm_uuid");
 	json_builder_add_string_value(b, vm->uuid);
@@ -203,6 +312,7 @@ vc_engine_revoke(VcEngine *engine, const char *vm_or_serial, int reason, GError 
 		vc_engine_schedule_flush(engine);
 		return NULL;
 	}
+	vc_crash_point("revoke-manual-committed");
 	vc_engine_run_effects(engine);
 	/* a manual revocation is not the end of the VM's life: if policy still
 	 * asks for a certificate, a new one (with a new key) is issued */

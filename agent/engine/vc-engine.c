@@ -204,6 +204,7 @@ vc_engine_queue_revoke(VcEngine *engine, const char *serial, const char *uuid, c
 	g_ptr_array_add(engine->revoke_queue, q);
 	g_hash_table_add(engine->revoke_set, q->serial);
 	vc_engine_schedule_flush(engine);
+	vc_crash_point("revoke-queued");
 	return TRUE;
 }
 
@@ -326,6 +327,7 @@ vc_engine_new(const VcConfig *config, VcStore *store, VcCa *ca, VcPolicySet *pol
 	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
 	engine->revoke_set = g_hash_table_new(g_str_hash, g_str_equal);
 	engine->effects = g_ptr_array_new_with_free_func((GDestroyNotify)vc_engine_work_free);
+	engine->unstored = g_ptr_array_new_with_free_func((GDestroyNotify)vc_issued_free);
 	vc_engine_metrics_init(engine);
 	return engine;
 }
@@ -335,6 +337,12 @@ vc_engine_free(VcEngine *engine)
 {
 	if (engine == NULL)
 		return;
+#ifdef VC_TEST_SEAMS
+	if (engine->test_agent_monitor != NULL) {
+		g_signal_handlers_disconnect_by_data(engine->test_agent_monitor, engine);
+		g_clear_object(&engine->test_agent_monitor);
+	}
+#endif
 	if (engine->owns_virt)
 		g_clear_pointer(&engine->virt, vc_virt_free);
 	g_clear_handle_id(&engine->flush_source, g_source_remove);
@@ -346,6 +354,7 @@ vc_engine_free(VcEngine *engine)
 	g_ptr_array_unref(engine->revoke_queue);
 	g_hash_table_unref(engine->dirty);
 	g_ptr_array_unref(engine->effects);
+	g_ptr_array_unref(engine->unstored);
 	if (engine->pool != NULL)
 		g_thread_pool_free(engine->pool, TRUE, TRUE);
 	if (engine->suspect_pool != NULL)
@@ -438,8 +447,10 @@ vc_engine_recover(VcEngine *engine, GError **error)
 	g_autoptr(GPtrArray) rows = NULL;
 	guint abandoned = 0;
 
+	vc_crash_point("recover-begin");
 	if (!vc_store_recover(engine->store, &abandoned, error))
 		return FALSE;
+	vc_crash_point("recover-after-abandon");
 	if (abandoned > 0)
 		vc_engine_log(G_LOG_LEVEL_MESSAGE, "recover", NULL, NULL, NULL,
 			      "%u serial(s) recorded but not known to be signed were abandoned "
@@ -553,6 +564,9 @@ vc_engine_handle_connected(VcEngine *engine)
 	engine->connected = TRUE;
 	vc_engine_log(G_LOG_LEVEL_MESSAGE, "connected", NULL, NULL, NULL,
 		      "connected to libvirt; reconciling");
+#ifdef VC_TEST_SEAMS
+	vc_engine_test_agent_watch(engine);
+#endif
 	if (!vc_engine_reconcile(engine, &error))
 		vc_engine_log(G_LOG_LEVEL_WARNING, "reconcile", NULL, NULL, NULL,
 			      "reconcile failed: %s", error->message);
@@ -614,6 +628,7 @@ vc_engine_reconcile(VcEngine *engine, GError **error)
 			continue;
 		g_ptr_array_add(vanished, g_strdup(vm->uuid));
 	}
+	vc_crash_point("reconcile-listed");
 	for (guint i = 0; i < vanished->len; i++)
 		vc_engine_evaluate(engine, g_ptr_array_index(vanished, i), &input, "reconcile");
 	engine->n_reconciles++;
@@ -663,8 +678,10 @@ vc_engine_tick_cb(gpointer user_data)
 	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&vm))
 		if (vc_engine_vm_is_due(vm, now))
 			g_ptr_array_add(due, g_strdup(vm->uuid));
-	for (guint i = 0; i < due->len; i++)
+	for (guint i = 0; i < due->len; i++) {
+		vc_crash_point("timer-due");
 		vc_engine_evaluate(engine, g_ptr_array_index(due, i), &input, "renewal");
+	}
 	vc_engine_schedule_tick(engine);
 	return G_SOURCE_REMOVE;
 }

@@ -108,6 +108,16 @@ gboolean vc_engine_handle_announce(VcEngine *engine, const char *vm_uuid, const 
  * shortly (the claimant's request waits) before answering the refusal. */
 gboolean vc_engine_handle_claim(VcEngine *engine, const char *vm_uuid, const char *serial,
 				const VcEnginePeer *peer, gboolean *ret_not_yet, char **ret_reason);
+/* `virtcert doctor`'s libvirt side: the connection, and for each running
+ * VM a policy selects its guest agent channel and what the agent allows
+ * (guest-info, asked on a worker thread). DONE runs on the main loop with
+ * the result (borrowed): {"libvirt_uri", "libvirt_connected",
+ * "libvirt_error", "vms": [{"uuid", "name", "policy", "agent_channel",
+ * "agent_connected", "agent_answered", "file_only_possible",
+ * "agent_problems": [...], "agent_error"}]}. */
+typedef void (*VcEngineDoctorFunc)(JsonNode *result, gpointer user_data);
+void vc_engine_doctor(VcEngine *engine, VcEngineDoctorFunc done, gpointer user_data);
+
 /* Number of VMs with a queued issuance (benchmarks wait for zero). */
 guint vc_engine_get_queue_length(VcEngine *engine);
 

@@ -1554,3 +1554,23 @@ vc_guest_check_files(VcGuestChannel *channel, const char *cert_path, const char 
 		     (line[64] == ' ' || line[64] == '\t');
 	return TRUE;
 }
+
+gboolean
+vc_guest_check_agent(VcGuestChannel *channel, int timeout_s, GPtrArray *problems,
+		     gboolean *ret_files_ok, GError **error)
+{
+	VcGuestCtx ctx;
+	g_autofree char *blocked = NULL;
+	gboolean files_ok = FALSE;
+
+	g_return_val_if_fail(channel != NULL, FALSE);
+	g_return_val_if_fail(problems != NULL, FALSE);
+	if (timeout_s <= 0)
+		timeout_s = VC_GUEST_COMMAND_TIMEOUT_DEFAULT;
+	vc_guest_ctx_init(&ctx, channel, timeout_s, timeout_s);
+	if (!vc_guest_check_capabilities(&ctx, problems, &blocked, &files_ok, error))
+		return FALSE;
+	if (ret_files_ok != NULL)
+		*ret_files_ok = files_ok;
+	return TRUE;
+}

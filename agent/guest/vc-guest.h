@@ -105,6 +105,14 @@ void vc_guest_result_clear(VcGuestResult *result);
 /* guest-ping: the agent answers. */
 gboolean vc_guest_ping(VcGuestChannel *channel, int timeout_s, GError **error);
 
+/* guest-info, as a delivery asks it first (`virtcert doctor`): adds to
+ * PROBLEMS what the agent lacks for the guest-exec way ("guest-exec is
+ * disabled", "guest-file-open is not supported"); RET_FILES_OK (nullable)
+ * says whether the file-only way has all it needs. FALSE with ERROR when
+ * the agent does not answer or answers nonsense. */
+gboolean vc_guest_check_agent(VcGuestChannel *channel, int timeout_s, GPtrArray *problems,
+			      gboolean *ret_files_ok, GError **error);
+
 /* Delivers d: checks the agent (guest-info), writes each file to
  * PATH.virtcert-tmp (created 0600 before any byte is written), sets owner and
  * mode (key 0600, certificate and chain 0644) and renames it over PATH, all

@@ -21,4 +21,10 @@ gboolean vc_http_is_hex(const char *s, gsize min, gsize max);
 /* Routes /ocsp on SERVER to FUNC (agent/http/vc-http-ocsp.c). */
 void vc_http_ocsp_install(SoupServer *server, VcHttpOcspFunc func, gpointer user_data);
 
+/* A peer's answer to a claim or an announcement (hostile input: parsed
+ * strictly): {"accepted": BOOL, "reason": STRING}. PEER names it in errors.
+ * VC_ERROR_INVALID_DATA otherwise. Exposed for tests/fuzz. */
+gboolean vc_peer_client_parse_reply(const char *peer, const char *data, gsize len,
+				    gboolean *ret_accepted, char **ret_reason, GError **error);
+
 G_END_DECLS

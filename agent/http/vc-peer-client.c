@@ -10,6 +10,7 @@
 
 #include "vc-ca.h"
 #include "vc-error.h"
+#include "vc-http-private.h"
 #include "vc-peer-client.h"
 
 #define VC_PEER_DEFAULT_TIMEOUT_S 10
@@ -153,7 +154,7 @@ vc_peer_client_reply_text(const char *data, gsize len)
 	return g_strstrip(g_steal_pointer(&valid));
 }
 
-static gboolean
+gboolean
 vc_peer_client_parse_reply(const char *peer, const char *data, gsize len, gboolean *ret_accepted,
 			   char **ret_reason, GError **error)
 {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vc-crl-publisher.h"
 
+#include "vc-crash-point.h"
 #include "vc-error.h"
 
 /* The longest a CRL is served before it is rebuilt without a revocation. */
@@ -74,6 +75,7 @@ vc_crl_publisher_rebuild(VcCrlPublisher *pub, GError **error)
 	g_autoptr(GArray) covered = g_steal_pointer(&pub->pending_us);
 	pub->pending_us = g_array_new(FALSE, FALSE, sizeof(gint64));
 
+	vc_crash_point("crl-before-build");
 	der = vc_issuer_make_crl_der(pub->issuer, &this_update, &next_update, &n_entries, error);
 	if (der == NULL) {
 		/* still pending: the next rebuild covers them */
@@ -92,6 +94,7 @@ vc_crl_publisher_rebuild(VcCrlPublisher *pub, GError **error)
 	pub->next_update = next_update;
 	pub->n_entries = n_entries;
 	pub->builds++;
+	vc_crash_point("crl-published");
 	done = g_get_monotonic_time();
 	if (pub->metrics != NULL) {
 		vc_metric_add(pub->m_builds, NULL, 1);

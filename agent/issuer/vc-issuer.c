@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vc-issuer.h"
 
-#include <signal.h>
-
+#include "vc-crash-point.h"
 #include "vc-error.h"
 
 struct _VcIssuer {
@@ -16,12 +15,6 @@ struct _VcIssuer {
 	 * a later write: disk full, read-only): abandoned by the next batch that
 	 * can write, not left to the next start */
 	GPtrArray *orphans;
-#ifdef VC_TEST_SEAMS
-	/* Test seam (-Dtest_seams=true): VC_TEST_CRASH_AT=after-record|after-sign
-	 * kills the process there, so tests can prove the recovery rules on the
-	 * real binary. A release build has no such environment variable. */
-	char *crash_at;
-#endif
 };
 
 void
@@ -48,9 +41,6 @@ vc_issuer_new(const VcConfig *config, VcCa *ca, VcStore *store)
 	issuer->ocsp_url = vc_config_get_ca_url(config, VC_CA_URL_OCSP, vc_ca_get_id(ca));
 	issuer->ca_issuers_url =
 	    vc_config_get_ca_url(config, VC_CA_URL_CA_ISSUERS, vc_ca_get_id(ca));
-#ifdef VC_TEST_SEAMS
-	issuer->crash_at = g_strdup(g_getenv("VC_TEST_CRASH_AT"));
-#endif
 	return issuer;
 }
 
@@ -63,9 +53,6 @@ vc_issuer_free(VcIssuer *issuer)
 	g_free(issuer->ocsp_url);
 	g_free(issuer->ca_issuers_url);
 	g_ptr_array_unref(issuer->orphans);
-#ifdef VC_TEST_SEAMS
-	g_free(issuer->crash_at);
-#endif
 	g_free(issuer);
 }
 
@@ -73,15 +60,6 @@ char *
 vc_issuer_get_crl_url(VcIssuer *issuer)
 {
 	return g_strdup(issuer->crl_url);
-}
-
-static void
-vc_issuer_crash_point(VcIssuer *issuer, const char *point)
-{
-#ifdef VC_TEST_SEAMS
-	if (issuer->crash_at != NULL && g_strcmp0(issuer->crash_at, point) == 0)
-		raise(SIGKILL);
-#endif
 }
 
 static char *
@@ -211,9 +189,13 @@ vc_issuer_issue(VcIssuer *issuer, const VcIssueRequest *req, GError **error)
 }
 
 static gboolean vc_issuer_abandon_orphans(VcIssuer *issuer, GError **error);
+static void vc_issuer_orphan_all(VcIssuer *issuer, GPtrArray *results);
 
-GPtrArray *
-vc_issuer_issue_batch(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs, GError **error)
+/* Steps 1-3 of a batch; with COMMIT FALSE the DER writes are left in an
+ * open transaction for the caller to commit with its own rows. */
+static GPtrArray *
+vc_issuer_issue_batch_full(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs,
+			   gboolean commit, GError **error)
 {
 	g_autoptr(GPtrArray) results = g_ptr_array_new_full(n_reqs, (GDestroyNotify)vc_issued_free);
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
@@ -240,7 +222,7 @@ vc_issuer_issue_batch(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs
 		return NULL;
 	}
 	g_ptr_array_set_size(issuer->orphans, 0);
-	vc_issuer_crash_point(issuer, "after-record");
+	vc_crash_point("issue-after-record");
 
 	/* 2. sign; a failure is recorded so the serial is never left PENDING */
 	for (guint i = 0; i < n_reqs; i++) {
@@ -257,11 +239,13 @@ vc_issuer_issue_batch(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs
 			}
 		}
 	}
-	vc_issuer_crash_point(issuer, "after-sign");
+	vc_crash_point("issue-after-sign");
 
 	/* 3. every DER durable in one commit; only then are certificates handed out */
-	if (!vc_store_begin(issuer->store, error))
+	if (!vc_store_begin(issuer->store, error)) {
+		vc_issuer_orphan_all(issuer, results);
 		return NULL;
+	}
 	for (guint i = 0; i < n_reqs; i++) {
 		VcIssued *issued = g_ptr_array_index(results, i);
 		g_autoptr(GBytes) der = NULL;
@@ -274,18 +258,61 @@ vc_issuer_issue_batch(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs
 			g_clear_pointer(&issued->key, EVP_PKEY_free);
 		}
 	}
+	vc_crash_point("issue-before-store");
+	if (!commit)
+		return g_steal_pointer(&results);
 	if (!vc_store_commit(issuer->store, error)) {
 		vc_store_rollback(issuer->store);
 		/* signed, never handed out, and PENDING in the store: the batch
 		 * is retried under new serials, these are abandoned */
-		for (guint i = 0; i < n_reqs; i++) {
-			VcIssued *issued = g_ptr_array_index(results, i);
-			if (issued->serial != NULL)
-				g_ptr_array_add(issuer->orphans, g_strdup(issued->serial));
-		}
+		vc_issuer_orphan_all(issuer, results);
 		return NULL;
 	}
+	vc_crash_point("issue-after-store");
 	return g_steal_pointer(&results);
+}
+
+GPtrArray *
+vc_issuer_issue_batch(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs, GError **error)
+{
+	return vc_issuer_issue_batch_full(issuer, reqs, n_reqs, TRUE, error);
+}
+
+GPtrArray *
+vc_issuer_issue_batch_open(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs,
+			   GError **error)
+{
+	return vc_issuer_issue_batch_full(issuer, reqs, n_reqs, FALSE, error);
+}
+
+/* The DER of every certificate in RESULTS into the open transaction again:
+ * for a caller of vc_issuer_issue_batch_open() whose commit failed, and who
+ * keeps the certificates to commit with its next transaction. */
+gboolean
+vc_issuer_write_issued(VcIssuer *issuer, GPtrArray *results, GError **error)
+{
+	for (guint i = 0; i < results->len; i++) {
+		VcIssued *issued = g_ptr_array_index(results, i);
+		g_autoptr(GBytes) der = NULL;
+		if (issued->error != NULL || issued->cert == NULL)
+			continue;
+		der = vc_cert_to_der(issued->cert, error);
+		if (der == NULL ||
+		    !vc_store_cert_mark_issued(issuer->store, issued->serial, der, error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* Every serial of RESULTS PENDING for good: abandoned by the next batch. */
+static void
+vc_issuer_orphan_all(VcIssuer *issuer, GPtrArray *results)
+{
+	for (guint i = 0; i < results->len; i++) {
+		VcIssued *issued = g_ptr_array_index(results, i);
+		if (issued->serial != NULL)
+			g_ptr_array_add(issuer->orphans, g_strdup(issued->serial));
+	}
 }
 
 /* In the open transaction: every orphan ABANDONED (listed on the CRL like
@@ -312,6 +339,7 @@ vc_issuer_abandon_orphans(VcIssuer *issuer, GError **error)
 gboolean
 vc_issuer_revoke(VcIssuer *issuer, const char *serial, int reason, GError **error)
 {
+	vc_crash_point("offline-revoke-before-store");
 	return vc_store_cert_revoke(issuer->store, serial, reason,
 				    g_get_real_time() / G_USEC_PER_SEC, error);
 }
@@ -360,9 +388,12 @@ vc_issuer_crl_entries(VcIssuer *issuer, GArray **ret_rows, VcCrlEntry **ret_stor
 	 * was restored from an older backup: above both the store's count and
 	 * the one recorded beside the CA, recorded there before it is used */
 	if (!vc_ca_crl_number_load(issuer->ca, &recorded, error) ||
-	    !vc_store_crl_next_number_above(issuer->store, ca_id, recorded, ret_number, error) ||
-	    !vc_ca_crl_number_save(issuer->ca, *ret_number, error))
+	    !vc_store_crl_next_number_above(issuer->store, ca_id, recorded, ret_number, error))
 		return NULL;
+	vc_crash_point("crl-number-taken");
+	if (!vc_ca_crl_number_save(issuer->ca, *ret_number, error))
+		return NULL;
+	vc_crash_point("crl-number-written");
 	*ret_rows = g_steal_pointer(&rows);
 	*ret_storage = g_steal_pointer(&storage);
 	*ret_this_update = this_update;

@@ -61,6 +61,19 @@ VcIssued *vc_issuer_issue(VcIssuer *issuer, const VcIssueRequest *req, GError **
  * request that failed has ->error set and does not stop the others. */
 GPtrArray *vc_issuer_issue_batch(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs,
 				 GError **error);
+/* The same, but the signed certificates are stored in a transaction left
+ * open: the caller writes what refers to them (the VMs' rows) and commits
+ * (vc_store_commit()) or rolls back, so a crash leaves either both or
+ * neither, never a VALID certificate that no row knows (a rollback or a
+ * crash leaves the serials PENDING: abandoned and on the CRL at the next
+ * start). On NULL no transaction is open. */
+GPtrArray *vc_issuer_issue_batch_open(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs,
+				      GError **error);
+/* The certificates of RESULTS (from vc_issuer_issue_batch_open()) written
+ * into the open transaction again, after the caller's commit of them failed
+ * (disk full, read-only): the caller keeps them and commits them with its
+ * next transaction. */
+gboolean vc_issuer_write_issued(VcIssuer *issuer, GPtrArray *results, GError **error);
 /* Durable revocation (synchronous=FULL commit) before it returns. */
 gboolean vc_issuer_revoke(VcIssuer *issuer, const char *serial, int reason, GError **error);
 /* A new CRL from the store, with the next CRL number. thisUpdate is a

@@ -12,6 +12,7 @@
 #include <openssl/ocsp.h>
 #include <openssl/x509v3.h>
 
+#include "vc-crash-point.h"
 #include "vc-error.h"
 
 /* how many cached answers one vc_ocsp_responder_refresh() re-signs at most,
@@ -512,11 +513,13 @@ vc_ocsp_presign_with(VcOcspResponder *self, const VcOcspHash *h, const char *ser
 			    serial);
 		return FALSE;
 	}
+	vc_crash_point("ocsp-presign");
 	answer = vc_ocsp_sign(self, &id, &st, 1, NULL, error);
 	if (answer == NULL)
 		return FALSE;
 	vc_ocsp_cache_key(key, sizeof(key), h->nid, serial);
 	vc_ocsp_cache_put(self, key, answer);
+	vc_crash_point("ocsp-published");
 	return TRUE;
 }
 
@@ -540,6 +543,7 @@ vc_ocsp_responder_forget(VcOcspResponder *self, const char *serial)
 		vc_ocsp_cache_key(key, sizeof(key), self->hashes[i].nid, lower);
 		g_hash_table_remove(self->cache, key);
 	}
+	vc_crash_point("ocsp-forgotten");
 	/* the new answer at once, so the next client finds it signed */
 	if (!vc_ocsp_presign_with(self, &self->hashes[0], lower, &error))
 		g_warning("OCSP: cannot sign the new answer for %s: %s", lower, error->message);

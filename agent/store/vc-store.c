@@ -574,6 +574,37 @@ vc_store_quick_check(VcStore *store, GError **error)
 	return TRUE;
 }
 
+gboolean
+vc_store_integrity_check(VcStore *store, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	g_autoptr(GString) problems = g_string_new(NULL);
+	guint n = 0;
+	int rc;
+
+	g_return_val_if_fail(store != NULL, FALSE);
+	if (sqlite3_prepare_v2(store->db, "PRAGMA integrity_check(10)", -1, &stmt, NULL) !=
+	    SQLITE_OK) {
+		g_set_error(error, VC_ERROR, VC_ERROR_STORE, "store %s: PRAGMA integrity_check: %s",
+			    store->path, sqlite3_errmsg(store->db));
+		return FALSE;
+	}
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *line = (const char *)sqlite3_column_text(stmt, 0);
+		if (g_strcmp0(line, "ok") == 0)
+			continue;
+		g_string_append_printf(problems, "%s%s", n++ > 0 ? "; " : "",
+				       line != NULL ? line : "?");
+	}
+	if (rc != SQLITE_DONE || n > 0) {
+		g_set_error(error, VC_ERROR, VC_ERROR_STORE,
+			    "store %s fails PRAGMA integrity_check (%s): " VC_STORE_RESTORE_HINT,
+			    store->path, n > 0 ? problems->str : sqlite3_errmsg(store->db));
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static gboolean
 vc_store_configure(VcStore *store, gboolean in_memory, GError **error)
 {

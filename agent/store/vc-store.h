@@ -92,6 +92,9 @@ VcStore *vc_store_open(const char *path, GError **error);
 #define VC_STORE_MARKER "virtcert.db.created"
 VcStore *vc_store_open_state_dir(const char *state_dir, GError **error);
 void vc_store_free(VcStore *store);
+/* PRAGMA integrity_check, the full one (`virtcert doctor`): VC_ERROR_STORE
+ * naming the first problems and the way back. */
+gboolean vc_store_integrity_check(VcStore *store, GError **error);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcStore, vc_store_free)
 int vc_store_get_schema_version(VcStore *store);
 const char *vc_store_get_path(VcStore *store);

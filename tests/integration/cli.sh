@@ -80,6 +80,51 @@ cmp -s <(openssl x509 -in "$T/shown.pem" -outform DER) <(openssl x509 -in "$T/le
 	ok "show --pem gives the issued certificate" || not_ok "show --pem gives the issued certificate"
 check "show VM" vc show web-1
 expect_status 3 "show of an unknown serial fails" vc show 0123456789abcdef
+expect_status 3 "show of a VM no policy selects fails" vc show mail-1
+grep -q "no policy in .* selects a VM of that name" "$T/check.out" && ok "... saying why" || not_ok "show mail-1: $(cat "$T/check.out")"
+
+# a typo in a path is an error, never a new, empty store (only ca init creates)
+expect_status 3 "list with a --state-dir that does not exist fails" vc --state-dir "$T/nonexistent/x" list
+grep -q "state directory $T/nonexistent/x does not exist" "$T/check.out" && ok "... naming it" || not_ok "state-dir message: $(cat "$T/check.out")"
+[[ ! -e "$T/nonexistent" ]] && ok "... and creates nothing" || not_ok "list created $T/nonexistent"
+mkdir "$T/empty"
+expect_status 3 "list in a state directory without a store fails" vc --state-dir "$T/empty" list
+[[ ! -e "$T/empty/virtcert.db" ]] && ok "... and creates no database" || not_ok "list created a database in $T/empty"
+
+# a non-root user: the store is root's, the message says so (not "cannot create")
+if id nobody >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+	chmod 0711 "$T"
+	cp "$CONF" "$T/nobody.conf" && chmod 0644 "$T/nobody.conf"
+	setpriv --reuid=nobody --regid=nogroup --clear-groups "$VIRTCERT" --config "$T/nobody.conf" list >"$T/nobody.out" 2>&1 && rc=0 || rc=$?
+	[[ $rc -ne 0 ]] && grep -q "cannot open the store .*Permission denied" "$T/nobody.out" && ! grep -q "cannot create" "$T/nobody.out" &&
+		ok "non-root list: the store's permission problem, said precisely" || not_ok "non-root list (exit $rc): $(cat "$T/nobody.out")"
+fi
+
+# help for every command group
+for g in hook host host-ca ca policy placement; do
+	expect_status 0 "virtcert $g --help lists its commands" vc "$g" --help
+	grep -q "^  $g " "$T/check.out" || not_ok "$g --help: $(cat "$T/check.out")"
+done
+expect_status 1 "virtcert hook (no subcommand) is a usage error" vc hook
+expect_status 1 "virtcert hook frob is a usage error" vc hook frob
+grep -q "unknown command 'hook frob'" "$T/check.out" && ok "... naming it" || not_ok "hook frob: $(cat "$T/check.out")"
+
+# hook install | status | uninstall below a root
+HOOK="$VC_BUILD_ROOT/hooks/virtcert-hook"
+check "hook install --root" vc hook install --root "$T/root" --hook "$HOOK"
+[[ -x "$T/root/etc/libvirt/hooks/qemu.d/virtcert" ]] && ok "... an executable hook in qemu.d" || not_ok "hook not installed"
+VIRTCERT_HOOK_CONFIG=$CONF expect_status 3 "hook status: installed, but no daemon answers" vc hook status --root "$T/root"
+grep -q "cannot reach the daemon\|does not answer" "$T/check.out" && ok "... saying so" || not_ok "hook status: $(cat "$T/check.out")"
+check "hook uninstall" vc hook uninstall --root "$T/root"
+[[ ! -e "$T/root/etc/libvirt/hooks/qemu.d/virtcert" ]] && ok "... removes it" || not_ok "hook still there"
+check "hook uninstall again: nothing to do" vc hook uninstall --root "$T/root"
+
+# a policy.d typo: an error naming file, line and key; the whole file refused
+printf '[db]\nmatch-name=db*\nnames={name}.vms.example.com\nrelaod=systemctl reload pg\n' >"$T/policy.d/30-typo.conf"
+expect_status 3 "policy show: a typo in policy.d is an error" vc policy show --xml "$T/web-9.xml"
+grep -q "30-typo.conf:4: \[db\] relaod: unknown key (did you mean reload?)" "$T/check.out" &&
+	ok "... naming file, line, group and key" || not_ok "typo message: $(cat "$T/check.out")"
+rm "$T/policy.d/30-typo.conf"
 
 # revoke and the CRL
 check "revoke by serial with a reason" vc revoke "$serial" --reason keyCompromise

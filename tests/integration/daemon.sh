@@ -71,8 +71,32 @@ lv destroy stop-1 >/dev/null
 wait_for 5 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s_stop --json | jq -r .status) == revoked ]]" &&
 	ok "on-stop=revoke revokes at stop" || not_ok "on-stop=revoke revokes at stop"
 
+# a user outside the control group: both problems said, the socket first
+if id nobody >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+	cp "$CONF" "$T/nobody.conf" && chmod 0644 "$T/nobody.conf"
+	setpriv --reuid=nobody --regid=nogroup --clear-groups "$VIRTCERT" --config "$T/nobody.conf" list >"$T/nobody.out" 2>&1 && rc=0 || rc=$?
+	[[ $rc -ne 0 ]] && grep -q "cannot reach the daemon's control socket .*Permission denied (the user must be in its control-group" "$T/nobody.out" &&
+		grep -q "; and cannot open the store" "$T/nobody.out" &&
+		ok "non-root list: the socket's and the store's permission problems" || not_ok "non-root list (exit $rc): $(cat "$T/nobody.out")"
+	setpriv --reuid=nobody --regid=nogroup --clear-groups "$VIRTCERT" --config "$T/nobody.conf" status >"$T/nobody.out" 2>&1 && rc=0 || rc=$?
+	[[ $rc -ne 0 ]] && grep -q "Permission denied (the user must be in its control-group 'virtcert': usermod -aG virtcert USER" "$T/nobody.out" &&
+		ok "non-root status: names the control group" || not_ok "non-root status (exit $rc): $(cat "$T/nobody.out")"
+fi
+
+# human output: status, show with the renewal time, a VM without a certificate
+check "status: a human answer" vc status
+grep -q "^libvirt: .*(connected)" "$T/check.out" && grep -q "^Queued: " "$T/check.out" && ! grep -q "{" "$T/check.out" &&
+	ok "... not JSON" || not_ok "status output: $(cat "$T/check.out")"
+check "show VM" vc show vm-1
+grep -q "^Renews at: " "$T/check.out" && ok "show: the next renewal time" || not_ok "show vm-1: $(cat "$T/check.out")"
+lv define <(test_domain mail-1) >/dev/null
+expect_status 0 "show of a VM no policy selects" vc show mail-1
+grep -q "no policy selects it" "$T/check.out" && ok "... says why it has no certificate" || not_ok "show mail-1: $(cat "$T/check.out")"
+lv undefine mail-1 >/dev/null
+
 # renew: a new serial, the old one superseded
 check "renew through the daemon" vc renew vm-1
+grep -q "^Renewal of VM vm-1" "$T/check.out" && ok "renew: a human answer" || not_ok "renew output: $(cat "$T/check.out")"
 wait_for 5 bash -c "[[ -n \"\$(\"$VIRTCERT\" --config '$CONF' list --json | jq -r '.[] | select(.vm_name==\"vm-1\" and .status==\"valid\" and .serial != \"$s1\") | .serial')\" ]]" &&
 	ok "renew issues a new certificate" || not_ok "renew issues a new certificate"
 wait_for 5 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s1 --json | jq -r .reason) == superseded ]]" &&
@@ -181,9 +205,21 @@ wait_for 5 has_cert rel-1 || true
 l1=$(cert_of rel-1)
 sed -i 's/^\[reload\]$/[reload]\nlifetime=2h/; /^\[reload\]/,/^$/ s/^names=.*/names={name}.meta.example.org/' "$T/policy.d/50-vms.conf"
 check "virtcert reload" vc reload
+grep -q "^Policy reloaded: 4 group(s) in force" "$T/check.out" && ok "reload: a human answer" || not_ok "reload output: $(cat "$T/check.out")"
 wait_for 5 bash -c "s=\$(\"$VIRTCERT\" --config '$CONF' list --json | jq -r '.[] | select(.vm_name==\"rel-1\" and .status==\"valid\") | .dns_names[0]'); [[ \$s == rel-1.meta.example.org ]]" &&
 	ok "reload: new names from policy.d" || not_ok "reload: names $(vc list --json | jq -c '[.[] | select(.vm_name=="rel-1")]')"
 [[ $(vc show "$l1" --json | jq -r .reason) == superseded ]] && ok "reload: the old certificate is superseded" || not_ok "reload: old certificate $(vc show "$l1" --json | jq -c '{status,reason}')"
+# a typo in policy.d: reload refused (non-zero), the previous policy stays
+# in force, the daemon logs the refused file
+cp "$T/policy.d/50-vms.conf" "$T/50-vms.conf.good"
+sed -i 's/^on-stop=revoke$/on-stpo=revoke/' "$T/policy.d/50-vms.conf"
+expect_status 3 "reload with a policy.d typo fails" vc reload
+grep -q "50-vms.conf:[0-9]*: \[stopper\] on-stpo: unknown key (did you mean on-stop?)" "$T/check.out" &&
+	ok "... naming file, line, group and key" || not_ok "reload typo message: $(cat "$T/check.out")"
+grep -q "reload refused, the previous policy stays in force: .*50-vms.conf:[0-9]*: \[stopper\] on-stpo" "$T/virtcertd.log" &&
+	ok "... and the daemon logs what it refused" || not_ok "daemon log: $(tail -3 "$T/virtcertd.log")"
+vc status --json | jq -e '.policy_groups == 4' >/dev/null && ok "... the previous policy stays in force (4 groups)" || not_ok "policy after a refused reload: $(vc status --json | jq .policy_groups)"
+cp "$T/50-vms.conf.good" "$T/policy.d/50-vms.conf"
 kill -HUP "$DAEMON_PID" && wait_for 5 bash -c "\"$VIRTCERT\" --config '$CONF' status" && ok "SIGHUP reloads and the daemon answers" || not_ok "SIGHUP"
 
 # the 1-minute certificate was renewed by itself, the old one superseded
@@ -214,6 +250,9 @@ lv destroy vm-2 >/dev/null; lv undefine vm-2 >/dev/null
 lv define <(test_domain vm-3) >/dev/null; lv start vm-3 >/dev/null
 s2=$(cert_of vm-2)
 check "virtcertd restarts" start_daemon
+# the watch started at the beginning outlived the daemon
+wait_for 10 grep -q "reconnected" "$T/watch.err" && ok "watch: reconnects after the daemon restarts, with a notice" || not_ok "watch: $(cat "$T/watch.err")"
+kill -0 "$WATCH_PID" && ok "... still running" || not_ok "watch exited"
 wait_for 10 has_cert vm-3 && ok "a VM started while the daemon was down gets its certificate" || not_ok "VM started while down"
 wait_for 10 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s2 --json | jq -r .status) == revoked ]]" &&
 	ok "a VM undefined while the daemon was down is revoked" || not_ok "VM undefined while down"
@@ -222,11 +261,11 @@ wait_for 10 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s2 --json | jq -
 s3=$(cert_of vm-3)
 bash "$VC_SOURCE_ROOT/tests/lib/libvirtd-session.sh" kill "$LVDIR"
 kill "$KEEPER" 2>/dev/null || true
-wait_for 10 bash -c "\"$VIRTCERT\" --config '$CONF' status | jq -e '.libvirt_connected == false'" || true
+wait_for 10 bash -c "\"$VIRTCERT\" --config '$CONF' status --json | jq -e '.libvirt_connected == false'" || true
 bash "$VC_SOURCE_ROOT/tests/lib/libvirtd-session.sh" start "$LVDIR" >/dev/null
 t0=$(date +%s.%N)
 keep_test_driver
-if wait_for 10 bash -c "\"$VIRTCERT\" --config '$CONF' status | jq -e '.libvirt_connected == true'"; then
+if wait_for 10 bash -c "\"$VIRTCERT\" --config '$CONF' status --json | jq -e '.libvirt_connected == true'"; then
 	t1=$(date +%s.%N)
 	dt=$(echo "$t1 - $t0" | bc 2>/dev/null || python3 -c "print($t1-$t0)")
 	python3 -c "import sys; sys.exit(0 if $t1-$t0 < 5 else 1)" && ok "reconnected in ${dt}s" || not_ok "reconnect took ${dt}s"

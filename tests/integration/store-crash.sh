@@ -9,7 +9,7 @@ fi
 source "$VC_SOURCE_ROOT/tests/lib/common.sh"
 
 check "ca init" vc ca init --permit vms.example.com
-for point in after-record after-sign; do
+for point in issue-after-record issue-after-sign; do
 	rc=0
 	VC_TEST_CRASH_AT=$point "$VIRTCERT" --config "$CONF" issue --vm crash-$point \
 		--dns crash-$point.vms.example.com --cert-out "$T/$point.pem" >/dev/null 2>&1 || rc=$?
@@ -25,5 +25,5 @@ for point in after-record after-sign; do
 	vc crl --pem | openssl crl -noout -text | grep -qi "Serial Number: ${s^^}" &&
 		ok "abandoned serial is on the CRL" || not_ok "abandoned serial is on the CRL"
 done
-check "the same VM can be issued again afterwards" vc issue --vm crash-after-sign --dns crash-after-sign.vms.example.com
+check "the same VM can be issued again afterwards" vc issue --vm crash-issue-after-sign --dns crash-issue-after-sign.vms.example.com
 finish

@@ -32,7 +32,7 @@ check "virtcertd restarts after the storm" start_daemon
 
 # quiescent: nothing queued and every running or kept VM has its certificate
 settled() {
-	[[ $(vc status | jq .queued) -eq 0 ]] || return 1
+	[[ $(vc status --json | jq .queued) -eq 0 ]] || return 1
 	vc list --json >"$T/list.json"
 	for i in $(seq 1 "$N"); do
 		((i % 3 == 0 || i % 5 == 0)) && continue

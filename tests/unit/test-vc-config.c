@@ -37,10 +37,12 @@ load_text(Fixture *f, const char *text, GError **error)
 static void
 assert_defaults(const VcConfig *c)
 {
-	g_assert_cmpstr(c->state_dir, ==, "/var/lib/virtcert");
-	g_assert_cmpstr(c->policy_dir, ==, "/etc/virtcert/policy.d");
+	/* the build's directories (policy/meson.build): /var/lib/virtcert and
+	 * /etc/virtcert/policy.d with --localstatedir=/var --sysconfdir=/etc */
+	g_assert_cmpstr(c->state_dir, ==, VC_DEFAULT_STATE_DIR);
+	g_assert_cmpstr(c->policy_dir, ==, VC_DEFAULT_POLICY_DIR);
 	g_assert_cmpstr(c->libvirt_uri, ==, "qemu:///system");
-	g_assert_cmpstr(c->control_socket, ==, "/run/virtcert/control.sock");
+	g_assert_cmpstr(c->control_socket, ==, VC_DEFAULT_CONTROL_SOCKET);
 	g_assert_cmpstr(c->control_group, ==, "virtcert");
 	g_assert_cmpstr(c->http_address, ==, "127.0.0.1:8458");
 	g_assert_false(c->issue_all);

@@ -615,7 +615,21 @@ test_no_policy(Fixture *fx, gconstpointer data)
 	define_and_start(fx, "t-marker", marker, NULL);
 	serial = wait_issued(fx, marker);
 
-	g_assert_null(vc_engine_show(fx->engine, other, &error));
+	/* show says why it has none: libvirt knows it, no policy selects it */
+	{
+		g_autoptr(JsonNode) shown = vc_engine_show(fx->engine, "other-1", &error);
+		JsonObject *o;
+		g_assert_no_error(error);
+		o = json_node_get_object(shown);
+		g_assert_cmpstr(json_object_get_string_member(
+				    json_object_get_object_member(o, "domain"), "state"),
+				==, "unmanaged");
+		g_assert_cmpuint(
+		    json_array_get_length(json_object_get_array_member(o, "certificates")), ==, 0);
+		g_assert_true(g_str_has_prefix(json_object_get_string_member(o, "why"),
+					       "no policy selects it"));
+	}
+	g_assert_null(vc_engine_show(fx->engine, "no-such-vm", &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
 	g_clear_error(&error);
 	g_assert_null(vc_store_domain_get(fx->store, other, &error));
@@ -773,6 +787,44 @@ test_reconcile(Fixture *fx, gconstpointer data)
 	/* and the start of the idle one, now watched, issues */
 	domain_do(fx, idle, virDomainCreate);
 	g_free(wait_issued(fx, idle));
+}
+
+/* The store (not only the engine's cache) holds VM in state STOPPED. */
+static gboolean
+cond_store_state(gpointer user_data, gconstpointer data)
+{
+	Fixture *fx = user_data;
+	g_autoptr(VcDomainRecord) row = vc_store_domain_get(fx->store, data, NULL);
+	return row != NULL && g_strcmp0(row->state, "STOPPED") == 0;
+}
+
+/* Found by scripts/crash-storm: a VM that vanished holding no certificate
+ * (nothing to revoke) and another VM's issuance decided in the same round
+ * share one commit, the issuance batch's; the first stayed REVOKING (in
+ * the store too) until the next restart. */
+static void
+test_vanished_with_issuance(Fixture *fx, gconstpointer data)
+{
+	const char *idle = "7a1c0f5e-1d2b-4c3a-8e4f-000000000036";
+	const char *fresh = "7a1c0f5e-1d2b-4c3a-8e4f-000000000037";
+
+	define_domain(fx, "t-idle", idle, NULL);
+	fx_start_engine(fx);
+	wait_state(fx, idle, "STOPPED");
+	g_assert_true(vc_test_wait_until(cond_store_state, fx, idle, WAIT_MS));
+
+	/* while no engine watches: the certificate-less VM goes, another starts */
+	fx_stop_engine(fx);
+	domain_do(fx, idle, virDomainUndefine);
+	define_and_start(fx, "t-fresh", fresh, NULL);
+	fx_start_engine(fx);
+	g_free(wait_issued(fx, fresh));
+	wait_state(fx, idle, "REVOKED");
+	{
+		g_autoptr(VcDomainRecord) row = store_row(fx, idle);
+		g_assert_cmpstr(row->state, ==, "REVOKED");
+	}
+	g_assert_cmpuint(vc_engine_get_queue_length(fx->engine), ==, 0);
 }
 
 static void
@@ -1413,6 +1465,7 @@ main(int argc, char **argv)
 	ADD("/engine/metadata-policy", test_metadata_policy, NULL);
 	ADD("/engine/profile-change", test_profile_change, NULL);
 	ADD("/engine/reconcile", test_reconcile, "stopped");
+	ADD("/engine/reconcile/vanished-with-issuance", test_vanished_with_issuance, "stopped");
 	ADD("/engine/manual-revoke", test_manual_revoke, NULL);
 	ADD("/engine/claim/still-runs", test_claim_still_runs, NULL);
 	ADD("/engine/claim/unannounced", test_claim_unannounced, NULL);

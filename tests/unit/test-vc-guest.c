@@ -679,6 +679,39 @@ test_qga_blocked(void)
 	qga_stop(q);
 }
 
+/* `virtcert doctor`'s question: what does the agent allow? A real qemu-ga,
+ * open, then blocking guest-exec. */
+static void
+test_qga_check_agent(void)
+{
+	for (int blocked = 0; blocked < 2; blocked++) {
+		Qga *q;
+		g_autoptr(VcGuestChannel) channel = NULL;
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func(g_free);
+		gboolean files_ok = FALSE;
+
+		if (!qga_available())
+			return;
+		q = qga_start(blocked ? "guest-exec,guest-exec-status" : NULL);
+		channel = qga_channel(q);
+		g_assert_true(vc_guest_check_agent(channel, 5, problems, &files_ok, &error));
+		g_assert_no_error(error);
+		g_assert_true(files_ok);
+		if (!blocked) {
+			g_assert_cmpuint(problems->len, ==, 0);
+		} else {
+			g_assert_cmpuint(problems->len, ==, 2);
+			g_assert_cmpstr(g_ptr_array_index(problems, 0), ==,
+					"guest-exec is disabled");
+			g_assert_cmpstr(g_ptr_array_index(problems, 1), ==,
+					"guest-exec-status is disabled");
+		}
+		g_clear_pointer(&channel, vc_guest_channel_free);
+		qga_stop(q);
+	}
+}
+
 /* An agent that blocks guest-exec (RECIPES: block-rpcs=guest-exec,
  * guest-exec-status) with VC_GUEST_METHOD_AUTO: the file-only way. */
 static void
@@ -1535,6 +1568,7 @@ main(int argc, char **argv)
 			     test_qga_keygen);
 	g_test_add_func("/guest/qga/blocked", test_qga_blocked);
 	g_test_add_func("/guest/qga/file-only", test_qga_file_only);
+	g_test_add_func("/guest/qga/check-agent", test_qga_check_agent);
 	g_test_add_func("/guest/qga/threads", test_qga_threads);
 	g_test_add_func("/guest/qga/bench", test_qga_bench);
 	g_test_add_func("/guest/hostile/garbage", test_hostile_garbage);

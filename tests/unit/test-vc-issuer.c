@@ -9,6 +9,7 @@
 #include <openssl/x509v3.h>
 
 #include "vc-ca.h"
+#include "vc-crash-point.h"
 #include "vc-error.h"
 #include "vc-issuer.h"
 #include "vc-store.h"
@@ -827,6 +828,8 @@ crash_child(Fixture *fx, const char *point)
 	VcIssueRequest req = {.vm_uuid = UUID_A, .vm_name = "crash", .dns_names = names};
 
 	g_setenv("VC_TEST_CRASH_AT", point, TRUE);
+	/* the points read the environment once: again, now that it names one */
+	vc_crash_point_reload();
 	ca = vc_ca_load(fx->tca->ca_dir, &error);
 	if (ca != NULL)
 		store = vc_store_open(fx->db_path, &error);
@@ -960,8 +963,9 @@ main(int argc, char **argv)
 	ADD("/issuer/crl/url", test_crl_url, NULL);
 	ADD("/issuer/crl/number-survives-store", test_crl_number_survives_store, NULL);
 	ADD("/issuer/crl/this-update", test_crl_this_update, NULL);
-	ADD("/issuer/crash/after-record", test_crash, "after-record");
-	ADD("/issuer/crash/after-sign", test_crash, "after-sign");
+	ADD("/issuer/crash/after-record", test_crash, "issue-after-record");
+	ADD("/issuer/crash/after-sign", test_crash, "issue-after-sign");
+	ADD("/issuer/crash/before-store", test_crash, "issue-before-store");
 #undef ADD
 	return g_test_run();
 }

@@ -218,15 +218,6 @@ static const char policy_file[] = "# web servers\n"
 				  "names = {name}.web.example.com;www.example.com\n"
 				  "lifetime = 12h\n"
 				  "\n"
-				  "[broken]\n"
-				  "match-name = db-*\n"
-				  "names = {name}.db.example.com\n"
-				  "lifetime = 1000d\n"
-				  "\n"
-				  "[typo]\n"
-				  "names = {name}.example.com\n"
-				  "key_type = ed25519\n"
-				  "\n"
 				  "[payments]\n"
 				  "match-project = payments;2d1d6c80*\n"
 				  "names = {name}.{project}.example.com\n"
@@ -244,17 +235,42 @@ test_set_load(void)
 {
 	g_autoptr(VcPolicySet) set = vc_policy_set_new();
 	g_autoptr(GError) error = NULL;
-	GPtrArray *w;
 	g_assert_true(
 	    vc_policy_set_load_data(set, "10-test.conf", policy_file, strlen(policy_file), &error));
 	g_assert_no_error(error);
 	g_assert_cmpuint(vc_policy_set_get_size(set), ==, 4);
-	w = vc_policy_set_get_warnings(set);
-	g_assert_cmpuint(w->len, ==, 2);
-	g_assert_cmpstr(g_ptr_array_index(w, 0), ==,
-			"10-test.conf:10: [broken] lifetime: \"1000d\" is outside 1m..397d");
-	g_assert_true(
-	    g_str_has_prefix(g_ptr_array_index(w, 1), "10-test.conf:14: [typo] key_type: "));
+	g_assert_cmpuint(vc_policy_set_get_warnings(set)->len, ==, 0);
+}
+
+/* A typo or a bad value in one group refuses the whole file, naming file,
+ * line, group and key; nothing of the file is added. */
+static void
+test_set_load_refused(void)
+{
+	static const struct {
+		const char *data;
+		const char *message;
+	} cases[] = {
+	    {"[web]\nmatch-name = web-*\nnames = {name}.example.com\n\n[db]\nnames = "
+	     "{name}.db.example.com\nrelaod = systemctl reload pg\n",
+	     "20-t.conf:7: [db] relaod: unknown key (did you mean reload?)"},
+	    {"[db]\nmatch-name = db-*\nnames = {name}.db.example.com\nlifetime = 1000d\n",
+	     "20-t.conf:4: [db] lifetime: \"1000d\" is outside 1m..397d"},
+	    {"[typo]\nnames = {name}.example.com\nkey_mode = guest\n",
+	     "20-t.conf:3: [typo] key_mode: unknown key (did you mean key-mode?)"},
+	    {"[x]\nnames = a.example.com\nfrobnicate = 1\n",
+	     "20-t.conf:3: [x] frobnicate: unknown key (see virtcert-policy(5))"},
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(VcPolicySet) set = vc_policy_set_new();
+		g_autoptr(GError) error = NULL;
+		g_assert_false(vc_policy_set_load_data(set, "20-t.conf", cases[i].data,
+						       strlen(cases[i].data), &error));
+		g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+		g_assert_cmpstr(error->message, ==, cases[i].message);
+		g_assert_cmpuint(vc_policy_set_get_size(set), ==, 0);
+	}
 }
 
 static void
@@ -267,7 +283,7 @@ test_set_lookup(void)
 	} cases[] = {
 	    {{"web-1", "u-1", NULL, NULL}, "[web]"},
 	    {{"www", "u-1", "payments", NULL}, "[web]"},
-	    {{"db-1", "u-1", NULL, NULL}, "[rest]"}, /* [broken] skipped */
+	    {{"db-1", "u-1", NULL, NULL}, "[rest]"},
 	    {{"x", "u-1", "payments", NULL}, "[payments]"},
 	    {{"x", "u-1", "Other", "2d1d6c8084544f09"}, "[payments]"},
 	    {{"x", "6f1d3c6a-3b1e-4c57-9f2a-2c1d5e9b7a10", NULL, NULL}, "[pinned]"},
@@ -354,12 +370,20 @@ test_set_load_dir(void)
 	write_file(dir, files[2], "[x]\nnames = x.example.com\ngarbage\n");
 	write_file(dir, files[3], "[c]\nnames = c.example.com\n");
 	write_file(dir, files[4], "[h]\nnames = h.example.com\n");
+	/* a refused file fails the whole load, naming the file and line */
+	g_assert_false(vc_policy_set_load_dir(set, dir, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_assert_nonnull(strstr(error->message, "15-broken.conf:3: "));
+	g_clear_error(&error);
+	{
+		g_autofree char *broken = g_build_filename(dir, files[2], NULL);
+		g_unlink(broken);
+	}
+	g_clear_pointer(&set, vc_policy_set_free);
+	set = vc_policy_set_new();
 	g_assert_true(vc_policy_set_load_dir(set, dir, &error));
 	g_assert_no_error(error);
 	g_assert_cmpuint(vc_policy_set_get_size(set), ==, 2);
-	g_assert_cmpuint(vc_policy_set_get_warnings(set)->len, ==, 1);
-	g_assert_nonnull(
-	    strstr(g_ptr_array_index(vc_policy_set_get_warnings(set), 0), "15-broken.conf:3: "));
 	map = vc_policy_set_lookup(set, &s, &source);
 	g_assert_nonnull(map);
 	g_assert_true(g_str_has_suffix(source, "10-a.conf [a]"));
@@ -415,6 +439,9 @@ test_set_metadata_names(void)
 	    "[ok]\nmatch-name = a-*\nmetadata-names = apps.example.com;.b.example.org\n"
 	    "[bad]\nmatch-name = b-*\nmetadata-names = *.example.com\n"
 	    "[none]\nmatch-name = c-*\nnames = {name}.example.com\n";
+	const char *data_ok =
+	    "[ok]\nmatch-name = a-*\nmetadata-names = apps.example.com;.b.example.org\n"
+	    "[none]\nmatch-name = c-*\nnames = {name}.example.com\n";
 	g_autoptr(VcPolicySet) set = vc_policy_set_new();
 	VcPolicySubject a = {.name = "a-1", .uuid = "u"};
 	VcPolicySubject b = {.name = "b-1", .uuid = "u"};
@@ -422,18 +449,18 @@ test_set_metadata_names(void)
 	g_auto(GStrv) bounds = NULL;
 	g_auto(GStrv) none = NULL;
 	g_autoptr(GHashTable) map = NULL;
-	GPtrArray *warnings;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcPolicySet) refused = vc_policy_set_new();
 
-	g_assert_true(vc_policy_set_load_data(set, "m.conf", data, strlen(data), NULL));
-	warnings = vc_policy_set_get_warnings(set);
-	g_assert_cmpuint(warnings->len, ==, 1);
-	g_assert_nonnull(strstr(g_ptr_array_index(warnings, 0), "[bad] metadata-names"));
+	g_assert_false(vc_policy_set_load_data(refused, "m.conf", data, strlen(data), &error));
+	g_assert_nonnull(strstr(error->message, "m.conf:6: [bad] metadata-names"));
+	g_assert_true(vc_policy_set_load_data(set, "m.conf", data_ok, strlen(data_ok), NULL));
 	bounds = vc_policy_set_lookup_bounds(set, &a);
 	g_assert_cmpuint(g_strv_length(bounds), ==, 2);
 	g_assert_cmpstr(bounds[1], ==, ".b.example.org");
 	map = vc_policy_set_lookup(set, &a, NULL);
 	g_assert_false(g_hash_table_contains(map, "metadata-names"));
-	g_assert_null(vc_policy_set_lookup_bounds(set, &b)); /* skipped group */
+	g_assert_null(vc_policy_set_lookup_bounds(set, &b)); /* no group selects b-1 */
 	none = vc_policy_set_lookup_bounds(set, &c);
 	g_assert_null(none);
 }
@@ -449,6 +476,7 @@ main(int argc, char **argv)
 	g_test_add_func("/policy/enum-strings", test_enum_strings);
 	g_test_add_func("/policy/merge", test_merge);
 	g_test_add_func("/policy/set/load", test_set_load);
+	g_test_add_func("/policy/set/load-refused", test_set_load_refused);
 	g_test_add_func("/policy/set/lookup", test_set_lookup);
 	g_test_add_func("/policy/set/no-match", test_set_no_match);
 	g_test_add_func("/policy/set/syntax-error", test_set_syntax_error);
