@@ -132,6 +132,10 @@ vc_engine_work_guest(VcEngineWork *work)
 			    .key_path = work->key_path,
 			    .owner = work->owner,
 			    .reload_command = work->reload,
+			    /* an agent that blocks guest-exec but allows the
+			     * guest-file-* commands gets the files in place
+			     * (docs/guest-agent.md, "the file-only way") */
+			    .method = VC_GUEST_METHOD_AUTO,
 			};
 			work->ok = vc_guest_deliver(channel, &d, &work->result, &work->error);
 			break;
@@ -293,6 +297,22 @@ vc_engine_work_delivered(VcEngine *engine, VcEngineVm *vm, VcEngineWork *work)
 				work->reload, work->result.reload_exit_code);
 		engine->n_reload_failed++;
 		vc_engine_retry_later(engine, vm, "delivered, but the reload failed", reload_error);
+		return;
+	}
+	if (work->reload != NULL && !work->result.reload_ran) {
+		/* the file-only way (the agent blocks guest-exec): the files
+		 * are in place, but the reload command could not run, so the
+		 * service may still serve the old certificate: as a failed
+		 * reload, not delivered, retried */
+		g_autoptr(GError) reload_error = g_error_new(
+		    VC_ERROR, VC_ERROR_GUEST,
+		    "the guest agent blocks guest-exec, so the files were written in place with "
+		    "guest-file-* and the reload command (%s) could not run; allow guest-exec "
+		    "and guest-exec-status (docs/guest-agent.md)",
+		    work->reload);
+		engine->n_reload_failed++;
+		vc_engine_retry_later(engine, vm, "files delivered, but the reload could not run",
+				      reload_error);
 		return;
 	}
 	g_hash_table_remove(engine->keys, work->serial);
