@@ -4,6 +4,7 @@
 #include <openssl/x509v3.h>
 
 #include "vc-error.h"
+#include "vc-qemu-conf.h"
 
 /* ---- the host CA's CRL ------------------------------------------------------ */
 
@@ -248,4 +249,23 @@ vc_daemon_check_urls(const VcConfig *config, VcCa *ca)
 			  "starts: certificates already issued keep what they carry until they "
 			  "are renewed",
 			  file);
+}
+
+/* ---- migration TLS ---------------------------------------------------------- */
+
+void
+vc_daemon_check_tls(const VcConfig *config)
+{
+	g_autofree char *why = NULL;
+
+	if (!config->require_tls)
+		return;
+	if (vc_qemu_conf_check_tls(config->qemu_conf, &why))
+		g_message("migrations only over TLS ([placement] require-tls): %s sets "
+			  "migrate_tls_force = 1 and peer verification",
+			  config->qemu_conf);
+	else
+		g_warning("[placement] require-tls=yes, but %s: the hook refuses every incoming "
+			  "migration until this is fixed (then restart libvirtd)",
+			  why);
 }

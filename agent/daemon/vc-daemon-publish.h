@@ -38,5 +38,9 @@ void vc_daemon_metrics_register(VcMetrics *metrics, const VcConfig *config, VcCa
 /* Says once, at start, what URLs leaves will carry, and warns when they
  * carry none (naming [ca] public-url) or a loopback one. */
 void vc_daemon_check_urls(const VcConfig *config, VcCa *ca);
+/* With [placement] require-tls: warns when libvirt's qemu.conf (readable to
+ * the daemon) does not make this host migrate over verified TLS; the hook
+ * refuses incoming migrations then. */
+void vc_daemon_check_tls(const VcConfig *config);
 
 G_END_DECLS

@@ -746,6 +746,7 @@ vc_daemon_start(VcDaemon *daemon, GError **error)
 	if (policy == NULL)
 		return FALSE;
 	vc_daemon_check_urls(daemon->config, daemon->ca);
+	vc_daemon_check_tls(daemon->config);
 	daemon->engine = vc_engine_new(daemon->config, daemon->store, daemon->ca, policy);
 	vc_engine_set_notify(daemon->engine, vc_daemon_notify_cb, daemon);
 	if (!vc_engine_recover(daemon->engine, error))
