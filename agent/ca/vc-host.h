@@ -49,6 +49,11 @@ gboolean vc_host_import(const char *cert_path, const char *key_path, const char 
 
 typedef struct _VcHost VcHost;
 
+/* Renewal: a CSR for the same key, FQDN and attributes as HOST's current
+ * certificate (HOST needs its key), written to CSR_PATH (0644) for the host
+ * CA to sign; `virtcert host import` installs the result. */
+gboolean vc_host_write_renewal_csr(VcHost *host, const char *csr_path, GError **error);
+
 /* A host certificate with its trust settings. KEY_PATH, CA_PATH and
  * CRL_PATH may be NULL; a CRL_PATH that does not exist is ignored (no CRL
  * configured), an unreadable or malformed one is an error. */
