@@ -511,11 +511,11 @@ vc_host_new_from_certs(GPtrArray *certs, const char *ca_path, const char *crl_pa
 	return vc_host_new(certs, "the peer's certificate", NULL, ca_path, crl_path, error);
 }
 
-VcHost *
-vc_host_load(const VcConfig *config, GError **error)
+static VcHost *
+vc_host_load_config(const VcConfig *config, gboolean with_key, GError **error)
 {
 	g_autofree char *cert = vc_config_get_host_path(config, "cert");
-	g_autofree char *key = vc_config_get_host_path(config, "key");
+	g_autofree char *key = with_key ? vc_config_get_host_path(config, "key") : NULL;
 	g_autofree char *ca = vc_config_get_host_path(config, "ca");
 	g_autofree char *crl = vc_config_get_host_path(config, "crl");
 
@@ -532,6 +532,18 @@ vc_host_load(const VcConfig *config, GError **error)
 		return NULL;
 	}
 	return vc_host_load_files(cert, key, ca, crl, error);
+}
+
+VcHost *
+vc_host_load(const VcConfig *config, GError **error)
+{
+	return vc_host_load_config(config, TRUE, error);
+}
+
+VcHost *
+vc_host_load_public(const VcConfig *config, GError **error)
+{
+	return vc_host_load_config(config, FALSE, error);
 }
 
 X509 *

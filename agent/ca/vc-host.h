@@ -69,6 +69,10 @@ VcHost *vc_host_new_from_certs(GPtrArray *certs, const char *ca_path, const char
 /* This host from CONFIG ([host] paths or STATE_DIR/host/...); the key is
  * required. VC_ERROR_NOT_FOUND when no host certificate is installed. */
 VcHost *vc_host_load(const VcConfig *config, GError **error);
+/* The same without the private key (decoding it is most of what loading
+ * costs with OpenSSL 3): enough for the self-check and placement decisions,
+ * not for vc_host_install_libvirt_tls() or TLS. */
+VcHost *vc_host_load_public(const VcConfig *config, GError **error);
 void vc_host_free(VcHost *host);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcHost, vc_host_free)
 
