@@ -70,6 +70,7 @@ vc_config_free(VcConfig *config)
 	g_free(config->owner_ca);
 	g_free(config->owner_crl);
 	g_free(config->qemu_conf);
+	g_free(config->host_crl_url);
 	g_free(config->peer_address);
 	g_free(config->peer_url);
 	g_free(config);
@@ -283,6 +284,7 @@ static const KeyDesc keys[] = {
     {"host", "crl", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_crl)},
     {"host", "fqdn", KEY_STRING, G_STRUCT_OFFSET(VcConfig, host_fqdn)},
     {"host", "crl-refresh", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, host_crl_refresh_s)},
+    {"host", "crl-url", KEY_URL, G_STRUCT_OFFSET(VcConfig, host_crl_url)},
     {"peer", "address", KEY_ADDRESS, G_STRUCT_OFFSET(VcConfig, peer_address)},
     {"peer", "url", KEY_URL, G_STRUCT_OFFSET(VcConfig, peer_url)},
     {"peer", "handover-grace", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, handover_grace_s)},

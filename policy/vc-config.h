@@ -51,6 +51,7 @@ typedef struct {
 	 * host CA's CRL again (and at `reload`), revoking what relied on a host
 	 * certificate that has become unusable */
 	gint64 host_crl_refresh_s;
+	char *host_crl_url; /* crl-url: where to fetch the host CA's CRL from, NULL: none */
 
 	/* [peer]: the host-to-host API (mTLS with host certificates) */
 	char *peer_address; /* address: listen host:port, "" disables */

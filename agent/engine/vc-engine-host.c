@@ -188,7 +188,11 @@ vc_engine_host_timer_cb(gpointer user_data)
 	VcEngine *engine = user_data;
 
 	engine->host_source = 0;
-	vc_engine_host_refresh(engine, TRUE);
+	/* with crl-url the CRL is fetched first; the look follows it */
+	if (!vc_engine_host_crl_fetch(engine))
+		vc_engine_host_refresh(engine, TRUE);
+	else
+		vc_engine_host_schedule(engine);
 	return G_SOURCE_REMOVE;
 }
 

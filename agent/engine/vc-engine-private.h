@@ -141,6 +141,7 @@ struct _VcEngine {
 	char *host_warned_fp;	     /* the one the 2/3-life warning was given for */
 	guint host_source;	     /* the next look: crl-refresh, expiry, 2/3 of the life */
 	guint host_reconcile_source; /* everything evaluated again after a change */
+	gboolean host_crl_fetching;  /* [host] crl-url: a fetch is under way */
 	VcOwnerTrust *owner_trust;   /* [placement] owner-ca, NULL: none configured */
 	guint flush_source;
 	gint64 flush_due_us; /* monotonic: when the pending flush's window ends */
@@ -210,6 +211,9 @@ gboolean vc_engine_host_allows(VcEngine *engine, const VcPolicy *policy, gboolea
 void vc_engine_host_status(VcEngine *engine, JsonBuilder *b);
 void vc_engine_host_metrics_init(VcEngine *engine);
 void vc_engine_host_clear(VcEngine *engine);
+/* vc-engine-host-crl.c: FALSE when no [host] crl-url is set; else the fetch
+ * runs (or already ran) and checks the host certificate again when done */
+gboolean vc_engine_host_crl_fetch(VcEngine *engine);
 
 /* vc-engine-flush.c */
 void vc_engine_schedule_flush(VcEngine *engine);

@@ -634,6 +634,9 @@ vc_engine_set_policy(VcEngine *engine, VcPolicySet *policy)
 	/* a reload reads the host certificate and its CRL again too; the
 	 * reconcile below judges every VM with them */
 	vc_engine_host_refresh(engine, TRUE);
+	/* and the host CA's CRL fetched again, when it has a URL: a second
+	 * look follows the fetch */
+	vc_engine_host_crl_fetch(engine);
 	if (engine->virt == NULL || !engine->connected)
 		return;
 	/* everything libvirt has may be selected now, not only known rows */

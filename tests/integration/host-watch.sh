@@ -11,6 +11,8 @@
 # - expiry noticed by the [host] crl-refresh schedule, without reload;
 # - the warning at 2/3 of the life (log, /metrics), `virtcert host renew`
 #   (a CSR for the same key and attributes; signed and installed with --dir);
+# - [host] crl-url: the CRL fetched at reload, garbage and a stranger's CRL
+#   refused (the CRL in place stays), a revocation there counts;
 # - a host CA rotation: both CAs trusted during the overlap, a peer from the
 #   new one accepted while the old one still is.
 source "$VC_SOURCE_ROOT/tests/lib/common.sh"
@@ -70,9 +72,9 @@ vc ca init --permit vms.example.com >/dev/null
 start_libvirtd
 keep_test_driver
 PORT=$(free_port)
-conf() { # conf CRL-REFRESH
+conf() { # conf CRL-REFRESH [HOST LINE...]
 	vc_write_config "libvirt-uri=$TEST_URI" reconcile-interval=3600 "http-address=127.0.0.1:$PORT" \
-		"${VC_CONF_CA_URLS[@]}" "[host]" "crl-refresh=$1"
+		"${VC_CONF_CA_URLS[@]}" "[host]" "crl-refresh=$1" "${@:2}"
 }
 conf 1h
 check "virtcertd starts" start_daemon
@@ -178,6 +180,46 @@ check "virtcert reload" vc reload
 curl -sS "http://127.0.0.1:$PORT/metrics" >"$T/metrics.txt"
 grep -qx "virtcert_host_certificate_renewal_due 0" "$T/metrics.txt" && ok "metrics: renewal_due 0 after the renewal" || not_ok "metrics after renewal: $(grep host_certificate "$T/metrics.txt")"
 check_fails "virtcert host renew --days 0 is refused" vc host renew --dir "$T/hostca" --days 0
+
+# ---- [host] crl-url: the CRL fetched at reload --------------------------------
+mkdir -p "$T/www"
+WPORT=$(free_port)
+(cd "$T/www" && exec python3 -m http.server --bind 127.0.0.1 "$WPORT" >/dev/null 2>&1) &
+cleanup_hooks+=("kill $!")
+wait_for 10 curl -sf -o /dev/null "http://127.0.0.1:$WPORT/"
+kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
+conf 1h "crl-url=http://127.0.0.1:$WPORT/hostca.crl"
+check "virtcertd restarts with crl-url" start_daemon
+wait_for 10 has_cert placed || not_ok "placed has no certificate"
+p3=$(cert_of placed)
+cp "$STATE/host/hostca.crl" "$T/crl-before"
+logged() { grep -q -- "$1" "$T/virtcertd.log"; }
+echo "not a CRL" >"$T/www/hostca.crl"
+check "virtcert reload" vc reload
+wait_for 10 logged "cannot fetch the host CA's CRL from http://127.0.0.1:$WPORT/hostca.crl: .*not a CRL" &&
+	ok "garbage at crl-url: refused, logged" || not_ok "garbage CRL not refused"
+vc host-ca init --dir "$T/strangerca" >/dev/null
+vc host-ca crl --dir "$T/strangerca" --out "$T/www/hostca.crl" >/dev/null
+check "virtcert reload" vc reload
+wait_for 10 logged "hostca.crl: not a CRL signed by a trusted host CA" &&
+	ok "a CRL of another CA at crl-url: refused, logged" || not_ok "stranger CRL not refused"
+cmp -s "$T/crl-before" "$STATE/host/hostca.crl" && ok "... the CRL in place stays" || not_ok "the CRL in place was replaced"
+[[ $(status_of "$p3") == valid ]] && ok "... and placed keeps its certificate" || not_ok "placed: $(status_of "$p3")"
+vc host-ca revoke "$STATE/host/host.pem" --dir "$T/hostca" >/dev/null
+vc host-ca crl --dir "$T/hostca" --out "$T/www/hostca.crl" >/dev/null
+t0=$(date +%s%N)
+check "virtcert reload" vc reload
+if wait_for 10 revoked_as "$p3" privilegeWithdrawn; then
+	ok "host certificate revoked on the CRL at crl-url, reload: placed revoked in $((($(date +%s%N) - t0) / 1000000)) ms"
+else
+	not_ok "crl-url: placed not revoked: $(vc show "$p3" --json | jq -c '{status, reason}')"
+fi
+logged "the host CA's CRL from http://127.0.0.1:$WPORT/hostca.crl: installed as $STATE/host/hostca.crl" &&
+	ok "logged: the fetched CRL installed" || not_ok "no 'installed' line"
+kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
+conf 1h
+rm -f "$STATE/host/hostca.crl"
+check "virtcertd restarts without crl-url" start_daemon
 
 # ---- a host CA rotation with an overlap -------------------------------------
 vc host-ca init --dir "$T/newca" --cn "new host CA" >/dev/null
