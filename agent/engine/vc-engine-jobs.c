@@ -237,11 +237,13 @@ vc_engine_work_guest(VcEngineWork *work)
 			work->ok =
 			    vc_guest_check_files(channel, work->cert_path, work->cert_pem,
 						 work->key_path, &work->files_match, &work->error);
+			vc_crash_point("check-done");
 			break;
 		case VC_ENGINE_WORK_CSR: {
 			g_autofree char *staged = vc_guest_staged_key_path(work->key_path);
 			work->public_key =
 			    vc_guest_make_csr(channel, staged, work->key_type, NULL, &work->error);
+			vc_crash_point("csr-made");
 			work->ok = work->public_key != NULL;
 			break;
 		}
