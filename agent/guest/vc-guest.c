@@ -19,6 +19,7 @@
 
 #include "vc-autoptr.h"
 #include "vc-error.h"
+#include "vc-json-text.h"
 
 /* guest-file-write takes base64; 36 KiB of data is 48 KiB of base64 */
 #define VC_GUEST_WRITE_CHUNK (36 * 1024)
@@ -300,7 +301,10 @@ vc_guest_command_full(VcGuestCtx *ctx, const char *name, JsonObject *args, JsonN
 		return NULL;
 	}
 
-	if (!json_parser_load_from_data(parser, reply, -1, &local)) {
+	/* before json-glib, which leaks every value after the first and
+	 * recurses on nesting: vc-json-text.h */
+	if (!vc_json_text_check(reply, strlen(reply), VC_JSON_MAX_DEPTH, &local) ||
+	    !json_parser_load_from_data(parser, reply, -1, &local)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
 			    "%s: guest agent reply is not JSON: %s", name, local->message);
 		return NULL;
