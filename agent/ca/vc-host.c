@@ -89,8 +89,20 @@ vc_host_verify(X509 *cert, GPtrArray *anchors, GPtrArray *untrusted, X509_CRL *c
 	}
 	for (guint i = 0; i < anchors->len; i++)
 		X509_STORE_add_cert(store, g_ptr_array_index(anchors, i));
-	for (guint i = 0; untrusted != NULL && i < untrusted->len; i++)
-		sk_X509_push(chain_in, g_ptr_array_index(untrusted, i));
+	/* the stack frees what it holds: each certificate goes in with a
+	 * reference of its own (UNTRUSTED keeps its own) */
+	for (guint i = 0; untrusted != NULL && i < untrusted->len; i++) {
+		X509 *c = g_ptr_array_index(untrusted, i);
+		if (!X509_up_ref(c)) {
+			vc_crypto_set_error(error, "out of memory");
+			return FALSE;
+		}
+		if (!sk_X509_push(chain_in, c)) {
+			X509_free(c);
+			vc_crypto_set_error(error, "out of memory");
+			return FALSE;
+		}
+	}
 	if (crl != NULL) {
 		X509_STORE_add_crl(store, crl);
 		/* RFC 5280 6.3: the leaf against its issuer's CRL */

@@ -43,6 +43,13 @@ vc_write_config() {
 		echo "control-socket=${sock:-$dir/control.sock}"
 		echo "http-address="
 		(($# == 0)) || printf '%s\n' "$@"
+		# a daemon VC_WAIT_SCALE times slower (scripts/valgrind) takes as much
+		# longer over a TLS handshake or a request: the deadlines scale too
+		if ((${VC_WAIT_SCALE:-1} > 1)); then
+			echo "[http]"
+			echo "header-timeout=$((10 * VC_WAIT_SCALE))s"
+			echo "request-timeout=$((30 * VC_WAIT_SCALE))s"
+		fi
 	} >"$file"
 }
 

@@ -471,6 +471,25 @@ test_new_from_certs(Fixture *fx, gconstpointer data)
 	g_assert_nonnull(site);
 	g_assert_cmpstr(g_ptr_array_index(site, 0), ==, "eu-west");
 	g_assert_cmpuint(id->ca_fingerprints->len, ==, 1);
+	/* a client that sends its chain (leaf, then its CA): the extra
+	 * certificates are the host's, lent to each verification, never freed
+	 * by it (a use after free memcheck found under the peer API) */
+	{
+		g_autoptr(GPtrArray) chain = vc_cert_load_pem_file(fx->cert, &error);
+		g_autoptr(GPtrArray) ca_certs = vc_cert_load_pem_file(fx->hostca, &error);
+		g_autoptr(VcHost) chained = NULL;
+		g_assert_no_error(error);
+		g_ptr_array_add(chain, X509_dup(g_ptr_array_index(ca_certs, 0)));
+		chained = vc_host_new_from_certs(chain, fx->hostca, fx->crl, &error);
+		g_assert_no_error(error);
+		for (int i = 0; i < 3; i++) {
+			g_autoptr(VcHostIdentity) cid = NULL;
+			g_assert_true(vc_host_check(chained, &error));
+			g_assert_no_error(error);
+			cid = vc_host_get_identity(chained, &error);
+			g_assert_no_error(error);
+		}
+	}
 	/* no key: it cannot become this host's TLS identity */
 	g_assert_false(vc_host_install_libvirt_tls(peer, fx->dir, NULL, TRUE, NULL, &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_USAGE);
