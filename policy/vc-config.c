@@ -52,6 +52,8 @@ vc_config_new_default(void)
 	c->peer_max_connections = 64;
 	c->control_max_connections = 64;
 	c->control_timeout_ms = 10 * 1000;
+	c->guest_timeout_s = 60;
+	c->guest_command_timeout_s = 10;
 	return c;
 }
 
@@ -301,6 +303,8 @@ static const KeyDesc keys[] = {
     {"daemon", "control-max-connections", KEY_COUNT,
      G_STRUCT_OFFSET(VcConfig, control_max_connections)},
     {"daemon", "control-timeout", KEY_MS, G_STRUCT_OFFSET(VcConfig, control_timeout_ms)},
+    {"guest", "timeout", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, guest_timeout_s)},
+    {"guest", "command-timeout", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, guest_command_timeout_s)},
     {"placement", "owner-ca", KEY_PATH, G_STRUCT_OFFSET(VcConfig, owner_ca)},
     {"placement", "owner-crl", KEY_PATH, G_STRUCT_OFFSET(VcConfig, owner_crl)},
     {"placement", "require-signed", KEY_BOOL, G_STRUCT_OFFSET(VcConfig, require_signed)},

@@ -66,6 +66,10 @@ typedef struct {
 	/* [daemon] the control socket */
 	gint64 control_max_connections; /* control-max-connections */
 	gint64 control_timeout_ms;	/* control-timeout: for a complete request */
+	/* [guest] the time budget of one guest agent job (a delivery, a check
+	 * of the guest's files), and of one agent command within it */
+	gint64 guest_timeout_s;		/* timeout */
+	gint64 guest_command_timeout_s; /* command-timeout */
 
 	/* [placement]: placements signed by the VMs' owners
 	 * (agent/ca/vc-placement-sig.h, docs/host-trust.md) */

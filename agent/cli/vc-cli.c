@@ -171,8 +171,9 @@ vc_cli_check_store_access(VcCli *cli, GError **error)
 	if (access(db, R_OK | W_OK) == 0)
 		return TRUE;
 	saved = errno;
-	/* a store that was there and is lost: the store's own refusal says so */
-	if (saved == ENOENT && g_file_test(marker, G_FILE_TEST_EXISTS))
+	/* a store that was there and is lost, or on a read-only file system:
+	 * the store's own refusal says so */
+	if ((saved == ENOENT && g_file_test(marker, G_FILE_TEST_EXISTS)) || saved == EROFS)
 		return TRUE;
 	if (saved == ENOENT && access(dir, X_OK) < 0 && errno == ENOENT) {
 		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,

@@ -392,11 +392,16 @@ vc_engine_decide(const VcEngineInput *input, const VcEngineFacts *facts, const V
 		d->clear_stopped_migrated = TRUE;
 		break;
 	case VC_ENGINE_INPUT_AGENT_CONNECTED:
-		/* the guest (re)booted or its agent restarted: check, retry now */
+		/* the guest (re)booted or its agent restarted: check, retry now;
+		 * but once per backoff interval at most, so that an agent
+		 * flapping on and off does not undo the backoff of a failing
+		 * VM (#18) */
 		d->want_check = TRUE;
-		d->reset_retry = TRUE;
 		v.check_wanted = TRUE;
-		v.retry_at = 0;
+		if (now >= v.agent_reset_at) {
+			d->reset_retry = TRUE;
+			v.retry_at = 0;
+		}
 		break;
 	case VC_ENGINE_INPUT_OTHER_EVENT:
 		return;

@@ -74,6 +74,7 @@ typedef struct {
 	gboolean check_wanted;	   /* the guest's files should be checked */
 	gboolean job_running;
 	gint64 retry_at;	 /* no guest job before this */
+	gint64 agent_reset_at;	 /* no agent-connected retry-now before this */
 	gboolean issue_queued;	 /* an issuance is queued */
 	gboolean csr_ready;	 /* guest keygen: the queued issuance has its key */
 	gboolean issue_refused;	 /* the CA refused this very profile; a retry cannot pass */

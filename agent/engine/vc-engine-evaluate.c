@@ -180,6 +180,13 @@ vc_engine_gather_facts(VcEngine *engine, VcEngineVm *vm, gint64 now, VcEngineFac
 	}
 	f->has_agent = s->info->has_guest_agent;
 	f->agent_connected = s->info->guest_agent_connected;
+#ifdef VC_TEST_SEAMS
+	{
+		g_autofree char *sock = vc_engine_test_agent_socket(s->info->name);
+		if (sock != NULL && f->has_agent && f->active)
+			f->agent_connected = g_file_test(sock, G_FILE_TEST_EXISTS);
+	}
+#endif
 	s->policy =
 	    vc_domain_info_resolve_policy(s->info, engine->policy, engine->config->issue_all, NULL,
 					  engine->config->default_lifetime_s, &s->error);
@@ -246,6 +253,7 @@ vc_engine_vm_view(VcEngine *engine, const VcEngineVm *vm, VcEngineVmView *v)
 	v->check_wanted = vm->check_wanted;
 	v->job_running = vm->job_running;
 	v->retry_at = vm->retry_at;
+	v->agent_reset_at = vm->agent_reset_at;
 	v->issue_queued = q != NULL;
 	v->csr_ready = q != NULL && q->public_key != NULL;
 	v->handover_grace_s = engine->config->handover_grace_s;
@@ -296,8 +304,15 @@ vc_engine_apply(VcEngine *engine, VcEngineVm *vm, const VcEngineDecision *d, con
 		vm->claim_wanted = TRUE;
 	if (d->want_check)
 		vm->check_wanted = TRUE;
-	if (d->reset_retry)
+	if (d->reset_retry) {
+		gint failures = vm->row != NULL ? vm->row->failures : 0;
 		vm->retry_at = 0;
+		/* the next agent-connected retry-now waits as long as a failure's
+		 * backoff would */
+		vm->agent_reset_at =
+		    failures > 0 ? now + MIN((gint64)1 << MIN(failures, 16), VC_ENGINE_RETRY_MAX_S)
+				 : 0;
+	}
 	vc_engine_vm_set_name(engine, vm, name);
 	if (s->info != NULL && f->policy != NULL && s->info->issuer_peer != NULL &&
 	    g_strcmp0(s->info->issuer_peer, engine->config->peer_url) != 0) {

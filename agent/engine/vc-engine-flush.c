@@ -77,6 +77,10 @@ vc_engine_run_effects(VcEngine *engine)
 		vc_engine_work_push(engine, g_ptr_array_steal_index(effects, i--));
 }
 
+/* Writes the dirty rows into the open transaction. They stay dirty until
+ * the caller's commit succeeded (vc_engine_rows_committed()): a commit that
+ * fails (disk full, read-only) leaves them to the next flush, never only in
+ * memory. */
 static gboolean
 vc_engine_flush_rows(VcEngine *engine, GError **error)
 {
@@ -90,8 +94,27 @@ vc_engine_flush_rows(VcEngine *engine, GError **error)
 		    !vc_store_domain_put(engine->store, vm->row, error))
 			return FALSE;
 	}
-	g_hash_table_remove_all(engine->dirty);
 	return TRUE;
+}
+
+/* After the commit: the rows and the certificates a failed commit left in
+ * memory (engine->unstored) are durable. */
+static void
+vc_engine_rows_committed(VcEngine *engine)
+{
+	g_hash_table_remove_all(engine->dirty);
+	g_ptr_array_set_size(engine->unstored, 0);
+}
+
+/* Certificates signed and applied to the VMs whose commit failed: written
+ * again in every transaction until one commits, first, so that no row that
+ * names them and no revocation of them is committed without them. */
+static gboolean
+vc_engine_write_unstored(VcEngine *engine, GError **error)
+{
+	if (engine->unstored->len == 0)
+		return TRUE;
+	return vc_issuer_write_issued(engine->issuer, engine->unstored, error);
 }
 
 /* Rows left REVOKING (each is dirty: the move marked it) reach REVOKED in
@@ -154,11 +177,12 @@ vc_engine_report_revocations(VcEngine *engine)
 gboolean
 vc_engine_flush_revocations(VcEngine *engine, GError **error)
 {
-	if (engine->revoke_queue->len == 0 && g_hash_table_size(engine->dirty) == 0)
+	if (engine->revoke_queue->len == 0 && g_hash_table_size(engine->dirty) == 0 &&
+	    engine->unstored->len == 0)
 		return TRUE;
 	if (!vc_store_begin(engine->store, error))
 		return FALSE;
-	if (!vc_engine_write_revocations(engine, error))
+	if (!vc_engine_write_unstored(engine, error) || !vc_engine_write_revocations(engine, error))
 		goto fail;
 	vc_engine_end_revoking(engine);
 	if (!vc_engine_flush_rows(engine, error))
@@ -167,6 +191,7 @@ vc_engine_flush_revocations(VcEngine *engine, GError **error)
 						     : "rows-before-commit");
 	if (!vc_store_commit(engine->store, error))
 		goto fail;
+	vc_engine_rows_committed(engine);
 	vc_crash_point(engine->revoke_queue->len > 0 ? "revoke-after-commit" : "rows-after-commit");
 	vc_engine_report_revocations(engine);
 	return TRUE;
@@ -192,6 +217,23 @@ vc_engine_after_issue(VcEngine *engine, VcEngineVm *vm)
 	if (!vm->has_agent && vm->claim_wanted && vm->claim_peer != NULL) {
 		vm->claim_wanted = FALSE;
 		vc_engine_start_work(engine, vm, VC_ENGINE_WORK_CLAIM);
+	}
+}
+
+/* The commit of an applied batch failed (disk full, read-only): its VMs
+ * already hold the new certificates in memory, with their deliveries waiting
+ * for a commit (effects), so the certificates are kept and written again by
+ * the next transaction, which commits them with the rows that name them
+ * (vc_engine_write_unstored()). A restart before that finds them PENDING and
+ * abandons them (on the CRL); the rows it finds name the old ones. */
+static void
+vc_engine_keep_unstored(VcEngine *engine, GPtrArray *results)
+{
+	for (guint i = 0; i < results->len; i++) {
+		VcIssued *issued = g_ptr_array_index(results, i);
+		if (issued->error != NULL || issued->cert == NULL)
+			continue;
+		g_ptr_array_add(engine->unstored, g_steal_pointer(&results->pdata[i]));
 	}
 }
 
@@ -295,20 +337,25 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 	/* the certificates the new ones supersede (VMs without an agent) are
 	 * revoked in the same commit: a crash between two commits left them
 	 * valid beside the new one for good (crash storm) */
-	if (!vc_engine_write_revocations(engine, error)) {
+	if (!vc_engine_write_unstored(engine, error) ||
+	    !vc_engine_write_revocations(engine, error)) {
 		vc_store_rollback(engine->store);
+		vc_engine_keep_unstored(engine, results);
 		return FALSE;
 	}
 	vc_engine_end_revoking(engine);
 	if (!vc_engine_flush_rows(engine, error)) {
 		vc_store_rollback(engine->store);
+		vc_engine_keep_unstored(engine, results);
 		return FALSE;
 	}
 	vc_crash_point("issue-rows-before-commit");
 	if (!vc_store_commit(engine->store, error)) {
 		vc_store_rollback(engine->store);
+		vc_engine_keep_unstored(engine, results);
 		return FALSE;
 	}
+	vc_engine_rows_committed(engine);
 	vc_crash_point("issue-rows-after-commit");
 	for (guint i = 0; i < batch->len; i++) {
 		VcQueuedIssue *q = g_ptr_array_index(batch, i);
@@ -345,6 +392,47 @@ vc_engine_has_ready_issues(VcEngine *engine)
 	return FALSE;
 }
 
+/* The store refused a commit (disk full, read-only, I/O error): nothing
+ * was reported, everything stays queued, and the flush is retried after 1,
+ * 2, 4, 8 s (then every 8 s). Said once per distinct error; `virtcert
+ * status` shows it as store_error until a flush succeeds. */
+static gboolean vc_engine_flush_cb(gpointer user_data);
+
+static void
+vc_engine_flush_failed(VcEngine *engine, const char *what, const GError *error)
+{
+	g_autofree char *msg = g_strdup_printf("%s: %s", what, error->message);
+	guint delay = 1u << MIN(engine->flush_failures, 3);
+
+	engine->flush_failures++;
+	if (g_strcmp0(engine->store_error, msg) != 0)
+		vc_engine_log(G_LOG_LEVEL_WARNING, "store", NULL, NULL, NULL,
+			      "%s; nothing of it is reported, retrying in %u s (then every "
+			      "8 s while it fails)",
+			      msg, delay);
+	g_free(engine->store_error);
+	engine->store_error = g_steal_pointer(&msg);
+	engine->flush_source = g_timeout_add_seconds(delay, vc_engine_flush_cb, engine);
+}
+
+static void
+vc_engine_flush_succeeded(VcEngine *engine)
+{
+	if (engine->store_error == NULL)
+		return;
+	vc_engine_log(G_LOG_LEVEL_MESSAGE, "store", NULL, NULL, NULL,
+		      "the store accepts writes again after %u failed flushes",
+		      engine->flush_failures);
+	g_clear_pointer(&engine->store_error, g_free);
+	engine->flush_failures = 0;
+}
+
+const char *
+vc_engine_get_store_error(VcEngine *engine)
+{
+	return engine->store_error;
+}
+
 static gboolean
 vc_engine_flush_cb(gpointer user_data)
 {
@@ -359,21 +447,18 @@ vc_engine_flush_cb(gpointer user_data)
 	rows_first = engine->revoke_queue->len > 0 || !vc_engine_has_ready_issues(engine);
 	if (rows_first) {
 		if (!vc_engine_flush_revocations(engine, &error)) {
-			vc_engine_log(G_LOG_LEVEL_WARNING, "store", NULL, NULL, NULL,
-				      "cannot commit revocations, retrying in 1 s: %s",
-				      error->message);
-			engine->flush_source = g_timeout_add_seconds(1, vc_engine_flush_cb, engine);
+			vc_engine_flush_failed(
+			    engine, "cannot commit revocations and state changes", error);
 			return G_SOURCE_REMOVE;
 		}
 		/* what was decided so far is durable: its effects may run */
 		vc_engine_run_effects(engine);
 	}
 	if (!vc_engine_flush_issues(engine, &error)) {
-		vc_engine_log(G_LOG_LEVEL_WARNING, "issue", NULL, NULL, NULL,
-			      "issuance batch failed, retrying in 1 s: %s", error->message);
-		engine->flush_source = g_timeout_add_seconds(1, vc_engine_flush_cb, engine);
+		vc_engine_flush_failed(engine, "issuance batch failed", error);
 		return G_SOURCE_REMOVE;
 	}
+	vc_engine_flush_succeeded(engine);
 	/* superseded certificates found while issuing, moves to DELIVERING and
 	 * their jobs, and more queued work: the next round */
 	if (engine->revoke_queue->len > 0 || g_hash_table_size(engine->dirty) > 0 ||

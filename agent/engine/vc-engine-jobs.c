@@ -114,6 +114,79 @@ vc_engine_work_claim(VcEngineWork *work)
 	vc_crash_point("handover-claim-answered");
 }
 
+#ifdef VC_TEST_SEAMS
+/* Test seam (-Dtest_seams=true): with VC_TEST_GUEST_AGENT_DIR set, the guest
+ * agent of the VM named NAME is whatever listens on DIR/NAME.sock (a real
+ * qemu-ga with `-m unix-listen`, or the hostile agent of
+ * tests/integration/hostile-guest.sh), reached through the socket channel,
+ * and the VM's agent counts as connected while that socket exists. The
+ * libvirt test driver has no guest agent; this puts the daemon's whole
+ * delivery path in front of one. A release build has no such variable. */
+char *
+vc_engine_test_agent_socket(const char *name)
+{
+	const char *dir = g_getenv("VC_TEST_GUEST_AGENT_DIR");
+	g_autofree char *file = NULL;
+
+	if (dir == NULL || *dir == '\0' || name == NULL || strchr(name, '/') != NULL)
+		return NULL;
+	file = g_strconcat(name, ".sock", NULL);
+	return g_build_filename(dir, file, NULL);
+}
+
+static void
+vc_engine_test_agent_changed_cb(GFileMonitor *monitor, GFile *file, GFile *other,
+				GFileMonitorEvent what, gpointer user_data)
+{
+	VcEngine *engine = user_data;
+	g_autofree char *base = g_file_get_basename(file);
+	g_autofree char *name = NULL;
+	GHashTableIter iter;
+	VcEngineVm *vm;
+
+	if ((what != G_FILE_MONITOR_EVENT_CREATED && what != G_FILE_MONITOR_EVENT_DELETED) ||
+	    !g_str_has_suffix(base, ".sock"))
+		return;
+	name = g_strndup(base, strlen(base) - strlen(".sock"));
+	g_hash_table_iter_init(&iter, engine->vms);
+	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&vm)) {
+		VcVirtEvent event = {
+		    .uuid = vm->uuid,
+		    .name = name,
+		    .kind = what == G_FILE_MONITOR_EVENT_CREATED ? VC_VIRT_EVENT_AGENT_CONNECTED
+								 : VC_VIRT_EVENT_AGENT_DISCONNECTED,
+		    .detail_str = "channel",
+		};
+		if (vm->row == NULL || g_strcmp0(vm->row->name, name) != 0)
+			continue;
+		vc_engine_handle_event(engine, &event);
+		return;
+	}
+}
+
+void
+vc_engine_test_agent_watch(VcEngine *engine)
+{
+	const char *dir = g_getenv("VC_TEST_GUEST_AGENT_DIR");
+	g_autoptr(GFile) file = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (dir == NULL || *dir == '\0' || engine->test_agent_monitor != NULL)
+		return;
+	file = g_file_new_for_path(dir);
+	engine->test_agent_monitor =
+	    g_file_monitor_directory(file, G_FILE_MONITOR_NONE, NULL, &error);
+	if (engine->test_agent_monitor == NULL) {
+		g_warning("VC_TEST_GUEST_AGENT_DIR %s: %s", dir, error->message);
+		return;
+	}
+	/* every event as it comes: a flapping agent is the point */
+	g_file_monitor_set_rate_limit(engine->test_agent_monitor, 0);
+	g_signal_connect(engine->test_agent_monitor, "changed",
+			 G_CALLBACK(vc_engine_test_agent_changed_cb), engine);
+}
+#endif
+
 static void
 vc_engine_work_guest(VcEngineWork *work)
 {
@@ -122,7 +195,17 @@ vc_engine_work_guest(VcEngineWork *work)
 
 	if (conn == NULL)
 		return;
+#ifdef VC_TEST_SEAMS
+	{
+		g_autofree char *sock = vc_engine_test_agent_socket(work->name);
+		if (sock != NULL)
+			channel = vc_guest_channel_new_socket(sock, &work->error);
+		else
+			channel = vc_guest_channel_new_libvirt(conn, work->uuid, &work->error);
+	}
+#else
 	channel = vc_guest_channel_new_libvirt(conn, work->uuid, &work->error);
+#endif
 	if (channel != NULL) {
 		switch (work->kind) {
 		case VC_ENGINE_WORK_DELIVER: {
@@ -135,6 +218,15 @@ vc_engine_work_guest(VcEngineWork *work)
 			    .key_path = work->key_path,
 			    .owner = work->owner,
 			    .reload_command = work->reload,
+			    /* the job's time budget: a guest that never finishes
+			     * holds a thread this long at most */
+			    .timeout_s = (int)CLAMP(work->config->guest_timeout_s, 1, 3600),
+			    .command_timeout_s =
+				(int)CLAMP(work->config->guest_command_timeout_s, 1, 3600),
+			    /* an agent that blocks guest-exec but allows the
+			     * guest-file-* commands gets the files in place
+			     * (docs/guest-agent.md, "the file-only way") */
+			    .method = VC_GUEST_METHOD_AUTO,
 			};
 			vc_crash_point("deliver-before-write");
 			work->ok = vc_guest_deliver(channel, &d, &work->result, &work->error);
@@ -300,6 +392,22 @@ vc_engine_work_delivered(VcEngine *engine, VcEngineVm *vm, VcEngineWork *work)
 		vc_engine_retry_later(engine, vm, "delivered, but the reload failed", reload_error);
 		return;
 	}
+	if (work->reload != NULL && !work->result.reload_ran) {
+		/* the file-only way (the agent blocks guest-exec): the files
+		 * are in place, but the reload command could not run, so the
+		 * service may still serve the old certificate: as a failed
+		 * reload, not delivered, retried */
+		g_autoptr(GError) reload_error = g_error_new(
+		    VC_ERROR, VC_ERROR_GUEST,
+		    "the guest agent blocks guest-exec, so the files were written in place with "
+		    "guest-file-* and the reload command (%s) could not run; allow guest-exec "
+		    "and guest-exec-status (docs/guest-agent.md)",
+		    work->reload);
+		engine->n_reload_failed++;
+		vc_engine_retry_later(engine, vm, "files delivered, but the reload could not run",
+				      reload_error);
+		return;
+	}
 	vc_crash_point("deliver-before-state");
 	g_hash_table_remove(engine->keys, work->serial);
 	vm->check_wanted = FALSE;
@@ -362,14 +470,107 @@ vc_engine_work_csr_made(VcEngine *engine, VcEngineWork *work)
 	vc_engine_schedule_flush(engine);
 }
 
+typedef struct {
+	VcEngine *engine; /* the source dies with the VM, the VM with the engine */
+	char *uuid;
+	gint64 generation;
+} VcEngineClaimRetry;
+
+static void
+vc_engine_claim_retry_free(gpointer data)
+{
+	VcEngineClaimRetry *r = data;
+	g_free(r->uuid);
+	g_free(r);
+}
+
+static gboolean
+vc_engine_claim_retry_cb(gpointer data)
+{
+	VcEngineClaimRetry *r = data;
+	VcEngineVm *vm = vc_engine_vm_lookup(r->engine, r->uuid);
+
+	if (vm == NULL)
+		return G_SOURCE_REMOVE;
+	vm->claim_retry_source = 0;
+	/* the same life of the VM, still here and still to be claimed */
+	if (vm->row != NULL && vm->row->generation == r->generation && vm->claim_peer != NULL &&
+	    vm->state != VC_DOMAIN_STATE_REVOKED && vm->state != VC_DOMAIN_STATE_REVOKING)
+		vc_engine_start_work(r->engine, vm, VC_ENGINE_WORK_CLAIM);
+	return G_SOURCE_REMOVE;
+}
+
+/* A claim that got no answer (the issuer unreachable, hung, answering
+ * garbage, or refusing what may pass, such as a claim that came before the
+ * VM left it): tried again with backoff, and the VM's row says why. Nothing
+ * is revoked here; the issuer's own certificate stays valid until an
+ * accepted claim or its handover grace ends it. */
+static void
+vc_engine_claim_retry(VcEngine *engine, VcEngineWork *work)
+{
+	VcEngineVm *vm = vc_engine_vm_lookup(engine, work->uuid);
+	g_autofree char *msg = NULL;
+	VcEngineClaimRetry *r;
+	guint delay;
+
+	if (vm == NULL || vm->row == NULL || vm->row->generation != work->generation ||
+	    vm->claim_peer == NULL)
+		return;
+	vm->claim_failures++;
+	if (vm->claim_failures > VC_ENGINE_CLAIM_RETRIES) {
+		msg = g_strdup_printf("the handover claim to %s failed %u times, given up: %s",
+				      work->peer_url, vm->claim_failures, work->error->message);
+		vc_engine_vm_move(engine, vm, vm->state, msg);
+		return;
+	}
+	delay = 1u << (vm->claim_failures - 1);
+	msg = g_strdup_printf("the handover claim to %s failed (try %u): %s; retrying in %u s",
+			      work->peer_url, vm->claim_failures, work->error->message, delay);
+	vc_engine_vm_move(engine, vm, vm->state, msg);
+	vc_engine_schedule_flush(engine);
+	r = g_new0(VcEngineClaimRetry, 1);
+	r->engine = engine;
+	r->uuid = g_strdup(vm->uuid);
+	r->generation = vm->row->generation;
+	g_clear_handle_id(&vm->claim_retry_source, g_source_remove);
+	/* in milliseconds: a seconds timer may fire up to a second early */
+	vm->claim_retry_source =
+	    g_timeout_add_full(G_PRIORITY_DEFAULT, delay * 1000, vc_engine_claim_retry_cb, r,
+			       vc_engine_claim_retry_free);
+}
+
+/* An answer: the handover is over either way; an earlier failure's
+ * message goes from the row. */
+static void
+vc_engine_claim_answered(VcEngine *engine, VcEngineWork *work)
+{
+	VcEngineVm *vm = vc_engine_vm_lookup(engine, work->uuid);
+	g_autofree char *msg = NULL;
+
+	if (vm == NULL || vm->row == NULL || vm->row->generation != work->generation)
+		return;
+	if (!work->accepted)
+		msg = g_strdup_printf("the issuer %s refused the handover: %s", work->peer_url,
+				      work->reason != NULL ? work->reason : "");
+	if (vm->claim_failures > 0 || msg != NULL) {
+		vm->claim_failures = 0;
+		vc_engine_vm_move(engine, vm, vm->state, msg);
+		vc_engine_schedule_flush(engine);
+	}
+}
+
 static void
 vc_engine_work_claimed(VcEngine *engine, VcEngineWork *work)
 {
-	if (!work->ok)
+	if (!work->ok) {
 		vc_engine_log(G_LOG_LEVEL_WARNING, "claim", work->uuid, work->name, work->serial,
 			      "VM %s: the claim to %s failed: %s", work->name, work->peer_url,
 			      work->error->message);
-	else
+		vc_engine_claim_retry(engine, work);
+	} else {
+		vc_engine_claim_answered(engine, work);
+	}
+	if (work->ok)
 		vc_engine_log(work->accepted ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_WARNING, "claim",
 			      work->uuid, work->name, work->serial,
 			      "VM %s: the issuer %s %s the handover: %s", work->name,

@@ -31,6 +31,10 @@
 #define VC_ENGINE_JOB_THREADS 32
 #define VC_ENGINE_SUSPECT_JOB_THREADS 4
 #define VC_ENGINE_RETRY_MAX_S 300
+/* a claim the issuer did not answer (unreachable, garbage, a timeout, a
+ * refusal that may pass) is tried again after 1, 2, 4 ... 128 s (255 s in
+ * all, past the issuer's default 60 s handover grace), then given up */
+#define VC_ENGINE_CLAIM_RETRIES 8
 
 /* A certificate decision waiting for the next flush. */
 typedef struct {
@@ -78,6 +82,8 @@ typedef struct {
 	char *claim_peer;	  /* the issuer to claim the VM from, after a migration here */
 	char *claim_serial;	  /* the issuer's certificate, named in the claim */
 	gboolean claim_wanted;
+	guint claim_failures;	  /* claims that got no answer (vc_engine_claim_retry()) */
+	guint claim_retry_source; /* the next try, 0: none */
 	/* the profile (vc_engine_profile_key()) the CA refused to issue as, for a
 	 * reason that cannot pass on a retry (policy, names): not tried again
 	 * until what policy gives changes */
@@ -92,6 +98,10 @@ typedef struct {
 	gboolean job_running;
 	gboolean check_wanted; /* agent (re)connected or guest restored: verify the files */
 	gint64 retry_at;       /* no guest job before this (unix s) */
+	/* no agent-connected event brings a retry forward before this (unix
+	 * s): an agent that connects and disconnects on and on is backed off
+	 * like one that fails */
+	gint64 agent_reset_at;
 } VcEngineVm;
 
 /* Blocking work, run on the engine's thread pool, its result applied on the
@@ -108,6 +118,9 @@ typedef struct _VcEngineWork VcEngineWork;
 
 struct _VcEngine {
 	const VcConfig *config;
+#ifdef VC_TEST_SEAMS
+	GFileMonitor *test_agent_monitor; /* vc_engine_test_agent_watch() */
+#endif
 	VcStore *store;
 	VcCa *ca;
 	VcIssuer *issuer;
@@ -131,7 +144,10 @@ struct _VcEngine {
 	gint64 host_loaded_at;
 	VcOwnerTrust *owner_trust; /* [placement] owner-ca, NULL: none configured */
 	guint flush_source;
-	gint64 flush_due_us; /* monotonic: when the pending flush's window ends */
+	gint64 flush_due_us;  /* monotonic: when the pending flush's window ends */
+	guint flush_failures; /* flushes in a row the store refused (backoff) */
+	char *store_error;    /* why the last flush failed, NULL once one succeeds */
+	GPtrArray *unstored;  /* of VcIssued: applied, their commit failed (vc-engine-flush.c) */
 	guint tick_source;
 	guint reconcile_source;
 	guint64 seq;
@@ -179,6 +195,7 @@ gboolean vc_engine_queue_revoke(VcEngine *engine, const char *serial, const char
 guint vc_engine_vm_retire(VcEngine *engine, VcEngineVm *vm, const char *keep, int reason,
 			  const char *why);
 void vc_engine_vm_succeeded(VcEngine *engine, VcEngineVm *vm);
+const char *vc_engine_get_store_error(VcEngine *engine);
 void vc_engine_vm_fail(VcEngine *engine, VcEngineVm *vm, const char *what, const char *why,
 		       gint64 retry_at);
 VcEngineVm *vc_engine_find_vm(VcEngine *engine, const char *vm_or_name);
@@ -208,3 +225,10 @@ void vc_engine_metrics_init(VcEngine *engine);
 void vc_engine_start_work(VcEngine *engine, VcEngineVm *vm, VcEngineWorkKind kind);
 void vc_engine_work_push(VcEngine *engine, VcEngineWork *work);
 void vc_engine_work_free(VcEngineWork *work);
+#ifdef VC_TEST_SEAMS
+/* DIR/NAME.sock with VC_TEST_GUEST_AGENT_DIR=DIR set, else NULL */
+char *vc_engine_test_agent_socket(const char *name);
+/* agent-connected and -disconnected events as sockets appear and vanish in
+ * VC_TEST_GUEST_AGENT_DIR (what libvirt reports of a real guest's agent) */
+void vc_engine_test_agent_watch(VcEngine *engine);
+#endif

@@ -54,6 +54,9 @@ vc_engine_get_status(VcEngine *engine)
 	json_builder_end_object(b);
 	json_builder_set_member_name(b, "queued");
 	json_builder_add_int_value(b, vc_engine_get_queue_length(engine));
+	/* the store refuses commits (disk full, read-only): null when it does not */
+	json_builder_set_member_name(b, "store_error");
+	json_builder_add_string_value(b, vc_engine_get_store_error(engine));
 	json_builder_set_member_name(b, "events");
 	json_builder_add_int_value(b, (gint64)engine->n_events);
 	json_builder_set_member_name(b, "issued");

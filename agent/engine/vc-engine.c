@@ -91,6 +91,7 @@ vc_engine_vm_free(VcEngineVm *vm)
 	g_free(vm->claim_peer);
 	g_free(vm->refused_profile);
 	g_free(vm->claim_serial);
+	g_clear_handle_id(&vm->claim_retry_source, g_source_remove);
 	g_free(vm->announced_fingerprint);
 	g_free(vm->announced_fqdn);
 	g_free(vm->announced_serial);
@@ -326,6 +327,7 @@ vc_engine_new(const VcConfig *config, VcStore *store, VcCa *ca, VcPolicySet *pol
 	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
 	engine->revoke_set = g_hash_table_new(g_str_hash, g_str_equal);
 	engine->effects = g_ptr_array_new_with_free_func((GDestroyNotify)vc_engine_work_free);
+	engine->unstored = g_ptr_array_new_with_free_func((GDestroyNotify)vc_issued_free);
 	vc_engine_metrics_init(engine);
 	return engine;
 }
@@ -335,6 +337,12 @@ vc_engine_free(VcEngine *engine)
 {
 	if (engine == NULL)
 		return;
+#ifdef VC_TEST_SEAMS
+	if (engine->test_agent_monitor != NULL) {
+		g_signal_handlers_disconnect_by_data(engine->test_agent_monitor, engine);
+		g_clear_object(&engine->test_agent_monitor);
+	}
+#endif
 	if (engine->owns_virt)
 		g_clear_pointer(&engine->virt, vc_virt_free);
 	g_clear_handle_id(&engine->flush_source, g_source_remove);
@@ -346,6 +354,7 @@ vc_engine_free(VcEngine *engine)
 	g_ptr_array_unref(engine->revoke_queue);
 	g_hash_table_unref(engine->dirty);
 	g_ptr_array_unref(engine->effects);
+	g_ptr_array_unref(engine->unstored);
 	if (engine->pool != NULL)
 		g_thread_pool_free(engine->pool, TRUE, TRUE);
 	if (engine->suspect_pool != NULL)
@@ -360,6 +369,7 @@ vc_engine_free(VcEngine *engine)
 	g_clear_pointer(&engine->host, vc_host_free);
 	g_clear_pointer(&engine->owner_trust, vc_owner_trust_free);
 	g_clear_error(&engine->host_error);
+	g_free(engine->store_error);
 	vc_metrics_free(engine->metrics);
 	g_free(engine);
 }
@@ -554,6 +564,9 @@ vc_engine_handle_connected(VcEngine *engine)
 	engine->connected = TRUE;
 	vc_engine_log(G_LOG_LEVEL_MESSAGE, "connected", NULL, NULL, NULL,
 		      "connected to libvirt; reconciling");
+#ifdef VC_TEST_SEAMS
+	vc_engine_test_agent_watch(engine);
+#endif
 	if (!vc_engine_reconcile(engine, &error))
 		vc_engine_log(G_LOG_LEVEL_WARNING, "reconcile", NULL, NULL, NULL,
 			      "reconcile failed: %s", error->message);

@@ -206,6 +206,7 @@ vc_guest_channel_socket_sync(VcGuestChannelSocket *self, gint64 deadline, gsize 
 	    "}}\n",
 	    id);
 	gsize discarded = 0;
+	guint other_ids = 0;
 
 	self->pos = self->len = 0;
 	if (!vc_guest_channel_socket_write_all(self, cmd, strlen(cmd), deadline, error))
@@ -228,11 +229,21 @@ vc_guest_channel_socket_sync(VcGuestChannelSocket *self, gint64 deadline, gsize 
 		gint64 got;
 		g_autofree char *line = vc_guest_channel_socket_read_line(
 		    self, deadline, max - MIN(discarded, max), error);
-		if (line == NULL)
+		if (line == NULL) {
+			/* a guest answering with earlier ids only: say so */
+			if (other_ids > 0)
+				g_prefix_error(error,
+					       "guest-sync-delimited answered %u time(s) with "
+					       "another id, never with its own: ",
+					       other_ids);
 			return FALSE;
+		}
 		discarded += strlen(line) + 1;
-		if (vc_guest_channel_socket_reply_return_int(line, &got) && got == id)
-			return TRUE;
+		if (vc_guest_channel_socket_reply_return_int(line, &got)) {
+			if (got == id)
+				return TRUE;
+			other_ids++;
+		}
 		if (discarded > max) {
 			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
 				    "guest agent did not answer guest-sync-delimited");

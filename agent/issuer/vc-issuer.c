@@ -11,6 +11,10 @@ struct _VcIssuer {
 	char *crl_url;
 	char *ocsp_url;
 	char *ca_issuers_url;
+	/* serials recorded PENDING whose batch could not end (the store refused
+	 * a later write: disk full, read-only): abandoned by the next batch that
+	 * can write, not left to the next start */
+	GPtrArray *orphans;
 };
 
 void
@@ -32,6 +36,7 @@ vc_issuer_new(const VcConfig *config, VcCa *ca, VcStore *store)
 	issuer->config = config;
 	issuer->ca = ca;
 	issuer->store = store;
+	issuer->orphans = g_ptr_array_new_with_free_func(g_free);
 	issuer->crl_url = vc_config_get_ca_url(config, VC_CA_URL_CRL, vc_ca_get_id(ca));
 	issuer->ocsp_url = vc_config_get_ca_url(config, VC_CA_URL_OCSP, vc_ca_get_id(ca));
 	issuer->ca_issuers_url =
@@ -47,6 +52,7 @@ vc_issuer_free(VcIssuer *issuer)
 	g_free(issuer->crl_url);
 	g_free(issuer->ocsp_url);
 	g_free(issuer->ca_issuers_url);
+	g_ptr_array_unref(issuer->orphans);
 	g_free(issuer);
 }
 
@@ -182,6 +188,9 @@ vc_issuer_issue(VcIssuer *issuer, const VcIssueRequest *req, GError **error)
 	return issued;
 }
 
+static gboolean vc_issuer_abandon_orphans(VcIssuer *issuer, GError **error);
+static void vc_issuer_orphan_all(VcIssuer *issuer, GPtrArray *results);
+
 /* Steps 1-3 of a batch; with COMMIT FALSE the DER writes are left in an
  * open transaction for the caller to commit with its own rows. */
 static GPtrArray *
@@ -191,9 +200,14 @@ vc_issuer_issue_batch_full(VcIssuer *issuer, const VcIssueRequest *reqs, guint n
 	g_autoptr(GPtrArray) results = g_ptr_array_new_full(n_reqs, (GDestroyNotify)vc_issued_free);
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 
-	/* 1. every intent durable in one commit */
+	/* 1. every intent durable in one commit, with the end of earlier
+	 * batches' orphans */
 	if (!vc_store_begin(issuer->store, error))
 		return NULL;
+	if (!vc_issuer_abandon_orphans(issuer, error)) {
+		vc_store_rollback(issuer->store);
+		return NULL;
+	}
 	for (guint i = 0; i < n_reqs; i++) {
 		GError *local = NULL;
 		VcIssued *issued = vc_issuer_prepare(issuer, &reqs[i], now, &local);
@@ -207,6 +221,7 @@ vc_issuer_issue_batch_full(VcIssuer *issuer, const VcIssueRequest *reqs, guint n
 		vc_store_rollback(issuer->store);
 		return NULL;
 	}
+	g_ptr_array_set_size(issuer->orphans, 0);
 	vc_crash_point("issue-after-record");
 
 	/* 2. sign; a failure is recorded so the serial is never left PENDING */
@@ -217,16 +232,20 @@ vc_issuer_issue_batch_full(VcIssuer *issuer, const VcIssueRequest *reqs, guint n
 		if (!vc_issuer_sign(issuer, &reqs[i], issued, &issued->error)) {
 			g_autoptr(GError) local = NULL;
 			if (!vc_store_cert_abandon(issuer->store, issued->serial,
-						   issued->error->message, &local))
-				g_warning("serial %s stays PENDING until restart: %s",
+						   issued->error->message, &local)) {
+				g_warning("serial %s stays PENDING until the next batch: %s",
 					  issued->serial, local->message);
+				g_ptr_array_add(issuer->orphans, g_strdup(issued->serial));
+			}
 		}
 	}
 	vc_crash_point("issue-after-sign");
 
 	/* 3. every DER durable in one commit; only then are certificates handed out */
-	if (!vc_store_begin(issuer->store, error))
+	if (!vc_store_begin(issuer->store, error)) {
+		vc_issuer_orphan_all(issuer, results);
 		return NULL;
+	}
 	for (guint i = 0; i < n_reqs; i++) {
 		VcIssued *issued = g_ptr_array_index(results, i);
 		g_autoptr(GBytes) der = NULL;
@@ -244,6 +263,9 @@ vc_issuer_issue_batch_full(VcIssuer *issuer, const VcIssueRequest *reqs, guint n
 		return g_steal_pointer(&results);
 	if (!vc_store_commit(issuer->store, error)) {
 		vc_store_rollback(issuer->store);
+		/* signed, never handed out, and PENDING in the store: the batch
+		 * is retried under new serials, these are abandoned */
+		vc_issuer_orphan_all(issuer, results);
 		return NULL;
 	}
 	vc_crash_point("issue-after-store");
@@ -261,6 +283,57 @@ vc_issuer_issue_batch_open(VcIssuer *issuer, const VcIssueRequest *reqs, guint n
 			   GError **error)
 {
 	return vc_issuer_issue_batch_full(issuer, reqs, n_reqs, FALSE, error);
+}
+
+/* The DER of every certificate in RESULTS into the open transaction again:
+ * for a caller of vc_issuer_issue_batch_open() whose commit failed, and who
+ * keeps the certificates to commit with its next transaction. */
+gboolean
+vc_issuer_write_issued(VcIssuer *issuer, GPtrArray *results, GError **error)
+{
+	for (guint i = 0; i < results->len; i++) {
+		VcIssued *issued = g_ptr_array_index(results, i);
+		g_autoptr(GBytes) der = NULL;
+		if (issued->error != NULL || issued->cert == NULL)
+			continue;
+		der = vc_cert_to_der(issued->cert, error);
+		if (der == NULL ||
+		    !vc_store_cert_mark_issued(issuer->store, issued->serial, der, error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* Every serial of RESULTS PENDING for good: abandoned by the next batch. */
+static void
+vc_issuer_orphan_all(VcIssuer *issuer, GPtrArray *results)
+{
+	for (guint i = 0; i < results->len; i++) {
+		VcIssued *issued = g_ptr_array_index(results, i);
+		if (issued->serial != NULL)
+			g_ptr_array_add(issuer->orphans, g_strdup(issued->serial));
+	}
+}
+
+/* In the open transaction: every orphan ABANDONED (listed on the CRL like
+ * any abandoned serial). One no longer PENDING (a restart resolved it) is
+ * skipped. */
+static gboolean
+vc_issuer_abandon_orphans(VcIssuer *issuer, GError **error)
+{
+	for (guint i = 0; i < issuer->orphans->len; i++) {
+		const char *serial = g_ptr_array_index(issuer->orphans, i);
+		g_autoptr(VcCertRecord) rec = vc_store_cert_get(issuer->store, serial, NULL);
+		if (rec == NULL || rec->status != VC_CERT_STATUS_PENDING)
+			continue;
+		if (!vc_store_cert_abandon(issuer->store, serial,
+					   "its issuance batch could not be completed (the store "
+					   "refused a write)",
+					   error))
+			return FALSE;
+		g_message("serial %s abandoned: its issuance batch could not be completed", serial);
+	}
+	return TRUE;
 }
 
 gboolean

@@ -69,6 +69,11 @@ GPtrArray *vc_issuer_issue_batch(VcIssuer *issuer, const VcIssueRequest *reqs, g
  * start). On NULL no transaction is open. */
 GPtrArray *vc_issuer_issue_batch_open(VcIssuer *issuer, const VcIssueRequest *reqs, guint n_reqs,
 				      GError **error);
+/* The certificates of RESULTS (from vc_issuer_issue_batch_open()) written
+ * into the open transaction again, after the caller's commit of them failed
+ * (disk full, read-only): the caller keeps them and commits them with its
+ * next transaction. */
+gboolean vc_issuer_write_issued(VcIssuer *issuer, GPtrArray *results, GError **error);
 /* Durable revocation (synchronous=FULL commit) before it returns. */
 gboolean vc_issuer_revoke(VcIssuer *issuer, const char *serial, int reason, GError **error);
 /* A new CRL from the store, with the next CRL number. thisUpdate is a

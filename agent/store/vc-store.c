@@ -646,6 +646,37 @@ vc_store_configure(VcStore *store, gboolean in_memory, GError **error)
 			     "configuring the store", error);
 }
 
+/* The store and its directory (where SQLite keeps the WAL and the shared
+ * memory file) must be writable: every revocation is written before it is
+ * reported. A read-only state directory (a read-only mount, a file system
+ * remounted read-only after errors, wrong ownership) is said as such, not
+ * taken for a damaged store: the store is intact and must not be restored. */
+static gboolean
+vc_store_check_writable(const char *path, GError **error)
+{
+	g_autofree char *dir = g_path_get_dirname(path);
+	const char *what = dir;
+	int saved_errno = 0;
+
+	if (access(dir, W_OK | X_OK) < 0)
+		saved_errno = errno;
+	else if (access(path, W_OK) < 0 && errno != ENOENT) {
+		saved_errno = errno;
+		what = path;
+	}
+	if (saved_errno == 0)
+		return TRUE;
+	g_set_error(error, VC_ERROR, VC_ERROR_IO,
+		    "store %s cannot be written: %s is %s (%s); virtcert writes every issuance "
+		    "and revocation before it reports it. Make the state directory writable "
+		    "(remount it read-write, or fix its owner) and start again; the store "
+		    "itself is not damaged, do not restore it",
+		    path, what,
+		    saved_errno == EROFS ? "on a read-only file system" : "not writable",
+		    g_strerror(saved_errno));
+	return FALSE;
+}
+
 /* MUST_EXIST: the store was created before (its marker says so), so a
  * missing file, an empty one or one without virtcert's schema is a lost
  * store, never a fresh one. */
@@ -680,6 +711,8 @@ vc_store_open_internal(const char *path, gboolean must_exist, GError **error)
 			return NULL;
 		}
 	}
+	if (!in_memory && !vc_store_check_writable(path, error))
+		return NULL;
 	if (!in_memory && !vc_store_create_file(path, &created, error))
 		return NULL;
 

@@ -5,7 +5,7 @@
 # initramfs whose /init starts the real qemu-guest-agent (no disk, no network,
 # a tmpfs root: whatever the guest writes is lost at reboot).
 #
-#   build-guest.sh OUTDIR [--variant normal|openssl|minimal|garbage]
+#   build-guest.sh OUTDIR [--variant normal|openssl|minimal|garbage|flood]
 #
 #   normal   busybox, qemu-ga, openssl (guest keygen), users root/web, group ssl-cert
 #   openssl  the same image as normal, under its own name, for tests that
@@ -13,6 +13,8 @@
 #   minimal  normal without openssl: guest keygen must fail cleanly
 #   garbage  no qemu-ga: a busybox sh loop on the agent's port answers every
 #            line with garbage, a 1 MiB line or broken JSON (a hostile agent)
+#   flood    no qemu-ga: answers the first line on the agent's port with
+#            bytes and no newline, without end (a hostile agent)
 #
 # Writes OUTDIR/vmlinuz and OUTDIR/initrd-VARIANT.img, world-readable (the
 # session libvirtd runs QEMU as another user). Idempotent: the kernel .deb is
@@ -21,7 +23,7 @@
 # access is `apt-get download` of the kernel, once.
 set -euo pipefail
 
-usage() { echo "usage: $0 OUTDIR [--variant normal|openssl|minimal|garbage]" >&2; exit 2; }
+usage() { echo "usage: $0 OUTDIR [--variant normal|openssl|minimal|garbage|flood]" >&2; exit 2; }
 [[ $# -ge 1 ]] || usage
 OUT=$1
 shift
@@ -33,7 +35,7 @@ while [[ $# -gt 0 ]]; do
 	*) usage ;;
 	esac
 done
-case "$VARIANT" in normal | openssl | minimal | garbage) ;; *) usage ;; esac
+case "$VARIANT" in normal | openssl | minimal | garbage | flood) ;; *) usage ;; esac
 
 QEMU_GA=/usr/sbin/qemu-ga
 BUSYBOX=/bin/busybox
@@ -125,7 +127,7 @@ with_openssl=1
 with_qga=1
 case "$VARIANT" in
 minimal) with_openssl=0 ;;
-garbage) with_openssl=0; with_qga=0 ;;
+garbage | flood) with_openssl=0; with_qga=0 ;;
 esac
 
 # Inputs of the image: rebuilt when any changes.
@@ -227,6 +229,17 @@ while :; do
 	/usr/sbin/qemu-ga -m virtio-serial -p $PORT -t /run
 	echo "vc-guest: qemu-ga exited ($?)"
 	sleep 1
+done
+EOI
+elif [[ $VARIANT == flood ]]; then
+	cat >>"$ROOT/init" <<'EOI'
+echo "vc-guest: starting the flood agent ($(uname -r))"
+# A hostile agent: the first request line gets an answer that never ends
+# (64 KiB chunks of A, no newline), until the host hangs up; then again.
+head -c 65536 /dev/zero | tr '\0' A >/run/chunk
+while :; do
+	(IFS= read -r line && while cat /run/chunk; do :; done) <>$PORT >&0
+	sleep 0.2
 done
 EOI
 else

@@ -82,9 +82,11 @@ free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
+# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds; the limit
+# is multiplied by VC_WAIT_SCALE (default 1: scripts/valgrind runs the daemon
+# some 20 times slower and sets it).
 wait_for() {
-	local limit=$1 i
+	local limit=$(($1 * ${VC_WAIT_SCALE:-1})) i
 	shift
 	for ((i = 0; i < limit * 10; i++)); do
 		"$@" >/dev/null 2>&1 && return 0
@@ -123,8 +125,11 @@ EOD
 }
 
 VIRTCERTD=${VIRTCERTD:-$VC_BUILD_ROOT/agent/daemon/virtcertd}
+# VC_DAEMON_WRAPPER: a command line that runs every virtcertd the helpers
+# start (scripts/valgrind: valgrind --tool=memcheck ...); split on spaces.
+read -ra VC_DAEMON_WRAP <<<"${VC_DAEMON_WRAPPER:-}"
 start_daemon() {
-	"$VIRTCERTD" --config "$CONF" >>"$T/virtcertd.log" 2>&1 &
+	"${VC_DAEMON_WRAP[@]}" "$VIRTCERTD" --config "$CONF" >>"$T/virtcertd.log" 2>&1 &
 	DAEMON_PID=$!
 	cleanup_hooks+=("kill -TERM $DAEMON_PID 2>/dev/null; wait $DAEMON_PID 2>/dev/null")
 	wait_for 10 vc status

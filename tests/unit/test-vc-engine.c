@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <openssl/pem.h>
 
@@ -1181,6 +1182,273 @@ test_claim_recorded_placement(Fixture *fx, gconstpointer data)
 		       "ISSUED");
 }
 
+/* ---- the destination's claim against a faulty issuer -------------------- */
+
+/* A fake issuer on 127.0.0.1 with a host certificate for "localhost" from
+ * the trusted host CA: each connection is answered as the next of MODES
+ * says, the last one for every later connection. */
+typedef enum {
+	PEER_CLOSE,   /* accept, then close before TLS */
+	PEER_GARBAGE, /* TLS, read the request, answer 200 with JSON of the wrong shape */
+	PEER_HANG,    /* TLS, read the request, never answer */
+	PEER_ACCEPT,  /* TLS, read the request, {"accepted": true} */
+} PeerMode;
+
+typedef struct {
+	GSocketListener *listener;
+	GCancellable *cancel;
+	GTlsCertificate *cert;
+	guint16 port;
+	const PeerMode *modes;
+	guint n_modes;
+	GMutex lock;
+	GArray *at_us; /* monotonic time of each connection */
+	GThread *thread;
+} FakePeer;
+
+static void
+fake_peer_read_request(GIOStream *io, GCancellable *cancel)
+{
+	GInputStream *in = g_io_stream_get_input_stream(io);
+	g_autoptr(GString) req = g_string_new(NULL);
+	char buf[1024];
+	gssize n;
+	const char *body;
+
+	/* headers, then the Content-Length octets of the body */
+	while ((n = g_input_stream_read(in, buf, sizeof(buf), cancel, NULL)) > 0) {
+		g_string_append_len(req, buf, n);
+		body = strstr(req->str, "\r\n\r\n");
+		if (body != NULL) {
+			const char *cl = strstr(req->str, "Content-Length: ");
+			gsize want = cl != NULL ? (gsize)g_ascii_strtoull(cl + 16, NULL, 10) : 0;
+			if (req->len - (gsize)(body + 4 - req->str) >= want)
+				return;
+		}
+	}
+}
+
+static gpointer
+fake_peer_thread(gpointer data)
+{
+	FakePeer *fp = data;
+
+	for (guint i = 0;; i++) {
+		g_autoptr(GSocketConnection) conn =
+		    g_socket_listener_accept(fp->listener, NULL, fp->cancel, NULL);
+		g_autoptr(GIOStream) tls = NULL;
+		PeerMode mode = fp->modes[MIN(i, fp->n_modes - 1)];
+		gint64 now = g_get_monotonic_time();
+
+		if (conn == NULL)
+			return NULL;
+		g_mutex_lock(&fp->lock);
+		g_array_append_val(fp->at_us, now);
+		g_mutex_unlock(&fp->lock);
+		if (mode == PEER_CLOSE)
+			continue;
+		tls = g_tls_server_connection_new(G_IO_STREAM(conn), fp->cert, NULL);
+		g_assert_nonnull(tls);
+		if (!g_tls_connection_handshake(G_TLS_CONNECTION(tls), fp->cancel, NULL))
+			continue;
+		fake_peer_read_request(tls, fp->cancel);
+		if (mode == PEER_HANG) {
+			/* until the client gives up and closes */
+			char c;
+			g_input_stream_read(g_io_stream_get_input_stream(tls), &c, 1, fp->cancel,
+					    NULL);
+			continue;
+		}
+		{
+			const char *json =
+			    mode == PEER_GARBAGE
+				? "{\"accepted\": \"yes\", \"reason\": 7}"
+				: "{\"accepted\": true, \"reason\": \"handed over\"}";
+			g_autofree char *reply =
+			    g_strdup_printf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+					    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+					    strlen(json), json);
+			g_output_stream_write_all(g_io_stream_get_output_stream(tls), reply,
+						  strlen(reply), NULL, fp->cancel, NULL);
+			g_io_stream_close(tls, NULL, NULL);
+		}
+	}
+}
+
+static guint
+fake_peer_connections(FakePeer *fp)
+{
+	guint n;
+	g_mutex_lock(&fp->lock);
+	n = fp->at_us->len;
+	g_mutex_unlock(&fp->lock);
+	return n;
+}
+
+/* A host certificate for "localhost" under the fixture's host CA. */
+static GTlsCertificate *
+fx_peer_certificate(Fixture *fx)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *hostca_dir = g_build_filename(fx->tca->dir, "hostca", NULL);
+	g_autofree char *hostca_pem = g_build_filename(hostca_dir, "ca.pem", NULL);
+	g_autofree char *dir = g_build_filename(fx->tca->dir, "peer", "host", NULL);
+	g_autofree char *key = g_build_filename(dir, "host.key", NULL);
+	g_autofree char *csr = g_build_filename(dir, "host.csr", NULL);
+	g_autofree char *bundle = g_build_filename(dir, "ca.pem", NULL);
+	g_autofree char *cert = g_build_filename(dir, "host.pem", NULL);
+	const char *attrs[] = {"site=eu-central", NULL};
+	GTlsCertificate *tls;
+
+	g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
+	g_assert_true(
+	    vc_host_enroll(key, csr, "localhost", attrs, hostca_pem, bundle, FALSE, &error));
+	g_assert_no_error(error);
+	vc_test_host_ca_sign(hostca_dir, csr, vc_test_now_s() - 60, vc_test_now_s() + 3600, cert);
+	tls = g_tls_certificate_new_from_files(cert, key, &error);
+	g_assert_no_error(error);
+	return tls;
+}
+
+static void
+fake_peer_start(Fixture *fx, FakePeer *fp, const PeerMode *modes, guint n_modes)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) addr = g_inet_socket_address_new(lo, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+
+	fp->cert = fx_peer_certificate(fx);
+	fp->modes = modes;
+	fp->n_modes = n_modes;
+	fp->cancel = g_cancellable_new();
+	fp->at_us = g_array_new(FALSE, FALSE, sizeof(gint64));
+	g_mutex_init(&fp->lock);
+	fp->listener = g_socket_listener_new();
+	g_assert_true(g_socket_listener_add_address(fp->listener, addr, G_SOCKET_TYPE_STREAM,
+						    G_SOCKET_PROTOCOL_TCP, NULL, &bound, &error));
+	g_assert_no_error(error);
+	fp->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+	fp->thread = g_thread_new("fake-peer", fake_peer_thread, fp);
+}
+
+static void
+fake_peer_stop(FakePeer *fp)
+{
+	g_cancellable_cancel(fp->cancel);
+	g_thread_join(fp->thread);
+	g_socket_listener_close(fp->listener);
+	g_object_unref(fp->listener);
+	g_object_unref(fp->cancel);
+	g_object_unref(fp->cert);
+	g_array_unref(fp->at_us);
+	g_mutex_clear(&fp->lock);
+}
+
+typedef struct {
+	const char *uuid;
+	const char *part; /* in last_error; NULL: no last_error */
+} WantError;
+
+static gboolean
+cond_last_error(gpointer user_data, gconstpointer data)
+{
+	Fixture *fx = user_data;
+	const WantError *w = data;
+	g_autofree char *err = row_string(fx, w->uuid, "last_error");
+	return w->part == NULL ? err == NULL : err != NULL && strstr(err, w->part) != NULL;
+}
+
+static void
+wait_last_error(Fixture *fx, const char *uuid, const char *part)
+{
+	WantError w = {uuid, part};
+	if (!vc_test_wait_until(cond_last_error, fx, &w, 20000)) {
+		g_autofree char *err = row_string(fx, uuid, "last_error");
+		g_error("VM %s: last_error \"%s\", wanted \"%s\"", uuid, err, part);
+	}
+}
+
+/* A VM migrated here: the issuer (named in its metadata) closes the
+ * connection, answers garbage, then hangs; each claim fails, the VM's row
+ * says why, the claim is tried again after 1, 2 and 4 s, nothing of ours
+ * is revoked; the fourth try is accepted and the error goes. */
+static void
+test_claim_faults(Fixture *fx, gconstpointer data)
+{
+	static const PeerMode modes[] = {PEER_CLOSE, PEER_GARBAGE, PEER_HANG, PEER_ACCEPT};
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-0000000000c1";
+	const char *issuer_serial = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+	FakePeer fp = {0};
+	g_autofree char *meta = NULL;
+	g_autofree char *serial = NULL;
+	VcVirtEvent ev = {
+	    .uuid = uuid,
+	    .name = "t-in",
+	    .kind = VC_VIRT_EVENT_STARTED,
+	    .detail = VIR_DOMAIN_EVENT_STARTED_MIGRATED,
+	    .detail_str = "migrated",
+	    .is_migration = TRUE,
+	};
+
+	fake_peer_start(fx, &fp, modes, G_N_ELEMENTS(modes));
+	meta = g_strdup_printf("<vc:vm xmlns:vc='" NS "'><vc:issued serial='%s' "
+			       "peer='https://localhost:%u'/></vc:vm>",
+			       issuer_serial, fp.port);
+	expect_warning("VM t-in: the claim to https://localhost:* failed: *");
+	define_domain(fx, "t-in", uuid, meta);
+	/* libvirt starts a domain migrating here with STARTED MIGRATED (the
+	 * test driver cannot migrate: the event is the migration's) */
+	vc_engine_handle_event(fx->engine, &ev);
+	vc_test_spin(50);
+	domain_do(fx, uuid, virDomainCreate);
+	serial = wait_issued(fx, uuid);
+
+	/* 1: closed before TLS */
+	wait_last_error(fx, uuid, "(try 1)");
+	wait_last_error(fx, uuid, "retrying in 1 s");
+	/* 2: a reply of the wrong shape */
+	wait_last_error(fx, uuid, "(try 2)");
+	{
+		g_autofree char *err = row_string(fx, uuid, "last_error");
+		g_assert_nonnull(strstr(err, "\"accepted\" (a boolean)"));
+		g_assert_nonnull(strstr(err, "retrying in 2 s"));
+	}
+	/* 3: no answer within the client's 10 s */
+	wait_last_error(fx, uuid, "(try 3)");
+	{
+		g_autofree char *err = row_string(fx, uuid, "last_error");
+		/* libsoup's own timeout or the client's, whichever comes first */
+		if (strstr(err, "no answer within") == NULL && strstr(err, "timed out") == NULL)
+			g_error("VM t-in: last_error \"%s\" says nothing of a timeout", err);
+		g_assert_nonnull(strstr(err, "retrying in 4 s"));
+	}
+	/* what the row says is what the store holds (a restart finds it) */
+	vc_test_spin(100);
+	{
+		g_autoptr(VcDomainRecord) row = store_row(fx, uuid);
+		g_assert_nonnull(strstr(row->last_error, "(try 3)"));
+	}
+	/* nothing of ours revoked meanwhile, and the VM keeps its certificate */
+	assert_cert(fx, serial, VC_CERT_STATUS_VALID, -1);
+	wait_state(fx, uuid, "ISSUED");
+	/* 4: accepted; the error goes */
+	wait_last_error(fx, uuid, NULL);
+	g_assert_true(has_note(fx, "handover-accepted", uuid, "handed over"));
+	g_assert_cmpuint(fake_peer_connections(&fp), ==, 4);
+	/* backoff: 1, 2 and 4 s between the tries (each counted from the end
+	 * of the previous one, so the gaps between accepts are no shorter; 50 ms
+	 * for clocks and scheduling) */
+	{
+		gint64 *at = (gint64 *)(void *)fp.at_us->data;
+		g_assert_cmpint(at[1] - at[0], >=, 1 * G_USEC_PER_SEC - 50000);
+		g_assert_cmpint(at[2] - at[1], >=, 2 * G_USEC_PER_SEC - 50000);
+		g_assert_cmpint(at[3] - at[2], >=, 4 * G_USEC_PER_SEC - 50000);
+	}
+	assert_cert(fx, serial, VC_CERT_STATUS_VALID, -1);
+	fake_peer_stop(&fp);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1206,6 +1474,7 @@ main(int argc, char **argv)
 	ADD("/engine/claim/outside-placement", test_claim_outside_placement, "host");
 	ADD("/engine/claim/accepted", test_claim_accepted, "host");
 	ADD("/engine/claim/recorded-placement", test_claim_recorded_placement, "host");
+	ADD("/engine/claim/faults", test_claim_faults, "host");
 #undef ADD
 	return g_test_run();
 }
