@@ -40,7 +40,12 @@ export TMPDIR
 trap 'rm -rf "$TMPDIR"' EXIT
 source "$VC_SOURCE_ROOT/tests/lib/common.sh"
 trap 'vc_cleanup; rm -rf "$TMPDIR"' EXIT
-HERE=$VC_SOURCE_ROOT/tests/package
+# The programs run from the test's directory: the checkout and the build may
+# lie where the sandbox hides (/tmp, /home, /root), the daemon does not.
+mkdir -p "$T/bin"
+cp "$VC_SOURCE_ROOT/tests/package/seccomp-exec.py" "$VIRTCERTD" "$T/bin/"
+HERE=$T/bin
+VIRTCERTD=$T/bin/virtcertd
 
 # ---- the score -----------------------------------------------------------
 out=$(systemd-analyze security --offline=yes "$UNIT" 2>&1) || true
