@@ -335,8 +335,23 @@ vc_doctor_check_group_and_hook(VcDoctor *d, VcCli *cli, const char *root)
 		    g_strdup_printf("groupadd --system %s, then restart virtcertd", group);
 		vc_doctor_add(d, VC_DOCTOR_ERROR, fix,
 			      "control group: '%s' does not exist: the socket stays root's", group);
-	} else
+	} else {
+		const struct group *gr = getgrnam(group);
+		struct stat st;
 		vc_doctor_add(d, VC_DOCTOR_OK, NULL, "control group: '%s' exists", group);
+		/* the running daemon's socket: the group must have been there
+		 * when it started (it gives the socket to the group then) */
+		if (gr != NULL && stat(cli->config->control_socket, &st) == 0 &&
+		    st.st_gid != gr->gr_gid) {
+			g_autofree char *fix = g_strdup_printf(
+			    "systemctl restart virtcertd (it gives the socket to '%s' at start)",
+			    group);
+			vc_doctor_add(d, VC_DOCTOR_WARNING, fix,
+				      "control socket: %s is not group '%s': its members cannot "
+				      "reach the daemon",
+				      cli->config->control_socket, group);
+		}
+	}
 
 	if (!g_file_test(hook, G_FILE_TEST_EXISTS)) {
 		vc_doctor_add(d, VC_DOCTOR_ERROR,

@@ -186,10 +186,17 @@ vc_cli_check_store_access(VcCli *cli, GError **error)
 		return FALSE;
 	}
 	if (saved == ENOENT && access(dir, X_OK) == 0) {
-		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
-			    "no store %s: nothing was set up in %s yet (run 'virtcert ca init' "
-			    "first, or check --state-dir)",
-			    db, dir);
+		g_autofree char *ca_dir = g_build_filename(dir, "ca", NULL);
+		if (g_file_test(ca_dir, G_FILE_TEST_IS_DIR))
+			g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
+				    "no store %s yet: nothing was issued here (virtcertd creates "
+				    "it when it starts)",
+				    db);
+		else
+			g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
+				    "no store %s: nothing was set up in %s yet (run 'virtcert ca "
+				    "init' first, or check --state-dir)",
+				    db, dir);
 		return FALSE;
 	}
 	g_set_error(error, VC_ERROR, saved == EACCES ? VC_ERROR_UNAVAILABLE : VC_ERROR_IO,
@@ -247,7 +254,12 @@ vc_cli_get_issuer(VcCli *cli, GError **error)
 {
 	if (cli->issuer != NULL)
 		return cli->issuer;
-	if (vc_cli_get_ca(cli, error) == NULL || vc_cli_get_store(cli, error) == NULL)
+	if (vc_cli_get_ca(cli, error) == NULL)
+		return NULL;
+	/* a CA there means the state directory is no typo: issuing may make
+	 * the store (as the daemon's first start would) */
+	cli->may_create_store = TRUE;
+	if (vc_cli_get_store(cli, error) == NULL)
 		return NULL;
 	cli->issuer = vc_issuer_new(cli->config, cli->ca, cli->store);
 	return cli->issuer;

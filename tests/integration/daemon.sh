@@ -93,6 +93,8 @@ lv define <(test_domain mail-1) >/dev/null
 expect_status 0 "show of a VM no policy selects" vc show mail-1
 grep -q "no policy selects it" "$T/check.out" && ok "... says why it has no certificate" || not_ok "show mail-1: $(cat "$T/check.out")"
 lv undefine mail-1 >/dev/null
+expect_status 3 "show of a VM nobody knows" vc show no-such-vm
+grep -q "libvirt (.*) has no VM of that name" "$T/check.out" && ok "... says libvirt has none" || not_ok "show no-such-vm: $(cat "$T/check.out")"
 
 # renew: a new serial, the old one superseded
 check "renew through the daemon" vc renew vm-1
