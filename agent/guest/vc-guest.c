@@ -7,7 +7,10 @@
  * modes reach them as positional parameters ("$1"...), never inside the
  * script text, so nothing from policy is ever parsed by the guest's shell;
  * contents reach script_deliver as environment variables, only expanded
- * inside double quotes. */
+ * inside double quotes or assignments. script_deliver keeps lists of those
+ * paths in variables and expands them unquoted, split on newlines only
+ * (IFS), with globbing off (set -f): a path has no control character
+ * (vc_guest_path_is_valid()), so each is one word whatever else it holds. */
 #include "vc-guest.h"
 
 #include <json-glib/json-glib.h>
