@@ -49,6 +49,8 @@ vc_write_config() {
 			echo "[http]"
 			echo "header-timeout=$((10 * VC_WAIT_SCALE))s"
 			echo "request-timeout=$((30 * VC_WAIT_SCALE))s"
+			echo "[hook]"
+			echo "timeout=$((2000 * VC_WAIT_SCALE))"
 		fi
 	} >"$file"
 }
