@@ -119,7 +119,7 @@ reload_not_run() {
 	local j
 	j=$(vc show deb-1 --json)
 	[[ $(jq -r .domain.current_serial <<<"$j") != "$s2" && $(jq -r .domain.state <<<"$j") == DELIVERY_FAILED ]] &&
-		jq -r .domain.last_error <<<"$j" | grep -q "reload could not run"
+		jq -r .domain.last_error <<<"$j" | contains "reload could not run"
 }
 wait_for 120 reload_not_run &&
 	ok "deb-1 (locked down): the state says the reload could not run: $(vc show deb-1 --json | jq -r .domain.last_error | head -c 160)" ||

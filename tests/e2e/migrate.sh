@@ -274,7 +274,7 @@ t0=$(date +%s%N)
 migrate a d "${TLS[@]}" && ok "migration a -> d (no virtcert) over TLS: $(ms_since "$t0") ms" || { not_ok "migration a -> d over TLS"; cat "$T/mig.out"; }
 wait_for $((GRACE + 20)) revoked_as a "$a2" privilegeWithdrawn &&
 	ok "a: revoked (privilegeWithdrawn) when no claim came within ${GRACE}s" || not_ok "a: $(status_of_serial a "$a2")"
-hc a crl --pem | openssl crl -noout -text | grep -qi "Serial Number: ${a2^^}" && ok "a's CRL lists it" || not_ok "a's CRL does not list it"
+hc a crl --pem | openssl crl -noout -text | contains -i "Serial Number: ${a2^^}" && ok "a's CRL lists it" || not_ok "a's CRL does not list it"
 
 # 6. the cost of TLS: the same guest between the same hosts, each direction
 # over plain tcp:// and over TLS, one after the other

@@ -110,7 +110,7 @@ lv destroy vm-1 >/dev/null
 lv undefine vm-1 >/dev/null
 wait_for 5 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s1 --json | jq -r .reason) == cessationOfOperation ]]" &&
 	ok "undefine revokes (cessationOfOperation)" || not_ok "undefine revokes"
-vc crl --pem | openssl crl -noout -text | grep -qi "Serial Number: ${s1^^}" &&
+vc crl --pem | openssl crl -noout -text | contains -i "Serial Number: ${s1^^}" &&
 	ok "the CRL lists it" || not_ok "the CRL lists it"
 
 # undefine of a running VM: it runs on as a transient domain, its life ends at stop
@@ -243,7 +243,7 @@ at_least "$(metric virtcert_revocation_visible_seconds_count)" 2 && ok "metrics:
 at_least "$(metric virtcert_vm_certificate_expiry_seconds)" 1 && ok "metrics: soonest VM certificate expiry $(metric virtcert_vm_certificate_expiry_seconds) s" || not_ok "metrics: VM expiry '$(metric virtcert_vm_certificate_expiry_seconds)'"
 [[ $(grep -c '^virtcert_domains{state=' "$T/metrics.txt") == 13 ]] && ok "metrics: all 13 states" || not_ok "metrics: states $(grep '^virtcert_domains' "$T/metrics.txt")"
 # the CRL the leaves point at lists what undefine revoked
-curl -sS "http://127.0.0.1:$PORT/crl/$(vc status --json | jq -r .ca_id).crl" | openssl crl -inform DER -noout -text | grep -qi "Serial Number: $s1" &&
+curl -sS "http://127.0.0.1:$PORT/crl/$(vc status --json | jq -r .ca_id).crl" | openssl crl -inform DER -noout -text | contains -i "Serial Number: $s1" &&
 	ok "the served CRL lists the undefined VM's certificate" || not_ok "served CRL"
 
 # SIGKILL the daemon; change things while it is down; restart: reconcile

@@ -217,7 +217,10 @@ else
 	not_ok "the sandboxed daemon issued no certificate for vm-1"
 	sed 's/^/    /' "$T/virtcertd.log"
 fi
-curl -sf "http://127.0.0.1:$PORT/metrics" | grep -q '^virtcert_certificates_issued_total' &&
+# into a file first: grep -q stops reading at its first match, and curl's
+# write error on the closed pipe would fail the check under pipefail
+curl -sf "http://127.0.0.1:$PORT/metrics" >"$T/metrics.txt" || true
+grep -q '^virtcert_certificates_issued_total' "$T/metrics.txt" &&
 	ok "the sandboxed daemon serves HTTP (AF_INET)" || not_ok "no HTTP from the sandboxed daemon"
 kill -TERM "$DAEMON_PID"
 wait "$DAEMON_PID" && ok "the sandboxed daemon stops cleanly on SIGTERM" ||
