@@ -27,6 +27,7 @@
 #include "vc-error.h"
 #include "vc-ipc-client.h"
 #include "vc-placement.h"
+#include "vc-qemu-conf.h"
 
 /* What we read of stdin at most. libvirt domain XML is rarely above a few
  * hundred KiB; vc_domain_info_parse() has its own, smaller cap. */
@@ -211,6 +212,18 @@ main(int argc, char **argv)
 		g_autofree char *r =
 		    g_strdup_printf("cannot read the configuration: %s", error->message);
 		return is_migrate ? vc_hook_refuse(what, vm, r) : 0;
+	}
+	/* libvirt shows the hook nothing of the migration's parameters: TLS
+	 * is made sure of by this host's libvirt settings, every VM alike */
+	if (is_migrate && config->require_tls) {
+		g_autofree char *tls_why = NULL;
+		if (!vc_qemu_conf_check_tls(config->qemu_conf, &tls_why)) {
+			g_autofree char *r = g_strdup_printf(
+			    "this host accepts migrations only over TLS ([placement] "
+			    "require-tls=yes), but %s",
+			    tls_why);
+			return vc_hook_refuse(what, vm, r);
+		}
 	}
 
 	xml = vc_hook_read_stdin(&len, &error);

@@ -54,6 +54,8 @@ vc_config_new_default(void)
 	c->control_timeout_ms = 10 * 1000;
 	c->guest_timeout_s = 60;
 	c->guest_command_timeout_s = 10;
+	c->host_crl_refresh_s = 3600;
+	c->qemu_conf = g_strdup("/etc/libvirt/qemu.conf");
 	return c;
 }
 
@@ -80,6 +82,8 @@ vc_config_free(VcConfig *config)
 	g_free(config->host_fqdn);
 	g_free(config->owner_ca);
 	g_free(config->owner_crl);
+	g_free(config->qemu_conf);
+	g_free(config->host_crl_url);
 	g_free(config->peer_address);
 	g_free(config->peer_url);
 	g_free(config);
@@ -292,6 +296,8 @@ static const KeyDesc keys[] = {
     {"host", "ca", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_ca)},
     {"host", "crl", KEY_PATH, G_STRUCT_OFFSET(VcConfig, host_crl)},
     {"host", "fqdn", KEY_STRING, G_STRUCT_OFFSET(VcConfig, host_fqdn)},
+    {"host", "crl-refresh", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, host_crl_refresh_s)},
+    {"host", "crl-url", KEY_URL, G_STRUCT_OFFSET(VcConfig, host_crl_url)},
     {"peer", "address", KEY_ADDRESS, G_STRUCT_OFFSET(VcConfig, peer_address)},
     {"peer", "url", KEY_URL, G_STRUCT_OFFSET(VcConfig, peer_url)},
     {"peer", "handover-grace", KEY_DURATION, G_STRUCT_OFFSET(VcConfig, handover_grace_s)},
@@ -308,6 +314,8 @@ static const KeyDesc keys[] = {
     {"placement", "owner-ca", KEY_PATH, G_STRUCT_OFFSET(VcConfig, owner_ca)},
     {"placement", "owner-crl", KEY_PATH, G_STRUCT_OFFSET(VcConfig, owner_crl)},
     {"placement", "require-signed", KEY_BOOL, G_STRUCT_OFFSET(VcConfig, require_signed)},
+    {"placement", "require-tls", KEY_BOOL, G_STRUCT_OFFSET(VcConfig, require_tls)},
+    {"placement", "qemu-conf", KEY_PATH, G_STRUCT_OFFSET(VcConfig, qemu_conf)},
 };
 
 static const KeyDesc *

@@ -47,6 +47,11 @@ typedef struct {
 	char *host_ca;	 /* ca: trusted host CA bundle (hostca.pem) */
 	char *host_crl;	 /* crl: the host CA's CRL (hostca.crl), used if present */
 	char *host_fqdn; /* fqdn: this host's name for enrollment */
+	/* crl-refresh: how often the daemon reads the host certificate and the
+	 * host CA's CRL again (and at `reload`), revoking what relied on a host
+	 * certificate that has become unusable */
+	gint64 host_crl_refresh_s;
+	char *host_crl_url; /* crl-url: where to fetch the host CA's CRL from, NULL: none */
 
 	/* [peer]: the host-to-host API (mTLS with host certificates) */
 	char *peer_address; /* address: listen host:port, "" disables */
@@ -76,6 +81,11 @@ typedef struct {
 	char *owner_ca;		 /* owner-ca: trusted owner CA bundle (PEM), NULL: none */
 	char *owner_crl;	 /* owner-crl: the owner CAs' CRLs (PEM or DER), NULL: none */
 	gboolean require_signed; /* require-signed: refuse VMs without a valid signed placement */
+	/* require-tls: migrations only over TLS with the host certificates; the
+	 * hook refuses incoming migrations while qemu-conf does not force it
+	 * (vc_qemu_conf_check_tls(), policy/vc-qemu-conf.h) */
+	gboolean require_tls;
+	char *qemu_conf; /* qemu-conf: libvirt's qemu.conf (default /etc/libvirt/qemu.conf) */
 } VcConfig;
 
 VcConfig *vc_config_new_default(void);

@@ -163,7 +163,8 @@ gboolean vc_policy_set_load_dir(VcPolicySet *set, const char *dir, GError **erro
  * with the error naming file, line, group and key. */
 gboolean vc_policy_set_load_data(VcPolicySet *set, const char *filename, const char *data,
 				 gsize len, GError **error);
-/* Warnings collected while loading (never NULL). */
+/* Warnings collected while loading (never NULL; empty today: every problem
+ * refuses its file instead, see vc_policy_set_load_data()). */
 GPtrArray *vc_policy_set_get_warnings(VcPolicySet *set);
 guint vc_policy_set_get_size(VcPolicySet *set);
 

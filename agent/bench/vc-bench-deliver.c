@@ -3,6 +3,8 @@
  * beside the guest-ping round trip of the same agent (the reference). */
 #include "vc-bench.h"
 
+#include <stdlib.h>
+
 #include "vc-error.h"
 #include "vc-guest.h"
 
@@ -153,6 +155,26 @@ vc_bench_deliver(int argc, char **argv, GError **error)
 	json_builder_add_double_value(b, vc_bench_pct_ms(file_only, 50));
 	json_builder_set_member_name(b, "deliver_file_only_p95_ms");
 	json_builder_add_double_value(b, vc_bench_pct_ms(file_only, 95));
+	json_builder_set_member_name(b, "deliver_p99_ms");
+	json_builder_add_double_value(b, vc_bench_pct_ms(times, 99));
+	json_builder_set_member_name(b, "deliver_file_only_p99_ms");
+	json_builder_add_double_value(b, vc_bench_pct_ms(file_only, 99));
+	/* every duration, sorted, so that runs can be pooled */
+	json_builder_set_member_name(b, "deliver_ms");
+	json_builder_begin_array(b);
+	for (guint i = 0; i < times->len; i++)
+		json_builder_add_double_value(b, g_array_index(times, gint64, i) / 1000.0);
+	json_builder_end_array(b);
+	json_builder_set_member_name(b, "deliver_file_only_ms");
+	json_builder_begin_array(b);
+	for (guint i = 0; i < file_only->len; i++)
+		json_builder_add_double_value(b, g_array_index(file_only, gint64, i) / 1000.0);
+	json_builder_end_array(b);
+	json_builder_set_member_name(b, "load_1min");
+	{
+		double load[1] = {0};
+		json_builder_add_double_value(b, getloadavg(load, 1) == 1 ? load[0] : -1.0);
+	}
 	json_builder_set_member_name(b, "ping_p50_ms");
 	json_builder_add_double_value(b, vc_bench_pct_ms(pings, 50));
 	json_builder_set_member_name(b, "target_p50_ms");
@@ -164,11 +186,13 @@ vc_bench_deliver(int argc, char **argv, GError **error)
 	if (arg_json)
 		vc_bench_print_json(json_builder_get_root(b));
 	else
-		g_print("%u deliveries into %s: p50 %.1f ms, p95 %.1f ms; file-only p50 %.1f ms, "
-			"p95 %.1f ms (guest-ping p50 %.1f ms)\n",
-			times->len, vm, vc_bench_pct_ms(times, 50), vc_bench_pct_ms(times, 95),
-			vc_bench_pct_ms(file_only, 50), vc_bench_pct_ms(file_only, 95),
-			vc_bench_pct_ms(pings, 50));
+		g_print(
+		    "%u deliveries into %s: p50 %.1f ms, p95 %.1f ms, p99 %.1f ms; file-only p50 "
+		    "%.1f ms, p95 %.1f ms, p99 %.1f ms (guest-ping p50 %.1f ms)\n",
+		    times->len, vm, vc_bench_pct_ms(times, 50), vc_bench_pct_ms(times, 95),
+		    vc_bench_pct_ms(times, 99), vc_bench_pct_ms(file_only, 50),
+		    vc_bench_pct_ms(file_only, 95), vc_bench_pct_ms(file_only, 99),
+		    vc_bench_pct_ms(pings, 50));
 	ok = TRUE;
 out:
 	g_clear_pointer(&channel, vc_guest_channel_free);

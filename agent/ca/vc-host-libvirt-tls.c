@@ -18,6 +18,7 @@ typedef enum {
 	VC_HOST_TLS_CA,
 	VC_HOST_TLS_CERT,
 	VC_HOST_TLS_KEY,
+	VC_HOST_TLS_CRL, /* written only when a host CA CRL is installed */
 } VcHostTlsKind;
 
 typedef struct {
@@ -31,6 +32,10 @@ typedef struct {
  * default_tls_x509_cert_dir /etc/pki/qemu (qemu.conf) */
 static const VcHostTlsFile vc_host_libvirt_tls_files[] = {
     {"etc/pki/CA/cacert.pem", VC_HOST_TLS_CA, 0644, FALSE},
+    /* libvirtd's and QEMU's revocation checks read these (QEMU's
+     * tls-creds-x509 loads ca-crl.pem when it exists) */
+    {"etc/pki/CA/cacrl.pem", VC_HOST_TLS_CRL, 0644, FALSE},
+    {"etc/pki/qemu/ca-crl.pem", VC_HOST_TLS_CRL, 0644, FALSE},
     {"etc/pki/libvirt/servercert.pem", VC_HOST_TLS_CERT, 0644, FALSE},
     {"etc/pki/libvirt/clientcert.pem", VC_HOST_TLS_CERT, 0644, FALSE},
     {"etc/pki/libvirt/private/serverkey.pem", VC_HOST_TLS_KEY, 0600, FALSE},
@@ -57,6 +62,22 @@ vc_host_libvirt_tls_same_contents(const char *path, const char *data, gsize len)
 	return same;
 }
 
+static const char *
+vc_host_libvirt_tls_data(VcHost *host, VcHostTlsKind kind, const char *key_pem, const char *crl_pem)
+{
+	switch (kind) {
+	case VC_HOST_TLS_CA:
+		return host->ca_pem;
+	case VC_HOST_TLS_CERT:
+		return host->cert_pem;
+	case VC_HOST_TLS_KEY:
+		return key_pem;
+	case VC_HOST_TLS_CRL:
+	default:
+		return crl_pem;
+	}
+}
+
 gboolean
 vc_host_install_libvirt_tls(VcHost *host, const char *root, const char *qemu_group, gboolean force,
 			    GPtrArray **ret_written, GError **error)
@@ -64,6 +85,7 @@ vc_host_install_libvirt_tls(VcHost *host, const char *root, const char *qemu_gro
 	g_autoptr(GPtrArray) written = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(GPtrArray) conflicts = g_ptr_array_new_with_free_func(g_free);
 	char *key_pem = NULL;
+	g_autofree char *crl_pem = NULL;
 	gid_t gid = 0;
 	gboolean ok = TRUE;
 
@@ -84,6 +106,8 @@ vc_host_install_libvirt_tls(VcHost *host, const char *root, const char *qemu_gro
 	}
 	if (root == NULL)
 		root = "/";
+	if (host->crl != NULL && (crl_pem = vc_crl_to_pem(host->crl, error)) == NULL)
+		return FALSE;
 	key_pem = vc_key_to_pem(host->key, error);
 	if (key_pem == NULL)
 		return FALSE;
@@ -92,10 +116,12 @@ vc_host_install_libvirt_tls(VcHost *host, const char *root, const char *qemu_gro
 	for (gsize i = 0; i < G_N_ELEMENTS(vc_host_libvirt_tls_files); i++) {
 		g_autofree char *path =
 		    g_build_filename(root, vc_host_libvirt_tls_files[i].path, NULL);
-		const char *data =
-		    vc_host_libvirt_tls_files[i].kind == VC_HOST_TLS_CA	    ? host->ca_pem
-		    : vc_host_libvirt_tls_files[i].kind == VC_HOST_TLS_CERT ? host->cert_pem
-									    : key_pem;
+		const char *data = vc_host_libvirt_tls_data(host, vc_host_libvirt_tls_files[i].kind,
+							    key_pem, crl_pem);
+		/* a CRL is replaced by a newer one of the same host CA: no
+		 * --force needed to refresh it */
+		if (data == NULL || vc_host_libvirt_tls_files[i].kind == VC_HOST_TLS_CRL)
+			continue;
 		if (!force && g_file_test(path, G_FILE_TEST_EXISTS) &&
 		    !vc_host_libvirt_tls_same_contents(path, data, strlen(data)))
 			g_ptr_array_add(conflicts, g_steal_pointer(&path));
@@ -115,12 +141,12 @@ vc_host_install_libvirt_tls(VcHost *host, const char *root, const char *qemu_gro
 		const VcHostTlsFile *f = &vc_host_libvirt_tls_files[i];
 		g_autofree char *path = g_build_filename(root, f->path, NULL);
 		g_autofree char *dir = g_path_get_dirname(path);
-		const char *data = f->kind == VC_HOST_TLS_CA	 ? host->ca_pem
-				   : f->kind == VC_HOST_TLS_CERT ? host->cert_pem
-								 : key_pem;
+		const char *data = vc_host_libvirt_tls_data(host, f->kind, key_pem, crl_pem);
 		/* libvirt's private/ holds keys only: not listable by others */
 		int dir_mode = g_str_has_suffix(dir, "/private") ? 0700 : 0755;
 
+		if (data == NULL)
+			continue;
 		if (g_mkdir_with_parents(dir, dir_mode) < 0) {
 			g_set_error(error, VC_ERROR, VC_ERROR_IO, "cannot create %s: %s", dir,
 				    g_strerror(errno));

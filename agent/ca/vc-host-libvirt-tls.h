@@ -18,10 +18,12 @@ G_BEGIN_DECLS
  * libvirtd (/etc/pki/CA/cacert.pem, /etc/pki/libvirt/{server,client}cert.pem,
  * /etc/pki/libvirt/private/{server,client}key.pem) and QEMU
  * (/etc/pki/qemu/{ca-cert,server-cert,server-key,client-cert,client-key}.pem)
- * below ROOT ("/" or NULL for the real system). Certificates 0644, libvirtd
- * keys 0600, QEMU keys 0640 with group QEMU_GROUP (nullable: root) since QEMU
- * runs unprivileged. Existing files with other contents are replaced only
- * with FORCE. RET_WRITTEN (nullable) gets the paths written. */
+ * and, when HOST has the host CA's CRL, that CRL as /etc/pki/CA/cacrl.pem and
+ * /etc/pki/qemu/ca-crl.pem (replaced without FORCE: run again after every
+ * new CRL, so that libvirtd and QEMU refuse revoked peers) below ROOT ("/" or NULL for the real
+ * system). Certificates 0644, libvirtd keys 0600, QEMU keys 0640 with group QEMU_GROUP (nullable:
+ * root) since QEMU runs unprivileged. Existing files with other contents are replaced only with
+ * FORCE. RET_WRITTEN (nullable) gets the paths written. */
 gboolean vc_host_install_libvirt_tls(VcHost *host, const char *root, const char *qemu_group,
 				     gboolean force, GPtrArray **ret_written, GError **error);
 

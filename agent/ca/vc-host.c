@@ -228,6 +228,49 @@ vc_host_default_fqdn(void)
 	return fqdn != NULL ? fqdn : g_ascii_strdown(name, -1);
 }
 
+/* A CSR signed by KEY: subject CN = FQDN, SAN dNSName FQDN and one
+ * urn:virtcert:host: URI per "KEY=VALUE" of ATTRS (already checked). */
+static char *
+vc_host_make_csr(EVP_PKEY *key, const char *fqdn, const char *const *attrs, GError **error)
+{
+	g_autoptr(X509_REQ) req = X509_REQ_new();
+	g_autoptr(X509_NAME) subject = X509_NAME_new();
+	g_autoptr(GENERAL_NAMES) gens = sk_GENERAL_NAME_new_null();
+	g_autoptr(VcX509ExtStack) exts = sk_X509_EXTENSION_new_null();
+	g_autoptr(BIO) bio = BIO_new(BIO_s_mem());
+	X509_EXTENSION *san;
+	char *csr_pem = NULL;
+	long csr_len;
+
+	sk_GENERAL_NAME_push(gens, vc_general_name_new_ia5(GEN_DNS, fqdn));
+	for (gsize i = 0; attrs != NULL && attrs[i] != NULL; i++) {
+		g_autofree char *k = NULL;
+		g_autofree char *v = NULL;
+		g_autofree char *uri = NULL;
+		vc_host_attribute_parse(attrs[i], &k, &v, NULL);
+		uri = vc_host_attribute_uri_build(k, v);
+		sk_GENERAL_NAME_push(gens, vc_general_name_new_ia5(GEN_URI, uri));
+	}
+	san = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens);
+	if (san == NULL) {
+		vc_crypto_set_error(error, "cannot encode subjectAltName");
+		return NULL;
+	}
+	sk_X509_EXTENSION_push(exts, san);
+	if (!X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8, (const unsigned char *)fqdn,
+					-1, -1, 0) ||
+	    !X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
+	    !X509_REQ_set_subject_name(req, subject) || !X509_REQ_set_pubkey(req, key) ||
+	    !X509_REQ_add_extensions(req, exts) ||
+	    X509_REQ_sign(req, key, vc_key_get_md(key)) <= 0 || bio == NULL ||
+	    !PEM_write_bio_X509_REQ(bio, req)) {
+		vc_crypto_set_error(error, "cannot make the CSR");
+		return NULL;
+	}
+	csr_len = BIO_get_mem_data(bio, &csr_pem);
+	return g_strndup(csr_pem, (gsize)csr_len);
+}
+
 gboolean
 vc_host_enroll(const char *key_path, const char *csr_path, const char *fqdn_in,
 	       const char *const *attrs, const char *hostca_path, const char *ca_out,
@@ -241,15 +284,8 @@ vc_host_enroll(const char *key_path, const char *csr_path, const char *fqdn_in,
 	g_autofree char *ca_data = NULL;
 	gsize ca_len = 0;
 	g_autoptr(EVP_PKEY) key = NULL;
-	g_autoptr(X509_REQ) req = X509_REQ_new();
-	g_autoptr(X509_NAME) subject = X509_NAME_new();
-	g_autoptr(GENERAL_NAMES) gens = sk_GENERAL_NAME_new_null();
-	g_autoptr(VcX509ExtStack) exts = sk_X509_EXTENSION_new_null();
 	g_autoptr(VcHostIdentity) check = vc_host_identity_new();
-	g_autoptr(BIO) bio = BIO_new(BIO_s_mem());
-	X509_EXTENSION *san;
-	char *csr_pem = NULL;
-	long csr_len;
+	g_autofree char *csr_pem = NULL;
 
 	fqdn = g_ascii_strdown(fqdn_in != NULL ? fqdn_in : "", -1);
 	if (!vc_host_ca_check_name(fqdn, error)) {
@@ -284,35 +320,44 @@ vc_host_enroll(const char *key_path, const char *csr_path, const char *fqdn_in,
 	key = vc_key_generate(VC_KEY_TYPE_EC_P256, error);
 	if (key == NULL)
 		return FALSE;
-	sk_GENERAL_NAME_push(gens, vc_general_name_new_ia5(GEN_DNS, fqdn));
-	for (gsize i = 0; attrs != NULL && attrs[i] != NULL; i++) {
-		g_autofree char *k = NULL;
-		g_autofree char *v = NULL;
-		g_autofree char *uri = NULL;
-		vc_host_attribute_parse(attrs[i], &k, &v, NULL);
-		uri = vc_host_attribute_uri_build(k, v);
-		sk_GENERAL_NAME_push(gens, vc_general_name_new_ia5(GEN_URI, uri));
-	}
-	san = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens);
-	if (san == NULL) {
-		vc_crypto_set_error(error, "cannot encode subjectAltName");
+	csr_pem = vc_host_make_csr(key, fqdn, attrs, error);
+	if (csr_pem == NULL)
 		return FALSE;
-	}
-	sk_X509_EXTENSION_push(exts, san);
-	if (!X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8, (const unsigned char *)fqdn,
-					-1, -1, 0) ||
-	    !X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
-	    !X509_REQ_set_subject_name(req, subject) || !X509_REQ_set_pubkey(req, key) ||
-	    !X509_REQ_add_extensions(req, exts) ||
-	    X509_REQ_sign(req, key, vc_key_get_md(key)) <= 0 || bio == NULL ||
-	    !PEM_write_bio_X509_REQ(bio, req)) {
-		vc_crypto_set_error(error, "cannot make the CSR");
-		return FALSE;
-	}
-	csr_len = BIO_get_mem_data(bio, &csr_pem);
 	return vc_key_save(key, key_path, error) &&
-	       vc_file_write_atomic(csr_path, csr_pem, (gsize)csr_len, 0644, error) &&
+	       vc_file_write_atomic(csr_path, csr_pem, strlen(csr_pem), 0644, error) &&
 	       vc_file_write_atomic(ca_out, ca_data, ca_len, 0644, error);
+}
+
+gboolean
+vc_host_write_renewal_csr(VcHost *host, const char *csr_path, GError **error)
+{
+	g_autoptr(VcHostIdentity) id = NULL;
+	g_autoptr(GPtrArray) attrs = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GList) keys = NULL;
+	g_autofree char *csr_pem = NULL;
+
+	g_return_val_if_fail(host != NULL, FALSE);
+	if (host->key == NULL || host->fqdn == NULL) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE,
+				    "renewing needs the host key and a host certificate with a "
+				    "dNSName");
+		return FALSE;
+	}
+	id = vc_host_get_identity(host, error);
+	if (id == NULL)
+		return FALSE;
+	keys = g_list_sort(g_hash_table_get_keys(id->attributes), (GCompareFunc)g_strcmp0);
+	for (GList *l = keys; l != NULL; l = l->next) {
+		GPtrArray *values = vc_host_identity_get_values(id, l->data);
+		for (guint i = 0; values != NULL && i < values->len; i++)
+			g_ptr_array_add(
+			    attrs, g_strdup_printf("%s=%s", (const char *)l->data,
+						   (const char *)g_ptr_array_index(values, i)));
+	}
+	g_ptr_array_add(attrs, NULL);
+	csr_pem = vc_host_make_csr(host->key, host->fqdn, (const char *const *)attrs->pdata, error);
+	return csr_pem != NULL &&
+	       vc_file_write_atomic(csr_path, csr_pem, strlen(csr_pem), 0644, error);
 }
 
 gboolean
@@ -478,11 +523,11 @@ vc_host_new_from_certs(GPtrArray *certs, const char *ca_path, const char *crl_pa
 	return vc_host_new(certs, "the peer's certificate", NULL, ca_path, crl_path, error);
 }
 
-VcHost *
-vc_host_load(const VcConfig *config, GError **error)
+static VcHost *
+vc_host_load_config(const VcConfig *config, gboolean with_key, GError **error)
 {
 	g_autofree char *cert = vc_config_get_host_path(config, "cert");
-	g_autofree char *key = vc_config_get_host_path(config, "key");
+	g_autofree char *key = with_key ? vc_config_get_host_path(config, "key") : NULL;
 	g_autofree char *ca = vc_config_get_host_path(config, "ca");
 	g_autofree char *crl = vc_config_get_host_path(config, "crl");
 
@@ -499,6 +544,18 @@ vc_host_load(const VcConfig *config, GError **error)
 		return NULL;
 	}
 	return vc_host_load_files(cert, key, ca, crl, error);
+}
+
+VcHost *
+vc_host_load(const VcConfig *config, GError **error)
+{
+	return vc_host_load_config(config, TRUE, error);
+}
+
+VcHost *
+vc_host_load_public(const VcConfig *config, GError **error)
+{
+	return vc_host_load_config(config, FALSE, error);
 }
 
 X509 *

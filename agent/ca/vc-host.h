@@ -49,6 +49,11 @@ gboolean vc_host_import(const char *cert_path, const char *key_path, const char 
 
 typedef struct _VcHost VcHost;
 
+/* Renewal: a CSR for the same key, FQDN and attributes as HOST's current
+ * certificate (HOST needs its key), written to CSR_PATH (0644) for the host
+ * CA to sign; `virtcert host import` installs the result. */
+gboolean vc_host_write_renewal_csr(VcHost *host, const char *csr_path, GError **error);
+
 /* A host certificate with its trust settings. KEY_PATH, CA_PATH and
  * CRL_PATH may be NULL; a CRL_PATH that does not exist is ignored (no CRL
  * configured), an unreadable or malformed one is an error. */
@@ -64,6 +69,10 @@ VcHost *vc_host_new_from_certs(GPtrArray *certs, const char *ca_path, const char
 /* This host from CONFIG ([host] paths or STATE_DIR/host/...); the key is
  * required. VC_ERROR_NOT_FOUND when no host certificate is installed. */
 VcHost *vc_host_load(const VcConfig *config, GError **error);
+/* The same without the private key (decoding it is most of what loading
+ * costs with OpenSSL 3): enough for the self-check and placement decisions,
+ * not for vc_host_install_libvirt_tls() or TLS. */
+VcHost *vc_host_load_public(const VcConfig *config, GError **error);
 void vc_host_free(VcHost *host);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VcHost, vc_host_free)
 

@@ -439,6 +439,15 @@ vc_cli_show(VcCli *cli, int argc, char **argv, GError **error)
 		if (node == NULL && g_error_matches(*error, VC_ERROR, VC_ERROR_NOT_FOUND)) {
 			g_clear_error(error);
 			node = vc_cli_show_offline(cli, argv[1], error);
+			/* neither: libvirt has no such VM (the daemon asked it) */
+			if (node == NULL && g_error_matches(*error, VC_ERROR, VC_ERROR_NOT_FOUND)) {
+				g_clear_error(error);
+				g_set_error(
+				    error, VC_ERROR, VC_ERROR_NOT_FOUND,
+				    "no certificate with serial or VM '%s' in the store, and "
+				    "libvirt (%s) has no VM of that name or UUID",
+				    argv[1], cli->config->libvirt_uri);
+			}
 		}
 	} else {
 		node = vc_cli_show_offline(cli, argv[1], error);

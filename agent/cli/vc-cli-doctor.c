@@ -15,6 +15,7 @@
 
 #include "vc-error.h"
 #include "vc-host.h"
+#include "vc-qemu-conf.h"
 #include "vc-store-json.h"
 
 /* a CA that expires within this many days is a warning */
@@ -267,7 +268,7 @@ vc_doctor_check_host(VcDoctor *d, VcCli *cli, const char *root)
 	g_autoptr(GError) local = NULL;
 	g_autoptr(VcHost) host = vc_host_load(cli->config, &local);
 	g_autofree char *qemu_conf = NULL;
-	g_autofree char *text = NULL;
+	g_autofree char *reason = NULL;
 
 	if (host == NULL && g_error_matches(local, VC_ERROR, VC_ERROR_NOT_FOUND))
 		return; /* no host trust configured: nothing to check */
@@ -285,36 +286,24 @@ vc_doctor_check_host(VcDoctor *d, VcCli *cli, const char *root)
 		vc_doctor_add(d, VC_DOCTOR_OK, NULL,
 			      "host certificate: %s valid, chained to the host CA, not revoked",
 			      vc_host_get_fqdn(host));
-	/* migration over TLS: QEMU must be told to use and verify it */
+	/* migration over TLS: QEMU must be told to use and verify it
+	 * (the check [placement] require-tls makes in the hook) */
 	qemu_conf = g_build_filename(root, "etc", "libvirt", "qemu.conf", NULL);
-	if (g_file_get_contents(qemu_conf, &text, NULL, NULL)) {
-		g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-		gboolean force = FALSE;
-		for (guint i = 0; lines[i] != NULL; i++) {
-			g_autofree char *l = g_strdelimit(g_strdup(lines[i]), " \t", ' ');
-			g_autofree char *compact = NULL;
-			g_auto(GStrv) words = g_strsplit(l, " ", -1);
-			compact = g_strjoinv("", words);
-			if (g_str_has_prefix(compact, "migrate_tls_force=1"))
-				force = TRUE;
-		}
-		if (!force)
-			vc_doctor_add(
-			    d, VC_DOCTOR_WARNING,
-			    "virtcert host install-libvirt-tls; set migrate_tls_force = 1 "
-			    "in qemu.conf, restart libvirtd",
-			    "migration TLS: %s does not set migrate_tls_force = 1: a "
-			    "migration may go unencrypted and unauthenticated",
-			    qemu_conf);
-		else
-			vc_doctor_add(d, VC_DOCTOR_OK, NULL, "migration TLS: %s forces TLS",
-				      qemu_conf);
-	} else {
+	if (!g_file_test(qemu_conf, G_FILE_TEST_EXISTS))
 		vc_doctor_add(
 		    d, VC_DOCTOR_WARNING,
 		    "install libvirt-daemon-system; then virtcert host install-libvirt-tls",
 		    "migration TLS: cannot read %s", qemu_conf);
-	}
+	else if (!vc_qemu_conf_check_tls(qemu_conf, &reason))
+		vc_doctor_add(d, VC_DOCTOR_WARNING,
+			      "virtcert host install-libvirt-tls; set migrate_tls_force = 1 "
+			      "in qemu.conf, restart libvirtd",
+			      "migration TLS: %s: a migration may go unencrypted or "
+			      "unauthenticated",
+			      reason);
+	else
+		vc_doctor_add(d, VC_DOCTOR_OK, NULL, "migration TLS: %s forces verified TLS",
+			      qemu_conf);
 }
 
 static void
@@ -335,8 +324,23 @@ vc_doctor_check_group_and_hook(VcDoctor *d, VcCli *cli, const char *root)
 		    g_strdup_printf("groupadd --system %s, then restart virtcertd", group);
 		vc_doctor_add(d, VC_DOCTOR_ERROR, fix,
 			      "control group: '%s' does not exist: the socket stays root's", group);
-	} else
+	} else {
+		const struct group *gr = getgrnam(group);
+		struct stat st;
 		vc_doctor_add(d, VC_DOCTOR_OK, NULL, "control group: '%s' exists", group);
+		/* the running daemon's socket: the group must have been there
+		 * when it started (it gives the socket to the group then) */
+		if (gr != NULL && stat(cli->config->control_socket, &st) == 0 &&
+		    st.st_gid != gr->gr_gid) {
+			g_autofree char *fix = g_strdup_printf(
+			    "systemctl restart virtcertd (it gives the socket to '%s' at start)",
+			    group);
+			vc_doctor_add(d, VC_DOCTOR_WARNING, fix,
+				      "control socket: %s is not group '%s': its members cannot "
+				      "reach the daemon",
+				      cli->config->control_socket, group);
+		}
+	}
 
 	if (!g_file_test(hook, G_FILE_TEST_EXISTS)) {
 		vc_doctor_add(d, VC_DOCTOR_ERROR,

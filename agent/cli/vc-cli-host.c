@@ -108,6 +108,7 @@ vc_cli_host_ca_sign(VcCli *cli, int argc, char **argv, GError **error)
 	g_autofree char *dir = NULL;
 	g_autofree char *out = NULL;
 	gint days = 365;
+	gint backdate = 0;
 	g_autoptr(VcHostCa) ca = NULL;
 	g_autoptr(X509_REQ) csr = NULL;
 	g_autoptr(X509) cert = NULL;
@@ -121,12 +122,17 @@ vc_cli_host_ca_sign(VcCli *cli, int argc, char **argv, GError **error)
 	     "Validity in days (default 365; 0 makes an already expired certificate, for "
 	     "tests)",
 	     "N"},
+	    {"backdate", 0, 0, G_OPTION_ARG_INT, &backdate,
+	     "Start the validity N days in the past (default 0: 5 minutes; for tests of "
+	     "renewal)",
+	     "N"},
 	    {"out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Where to write the certificate", "CERT"},
 	    {NULL}};
-	const char *usage = "virtcert host-ca sign CSR --dir DIR [--days N] --out CERT";
+	const char *usage =
+	    "virtcert host-ca sign CSR --dir DIR [--days N] [--backdate N] --out CERT";
 
-	if (!vc_cli_parse("host-ca sign", "CSR --dir DIR [--days N] --out CERT", entries, &argc,
-			  &argv, error))
+	if (!vc_cli_parse("host-ca sign", "CSR --dir DIR [--days N] [--backdate N] --out CERT",
+			  entries, &argc, &argv, error))
 		return FALSE;
 	if (dir == NULL || out == NULL || argc != 2)
 		return vc_cli_host_usage_error(error, usage);
@@ -134,6 +140,12 @@ vc_cli_host_ca_sign(VcCli *cli, int argc, char **argv, GError **error)
 		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE, "--days must be 0..3650");
 		return FALSE;
 	}
+	if (backdate < 0 || backdate > 3650) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE, "--backdate must be 0..3650");
+		return FALSE;
+	}
+	if (backdate > 0)
+		nb = now - (gint64)backdate * 86400;
 	ca = vc_host_ca_load(dir, error);
 	if (ca == NULL)
 		return FALSE;
@@ -299,6 +311,103 @@ vc_cli_host_import(VcCli *cli, int argc, char **argv, GError **error)
 		return FALSE;
 	if (!arg_json)
 		g_print("Installed the host certificate as %s\n", cert_out);
+	return TRUE;
+}
+
+/* Renewal before expiry: a CSR for the same key, name and attributes; with
+ * --dir (this host holds the host CA's key, a lab) signed and installed at
+ * once. virtcertd takes the new certificate at its next look (a minute at
+ * most, or `virtcert reload`). */
+gboolean
+vc_cli_host_renew(VcCli *cli, int argc, char **argv, GError **error)
+{
+	g_autofree char *dir = NULL;
+	gint days = 365;
+	g_autoptr(VcHost) host = NULL;
+	g_autofree char *key_path = NULL;
+	g_autofree char *key_dir = NULL;
+	g_autofree char *csr_path = NULL;
+	g_autofree char *new_path = NULL;
+	g_autofree char *ca_path = NULL;
+	g_autofree char *cert_out = NULL;
+	g_autoptr(VcHostCa) ca = NULL;
+	g_autoptr(X509_REQ) csr = NULL;
+	g_autoptr(X509) cert = NULL;
+	g_autofree char *pem = NULL;
+	g_autoptr(GDateTime) until = NULL;
+	g_autofree char *until_s = NULL;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	gboolean ok;
+	const GOptionEntry entries[] = {
+	    {"dir", 0, 0, G_OPTION_ARG_FILENAME, &dir,
+	     "The host CA directory, when this host holds it: sign and install at once", "DIR"},
+	    {"days", 0, 0, G_OPTION_ARG_INT, &days, "Validity with --dir (default 365)", "N"},
+	    {NULL}};
+	const char *usage = "virtcert host renew [--dir HOSTCA-DIR [--days N]]";
+
+	if (!vc_cli_parse("host renew", "[--dir HOSTCA-DIR [--days N]]", entries, &argc, &argv,
+			  error))
+		return FALSE;
+	if (argc != 1)
+		return vc_cli_host_usage_error(error, usage);
+	if (days < 1 || days > 3650) {
+		g_set_error_literal(error, VC_ERROR, VC_ERROR_USAGE, "--days must be 1..3650");
+		return FALSE;
+	}
+	if (vc_cli_get_config(cli, error) == NULL)
+		return FALSE;
+	host = vc_host_load(cli->config, error);
+	if (host == NULL) {
+		g_prefix_error(error, "nothing to renew (virtcert host enroll first): ");
+		return FALSE;
+	}
+	key_path = vc_config_get_host_path(cli->config, "key");
+	key_dir = g_path_get_dirname(key_path);
+	csr_path = g_build_filename(key_dir, "host.csr", NULL);
+	if (!vc_host_write_renewal_csr(host, csr_path, error))
+		return FALSE;
+	if (dir == NULL) {
+		if (arg_json) {
+			g_autoptr(JsonBuilder) b = json_builder_new();
+			json_builder_begin_object(b);
+			json_builder_set_member_name(b, "csr");
+			json_builder_add_string_value(b, csr_path);
+			json_builder_end_object(b);
+			vc_cli_print_json(json_builder_get_root(b));
+		} else {
+			g_print("CSR:  %s (same key, name %s and attributes)\n", csr_path,
+				vc_host_get_fqdn(host));
+			g_print(
+			    "Next: have the host CA sign it, then: virtcert host import CERT\n");
+		}
+		return TRUE;
+	}
+	ca = vc_host_ca_load(dir, error);
+	if (ca == NULL)
+		return FALSE;
+	csr = vc_cli_host_load_csr(csr_path, error);
+	if (csr == NULL)
+		return FALSE;
+	cert = vc_host_ca_sign(ca, csr, now - 5 * 60, now + (gint64)days * 86400, error);
+	if (cert == NULL || (pem = vc_cert_to_pem(cert, error)) == NULL)
+		return FALSE;
+	/* through import: it checks the key and the chain like any other */
+	new_path = g_build_filename(key_dir, "host.pem.renewed", NULL);
+	if (!vc_file_write_atomic(new_path, pem, strlen(pem), 0644, error))
+		return FALSE;
+	ca_path = vc_config_get_host_path(cli->config, "ca");
+	cert_out = vc_config_get_host_path(cli->config, "cert");
+	ok = vc_host_import(new_path, key_path, ca_path, cert_out, error);
+	g_unlink(new_path);
+	if (!ok)
+		return FALSE;
+	until = g_date_time_new_from_unix_utc(now + (gint64)days * 86400);
+	until_s = g_date_time_format_iso8601(until);
+	if (!arg_json)
+		g_print("Renewed the host certificate %s, valid until %s\n"
+			"Run virtcert host install-libvirt-tls --force again for libvirt's and "
+			"QEMU's copies\n",
+			cert_out, until_s);
 	return TRUE;
 }
 

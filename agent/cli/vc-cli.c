@@ -50,13 +50,16 @@ static const VcCliCommand commands[] = {
     {"policy check", "[--xml] DOMAIN.xml --host HOSTCERT.pem",
      "May this VM run on that host? (exit 0 allow, 2 deny)", vc_cli_policy_check},
     {"host-ca init", "--dir DIR [--cn CN]", "Create a lab host CA", vc_cli_host_ca_init},
-    {"host-ca sign", "CSR --dir DIR [--days N] --out CERT",
+    {"host-ca sign", "CSR --dir DIR [--days N] [--backdate N] --out CERT",
      "Sign a host's CSR (FQDN and urn:virtcert:host: attributes)", vc_cli_host_ca_sign},
     {"host-ca revoke", "CERT --dir DIR", "Revoke a host certificate", vc_cli_host_ca_revoke},
     {"host-ca crl", "--dir DIR --out CRL", "Write the host CA's CRL", vc_cli_host_ca_crl},
     {"host enroll", "--ca HOSTCA.pem [--attr KEY=VALUE…] [--fqdn NAME]",
      "Make this host's key and CSR, trust the host CA", vc_cli_host_enroll},
     {"host import", "CERT", "Install this host's signed certificate", vc_cli_host_import},
+    {"host renew", "[--dir HOSTCA-DIR [--days N]]",
+     "Renew this host's certificate: a CSR for the same key, or signed with --dir",
+     vc_cli_host_renew},
     {"host show", "", "Show this host's certificate and its self-check", vc_cli_host_show},
     {"host install-libvirt-tls", "[--root DIR]",
      "Install the host certificate as libvirt's and QEMU's TLS certificate",
@@ -183,10 +186,17 @@ vc_cli_check_store_access(VcCli *cli, GError **error)
 		return FALSE;
 	}
 	if (saved == ENOENT && access(dir, X_OK) == 0) {
-		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
-			    "no store %s: nothing was set up in %s yet (run 'virtcert ca init' "
-			    "first, or check --state-dir)",
-			    db, dir);
+		g_autofree char *ca_dir = g_build_filename(dir, "ca", NULL);
+		if (g_file_test(ca_dir, G_FILE_TEST_IS_DIR))
+			g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
+				    "no store %s yet: nothing was issued here (virtcertd creates "
+				    "it when it starts)",
+				    db);
+		else
+			g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
+				    "no store %s: nothing was set up in %s yet (run 'virtcert ca "
+				    "init' first, or check --state-dir)",
+				    db, dir);
 		return FALSE;
 	}
 	g_set_error(error, VC_ERROR, saved == EACCES ? VC_ERROR_UNAVAILABLE : VC_ERROR_IO,
@@ -244,7 +254,12 @@ vc_cli_get_issuer(VcCli *cli, GError **error)
 {
 	if (cli->issuer != NULL)
 		return cli->issuer;
-	if (vc_cli_get_ca(cli, error) == NULL || vc_cli_get_store(cli, error) == NULL)
+	if (vc_cli_get_ca(cli, error) == NULL)
+		return NULL;
+	/* a CA there means the state directory is no typo: issuing may make
+	 * the store (as the daemon's first start would) */
+	cli->may_create_store = TRUE;
+	if (vc_cli_get_store(cli, error) == NULL)
 		return NULL;
 	cli->issuer = vc_issuer_new(cli->config, cli->ca, cli->store);
 	return cli->issuer;

@@ -100,6 +100,7 @@ gboolean vc_cli_host_ca_revoke(VcCli *cli, int argc, char **argv, GError **error
 gboolean vc_cli_host_ca_crl(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_host_enroll(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_host_import(VcCli *cli, int argc, char **argv, GError **error);
+gboolean vc_cli_host_renew(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_host_show(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_host_install_libvirt_tls(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_policy_check(VcCli *cli, int argc, char **argv, GError **error);

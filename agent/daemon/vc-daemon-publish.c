@@ -1,9 +1,74 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vc-daemon-publish.h"
 
+#include <string.h>
+#include <sys/stat.h>
+
 #include <openssl/x509v3.h>
 
 #include "vc-error.h"
+#include "vc-qemu-conf.h"
+
+/* ---- this host's certificate, for the hook's questions --------------------- */
+
+#define VC_DAEMON_HOST_FILES 3
+
+struct _VcDaemonHostCache {
+	VcHost *host;
+	char *paths[VC_DAEMON_HOST_FILES];
+	struct stat st[VC_DAEMON_HOST_FILES]; /* st_ino 0: the file did not exist */
+};
+
+VcDaemonHostCache *
+vc_daemon_host_cache_new(void)
+{
+	return g_new0(VcDaemonHostCache, 1);
+}
+
+void
+vc_daemon_host_cache_free(VcDaemonHostCache *cache)
+{
+	if (cache == NULL)
+		return;
+	vc_host_free(cache->host);
+	for (guint i = 0; i < VC_DAEMON_HOST_FILES; i++)
+		g_free(cache->paths[i]);
+	g_free(cache);
+}
+
+static gboolean
+vc_daemon_host_cache_same(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+VcHost *
+vc_daemon_host_cache_get(VcDaemonHostCache *cache, const VcConfig *config, GError **error)
+{
+	static const char *const which[VC_DAEMON_HOST_FILES] = {"cert", "ca", "crl"};
+	struct stat now[VC_DAEMON_HOST_FILES];
+	gboolean same = cache->host != NULL;
+
+	for (guint i = 0; i < VC_DAEMON_HOST_FILES; i++) {
+		g_autofree char *path = vc_config_get_host_path(config, which[i]);
+		memset(&now[i], 0, sizeof(now[i]));
+		if (stat(path, &now[i]) < 0)
+			memset(&now[i], 0, sizeof(now[i]));
+		if (g_strcmp0(path, cache->paths[i]) != 0 ||
+		    !vc_daemon_host_cache_same(&now[i], &cache->st[i]))
+			same = FALSE;
+		g_free(cache->paths[i]);
+		cache->paths[i] = g_steal_pointer(&path);
+	}
+	if (same)
+		return cache->host;
+	g_clear_pointer(&cache->host, vc_host_free);
+	cache->host = vc_host_load_public(config, error);
+	if (cache->host != NULL)
+		memcpy(cache->st, now, sizeof(now));
+	return cache->host;
+}
 
 /* ---- the host CA's CRL ------------------------------------------------------ */
 
@@ -248,4 +313,23 @@ vc_daemon_check_urls(const VcConfig *config, VcCa *ca)
 			  "starts: certificates already issued keep what they carry until they "
 			  "are renewed",
 			  file);
+}
+
+/* ---- migration TLS ---------------------------------------------------------- */
+
+void
+vc_daemon_check_tls(const VcConfig *config)
+{
+	g_autofree char *why = NULL;
+
+	if (!config->require_tls)
+		return;
+	if (vc_qemu_conf_check_tls(config->qemu_conf, &why))
+		g_message("migrations only over TLS ([placement] require-tls): %s sets "
+			  "migrate_tls_force = 1 and peer verification",
+			  config->qemu_conf);
+	else
+		g_warning("[placement] require-tls=yes, but %s: the hook refuses every incoming "
+			  "migration until this is fixed (then restart libvirtd)",
+			  why);
 }

@@ -9,12 +9,22 @@
 
 #include "vc-ca.h"
 #include "vc-config.h"
+#include "vc-host.h"
 #include "vc-http-server.h"
 #include "vc-metrics.h"
 
 G_BEGIN_DECLS
 
 /* The host CA's CRL as a file ([host] crl), re-read when the file changes. */
+/* This host's certificate for the hook's questions, without its key, read
+ * again only when its certificate, CA bundle or CRL file changed (path,
+ * inode, size, modification time), so an import or a new CRL counts at the
+ * next question. Borrowed: valid until the next call. */
+typedef struct _VcDaemonHostCache VcDaemonHostCache;
+VcDaemonHostCache *vc_daemon_host_cache_new(void);
+void vc_daemon_host_cache_free(VcDaemonHostCache *cache);
+VcHost *vc_daemon_host_cache_get(VcDaemonHostCache *cache, const VcConfig *config, GError **error);
+
 typedef struct _VcDaemonHostCrl VcDaemonHostCrl;
 
 VcDaemonHostCrl *vc_daemon_host_crl_new(const char *path);
@@ -38,5 +48,9 @@ void vc_daemon_metrics_register(VcMetrics *metrics, const VcConfig *config, VcCa
 /* Says once, at start, what URLs leaves will carry, and warns when they
  * carry none (naming [ca] public-url) or a loopback one. */
 void vc_daemon_check_urls(const VcConfig *config, VcCa *ca);
+/* With [placement] require-tls: warns when libvirt's qemu.conf (readable to
+ * the daemon) does not make this host migrate over verified TLS; the hook
+ * refuses incoming migrations then. */
+void vc_daemon_check_tls(const VcConfig *config);
 
 G_END_DECLS

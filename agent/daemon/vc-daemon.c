@@ -40,6 +40,7 @@ typedef struct {
 	/* the CRL served over HTTP, rebuilt after revocations and as it ages */
 	VcCrlPublisher *crl;
 	VcDaemonHostCrl *host_crl;
+	VcDaemonHostCache *host_cache; /* the hook's questions */
 	/* [placement] owner-ca for the hook's question, read again when its
 	 * files change; NULL until first needed or when none is configured */
 	VcOwnerTrust *owner_trust;
@@ -320,8 +321,8 @@ vc_daemon_placement_announce(VcDaemon *daemon, VcIpcRequest *request, const char
 
 /* virtcert-hook's question before a migration (or a start with
  * check-on-start): may this VM run on this host? Host certificate and
- * policy.d are read afresh, so an imported certificate or a new CRL counts
- * at once. An allowed migration of a VM another host issued for is
+ * policy.d are read afresh when they changed, so an imported certificate or
+ * a new CRL counts at once. An allowed migration of a VM another host issued for is
  * announced to that host first (docs/peer-api.md). */
 static void
 vc_daemon_method_placement_check(VcIpcRequest *request, gpointer user_data)
@@ -329,13 +330,17 @@ vc_daemon_method_placement_check(VcIpcRequest *request, gpointer user_data)
 	VcDaemon *daemon = user_data;
 	GError *error = NULL;
 	const char *xml = vc_daemon_param_string(request, "xml", &error);
-	g_autoptr(VcHost) host = NULL;
+	VcHost *host = NULL;
 	g_autoptr(VcPolicySet) set = vc_policy_set_new();
 	g_autoptr(GError) host_error = NULL;
 	JsonNode *result = NULL;
 
 	if (xml != NULL) {
-		host = vc_host_load(daemon->config, &host_error);
+		/* no private key (the decision does not use it), and read again
+		 * only when a file changed */
+		if (daemon->host_cache == NULL)
+			daemon->host_cache = vc_daemon_host_cache_new();
+		host = vc_daemon_host_cache_get(daemon->host_cache, daemon->config, &host_error);
 		if (host == NULL && !g_error_matches(host_error, VC_ERROR, VC_ERROR_NOT_FOUND))
 			g_propagate_error(&error, g_steal_pointer(&host_error));
 		else if (vc_policy_set_load_dir(set, daemon->config->policy_dir, &error)) {
@@ -763,6 +768,7 @@ vc_daemon_start(VcDaemon *daemon, GError **error)
 	if (policy == NULL)
 		return FALSE;
 	vc_daemon_check_urls(daemon->config, daemon->ca);
+	vc_daemon_check_tls(daemon->config);
 	daemon->engine = vc_engine_new(daemon->config, daemon->store, daemon->ca, policy);
 	vc_engine_set_notify(daemon->engine, vc_daemon_notify_cb, daemon);
 	if (!vc_engine_recover(daemon->engine, error))
@@ -833,6 +839,7 @@ vc_daemon_stop(VcDaemon *daemon)
 	g_clear_pointer(&daemon->ipc, vc_ipc_server_free);
 	g_clear_pointer(&daemon->crl, vc_crl_publisher_free);
 	g_clear_pointer(&daemon->host_crl, vc_daemon_host_crl_free);
+	g_clear_pointer(&daemon->host_cache, vc_daemon_host_cache_free);
 	g_clear_pointer(&daemon->owner_trust, vc_owner_trust_free);
 	g_clear_pointer(&daemon->engine, vc_engine_free);
 	g_clear_pointer(&daemon->ca, vc_ca_free);

@@ -59,59 +59,6 @@ vc_engine_cert_pems(VcEngine *engine, const char *serial, char **ret_cert, char 
 	return TRUE;
 }
 
-/* ---- this host's certificate ------------------------------------------- */
-
-/* reloaded and re-checked at most once a minute, so that a new certificate
- * or CRL counts without a restart */
-#define VC_ENGINE_HOST_RECHECK_S 60
-
-static void
-vc_engine_refresh_host(VcEngine *engine)
-{
-	gint64 now = vc_engine_now();
-	g_autoptr(GError) error = NULL;
-
-	if (engine->host_loaded_at != 0 && now - engine->host_loaded_at < VC_ENGINE_HOST_RECHECK_S)
-		return;
-	engine->host_loaded_at = now;
-	g_clear_pointer(&engine->host, vc_host_free);
-	g_clear_error(&engine->host_error);
-	engine->host = vc_host_load(engine->config, &error);
-	if (engine->host == NULL) {
-		/* none installed: only VMs that restrict placement are refused */
-		if (!g_error_matches(error, VC_ERROR, VC_ERROR_NOT_FOUND))
-			engine->host_error = g_steal_pointer(&error);
-		return;
-	}
-	if (!vc_host_check(engine->host, &error)) {
-		engine->host_error = g_steal_pointer(&error);
-		vc_engine_log(
-		    G_LOG_LEVEL_WARNING, "host-certificate", NULL, NULL, NULL,
-		    "this host's certificate is not usable, no VM is issued a certificate: %s",
-		    engine->host_error->message);
-	}
-}
-
-/* May this host hold a certificate for a VM with POLICY? */
-static gboolean
-vc_engine_host_allows(VcEngine *engine, const VcPolicy *policy, GError **error)
-{
-	g_autofree char *reason = NULL;
-
-	vc_engine_refresh_host(engine);
-	if (engine->host_error != NULL) {
-		g_set_error(error, VC_ERROR, VC_ERROR_POLICY,
-			    "this host's certificate is not usable: %s",
-			    engine->host_error->message);
-		return FALSE;
-	}
-	if (!vc_host_placement_decide(engine->host, policy, &reason)) {
-		g_set_error(error, VC_ERROR, VC_ERROR_POLICY, "placement: %s", reason);
-		return FALSE;
-	}
-	return TRUE;
-}
-
 /* Does the owner's signature hold the VM's placement ([placement]
  * require-signed, owner-ca)? Checked on every evaluation, so a placement
  * edited without a valid signature while the VM runs is refused at its
@@ -161,6 +108,7 @@ vc_engine_gather_facts(VcEngine *engine, VcEngineVm *vm, gint64 now, VcEngineFac
 		       VcEngineFacts *f)
 {
 	VcNameVars vars;
+	gboolean withdraw = TRUE;
 
 	f->fetched = TRUE;
 	s->dom = vc_virt_get_domain(engine->virt, vm->uuid, TRUE, &s->error);
@@ -216,10 +164,10 @@ vc_engine_gather_facts(VcEngine *engine, VcEngineVm *vm, gint64 now, VcEngineFac
 	}
 	s->names_key = vc_engine_profile_key((const char *const *)s->names, s->policy);
 	f->names_key = s->names_key;
-	if (!vc_engine_host_allows(engine, s->policy, &s->error)) {
+	if (!vc_engine_host_allows(engine, s->policy, &withdraw, &s->error)) {
 		f->refused_what = "refused on this host";
 		f->refused_why = s->error->message;
-		f->refused_by_host = TRUE;
+		f->refused_by_host = withdraw;
 		return;
 	}
 	if (vm->row != NULL && vm->row->current_serial != NULL) {

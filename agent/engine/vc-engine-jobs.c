@@ -223,6 +223,10 @@ vc_engine_work_guest(VcEngineWork *work)
 			    .timeout_s = (int)CLAMP(work->config->guest_timeout_s, 1, 3600),
 			    .command_timeout_s =
 				(int)CLAMP(work->config->guest_command_timeout_s, 1, 3600),
+			    /* an agent that blocks guest-exec but allows the
+			     * guest-file-* commands gets the files in place
+			     * (docs/guest-agent.md, "the file-only way") */
+			    .method = VC_GUEST_METHOD_AUTO,
 			};
 			vc_crash_point("deliver-before-write");
 			work->ok = vc_guest_deliver(channel, &d, &work->result, &work->error);
@@ -233,11 +237,13 @@ vc_engine_work_guest(VcEngineWork *work)
 			work->ok =
 			    vc_guest_check_files(channel, work->cert_path, work->cert_pem,
 						 work->key_path, &work->files_match, &work->error);
+			vc_crash_point("check-done");
 			break;
 		case VC_ENGINE_WORK_CSR: {
 			g_autofree char *staged = vc_guest_staged_key_path(work->key_path);
 			work->public_key =
 			    vc_guest_make_csr(channel, staged, work->key_type, NULL, &work->error);
+			vc_crash_point("csr-made");
 			work->ok = work->public_key != NULL;
 			break;
 		}
@@ -386,6 +392,22 @@ vc_engine_work_delivered(VcEngine *engine, VcEngineVm *vm, VcEngineWork *work)
 				work->reload, work->result.reload_exit_code);
 		engine->n_reload_failed++;
 		vc_engine_retry_later(engine, vm, "delivered, but the reload failed", reload_error);
+		return;
+	}
+	if (work->reload != NULL && !work->result.reload_ran) {
+		/* the file-only way (the agent blocks guest-exec): the files
+		 * are in place, but the reload command could not run, so the
+		 * service may still serve the old certificate: as a failed
+		 * reload, not delivered, retried */
+		g_autoptr(GError) reload_error = g_error_new(
+		    VC_ERROR, VC_ERROR_GUEST,
+		    "the guest agent blocks guest-exec, so the files were written in place with "
+		    "guest-file-* and the reload command (%s) could not run; allow guest-exec "
+		    "and guest-exec-status (docs/guest-agent.md)",
+		    work->reload);
+		engine->n_reload_failed++;
+		vc_engine_retry_later(engine, vm, "files delivered, but the reload could not run",
+				      reload_error);
 		return;
 	}
 	vc_crash_point("deliver-before-state");

@@ -116,6 +116,14 @@ typedef enum {
 
 typedef struct _VcEngineWork VcEngineWork;
 
+/* this host's certificate as last checked (vc-engine-host.c) */
+typedef enum {
+	VC_ENGINE_HOST_UNKNOWN, /* not looked at yet */
+	VC_ENGINE_HOST_NONE,	/* none installed */
+	VC_ENGINE_HOST_USABLE,
+	VC_ENGINE_HOST_UNUSABLE, /* host_error says why: nothing is issued here */
+} VcEngineHostState;
+
 struct _VcEngine {
 	const VcConfig *config;
 #ifdef VC_TEST_SEAMS
@@ -142,7 +150,13 @@ struct _VcEngine {
 	VcHost *host;	    /* this host's certificate, NULL if none is installed */
 	GError *host_error; /* why the host certificate is not usable, if it is not */
 	gint64 host_loaded_at;
-	VcOwnerTrust *owner_trust; /* [placement] owner-ca, NULL: none configured */
+	VcEngineHostState host_state;
+	char *host_fp;		     /* SHA-256 of the host certificate last loaded */
+	char *host_warned_fp;	     /* the one the 2/3-life warning was given for */
+	guint host_source;	     /* the next look: crl-refresh, expiry, 2/3 of the life */
+	guint host_reconcile_source; /* everything evaluated again after a change */
+	gboolean host_crl_fetching;  /* [host] crl-url: a fetch is under way */
+	VcOwnerTrust *owner_trust;   /* [placement] owner-ca, NULL: none configured */
 	guint flush_source;
 	gint64 flush_due_us;  /* monotonic: when the pending flush's window ends */
 	guint flush_failures; /* flushes in a row the store refused (backoff) */
@@ -207,6 +221,17 @@ void vc_engine_evaluate(VcEngine *engine, const char *uuid, const VcEngineInput 
 gint64 vc_engine_renew_at(const VcEngine *engine, const VcCertRecord *rec);
 gboolean vc_engine_cert_pems(VcEngine *engine, const char *serial, char **ret_cert,
 			     char **ret_chain, GError **error);
+
+/* vc-engine-host.c */
+void vc_engine_host_refresh(VcEngine *engine, gboolean force);
+gboolean vc_engine_host_allows(VcEngine *engine, const VcPolicy *policy, gboolean *ret_withdraw,
+			       GError **error);
+void vc_engine_host_status(VcEngine *engine, JsonBuilder *b);
+void vc_engine_host_metrics_init(VcEngine *engine);
+void vc_engine_host_clear(VcEngine *engine);
+/* vc-engine-host-crl.c: FALSE when no [host] crl-url is set; else the fetch
+ * runs (or already ran) and checks the host certificate again when done */
+gboolean vc_engine_host_crl_fetch(VcEngine *engine);
 
 /* vc-engine-flush.c */
 void vc_engine_schedule_flush(VcEngine *engine);

@@ -67,6 +67,8 @@ vc_engine_get_status(VcEngine *engine)
 	json_builder_add_int_value(b, (gint64)engine->n_failed);
 	json_builder_set_member_name(b, "reconciles");
 	json_builder_add_int_value(b, (gint64)engine->n_reconciles);
+	json_builder_set_member_name(b, "host_certificate");
+	vc_engine_host_status(engine, b);
 	json_builder_set_member_name(b, "policy_groups");
 	json_builder_add_int_value(b, vc_policy_set_get_size(engine->policy));
 	json_builder_set_member_name(b, "policy_warnings");
@@ -468,6 +470,7 @@ vc_engine_metrics_init(VcEngine *engine)
 	    "From the event that asked for a certificate to the certificate durable.",
 	    vc_engine_latency_buckets, G_N_ELEMENTS(vc_engine_latency_buckets));
 	vc_metrics_add_collector(m, vc_engine_metrics_collect, engine);
+	vc_engine_host_metrics_init(engine);
 }
 
 char *

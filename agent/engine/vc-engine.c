@@ -366,9 +366,8 @@ vc_engine_free(VcEngine *engine)
 	g_hash_table_unref(engine->keys);
 	vc_policy_set_free(engine->policy);
 	vc_issuer_free(engine->issuer);
-	g_clear_pointer(&engine->host, vc_host_free);
+	vc_engine_host_clear(engine);
 	g_clear_pointer(&engine->owner_trust, vc_owner_trust_free);
-	g_clear_error(&engine->host_error);
 	g_free(engine->store_error);
 	vc_metrics_free(engine->metrics);
 	g_free(engine);
@@ -567,6 +566,9 @@ vc_engine_handle_connected(VcEngine *engine)
 #ifdef VC_TEST_SEAMS
 	vc_engine_test_agent_watch(engine);
 #endif
+	/* the first look at the host certificate also starts its watch */
+	if (engine->host_state == VC_ENGINE_HOST_UNKNOWN)
+		vc_engine_host_refresh(engine, TRUE);
 	if (!vc_engine_reconcile(engine, &error))
 		vc_engine_log(G_LOG_LEVEL_WARNING, "reconcile", NULL, NULL, NULL,
 			      "reconcile failed: %s", error->message);
@@ -646,6 +648,12 @@ vc_engine_set_policy(VcEngine *engine, VcPolicySet *policy)
 
 	vc_policy_set_free(engine->policy);
 	engine->policy = policy;
+	/* a reload reads the host certificate and its CRL again too; the
+	 * reconcile below judges every VM with them */
+	vc_engine_host_refresh(engine, TRUE);
+	/* and the host CA's CRL fetched again, when it has a URL: a second
+	 * look follows the fetch */
+	vc_engine_host_crl_fetch(engine);
 	if (engine->virt == NULL || !engine->connected)
 		return;
 	/* everything libvirt has may be selected now, not only known rows */

@@ -9,10 +9,12 @@
 #include <json-glib/json-glib.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <string.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "vc-error.h"
+#include "vc-json-text.h"
 
 #define VC_SOCKET_BUF_SIZE 16384
 
@@ -179,7 +181,8 @@ vc_guest_channel_socket_reply_return_int(const char *line, gint64 *ret_value)
 	JsonNode *root, *ret;
 	JsonObject *obj;
 
-	if (!json_parser_load_from_data(parser, line, -1, NULL))
+	if (!vc_json_text_check(line, strlen(line), VC_JSON_MAX_DEPTH, NULL) ||
+	    !json_parser_load_from_data(parser, line, -1, NULL))
 		return FALSE;
 	root = json_parser_get_root(parser);
 	if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root))

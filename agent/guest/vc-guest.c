@@ -7,7 +7,10 @@
  * modes reach them as positional parameters ("$1"...), never inside the
  * script text, so nothing from policy is ever parsed by the guest's shell;
  * contents reach script_deliver as environment variables, only expanded
- * inside double quotes. */
+ * inside double quotes or assignments. script_deliver keeps lists of those
+ * paths in variables and expands them unquoted, split on newlines only
+ * (IFS), with globbing off (set -f): a path has no control character
+ * (vc_guest_path_is_valid()), so each is one word whatever else it holds. */
 #include "vc-guest.h"
 
 #include <json-glib/json-glib.h>
@@ -19,6 +22,7 @@
 
 #include "vc-autoptr.h"
 #include "vc-error.h"
+#include "vc-json-text.h"
 
 /* guest-file-write takes base64; 36 KiB of data is 48 KiB of base64 */
 #define VC_GUEST_WRITE_CHUNK (36 * 1024)
@@ -26,6 +30,8 @@
 #define VC_GUEST_SMALL_OUTPUT 4096
 /* longest sleep between guest-exec-status polls in a process's first second */
 #define VC_GUEST_POLL_FAST_MAX_US 4000
+/* longest wait before the first guest-exec-status poll */
+#define VC_GUEST_POLL_FIRST_MAX_US 50000
 /* bytes of a guest's own words (error desc, stderr) put into our messages */
 #define VC_GUEST_QUOTE_MAX 200
 
@@ -69,59 +75,90 @@ static const char script_install[] =
 	"shift\n"
 	"sha256sum -- \"$@\" || exit 2\n";
 
-/* The whole delivery in one process (a guest-exec costs two or more agent
- * round trips, and a fork a lot in a TCG guest: the file lists are batched so
- * that chown, chmod and sha256sum run once each). args: OWNER then FLAG TMP
- * MODE TARGET quadruples; FLAG 0, 1 or 2: the content is in the environment
- * variable VC_<FLAG> (the environment reaches no log and no other user, unlike
- * arguments), "opt": install TMP if present (a staged guest key). Each content
- * goes to a new TMP created 0600 (umask 077; noclobber opens with O_EXCL, so
- * no planted link is followed) before its first byte, by the shell's own
- * printf. Then owner and mode of every TMP, then the renames ("installed FLAG"
- * lines in order), then the SHA-256 lines of the targets with content. */
+/* The whole delivery in one process: a guest-exec costs two or more agent
+ * round trips, and a process in a TCG guest costs more than a round trip
+ * (measured: 10-30 ms each), so everything the shell can do itself is done
+ * by builtins, and the rest is batched.
+ *
+ * args: OWNER, RELOAD ("1" or "0"), COMMAND, then FLAG STAGED MODE TARGET
+ * SHA256 quintuples in plan order (key first). FLAG 0, 1 or 2: the content
+ * is in the environment variable VC_<FLAG> (the environment reaches no log
+ * and no other user, unlike arguments); STAGED is
+ * DIR/VC_GUEST_STAGING_DIR/BASENAME for TARGET DIR/BASENAME. FLAG "opt":
+ * STAGED is a key staged by guest keygen, installed when present.
+ *
+ * 1. Each content goes, by the shell's own printf, to a new file (noclobber:
+ *    O_EXCL, no planted link followed) in the staging directory beside its
+ *    target: a directory of the agent's user, mode 0700 (made once, then
+ *    reused only if it is a real directory of ours; anything else in its
+ *    place is removed first). The umask gives the mode from the first byte
+ *    (key 0600; certificate and chain 0644, public), so no chmod runs.
+ * 2. One sha256sum of the staged files, compared here with the SHA-256 the
+ *    host sent: a mismatch (exit 4) removes them, nothing is installed.
+ * 3. One chown of the staged files (when an owner is set).
+ * 4. Renames: the staged guest key (mv), then ONE mv per target directory
+ *    moving every staged file into it (rename(2) each: a reader sees the
+ *    old or the new file, never a partial one); "installed opt|req" lines.
+ * 5. The SHA-256 lines (for the host's own comparison), then the reload
+ *    command, if any, with /bin/sh -c (output discarded, umask 022, the
+ *    PATH above): "reload STATUS".
+ * Exit 1: cannot stage or install (staged files removed); 2: sha256sum
+ * failed; 4: digest mismatch. */
 static const char script_deliver[] =
 	SCRIPT_PATH
-	"o=$1; shift\n"
-	"[ $(($# % 4)) -eq 0 ] || exit 1\n"
-	"quads() { c=$1; shift; while [ $# -ge 4 ]; do \"$c\" \"$@\" || exit 1; shift 4; done; }\n"
-	"put() {\n"
-	"  case $1 in 0) v=$VC_0;; 1) v=$VC_1;; 2) v=$VC_2;; *) return 0;; esac\n"
-	"  d=${2%/*}; [ -d \"${d:-/}\" ] || mkdir -p -- \"$d\" || return 1\n"
+	"export PATH\n"
+	"o=$1 r=$2 c=$3; shift 3\n"
+	"[ $(($# % 5)) -eq 0 ] || exit 1\n"
+	"nl='\n'\n"
+	"set -fC; IFS=$nl; umask 077\n"
+	"L= W= S= K= KT= P= B=\n"
+	"fail() { [ -z \"$L\" ] || rm -f -- $L; exit \"$1\"; }\n"
+	"st() {\n"
+	"  case $1 in 0) v=$VC_0;; 1) v=$VC_1;; *) v=$VC_2;; esac\n"
+	"  d=${2%/*}; p=${d%/*}\n"
+	"  [ -d \"${p:-/}\" ] || mkdir -p -- \"$p\" || return 1\n"
+	"  if [ -L \"$d\" ] || { [ -e \"$d\" ] && { [ ! -d \"$d\" ] || [ ! -O \"$d\" ]; }; }; then\n"
+	"    rm -rf -- \"$d\" || return 1\n"
+	"  fi\n"
+	"  [ -d \"$d\" ] || mkdir -- \"$d\" || return 1\n"
 	"  if [ -e \"$2\" ] || [ -L \"$2\" ]; then rm -f -- \"$2\" || return 1; fi\n"
-	"  printf %s \"$v\" > \"$2\"\n"
+	"  [ \"$3\" != 0644 ] || umask 022\n"
+	"  printf %s \"$v\" > \"$2\"; e=$?\n"
+	"  umask 077\n"
+	"  return $e\n"
 	"}\n"
-	/* on SEL FIELD W1 W2 W3 QUADS: runs W1 W2 W3 and field FIELD (2: TMP,
-	 * 4: TARGET) of the quadruples selected by SEL: "all" (present ones),
-	 * "put" (with content), "opt" (staged and present) or a MODE */
-	"on() {\n"
-	"  s=$1 i=$2 c1=$3 c2=$4 c3=$5; shift 5; k=0\n"
-	"  for x do\n"
-	"    [ $k -gt 0 ] || set --\n"
-	"    case $((k % 4)) in\n"
-	"    0) f=$x;; 1) t=$x;; 2) m=$x;;\n"
-	"    3) if case $f in opt) [ \"$s\" != put ] && [ -e \"$t\" ];; *) [ \"$s\" != opt ];; esac &&\n"
-	"          case $s in all|put|opt|\"$m\") true;; *) false;; esac; then\n"
-	"         if [ \"$i\" = 2 ]; then set -- \"$@\" \"$t\"; else set -- \"$@\" \"$x\"; fi\n"
-	"       fi;;\n"
-	"    esac\n"
-	"    k=$((k + 1))\n"
-	"  done\n"
-	"  [ $k -gt 0 ] || set --\n"
-	"  [ $# -eq 0 ] || \"$c1\" \"$c2\" \"$c3\" \"$@\"\n"
-	"}\n"
-	"mvq() {\n"
-	"  case $1 in opt) [ -e \"$2\" ] || return 0; r=opt;; *) r=req;; esac\n"
-	"  mv -f -- \"$2\" \"$4\" || return 1\n"
-	"  echo \"installed $r\"\n"
-	"}\n"
-	"umask 077; set -C\n"
-	"quads put \"$@\"\n"
+	"while [ $# -gt 0 ]; do\n"
+	"  case $1 in\n"
+	"  opt) if [ -e \"$2\" ]; then K=$2 KT=$4; fi;;\n"
+	"  *) L=$L$nl$2 W=$W$5$nl; st \"$1\" \"$2\" \"$3\" || fail 1;;\n"
+	"  esac\n"
+	"  shift 5\n"
+	"done\n"
 	"unset VC_0 VC_1 VC_2 v\n"
-	"[ -z \"$o\" ] || on all 2 chown -- \"$o\" \"$@\" || exit 1\n"
-	"on 0644 2 chmod -- 0644 \"$@\" || exit 1\n"
-	"on opt 2 chmod -- 0600 \"$@\" || exit 1\n"
-	"quads mvq \"$@\"\n"
-	"on put 4 command sha256sum -- \"$@\" || exit 2\n";
+	"if [ -n \"$L\" ]; then\n"
+	"  S=$(sha256sum -- $L) || fail 2\n"
+	"  for l in $S; do\n"
+	"    l=${l#\\\\}; w=${W%%\"$nl\"*}; W=${W#*\"$nl\"}\n"
+	"    [ \"${l%%[!0-9a-f]*}\" = \"$w\" ] || { echo \"SHA-256 of ${l#*  } differs\" >&2; fail 4; }\n"
+	"  done\n"
+	"  [ -z \"$W\" ] || fail 4\n"
+	"fi\n"
+	"[ -z \"$o\" ] || chown -- \"$o\" $L $K || fail 1\n"
+	"if [ -n \"$K\" ]; then mv -f -- \"$K\" \"$KT\" || fail 1; echo 'installed opt'; fi\n"
+	"mvb() { mv -f -- $B \"${P:-/}/\" || fail 1; for y in $B; do echo 'installed req'; done; }\n"
+	"for x in $L; do\n"
+	"  q=${x%/*/*}\n"
+	"  if [ -n \"$B\" ] && [ \"$q\" != \"$P\" ]; then mvb; B=; fi\n"
+	"  B=$B$nl$x P=$q\n"
+	"done\n"
+	"[ -z \"$B\" ] || mvb\n"
+	"L=\n"
+	"[ -z \"$S\" ] || printf '%s\\n' \"$S\"\n"
+	"if [ \"$r\" = 1 ]; then\n"
+	"  umask 022\n"
+	"  /bin/sh -c \"$c\" </dev/null >/dev/null 2>&1\n"
+	"  echo \"reload $?\"\n"
+	"fi\n";
 
 static const char script_check[] =
 	SCRIPT_PATH
@@ -267,7 +304,10 @@ vc_guest_command_full(VcGuestCtx *ctx, const char *name, JsonObject *args, JsonN
 		return NULL;
 	}
 
-	if (!json_parser_load_from_data(parser, reply, -1, &local)) {
+	/* before json-glib, which leaks every value after the first and
+	 * recurses on nesting: vc-json-text.h */
+	if (!vc_json_text_check(reply, strlen(reply), VC_JSON_MAX_DEPTH, &local) ||
+	    !json_parser_load_from_data(parser, reply, -1, &local)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
 			    "%s: guest agent reply is not JSON: %s", name, local->message);
 		return NULL;
@@ -480,15 +520,22 @@ vc_guest_run_env(VcGuestCtx *ctx, const char *path, const char *const *argv, con
 		json_object_set_array_member(args, "env", earr);
 	}
 	json_object_set_boolean_member(args, "capture-output", capture);
+	poll_start = g_get_monotonic_time();
 	started = vc_guest_command_full(ctx, "guest-exec", args, JSON_NODE_OBJECT, G_TYPE_INVALID,
 					secret, error);
 	if (started == NULL)
 		return FALSE;
-	poll_start = g_get_monotonic_time();
 	if (!vc_guest_member_int(json_node_get_object(started), "pid", TRUE, &pid, NULL, error)) {
 		g_prefix_error(error, "guest-exec: ");
 		return FALSE;
 	}
+	/* The process just started costs the guest about what starting it cost
+	 * the agent (a fork and exec, the bulk of guest-exec's round trip under
+	 * TCG), and a poll before it ends is a round trip that also takes the
+	 * guest's CPU from it: the first poll waits that long (at most
+	 * VC_GUEST_POLL_FIRST_MAX_US) */
+	g_usleep(MIN(g_get_monotonic_time() - poll_start, VC_GUEST_POLL_FIRST_MAX_US));
+	poll_start = g_get_monotonic_time();
 
 	for (;;) {
 		JsonObject *sargs = json_object_new();
@@ -943,6 +990,14 @@ vc_guest_delivery_plan(const VcGuestDelivery *d, VcGuestPlanned *plan, guint *re
 				    plan[i].path);
 			return FALSE;
 		}
+		if (strstr(plan[i].path, "/" VC_GUEST_STAGING_DIR "/") != NULL) {
+			g_set_error(
+			    error, VC_ERROR, VC_ERROR_USAGE,
+			    "guest path %s is inside a staging directory (" VC_GUEST_STAGING_DIR
+			    ")",
+			    plan[i].path);
+			return FALSE;
+		}
 		for (guint j = 0; j < i; j++) {
 			if (strcmp(plan[i].path, plan[j].path) == 0) {
 				g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
@@ -1045,7 +1100,38 @@ vc_guest_delivery_check_install(const VcGuestRun *inst, VcGuestPlanned *plan, gu
 	return vc_guest_delivery_verify(lines + done, plan, n, result, error);
 }
 
-/* Contents up to VC_GUEST_INLINE_MAX: everything in one guest-exec. */
+/* The "reload STATUS" line script_deliver prints last. */
+static gboolean
+vc_guest_delivery_reload_status(const VcGuestRun *inst, VcGuestResult *result, GError **error)
+{
+	gsize len;
+	const char *data = g_bytes_get_data(inst->out, &len);
+	g_autofree char *out = g_strndup(data != NULL ? data : "", len);
+	const char *line;
+	char *end = NULL;
+	gint64 code;
+
+	g_strchomp(out);
+	line = strrchr(out, '\n');
+	line = line != NULL ? line + 1 : out;
+	if (!g_str_has_prefix(line, "reload ") || line[7] < '0' || line[7] > '9') {
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "the delivery script did not report the reload command's exit status");
+		return FALSE;
+	}
+	code = g_ascii_strtoll(line + 7, &end, 10);
+	if (end == NULL || *end != '\0' || code < 0 || code > 255) {
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "the delivery script reported an invalid reload status");
+		return FALSE;
+	}
+	result->reload_ran = TRUE;
+	result->reload_exit_code = (int)code;
+	return TRUE;
+}
+
+/* Contents up to VC_GUEST_INLINE_MAX: everything, the reload command
+ * included, in one guest-exec (script_deliver). */
 G_GNUC_NO_INLINE static gboolean
 delivery_run_inline(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, guint n,
 		    VcGuestResult *result, gboolean *ret_written, GError **error)
@@ -1056,14 +1142,29 @@ delivery_run_inline(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *p
 	gboolean ok;
 
 	g_ptr_array_add(args, g_strdup(d->owner != NULL ? d->owner : ""));
+	g_ptr_array_add(args, g_strdup(d->reload_command != NULL ? "1" : "0"));
+	g_ptr_array_add(args, g_strdup(d->reload_command != NULL ? d->reload_command : ""));
 	for (guint i = 0; i < n; i++) {
-		g_ptr_array_add(args, plan[i].content != NULL ? g_strdup_printf("%u", i)
-							      : g_strdup("opt"));
+		if (plan[i].content != NULL) {
+			g_autofree char *dir = g_path_get_dirname(plan[i].path);
+			g_autofree char *base = g_path_get_basename(plan[i].path);
+
+			/* staged in the directory script_deliver moves from: the
+			 * cleanup after a failure removes these */
+			g_free(plan[i].tmp);
+			plan[i].tmp = g_build_filename(dir, VC_GUEST_STAGING_DIR, base, NULL);
+			g_ptr_array_add(args, g_strdup_printf("%u", i));
+			g_ptr_array_add(env, g_strdup_printf("VC_%u=%s", i, plan[i].content));
+		} else {
+			g_ptr_array_add(args, g_strdup("opt"));
+		}
 		g_ptr_array_add(args, g_strdup(plan[i].tmp));
 		g_ptr_array_add(args, g_strdup(plan[i].mode));
 		g_ptr_array_add(args, g_strdup(plan[i].path));
-		if (plan[i].content != NULL)
-			g_ptr_array_add(env, g_strdup_printf("VC_%u=%s", i, plan[i].content));
+		g_ptr_array_add(args, plan[i].content != NULL
+					  ? g_compute_checksum_for_string(G_CHECKSUM_SHA256,
+									  plan[i].content, -1)
+					  : g_strdup("-"));
 	}
 	*ret_written = TRUE;
 	ok = vc_guest_run_script_env(ctx, script_deliver, args, env, TRUE, VC_GUEST_SMALL_OUTPUT,
@@ -1075,7 +1176,23 @@ delivery_run_inline(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *p
 			g_free(e);
 		}
 	}
-	return ok && vc_guest_delivery_check_install(&inst, plan, n, result, error);
+	if (!ok) {
+		/* a reload that hangs keeps the script from exiting */
+		if (d->reload_command != NULL)
+			g_prefix_error(error, "delivery script (with the reload command): ");
+		return FALSE;
+	}
+	if (inst.exit_code == 4) {
+		g_autofree char *why = vc_guest_run_stderr(&inst);
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "the SHA-256 read back in the guest does not match what was written "
+			    "(%s); nothing was installed",
+			    why);
+		return FALSE;
+	}
+	if (!vc_guest_delivery_check_install(&inst, plan, n, result, error))
+		return FALSE;
+	return d->reload_command == NULL || vc_guest_delivery_reload_status(&inst, result, error);
 }
 
 /* Larger contents: guest-file-write into files a first guest-exec made,
@@ -1266,11 +1383,11 @@ delivery_run(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, gu
 	for (guint i = 0; i < n; i++)
 		inline_len += plan[i].content != NULL ? strlen(plan[i].content) : 0;
 	if (inline_len <= VC_GUEST_INLINE_MAX) {
-		if (!delivery_run_inline(ctx, d, plan, n, result, ret_written, error))
-			return FALSE;
-	} else if (!delivery_run_large(ctx, d, plan, n, result, ret_written, error)) {
-		return FALSE;
+		/* the reload command runs in the same guest-exec */
+		return delivery_run_inline(ctx, d, plan, n, result, ret_written, error);
 	}
+	if (!delivery_run_large(ctx, d, plan, n, result, ret_written, error))
+		return FALSE;
 
 	if (d->reload_command != NULL) {
 		const char *argv[] = {"-c", d->reload_command, NULL};
@@ -1515,6 +1632,63 @@ vc_guest_bench_deliver(VcGuestChannel *channel, const VcGuestDelivery *d, guint 
 }
 #endif /* VC_TEST_SEAMS */
 
+/* Reads path (at most max + 1 bytes) into sum; a file that cannot be opened
+ * is *ret_exists FALSE, not an error. */
+static gboolean
+vc_guest_sum_file(VcGuestCtx *ctx, const char *path, gsize max, GChecksum *sum, gsize *ret_len,
+		  gboolean *ret_exists, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	g_autoptr(GError) close_error = NULL;
+	gint64 handle;
+
+	*ret_exists = FALSE;
+	*ret_len = 0;
+	if (!vc_guest_file_open(ctx, path, "r", &handle, &local)) {
+		if (vc_guest_error_is_blocked(local) ||
+		    !g_error_matches(local, VC_ERROR, VC_ERROR_GUEST) ||
+		    strstr(local->message, "guest agent error") == NULL) {
+			g_propagate_error(error, g_steal_pointer(&local));
+			return FALSE;
+		}
+		/* the agent's own "No such file", "Permission denied" */
+		return TRUE;
+	}
+	*ret_exists = TRUE;
+	vc_guest_file_read_sum(ctx, handle, max, sum, ret_len, &local);
+	if (!vc_guest_file_close(ctx, handle, &close_error) && local == NULL)
+		local = g_steal_pointer(&close_error);
+	if (local != NULL) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* vc_guest_check_files() without guest-exec: the certificate read back
+ * whole and its SHA-256 compared, the key opened and one byte read. */
+static gboolean
+vc_guest_check_files_by_reading(VcGuestCtx *ctx, const char *cert_path, const char *cert_pem,
+				const char *key_path, gboolean *ret_match, GError **error)
+{
+	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+	g_autoptr(GChecksum) key_sum = g_checksum_new(G_CHECKSUM_SHA256);
+	g_autofree char *want = g_compute_checksum_for_string(G_CHECKSUM_SHA256, cert_pem, -1);
+	gsize len = strlen(cert_pem);
+	gsize got = 0, key_got = 0;
+	gboolean exists = FALSE, key_exists = FALSE;
+
+	*ret_match = FALSE;
+	if (!vc_guest_sum_file(ctx, cert_path, len, sum, &got, &exists, error))
+		return FALSE;
+	if (!exists || got != len || strcmp(g_checksum_get_string(sum), want) != 0)
+		return TRUE;
+	if (!vc_guest_sum_file(ctx, key_path, 0, key_sum, &key_got, &key_exists, error))
+		return FALSE;
+	*ret_match = key_exists && key_got > 0;
+	return TRUE;
+}
+
 gboolean
 vc_guest_check_files(VcGuestChannel *channel, const char *cert_path, const char *cert_pem,
 		     const char *key_path, gboolean *ret_match, GError **error)
@@ -1524,6 +1698,7 @@ vc_guest_check_files(VcGuestChannel *channel, const char *cert_path, const char 
 	g_auto(VcGuestRun) run = {0};
 	g_autofree char *want = NULL;
 	g_autofree char *out = NULL;
+	g_autoptr(GError) local = NULL;
 	const char *data, *line;
 	gsize out_len = 0;
 
@@ -1539,8 +1714,17 @@ vc_guest_check_files(VcGuestChannel *channel, const char *cert_path, const char 
 	g_ptr_array_add(args, (gpointer)cert_path);
 	g_ptr_array_add(args, (gpointer)key_path);
 	if (!vc_guest_run_script(&ctx, script_check, args, TRUE, VC_GUEST_SMALL_OUTPUT, &run,
-				 error))
-		return FALSE;
+				 &local)) {
+		/* an agent that blocks guest-exec (the file-only way): the same
+		 * check through guest-file-open/read/close */
+		if (!vc_guest_error_is_blocked(local)) {
+			g_propagate_error(error, g_steal_pointer(&local));
+			return FALSE;
+		}
+		g_clear_error(&local);
+		return vc_guest_check_files_by_reading(&ctx, cert_path, cert_pem, key_path,
+						       ret_match, error);
+	}
 	if (run.exit_code != 0) {
 		/* no key, no certificate, or unreadable: not what was delivered */
 		*ret_match = FALSE;

@@ -29,6 +29,9 @@ G_BEGIN_DECLS
 #define VC_GUEST_INLINE_MAX (64 * 1024)	     /* bytes of contents sent inline */
 #define VC_GUEST_TMP_SUFFIX ".virtcert-tmp"
 #define VC_GUEST_STAGED_KEY_SUFFIX ".virtcert-new"
+/* A directory of the agent's user (0700) beside each target, where a delivery
+ * writes the new files before it moves them into place; it stays, empty. */
+#define VC_GUEST_STAGING_DIR ".virtcert-staging"
 
 /* How vc_guest_deliver() reaches the guest. */
 typedef enum {

@@ -10,6 +10,7 @@
 #include "vc-ca.h"
 #include "vc-error.h"
 #include "vc-http-private.h"
+#include "vc-json-text.h"
 #include "vc-peer-claim.h"
 #include "vc-text.h"
 
@@ -78,7 +79,8 @@ vc_peer_claim_new_from_data(const char *data, gsize len, VcHost *peer, VcHostIde
 			    VC_PEER_CLAIM_MAX_SIZE);
 		return NULL;
 	}
-	if (!json_parser_load_from_data(parser, data != NULL ? data : "", (gssize)len, &local)) {
+	if (!vc_json_text_check(data != NULL ? data : "", len, VC_JSON_MAX_DEPTH, &local) ||
+	    !json_parser_load_from_data(parser, data != NULL ? data : "", (gssize)len, &local)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "the claim is not JSON: %s",
 			    local->message);
 		return NULL;

@@ -11,6 +11,7 @@
 #include "vc-ca.h"
 #include "vc-error.h"
 #include "vc-http-private.h"
+#include "vc-json-text.h"
 #include "vc-peer-client.h"
 
 #define VC_PEER_DEFAULT_TIMEOUT_S 10
@@ -165,7 +166,8 @@ vc_peer_client_parse_reply(const char *peer, const char *data, gsize len, gboole
 	JsonNode *reason;
 	JsonObject *o;
 
-	if (!json_parser_load_from_data(parser, data, (gssize)len, &local)) {
+	if (!vc_json_text_check(data, len, VC_JSON_MAX_DEPTH, &local) ||
+	    !json_parser_load_from_data(parser, data, (gssize)len, &local)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
 			    "peer %s: the reply is not JSON: %s", peer, local->message);
 		return FALSE;

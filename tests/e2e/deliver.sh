@@ -109,5 +109,5 @@ qv destroy web >/dev/null
 qv undefine web >/dev/null
 wait_for 10 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s2 --json | jq -r .reason) == cessationOfOperation ]]" &&
 	ok "web: undefine revokes (cessationOfOperation)" || not_ok "web: undefine did not revoke"
-vc crl --pem | openssl crl -noout -text | grep -qi "Serial Number: ${s2^^}" && ok "the CRL lists it" || not_ok "the CRL does not list it"
+vc crl --pem | openssl crl -noout -text | contains -i "Serial Number: ${s2^^}" && ok "the CRL lists it" || not_ok "the CRL does not list it"
 finish

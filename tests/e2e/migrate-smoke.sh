@@ -62,7 +62,7 @@ migrate_and_check() {
 		ok "the guest's memory moved (no reboot)" || not_ok "the guest's tmpfs file is lost"
 	on_host "$from" qv dominfo mig-1 >/dev/null 2>&1 &&
 		not_ok "the source still has a definition" || ok "the source's definition is gone (--undefinesource)"
-	on_host "$to" qv dumpxml --inactive mig-1 | grep -q 'urn:virtcert:domain:1' &&
+	on_host "$to" qv dumpxml --inactive mig-1 | contains 'urn:virtcert:domain:1' &&
 		ok "the persistent definition on $to keeps the metadata" || not_ok "metadata lost on $to"
 }
 migrate_and_check a b

@@ -6,13 +6,23 @@
 #   a: site=eu-west      b: site=eu-central      c: site=us-east (outside the
 #   VM's placement)      d: no virtcert at all
 # The VM trusts the host CA and requires site in {eu-west, eu-central}.
+# Migration memory moves over QEMU's TLS with the host certificates where it
+# can (a, b, d: the files `virtcert host install-libvirt-tls` writes, in each
+# host's own directory named by its qemu.conf, peers verified): b requires it
+# (migrate_tls_force, [placement] require-tls=yes); d, without any hook, is
+# the TLS barrier alone (a certificate from another host CA, expired, or a
+# source its CRL revokes: the handshake fails). The same guest is timed over TLS and over
+# plain tcp:// between a and d.
 source "$VC_SOURCE_ROOT/tests/e2e/lib.sh"
 e2e_require
 HOOK_BIN=${VIRTCERT_HOOK:-$VC_BUILD_ROOT/hooks/virtcert-hook}
 [[ -x $HOOK_BIN ]] || { echo "SKIP: $HOOK_BIN not built"; exit 77; }
 check "the guest builds" e2e_build_guest normal
 
-GRACE=8
+# longer than the slowest migration here (TLS at load 24 took 17.9 s): the
+# announcement, made before memory moves, must be younger than the grace
+# when the VM leaves (docs/peer-api.md)
+GRACE=30
 "$VIRTCERT" host-ca init --dir "$T/hostca" --cn "virtcert test host CA" >/dev/null
 HOSTCA="$T/hostca/ca.pem"
 [[ -f $HOSTCA ]] || HOSTCA=$(ls "$T"/hostca/*.pem | head -1)
@@ -24,12 +34,35 @@ hc() { local h=$1; shift; "$VIRTCERT" --config "${CONFH[$h]}" "$@"; }
 # write_host_conf H [LINE...]: H's configuration, readable by its hook; the
 # control socket in a directory E2E_USER can reach
 write_host_conf() {
-	local h=$1
+	local h=$1 tls=()
 	shift
+	[[ $h == b ]] && tls=("[placement]" "require-tls=yes" "qemu-conf=${E2E_HOST_DIR[b]}/config/libvirt/qemu.conf")
 	vc_write_config --file "${CONFH[$h]}" --dir "$T/$h" --control-socket "$T/$h-run/control.sock" \
-		"control-group=$E2E_USER" "$@" \
+		"control-group=$E2E_USER" "$@" "${tls[@]}" \
 		"[peer]" "address=127.0.0.1:${PORT[$h]}" "url=https://localhost:${PORT[$h]}" "handover-grace=${GRACE}s"
 	chmod 0644 "${CONFH[$h]}"
+}
+
+# setup_tls H CONF [QEMU.CONF LINE]: H's migration TLS files as `virtcert host
+# install-libvirt-tls` writes them (below H's own directory, the QEMU keys
+# given to the group QEMU runs as) and the qemu.conf naming them; before
+# H's libvirtd starts (it reads qemu.conf then; QEMU reads the files at
+# every migration)
+QGROUP=$(id -gn "$E2E_USER" 2>/dev/null || echo "$E2E_USER")
+tls_dir() { echo "${E2E_HOST_DIR[$1]}/tls/etc/pki/qemu"; }
+install_tls() { # H CONF
+	"$VIRTCERT" --config "$2" host install-libvirt-tls --root "${E2E_HOST_DIR[$1]}/tls" --qemu-group "$QGROUP" --force >/dev/null
+}
+setup_tls() {
+	local h=$1
+	install_tls "$h" "$2" || return 1
+	cat >"${E2E_HOST_DIR[$h]}/config/libvirt/qemu.conf" <<EOC
+default_tls_x509_cert_dir = "$(tls_dir "$h")"
+default_tls_x509_verify = 1
+migrate_tls_x509_cert_dir = "$(tls_dir "$h")"
+migrate_tls_x509_verify = 1
+${3:-}
+EOC
 }
 
 # prepare_host H: its state, CA, host certificate, config and hook (before
@@ -61,8 +94,27 @@ start_virtcertd() {
 
 for h in a b c; do check "host $h: CA, host certificate, hook" prepare_host "$h"; done
 e2e_prepare_host d
+# d: a host certificate (its own key, from the same host CA) for QEMU's TLS,
+# no virtcertd, no hook: its configuration is not in its /etc/virtcert
+CONFD="$T/d.conf"
+hd() { "$VIRTCERT" --config "$CONFD" "$@"; }
+mkdir -p "$T/d/policy.d"
+vc_write_config --file "$CONFD" --dir "$T/d"
+d_cert() { # CA-DIR [SIGN OPTIONS]: d's new key, and a certificate for it in $T/d/host.pem
+	local dir=$1
+	shift
+	hd host enroll --force --ca "$dir/ca.pem" --attr site=eu-west --fqdn localhost >/dev/null &&
+		"$VIRTCERT" host-ca sign "$T/d/state/host/host.csr" --dir "$dir" "$@" --out "$T/d/host.pem" >/dev/null
+}
+d_cert "$T/hostca" && hd host import "$T/d/host.pem" >/dev/null
+check "host a: migration TLS files and qemu.conf" setup_tls a "${CONFH[a]}"
+check "host b: migration TLS files and qemu.conf (migrate_tls_force)" setup_tls b "${CONFH[b]}" "migrate_tls_force = 1"
+check "host d: migration TLS files and qemu.conf" setup_tls d "$CONFD"
+[[ -f $(tls_dir a)/ca-crl.pem ]] && not_ok "a: a CRL file without a host CA CRL" || true
 for h in a b c d; do check "host $h starts" e2e_start_host "$h"; done
 for h in a b c; do check "host $h: virtcertd starts" start_virtcertd "$h"; done
+grep -q "migrations only over TLS (\[placement\] require-tls): .* sets migrate_tls_force = 1" "$T/virtcertd-b.log" &&
+	ok "b: virtcertd found its qemu.conf forcing TLS" || not_ok "b: virtcertd did not check qemu.conf"
 
 meta="<vc:vm xmlns:vc='urn:virtcert:domain:1'><vc:name>{name}.vms.example.com</vc:name><vc:placement><vc:trust-ca>$FP</vc:trust-ca><vc:require attr='site'>eu-west|eu-central</vc:require></vc:placement></vc:vm>"
 on_host a e2e_define_vm mig --metadata "$meta" --start >/dev/null
@@ -79,9 +131,13 @@ guest_has() { # HOST-OF-VM ISSUER-HOST: the guest's certificate is ISSUER's curr
 wait_for 120 delivered_on a && ok "a: the VM's certificate is delivered" || { not_ok "a: not delivered"; hc a show mig; }
 a1=$(serial_on a)
 
-# 1. a -> b: trusted; b issues and delivers, then claims; a's is superseded
-migrate() { e2e_migrate mig "$1" "$2" >"$T/mig.out" 2>&1; }
-migrate a b && ok "migration a -> b (eu-central, trusted)" || { not_ok "migration a -> b"; cat "$T/mig.out"; }
+# 1. a -> b over TLS: trusted; b issues and delivers, then claims; a's is superseded
+migrate() { e2e_migrate mig "$@" >"$T/mig.out" 2>&1; }
+TLS=(--tls --tls-destination localhost) # the name in the destination's host certificate
+ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
+t0=$(date +%s%N)
+migrate a b "${TLS[@]}" && ok "migration a -> b (eu-central, trusted) over TLS with the host certificates: $(ms_since "$t0") ms" ||
+	{ not_ok "migration a -> b over TLS"; cat "$T/mig.out"; }
 wait_for 120 delivered_on b && ok "b: a new certificate from b's CA is delivered" || { not_ok "b: not delivered"; hc b show mig; }
 b1=$(serial_on b)
 wait_for 20 revoked_as a "$a1" superseded &&
@@ -91,8 +147,14 @@ guest_has b b && ok "the guest holds b's certificate" || not_ok "the guest does 
 grep -q "migration announcement for VM .* (serial $a1) from localhost .*: accepted" "$T/virtcertd-a.log" &&
 	ok "b's hook check announced the migration to a before memory moved" || not_ok "a saw no announcement from b"
 
-# 2. b -> a: the chain back
-migrate b a && ok "migration b -> a" || { not_ok "migration b -> a"; cat "$T/mig.out"; }
+# 2. b -> a: the chain back; b (migrate_tls_force) refuses to send without TLS
+if migrate b a; then
+	not_ok "b sent the VM over plain tcp:// despite migrate_tls_force"
+else
+	grep -q "only with VIR_MIGRATE_TLS" "$T/mig.out" && ok "b -> a over plain tcp:// refused by b's libvirt (migrate_tls_force)" ||
+		{ not_ok "b -> a plain refused, but not for TLS"; cat "$T/mig.out"; }
+fi
+migrate b a "${TLS[@]}" && ok "migration b -> a over TLS" || { not_ok "migration b -> a over TLS"; cat "$T/mig.out"; }
 wait_for 120 delivered_on a &&
 	ok "a: a new certificate is delivered again" || { not_ok "a: not delivered after b -> a"; hc a show mig; }
 a2=$(serial_on a)
@@ -153,9 +215,81 @@ else
 	ok "migration a -> b refused: b's host certificate is revoked ($(grep -o 'virtcert:.*' "$T/mig.out" | head -1 | cut -c1-120))"
 fi
 
-# 5. a -> d (no virtcert): nobody claims; a revokes after the grace period
-migrate a d && ok "migration a -> d (no virtcert)" || { not_ok "migration a -> d"; cat "$T/mig.out"; }
+# 5. d has no hook: QEMU's TLS is the only barrier. A destination whose host
+# certificate is expired or from another host CA fails the handshake, and so
+# does a source whose certificate the destination's CRL lists
+tls_refused() { # WHAT
+	if migrate a d "${TLS[@]}"; then
+		not_ok "migration a -> d over TLS with $1 was not refused"
+	elif grep -qiE "certificate|TLS|handshake" "$T/mig.out"; then
+		ok "migration a -> d refused by the TLS handshake, $1: $(grep -oiE '[^:]*(certificate|TLS|handshake)[^:]*' "$T/mig.out" | head -1 | cut -c1-110)"
+	else
+		not_ok "migration a -> d with $1 failed, but not in TLS"; cat "$T/mig.out"
+	fi
+	[[ $(on_host a vm_state mig) == running ]] || not_ok "the VM no longer runs on a after the refusal ($1)"
+}
+# expired: a new key, a certificate expired at once (no virtcert command
+# installs that: copied into d's QEMU directory by hand)
+if d_cert "$T/hostca" --days 0; then
+	for f in server client; do
+		install -m 0644 "$T/d/host.pem" "$(tls_dir d)/$f-cert.pem"
+		install -m 0640 -g "$QGROUP" "$T/d/state/host/host.key" "$(tls_dir d)/$f-key.pem"
+	done
+	tls_refused "an expired host certificate"
+else
+	not_ok "d: expired host certificate"
+fi
+# revoked: QEMU checks revocation on its server side only (it loads
+# ca-crl.pem for its server endpoint, not for the client that sends the
+# memory), so the barrier is the destination refusing a source its CRL lists
+# (a revoked destination is refused by its own hook, case 4, and by the
+# source's libvirt connection over qemu+tls://, which reads cacrl.pem). d gets
+# a CRL of the host CA that lists a's host certificate, made from a copy of
+# the host CA, so that a's own daemon keeps a valid one
+if d_cert "$T/hostca" && hd host import "$T/d/host.pem" >/dev/null && install_tls d "$CONFD"; then
+	cp -a "$T/hostca" "$T/hostca-later"
+	"$VIRTCERT" host-ca revoke "$T/a/host.pem" --dir "$T/hostca-later" >/dev/null
+	"$VIRTCERT" host-ca crl --dir "$T/hostca-later" --out "$T/d/state/host/hostca.crl" >/dev/null
+	hd host install-libvirt-tls --root "${E2E_HOST_DIR[d]}/tls" --qemu-group "$QGROUP" >/dev/null &&
+		cmp -s <(openssl crl -in "$(tls_dir d)/ca-crl.pem" -outform DER) <(openssl crl -in "$T/d/state/host/hostca.crl" -outform DER) &&
+		ok "d: install-libvirt-tls put the host CA's CRL beside QEMU's CA (ca-crl.pem), no --force needed" ||
+		not_ok "d: ca-crl.pem not written"
+	tls_refused "a source (a) whose host certificate the destination's CRL lists"
+	rm -f "$T/d/state/host/hostca.crl" "$(tls_dir d)/ca-crl.pem" "${E2E_HOST_DIR[d]}/tls/etc/pki/CA/cacrl.pem"
+else
+	not_ok "d: a valid host certificate for the revocation case"
+fi
+# another host CA (d trusts that one; a does not)
+if d_cert "$T/otherca" && hd host import "$T/d/host.pem" >/dev/null && install_tls d "$CONFD"; then
+	tls_refused "a host certificate from another host CA"
+else
+	not_ok "d: host certificate from another host CA"
+fi
+[[ $(status_of_serial a "$a2") == "valid null" ]] && ok "a: its certificate stays valid through the refusals" || not_ok "a: $(status_of_serial a "$a2")"
+
+# then a valid one: a -> d (no virtcert) over TLS; nobody claims; a revokes
+# after the grace period
+d_cert "$T/hostca" && hd host import "$T/d/host.pem" >/dev/null && install_tls d "$CONFD" || not_ok "d: a valid host certificate again"
+t0=$(date +%s%N)
+migrate a d "${TLS[@]}" && ok "migration a -> d (no virtcert) over TLS: $(ms_since "$t0") ms" || { not_ok "migration a -> d over TLS"; cat "$T/mig.out"; }
 wait_for $((GRACE + 20)) revoked_as a "$a2" privilegeWithdrawn &&
 	ok "a: revoked (privilegeWithdrawn) when no claim came within ${GRACE}s" || not_ok "a: $(status_of_serial a "$a2")"
-hc a crl --pem | openssl crl -noout -text | grep -qi "Serial Number: ${a2^^}" && ok "a's CRL lists it" || not_ok "a's CRL does not list it"
+hc a crl --pem | openssl crl -noout -text | contains -i "Serial Number: ${a2^^}" && ok "a's CRL lists it" || not_ok "a's CRL does not list it"
+
+# 6. the cost of TLS: the same guest between the same hosts, each direction
+# over plain tcp:// and over TLS, one after the other
+declare -A MS=()
+for leg in "d a plain" "a d plain" "d a tls" "a d tls"; do
+	read -r from to how <<<"$leg"
+	opts=()
+	[[ $how == tls ]] && opts=("${TLS[@]}")
+	t0=$(date +%s%N)
+	if migrate "$from" "$to" "${opts[@]}"; then
+		MS[$from$to$how]=$(ms_since "$t0")
+	else
+		not_ok "timed migration $from -> $to ($how)"; cat "$T/mig.out"; MS[$from$to$how]=null
+	fi
+done
+ok "migration time of the same guest: d -> a plain ${MS[daplain]} ms, TLS ${MS[datls]} ms; a -> d plain ${MS[adplain]} ms, TLS ${MS[adtls]} ms"
+echo "# {\"bench\":\"migration-tls\",\"guest_mib\":192,\"d_to_a_plain_ms\":${MS[daplain]},\"d_to_a_tls_ms\":${MS[datls]},\"a_to_d_plain_ms\":${MS[adplain]},\"a_to_d_tls_ms\":${MS[adtls]},\"loadavg_1m\":$(cut -d' ' -f1 /proc/loadavg)}"
 finish

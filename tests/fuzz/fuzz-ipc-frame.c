@@ -14,10 +14,12 @@
  * reply); any other is an unknown method, "watch" makes a watcher. */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
+#include <glib/gstdio.h>
 #include <sys/socket.h>
 
 #include "vc-error.h"
@@ -64,6 +66,16 @@ method_fail(VcIpcRequest *request, gpointer user_data)
 	vc_ipc_request_reply_error(request, error);
 }
 
+/* the server removes its socket; the directory goes too */
+static void
+fuzz_teardown(void)
+{
+	g_autofree char *dir = g_path_get_dirname(socket_path);
+
+	g_clear_pointer(&server, vc_ipc_server_free);
+	g_rmdir(dir);
+}
+
 static void
 fuzz_setup(void)
 {
@@ -77,6 +89,7 @@ fuzz_setup(void)
 	vc_ipc_server_add_method(server, "echo", method_echo, NULL);
 	vc_ipc_server_add_method(server, "later", method_later, NULL);
 	vc_ipc_server_add_method(server, "fail", method_fail, NULL);
+	atexit(fuzz_teardown);
 }
 
 static gboolean

@@ -91,6 +91,14 @@ mkdir "$T/empty"
 expect_status 3 "list in a state directory without a store fails" vc --state-dir "$T/empty" list
 [[ ! -e "$T/empty/virtcert.db" ]] && ok "... and creates no database" || not_ok "list created a database in $T/empty"
 
+# a CA made before ca init made the store too: list says so, issue makes it
+check "ca init in another state directory" vc --state-dir "$T/legacy" ca init --permit vms.example.com
+rm -f "$T/legacy"/virtcert.db*
+expect_status 3 "list with a CA but no store yet fails" vc --state-dir "$T/legacy" list
+grep -q "nothing was issued here" "$T/check.out" && ok "... saying why" || not_ok "legacy list: $(cat "$T/check.out")"
+check "issue there makes the store" vc --state-dir "$T/legacy" issue --vm l-1 --dns l-1.vms.example.com
+check "... and list reads it" vc --state-dir "$T/legacy" list
+
 # a non-root user: the store is root's, the message says so (not "cannot create")
 if id nobody >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
 	chmod 0711 "$T"

@@ -93,6 +93,8 @@ lv define <(test_domain mail-1) >/dev/null
 expect_status 0 "show of a VM no policy selects" vc show mail-1
 grep -q "no policy selects it" "$T/check.out" && ok "... says why it has no certificate" || not_ok "show mail-1: $(cat "$T/check.out")"
 lv undefine mail-1 >/dev/null
+expect_status 3 "show of a VM nobody knows" vc show no-such-vm
+grep -q "libvirt (.*) has no VM of that name" "$T/check.out" && ok "... says libvirt has none" || not_ok "show no-such-vm: $(cat "$T/check.out")"
 
 # renew: a new serial, the old one superseded
 check "renew through the daemon" vc renew vm-1
@@ -108,7 +110,7 @@ lv destroy vm-1 >/dev/null
 lv undefine vm-1 >/dev/null
 wait_for 5 bash -c "[[ \$(\"$VIRTCERT\" --config '$CONF' show $s1 --json | jq -r .reason) == cessationOfOperation ]]" &&
 	ok "undefine revokes (cessationOfOperation)" || not_ok "undefine revokes"
-vc crl --pem | openssl crl -noout -text | grep -qi "Serial Number: ${s1^^}" &&
+vc crl --pem | openssl crl -noout -text | contains -i "Serial Number: ${s1^^}" &&
 	ok "the CRL lists it" || not_ok "the CRL lists it"
 
 # undefine of a running VM: it runs on as a transient domain, its life ends at stop
@@ -241,7 +243,7 @@ at_least "$(metric virtcert_revocation_visible_seconds_count)" 2 && ok "metrics:
 at_least "$(metric virtcert_vm_certificate_expiry_seconds)" 1 && ok "metrics: soonest VM certificate expiry $(metric virtcert_vm_certificate_expiry_seconds) s" || not_ok "metrics: VM expiry '$(metric virtcert_vm_certificate_expiry_seconds)'"
 [[ $(grep -c '^virtcert_domains{state=' "$T/metrics.txt") == 13 ]] && ok "metrics: all 13 states" || not_ok "metrics: states $(grep '^virtcert_domains' "$T/metrics.txt")"
 # the CRL the leaves point at lists what undefine revoked
-curl -sS "http://127.0.0.1:$PORT/crl/$(vc status --json | jq -r .ca_id).crl" | openssl crl -inform DER -noout -text | grep -qi "Serial Number: $s1" &&
+curl -sS "http://127.0.0.1:$PORT/crl/$(vc status --json | jq -r .ca_id).crl" | openssl crl -inform DER -noout -text | contains -i "Serial Number: $s1" &&
 	ok "the served CRL lists the undefined VM's certificate" || not_ok "served CRL"
 
 # SIGKILL the daemon; change things while it is down; restart: reconcile

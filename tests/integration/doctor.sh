@@ -81,6 +81,14 @@ vc doctor --root "$ROOT" --json >"$T/d.json" && rc=0 || rc=$?
 	ok "doctor: a missing control group is an error" || not_ok "group finding (exit $rc): $(cat "$T/d.json")"
 vc_write_config "${CONF_LINES[@]}"
 
+# a control group created after the daemon started: a warning only (exit 1)
+vc_write_config "libvirt-uri=$TEST_URI" "http-address=127.0.0.1:$PORT" "control-group=daemon" "[ca]" "public-url=http://127.0.0.1:$PORT"
+vc doctor --root "$ROOT" --json >"$T/d.json" && rc=0 || rc=$?
+[[ $rc -eq 1 ]] && finding "$T/d.json" "control socket" warning "is not group 'daemon'" &&
+	jq -e '.errors == 0 and .warnings == 1' "$T/d.json" >/dev/null &&
+	ok "doctor: a socket outside the control group is a warning, exit 1" || not_ok "socket group finding (exit $rc): $(cat "$T/d.json")"
+vc_write_config "${CONF_LINES[@]}"
+
 # a policy.d typo
 printf '[db]\nmatch-name=db-*\nnames={name}.vms.example.com\nrelaod=systemctl reload pg\n' >"$T/policy.d/60-db.conf"
 vc doctor --root "$ROOT" --json >"$T/d.json" && rc=0 || rc=$?

@@ -41,7 +41,7 @@ certs_of() { # certs_of UUID STATUS...: the serials of the VM's certificates wit
 	for st in "$@"; do s+="${s:+,}'$st'"; done
 	sqlite3 "$STATE/virtcert.db" "SELECT serial FROM certificates WHERE vm_uuid='$u' AND status IN ($s)"
 }
-on_crl() { vc crl --pem | openssl crl -noout -text | grep -qi "Serial Number: ${1^^}"; }
+on_crl() { vc crl --pem | openssl crl -noout -text | contains -i "Serial Number: ${1^^}"; }
 
 # 1. killed between the issuer's signing and the commit of the VM rows,
 #    the VM stopped while the daemon is down: nothing may stay valid

@@ -35,7 +35,7 @@ ID=$(vc ca show --json | jq -r .id)
 # served_crl_lists SERIAL: the CRL the daemon serves lists SERIAL
 served_crl_lists() {
 	curl -sfS -o "$T/served.crl" "$BASE/crl/$ID.crl" &&
-		openssl crl -inform DER -in "$T/served.crl" -noout -text | tr -d ': ' | grep -qi "SerialNumber$1"
+		openssl crl -inform DER -in "$T/served.crl" -noout -text | tr -d ': ' | contains -i "SerialNumber$1"
 }
 check "virtcertd starts" start_daemon
 qemu_domain() {

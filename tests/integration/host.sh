@@ -15,7 +15,7 @@ CA_FP=$(openssl x509 -in "$HCA/ca.pem" -noout -fingerprint -sha256 | cut -d= -f2
 
 check "host enroll" vc host enroll --ca "$HCA/ca.pem" --attr site=eu-west --attr tier=confidential --fqdn h1.example.com
 [[ $(stat -c %a "$STATE/host/host.key") == 600 ]] && ok "host key is 0600" || not_ok "host key mode"
-openssl req -in "$STATE/host/host.csr" -noout -text | grep -q "URI:urn:virtcert:host:site=eu-west" &&
+openssl req -in "$STATE/host/host.csr" -noout -text | contains "URI:urn:virtcert:host:site=eu-west" &&
 	ok "the CSR carries the attributes as SAN URIs" || not_ok "CSR attributes"
 expect_status 1 "a malformed attribute is a usage error" \
 	vc host enroll --ca "$HCA/ca.pem" --attr "site eu" --fqdn h1.example.com --force
@@ -80,7 +80,7 @@ expect_status 2 "policy check denies a host of another CA" vc policy check --xml
 # revocation: revoke + CRL makes the self-check and policy check fail
 check "host-ca revoke" vc host-ca revoke "$T/h1.pem" --dir "$HCA"
 check "host-ca crl" vc host-ca crl --dir "$HCA" --out "$STATE/host/hostca.crl"
-openssl crl -in "$STATE/host/hostca.crl" -noout -text | grep -qi "Serial Number: $(openssl x509 -in "$T/h1.pem" -noout -serial | cut -d= -f2)" &&
+openssl crl -in "$STATE/host/hostca.crl" -noout -text | contains -i "Serial Number: $(openssl x509 -in "$T/h1.pem" -noout -serial | cut -d= -f2)" &&
 	ok "the CRL lists the host certificate" || not_ok "CRL lists it"
 expect_status 3 "host show fails its self-check for a revoked certificate" vc host show
 grep -q "revoked" "$T/check.out" && ok "... saying revoked" || not_ok "revoked message"

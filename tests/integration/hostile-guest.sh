@@ -191,7 +191,7 @@ cases=(
 	"h-disconnect:disconnect:guest-info: the guest agent closed the connection"
 	"h-exec-forever:exec-forever:guest agent work took longer than 6 s"
 	"h-no-sync:no-sync:without answering guest-sync-delimited"
-	"h-swap-before:swap-before:the SHA-256 read back from .* does not match what was written"
+	"h-swap-before:swap-before:the SHA-256 read back .* does not match what was written"
 	"h-csr-huge:csr:\\(RSA, 16384 bits\\) is not EC P-256"
 	"h-csr-badsig:csr:signature does not verify"
 )

@@ -120,8 +120,8 @@ vc policy show --xml "$T/vm-2.xml" --json >"$T/show2.json" 2>&1 || true
 jq -e '.policy.require == [{"attr": "site", "values": ["eu-west"]}] and (.policy.sources.require | endswith("narrowed by domain metadata"))' "$T/show2.json" >/dev/null &&
 	ok "policy show: metadata site=us-east|eu-west over policy.d eu-west|eu-central is eu-west, and says so" ||
 	{ not_ok "policy show narrowing"; cat "$T/show2.json"; }
-# (into a file: grep -q ends at the first match, and under pipefail the
-# writer's SIGPIPE would fail the check)
+# into a file first: grep -q ends the pipe at its first match, and under
+# pipefail the writer's SIGPIPE would fail the check
 vc policy show --xml "$T/vm-2.xml" >"$T/show2.txt" 2>&1 || true
 grep -q "^Set by:    require .*narrowed by domain metadata" "$T/show2.txt" &&
 	ok "policy show: a Set by: line per key" || not_ok "policy show: no Set by: lines"

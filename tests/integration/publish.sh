@@ -77,7 +77,7 @@ code=$(curl -sS -o /dev/null -w '%{http_code}' -H 'If-None-Match: "other"' "$BAS
 
 # ---- a revocation is on the served CRL within a second (measured, not slept)
 s2=$(openssl x509 -in "$T/web2.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
-listed() { curl -sS "$BASE/crl/$ID.crl" | openssl crl -inform DER -noout -text | grep -qi "serial number: $s2"; }
+listed() { curl -sS "$BASE/crl/$ID.crl" | openssl crl -inform DER -noout -text | contains -i "serial number: $s2"; }
 t0=$(date +%s%N)
 check "revoke through the daemon" vc revoke "$s2" --reason keyCompromise
 t1=$(date +%s%N)

@@ -22,7 +22,7 @@ for point in issue-after-record issue-after-sign; do
 	jq -e --arg vm crash-$point '[.[] | select(.vm_name == $vm)] | length == 1 and .[0].status == "abandoned"' "$T/list.json" >/dev/null &&
 		ok "next start resolves the row to abandoned" || { not_ok "row resolved at $point"; cat "$T/list.json"; }
 	s=$(jq -r --arg vm crash-$point '.[] | select(.vm_name == $vm) | .serial' "$T/list.json")
-	vc crl --pem | openssl crl -noout -text | grep -qi "Serial Number: ${s^^}" &&
+	vc crl --pem | openssl crl -noout -text | contains -i "Serial Number: ${s^^}" &&
 		ok "abandoned serial is on the CRL" || not_ok "abandoned serial is on the CRL"
 done
 check "the same VM can be issued again afterwards" vc issue --vm crash-issue-after-sign --dns crash-issue-after-sign.vms.example.com

@@ -62,7 +62,7 @@ chmod 0600 "$DB"
 n_restored=$(crl_number)
 ((n_restored > n_last)) && ok "after restoring an older backup the CRL number still goes up ($n_last -> $n_restored)" ||
 	not_ok "CRL number went back: $n_last -> $n_restored"
-vc crl --pem | openssl crl -noout -text | grep -qi "serial number: *$s1" && ok "... and the backup's revocation is listed" ||
+vc crl --pem | openssl crl -noout -text | contains -i "serial number: *$s1" && ok "... and the backup's revocation is listed" ||
 	not_ok "revocation of $s1 missing after restore"
 check "virtcertd starts on the restored store" start_daemon
 finish

@@ -6,6 +6,15 @@ set -euo pipefail
 : "${VC_SOURCE_ROOT:?}"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/vc-test-XXXXXX")
+
+# `CMD | contains [GREP_OPTIONS] PATTERN`: grep -q on CMD's whole output.
+# grep -q ends at its first match, and a writer still writing then dies of
+# SIGPIPE, which pipefail turns into a failed check now and then.
+contains() {
+	local text
+	text=$(cat)
+	grep -q "$@" <<<"$text"
+}
 chmod 0711 "$T" # a private libvirtd runs as another user below it
 cleanup_hooks=()
 vc_cleanup() {

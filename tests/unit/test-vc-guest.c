@@ -632,6 +632,105 @@ test_qga_keygen(gconstpointer data)
 	qga_stop(q);
 }
 
+/* The staging directory beside the targets: a link or a file planted at its
+ * name is replaced, not followed; it is the agent's own directory, 0700, and
+ * left empty; nothing is ever written outside it but by rename. A target
+ * inside a staging directory is refused. */
+static void
+test_qga_staging(void)
+{
+	Qga *q;
+	g_autoptr(VcGuestChannel) channel = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(EVP_PKEY) key = make_key();
+	g_autofree char *kpem = key_pem(key);
+	g_autofree char *cert = make_cert(key, "vm1.example.test", 0);
+	g_autofree char *cert_path = NULL, *key_path = NULL, *stage = NULL, *elsewhere = NULL;
+	g_autofree char *got = NULL, *inside = NULL;
+	g_autoptr(GDir) dir = NULL;
+	VcGuestDelivery d = {0};
+	VcGuestResult result;
+	struct stat st;
+
+	if (!qga_available())
+		return;
+	q = qga_start(NULL);
+	channel = qga_channel(q);
+	cert_path = target_path(q, "tls/vm.crt");
+	key_path = target_path(q, "tls/vm.key");
+	stage = target_path(q, "tls/" VC_GUEST_STAGING_DIR);
+	elsewhere = target_path(q, "elsewhere");
+	g_assert_cmpint(g_mkdir_with_parents(elsewhere, 0755), ==, 0);
+	g_assert_cmpint(g_mkdir_with_parents(stage, 0755), ==, 0);
+	g_assert_cmpint(rmdir(stage), ==, 0);
+	/* a link to another directory where the staging directory goes */
+	g_assert_cmpint(symlink(elsewhere, stage), ==, 0);
+	if (getuid() == 0) {
+		g_autofree char *parent = g_path_get_dirname(stage);
+		g_assert_cmpint(lchown(stage, q->uid, q->gid), ==, 0);
+		g_assert_cmpint(chown(parent, q->uid, q->gid), ==, 0);
+		g_assert_cmpint(chown(elsewhere, q->uid, q->gid), ==, 0);
+	}
+	d.cert_pem = cert;
+	d.key_pem = kpem;
+	d.cert_path = cert_path;
+	d.key_path = key_path;
+	d.reload_command = "exit 7";
+	g_assert_true(vc_guest_deliver(channel, &d, &result, &error));
+	g_assert_no_error(error);
+	g_assert_true(result.delivered[VC_GUEST_FILE_KEY]);
+	g_assert_true(result.delivered[VC_GUEST_FILE_CERT]);
+	g_assert_true(result.reload_ran);
+	g_assert_cmpint(result.reload_exit_code, ==, 7);
+	vc_guest_result_clear(&result);
+	got = read_file(cert_path);
+	g_assert_cmpstr(got, ==, cert);
+	assert_mode_owner(q, key_path, 0600);
+	assert_mode_owner(q, cert_path, 0644);
+	/* the link was replaced by the agent's own empty directory */
+	g_assert_cmpint(lstat(stage, &st), ==, 0);
+	g_assert_true(S_ISDIR(st.st_mode));
+	g_assert_cmpint(st.st_mode & 07777, ==, 0700);
+	g_assert_cmpint(st.st_uid, ==, q->uid);
+	dir = g_dir_open(stage, 0, NULL);
+	g_assert_nonnull(dir);
+	g_assert_null(g_dir_read_name(dir));
+	g_clear_pointer(&dir, g_dir_close);
+	dir = g_dir_open(elsewhere, 0, NULL);
+	g_assert_null(g_dir_read_name(dir));
+	g_clear_pointer(&dir, g_dir_close);
+
+	/* a file planted at its name is removed; the next delivery reuses it */
+	g_assert_cmpint(rmdir(stage), ==, 0);
+	g_assert_true(g_file_set_contents(stage, "planted", -1, NULL));
+	if (getuid() == 0)
+		g_assert_cmpint(chown(stage, q->uid, q->gid), ==, 0);
+	d.reload_command = NULL;
+	g_assert_true(vc_guest_deliver(channel, &d, &result, &error));
+	g_assert_no_error(error);
+	g_assert_false(result.reload_ran);
+	vc_guest_result_clear(&result);
+	g_assert_cmpint(lstat(stage, &st), ==, 0);
+	g_assert_true(S_ISDIR(st.st_mode));
+	g_assert_true(vc_guest_deliver(channel, &d, &result, &error));
+	g_assert_no_error(error);
+	vc_guest_result_clear(&result);
+	{
+		g_autofree char *tls = g_path_get_dirname(cert_path);
+		assert_no_leftovers(tls);
+	}
+
+	/* a target inside a staging directory: refused before the guest */
+	inside = g_build_filename(stage, "vm.crt", NULL);
+	d.cert_path = inside;
+	g_assert_false(vc_guest_deliver(channel, &d, &result, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_USAGE);
+	vc_guest_result_clear(&result);
+
+	g_clear_pointer(&channel, vc_guest_channel_free);
+	qga_stop(q);
+}
+
 static void
 test_qga_blocked(void)
 {
@@ -831,6 +930,28 @@ test_qga_file_only(void)
 	got = read_file(key_path);
 	g_assert_cmpstr(got, ==, kpem2);
 	assert_mode_owner(q, key_path, 0600);
+
+	/* the check after an agent reconnect, without guest-exec: read back */
+	{
+		gboolean match = FALSE;
+		g_autofree char *missing = target_path(q, "nothing.crt");
+		g_assert_true(
+		    vc_guest_check_files(channel, cert_path, cert2, key_path, &match, &error));
+		g_assert_no_error(error);
+		g_assert_true(match);
+		g_assert_true(
+		    vc_guest_check_files(channel, cert_path, cert, key_path, &match, &error));
+		g_assert_no_error(error);
+		g_assert_false(match);
+		g_assert_true(
+		    vc_guest_check_files(channel, missing, cert2, key_path, &match, &error));
+		g_assert_no_error(error);
+		g_assert_false(match);
+		g_assert_true(
+		    vc_guest_check_files(channel, cert_path, cert2, missing, &match, &error));
+		g_assert_no_error(error);
+		g_assert_false(match);
+	}
 
 	OPENSSL_cleanse(kpem, strlen(kpem));
 	OPENSSL_cleanse(kpem2, strlen(kpem2));
@@ -1356,6 +1477,70 @@ test_hostile_digest(void)
 	fake_stop(f);
 }
 
+/* The whole delivery, reload included, is one guest-exec: guest-info,
+ * guest-exec, then guest-exec-status until it exited. What the script says
+ * is checked: its digest lines, the reload's status line, a digest mismatch
+ * it found itself (exit 4: nothing installed). */
+static void
+test_hostile_one_exec(void)
+{
+	Fake *f = fake_start();
+	const VcGuestDelivery *base = fake_delivery();
+	g_autofree char *sum = g_compute_checksum_for_string(G_CHECKSUM_SHA256, base->cert_pem, -1);
+	g_autofree char *out = g_strdup_printf(
+	    "installed req\n%s  /etc/pki/" VC_GUEST_STAGING_DIR "/vm.crt\nreload 5\n", sum);
+	g_autofree char *b64 = g_base64_encode((const guchar *)out, strlen(out));
+	g_autofree char *status = g_strdup_printf(
+	    "{\"return\": {\"exited\": true, \"exitcode\": 0, \"out-data\": \"%s\"}}", b64);
+	g_autofree char *no_reload = g_strdup_printf("installed req\n%s  x\n", sum);
+	g_autofree char *b64_no_reload =
+	    g_base64_encode((const guchar *)no_reload, strlen(no_reload));
+	g_autofree char *status_no_reload = g_strdup_printf(
+	    "{\"return\": {\"exited\": true, \"exitcode\": 0, \"out-data\": \"%s\"}}",
+	    b64_no_reload);
+	g_autofree char *err = g_base64_encode((const guchar *)"SHA-256 of x differs", 20);
+	g_autofree char *mismatch = g_strdup_printf(
+	    "{\"return\": {\"exited\": true, \"exitcode\": 4, \"err-data\": \"%s\"}}", err);
+
+	fake_set(f, "guest-exec", "{\"return\": {\"pid\": 12}}");
+	fake_set(f, "guest-exec-status", status);
+	{
+		g_autoptr(VcGuestChannel) channel = fake_channel(f);
+		g_autoptr(GError) error = NULL;
+		VcGuestDelivery d = *base;
+		VcGuestResult result;
+
+		d.reload_command = "systemctl reload-or-restart nginx";
+		g_atomic_int_set(&f->served, 0);
+		g_assert_true(vc_guest_deliver(channel, &d, &result, &error));
+		g_assert_no_error(error);
+		g_assert_true(result.delivered[VC_GUEST_FILE_CERT]);
+		g_assert_true(result.digest_ok[VC_GUEST_FILE_CERT]);
+		g_assert_true(result.reload_ran);
+		g_assert_cmpint(result.reload_exit_code, ==, 5);
+		vc_guest_result_clear(&result);
+		/* guest-info, guest-exec, one guest-exec-status */
+		g_assert_cmpint(g_atomic_int_get(&f->served), ==, 3);
+	}
+	/* a reload asked for, no status line: refused */
+	fake_set(f, "guest-exec-status", status_no_reload);
+	{
+		g_autoptr(VcGuestChannel) channel = fake_channel(f);
+		g_autoptr(GError) error = NULL;
+		VcGuestDelivery d = *base;
+		VcGuestResult result;
+
+		d.reload_command = "true";
+		g_assert_false(vc_guest_deliver(channel, &d, &result, &error));
+		g_assert_error(error, VC_ERROR, VC_ERROR_GUEST);
+		g_assert_nonnull(strstr(error->message, "reload"));
+		vc_guest_result_clear(&result);
+	}
+	fake_set(f, "guest-exec-status", mismatch);
+	assert_refused(f, 2000, "nothing was installed");
+	fake_stop(f);
+}
+
 static void
 test_hostile_timeouts(void)
 {
@@ -1566,6 +1751,7 @@ main(int argc, char **argv)
 			     test_qga_keygen);
 	g_test_add_data_func("/guest/qga/keygen/rsa", GINT_TO_POINTER(VC_KEY_TYPE_RSA_3072),
 			     test_qga_keygen);
+	g_test_add_func("/guest/qga/staging", test_qga_staging);
 	g_test_add_func("/guest/qga/blocked", test_qga_blocked);
 	g_test_add_func("/guest/qga/file-only", test_qga_file_only);
 	g_test_add_func("/guest/qga/check-agent", test_qga_check_agent);
@@ -1576,6 +1762,7 @@ main(int argc, char **argv)
 	g_test_add_func("/guest/hostile/types", test_hostile_types);
 	g_test_add_func("/guest/hostile/digest", test_hostile_digest);
 	g_test_add_func("/guest/hostile/file-only", test_hostile_file_only);
+	g_test_add_func("/guest/hostile/one-exec", test_hostile_one_exec);
 	g_test_add_func("/guest/hostile/timeouts", test_hostile_timeouts);
 	g_test_add_func("/guest/hostile/csr", test_hostile_csr);
 	g_test_add_func("/guest/csr/parse", test_csr_parse);

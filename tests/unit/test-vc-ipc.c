@@ -1201,6 +1201,30 @@ test_proto(void)
 	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
 	g_clear_error(&error);
 
+	/* json-glib takes single-quoted strings and comments: a '"' in them
+	 * hid the brackets after it from the depth count (found with
+	 * tests/fuzz/fuzz-ipc-frame), so neither is accepted. */
+	{
+		/* before and after the too deep array */
+		const char *hiding[][2] = {
+		    {"{\"q\":'\"',\"a\":", "}"}, {"{/* \" */\"a\":", "}"}, {"{\"a\":1} // \"", ""}};
+		g_autofree char *open = g_strnfill(VC_IPC_MAX_DEPTH + 1, '[');
+		g_autofree char *close = g_strnfill(VC_IPC_MAX_DEPTH + 1, ']');
+		for (gsize i = 0; i < G_N_ELEMENTS(hiding); i++) {
+			g_clear_pointer(&line, g_free);
+			line = g_strconcat(hiding[i][0], open, "1", close, hiding[i][1], NULL);
+			node = vc_ipc_proto_parse_line(line, strlen(line), &error);
+			g_assert_null(node);
+			g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+			g_clear_error(&error);
+		}
+		/* in a double-quoted string both are only characters */
+		const char *fine = "{\"a\":\"it's /* fine */\"}";
+		node = vc_ipc_proto_parse_line(fine, strlen(fine), &error);
+		g_assert_no_error(error);
+		g_clear_pointer(&node, json_node_unref);
+	}
+
 	/* NUL bytes are not JSON text. */
 	node = vc_ipc_proto_parse_line("{\"a\":\0}", 7, &error);
 	g_assert_null(node);
