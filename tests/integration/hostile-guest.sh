@@ -22,7 +22,10 @@ command -v qemu-ga >/dev/null || { echo "SKIP: qemu-ga is not installed"; exit 7
 HUGE_MIB=${VC_HOSTILE_HUGE_MIB:-8}
 FLAPS=${VC_HOSTILE_FLAPS:-300}
 PY=/usr/bin/python3
-AGENT="$VC_SOURCE_ROOT/tests/integration/hostile-agent.py"
+# a copy the agents' user can read: the checkout may sit under a 0700
+# directory (a clean clone in mktemp -d)
+AGENT="$T/hostile-agent.py"
+install -m 0644 "$VC_SOURCE_ROOT/tests/integration/hostile-agent.py" "$AGENT"
 t_start=$(date +%s.%N)
 
 # agents run as an unprivileged user, never as root (qemu-ga runs what it is
@@ -92,7 +95,12 @@ hostile() { # NAME MODE [ARGS...]: a hostile agent for VM NAME (wait_agents wait
 }
 wait_agents() { # NAME...: until each one's socket is there
 	local n
-	for n; do wait_until 10 test -S "$AG/$n.sock" || not_ok "agent of $n did not start"; done
+	for n; do
+		wait_until 10 test -S "$AG/$n.sock" && continue
+		# every case after this would wait out its budget: stop here
+		not_ok "agent of $n did not start: $(tail -n 3 "$T/agent-$n.log" 2>/dev/null)"
+		exit 1
+	done
 }
 honest() { # NAME: the real qemu-ga for VM NAME
 	local n=$1
