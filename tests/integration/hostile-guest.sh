@@ -290,8 +290,14 @@ fi
 check "the daemon serves a new VM after the single-fault cases" serves
 fi
 hwm1=$(hwm_kib)
-(((hwm1 - hwm0) < 16384)) && ok "memory bounded: VmHWM $hwm0 -> $hwm1 KiB with a $HUGE_MIB MiB reply and an endless one" ||
-	not_ok "VmHWM grew from $hwm0 to $hwm1 KiB"
+if ldd "$VIRTCERTD" 2>/dev/null | contains libasan; then
+	# AddressSanitizer keeps freed memory in its quarantine (256 MiB by
+	# default) and pads every block: the bound is checked in the plain build
+	echo "# under AddressSanitizer VmHWM is reported, not bounded: $hwm0 -> $hwm1 KiB"
+else
+	(((hwm1 - hwm0) < 16384)) && ok "memory bounded: VmHWM $hwm0 -> $hwm1 KiB with a $HUGE_MIB MiB reply and an endless one" ||
+		not_ok "VmHWM grew from $hwm0 to $hwm1 KiB"
+fi
 if want cases; then
 	echo "# the huge agent got $(jq .bytes_sent "$T/stats/h-huge.json") bytes out before the daemon hung up," \
 		"the endless one $(jq .bytes_sent "$T/stats/h-endless.json")"
