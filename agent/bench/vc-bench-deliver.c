@@ -180,8 +180,9 @@ vc_bench_deliver(int argc, char **argv, GError **error)
 	json_builder_set_member_name(b, "target_p50_ms");
 	json_builder_add_double_value(b, 50.0);
 	json_builder_set_member_name(b, "what");
-	json_builder_add_string_value(b, "cert+chain+key written, owner/mode set, renamed, SHA-256 "
-					 "read back and compared");
+	json_builder_add_string_value(b, "cert+chain+key checked whole, written with their modes, "
+					 "renamed into place; file-only: written in place, "
+					 "SHA-256 read back and compared");
 	json_builder_end_object(b);
 	if (arg_json)
 		vc_bench_print_json(json_builder_get_root(b));

@@ -30,8 +30,6 @@
 #define VC_GUEST_SMALL_OUTPUT 4096
 /* longest sleep between guest-exec-status polls in a process's first second */
 #define VC_GUEST_POLL_FAST_MAX_US 4000
-/* longest wait before the first guest-exec-status poll */
-#define VC_GUEST_POLL_FIRST_MAX_US 50000
 /* bytes of a guest's own words (error desc, stderr) put into our messages */
 #define VC_GUEST_QUOTE_MAX 200
 
@@ -77,33 +75,38 @@ static const char script_install[] =
 
 /* The whole delivery in one process: a guest-exec costs two or more agent
  * round trips, and a process in a TCG guest costs more than a round trip
- * (measured: 10-30 ms each), so everything the shell can do itself is done
- * by builtins, and the rest is batched.
+ * (measured: one guest-exec about 20 ms more than a guest-ping, a process
+ * the shell starts 10-30 ms), so everything the shell can do itself is done
+ * by builtins, and the one process a plain delivery needs is its last: the
+ * shell becomes the mv (exec).
  *
  * args: OWNER, RELOAD ("1" or "0"), COMMAND, then FLAG STAGED MODE TARGET
- * SHA256 quintuples in plan order (key first). FLAG 0, 1 or 2: the content
+ * LENGTH quintuples in plan order (key first). FLAG 0, 1 or 2: the content
  * is in the environment variable VC_<FLAG> (the environment reaches no log
- * and no other user, unlike arguments); STAGED is
+ * and no other user, unlike arguments), LENGTH bytes long; STAGED is
  * DIR/VC_GUEST_STAGING_DIR/BASENAME for TARGET DIR/BASENAME. FLAG "opt":
  * STAGED is a key staged by guest keygen, installed when present.
  *
- * 1. Each content goes, by the shell's own printf, to a new file (noclobber:
- *    O_EXCL, no planted link followed) in the staging directory beside its
- *    target: a directory of the agent's user, mode 0700 (made once, then
- *    reused only if it is a real directory of ours; anything else in its
- *    place is removed first). The umask gives the mode from the first byte
- *    (key 0600; certificate and chain 0644, public), so no chmod runs.
- * 2. One sha256sum of the staged files, compared here with the SHA-256 the
- *    host sent: a mismatch (exit 4) removes them, nothing is installed.
- * 3. One chown of the staged files (when an owner is set).
- * 4. Renames: the staged guest key (mv), then ONE mv per target directory
+ * 1. Each content must have arrived whole (its length, counted by the shell
+ *    in the C locale: bytes), else exit 4 and nothing is installed. It goes,
+ *    by the shell's own printf, whose status says whether every byte was
+ *    written (a full disk fails it), to a new file (noclobber: O_EXCL, no
+ *    planted link followed) in the staging directory beside its target: a
+ *    directory of the agent's user, mode 0700 (made once, then reused only
+ *    if it is a real directory of ours; anything else in its place is
+ *    removed first). The umask gives the mode from the first byte (key
+ *    0600; certificate and chain 0644, public), so no chmod runs.
+ * 2. One chown of the staged files (when an owner is set).
+ * 3. Renames: the staged guest key (mv), then ONE mv per target directory
  *    moving every staged file into it (rename(2) each: a reader sees the
- *    old or the new file, never a partial one); "installed opt|req" lines.
- * 5. The SHA-256 lines (for the host's own comparison), then the reload
- *    command, if any, with /bin/sh -c (output discarded, umask 022, the
+ *    old or the new file, never a partial one), each batch but the last
+ *    followed by its "installed opt|req" lines. Without a reload command
+ *    the last batch is the shell's exec of mv: its exit status 0 says that
+ *    batch is installed. With one, the last batch is run like the others,
+ *    then the command with /bin/sh -c (output discarded, umask 022, the
  *    PATH above): "reload STATUS".
- * Exit 1: cannot stage or install (staged files removed); 2: sha256sum
- * failed; 4: digest mismatch. */
+ * Exit 1: cannot stage or install (staged files removed, except after a
+ * failed exec of mv: the host cleans up then); 4: a content arrived cut. */
 static const char script_deliver[] =
 	SCRIPT_PATH
 	"export PATH\n"
@@ -111,10 +114,11 @@ static const char script_deliver[] =
 	"[ $(($# % 5)) -eq 0 ] || exit 1\n"
 	"nl='\n'\n"
 	"set -fC; IFS=$nl; umask 077\n"
-	"L= W= S= K= KT= P= B=\n"
+	"L= K= KT= P= B=\n"
 	"fail() { [ -z \"$L\" ] || rm -f -- $L; exit \"$1\"; }\n"
 	"st() {\n"
 	"  case $1 in 0) v=$VC_0;; 1) v=$VC_1;; *) v=$VC_2;; esac\n"
+	"  [ \"${#v}\" = \"$4\" ] || { echo \"the content of ${2##*/} arrived with ${#v} of $4 bytes\" >&2; return 4; }\n"
 	"  d=${2%/*}; p=${d%/*}\n"
 	"  [ -d \"${p:-/}\" ] || mkdir -p -- \"$p\" || return 1\n"
 	"  if [ -L \"$d\" ] || { [ -e \"$d\" ] && { [ ! -d \"$d\" ] || [ ! -O \"$d\" ]; }; }; then\n"
@@ -130,19 +134,11 @@ static const char script_deliver[] =
 	"while [ $# -gt 0 ]; do\n"
 	"  case $1 in\n"
 	"  opt) if [ -e \"$2\" ]; then K=$2 KT=$4; fi;;\n"
-	"  *) L=$L$nl$2 W=$W$5$nl; st \"$1\" \"$2\" \"$3\" || fail 1;;\n"
+	"  *) L=$L$nl$2; st \"$1\" \"$2\" \"$3\" \"$5\" || fail $?;;\n"
 	"  esac\n"
 	"  shift 5\n"
 	"done\n"
 	"unset VC_0 VC_1 VC_2 v\n"
-	"if [ -n \"$L\" ]; then\n"
-	"  S=$(sha256sum -- $L) || fail 2\n"
-	"  for l in $S; do\n"
-	"    l=${l#\\\\}; w=${W%%\"$nl\"*}; W=${W#*\"$nl\"}\n"
-	"    [ \"${l%%[!0-9a-f]*}\" = \"$w\" ] || { echo \"SHA-256 of ${l#*  } differs\" >&2; fail 4; }\n"
-	"  done\n"
-	"  [ -z \"$W\" ] || fail 4\n"
-	"fi\n"
 	"[ -z \"$o\" ] || chown -- \"$o\" $L $K || fail 1\n"
 	"if [ -n \"$K\" ]; then mv -f -- \"$K\" \"$KT\" || fail 1; echo 'installed opt'; fi\n"
 	"mvb() { mv -f -- $B \"${P:-/}/\" || fail 1; for y in $B; do echo 'installed req'; done; }\n"
@@ -151,14 +147,12 @@ static const char script_deliver[] =
 	"  if [ -n \"$B\" ] && [ \"$q\" != \"$P\" ]; then mvb; B=; fi\n"
 	"  B=$B$nl$x P=$q\n"
 	"done\n"
+	"if [ \"$r\" != 1 ]; then [ -z \"$B\" ] || exec mv -f -- $B \"${P:-/}/\"; exit 0; fi\n"
 	"[ -z \"$B\" ] || mvb\n"
 	"L=\n"
-	"[ -z \"$S\" ] || printf '%s\\n' \"$S\"\n"
-	"if [ \"$r\" = 1 ]; then\n"
-	"  umask 022\n"
-	"  /bin/sh -c \"$c\" </dev/null >/dev/null 2>&1\n"
-	"  echo \"reload $?\"\n"
-	"fi\n";
+	"umask 022\n"
+	"/bin/sh -c \"$c\" </dev/null >/dev/null 2>&1\n"
+	"echo \"reload $?\"\n";
 
 static const char script_check[] =
 	SCRIPT_PATH
@@ -195,6 +189,7 @@ typedef struct {
 	gint64 deadline; /* monotonic, µs */
 	int total_timeout_s;
 	int command_timeout_s;
+	gboolean no_answer; /* a command got no reply: the agent is gone or hung */
 } VcGuestCtx;
 
 static void
@@ -300,6 +295,7 @@ vc_guest_command_full(VcGuestCtx *ctx, const char *name, JsonObject *args, JsonN
 	if (secret)
 		explicit_bzero(text, strlen(text));
 	if (reply == NULL) {
+		ctx->no_answer = TRUE;
 		g_propagate_prefixed_error(error, g_steal_pointer(&local), "%s: ", name);
 		return NULL;
 	}
@@ -529,12 +525,9 @@ vc_guest_run_env(VcGuestCtx *ctx, const char *path, const char *const *argv, con
 		g_prefix_error(error, "guest-exec: ");
 		return FALSE;
 	}
-	/* The process just started costs the guest about what starting it cost
-	 * the agent (a fork and exec, the bulk of guest-exec's round trip under
-	 * TCG), and a poll before it ends is a round trip that also takes the
-	 * guest's CPU from it: the first poll waits that long (at most
-	 * VC_GUEST_POLL_FIRST_MAX_US) */
-	g_usleep(MIN(g_get_monotonic_time() - poll_start, VC_GUEST_POLL_FIRST_MAX_US));
+	/* polled at once: a delivery's script ends a few milliseconds after
+	 * guest-exec returns (measured: a first wait as long as guest-exec
+	 * took cost more than the polls it saved) */
 	poll_start = g_get_monotonic_time();
 
 	for (;;) {
@@ -1049,10 +1042,10 @@ vc_guest_delivery_verify(char **lines, VcGuestPlanned *plan, guint n, VcGuestRes
 			line++;
 		want = g_compute_checksum_for_string(G_CHECKSUM_SHA256, plan[i].content, -1);
 		/* "HEX  NAME"; the hex must be followed by a separator */
-		result->digest_ok[plan[i].which] = strlen(line) >= 65 &&
-						   g_ascii_strncasecmp(line, want, 64) == 0 &&
-						   (line[64] == ' ' || line[64] == '\t');
-		if (!result->digest_ok[plan[i].which]) {
+		result->verified[plan[i].which] = strlen(line) >= 65 &&
+						  g_ascii_strncasecmp(line, want, 64) == 0 &&
+						  (line[64] == ' ' || line[64] == '\t');
+		if (!result->verified[plan[i].which]) {
 			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
 				    "the SHA-256 read back from %s does not match what was written",
 				    plan[i].path);
@@ -1098,6 +1091,53 @@ vc_guest_delivery_check_install(const VcGuestRun *inst, VcGuestPlanned *plan, gu
 	}
 	/* the digest lines follow the "installed" lines */
 	return vc_guest_delivery_verify(lines + done, plan, n, result, error);
+}
+
+/* The output of script_deliver: an "installed FLAG" line per file moved,
+ * in plan order, except for the last batch of a delivery without reload
+ * command, which the shell's exec of mv installed when the exit status is
+ * 0. A content that was installed arrived whole and was written in full
+ * (the script checked both): it is verified. */
+static gboolean
+vc_guest_delivery_check_inline(const VcGuestRun *inst, VcGuestPlanned *plan, guint n,
+			       gboolean reload, VcGuestResult *result, GError **error)
+{
+	gsize len;
+	const char *data = g_bytes_get_data(inst->out, &len);
+	g_autofree char *out = g_strndup(data != NULL ? data : "", len);
+	g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
+	guint done = 0;
+
+	for (guint i = 0; i < n; i++) {
+		const char *want = plan[i].content != NULL ? "installed req" : "installed opt";
+		if (lines[done] != NULL && strcmp(lines[done], want) == 0) {
+			result->delivered[plan[i].which] = TRUE;
+			done++;
+		} else if (plan[i].content != NULL) {
+			break;
+		}
+	}
+	if (inst->exit_code != 0) {
+		g_autofree char *why = vc_guest_run_stderr(inst);
+		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+			    "cannot install the files in the guest (exit %d): %s", inst->exit_code,
+			    why);
+		return FALSE;
+	}
+	for (guint i = 0; i < n; i++) {
+		if (plan[i].content == NULL)
+			continue;
+		if (!result->delivered[plan[i].which] && reload) {
+			/* with a reload command every batch says so */
+			g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
+				    "the delivery script did not report %s installed",
+				    plan[i].path);
+			return FALSE;
+		}
+		result->delivered[plan[i].which] = TRUE;
+		result->verified[plan[i].which] = TRUE;
+	}
+	return TRUE;
 }
 
 /* The "reload STATUS" line script_deliver prints last. */
@@ -1162,8 +1202,7 @@ delivery_run_inline(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *p
 		g_ptr_array_add(args, g_strdup(plan[i].mode));
 		g_ptr_array_add(args, g_strdup(plan[i].path));
 		g_ptr_array_add(args, plan[i].content != NULL
-					  ? g_compute_checksum_for_string(G_CHECKSUM_SHA256,
-									  plan[i].content, -1)
+					  ? g_strdup_printf("%zu", strlen(plan[i].content))
 					  : g_strdup("-"));
 	}
 	*ret_written = TRUE;
@@ -1185,12 +1224,12 @@ delivery_run_inline(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *p
 	if (inst.exit_code == 4) {
 		g_autofree char *why = vc_guest_run_stderr(&inst);
 		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
-			    "the SHA-256 read back in the guest does not match what was written "
-			    "(%s); nothing was installed",
+			    "a content did not reach the guest whole (%s); nothing was installed",
 			    why);
 		return FALSE;
 	}
-	if (!vc_guest_delivery_check_install(&inst, plan, n, result, error))
+	if (!vc_guest_delivery_check_inline(&inst, plan, n, d->reload_command != NULL, result,
+					    error))
 		return FALSE;
 	return d->reload_command == NULL || vc_guest_delivery_reload_status(&inst, result, error);
 }
@@ -1306,8 +1345,8 @@ vc_guest_delivery_put_file_only(VcGuestCtx *ctx, VcGuestPlanned *p, VcGuestResul
 	}
 	result->delivered[p->which] = TRUE;
 	want = g_compute_checksum_for_string(G_CHECKSUM_SHA256, p->content, -1);
-	result->digest_ok[p->which] = got == len && strcmp(g_checksum_get_string(sum), want) == 0;
-	if (!result->digest_ok[p->which]) {
+	result->verified[p->which] = got == len && strcmp(g_checksum_get_string(sum), want) == 0;
+	if (!result->verified[p->which]) {
 		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
 			    "the SHA-256 read back from %s does not match what was written",
 			    p->path);
@@ -1335,57 +1374,19 @@ delivery_run_file_only(VcGuestCtx *ctx, VcGuestPlanned *plan, guint n, VcGuestRe
 	return TRUE;
 }
 
+/* The guest-exec way: one guest-exec for contents up to
+ * VC_GUEST_INLINE_MAX, the reload command included; larger ones through
+ * guest-file-write and two more. */
 G_GNUC_NO_INLINE static gboolean
-delivery_run(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, guint n,
-	     VcGuestResult *result, gboolean *ret_written, GError **error)
+delivery_run_exec(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, guint n,
+		  VcGuestResult *result, gboolean *ret_written, GError **error)
 {
-	g_autofree char *blocked = NULL;
-	gboolean files_ok = FALSE;
-	gboolean file_only;
 	gsize inline_len = 0;
-
-	/* guest-info answers like guest-ping and says what is allowed, before
-	 * anything is written */
-	if (!vc_guest_check_capabilities(ctx, result->capability_problems, &blocked, &files_ok,
-					 error))
-		return FALSE;
-	switch (d->method) {
-	case VC_GUEST_METHOD_FILE_ONLY:
-		file_only = TRUE;
-		break;
-	case VC_GUEST_METHOD_AUTO:
-		file_only = blocked != NULL && files_ok;
-		break;
-	case VC_GUEST_METHOD_EXEC:
-	default:
-		file_only = FALSE;
-		break;
-	}
-	if (file_only) {
-		if (!files_ok) {
-			vc_guest_set_blocked_error(error, "guest-file-open, guest-file-write, "
-							  "guest-file-seek, guest-file-read or "
-							  "guest-file-close");
-			return FALSE;
-		}
-		if (!delivery_run_file_only(ctx, plan, n, result, error))
-			return FALSE;
-		if (d->reload_command != NULL)
-			result->reload_error =
-			    g_strdup("not run: delivered without guest-exec (file-only)");
-		return TRUE;
-	}
-	if (blocked != NULL) {
-		vc_guest_set_blocked_error(error, blocked);
-		return FALSE;
-	}
 
 	for (guint i = 0; i < n; i++)
 		inline_len += plan[i].content != NULL ? strlen(plan[i].content) : 0;
-	if (inline_len <= VC_GUEST_INLINE_MAX) {
-		/* the reload command runs in the same guest-exec */
+	if (inline_len <= VC_GUEST_INLINE_MAX)
 		return delivery_run_inline(ctx, d, plan, n, result, ret_written, error);
-	}
 	if (!delivery_run_large(ctx, d, plan, n, result, ret_written, error))
 		return FALSE;
 
@@ -1403,6 +1404,59 @@ delivery_run(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, gu
 			result->reload_error = g_strdup(local->message);
 	}
 	return TRUE;
+}
+
+G_GNUC_NO_INLINE static gboolean
+delivery_run(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *plan, guint n,
+	     VcGuestResult *result, gboolean *ret_written, GError **error)
+{
+	g_autofree char *blocked = NULL;
+	g_autoptr(GError) exec_error = NULL;
+	gboolean files_ok = FALSE;
+
+	/* The guest-exec way is tried first, without asking guest-info what is
+	 * allowed: that is one round trip more on every delivery, and a
+	 * command the agent blocks answers so itself, before the guest runs
+	 * anything (guest-exec) or after it ran the script (guest-exec-status:
+	 * the file-only way then writes the same contents again, in place). */
+	if (d->method != VC_GUEST_METHOD_FILE_ONLY) {
+		if (delivery_run_exec(ctx, d, plan, n, result, ret_written, &exec_error))
+			return TRUE;
+		if (!vc_guest_error_is_blocked(exec_error)) {
+			g_propagate_error(error, g_steal_pointer(&exec_error));
+			return FALSE;
+		}
+		memset(result->delivered, 0, sizeof(result->delivered));
+		memset(result->verified, 0, sizeof(result->verified));
+		/* nothing to clean up: the cleanup is a guest-exec, and the
+		 * script either did not start or ran to its end */
+		*ret_written = FALSE;
+	}
+
+	/* guest-info says what is blocked, before anything (more) is written */
+	if (!vc_guest_check_capabilities(ctx, result->capability_problems, &blocked, &files_ok,
+					 error))
+		return FALSE;
+	if (d->method == VC_GUEST_METHOD_FILE_ONLY ||
+	    (d->method == VC_GUEST_METHOD_AUTO && blocked != NULL && files_ok)) {
+		if (!files_ok) {
+			vc_guest_set_blocked_error(error, "guest-file-open, guest-file-write, "
+							  "guest-file-seek, guest-file-read or "
+							  "guest-file-close");
+			return FALSE;
+		}
+		if (!delivery_run_file_only(ctx, plan, n, result, error))
+			return FALSE;
+		if (d->reload_command != NULL)
+			result->reload_error =
+			    g_strdup("not run: delivered without guest-exec (file-only)");
+		return TRUE;
+	}
+	if (blocked != NULL)
+		vc_guest_set_blocked_error(error, blocked);
+	else /* blocked, says the command, but not in guest-info */
+		g_propagate_error(error, g_steal_pointer(&exec_error));
+	return FALSE;
 }
 
 gboolean
@@ -1430,7 +1484,9 @@ vc_guest_deliver(VcGuestChannel *channel, const VcGuestDelivery *d, VcGuestResul
 	    d->command_timeout_s > 0 ? d->command_timeout_s : VC_GUEST_COMMAND_TIMEOUT_DEFAULT);
 	ok = vc_guest_delivery_plan(d, plan, &n, error) &&
 	     delivery_run(&ctx, d, plan, n, result, &written, error);
-	if (!ok && written)
+	/* an agent that did not answer would not answer the cleanup either;
+	 * the next delivery replaces what is staged */
+	if (!ok && written && !ctx.no_answer)
 		delivery_cleanup(&ctx, plan, n);
 	for (guint i = 0; i < G_N_ELEMENTS(plan); i++)
 		g_free(plan[i].tmp);

@@ -90,9 +90,11 @@ typedef struct {
 	/* renamed into place (for the key in guest-keygen mode: a staged key
 	 * was installed) */
 	gboolean delivered[VC_GUEST_N_FILES];
-	/* read back from the guest, SHA-256 equal to what was sent (never set
-	 * for a guest-made key: the host does not know it) */
-	gboolean digest_ok[VC_GUEST_N_FILES];
+	/* its content checked in the guest (never set for a guest-made key:
+	 * the host does not know it): in the one-exec way, it arrived whole
+	 * and the shell wrote every byte (its length, printf's status); in
+	 * the others, read back with a SHA-256 equal to what was sent */
+	gboolean verified[VC_GUEST_N_FILES];
 	gboolean reload_ran;  /* a reload command was started */
 	int reload_exit_code; /* its exit status, 128+N if killed by signal N,
 			       * -1 if it did not run or finish */

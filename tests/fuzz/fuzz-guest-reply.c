@@ -106,7 +106,7 @@ run_scenario(VcGuestChannel *channel, guint scenario)
 		if (vc_guest_deliver(channel, &d, &result, &error)) {
 			/* a delivery that succeeded read back what was sent */
 			g_assert(result.delivered[VC_GUEST_FILE_CERT]);
-			g_assert(result.digest_ok[VC_GUEST_FILE_CERT]);
+			g_assert(result.verified[VC_GUEST_FILE_CERT]);
 		} else {
 			g_assert(error != NULL && error->message != NULL);
 		}

@@ -21,9 +21,9 @@ guest-sync-delimited to resynchronize) and misbehaves as MODE says:
   exec-forever  guest-exec works; guest-exec-status says exited: false forever
   no-sync       answers guest-sync-delimited with junk and never 0xFF
   swap-before   runs guest-exec for real but swaps the certificate it was
-                given for another one before writing it (the digest differs)
+                given for another, longer one before writing it
   swap-after    runs guest-exec for real, then replaces --swap-file once the
-                delivery reported its digests (a time-of-check swap)
+                delivery reported success (a time-of-check swap)
   csr           answers the keygen guest-exec with the CSR in --csr
   flap          --count times: create the socket, accept and drop one
                 connection or wait --flap-ms, remove it; then stay away
@@ -108,9 +108,10 @@ class Session:
         if out is not None:
             r["out-data"] = base64.b64encode(out).decode()
             r["err-data"] = base64.b64encode(err).decode()
-        if (ARGS.mode == "swap-after" and ARGS.swap_file and out and b"installed" in out
+        if (ARGS.mode == "swap-after" and ARGS.swap_file and p.returncode == 0
+                and os.path.exists(ARGS.swap_file)
                 and not os.path.exists(ARGS.swap_file + ".swapped")):
-            # the digests are on their way to the host: now the swap
+            # the delivery's success is on its way to the host: now the swap
             with open(ARGS.swap_file, "w") as f:
                 f.write("-----BEGIN CERTIFICATE-----\nU1dBUFBFRA==\n-----END CERTIFICATE-----\n")
             open(ARGS.swap_file + ".swapped", "w").close()

@@ -194,12 +194,12 @@ cases=(
 	"h-utf8-escape:utf8-escape:guest-exec: guest agent error GenericError: \?+\[31mred"
 	"h-types:types:guest-exec: .*pid"
 	"h-other-ids:other-ids:guest-sync-delimited answered [0-9]+ time\\(s\\) with another id"
-	"h-extra-reply:extra-reply:guest-info: guest agent reply has no \"return\" of the expected type"
+	"h-extra-reply:extra-reply:guest-exec: guest agent reply has no \"return\" of the expected type"
 	"h-drip:drip:guest-info: guest agent did not answer in time"
 	"h-disconnect:disconnect:guest-info: the guest agent closed the connection"
 	"h-exec-forever:exec-forever:guest agent work took longer than 6 s"
 	"h-no-sync:no-sync:without answering guest-sync-delimited"
-	"h-swap-before:swap-before:the SHA-256 read back .* does not match what was written"
+	"h-swap-before:swap-before:did not reach the guest whole \\(the content of [a-z.]+ arrived with [0-9]+ of [0-9]+ bytes\\); nothing was installed"
 	"h-csr-huge:csr:\\(RSA, 16384 bits\\) is not EC P-256"
 	"h-csr-badsig:csr:signature does not verify"
 )
@@ -264,7 +264,7 @@ vc show h-csr-badsig --json | jq -e '.domain.current_serial == null' >/dev/null 
 	ok "csr-badsig: nothing issued" || not_ok "csr-badsig: a certificate was issued"
 
 phase "swap after the check"
-# TOCTOU: the guest swaps the file after the digests were read back. The
+# TOCTOU: the guest swaps the file after the delivery reported success. The
 # daemon can only know what the guest says; the next check of the guest's
 # files (here: the agent restarts) finds the swap and issues anew.
 if wait_until 30 delivered h-swap-after; then

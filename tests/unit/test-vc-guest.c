@@ -315,7 +315,7 @@ test_qga_deliver(void)
 	g_assert_no_error(error);
 	for (int i = 0; i < VC_GUEST_N_FILES; i++) {
 		g_assert_true(result.delivered[i]);
-		g_assert_true(result.digest_ok[i]);
+		g_assert_true(result.verified[i]);
 	}
 	g_assert_cmpuint(result.capability_problems->len, ==, 0);
 	g_assert_true(result.reload_ran);
@@ -452,8 +452,8 @@ test_qga_redeliver(void)
 	g_atomic_int_set(&r.stop, 1);
 	g_thread_join(thread);
 	g_assert_cmpint(result.reload_exit_code, ==, 0);
-	g_assert_true(result.digest_ok[VC_GUEST_FILE_CERT]);
-	g_assert_true(result.digest_ok[VC_GUEST_FILE_KEY]);
+	g_assert_true(result.verified[VC_GUEST_FILE_CERT]);
+	g_assert_true(result.verified[VC_GUEST_FILE_KEY]);
 	vc_guest_result_clear(&result);
 	g_assert_cmpuint(r.reads, >, 0);
 	g_assert_cmpuint(r.bad, ==, 0);
@@ -606,8 +606,8 @@ test_qga_keygen(gconstpointer data)
 	g_assert_true(vc_guest_deliver(channel, &d, &result, &error));
 	g_assert_no_error(error);
 	g_assert_true(result.delivered[VC_GUEST_FILE_KEY]);
-	g_assert_false(result.digest_ok[VC_GUEST_FILE_KEY]);
-	g_assert_true(result.digest_ok[VC_GUEST_FILE_CERT]);
+	g_assert_false(result.verified[VC_GUEST_FILE_KEY]);
+	g_assert_true(result.verified[VC_GUEST_FILE_CERT]);
 	vc_guest_result_clear(&result);
 	g_assert_false(g_file_test(staged, G_FILE_TEST_EXISTS));
 	old_key = read_file(key_path);
@@ -890,7 +890,7 @@ test_qga_file_only(void)
 	g_assert_true(result.file_only);
 	for (int i = 0; i < VC_GUEST_N_FILES; i++) {
 		g_assert_true(result.delivered[i]);
-		g_assert_true(result.digest_ok[i]);
+		g_assert_true(result.verified[i]);
 	}
 	g_assert_false(result.reload_ran);
 	g_assert_cmpint(result.reload_exit_code, ==, -1);
@@ -921,7 +921,7 @@ test_qga_file_only(void)
 	d.reload_command = NULL;
 	g_assert_true(vc_guest_deliver(channel, &d, &result, &error));
 	g_assert_no_error(error);
-	g_assert_true(result.digest_ok[VC_GUEST_FILE_CERT]);
+	g_assert_true(result.verified[VC_GUEST_FILE_CERT]);
 	g_assert_null(result.reload_error);
 	vc_guest_result_clear(&result);
 	got = read_file(cert_path);
@@ -1260,16 +1260,17 @@ fake_delivery(void)
 
 /* Each refused with VC_ERROR_GUEST within the time cap. */
 static void
-assert_refused_method(Fake *f, VcGuestMethod method, gint64 max_ms, const char *expect_in_message)
+assert_refused_delivery(Fake *f, const VcGuestDelivery *delivery, gint64 max_ms,
+			const char *expect_in_message)
 {
 	g_autoptr(VcGuestChannel) channel = fake_channel(f);
 	g_autoptr(GError) error = NULL;
-	VcGuestDelivery d = *fake_delivery();
+	VcGuestDelivery d = *delivery;
+	VcGuestMethod method = d.method;
 	VcGuestResult result;
 	gint64 start = g_get_monotonic_time();
 	gint64 ms;
 
-	d.method = method;
 	g_assert_false(vc_guest_deliver(channel, &d, &result, &error));
 	ms = (g_get_monotonic_time() - start) / 1000;
 	g_assert_error(error, VC_ERROR, VC_ERROR_GUEST);
@@ -1277,11 +1278,20 @@ assert_refused_method(Fake *f, VcGuestMethod method, gint64 max_ms, const char *
 	 * written, but never verified */
 	if (method == VC_GUEST_METHOD_EXEC)
 		g_assert_false(result.delivered[VC_GUEST_FILE_CERT]);
-	g_assert_false(result.digest_ok[VC_GUEST_FILE_CERT]);
+	g_assert_false(result.verified[VC_GUEST_FILE_CERT]);
 	vc_guest_result_clear(&result);
 	if (expect_in_message != NULL && strstr(error->message, expect_in_message) == NULL)
 		g_error("\"%s\" not in \"%s\"", expect_in_message, error->message);
 	g_assert_cmpint(ms, <=, max_ms);
+}
+
+static void
+assert_refused_method(Fake *f, VcGuestMethod method, gint64 max_ms, const char *expect_in_message)
+{
+	VcGuestDelivery d = *fake_delivery();
+
+	d.method = method;
+	assert_refused_delivery(f, &d, max_ms, expect_in_message);
 }
 
 static void
@@ -1295,6 +1305,19 @@ test_hostile_garbage(void)
 {
 	Fake *f = fake_start();
 
+	/* guest-exec, the first command of a delivery */
+	fake_set(f, "guest-exec", "{{{ this is not json");
+	assert_refused(f, 2000, "guest-exec: guest agent reply is not JSON");
+	fake_set(f, "guest-exec", "[1, 2, 3]");
+	assert_refused(f, 2000, "guest-exec: guest agent reply is not a JSON object");
+	fake_set(f, "guest-exec",
+		 "{\"error\": {\"class\": \"GenericError\", \"desc\": \"\\u001b[2Jboom\"}}");
+	assert_refused(f, 2000, "?[2Jboom");
+	fake_stop(f);
+
+	/* guest-info, asked once guest-exec says it is blocked (the fake
+	 * answers CommandNotFound to what it has no reply for) */
+	f = fake_start();
 	fake_set(f, "guest-info", "{{{ this is not json");
 	assert_refused(f, 2000, "not JSON");
 	fake_set(f, "guest-info", "[1, 2, 3]");
@@ -1314,6 +1337,8 @@ test_hostile_huge(void)
 	Fake *f = fake_start();
 
 	fake_set(f, "guest-info", HUGE_REPLY);
+	assert_refused(f, 3000, "larger than 65536 bytes");
+	fake_set(f, "guest-exec", HUGE_REPLY);
 	assert_refused(f, 3000, "larger than 65536 bytes");
 	fake_stop(f);
 }
@@ -1336,7 +1361,7 @@ test_hostile_types(void)
 	assert_refused(f, 2000, "guest-exec");
 	fake_stop(f);
 
-	/* past guest-info: mistyped exec and file replies */
+	/* mistyped exec and file replies */
 	f = fake_start();
 	fake_set(f, "guest-exec", "{\"return\": {\"pid\": \"12\"}}");
 	assert_refused(f, 2000, "\"pid\" is not an integer");
@@ -1348,9 +1373,14 @@ test_hostile_types(void)
 	fake_set(f, "guest-exec-status",
 		 "{\"return\": {\"exited\": true, \"exitcode\": 0, \"out-data\": \"%%%%\"}}");
 	assert_refused(f, 2000, "not base64");
-	/* the one-exec delivery: exit 0 but none of the lines it prints */
+	/* the one-exec delivery with a reload command: exit 0 but none of
+	 * the lines it prints */
 	fake_set(f, "guest-exec-status", "{\"return\": {\"exited\": true, \"exitcode\": 0}}");
-	assert_refused(f, 2000, "SHA-256");
+	{
+		VcGuestDelivery d = *fake_delivery();
+		d.reload_command = "true";
+		assert_refused_delivery(f, &d, 2000, "did not report /etc/pki/vm.crt installed");
+	}
 	fake_set(f, "guest-exec-status",
 		 "{\"return\": {\"exited\": true, \"exitcode\": 1, \"err-data\": \"\"}}");
 	assert_refused(f, 2000, "cannot install");
@@ -1411,7 +1441,7 @@ test_hostile_file_only(void)
 		g_assert_true(vc_guest_deliver(channel, &d, &result, &error));
 		g_assert_no_error(error);
 		g_assert_true(result.file_only);
-		g_assert_true(result.digest_ok[VC_GUEST_FILE_CERT]);
+		g_assert_true(result.verified[VC_GUEST_FILE_CERT]);
 		g_assert_false(result.reload_ran);
 		g_assert_nonnull(result.reload_error);
 		vc_guest_result_clear(&result);
@@ -1449,56 +1479,65 @@ test_hostile_file_only(void)
 	g_atomic_int_set(&f->served, 0);
 	assert_refused_method(f, VC_GUEST_METHOD_FILE_ONLY, 2000, "guest-file-read");
 	g_assert_cmpint(g_atomic_int_get(&f->served), ==, 1);
-	/* neither way: the fix named is allowing guest-exec */
+	/* neither way: the fix named is allowing guest-exec (guest-exec
+	 * answers that it is blocked, guest-info says what else is) */
 	assert_refused_method(f, VC_GUEST_METHOD_AUTO, 2000, "blocks guest-exec");
-	g_assert_cmpint(g_atomic_int_get(&f->served), ==, 2);
+	g_assert_cmpint(g_atomic_int_get(&f->served), ==, 3);
 	fake_stop(f);
 }
 
+/* Contents over VC_GUEST_INLINE_MAX are written with guest-file-write and
+ * read back with sha256sum: every step "succeeds" but the digest read back
+ * is not the content's. Two contents of one write chunk each (36 KiB), so
+ * that one guest-file-write reply fits both. */
 static void
 test_hostile_digest(void)
 {
 	Fake *f = fake_start();
 	g_autofree char *zeros = g_strnfill(64, '0');
-	g_autofree char *line = g_strconcat(zeros, "  -\n", NULL);
+	g_autofree char *line = g_strconcat(zeros, "  a\n", zeros, "  b\n", NULL);
 	g_autofree char *b64 = g_base64_encode((const guchar *)line, strlen(line));
 	g_autofree char *wrong = g_strdup_printf(
 	    "{\"return\": {\"exited\": true, \"exitcode\": 0, \"out-data\": \"%s\"}}", b64);
-	g_autofree char *count = g_strdup_printf("{\"return\": {\"count\": %zu, \"eof\": false}}",
-						 strlen(fake_delivery()->cert_pem));
+	g_autofree char *big = g_strnfill(36 * 1024, 'A');
+	g_autofree char *count =
+	    g_strdup_printf("{\"return\": {\"count\": %zu, \"eof\": false}}", strlen(big));
+	VcGuestDelivery d = *fake_delivery();
 
-	/* every step "succeeds" but the digest read back is not the content's */
+	d.cert_pem = big;
+	d.chain_pem = big;
+	d.chain_path = "/etc/pki/chain.pem";
+	g_assert_cmpuint(2 * strlen(big), >, VC_GUEST_INLINE_MAX);
 	fake_set(f, "guest-exec", "{\"return\": {\"pid\": 12}}");
 	fake_set(f, "guest-exec-status", wrong);
 	fake_set(f, "guest-file-open", "{\"return\": 5}");
 	fake_set(f, "guest-file-write", count);
 	fake_set(f, "guest-file-close", "{\"return\": {}}");
-	assert_refused(f, 2000, "SHA-256");
+	assert_refused_delivery(f, &d, 2000, "SHA-256");
 	fake_stop(f);
 }
 
-/* The whole delivery, reload included, is one guest-exec: guest-info,
- * guest-exec, then guest-exec-status until it exited. What the script says
- * is checked: its digest lines, the reload's status line, a digest mismatch
- * it found itself (exit 4: nothing installed). */
+/* The whole delivery, reload included, is one guest-exec: guest-exec,
+ * then guest-exec-status until it exited (no guest-info while guest-exec is
+ * allowed). What the script says is checked: its "installed" lines, the
+ * reload's status line, a content it found cut (exit 4: nothing installed). */
 static void
 test_hostile_one_exec(void)
 {
 	Fake *f = fake_start();
 	const VcGuestDelivery *base = fake_delivery();
-	g_autofree char *sum = g_compute_checksum_for_string(G_CHECKSUM_SHA256, base->cert_pem, -1);
-	g_autofree char *out = g_strdup_printf(
-	    "installed req\n%s  /etc/pki/" VC_GUEST_STAGING_DIR "/vm.crt\nreload 5\n", sum);
+	const char *out = "installed req\nreload 5\n";
 	g_autofree char *b64 = g_base64_encode((const guchar *)out, strlen(out));
 	g_autofree char *status = g_strdup_printf(
 	    "{\"return\": {\"exited\": true, \"exitcode\": 0, \"out-data\": \"%s\"}}", b64);
-	g_autofree char *no_reload = g_strdup_printf("installed req\n%s  x\n", sum);
+	g_autofree char *no_reload = g_strdup("installed req\n");
 	g_autofree char *b64_no_reload =
 	    g_base64_encode((const guchar *)no_reload, strlen(no_reload));
 	g_autofree char *status_no_reload = g_strdup_printf(
 	    "{\"return\": {\"exited\": true, \"exitcode\": 0, \"out-data\": \"%s\"}}",
 	    b64_no_reload);
-	g_autofree char *err = g_base64_encode((const guchar *)"SHA-256 of x differs", 20);
+	const char *cut = "the content of vm.crt arrived with 10 of 52 bytes";
+	g_autofree char *err = g_base64_encode((const guchar *)cut, strlen(cut));
 	g_autofree char *mismatch = g_strdup_printf(
 	    "{\"return\": {\"exited\": true, \"exitcode\": 4, \"err-data\": \"%s\"}}", err);
 
@@ -1515,12 +1554,12 @@ test_hostile_one_exec(void)
 		g_assert_true(vc_guest_deliver(channel, &d, &result, &error));
 		g_assert_no_error(error);
 		g_assert_true(result.delivered[VC_GUEST_FILE_CERT]);
-		g_assert_true(result.digest_ok[VC_GUEST_FILE_CERT]);
+		g_assert_true(result.verified[VC_GUEST_FILE_CERT]);
 		g_assert_true(result.reload_ran);
 		g_assert_cmpint(result.reload_exit_code, ==, 5);
 		vc_guest_result_clear(&result);
-		/* guest-info, guest-exec, one guest-exec-status */
-		g_assert_cmpint(g_atomic_int_get(&f->served), ==, 3);
+		/* guest-exec, one guest-exec-status */
+		g_assert_cmpint(g_atomic_int_get(&f->served), ==, 2);
 	}
 	/* a reload asked for, no status line: refused */
 	fake_set(f, "guest-exec-status", status_no_reload);
@@ -1537,7 +1576,7 @@ test_hostile_one_exec(void)
 		vc_guest_result_clear(&result);
 	}
 	fake_set(f, "guest-exec-status", mismatch);
-	assert_refused(f, 2000, "nothing was installed");
+	assert_refused(f, 2000, "arrived with 10 of 52 bytes); nothing was installed");
 	fake_stop(f);
 }
 
@@ -1556,8 +1595,14 @@ test_hostile_timeouts(void)
 	g_assert_error(error, VC_ERROR, VC_ERROR_GUEST);
 	g_assert_cmpint(g_get_monotonic_time() - start, <, 2 * G_USEC_PER_SEC);
 	g_clear_error(&error);
+	/* the fake serves one connection at a time */
+	g_clear_pointer(&channel, vc_guest_channel_free);
+	fake_set(f, "guest-exec", SILENT);
+	assert_refused(f, 2000, "guest-exec: guest agent did not answer in time");
+	/* and guest-info, asked when guest-exec is blocked */
+	fake_set(f, "guest-exec", "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"x\"}}");
 	fake_set(f, "guest-info", SILENT);
-	assert_refused(f, 2000, "in time");
+	assert_refused(f, 2000, "guest-info: guest agent did not answer in time");
 
 	/* a process that never exits: the per-delivery cap (3 s) */
 	fake_stop(f);
