@@ -18,6 +18,7 @@
 #include "vc-ipc-server.h"
 #include "vc-host.h"
 #include "vc-ocsp.h"
+#include "vc-ocsp-http.h"
 #include "vc-placement-sig.h"
 
 static char *arg_config;
@@ -494,14 +495,7 @@ static void
 vc_daemon_http_ocsp(GBytes *request, VcHttpOcspReply *ret_reply, gpointer user_data)
 {
 	VcDaemon *daemon = user_data;
-	gsize len = 0;
-	const guint8 *data = g_bytes_get_data(request, &len);
-	g_autoptr(VcOcspAnswer) answer = vc_ocsp_responder_answer(daemon->ocsp, data, len);
-
-	ret_reply->der = g_bytes_ref(answer->der);
-	ret_reply->last_modified = answer->produced_at;
-	ret_reply->expires = answer->next_update;
-	ret_reply->etag = g_strdup(answer->etag);
+	vc_ocsp_http_reply(daemon->ocsp, request, ret_reply);
 }
 
 /* Startup: every VALID certificate's answer signed ahead, a slice per idle
