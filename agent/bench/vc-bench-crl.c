@@ -54,13 +54,6 @@ vc_bench_crl_cpu_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int
-vc_bench_crl_cmp_double(gconstpointer a, gconstpointer b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 gboolean
 vc_bench_crl(int argc, char **argv, GError **error)
 {
@@ -95,10 +88,7 @@ vc_bench_crl(int argc, char **argv, GError **error)
 				    "--entries must be >= 0 and --rounds >= 1");
 		return FALSE;
 	}
-	if (key != NULL && !vc_key_type_from_string(key, &type, error))
-		return FALSE;
-
-	st = vc_bench_state_new(type, error);
+	st = vc_bench_state_new_for_key(key, &type, error);
 	if (st == NULL)
 		return FALSE;
 	ca = st->ca;
@@ -142,10 +132,10 @@ vc_bench_crl(int argc, char **argv, GError **error)
 			goto out;
 		}
 	}
-	g_array_sort(times, vc_bench_crl_cmp_double);
+	g_array_sort(times, vc_bench_cmp_double);
 	build_s = g_array_index(times, double, times->len / 2);
 	max_s = g_array_index(times, double, times->len - 1);
-	g_array_sort(cpu, vc_bench_crl_cmp_double);
+	g_array_sort(cpu, vc_bench_cmp_double);
 	build_cpu_s = g_array_index(cpu, double, cpu->len / 2);
 	getrusage(RUSAGE_SELF, &ru);
 

@@ -8,18 +8,17 @@
 #include "vc-error.h"
 #include "vc-guest.h"
 
-static int
-vc_bench_cmp_i64(gconstpointer a, gconstpointer b)
+/* Microsecond durations (gint64) as milliseconds (double), sorted. */
+static GArray *
+vc_bench_sorted_ms(GArray *us)
 {
-	gint64 x = *(const gint64 *)a, y = *(const gint64 *)b;
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
-static double
-vc_bench_pct_ms(GArray *sorted, double p)
-{
-	guint i = (guint)MIN((double)sorted->len - 1, p / 100.0 * sorted->len);
-	return sorted->len ? g_array_index(sorted, gint64, i) / 1000.0 : 0.0;
+	GArray *ms = g_array_sized_new(FALSE, FALSE, sizeof(double), us->len);
+	for (guint i = 0; i < us->len; i++) {
+		double v = g_array_index(us, gint64, i) / 1000.0;
+		g_array_append_val(ms, v);
+	}
+	g_array_sort(ms, vc_bench_cmp_double);
+	return ms;
 }
 
 gboolean
@@ -29,24 +28,19 @@ vc_bench_deliver(int argc, char **argv, GError **error)
 	g_autofree char *vm = NULL;
 	g_autofree char *dir = g_strdup("/run/virtcert-bench");
 	gint count = 20;
-	g_autofree char *tmp = NULL;
-	g_autofree char *ca_dir = NULL;
-	g_autofree char *db = NULL;
-	g_autoptr(VcConfig) config = NULL;
-	g_autoptr(VcCa) ca = NULL;
-	g_autoptr(VcStore) store = NULL;
-	g_autoptr(VcIssuer) issuer = NULL;
+	g_autoptr(VcBenchState) st = NULL;
 	g_autoptr(VcIssued) issued = NULL;
 	g_autoptr(VcGuestChannel) channel = NULL;
+	g_autoptr(GArray) times_us = NULL;
+	g_autoptr(GArray) file_only_us = NULL;
+	g_autoptr(GArray) pings_us = g_array_new(FALSE, FALSE, sizeof(gint64));
 	g_autoptr(GArray) times = NULL;
 	g_autoptr(GArray) file_only = NULL;
-	g_autoptr(GArray) pings = g_array_new(FALSE, FALSE, sizeof(gint64));
+	g_autoptr(GArray) pings = NULL;
 	g_autoptr(JsonBuilder) b = json_builder_new();
 	g_autofree char *cert = NULL, *chain = NULL, *key = NULL;
 	g_autofree char *cert_path = NULL, *chain_path = NULL, *key_path = NULL;
-	const char *const permit[] = {"bench.virtcert.example", NULL};
 	const char *const names[] = {"vm.bench.virtcert.example", NULL};
-	VcCaInitOptions opts = {.permit = permit, .key_type = VC_KEY_TYPE_EC_P256};
 	VcIssueRequest req = {
 	    .vm_name = "bench", .dns_names = names, .key_type = VC_KEY_TYPE_EC_P256};
 	virConnectPtr conn = NULL;
@@ -80,24 +74,16 @@ vc_bench_deliver(int argc, char **argv, GError **error)
 		goto out;
 
 	/* a throwaway CA issues the certificate that is delivered */
-	tmp = g_dir_make_tmp("virtcert-bench-XXXXXX", error);
-	if (tmp == NULL)
+	st = vc_bench_state_new(VC_KEY_TYPE_EC_P256, error);
+	if (st == NULL)
 		goto out;
-	config = vc_config_new_default();
-	vc_config_set_state_dir(config, tmp);
-	ca_dir = g_build_filename(tmp, "ca", NULL);
-	db = g_build_filename(tmp, "virtcert.db", NULL);
-	if (!vc_ca_init_self_signed(ca_dir, &opts, error) ||
-	    (ca = vc_ca_load(ca_dir, error)) == NULL || (store = vc_store_open(db, error)) == NULL)
-		goto out;
-	issuer = vc_issuer_new(config, ca, store);
 	req.vm_uuid = uuid;
-	issued = vc_issuer_issue(issuer, &req, error);
+	issued = vc_issuer_issue(st->issuer, &req, error);
 	if (issued == NULL || (cert = vc_cert_to_pem(issued->cert, error)) == NULL ||
 	    (key = vc_key_to_pem(issued->key, error)) == NULL)
 		goto out;
 	{
-		GPtrArray *issuers = vc_ca_get_chain(ca);
+		GPtrArray *issuers = vc_ca_get_chain(st->ca);
 		g_autoptr(GString) c = g_string_new(cert);
 		for (guint i = 0; i < issuers->len; i++) {
 			g_autofree char *p = vc_cert_to_pem(g_ptr_array_index(issuers, i), error);
@@ -117,7 +103,7 @@ vc_bench_deliver(int argc, char **argv, GError **error)
 		if (!vc_guest_ping(channel, 10, error))
 			goto out;
 		dt = g_get_monotonic_time() - t0;
-		g_array_append_val(pings, dt);
+		g_array_append_val(pings_us, dt);
 	}
 	{
 		VcGuestDelivery d = {.cert_pem = cert,
@@ -126,19 +112,19 @@ vc_bench_deliver(int argc, char **argv, GError **error)
 				     .cert_path = cert_path,
 				     .chain_path = chain_path,
 				     .key_path = key_path};
-		times = vc_guest_bench_deliver(channel, &d, (guint)count, error);
-		if (times == NULL)
+		times_us = vc_guest_bench_deliver(channel, &d, (guint)count, error);
+		if (times_us == NULL)
 			goto out;
 		/* the way for agents that block guest-exec, over the files just
 		 * delivered (it writes only over existing files) */
 		d.method = VC_GUEST_METHOD_FILE_ONLY;
-		file_only = vc_guest_bench_deliver(channel, &d, (guint)count, error);
-		if (file_only == NULL)
+		file_only_us = vc_guest_bench_deliver(channel, &d, (guint)count, error);
+		if (file_only_us == NULL)
 			goto out;
 	}
-	g_array_sort(times, vc_bench_cmp_i64);
-	g_array_sort(file_only, vc_bench_cmp_i64);
-	g_array_sort(pings, vc_bench_cmp_i64);
+	times = vc_bench_sorted_ms(times_us);
+	file_only = vc_bench_sorted_ms(file_only_us);
+	pings = vc_bench_sorted_ms(pings_us);
 
 	json_builder_begin_object(b);
 	json_builder_set_member_name(b, "benchmark");
@@ -148,27 +134,27 @@ vc_bench_deliver(int argc, char **argv, GError **error)
 	json_builder_set_member_name(b, "deliveries");
 	json_builder_add_int_value(b, times->len);
 	json_builder_set_member_name(b, "deliver_p50_ms");
-	json_builder_add_double_value(b, vc_bench_pct_ms(times, 50));
+	json_builder_add_double_value(b, vc_bench_percentile(times, 50));
 	json_builder_set_member_name(b, "deliver_p95_ms");
-	json_builder_add_double_value(b, vc_bench_pct_ms(times, 95));
+	json_builder_add_double_value(b, vc_bench_percentile(times, 95));
 	json_builder_set_member_name(b, "deliver_file_only_p50_ms");
-	json_builder_add_double_value(b, vc_bench_pct_ms(file_only, 50));
+	json_builder_add_double_value(b, vc_bench_percentile(file_only, 50));
 	json_builder_set_member_name(b, "deliver_file_only_p95_ms");
-	json_builder_add_double_value(b, vc_bench_pct_ms(file_only, 95));
+	json_builder_add_double_value(b, vc_bench_percentile(file_only, 95));
 	json_builder_set_member_name(b, "deliver_p99_ms");
-	json_builder_add_double_value(b, vc_bench_pct_ms(times, 99));
+	json_builder_add_double_value(b, vc_bench_percentile(times, 99));
 	json_builder_set_member_name(b, "deliver_file_only_p99_ms");
-	json_builder_add_double_value(b, vc_bench_pct_ms(file_only, 99));
+	json_builder_add_double_value(b, vc_bench_percentile(file_only, 99));
 	/* every duration, sorted, so that runs can be pooled */
 	json_builder_set_member_name(b, "deliver_ms");
 	json_builder_begin_array(b);
 	for (guint i = 0; i < times->len; i++)
-		json_builder_add_double_value(b, g_array_index(times, gint64, i) / 1000.0);
+		json_builder_add_double_value(b, g_array_index(times, double, i));
 	json_builder_end_array(b);
 	json_builder_set_member_name(b, "deliver_file_only_ms");
 	json_builder_begin_array(b);
 	for (guint i = 0; i < file_only->len; i++)
-		json_builder_add_double_value(b, g_array_index(file_only, gint64, i) / 1000.0);
+		json_builder_add_double_value(b, g_array_index(file_only, double, i));
 	json_builder_end_array(b);
 	json_builder_set_member_name(b, "load_1min");
 	{
@@ -176,7 +162,7 @@ vc_bench_deliver(int argc, char **argv, GError **error)
 		json_builder_add_double_value(b, getloadavg(load, 1) == 1 ? load[0] : -1.0);
 	}
 	json_builder_set_member_name(b, "ping_p50_ms");
-	json_builder_add_double_value(b, vc_bench_pct_ms(pings, 50));
+	json_builder_add_double_value(b, vc_bench_percentile(pings, 50));
 	json_builder_set_member_name(b, "target_p50_ms");
 	json_builder_add_double_value(b, 50.0);
 	json_builder_set_member_name(b, "what");
@@ -190,10 +176,10 @@ vc_bench_deliver(int argc, char **argv, GError **error)
 		g_print(
 		    "%u deliveries into %s: p50 %.1f ms, p95 %.1f ms, p99 %.1f ms; file-only p50 "
 		    "%.1f ms, p95 %.1f ms, p99 %.1f ms (guest-ping p50 %.1f ms)\n",
-		    times->len, vm, vc_bench_pct_ms(times, 50), vc_bench_pct_ms(times, 95),
-		    vc_bench_pct_ms(times, 99), vc_bench_pct_ms(file_only, 50),
-		    vc_bench_pct_ms(file_only, 95), vc_bench_pct_ms(file_only, 99),
-		    vc_bench_pct_ms(pings, 50));
+		    times->len, vm, vc_bench_percentile(times, 50), vc_bench_percentile(times, 95),
+		    vc_bench_percentile(times, 99), vc_bench_percentile(file_only, 50),
+		    vc_bench_percentile(file_only, 95), vc_bench_percentile(file_only, 99),
+		    vc_bench_percentile(pings, 50));
 	ok = TRUE;
 out:
 	g_clear_pointer(&channel, vc_guest_channel_free);
@@ -201,9 +187,6 @@ out:
 		virDomainFree(dom);
 	if (conn != NULL)
 		virConnectClose(conn);
-	g_clear_pointer(&issuer, vc_issuer_free);
-	g_clear_pointer(&store, vc_store_free);
-	if (tmp != NULL)
-		vc_bench_rm_rf(tmp);
+	g_clear_pointer(&st, vc_bench_state_free);
 	return ok;
 }

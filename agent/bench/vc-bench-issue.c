@@ -35,10 +35,7 @@ vc_bench_issue(int argc, char **argv, GError **error)
 				    "--count and --batch must be >= 1");
 		return FALSE;
 	}
-	if (key != NULL && !vc_key_type_from_string(key, &type, error))
-		return FALSE;
-
-	st = vc_bench_state_new(type, error);
+	st = vc_bench_state_new_for_key(key, &type, error);
 	if (st == NULL)
 		return FALSE;
 	issuer = st->issuer;
@@ -50,22 +47,8 @@ vc_bench_issue(int argc, char **argv, GError **error)
 	start = g_get_monotonic_time();
 	for (gint done = 0; done < count;) {
 		guint n = (guint)MIN(batch, count - done);
-		g_autofree VcIssueRequest *reqs = g_new0(VcIssueRequest, n);
-		g_autoptr(GPtrArray) names =
-		    g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
-		g_autoptr(GPtrArray) uuids = g_ptr_array_new_with_free_func(g_free);
-		g_autoptr(GPtrArray) results = NULL;
-		for (guint i = 0; i < n; i++) {
-			GStrv v = g_new0(char *, 2);
-			v[0] = g_strdup_printf("vm-%d.bench.virtcert.example", done + (int)i);
-			g_ptr_array_add(names, v);
-			g_ptr_array_add(uuids, g_uuid_string_random());
-			reqs[i].vm_uuid = g_ptr_array_index(uuids, i);
-			reqs[i].vm_name = v[0];
-			reqs[i].dns_names = (const char *const *)v;
-			reqs[i].key_type = type;
-		}
-		results = vc_issuer_issue_batch(issuer, reqs, n, error);
+		g_autoptr(GPtrArray) results =
+		    vc_bench_issue_batch(issuer, done, n, type, NULL, error);
 		if (results == NULL)
 			goto out;
 		for (guint i = 0; i < n; i++) {

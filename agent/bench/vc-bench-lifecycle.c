@@ -64,23 +64,6 @@ vc_bench_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_field
 	return g_log_writer_default(level, fields, n_fields, user_data);
 }
 
-static int
-vc_bench_cmp_double(gconstpointer a, gconstpointer b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
-static double
-vc_bench_percentile(GArray *sorted, double p)
-{
-	guint i;
-	if (sorted->len == 0)
-		return 0;
-	i = (guint)MIN((double)sorted->len - 1, p / 100.0 * sorted->len);
-	return g_array_index(sorted, double, i);
-}
-
 /* Writes a virsh script that defines and starts N test-driver domains. */
 static char *
 vc_bench_write_script(const char *dir, guint n, GError **error)

@@ -22,6 +22,7 @@
 #include "vc-error.h"
 #include "vc-http-server.h"
 #include "vc-ocsp.h"
+#include "vc-ocsp-http.h"
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(OCSP_CERTID, OCSP_CERTID_free)
 
@@ -45,14 +46,7 @@ static void
 vc_bench_ocsp_http(GBytes *request, VcHttpOcspReply *ret_reply, gpointer user_data)
 {
 	VcBenchOcsp *b = user_data;
-	gsize len = 0;
-	const guint8 *data = g_bytes_get_data(request, &len);
-	g_autoptr(VcOcspAnswer) answer = vc_ocsp_responder_answer(b->ocsp, data, len);
-
-	ret_reply->der = g_bytes_ref(answer->der);
-	ret_reply->last_modified = answer->produced_at;
-	ret_reply->expires = answer->next_update;
-	ret_reply->etag = g_strdup(answer->etag);
+	vc_ocsp_http_reply(b->ocsp, request, ret_reply);
 }
 
 /* One POST on the kept-alive connection FD; the body into BODY. */
@@ -217,13 +211,6 @@ out:
 	return NULL;
 }
 
-static int
-vc_bench_ocsp_cmp_double(gconstpointer a, gconstpointer b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 static gboolean
 vc_bench_ocsp_issue(VcIssuer *issuer, VcCa *ca, gint count, guint sample, VcBenchOcsp *b,
 		    GError **error)
@@ -236,24 +223,10 @@ vc_bench_ocsp_issue(VcIssuer *issuer, VcCa *ca, gint count, guint sample, VcBenc
 		return FALSE;
 	for (gint done = 0; done < count;) {
 		guint n = (guint)MIN(1000, count - done);
-		g_autofree VcIssueRequest *reqs = g_new0(VcIssueRequest, n);
-		g_autoptr(GPtrArray) names =
-		    g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
-		g_autoptr(GPtrArray) uuids = g_ptr_array_new_with_free_func(g_free);
-		g_autoptr(GPtrArray) results = NULL;
-		for (guint i = 0; i < n; i++) {
-			GStrv v = g_new0(char *, 2);
-			v[0] = g_strdup_printf("vm-%d.bench.virtcert.example", done + (int)i);
-			g_ptr_array_add(names, v);
-			g_ptr_array_add(uuids, g_uuid_string_random());
-			reqs[i].vm_uuid = g_ptr_array_index(uuids, i);
-			reqs[i].vm_name = v[0];
-			reqs[i].dns_names = (const char *const *)v;
-			/* guest keygen's path: one public key for all, so the setup
-			 * is signing and storing, not 100,000 key generations */
-			reqs[i].public_key = key;
-		}
-		results = vc_issuer_issue_batch(issuer, reqs, n, error);
+		/* guest keygen's path: one public key for all, so the setup is
+		 * signing and storing, not 100,000 key generations */
+		g_autoptr(GPtrArray) results =
+		    vc_bench_issue_batch(issuer, done, n, VC_KEY_TYPE_EC_P256, key, error);
 		if (results == NULL)
 			return FALSE;
 		for (guint i = 0; i < n; i++) {
@@ -383,7 +356,7 @@ vc_bench_ocsp(int argc, char **argv, GError **error)
 			    "%" G_GUINT64_FORMAT " answers were not \"good\"", b.bad_answers);
 		goto out;
 	}
-	g_array_sort(b.revoke_ms, vc_bench_ocsp_cmp_double);
+	g_array_sort(b.revoke_ms, vc_bench_cmp_double);
 	p50 = g_array_index(b.revoke_ms, double, b.revoke_ms->len / 2);
 	p99 = g_array_index(b.revoke_ms, double, (b.revoke_ms->len * 99) / 100);
 	max = g_array_index(b.revoke_ms, double, b.revoke_ms->len - 1);

@@ -148,6 +148,53 @@ vc_bench_state_new(VcKeyType type, GError **error)
 	return g_steal_pointer(&st);
 }
 
+VcBenchState *
+vc_bench_state_new_for_key(const char *key, VcKeyType *type, GError **error)
+{
+	if (key != NULL && !vc_key_type_from_string(key, type, error))
+		return NULL;
+	return vc_bench_state_new(*type, error);
+}
+
+GPtrArray *
+vc_bench_issue_batch(VcIssuer *issuer, gint first, guint n, VcKeyType type, EVP_PKEY *public_key,
+		     GError **error)
+{
+	g_autofree VcIssueRequest *reqs = g_new0(VcIssueRequest, n);
+	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
+	g_autoptr(GPtrArray) uuids = g_ptr_array_new_with_free_func(g_free);
+
+	for (guint i = 0; i < n; i++) {
+		GStrv v = g_new0(char *, 2);
+		v[0] = g_strdup_printf("vm-%d.bench.virtcert.example", first + (int)i);
+		g_ptr_array_add(names, v);
+		g_ptr_array_add(uuids, g_uuid_string_random());
+		reqs[i].vm_uuid = g_ptr_array_index(uuids, i);
+		reqs[i].vm_name = v[0];
+		reqs[i].dns_names = (const char *const *)v;
+		reqs[i].key_type = type;
+		reqs[i].public_key = public_key;
+	}
+	return vc_issuer_issue_batch(issuer, reqs, n, error);
+}
+
+int
+vc_bench_cmp_double(gconstpointer a, gconstpointer b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+double
+vc_bench_percentile(GArray *sorted, double p)
+{
+	guint i;
+	if (sorted->len == 0)
+		return 0;
+	i = (guint)MIN((double)sorted->len - 1, p / 100.0 * sorted->len);
+	return g_array_index(sorted, double, i);
+}
+
 void
 vc_bench_state_free(VcBenchState *st)
 {

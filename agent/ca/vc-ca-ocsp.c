@@ -25,11 +25,6 @@ vc_ca_issue_ocsp_responder(VcCa *ca, EVP_PKEY *public_key, gint64 not_before, gi
 	g_autoptr(ASN1_NULL) nocheck = ASN1_NULL_new();
 	g_autoptr(ASN1_OCTET_STRING) ski = NULL;
 	g_autofree char *cn = g_strdup_printf("virtcert OCSP responder %s", ca->id);
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	X509_PUBKEY *pub;
-	const unsigned char *pk = NULL;
-	int pklen = 0;
 
 	if (serial == NULL)
 		return NULL;
@@ -51,15 +46,9 @@ vc_ca_issue_ocsp_responder(VcCa *ca, EVP_PKEY *public_key, gint64 not_before, gi
 		vc_crypto_set_error(error, "cannot build the OCSP responder certificate");
 		return NULL;
 	}
-	/* RFC 5280 4.2.1.2 method (1) */
-	pub = X509_get_X509_PUBKEY(cert);
-	if (!X509_PUBKEY_get0_param(NULL, &pk, &pklen, NULL, pub) ||
-	    !EVP_Digest(pk, (size_t)pklen, md, &mdlen, EVP_sha1(), NULL)) {
-		vc_crypto_set_error(error, "cannot compute subject key identifier");
+	ski = vc_ca_ski_from_pubkey(X509_get_X509_PUBKEY(cert), error);
+	if (ski == NULL)
 		return NULL;
-	}
-	ski = ASN1_OCTET_STRING_new();
-	ASN1_OCTET_STRING_set(ski, md, (int)mdlen);
 	/* RFC 6960 4.2.2.2: id-kp-OCSPSigning in the EKU of a delegated
 	 * responder; 4.2.2.2.1: id-pkix-ocsp-nocheck, so that clients do not
 	 * ask about the responder's own status (its short life is the

@@ -3,6 +3,7 @@
 
 /* Shared by the files of agent/ca only. */
 
+#include <json-glib/json-glib.h>
 #include <openssl/x509v3.h>
 
 #include "vc-ca.h"
@@ -60,8 +61,27 @@ X509_EXTENSION *vc_ext_aki_from_ski(const ASN1_OCTET_STRING *ski, GError **error
  * (the host CA): the issuer must carry a subjectKeyIdentifier. */
 X509_CRL *vc_crl_sign_with_key(X509 *issuer, EVP_PKEY *key, GPtrArray *entries, guint64 crl_number,
 			       gint64 this_update, gint64 next_update, GError **error);
+/* A DigestSign context with the CA key: a copy of the one prepared at load
+ * time, or a fresh one; NULL on failure (the OpenSSL error queue says why). */
+EVP_MD_CTX *vc_ca_sign_ctx_new(VcCa *ca);
+/* PATH (vc_file_read(), at most MAX octets) as a memory BIO over its
+ * contents, which are returned in *RET_DATA (and *RET_LEN, nullable) and
+ * must outlive the BIO. */
+BIO *vc_file_read_bio(const char *path, gsize max, char **ret_data, gsize *ret_len, GError **error);
+/* Appends every CRL in PATH to OUT (of X509_CRL*): PEM (one or more) or one
+ * DER CRL. WHAT ("owner CRL") names the file in the error; NULL: its path
+ * alone. */
+gboolean vc_crl_load_all(const char *path, const char *what, GPtrArray *out, GError **error);
 /* Signs with the CA key, reusing the prepared DigestSign context. */
 gboolean vc_ca_sign_item(VcCa *ca, X509 *cert, X509_CRL *crl, GError **error);
+/* RFC 5280 4.2.1.2 method (1): SHA-1 of the subjectPublicKey BIT STRING. */
+ASN1_OCTET_STRING *vc_ca_ski_from_pubkey(X509_PUBKEY *pub, GError **error);
+
+/* Opens the hook's answer object (vc_host_placement_answer()) with its
+ * allow, reason, vm and restricted members; the caller may add members and
+ * ends the object. */
+void vc_host_placement_answer_begin(JsonBuilder *b, gboolean allow, const char *reason,
+				    const char *vm_name, const VcPolicy *policy);
 
 /* Encodes VALUE (of NID's type) straight into CERT's extension list. */
 gboolean vc_ca_add_ext_i2d(X509 *cert, int nid, gboolean critical, void *value, GError **error);

@@ -81,8 +81,7 @@ vc_ca_ext_key_usage(const int *bits, gsize n_bits, GError **error)
 	return vc_ca_ext_from_i2d(NID_key_usage, TRUE, bs, error);
 }
 
-/* RFC 5280 4.2.1.2 method (1): SHA-1 of the subjectPublicKey BIT STRING. */
-static ASN1_OCTET_STRING *
+ASN1_OCTET_STRING *
 vc_ca_ski_from_pubkey(X509_PUBKEY *pub, GError **error)
 {
 	const unsigned char *pk = NULL;
@@ -1061,13 +1060,10 @@ vc_ca_check_names(VcCa *ca, const char *const *names, GError **error)
 	return TRUE;
 }
 
-/* X509_sign_ctx on a copy of the context initialised at load time: saves
- * the algorithm fetch and key set-up on every signature. */
-gboolean
-vc_ca_sign_item(VcCa *ca, X509 *cert, X509_CRL *crl, GError **error)
+EVP_MD_CTX *
+vc_ca_sign_ctx_new(VcCa *ca)
 {
-	g_autoptr(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
-	int r;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
 	if (ctx == NULL || !EVP_MD_CTX_copy_ex(ctx, ca->sign_template)) {
 		/* not every provider can duplicate a context: start afresh */
@@ -1077,9 +1073,24 @@ vc_ca_sign_item(VcCa *ca, X509 *cert, X509_CRL *crl, GError **error)
 		if (ctx == NULL ||
 		    EVP_DigestSignInit_ex(ctx, NULL, ca->md != NULL ? "SHA256" : NULL, NULL, NULL,
 					  ca->key, NULL) != 1) {
-			vc_crypto_set_error(error, "cannot prepare signing");
-			return FALSE;
+			EVP_MD_CTX_free(ctx);
+			return NULL;
 		}
+	}
+	return ctx;
+}
+
+/* X509_sign_ctx on a copy of the context initialised at load time: saves
+ * the algorithm fetch and key set-up on every signature. */
+gboolean
+vc_ca_sign_item(VcCa *ca, X509 *cert, X509_CRL *crl, GError **error)
+{
+	g_autoptr(EVP_MD_CTX) ctx = vc_ca_sign_ctx_new(ca);
+	int r;
+
+	if (ctx == NULL) {
+		vc_crypto_set_error(error, "cannot prepare signing");
+		return FALSE;
 	}
 	r = cert != NULL ? X509_sign_ctx(cert, ctx) : X509_CRL_sign_ctx(crl, ctx);
 	if (r <= 0) {

@@ -219,16 +219,9 @@ vc_ca_sign_crl_der(VcCa *ca, GPtrArray *entries, guint64 crl_number, gint64 this
 		vc_crypto_set_error(error, "cannot encode the CRL");
 		return NULL;
 	}
-	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL || !EVP_MD_CTX_copy_ex(ctx, ca->sign_template)) {
-		ERR_clear_error();
-		EVP_MD_CTX_free(ctx);
-		ctx = EVP_MD_CTX_new();
-		if (ctx == NULL ||
-		    EVP_DigestSignInit_ex(ctx, NULL, ca->md != NULL ? "SHA256" : NULL, NULL, NULL,
-					  ca->key, NULL) != 1)
-			goto fail;
-	}
+	ctx = vc_ca_sign_ctx_new(ca);
+	if (ctx == NULL)
+		goto fail;
 	if (EVP_DigestSign(ctx, NULL, &sig_len, tbs, (size_t)tbs_len) != 1)
 		goto fail;
 	sig = g_malloc(sig_len);
@@ -306,29 +299,44 @@ vc_crl_to_der(X509_CRL *crl, GError **error)
  * meant to give us */
 #define VC_CRL_FILE_MAX (1024 * 1024)
 
+gboolean
+vc_crl_load_all(const char *path, const char *what, GPtrArray *out, GError **error)
+{
+	gsize len = 0;
+	g_autofree char *data = NULL;
+	g_autoptr(BIO) bio = vc_file_read_bio(path, VC_CRL_FILE_MAX, &data, &len, error);
+	guint before = out->len;
+	X509_CRL *crl;
+
+	if (bio == NULL)
+		return FALSE;
+	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL)
+		g_ptr_array_add(out, crl);
+	ERR_clear_error();
+	if (out->len == before) {
+		/* DER, as a CRL distribution point serves it */
+		const unsigned char *p = (const unsigned char *)data;
+		crl = d2i_X509_CRL(NULL, &p, (long)len);
+		ERR_clear_error();
+		if (crl == NULL) {
+			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
+				    "%s%s%s: not a CRL (PEM or DER)", what != NULL ? what : "",
+				    what != NULL ? " " : "", path);
+			return FALSE;
+		}
+		g_ptr_array_add(out, crl);
+	}
+	return TRUE;
+}
+
 X509_CRL *
 vc_crl_load(const char *path, GError **error)
 {
-	gsize len = 0;
-	g_autofree char *data = vc_file_read(path, VC_CRL_FILE_MAX, &len, error);
-	g_autoptr(BIO) bio = NULL;
-	X509_CRL *crl;
+	g_autoptr(GPtrArray) crls = g_ptr_array_new_with_free_func((GDestroyNotify)X509_CRL_free);
 
-	if (data == NULL)
+	if (!vc_crl_load_all(path, NULL, crls, error))
 		return NULL;
-	bio = BIO_new_mem_buf(data, (int)len);
-	crl = bio != NULL ? PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL) : NULL;
-	if (crl == NULL) {
-		/* DER, as a CRL distribution point serves it */
-		const unsigned char *p = (const unsigned char *)data;
-		ERR_clear_error();
-		crl = d2i_X509_CRL(NULL, &p, (long)len);
-	}
-	ERR_clear_error();
-	if (crl == NULL)
-		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "%s: not a CRL (PEM or DER)",
-			    path);
-	return crl;
+	return g_ptr_array_steal_index(crls, 0);
 }
 
 /* ---- the last CRL number, kept beside the CA -------------------------- */

@@ -363,17 +363,31 @@ vc_cert_to_der(X509 *cert, GError **error)
 	return bytes;
 }
 
-GPtrArray *
-vc_cert_load_pem_file(const char *path, GError **error)
+BIO *
+vc_file_read_bio(const char *path, gsize max, char **ret_data, gsize *ret_len, GError **error)
 {
 	gsize len = 0;
-	g_autofree char *data = vc_file_read(path, G_MAXINT, &len, error);
-	g_autoptr(BIO) bio = NULL;
-	g_autoptr(GPtrArray) certs = g_ptr_array_new_with_free_func((GDestroyNotify)X509_free);
+	g_autofree char *data = vc_file_read(path, max, &len, error);
+	BIO *bio;
 
 	if (data == NULL)
 		return NULL;
 	bio = vc_crypto_bio_new_mem(data, len, path, error);
+	if (bio == NULL)
+		return NULL;
+	*ret_data = g_steal_pointer(&data);
+	if (ret_len != NULL)
+		*ret_len = len;
+	return bio;
+}
+
+GPtrArray *
+vc_cert_load_pem_file(const char *path, GError **error)
+{
+	g_autofree char *data = NULL;
+	g_autoptr(BIO) bio = vc_file_read_bio(path, G_MAXINT, &data, NULL, error);
+	g_autoptr(GPtrArray) certs = g_ptr_array_new_with_free_func((GDestroyNotify)X509_free);
+
 	if (bio == NULL)
 		return NULL;
 	for (;;) {

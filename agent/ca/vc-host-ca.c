@@ -7,6 +7,7 @@
 
 #include <glib/gstdio.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "vc-ca-private.h"
@@ -240,6 +241,22 @@ vc_host_ca_csr_get_sans(X509_REQ *csr, GPtrArray *ret_dns, GPtrArray *ret_uris, 
 		return FALSE;
 	}
 	return TRUE;
+}
+
+X509_REQ *
+vc_host_ca_load_csr(const char *path, GError **error)
+{
+	g_autofree char *data = NULL;
+	g_autoptr(BIO) bio = vc_file_read_bio(path, G_MAXINT, &data, NULL, error);
+	X509_REQ *req;
+
+	if (bio == NULL)
+		return NULL;
+	req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+	ERR_clear_error();
+	if (req == NULL)
+		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "%s: not a PEM CSR", path);
+	return req;
 }
 
 X509 *

@@ -42,6 +42,8 @@ X509 *vc_host_ca_get_cert(VcHostCa *ca); /* borrowed */
  * localhost is this machine. VC_ERROR_INVALID_DATA naming the fault. */
 gboolean vc_host_ca_check_name(const char *name, GError **error);
 
+/* The PEM certificate signing request in PATH. */
+X509_REQ *vc_host_ca_load_csr(const char *path, GError **error);
 /* Signs CSR (its signature is checked) for [NOT_BEFORE, NOT_AFTER] (unix
  * seconds). Copies the CSR's subjectAltName, accepting only dNSName (valid
  * DNS names, at least one) and urn:virtcert:host:KEY=VALUE URIs: anything

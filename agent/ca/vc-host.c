@@ -766,6 +766,21 @@ vc_host_placement_decide(VcHost *host, const VcPolicy *policy, char **ret_reason
 	return vc_placement_allows(policy, id, ret_reason);
 }
 
+void
+vc_host_placement_answer_begin(JsonBuilder *b, gboolean allow, const char *reason,
+			       const char *vm_name, const VcPolicy *policy)
+{
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "allow");
+	json_builder_add_boolean_value(b, allow);
+	json_builder_set_member_name(b, "reason");
+	json_builder_add_string_value(b, reason);
+	json_builder_set_member_name(b, "vm");
+	json_builder_add_string_value(b, vm_name);
+	json_builder_set_member_name(b, "restricted");
+	json_builder_add_boolean_value(b, vc_placement_is_restricted(policy));
+}
+
 JsonNode *
 vc_host_placement_answer(VcHost *host, VcPolicySet *set, const char *xml, gboolean issue_all,
 			 gint64 default_lifetime, GError **error)
@@ -794,15 +809,7 @@ vc_host_placement_answer(VcHost *host, VcPolicySet *set, const char *xml, gboole
 	} else {
 		allow = vc_host_placement_decide(host, policy, &reason);
 	}
-	json_builder_begin_object(b);
-	json_builder_set_member_name(b, "allow");
-	json_builder_add_boolean_value(b, allow);
-	json_builder_set_member_name(b, "reason");
-	json_builder_add_string_value(b, reason);
-	json_builder_set_member_name(b, "vm");
-	json_builder_add_string_value(b, info->name);
-	json_builder_set_member_name(b, "restricted");
-	json_builder_add_boolean_value(b, vc_placement_is_restricted(policy));
+	vc_host_placement_answer_begin(b, allow, reason, info->name, policy);
 	json_builder_end_object(b);
 	return json_builder_get_root(b);
 }

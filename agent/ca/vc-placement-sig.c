@@ -18,9 +18,6 @@
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CMS_ContentInfo, CMS_ContentInfo_free)
 
-/* owner CA bundles and CRLs are small */
-#define VC_PLACEMENT_SIG_FILE_MAX (1024 * 1024)
-
 /* What identifies a version of a file: a change of any means read again. */
 typedef struct {
 	gboolean exists;
@@ -112,35 +109,6 @@ vc_placement_sig_stamp_equal(const VcPlacementSigFileStamp *a, const VcPlacement
 	       a->size == b->size && a->mtime_ns == b->mtime_ns;
 }
 
-/* Every CRL in PATH: PEM (one or more) or one DER CRL. */
-static gboolean
-vc_placement_sig_load_crls(const char *path, GPtrArray *out, GError **error)
-{
-	gsize len = 0;
-	g_autofree char *data = vc_file_read(path, VC_PLACEMENT_SIG_FILE_MAX, &len, error);
-	g_autoptr(BIO) bio = NULL;
-	X509_CRL *crl;
-
-	if (data == NULL)
-		return FALSE;
-	bio = BIO_new_mem_buf(data, (int)len);
-	while (bio != NULL && (crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL)
-		g_ptr_array_add(out, crl);
-	ERR_clear_error();
-	if (out->len == 0) {
-		const unsigned char *p = (const unsigned char *)data;
-		crl = d2i_X509_CRL(NULL, &p, (long)len);
-		ERR_clear_error();
-		if (crl == NULL) {
-			g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA,
-				    "owner CRL %s: not a CRL (PEM or DER)", path);
-			return FALSE;
-		}
-		g_ptr_array_add(out, crl);
-	}
-	return TRUE;
-}
-
 gboolean
 vc_owner_trust_refresh(VcOwnerTrust *trust, GError **error)
 {
@@ -174,7 +142,8 @@ vc_owner_trust_refresh(VcOwnerTrust *trust, GError **error)
 	}
 	/* a configured CRL that is missing fails closed: revocations must not
 	 * be lost by deleting a file */
-	if (trust->crl_path != NULL && !vc_placement_sig_load_crls(trust->crl_path, crls, error)) {
+	if (trust->crl_path != NULL &&
+	    !vc_crl_load_all(trust->crl_path, "owner CRL", crls, error)) {
 		g_prefix_error(error, "[placement] owner-crl: ");
 		return FALSE;
 	}
@@ -707,15 +676,7 @@ vc_placement_sig_answer(VcOwnerTrust *trust, gboolean require_signed, VcPolicySe
 	if (vc_placement_sig_check(trust, require_signed, info, now, &reason))
 		return NULL;
 	b = json_builder_new();
-	json_builder_begin_object(b);
-	json_builder_set_member_name(b, "allow");
-	json_builder_add_boolean_value(b, FALSE);
-	json_builder_set_member_name(b, "reason");
-	json_builder_add_string_value(b, reason);
-	json_builder_set_member_name(b, "vm");
-	json_builder_add_string_value(b, info->name);
-	json_builder_set_member_name(b, "restricted");
-	json_builder_add_boolean_value(b, vc_placement_is_restricted(policy));
+	vc_host_placement_answer_begin(b, FALSE, reason, info->name, policy);
 	json_builder_set_member_name(b, "signature");
 	json_builder_add_string_value(b, "refused");
 	json_builder_end_object(b);

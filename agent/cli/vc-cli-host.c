@@ -9,8 +9,6 @@
 #include <unistd.h>
 
 #include <glib/gstdio.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 
 #include "vc-domain-xml.h"
 #include "vc-error.h"
@@ -84,24 +82,6 @@ vc_cli_host_ca_init(VcCli *cli, int argc, char **argv, GError **error)
 	return TRUE;
 }
 
-static X509_REQ *
-vc_cli_host_load_csr(const char *path, GError **error)
-{
-	gsize len = 0;
-	g_autofree char *data = vc_file_read(path, G_MAXINT, &len, error);
-	g_autoptr(BIO) bio = NULL;
-	X509_REQ *req;
-
-	if (data == NULL)
-		return NULL;
-	bio = BIO_new_mem_buf(data, (int)len);
-	req = bio != NULL ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
-	ERR_clear_error();
-	if (req == NULL)
-		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "%s: not a PEM CSR", path);
-	return req;
-}
-
 gboolean
 vc_cli_host_ca_sign(VcCli *cli, int argc, char **argv, GError **error)
 {
@@ -149,7 +129,7 @@ vc_cli_host_ca_sign(VcCli *cli, int argc, char **argv, GError **error)
 	ca = vc_host_ca_load(dir, error);
 	if (ca == NULL)
 		return FALSE;
-	csr = vc_cli_host_load_csr(argv[1], error);
+	csr = vc_host_ca_load_csr(argv[1], error);
 	if (csr == NULL)
 		return FALSE;
 	cert = vc_host_ca_sign(ca, csr, nb, days == 0 ? nb : now + (gint64)days * 86400, error);
@@ -385,7 +365,7 @@ vc_cli_host_renew(VcCli *cli, int argc, char **argv, GError **error)
 	ca = vc_host_ca_load(dir, error);
 	if (ca == NULL)
 		return FALSE;
-	csr = vc_cli_host_load_csr(csr_path, error);
+	csr = vc_host_ca_load_csr(csr_path, error);
 	if (csr == NULL)
 		return FALSE;
 	cert = vc_host_ca_sign(ca, csr, now - 5 * 60, now + (gint64)days * 86400, error);

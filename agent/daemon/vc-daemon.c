@@ -18,6 +18,7 @@
 #include "vc-ipc-server.h"
 #include "vc-host.h"
 #include "vc-ocsp.h"
+#include "vc-ocsp-http.h"
 #include "vc-placement-sig.h"
 
 static char *arg_config;
@@ -402,50 +403,42 @@ vc_daemon_http_get_cert_chain(const char *vm_uuid, gpointer user_data, GError **
 	return vc_engine_get_cert_chain(daemon->engine, vm_uuid, error);
 }
 
+/* One metric of both HTTP listeners, labelled by listener. */
+static void
+vc_daemon_append_listener_metric(GString *out, const char *name, const char *type, const char *help,
+				 guint64 http, guint64 peer)
+{
+	g_string_append_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	g_string_append_printf(out, "%s{listener=\"http\"} %" G_GUINT64_FORMAT "\n", name, http);
+	g_string_append_printf(out, "%s{listener=\"peer\"} %" G_GUINT64_FORMAT "\n", name, peer);
+}
+
 /* The listeners' connection counters, after the engine's metrics. */
 static void
 vc_daemon_append_connection_metrics(VcDaemon *daemon, GString *out)
 {
-	static const char *const listeners[] = {"http", "peer"};
 	VcHttpListenerStats st[2] = {{0}};
 
 	for (guint i = 0; i < 2 && daemon->http != NULL; i++)
 		vc_http_server_get_stats(daemon->http, i == 1, &st[i]);
-	g_string_append(out, "# HELP virtcert_http_connections_refused_total HTTP connections "
-			     "closed at once because the listener had its most allowed open.\n"
-			     "# TYPE virtcert_http_connections_refused_total counter\n");
-	for (guint i = 0; i < 2; i++)
-		g_string_append_printf(out,
-				       "virtcert_http_connections_refused_total{listener=\"%s\"} "
-				       "%" G_GUINT64_FORMAT "\n",
-				       listeners[i], st[i].refused);
-	g_string_append(out, "# HELP virtcert_http_connections_timed_out_total HTTP connections "
-			     "closed at a header, idle or request deadline.\n"
-			     "# TYPE virtcert_http_connections_timed_out_total counter\n");
-	for (guint i = 0; i < 2; i++)
-		g_string_append_printf(out,
-				       "virtcert_http_connections_timed_out_total{listener=\"%s\"} "
-				       "%" G_GUINT64_FORMAT "\n",
-				       listeners[i], st[i].timed_out);
-	g_string_append(out, "# HELP virtcert_http_accept_errors_total Failed accepts (each "
-			     "pauses the listener briefly), such as running out of descriptors.\n"
-			     "# TYPE virtcert_http_accept_errors_total counter\n");
-	for (guint i = 0; i < 2; i++)
-		g_string_append_printf(out,
-				       "virtcert_http_accept_errors_total{listener=\"%s\"} "
-				       "%" G_GUINT64_FORMAT "\n",
-				       listeners[i], st[i].accept_errors);
-	g_string_append(out, "# HELP virtcert_http_connections HTTP connections open now.\n"
-			     "# TYPE virtcert_http_connections gauge\n");
-	for (guint i = 0; i < 2; i++)
-		g_string_append_printf(out, "virtcert_http_connections{listener=\"%s\"} %u\n",
-				       listeners[i], st[i].open);
-	g_string_append(out, "# HELP virtcert_http_max_connections The most HTTP connections "
-			     "open at once (0: the listener is off).\n"
-			     "# TYPE virtcert_http_max_connections gauge\n");
-	for (guint i = 0; i < 2; i++)
-		g_string_append_printf(out, "virtcert_http_max_connections{listener=\"%s\"} %u\n",
-				       listeners[i], st[i].max);
+	vc_daemon_append_listener_metric(
+	    out, "virtcert_http_connections_refused_total", "counter",
+	    "HTTP connections closed at once because the listener had its most allowed open.",
+	    st[0].refused, st[1].refused);
+	vc_daemon_append_listener_metric(
+	    out, "virtcert_http_connections_timed_out_total", "counter",
+	    "HTTP connections closed at a header, idle or request deadline.", st[0].timed_out,
+	    st[1].timed_out);
+	vc_daemon_append_listener_metric(out, "virtcert_http_accept_errors_total", "counter",
+					 "Failed accepts (each pauses the listener briefly), such "
+					 "as running out of descriptors.",
+					 st[0].accept_errors, st[1].accept_errors);
+	vc_daemon_append_listener_metric(out, "virtcert_http_connections", "gauge",
+					 "HTTP connections open now.", st[0].open, st[1].open);
+	vc_daemon_append_listener_metric(
+	    out, "virtcert_http_max_connections", "gauge",
+	    "The most HTTP connections open at once (0: the listener is off).", st[0].max,
+	    st[1].max);
 	if (daemon->ipc == NULL)
 		return;
 	g_string_append_printf(
@@ -494,14 +487,7 @@ static void
 vc_daemon_http_ocsp(GBytes *request, VcHttpOcspReply *ret_reply, gpointer user_data)
 {
 	VcDaemon *daemon = user_data;
-	gsize len = 0;
-	const guint8 *data = g_bytes_get_data(request, &len);
-	g_autoptr(VcOcspAnswer) answer = vc_ocsp_responder_answer(daemon->ocsp, data, len);
-
-	ret_reply->der = g_bytes_ref(answer->der);
-	ret_reply->last_modified = answer->produced_at;
-	ret_reply->expires = answer->next_update;
-	ret_reply->etag = g_strdup(answer->etag);
+	vc_ocsp_http_reply(daemon->ocsp, request, ret_reply);
 }
 
 /* Startup: every VALID certificate's answer signed ahead, a slice per idle

@@ -134,6 +134,17 @@ vc_ipc_conn_close(VcIpcConn *conn)
 	}
 }
 
+/* After a failed send or receive: TRUE when it would only have blocked,
+ * FALSE (logged) when the peer is gone. */
+static gboolean
+vc_ipc_conn_io_error(VcIpcConn *conn, const GError *error)
+{
+	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+		return TRUE;
+	g_debug("control connection of uid %u: %s", (guint)conn->uid, error->message);
+	return FALSE;
+}
+
 /* Writes what the socket takes now. FALSE when the peer is gone. */
 static gboolean
 vc_ipc_conn_flush(VcIpcConn *conn)
@@ -146,13 +157,8 @@ vc_ipc_conn_flush(VcIpcConn *conn)
 		gssize n = g_socket_send(conn->socket, data + conn->out_offset,
 					 size - conn->out_offset, NULL, &error);
 
-		if (n < 0) {
-			if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-				return TRUE;
-			g_debug("control connection of uid %u: %s", (guint)conn->uid,
-				error->message);
-			return FALSE;
-		}
+		if (n < 0)
+			return vc_ipc_conn_io_error(conn, error);
 		conn->out_offset += (gsize)n;
 		conn->out_queued -= (gsize)n;
 		if (conn->out_offset == size) {
@@ -370,13 +376,8 @@ vc_ipc_conn_read(VcIpcConn *conn)
 			conn->eof = TRUE;
 			return TRUE;
 		}
-		if (n < 0) {
-			if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-				return TRUE;
-			g_debug("control connection of uid %u: %s", (guint)conn->uid,
-				error->message);
-			return FALSE;
-		}
+		if (n < 0)
+			return vc_ipc_conn_io_error(conn, error);
 		if (conn->watcher)
 			g_byte_array_set_size(conn->inbuf, 0);
 	}
@@ -489,23 +490,38 @@ vc_ipc_conn_update(VcIpcConn *conn)
 	g_source_attach(conn->source, conn->server->context);
 }
 
+/* Group GROUP_NAME into *GRP when it is not NULL, else account UID into
+ * *PW, with the strings in *BUF (grown until they fit, up to 1 MiB). FALSE
+ * when there is no such entry or the lookup failed. */
 static gboolean
-vc_ipc_lookup_group(const char *name, gid_t *ret_gid)
+vc_ipc_lookup_entry(const char *group_name, struct group *grp, uid_t uid, struct passwd *pw,
+		    char **buf)
 {
-	g_autofree char *buf = NULL;
 	gsize size = 1024;
-	struct group grp;
-	struct group *result = NULL;
+	struct group *grp_result = NULL;
+	struct passwd *pw_result = NULL;
 	int r;
 
 	for (;;) {
-		buf = g_realloc(buf, size);
-		r = getgrnam_r(name, &grp, buf, size, &result);
+		*buf = g_realloc(*buf, size);
+		if (group_name != NULL)
+			r = getgrnam_r(group_name, grp, *buf, size, &grp_result);
+		else
+			r = getpwuid_r(uid, pw, *buf, size, &pw_result);
 		if (r != ERANGE || size > 1024 * 1024)
 			break;
 		size *= 2;
 	}
-	if (r != 0 || result == NULL)
+	return r == 0 && (grp_result != NULL || pw_result != NULL);
+}
+
+static gboolean
+vc_ipc_lookup_group(const char *name, gid_t *ret_gid)
+{
+	g_autofree char *buf = NULL;
+	struct group grp;
+
+	if (!vc_ipc_lookup_entry(name, &grp, 0, NULL, &buf))
 		return FALSE;
 	*ret_gid = grp.gr_gid;
 	return TRUE;
@@ -518,20 +534,10 @@ vc_ipc_uid_in_group(uid_t uid, gid_t gid)
 {
 	g_autofree char *buf = NULL;
 	g_autofree gid_t *groups = NULL;
-	gsize size = 1024;
 	struct passwd pw;
-	struct passwd *result = NULL;
 	int ngroups = 64;
-	int r;
 
-	for (;;) {
-		buf = g_realloc(buf, size);
-		r = getpwuid_r(uid, &pw, buf, size, &result);
-		if (r != ERANGE || size > 1024 * 1024)
-			break;
-		size *= 2;
-	}
-	if (r != 0 || result == NULL)
+	if (!vc_ipc_lookup_entry(NULL, NULL, uid, &pw, &buf))
 		return FALSE;
 	if (pw.pw_gid == gid)
 		return TRUE;

@@ -538,22 +538,17 @@ vc_store_quick_check(VcStore *store, GError **error)
 	guint n = 0;
 	int rc;
 
-	if (sqlite3_prepare_v2(store->db, "PRAGMA quick_check(5)", -1, &stmt, NULL) != SQLITE_OK) {
-		g_set_error(error, VC_ERROR, VC_ERROR_STORE,
-			    "store %s fails PRAGMA quick_check: it is not a SQLite database or "
-			    "is damaged (%s, SQLite error %d); nothing was written to "
-			    "it: " VC_STORE_RESTORE_HINT,
-			    store->path, sqlite3_errmsg(store->db),
-			    sqlite3_extended_errcode(store->db));
-		return FALSE;
-	}
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		const char *line = (const char *)sqlite3_column_text(stmt, 0);
-		if (g_strcmp0(line, "ok") == 0)
-			continue;
-		if (n++ > 0)
-			g_string_append(problems, "; ");
-		g_string_append(problems, line != NULL ? line : "?");
+	/* a failed prepare and a failed step get the same answer */
+	rc = sqlite3_prepare_v2(store->db, "PRAGMA quick_check(5)", -1, &stmt, NULL);
+	if (rc == SQLITE_OK) {
+		while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+			const char *line = (const char *)sqlite3_column_text(stmt, 0);
+			if (g_strcmp0(line, "ok") == 0)
+				continue;
+			if (n++ > 0)
+				g_string_append(problems, "; ");
+			g_string_append(problems, line != NULL ? line : "?");
+		}
 	}
 	if (rc != SQLITE_DONE) {
 		g_set_error(error, VC_ERROR, VC_ERROR_STORE,
@@ -1168,10 +1163,9 @@ vc_store_cert_record_intent(VcStore *store, const VcCertRecord *rec, GError **er
 	return vc_store_call_end(store, ok, error);
 }
 
-/* After an UPDATE ... WHERE status = X matched nothing: says why. */
+/* The status of certificate SERIAL into *RET_STATUS (never NULL). */
 static gboolean
-vc_store_refuse_transition(VcStore *store, const char *serial, const char *action,
-			   const char *allowed, GError **error)
+vc_store_cert_read_status(VcStore *store, const char *serial, char **ret_status, GError **error)
 {
 	g_autoptr(VcStoreCachedStmt) stmt = vc_store_stmt(store, STMT_CERT_STATUS, error);
 	int rc;
@@ -1180,18 +1174,32 @@ vc_store_refuse_transition(VcStore *store, const char *serial, const char *actio
 		return FALSE;
 	vc_store_bind_text(stmt, 1, serial);
 	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW) {
-		g_set_error(error, VC_ERROR, VC_ERROR_FAILED,
-			    "cannot %s certificate %s: it is %s, only a %s certificate can be",
-			    action, serial, (const char *)sqlite3_column_text(stmt, 0), allowed);
-		return FALSE;
-	}
 	if (rc == SQLITE_DONE) {
 		g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND, "no certificate with serial %s",
 			    serial);
 		return FALSE;
 	}
-	return vc_store_fail(store, error, "reading the status of certificate %s", serial);
+	if (rc != SQLITE_ROW)
+		return vc_store_fail(store, error, "reading the status of certificate %s", serial);
+	*ret_status = g_strdup((const char *)sqlite3_column_text(stmt, 0));
+	if (*ret_status == NULL)
+		*ret_status = g_strdup("");
+	return TRUE;
+}
+
+/* After an UPDATE ... WHERE status = X matched nothing: says why. */
+static gboolean
+vc_store_refuse_transition(VcStore *store, const char *serial, const char *action,
+			   const char *allowed, GError **error)
+{
+	g_autofree char *status = NULL;
+
+	if (!vc_store_cert_read_status(store, serial, &status, error))
+		return FALSE;
+	g_set_error(error, VC_ERROR, VC_ERROR_FAILED,
+		    "cannot %s certificate %s: it is %s, only a %s certificate can be", action,
+		    serial, status, allowed);
+	return FALSE;
 }
 
 /* Steps an UPDATE ... RETURNING vm_uuid: *ret_vm_uuid is NULL when no row
@@ -1333,29 +1341,15 @@ vc_store_cert_revoke_locked(VcStore *store, const char *serial, int reason, gint
 			return FALSE;
 	}
 	if (vm_uuid == NULL) {
-		g_autoptr(VcStoreCachedStmt) stmt = vc_store_stmt(store, STMT_CERT_STATUS, error);
-		const char *status;
-		int rc;
+		g_autofree char *status = NULL;
 
-		if (stmt == NULL)
+		if (!vc_store_cert_read_status(store, serial, &status, error))
 			return FALSE;
-		vc_store_bind_text(stmt, 1, serial);
-		rc = sqlite3_step(stmt);
-		if (rc == SQLITE_DONE) {
-			g_set_error(error, VC_ERROR, VC_ERROR_NOT_FOUND,
-				    "no certificate with serial %s", serial);
-			return FALSE;
-		}
-		if (rc != SQLITE_ROW)
-			return vc_store_fail(store, error, "reading the status of certificate %s",
-					     serial);
-		status = (const char *)sqlite3_column_text(stmt, 0);
 		/* Already on the CRL: the first revocation stands. */
 		if (g_strcmp0(status, "REVOKED") == 0 || g_strcmp0(status, "ABANDONED") == 0)
 			return TRUE;
 		g_set_error(error, VC_ERROR, VC_ERROR_FAILED,
-			    "cannot revoke certificate %s: it is %s", serial,
-			    status != NULL ? status : "");
+			    "cannot revoke certificate %s: it is %s", serial, status);
 		return FALSE;
 	}
 	detail = g_strdup_printf("reason=%d (%s)", reason, vc_store_reason_to_string(reason));

@@ -197,14 +197,22 @@ static const char *const vc_virt_metadata_words[] = {
     [VIR_DOMAIN_METADATA_ELEMENT] = "element",
 };
 
-gboolean
-vc_virt_event_init_lifecycle(VcVirtEvent *event, int type, int detail)
+/* DETAIL and its word; the flags cleared. */
+static void
+vc_virt_event_init_detail(VcVirtEvent *event, int detail, const char *detail_str)
 {
 	event->detail = detail;
+	event->detail_str = detail_str;
 	event->is_migration = FALSE;
 	event->is_rename = FALSE;
 	event->is_restore = FALSE;
 	event->metadata_ns_uri = NULL;
+}
+
+gboolean
+vc_virt_event_init_lifecycle(VcVirtEvent *event, int type, int detail)
+{
+	vc_virt_event_init_detail(event, detail, NULL);
 
 	switch ((virDomainEventType)type) {
 	case VIR_DOMAIN_EVENT_DEFINED:
@@ -270,12 +278,7 @@ vc_virt_event_init_lifecycle(VcVirtEvent *event, int type, int detail)
 gboolean
 vc_virt_event_init_agent(VcVirtEvent *event, int state, int reason)
 {
-	event->detail = reason;
-	event->detail_str = VC_VIRT_WORD(vc_virt_agent_words, reason);
-	event->is_migration = FALSE;
-	event->is_rename = FALSE;
-	event->is_restore = FALSE;
-	event->metadata_ns_uri = NULL;
+	vc_virt_event_init_detail(event, reason, VC_VIRT_WORD(vc_virt_agent_words, reason));
 	switch ((virConnectDomainEventAgentLifecycleState)state) {
 	case VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_CONNECTED:
 		event->kind = VC_VIRT_EVENT_AGENT_CONNECTED;
@@ -294,12 +297,8 @@ vc_virt_event_init_agent(VcVirtEvent *event, int state, int reason)
 void
 vc_virt_event_init_metadata(VcVirtEvent *event, int type, const char *ns_uri)
 {
+	vc_virt_event_init_detail(event, type, VC_VIRT_WORD(vc_virt_metadata_words, type));
 	event->kind = VC_VIRT_EVENT_METADATA_CHANGED;
-	event->detail = type;
-	event->detail_str = VC_VIRT_WORD(vc_virt_metadata_words, type);
-	event->is_migration = FALSE;
-	event->is_rename = FALSE;
-	event->is_restore = FALSE;
 	event->metadata_ns_uri = type == VIR_DOMAIN_METADATA_ELEMENT ? ns_uri : NULL;
 }
 
@@ -699,11 +698,17 @@ vc_virt_domain_free(VcVirtDomain *domain)
 	g_free(domain);
 }
 
+/* Domain UUID on a reference to the connection, which is returned in
+ * *RET_CONN (also on failure, when there is one). */
 static virDomainPtr
-vc_virt_lookup(VcVirt *virt, virConnectPtr conn, const char *uuid, GError **error)
+vc_virt_lookup(VcVirt *virt, const char *uuid, virConnectPtr *ret_conn, GError **error)
 {
+	virConnectPtr conn;
 	virDomainPtr dom;
 
+	conn = *ret_conn = vc_virt_ref_connection(virt, error);
+	if (conn == NULL)
+		return NULL;
 	if (uuid == NULL || !g_uuid_string_is_valid(uuid)) {
 		g_set_error(error, VC_ERROR, VC_ERROR_INVALID_DATA, "invalid domain UUID '%s'",
 			    uuid != NULL ? uuid : "(null)");
@@ -713,6 +718,16 @@ vc_virt_lookup(VcVirt *virt, virConnectPtr conn, const char *uuid, GError **erro
 	if (dom == NULL)
 		vc_virt_set_error(error, conn, "domain %s", uuid);
 	return dom;
+}
+
+static char *
+vc_virt_dom_get_xml(virConnectPtr conn, virDomainPtr dom, const char *uuid, GError **error)
+{
+	char *xml = virDomainGetXMLDesc(dom, 0);
+
+	if (xml == NULL)
+		vc_virt_set_error(error, conn, "cannot read the XML of domain %s", uuid);
+	return xml;
 }
 
 /* xml is taken over: libvirt allocates with malloc, which g_free matches. */
@@ -816,10 +831,7 @@ vc_virt_get_domain(VcVirt *virt, const char *uuid, gboolean with_xml, GError **e
 	int persistent;
 
 	g_return_val_if_fail(virt != NULL, NULL);
-	conn = vc_virt_ref_connection(virt, error);
-	if (conn == NULL)
-		return NULL;
-	dom = vc_virt_lookup(virt, conn, uuid, error);
+	dom = vc_virt_lookup(virt, uuid, &conn, error);
 	if (dom == NULL)
 		return NULL;
 	persistent = virDomainIsPersistent(dom);
@@ -828,11 +840,9 @@ vc_virt_get_domain(VcVirt *virt, const char *uuid, gboolean with_xml, GError **e
 		return NULL;
 	}
 	if (with_xml) {
-		xml = virDomainGetXMLDesc(dom, 0);
-		if (xml == NULL) {
-			vc_virt_set_error(error, conn, "cannot read the XML of domain %s", uuid);
+		xml = vc_virt_dom_get_xml(conn, dom, uuid, error);
+		if (xml == NULL)
 			return NULL;
-		}
 	}
 	return vc_virt_domain_new(dom, persistent == 1, g_steal_pointer(&xml));
 }
@@ -842,19 +852,12 @@ vc_virt_get_domain_xml(VcVirt *virt, const char *uuid, GError **error)
 {
 	g_autoptr(VcVirtConn) conn = NULL;
 	g_autoptr(VcVirtDom) dom = NULL;
-	char *xml;
 
 	g_return_val_if_fail(virt != NULL, NULL);
-	conn = vc_virt_ref_connection(virt, error);
-	if (conn == NULL)
-		return NULL;
-	dom = vc_virt_lookup(virt, conn, uuid, error);
+	dom = vc_virt_lookup(virt, uuid, &conn, error);
 	if (dom == NULL)
 		return NULL;
-	xml = virDomainGetXMLDesc(dom, 0);
-	if (xml == NULL)
-		vc_virt_set_error(error, conn, "cannot read the XML of domain %s", uuid);
-	return xml;
+	return vc_virt_dom_get_xml(conn, dom, uuid, error);
 }
 
 gboolean
@@ -867,10 +870,7 @@ vc_virt_set_metadata(VcVirt *virt, const char *uuid, const char *xml_element, co
 	g_return_val_if_fail(virt != NULL, FALSE);
 	g_return_val_if_fail(ns_uri != NULL, FALSE);
 	g_return_val_if_fail(xml_element == NULL || prefix != NULL, FALSE);
-	conn = vc_virt_ref_connection(virt, error);
-	if (conn == NULL)
-		return FALSE;
-	dom = vc_virt_lookup(virt, conn, uuid, error);
+	dom = vc_virt_lookup(virt, uuid, &conn, error);
 	if (dom == NULL)
 		return FALSE;
 
@@ -918,10 +918,7 @@ vc_virt_get_metadata(VcVirt *virt, const char *uuid, const char *ns_uri, GError 
 
 	g_return_val_if_fail(virt != NULL, NULL);
 	g_return_val_if_fail(ns_uri != NULL, NULL);
-	conn = vc_virt_ref_connection(virt, error);
-	if (conn == NULL)
-		return NULL;
-	dom = vc_virt_lookup(virt, conn, uuid, error);
+	dom = vc_virt_lookup(virt, uuid, &conn, error);
 	if (dom == NULL)
 		return NULL;
 	xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, ns_uri,

@@ -261,9 +261,30 @@ test_crl_load(void)
 	g_assert_cmpint(X509_CRL_cmp(back, crl), ==, 0);
 	g_assert_cmpint(X509_CRL_verify(back, X509_get0_pubkey(vc_ca_get_cert(ca))), ==, 1);
 
+	/* two PEM CRLs: the first is the one */
+	{
+		g_autoptr(X509_CRL) other = vc_ca_sign_crl(ca, NULL, 8, now, now + 600, &error);
+		g_autofree char *other_pem = vc_crl_to_pem(other, &error);
+		g_autofree char *both = g_strconcat(pem, other_pem, NULL);
+		g_autofree char *both_path = g_build_filename(tmp, "both.pem", NULL);
+		g_autoptr(GBytes) back_der = NULL;
+
+		g_assert_no_error(error);
+		g_assert_true(g_file_set_contents(both_path, both, -1, NULL));
+		g_clear_pointer(&back, X509_CRL_free);
+		back = vc_crl_load(both_path, &error);
+		g_assert_no_error(error);
+		back_der = vc_crl_to_der(back, &error);
+		g_assert_no_error(error);
+		g_assert_true(g_bytes_equal(back_der, der));
+	}
+
 	g_assert_null(vc_crl_load(bad_path, &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
-	g_assert_nonnull(strstr(error->message, "not a CRL"));
+	{
+		g_autofree char *want = g_strdup_printf("%s: not a CRL (PEM or DER)", bad_path);
+		g_assert_cmpstr(error->message, ==, want);
+	}
 	g_clear_error(&error);
 	g_assert_null(vc_crl_load(none_path, &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);

@@ -694,6 +694,32 @@ test_file_read(Fixture *fx, gconstpointer data)
 	g_assert_nonnull(host);
 }
 
+/* vc_host_ca_load_csr(): the enrolled host's request, and what is not one
+ * named */
+static void
+test_load_csr(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(X509_REQ) req = vc_host_ca_load_csr(fx->csr, &error);
+	g_autofree char *bad = fx_path(fx, "host/bad.csr");
+	g_autofree char *want = g_strdup_printf("%s: not a PEM CSR", bad);
+	g_autoptr(EVP_PKEY) pub = NULL;
+
+	g_assert_no_error(error);
+	g_assert_nonnull(req);
+	pub = X509_REQ_get_pubkey(req);
+	g_assert_cmpint(X509_REQ_verify(req, pub), ==, 1);
+
+	g_assert_true(g_file_set_contents(bad, "not a CSR\n", -1, NULL));
+	g_assert_null(vc_host_ca_load_csr(bad, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	g_assert_cmpstr(error->message, ==, want);
+	g_clear_error(&error);
+	g_assert_cmpint(g_unlink(bad), ==, 0);
+	g_assert_null(vc_host_ca_load_csr(bad, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -711,5 +737,6 @@ main(int argc, char **argv)
 	ADD("/host/profile", test_profile);
 	ADD("/host/enroll-localhost", test_enroll_localhost);
 	ADD("/host/file-read", test_file_read);
+	ADD("/host/load-csr", test_load_csr);
 	return g_test_run();
 }

@@ -368,12 +368,20 @@ test_revoked_owner(Fixture *f, gconstpointer data)
 	g_assert_nonnull(strstr(error->message, "is revoked by its owner CA"));
 	g_clear_error(&error);
 
+	/* one that is not a CRL (PEM or DER) fails closed, named */
+	g_assert_true(vc_file_write_atomic(crl_path, "not a CRL\n", 10, 0644, &error));
+	g_assert_false(vc_placement_sig_verify(trust, s, VM_UUID, 0, NULL, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_INVALID_DATA);
+	msg = g_strdup_printf("[placement] owner-crl: owner CRL %s: not a CRL (PEM or DER)",
+			      crl_path);
+	g_assert_cmpstr(error->message, ==, msg);
+	g_clear_error(&error);
+
 	/* a configured CRL that goes missing fails closed */
 	g_assert_cmpint(g_unlink(crl_path), ==, 0);
 	g_assert_false(vc_placement_sig_verify(trust, s, VM_UUID, 0, NULL, &error));
 	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
 	g_assert_nonnull(strstr(error->message, "owner-crl"));
-	(void)msg;
 }
 
 static void
