@@ -503,6 +503,27 @@ vc_cli_host_show(VcCli *cli, int argc, char **argv, GError **error)
 	return TRUE;
 }
 
+gboolean
+vc_cli_host_may_issue(VcCli *cli, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	g_autoptr(VcHost) host = NULL;
+
+	if (vc_cli_get_config(cli, error) == NULL)
+		return FALSE;
+	host = vc_host_load(cli->config, &local);
+	if (host == NULL && g_error_matches(local, VC_ERROR, VC_ERROR_NOT_FOUND))
+		return TRUE;
+	if (host != NULL && vc_host_check(host, &local))
+		return TRUE;
+	g_set_error(error, VC_ERROR, VC_ERROR_POLICY,
+		    "nothing is issued on this host while its host certificate is not usable "
+		    "(%s): install a valid one (virtcert host import, or a fresh host CA CRL), "
+		    "then virtcert reload",
+		    local->message);
+	return FALSE;
+}
+
 static const char *
 vc_cli_host_qemu_group_default(void)
 {
