@@ -305,12 +305,17 @@ vc_host_ca_sign(VcHostCa *ca, X509_REQ *csr, gint64 not_before, gint64 not_after
 		return NULL;
 	X509V3_set_ctx(&ctx, ca->cert, cert, NULL, NULL, 0);
 	/* a leaf; EKU both ways since libvirt/QEMU migration TLS uses the
-	 * same certificate as server (destination) and client (source) */
+	 * same certificate as server (destination) and client (source). An EC
+	 * key's keyUsage is not critical: RFC 8813 forbids keyEncipherment
+	 * for it, and libvirt's TLS transport up to 9.x (Debian 12) refuses a
+	 * certificate whose critical keyUsage lacks keyEncipherment, as its
+	 * own (libvirtd does not start) and as a peer's; non-critical, it only
+	 * warns */
 	if (!vc_host_ca_add_ext(cert, &ctx, NID_basic_constraints, "critical,CA:FALSE", error) ||
 	    !vc_host_ca_add_ext(cert, &ctx, NID_key_usage,
 				EVP_PKEY_is_a(pub, "RSA")
 				    ? "critical,digitalSignature,keyEncipherment"
-				    : "critical,digitalSignature",
+				    : "digitalSignature",
 				error) ||
 	    !vc_host_ca_add_ext(cert, &ctx, NID_ext_key_usage, "serverAuth,clientAuth", error) ||
 	    !vc_host_ca_add_ext(cert, &ctx, NID_subject_key_identifier, "hash", error) ||

@@ -27,4 +27,23 @@ G_BEGIN_DECLS
 gboolean vc_host_install_libvirt_tls(VcHost *host, const char *root, const char *qemu_group,
 				     gboolean force, GPtrArray **ret_written, GError **error);
 
+typedef struct {
+	const char *root;	/* "/" or NULL: the real system */
+	const char *qemu_group; /* nullable: root */
+	/* nullable: libvirt's files (not QEMU's) go flat into this directory
+	 * instead, as a pkipath= URI parameter, libvirtd.conf's
+	 * ca_file/cert_file/key_file/crl_file or an unprivileged user's
+	 * ~/.pki/libvirt want them: cacert.pem, cacrl.pem, clientcert.pem,
+	 * clientkey.pem, servercert.pem, serverkey.pem */
+	const char *pkipath;
+	/* nullable: the user libvirt's files (keys 0600) belong to, for a
+	 * libvirtd or client that does not run as root */
+	const char *owner;
+	gboolean force;
+} VcHostTlsOptions;
+
+/* vc_host_install_libvirt_tls() with every option */
+gboolean vc_host_install_libvirt_tls_full(VcHost *host, const VcHostTlsOptions *opts,
+					  GPtrArray **ret_written, GError **error);
+
 G_END_DECLS

@@ -121,6 +121,11 @@ vc_cli_issue(VcCli *cli, int argc, char **argv, GError **error)
 			vc_cli_print_cert(json_node_get_object(node));
 		return TRUE;
 	}
+	/* the daemon refuses the same (vc_engine_host_may_issue()) */
+	if (!vc_cli_host_may_issue(cli, error)) {
+		g_prefix_error(error, "no certificate for VM %s: ", vm);
+		return FALSE;
+	}
 	issuer = vc_cli_get_issuer(cli, error);
 	if (issuer == NULL)
 		return FALSE;

@@ -9,10 +9,12 @@
 
 #include <grp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "vc-ca.h"
 #include "vc-error.h"
 #include "vc-host.h"
 #include "vc-qemu-conf.h"
@@ -262,6 +264,55 @@ vc_doctor_check_ca_and_store(VcDoctor *d, VcCli *cli)
 	}
 }
 
+/* libvirt's own TLS (qemu+tls://, the connection a peer-to-peer migration
+ * makes between the libvirtds) checks the peer against /etc/pki/CA/cacrl.pem,
+ * on both sides: the barrier against a revoked destination that QEMU does not
+ * make. Looked at only where install-libvirt-tls put libvirt's files. */
+static void
+vc_doctor_check_libvirt_tls(VcDoctor *d, VcCli *cli, VcHost *host, const char *root)
+{
+	g_autofree char *cacert = g_build_filename(root, "etc/pki/CA/cacert.pem", NULL);
+	g_autofree char *cacrl = g_build_filename(root, "etc/pki/CA/cacrl.pem", NULL);
+	g_autofree char *host_crl = vc_config_get_host_path(cli->config, "crl");
+	g_autoptr(X509_CRL) want = NULL;
+	g_autoptr(X509_CRL) have = NULL;
+	X509 *cert = vc_host_get_cert(host);
+	int critical = -1;
+	ASN1_BIT_STRING *ku = X509_get_ext_d2i(cert, NID_key_usage, &critical, NULL);
+
+	/* libvirt up to 9.x refuses a certificate whose critical keyUsage
+	 * lacks keyEncipherment, its own and a peer's (RFC 8813 forbids that
+	 * bit for EC keys; `virtcert host-ca sign` makes it non-critical) */
+	if (ku != NULL && critical == 1 && (X509_get_key_usage(cert) & KU_KEY_ENCIPHERMENT) == 0)
+		vc_doctor_add(d, VC_DOCTOR_WARNING,
+			      "have the host CA sign it with a non-critical keyUsage "
+			      "(virtcert host-ca sign does)",
+			      "libvirt TLS: the host certificate's keyUsage is critical without "
+			      "keyEncipherment: libvirt before the RFC 8813 change (Debian 12's "
+			      "9.0) refuses it for qemu+tls:// (QEMU's migration TLS accepts it)");
+	ASN1_BIT_STRING_free(ku);
+	if (!g_file_test(cacert, G_FILE_TEST_EXISTS) || host_crl == NULL ||
+	    !g_file_test(host_crl, G_FILE_TEST_EXISTS))
+		return;
+	want = vc_crl_load(host_crl, NULL);
+	if (want == NULL)
+		return; /* the host certificate's own check says what is wrong */
+	if (!g_file_test(cacrl, G_FILE_TEST_EXISTS))
+		vc_doctor_add(d, VC_DOCTOR_WARNING, "virtcert host install-libvirt-tls",
+			      "libvirt TLS: %s is missing although the host CA has a CRL (%s): "
+			      "libvirt's qemu+tls:// connections (peer-to-peer migration) accept "
+			      "revoked hosts",
+			      cacrl, host_crl);
+	else if ((have = vc_crl_load(cacrl, NULL)) == NULL || X509_CRL_match(want, have) != 0)
+		vc_doctor_add(d, VC_DOCTOR_WARNING,
+			      "virtcert host install-libvirt-tls (after every new CRL)",
+			      "libvirt TLS: %s is not the host CA's CRL in place (%s): libvirt "
+			      "judges peers by an older list",
+			      cacrl, host_crl);
+	else
+		vc_doctor_add(d, VC_DOCTOR_OK, NULL, "libvirt TLS: %s is the host CA's CRL", cacrl);
+}
+
 static void
 vc_doctor_check_host(VcDoctor *d, VcCli *cli, const char *root)
 {
@@ -304,6 +355,7 @@ vc_doctor_check_host(VcDoctor *d, VcCli *cli, const char *root)
 	else
 		vc_doctor_add(d, VC_DOCTOR_OK, NULL, "migration TLS: %s forces verified TLS",
 			      qemu_conf);
+	vc_doctor_check_libvirt_tls(d, cli, host, root);
 }
 
 static void

@@ -483,6 +483,27 @@ vc_cli_host_show(VcCli *cli, int argc, char **argv, GError **error)
 	return TRUE;
 }
 
+gboolean
+vc_cli_host_may_issue(VcCli *cli, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	g_autoptr(VcHost) host = NULL;
+
+	if (vc_cli_get_config(cli, error) == NULL)
+		return FALSE;
+	host = vc_host_load(cli->config, &local);
+	if (host == NULL && g_error_matches(local, VC_ERROR, VC_ERROR_NOT_FOUND))
+		return TRUE;
+	if (host != NULL && vc_host_check(host, &local))
+		return TRUE;
+	g_set_error(error, VC_ERROR, VC_ERROR_POLICY,
+		    "nothing is issued on this host while its host certificate is not usable "
+		    "(%s): install a valid one (virtcert host import, or a fresh host CA CRL), "
+		    "then virtcert reload",
+		    local->message);
+	return FALSE;
+}
+
 static const char *
 vc_cli_host_qemu_group_default(void)
 {
@@ -499,21 +520,33 @@ vc_cli_host_install_libvirt_tls(VcCli *cli, int argc, char **argv, GError **erro
 {
 	g_autofree char *root = NULL;
 	g_autofree char *group = NULL;
+	g_autofree char *pkipath = NULL;
+	g_autofree char *owner = NULL;
 	gboolean force = FALSE;
 	g_autoptr(VcHost) host = NULL;
 	g_autoptr(GPtrArray) written = NULL;
+	const char *usage = "[--root DIR] [--pkipath DIR [--owner USER]]";
 	const GOptionEntry entries[] = {
 	    {"root", 0, 0, G_OPTION_ARG_FILENAME, &root, "Install below DIR (default /)", "DIR"},
 	    {"qemu-group", 0, 0, G_OPTION_ARG_STRING, &group,
 	     "Group QEMU runs as (default libvirt-qemu or qemu)", "GROUP"},
+	    {"pkipath", 0, 0, G_OPTION_ARG_FILENAME, &pkipath,
+	     "libvirt's files flat in DIR (cacert.pem, cacrl.pem, clientcert.pem, clientkey.pem, "
+	     "servercert.pem, serverkey.pem), as a qemu+tls://…?pkipath=DIR URI wants them, "
+	     "instead of /etc/pki/CA and /etc/pki/libvirt",
+	     "DIR"},
+	    {"owner", 0, 0, G_OPTION_ARG_STRING, &owner,
+	     "User libvirt's files belong to (a libvirtd or virsh not running as root)", "USER"},
 	    {"force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace other TLS files", NULL},
 	    {NULL}};
+	VcHostTlsOptions opts = {0};
 
-	if (!vc_cli_parse("host install-libvirt-tls", "[--root DIR]", entries, &argc, &argv, error))
+	if (!vc_cli_parse("host install-libvirt-tls", usage, entries, &argc, &argv, error))
 		return FALSE;
 	if (argc != 1)
 		return vc_cli_host_usage_error(error,
-					       "virtcert host install-libvirt-tls [--root DIR]");
+					       "virtcert host install-libvirt-tls [--root DIR] "
+					       "[--pkipath DIR [--owner USER]]");
 	if (vc_cli_get_config(cli, error) == NULL)
 		return FALSE;
 	host = vc_host_load(cli->config, error);
@@ -522,9 +555,12 @@ vc_cli_host_install_libvirt_tls(VcCli *cli, int argc, char **argv, GError **erro
 	/* installing a certificate libvirt will reject helps nobody */
 	if (!vc_host_check(host, error))
 		return FALSE;
-	if (!vc_host_install_libvirt_tls(host, root,
-					 group != NULL ? group : vc_cli_host_qemu_group_default(),
-					 force, &written, error))
+	opts.root = root;
+	opts.qemu_group = group != NULL ? group : vc_cli_host_qemu_group_default();
+	opts.pkipath = pkipath;
+	opts.owner = owner;
+	opts.force = force;
+	if (!vc_host_install_libvirt_tls_full(host, &opts, &written, error))
 		return FALSE;
 	if (arg_json) {
 		g_autoptr(JsonBuilder) b = json_builder_new();

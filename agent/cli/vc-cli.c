@@ -61,7 +61,7 @@ static const VcCliCommand commands[] = {
      "Renew this host's certificate: a CSR for the same key, or signed with --dir",
      vc_cli_host_renew},
     {"host show", "", "Show this host's certificate and its self-check", vc_cli_host_show},
-    {"host install-libvirt-tls", "[--root DIR]",
+    {"host install-libvirt-tls", "[--root DIR] [--pkipath DIR [--owner USER]]",
      "Install the host certificate as libvirt's and QEMU's TLS certificate",
      vc_cli_host_install_libvirt_tls},
     {"placement sign", "--key K --cert C --vm UUID [--not-after T] PLACEMENT.xml",

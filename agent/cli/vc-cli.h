@@ -103,6 +103,10 @@ gboolean vc_cli_host_import(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_host_renew(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_host_show(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_host_install_libvirt_tls(VcCli *cli, int argc, char **argv, GError **error);
+/* as virtcertd decides: FALSE (the reason in ERROR) while this host's
+ * certificate is installed but fails its self-check, when nothing is issued
+ * here; TRUE without one */
+gboolean vc_cli_host_may_issue(VcCli *cli, GError **error);
 gboolean vc_cli_policy_check(VcCli *cli, int argc, char **argv, GError **error);
 gboolean vc_cli_hook_install(VcCli *cli, int argc, char **argv, GError **error);
 /* hook uninstall | status (vc-cli-hook.c) */

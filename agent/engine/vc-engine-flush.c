@@ -245,6 +245,7 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 	g_autofree VcIssueRequest *reqs = NULL;
 	g_autoptr(GPtrArray) results = NULL;
 	g_autofree gboolean *renewal = NULL;
+	g_autoptr(GError) refused = NULL;
 
 	for (GList *l = engine->issue_order.head; l != NULL && batch->len < VC_ENGINE_BATCH;) {
 		GList *next = l->next;
@@ -263,6 +264,17 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 	}
 	if (batch->len == 0)
 		return TRUE;
+	/* decided before this host's certificate stopped being usable: not
+	 * issued now; the decisions after the next look say what happens */
+	if (!vc_engine_host_may_issue(engine, &refused)) {
+		for (guint i = 0; i < batch->len; i++) {
+			VcQueuedIssue *q = g_ptr_array_index(batch, i);
+			VcEngineVm *vm = vc_engine_vm(engine, q->uuid);
+			vc_engine_vm_ensure_row(engine, vm, q->name);
+			vc_engine_vm_fail(engine, vm, "issuance refused", refused->message, 0);
+		}
+		return TRUE;
+	}
 	reqs = g_new0(VcIssueRequest, batch->len);
 	for (guint i = 0; i < batch->len; i++) {
 		VcQueuedIssue *q = g_ptr_array_index(batch, i);

@@ -220,6 +220,23 @@ vc_engine_host_allows(VcEngine *engine, const VcPolicy *policy, gboolean *ret_wi
 	return TRUE;
 }
 
+gboolean
+vc_engine_host_may_issue(VcEngine *engine, GError **error)
+{
+	vc_engine_host_refresh(engine, FALSE);
+	if (engine->host_error == NULL)
+		return TRUE;
+	/* the same rule as the decisions (vc_engine_host_allows()): no
+	 * issuing at all; a host without a host certificate still issues
+	 * for VMs that do not restrict their placement */
+	g_set_error(error, VC_ERROR, VC_ERROR_POLICY,
+		    "nothing is issued on this host while its host certificate is not usable "
+		    "(%s): install a valid one (virtcert host import, or a fresh host CA CRL), "
+		    "then virtcert reload",
+		    engine->host_error->message);
+	return FALSE;
+}
+
 void
 vc_engine_host_status(VcEngine *engine, JsonBuilder *b)
 {

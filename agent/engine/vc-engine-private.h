@@ -226,6 +226,10 @@ gboolean vc_engine_cert_pems(VcEngine *engine, const char *serial, char **ret_ce
 void vc_engine_host_refresh(VcEngine *engine, gboolean force);
 gboolean vc_engine_host_allows(VcEngine *engine, const VcPolicy *policy, gboolean *ret_withdraw,
 			       GError **error);
+/* FALSE (the reason in ERROR) while this host's certificate is installed
+ * but not usable: then nothing is issued here, whatever the VM's placement,
+ * by decision, renewal, hand or queue */
+gboolean vc_engine_host_may_issue(VcEngine *engine, GError **error);
 void vc_engine_host_status(VcEngine *engine, JsonBuilder *b);
 void vc_engine_host_metrics_init(VcEngine *engine);
 void vc_engine_host_clear(VcEngine *engine);

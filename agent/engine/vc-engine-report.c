@@ -250,6 +250,10 @@ vc_engine_renew(VcEngine *engine, const char *vm_or_name, GError **error)
 			    vm_or_name);
 		return NULL;
 	}
+	if (!vc_engine_host_may_issue(engine, error)) {
+		g_prefix_error(error, "VM %s is not renewed: ", vm_or_name);
+		return NULL;
+	}
 	vc_engine_evaluate(engine, vm->uuid, &input, "manual renewal");
 	vc_crash_point("renew-manual-decided");
 	json_builder_begin_object(b);
@@ -340,6 +344,10 @@ vc_engine_issue_manual(VcEngine *engine, const VcIssueRequest *req, GError **err
 	g_autoptr(VcIssued) issued = NULL;
 	g_autoptr(VcCertRecord) rec = NULL;
 
+	if (!vc_engine_host_may_issue(engine, error)) {
+		g_prefix_error(error, "no certificate for VM %s: ", req->vm_name);
+		return NULL;
+	}
 	issued = vc_issuer_issue(engine->issuer, req, error);
 	if (issued == NULL)
 		return NULL;

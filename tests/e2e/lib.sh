@@ -45,6 +45,12 @@ E2E_USER=${VC_LIBVIRTD_USER:-vctest}
 export VC_LIBVIRTD_USER=$E2E_USER
 
 declare -gA E2E_URI=() E2E_SOCK=() E2E_HOST_DIR=() E2E_HOOKS=() E2E_ETC=() E2E_NS=() E2E_HOST_UUID=()
+# E2E_LISTEN[NAME]=1 before e2e_start_host: its libvirtd starts with --listen
+# (the TLS listener its libvirtd.conf describes), restarts included.
+# E2E_ETC_HOSTS[NAME]=FILE: its namespace sees FILE as /etc/hosts (names for
+# the other hosts' listeners: libvirt refuses a peer-to-peer migration to a
+# URI whose host begins with "localhost")
+declare -gA E2E_LISTEN=() E2E_ETC_HOSTS=()
 URI=
 
 e2e_log() { echo "# $*"; }
@@ -103,13 +109,14 @@ e2e_start_host() {
 	if ((ns)); then
 		# the mount points must exist on the real system; they stay empty there
 		mkdir -p /etc/libvirt/hooks /etc/virtcert
-		sock=$(unshare -m --propagation private bash -c '
+		sock=$(VC_LIBVIRTD_LISTEN=${E2E_LISTEN[$name]:-0} unshare -m --propagation private bash -c '
 			mount --bind "$1" /etc/libvirt/hooks &&
 			mount --bind "$2" /etc/virtcert &&
+			{ [ -z "$5" ] || mount --bind "$5" /etc/hosts; } &&
 			exec bash "$3" start "$4"' _ \
-			"${E2E_HOOKS[$name]}" "${E2E_ETC[$name]}" "$E2E_SESSION" "$dir") || return 1
+			"${E2E_HOOKS[$name]}" "${E2E_ETC[$name]}" "$E2E_SESSION" "$dir" "${E2E_ETC_HOSTS[$name]:-}") || return 1
 	else
-		sock=$(bash "$E2E_SESSION" start "$dir") || return 1
+		sock=$(VC_LIBVIRTD_LISTEN=${E2E_LISTEN[$name]:-0} bash "$E2E_SESSION" start "$dir") || return 1
 	fi
 	E2E_NS[$name]=$ns
 	E2E_SOCK[$name]=$sock

@@ -11,7 +11,8 @@
 # host's own directory named by its qemu.conf, peers verified): b requires it
 # (migrate_tls_force, [placement] require-tls=yes); d, without any hook, is
 # the TLS barrier alone (a certificate from another host CA, expired, or a
-# source its CRL revokes: the handshake fails). The same guest is timed over TLS and over
+# source its CRL revokes: QEMU's handshake fails; d itself revoked: the
+# source libvirt's qemu+tls:// handshake of a peer-to-peer migration fails). The same guest is timed over TLS and over
 # plain tcp:// between a and d.
 source "$VC_SOURCE_ROOT/tests/e2e/lib.sh"
 e2e_require
@@ -100,16 +101,49 @@ CONFD="$T/d.conf"
 hd() { "$VIRTCERT" --config "$CONFD" "$@"; }
 mkdir -p "$T/d/policy.d"
 vc_write_config --file "$CONFD" --dir "$T/d"
+# d's name: libvirt refuses a peer-to-peer migration to a URI whose host
+# begins with "localhost" ("Attempt to migrate guest to the same host"), so
+# d is d.e2e.test, which a's namespace resolves to 127.0.0.1 (its own
+# /etc/hosts); QEMU's TLS to d checks that name (--tls-destination)
+D_NAME=d.e2e.test
+TLS_D=(--tls --tls-destination "$D_NAME")
+{ cat /etc/hosts; echo "127.0.0.1 $D_NAME"; } >"$T/hosts-a"
+chmod 0644 "$T/hosts-a"
+E2E_ETC_HOSTS[a]="$T/hosts-a"
 d_cert() { # CA-DIR [SIGN OPTIONS]: d's new key, and a certificate for it in $T/d/host.pem
 	local dir=$1
 	shift
-	hd host enroll --force --ca "$dir/ca.pem" --attr site=eu-west --fqdn localhost >/dev/null &&
+	hd host enroll --force --ca "$dir/ca.pem" --attr site=eu-west --fqdn "$D_NAME" >/dev/null &&
 		"$VIRTCERT" host-ca sign "$T/d/state/host/host.csr" --dir "$dir" "$@" --out "$T/d/host.pem" >/dev/null
 }
 d_cert "$T/hostca" && hd host import "$T/d/host.pem" >/dev/null
 check "host a: migration TLS files and qemu.conf" setup_tls a "${CONFH[a]}"
 check "host b: migration TLS files and qemu.conf (migrate_tls_force)" setup_tls b "${CONFH[b]}" "migrate_tls_force = 1"
 check "host d: migration TLS files and qemu.conf" setup_tls d "$CONFD"
+# d's libvirtd also listens for libvirt's own TLS connections (qemu+tls://,
+# which a peer-to-peer migration uses between the libvirtds): an
+# unprivileged libvirtd accepts --listen; its libvirtd.conf names the files
+# install-libvirt-tls writes in the pkipath layout, given to its user
+D_PKI="${E2E_HOST_DIR[d]}/libvirt-pki"
+D_TLS_PORT=$(e2e_free_port)
+d_listener() { # d's libvirtd's TLS files from d's current host certificate
+	hd host install-libvirt-tls --root "${E2E_HOST_DIR[d]}/tls" --qemu-group "$QGROUP" \
+		--pkipath "$D_PKI" --owner "$E2E_USER" --force >/dev/null &&
+		cp "$T/d/host.pem" "$T/d/listener.pem"
+}
+check "host d: libvirt's TLS files (install-libvirt-tls --pkipath)" d_listener
+cat >>"${E2E_HOST_DIR[d]}/config/libvirt/libvirtd.conf" <<EOC
+listen_tls = 1
+listen_tcp = 0
+listen_addr = "127.0.0.1"
+tls_port = "$D_TLS_PORT"
+auth_tls = "none"
+ca_file = "$D_PKI/cacert.pem"
+cert_file = "$D_PKI/servercert.pem"
+key_file = "$D_PKI/serverkey.pem"
+crl_file = "$D_PKI/cacrl.pem"
+EOC
+E2E_LISTEN[d]=1
 [[ -f $(tls_dir a)/ca-crl.pem ]] && not_ok "a: a CRL file without a host CA CRL" || true
 for h in a b c d; do check "host $h starts" e2e_start_host "$h"; done
 for h in a b c; do check "host $h: virtcertd starts" start_virtcertd "$h"; done
@@ -219,7 +253,7 @@ fi
 # certificate is expired or from another host CA fails the handshake, and so
 # does a source whose certificate the destination's CRL lists
 tls_refused() { # WHAT
-	if migrate a d "${TLS[@]}"; then
+	if migrate a d "${TLS_D[@]}"; then
 		not_ok "migration a -> d over TLS with $1 was not refused"
 	elif grep -qiE "certificate|TLS|handshake" "$T/mig.out"; then
 		ok "migration a -> d refused by the TLS handshake, $1: $(grep -oiE '[^:]*(certificate|TLS|handshake)[^:]*' "$T/mig.out" | head -1 | cut -c1-110)"
@@ -267,11 +301,54 @@ else
 fi
 [[ $(status_of_serial a "$a2") == "valid null" ]] && ok "a: its certificate stays valid through the refusals" || not_ok "a: $(status_of_serial a "$a2")"
 
-# then a valid one: a -> d (no virtcert) over TLS; nobody claims; a revokes
-# after the grace period
-d_cert "$T/hostca" && hd host import "$T/d/host.pem" >/dev/null && install_tls d "$CONFD" || not_ok "d: a valid host certificate again"
+# 5b. a revoked destination without a hook: QEMU does not check it (above);
+# libvirt's own TLS connection does. In a peer-to-peer migration over
+# qemu+tls:// a's libvirtd connects to d's libvirtd TLS listener, and
+# libvirt's GnuTLS client checks d's server certificate against a's
+# cacrl.pem (virnettlscontext.c loads the CRL on the client side too). The
+# host CA revokes the certificate d's listener presents; a installs the CRL
+# and writes its libvirt client files (pkipath) with it
+A_PKI="${E2E_HOST_DIR[a]}/libvirt-pki"
+p2p_to_d() { # a -> d peer-to-peer, over qemu+tls:// (a's pkipath) and QEMU's TLS
+	local port
+	port=$(e2e_free_port) || return 1
+	virsh -q -c "${E2E_URI[a]}" migrate --live --p2p --persistent --undefinesource "${TLS_D[@]}" mig \
+		"qemu+tls://$D_NAME:$D_TLS_PORT/session?pkipath=$A_PKI" \
+		--migrateuri "tcp://127.0.0.1:$port" >"$T/mig.out" 2>&1
+}
+a_libvirtd_log="${E2E_HOST_DIR[a]}/cache/libvirt/libvirtd.log"
+t_case=$(date +%s%N)
+d_serial=$(openssl x509 -in "$T/d/listener.pem" -noout -serial | cut -d= -f2)
+"$VIRTCERT" host-ca revoke "$T/d/listener.pem" --dir "$T/hostca" >/dev/null &&
+	"$VIRTCERT" host-ca crl --dir "$T/hostca" --out "$T/a/state/host/hostca.crl" >/dev/null &&
+	hc a host install-libvirt-tls --root "${E2E_HOST_DIR[a]}/tls" --qemu-group "$QGROUP" \
+		--pkipath "$A_PKI" --owner "$E2E_USER" >/dev/null &&
+	openssl crl -in "$A_PKI/cacrl.pem" -noout -text | contains -i "Serial Number: $d_serial" &&
+	ok "a: its libvirt client files (pkipath) hold the host CA's CRL listing d's certificate ($d_serial)" ||
+	not_ok "a: no CRL listing d in its libvirt client files"
+log_mark=$(wc -l <"$a_libvirtd_log" 2>/dev/null || echo 0)
+if p2p_to_d; then
+	not_ok "p2p migration a -> d with d's certificate revoked was not refused"
+elif grep -q "Failed to verify peer's certificate" "$T/mig.out" &&
+	tail -n +"$((log_mark + 1))" "$a_libvirtd_log" | grep -q "Certificate failed validation: The certificate has been revoked"; then
+	ok "p2p migration a -> d refused by a's libvirt TLS handshake, d's certificate ($d_serial) revoked: $(grep -o 'error: .*' "$T/mig.out" | head -1 | cut -c1-90); a's libvirtd: $(tail -n +"$((log_mark + 1))" "$a_libvirtd_log" | grep -o 'Certificate failed validation: .*' | head -1)"
+else
+	not_ok "p2p migration a -> d failed, but not for d's revoked certificate"; cat "$T/mig.out"; tail -5 "$a_libvirtd_log"
+fi
+[[ $(on_host a vm_state mig) == running ]] && ok "the VM still runs on a" || not_ok "the VM no longer runs on a"
+[[ $(status_of_serial a "$a2") == "valid null" ]] && ok "a: the VM's certificate stays valid" || not_ok "a: $(status_of_serial a "$a2")"
+hc a host show >/dev/null && ok "a: its own host certificate passes its self-check with the new CRL" || not_ok "a: host self-check fails"
+
+# then a valid one: a new certificate for d (its QEMU and its libvirtd
+# listener, which reads it when it starts; no VM runs on d) and the same
+# p2p migration, a's CRL still in place: it succeeds, so the refusal above
+# was the CRL. Nobody claims; a revokes after the grace period
+d_cert "$T/hostca" && hd host import "$T/d/host.pem" >/dev/null && install_tls d "$CONFD" && d_listener &&
+	e2e_restart_host d || not_ok "d: a valid host certificate again"
+echo "# the revoked-destination case (5b) took $(ms_since "$t_case") ms"
 t0=$(date +%s%N)
-migrate a d "${TLS[@]}" && ok "migration a -> d (no virtcert) over TLS: $(ms_since "$t0") ms" || { not_ok "migration a -> d over TLS"; cat "$T/mig.out"; }
+p2p_to_d && ok "migration a -> d (no virtcert) peer-to-peer over qemu+tls:// and QEMU's TLS, a's CRL in place: $(ms_since "$t0") ms" ||
+	{ not_ok "p2p migration a -> d over TLS"; cat "$T/mig.out"; }
 wait_for $((GRACE + 20)) revoked_as a "$a2" privilegeWithdrawn &&
 	ok "a: revoked (privilegeWithdrawn) when no claim came within ${GRACE}s" || not_ok "a: $(status_of_serial a "$a2")"
 hc a crl --pem | openssl crl -noout -text | contains -i "Serial Number: ${a2^^}" && ok "a's CRL lists it" || not_ok "a's CRL does not list it"
@@ -282,7 +359,8 @@ declare -A MS=()
 for leg in "d a plain" "a d plain" "d a tls" "a d tls"; do
 	read -r from to how <<<"$leg"
 	opts=()
-	[[ $how == tls ]] && opts=("${TLS[@]}")
+	[[ $how == tls && $to == d ]] && opts=("${TLS_D[@]}")
+	[[ $how == tls && $to != d ]] && opts=("${TLS[@]}")
 	t0=$(date +%s%N)
 	if migrate "$from" "$to" "${opts[@]}"; then
 		MS[$from$to$how]=$(ms_since "$t0")

@@ -6,8 +6,8 @@
 # - the host certificate revoked on the host CA's CRL, then `reload`: the
 #   certificate of the VM whose placement relied on it is revoked
 #   (privilegeWithdrawn, reason in `show` and the log), the unrestricted VM
-#   keeps its own, nothing is issued; a fresh host certificate and issuing
-#   resumes;
+#   keeps its own, nothing is issued (renew and issue by hand refused too,
+#   naming the reason); a fresh host certificate and issuing resumes;
 # - expiry noticed by the [host] crl-refresh schedule, without reload;
 # - the warning at 2/3 of the life (log, /metrics), `virtcert host renew`
 #   (a CSR for the same key and attributes; signed and installed with --dir);
@@ -115,6 +115,28 @@ grep -q "this host's certificate is not usable (.*revoked.*): the certificates o
 [[ $(host_state) == "unusable false" ]] && ok "status: host certificate unusable, not issuing" || not_ok "status: $(host_state)"
 curl -sS "http://127.0.0.1:$PORT/metrics" >"$T/metrics.txt"
 grep -qx "virtcert_host_certificate_usable 0" "$T/metrics.txt" && ok "metrics: virtcert_host_certificate_usable 0" || not_ok "metrics: $(grep host_certificate "$T/metrics.txt")"
+# nor by hand: renewals and manual issuance, through the daemon or not,
+# for the VM whose placement relied on the host certificate and for the
+# unrestricted one alike (the decisions' rule), each naming the reason
+n_certs() { vc show "$1" --json | jq '.certificates | length'; }
+refused_by_hand() { # WHAT COMMAND...: fails, saying why
+	local what=$1
+	shift
+	if "$@" >"$T/hand.out" 2>&1; then
+		not_ok "$what was accepted with a revoked host certificate: $(head -c 200 "$T/hand.out")"
+	elif grep -q "nothing is issued on this host while its host certificate is not usable (.*revoked.*): install a valid one" "$T/hand.out"; then
+		ok "$what refused: $(grep -o 'nothing is issued.*' "$T/hand.out" | cut -c1-120)…"
+	else
+		not_ok "$what failed, but not naming the host certificate: $(cat "$T/hand.out")"
+	fi
+}
+nf=$(n_certs free) np=$(n_certs placed)
+refused_by_hand "virtcert renew free" vc renew free
+refused_by_hand "virtcert renew placed" vc renew placed
+refused_by_hand "virtcert issue (through the daemon)" vc issue --vm byhand --dns byhand.vms.example.com
+refused_by_hand "virtcert issue --cert-out (without the daemon)" vc issue --vm byhand --dns byhand.vms.example.com --cert-out "$T/hand.pem"
+[[ ! -e $T/hand.pem && $(n_certs free) == "$nf" && $(n_certs placed) == "$np" && $(cert_of free) == "$f1" && -z $(cert_of byhand) ]] &&
+	ok "no certificate was issued by hand" || not_ok "issued by hand: free $(n_certs free) (was $nf), placed $(n_certs placed) (was $np), byhand $(cert_of byhand)"
 # a VM started now is not issued a certificate
 mark=$(watch_mark)
 lv define "$T/late.xml" >/dev/null && lv start late >/dev/null

@@ -112,6 +112,28 @@ echo other >"$T/root/etc/pki/CA/cacert.pem"
 expect_status 3 "install-libvirt-tls does not replace other files without --force" vc host install-libvirt-tls --root "$T/root" --qemu-group root
 check "install-libvirt-tls --force" vc host install-libvirt-tls --root "$T/root" --qemu-group root --force
 
+# doctor: libvirt's CRL (its qemu+tls:// connections, peer-to-peer
+# migration, are the only barrier against a revoked destination without a
+# hook), and a keyUsage libvirt 9.0 would refuse
+doctor_says() { vc doctor --root "$T/root" >"$T/doctor.out" 2>&1 || true; grep -q -- "$1" "$T/doctor.out"; }
+vc host-ca crl --dir "$HCA" --out "$STATE/host/hostca.crl" >/dev/null
+doctor_says "libvirt TLS: $T/root/etc/pki/CA/cacrl.pem is missing although the host CA has a CRL" &&
+	ok "doctor: libvirt's CRL missing" || { not_ok "doctor said nothing of the missing cacrl.pem"; grep -i "libvirt\|TLS" "$T/doctor.out"; }
+check "install-libvirt-tls writes the CRL" vc host install-libvirt-tls --root "$T/root" --qemu-group root
+doctor_says "libvirt TLS: $T/root/etc/pki/CA/cacrl.pem is the host CA's CRL" &&
+	ok "doctor: libvirt's CRL in place" || { not_ok "doctor: CRL in place"; grep -i "libvirt\|TLS" "$T/doctor.out"; }
+vc host-ca crl --dir "$HCA" --out "$STATE/host/hostca.crl" >/dev/null
+doctor_says "cacrl.pem is not the host CA's CRL in place" &&
+	ok "doctor: libvirt's CRL older than the one in place" || { not_ok "doctor: stale cacrl.pem"; grep -i "libvirt\|TLS" "$T/doctor.out"; }
+doctor_says "keyUsage is critical" && not_ok "doctor: host-ca sign's keyUsage called critical" || ok "doctor: host-ca sign's certificate has a keyUsage libvirt accepts"
+openssl req -new -key "$STATE/host/host.key" -subj /CN=h1.example.com -out "$T/crit.csr" 2>/dev/null
+openssl x509 -req -in "$T/crit.csr" -CA "$HCA/ca.pem" -CAkey "$HCA/ca.key" -set_serial 77 -days 2 -out "$T/crit.pem" \
+	-extfile <(printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:h1.example.com,URI:urn:virtcert:host:site=eu-west\n') 2>/dev/null
+vc host import "$T/crit.pem" >/dev/null
+doctor_says "keyUsage is critical without keyEncipherment" &&
+	ok "doctor: a critical keyUsage without keyEncipherment (libvirt 9.0 refuses it)" || { not_ok "doctor: critical keyUsage"; grep -i "libvirt\|TLS" "$T/doctor.out"; }
+vc host import "$T/h1b.pem" >/dev/null
+
 # hook install
 HOOK_BIN=${VIRTCERT_HOOK:-$VC_BUILD_ROOT/hooks/virtcert-hook}
 check "hook install" vc hook install --root "$T/root" --hook "$HOOK_BIN"

@@ -17,6 +17,11 @@
 # the runtime directory); clients of another unprivileged user cannot.
 # Run as anyone else, the daemon runs as that user.
 #
+# With VC_LIBVIRTD_LISTEN=1 it starts with --listen: the TCP/TLS listeners
+# its DIR/config/libvirt/libvirtd.conf asks for (listen_tls, tls_port,
+# ca_file, cert_file, key_file, crl_file). libvirtd allows that unprivileged;
+# the files must be readable by its user.
+#
 # Clients use   test+unix:///default?socket=<path>   (the daemon's shared test
 # driver: no QEMU needed; its state resets when its last client disconnects) or
 # qemu+unix:///session?socket=<path>.
@@ -92,6 +97,7 @@ vc_libvirtd_start() {
 		XDG_DATA_HOME="$dir/data" XDG_CACHE_HOME="$dir/cache"
 		PATH=/usr/sbin:/usr/bin:/sbin:/bin)
 	local cmd=("$bin" --daemon --pid-file="$dir/libvirtd.pid")
+	[ "${VC_LIBVIRTD_LISTEN:-0}" = 1 ] && cmd+=(--listen)
 	if [ "$(id -u)" = 0 ]; then
 		setpriv --reuid="$user" --regid="$user" --init-groups \
 			env -i "${envs[@]}" "${cmd[@]}" >>"$dir/libvirtd.log" 2>&1 </dev/null

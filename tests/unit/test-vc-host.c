@@ -110,6 +110,17 @@ test_enroll_sign_import_check(Fixture *fx, gconstpointer data)
 	g_assert_cmpint(X509_check_purpose(cert, X509_PURPOSE_SSL_CLIENT, 0), ==, 1);
 	g_assert_cmpint(X509_check_host(cert, "h1.example.com", 0, 0, NULL), ==, 1);
 	g_assert_cmpint(X509_check_ca(cert), ==, 0);
+	/* an EC key: digitalSignature, not critical (libvirt up to 9.x refuses
+	 * a critical keyUsage without keyEncipherment, which RFC 8813 forbids
+	 * for EC keys) */
+	{
+		int crit = -1;
+		ASN1_BIT_STRING *ku = X509_get_ext_d2i(cert, NID_key_usage, &crit, NULL);
+		g_assert_nonnull(ku);
+		g_assert_cmpint(crit, ==, 0);
+		g_assert_cmpuint(X509_get_key_usage(cert), ==, KU_DIGITAL_SIGNATURE);
+		ASN1_BIT_STRING_free(ku);
+	}
 
 	/* a host certificate far in the future is not yet valid */
 	g_assert_false(vc_host_check_at(host, vc_test_now_s() - 7 * 86400, &error));
@@ -437,6 +448,56 @@ test_install_libvirt_tls(Fixture *fx, gconstpointer data)
 	g_assert_no_error(error);
 }
 
+/* libvirt's files flat in a pkipath= directory, QEMU's below the root */
+static void
+test_install_libvirt_pkipath(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VcHost) host = NULL;
+	g_autoptr(GPtrArray) written = NULL;
+	g_autofree char *root = fx_path(fx, "root");
+	g_autofree char *pki = fx_path(fx, "pki");
+	g_autofree char *client_key = g_build_filename(pki, "clientkey.pem", NULL);
+	g_autofree char *system_ca = g_build_filename(root, "etc/pki/CA/cacert.pem", NULL);
+	g_autoptr(EVP_PKEY) installed = NULL;
+	g_autoptr(VcHostCa) ca = NULL;
+	g_autoptr(X509_CRL) crl = NULL;
+	g_autofree char *crl_pem = NULL;
+	VcHostTlsOptions opts = {.root = root, .pkipath = pki};
+
+	vc_test_host_ca_sign(fx->ca_dir, fx->csr, vc_test_now_s() - 60, vc_test_now_s() + 86400,
+			     fx->cert);
+	ca = vc_host_ca_load(fx->ca_dir, &error);
+	g_assert_no_error(error);
+	crl = vc_host_ca_make_crl(ca, 86400, &error);
+	g_assert_no_error(error);
+	crl_pem = vc_crl_to_pem(crl, &error);
+	g_assert_true(vc_file_write_atomic(fx->crl, crl_pem, strlen(crl_pem), 0644, &error));
+	host = vc_host_load_files(fx->cert, fx->key, fx->hostca, fx->crl, &error);
+	g_assert_no_error(error);
+	g_assert_true(vc_host_install_libvirt_tls_full(host, &opts, &written, &error));
+	g_assert_no_error(error);
+	/* 6 of libvirt's (the CRL included), 6 of QEMU's */
+	g_assert_cmpuint(written->len, ==, 12);
+	assert_mode(pki, "cacert.pem", 0644);
+	assert_mode(pki, "cacrl.pem", 0644);
+	assert_mode(pki, "servercert.pem", 0644);
+	assert_mode(pki, "clientcert.pem", 0644);
+	assert_mode(pki, "serverkey.pem", 0600);
+	assert_mode(pki, "clientkey.pem", 0600);
+	assert_mode(root, "etc/pki/qemu/ca-crl.pem", 0644);
+	assert_mode(root, "etc/pki/qemu/client-key.pem", 0640);
+	g_assert_false(g_file_test(system_ca, G_FILE_TEST_EXISTS));
+	installed = vc_key_load(client_key, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(X509_check_private_key(vc_host_get_cert(host), installed), ==, 1);
+
+	/* an owner that does not exist: nothing written */
+	opts.owner = "no-such-user-virtcert";
+	g_assert_false(vc_host_install_libvirt_tls_full(host, &opts, NULL, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
+}
+
 /* A peer's certificate as a handshake presents it: no key, this host's
  * trust settings; revocation and a foreign CA are caught as for a file. */
 static void
@@ -733,6 +794,7 @@ main(int argc, char **argv)
 	ADD("/host/sign-refuses-other-sans", test_sign_refuses_other_sans);
 	ADD("/host/placement-answer", test_placement_answer);
 	ADD("/host/install-libvirt-tls", test_install_libvirt_tls);
+	ADD("/host/install-libvirt-tls/pkipath", test_install_libvirt_pkipath);
 	ADD("/host/new-from-certs", test_new_from_certs);
 	ADD("/host/profile", test_profile);
 	ADD("/host/enroll-localhost", test_enroll_localhost);
