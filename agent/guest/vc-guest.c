@@ -646,16 +646,7 @@ static gboolean
 vc_guest_run_script(VcGuestCtx *ctx, const char *script, GPtrArray *args, gboolean capture,
 		    gsize max_out, VcGuestRun *ret_run, GError **error)
 {
-	g_autoptr(GPtrArray) argv = g_ptr_array_new();
-
-	g_ptr_array_add(argv, (gpointer) "-c");
-	g_ptr_array_add(argv, (gpointer)script);
-	g_ptr_array_add(argv, (gpointer) "sh");
-	for (guint i = 0; args != NULL && i < args->len; i++)
-		g_ptr_array_add(argv, args->pdata[i]);
-	g_ptr_array_add(argv, NULL);
-	return vc_guest_run(ctx, "/bin/sh", (const char *const *)argv->pdata, capture, max_out,
-			    ret_run, error);
+	return vc_guest_run_script_env(ctx, script, args, NULL, capture, max_out, ret_run, error);
 }
 
 static char *
@@ -1250,6 +1241,16 @@ delivery_run_inline(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *p
 	return d->reload_command == NULL || vc_guest_delivery_reload_status(&inst, result, error);
 }
 
+/* Appends the temporary (tmp) or target paths of the files with content. */
+static void
+vc_guest_plan_add_paths(GPtrArray *args, const VcGuestPlanned *plan, guint n, gboolean tmp)
+{
+	for (guint i = 0; i < n; i++) {
+		if (plan[i].content != NULL)
+			g_ptr_array_add(args, g_strdup(tmp ? plan[i].tmp : plan[i].path));
+	}
+}
+
 /* Larger contents: guest-file-write into files a first guest-exec made,
  * a second one installs them. */
 G_GNUC_NO_INLINE static gboolean
@@ -1267,10 +1268,7 @@ delivery_run_large(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *pl
 			g_ptr_array_add(args, g_steal_pointer(&dir));
 	}
 	g_ptr_array_add(args, g_strdup("--"));
-	for (guint i = 0; i < n; i++) {
-		if (plan[i].content != NULL)
-			g_ptr_array_add(args, g_strdup(plan[i].tmp));
-	}
+	vc_guest_plan_add_paths(args, plan, n, TRUE);
 	*ret_written = TRUE;
 	if (!vc_guest_run_script(ctx, script_prepare, args, TRUE, VC_GUEST_SMALL_OUTPUT, &prep,
 				 error))
@@ -1299,10 +1297,7 @@ delivery_run_large(VcGuestCtx *ctx, const VcGuestDelivery *d, VcGuestPlanned *pl
 		g_ptr_array_add(args, g_strdup(plan[i].path));
 	}
 	g_ptr_array_add(args, g_strdup("--"));
-	for (guint i = 0; i < n; i++) {
-		if (plan[i].content != NULL)
-			g_ptr_array_add(args, g_strdup(plan[i].path));
-	}
+	vc_guest_plan_add_paths(args, plan, n, FALSE);
 	if (!vc_guest_run_script(ctx, script_install, args, TRUE, VC_GUEST_SMALL_OUTPUT, &inst,
 				 error))
 		return FALSE;
