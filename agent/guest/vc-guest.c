@@ -1062,31 +1062,42 @@ vc_guest_delivery_verify(char **lines, VcGuestPlanned *plan, guint n, VcGuestRes
 	return TRUE;
 }
 
-/* The output of script_install and script_deliver: one "installed FLAG" line
- * per file moved, in plan order, then the SHA-256 lines. */
-static gboolean
-vc_guest_delivery_check_install(const VcGuestRun *inst, VcGuestPlanned *plan, guint n,
-				VcGuestResult *result, GError **error)
+/* The "installed FLAG" lines script_install and script_deliver print first,
+ * one per file moved, in plan order ("opt": a staged guest key, moved only
+ * when there is one): marks those delivered. Returns the output's lines;
+ * *ret_done is the number of "installed" lines among them. */
+static GStrv
+vc_guest_delivery_installed(const VcGuestRun *inst, VcGuestPlanned *plan, guint n,
+			    VcGuestResult *result, guint *ret_done)
 {
 	gsize len;
 	const char *data = g_bytes_get_data(inst->out, &len);
 	g_autofree char *out = g_strndup(data != NULL ? data : "", len);
-	g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
+	GStrv lines = g_strsplit(out, "\n", -1);
 	guint done = 0;
 
 	for (guint i = 0; i < n; i++) {
-		if (plan[i].content == NULL) {
-			if (lines[done] != NULL && strcmp(lines[done], "installed opt") == 0) {
-				result->delivered[plan[i].which] = TRUE;
-				done++;
-			}
-		} else if (lines[done] != NULL && strcmp(lines[done], "installed req") == 0) {
+		const char *want = plan[i].content != NULL ? "installed req" : "installed opt";
+		if (lines[done] != NULL && strcmp(lines[done], want) == 0) {
 			result->delivered[plan[i].which] = TRUE;
 			done++;
-		} else {
+		} else if (plan[i].content != NULL) {
 			break;
 		}
 	}
+	*ret_done = done;
+	return lines;
+}
+
+/* The output of script_install: the "installed" lines, then the SHA-256
+ * lines of the installed files. */
+static gboolean
+vc_guest_delivery_check_install(const VcGuestRun *inst, VcGuestPlanned *plan, guint n,
+				VcGuestResult *result, GError **error)
+{
+	guint done;
+	g_auto(GStrv) lines = vc_guest_delivery_installed(inst, plan, n, result, &done);
+
 	if (inst->exit_code != 0) {
 		g_autofree char *why = vc_guest_run_stderr(inst);
 		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
@@ -1100,30 +1111,17 @@ vc_guest_delivery_check_install(const VcGuestRun *inst, VcGuestPlanned *plan, gu
 	return vc_guest_delivery_verify(lines + done, plan, n, result, error);
 }
 
-/* The output of script_deliver: an "installed FLAG" line per file moved,
- * in plan order, except for the last batch of a delivery without reload
- * command, which the shell's exec of mv installed when the exit status is
- * 0. A content that was installed arrived whole and was written in full
- * (the script checked both): it is verified. */
+/* The output of script_deliver: the "installed" lines, except for the last
+ * batch of a delivery without reload command, which the shell's exec of mv
+ * installed when the exit status is 0. A content that was installed arrived
+ * whole and was written in full (the script checked both): it is verified. */
 static gboolean
 vc_guest_delivery_check_inline(const VcGuestRun *inst, VcGuestPlanned *plan, guint n,
 			       gboolean reload, VcGuestResult *result, GError **error)
 {
-	gsize len;
-	const char *data = g_bytes_get_data(inst->out, &len);
-	g_autofree char *out = g_strndup(data != NULL ? data : "", len);
-	g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
-	guint done = 0;
+	guint done;
+	g_auto(GStrv) lines = vc_guest_delivery_installed(inst, plan, n, result, &done);
 
-	for (guint i = 0; i < n; i++) {
-		const char *want = plan[i].content != NULL ? "installed req" : "installed opt";
-		if (lines[done] != NULL && strcmp(lines[done], want) == 0) {
-			result->delivered[plan[i].which] = TRUE;
-			done++;
-		} else if (plan[i].content != NULL) {
-			break;
-		}
-	}
 	if (inst->exit_code != 0) {
 		g_autofree char *why = vc_guest_run_stderr(inst);
 		g_set_error(error, VC_ERROR, VC_ERROR_GUEST,
