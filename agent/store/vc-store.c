@@ -209,6 +209,12 @@ struct _VcStore {
 	int schema_version;
 	gboolean in_transaction; /* between vc_store_begin and commit/rollback */
 	sqlite3_stmt *stmts[STMT_COUNT];
+#ifdef VC_TEST_SEAMS
+	/* injected faults (vc_store_test_fail()): per operation, calls left
+	 * before the first failure (1: the next) and failures left */
+	guint fail_in[2];
+	guint fail_count[2];
+#endif
 };
 
 /* A cached statement borrowed for one call: the cleanup resets it for the
@@ -343,6 +349,64 @@ vc_store_call_end(VcStore *store, gboolean ok, GError **error)
 	return FALSE;
 }
 
+/* ---- injected faults (test seam) ----------------------------------------- */
+
+typedef enum {
+	VC_STORE_FAULT_BEGIN,
+	VC_STORE_FAULT_COMMIT,
+} VcStoreFault;
+
+#ifdef VC_TEST_SEAMS
+/* What the real fault says: BEGIN IMMEDIATE fails when another process holds
+ * the write lock past the busy timeout, COMMIT when the disk is full. */
+static gboolean
+vc_store_test_fault(VcStore *store, VcStoreFault op, const char *what, GError **error)
+{
+	int code = op == VC_STORE_FAULT_BEGIN ? SQLITE_BUSY : SQLITE_FULL;
+
+	if (store->fail_count[op] == 0 || --store->fail_in[op] > 0)
+		return FALSE;
+	store->fail_in[op] = 1;
+	store->fail_count[op]--;
+	g_set_error(error, VC_ERROR, VC_ERROR_STORE,
+		    "%s: %s (SQLite error %d, database %s; injected by VC_TEST_STORE_FAIL)", what,
+		    sqlite3_errstr(code), code, store->path);
+	return TRUE;
+}
+
+gboolean
+vc_store_test_fail(VcStore *store, const char *spec, GError **error)
+{
+	g_auto(GStrv) parts = g_strsplit(spec, ":", -1);
+	guint n = parts[0] != NULL ? g_strv_length(parts) : 0;
+	guint64 nth = 0, count = 1;
+	VcStoreFault op;
+
+	if (n < 2 || n > 3)
+		goto bad;
+	if (g_str_equal(parts[0], "begin"))
+		op = VC_STORE_FAULT_BEGIN;
+	else if (g_str_equal(parts[0], "commit"))
+		op = VC_STORE_FAULT_COMMIT;
+	else
+		goto bad;
+	if (!g_ascii_string_to_unsigned(parts[1], 10, 1, G_MAXUINT, &nth, NULL) ||
+	    (n == 3 && !g_ascii_string_to_unsigned(parts[2], 10, 1, G_MAXUINT, &count, NULL)))
+		goto bad;
+	store->fail_in[op] = (guint)nth;
+	store->fail_count[op] = (guint)count;
+	return TRUE;
+bad:
+	g_set_error(error, VC_ERROR, VC_ERROR_USAGE,
+		    "VC_TEST_STORE_FAIL=\"%s\": expected begin:N[:COUNT] or commit:N[:COUNT] "
+		    "with N and COUNT at least 1",
+		    spec);
+	return FALSE;
+}
+#else
+#define vc_store_test_fault(store, op, what, error) FALSE
+#endif
+
 gboolean
 vc_store_begin(VcStore *store, GError **error)
 {
@@ -354,6 +418,8 @@ vc_store_begin(VcStore *store, GError **error)
 			    store->path);
 		return FALSE;
 	}
+	if (vc_store_test_fault(store, VC_STORE_FAULT_BEGIN, "starting a transaction", error))
+		return FALSE;
 	if (!vc_store_run(store, STMT_BEGIN, "starting a transaction", error))
 		return FALSE;
 	store->in_transaction = TRUE;
@@ -376,6 +442,10 @@ vc_store_commit(VcStore *store, GError **error)
 			    "the transaction on %s was rolled back after an earlier error; "
 			    "nothing of it was committed",
 			    store->path);
+		return FALSE;
+	}
+	if (vc_store_test_fault(store, VC_STORE_FAULT_COMMIT, "committing a transaction", error)) {
+		vc_store_run(store, STMT_ROLLBACK, "rolling back", NULL);
 		return FALSE;
 	}
 	if (!vc_store_run(store, STMT_COMMIT, "committing a transaction", error)) {
@@ -756,6 +826,14 @@ vc_store_open_internal(const char *path, gboolean must_exist, GError **error)
 	}
 	if (!vc_store_migrate(store, error))
 		return NULL;
+#ifdef VC_TEST_SEAMS
+	{
+		/* counted from here: the migrations' transactions are not */
+		const char *spec = g_getenv("VC_TEST_STORE_FAIL");
+		if (spec != NULL && *spec != '\0' && !vc_store_test_fail(store, spec, error))
+			return NULL;
+	}
+#endif
 	return g_steal_pointer(&store);
 }
 

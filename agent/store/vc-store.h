@@ -109,6 +109,19 @@ gboolean vc_store_begin(VcStore *store, GError **error);
 gboolean vc_store_commit(VcStore *store, GError **error);
 void vc_store_rollback(VcStore *store);
 
+#ifdef VC_TEST_SEAMS
+/* Injected store faults (test seam, -Dtest_seams=true only), for the paths
+ * that handle a refused begin or commit. SPEC is OP:N[:COUNT]: the Nth
+ * vc_store_begin() (OP "begin") or vc_store_commit() ("commit") from now on
+ * (1: the next) and the COUNT-1 (default 1) after it fail as the real fault
+ * would: a begin as when another process holds the write lock (SQLITE_BUSY),
+ * a commit as on a full disk (SQLITE_FULL, the transaction rolled back); the
+ * error says it was injected. VC_TEST_STORE_FAIL=SPEC in the environment arms
+ * every store opened, counting from the end of vc_store_open(). A bad SPEC
+ * fails with VC_ERROR_USAGE (and so does vc_store_open()). */
+gboolean vc_store_test_fail(VcStore *store, const char *spec, GError **error);
+#endif
+
 /* Record before sign: stores a PENDING row with serial, CA, VM, names and
  * validity. Fails with VC_ERROR_NAME_COLLISION if a name is held by another
  * VM's PENDING or VALID, unexpired certificate, and with VC_ERROR_EXISTS if

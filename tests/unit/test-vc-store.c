@@ -1281,6 +1281,72 @@ test_crl_number_above(Fixture *fx, gconstpointer data)
 	g_assert_no_error(error);
 }
 
+/* The fault seam (-Dtest_seams=true): the Nth commit fails as on a full
+ * disk and leaves nothing; the ones before and after it commit; a begin
+ * fails as when another process holds the write lock; a bad spec is
+ * refused naming it. */
+static void
+test_injected_faults(Fixture *fx, gconstpointer data)
+{
+#ifdef VC_TEST_SEAMS
+	GError *error = NULL;
+	VcStore *store;
+
+	g_setenv("VC_TEST_STORE_FAIL", "commit:2", TRUE);
+	store = open_store(fx);
+	for (guint i = 0; i < 3; i++) {
+		g_autofree char *serial = g_strdup_printf("bbbb000%u", i);
+		g_autofree char *name = g_strdup_printf("fault%u.example.com", i);
+		g_assert_true(vc_store_begin(store, &error));
+		g_assert_no_error(error);
+		add_intent(store, serial, VM_A, name, DAY);
+		if (i == 1) {
+			g_assert_false(vc_store_commit(store, &error));
+			g_assert_error(error, VC_ERROR, VC_ERROR_STORE);
+			g_assert_nonnull(strstr(error->message, "database or disk is full"));
+			g_assert_nonnull(strstr(error->message, "injected by VC_TEST_STORE_FAIL"));
+			g_clear_error(&error);
+			vc_store_rollback(store);
+			g_assert_null(vc_store_cert_get(store, serial, &error));
+			g_assert_error(error, VC_ERROR, VC_ERROR_NOT_FOUND);
+			g_clear_error(&error);
+		} else {
+			g_assert_true(vc_store_commit(store, &error));
+			g_assert_no_error(error);
+		}
+	}
+	g_assert_true(vc_store_test_fail(store, "begin:1:2", &error));
+	g_assert_no_error(error);
+	for (guint i = 0; i < 2; i++) {
+		g_assert_false(vc_store_begin(store, &error));
+		g_assert_error(error, VC_ERROR, VC_ERROR_STORE);
+		g_assert_nonnull(strstr(error->message, "database is locked"));
+		g_clear_error(&error);
+	}
+	g_assert_true(vc_store_begin(store, &error));
+	g_assert_no_error(error);
+	g_assert_true(vc_store_commit(store, &error));
+	g_assert_no_error(error);
+	vc_store_free(store);
+	{
+		g_autoptr(VcStore) again = vc_store_open(fx->path, &error);
+		g_autoptr(GPtrArray) certs = NULL;
+		g_assert_no_error(error);
+		certs = vc_store_cert_list(again, NULL, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(certs->len, ==, 2);
+	}
+	g_setenv("VC_TEST_STORE_FAIL", "commit:0", TRUE);
+	g_assert_null(vc_store_open(fx->path, &error));
+	g_assert_error(error, VC_ERROR, VC_ERROR_USAGE);
+	g_assert_nonnull(strstr(error->message, "VC_TEST_STORE_FAIL=\"commit:0\""));
+	g_clear_error(&error);
+	g_unsetenv("VC_TEST_STORE_FAIL");
+#else
+	g_test_skip("needs the test seams (meson setup -Dtest_seams=true)");
+#endif
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1306,6 +1372,7 @@ main(int argc, char **argv)
 	ADD("quick-check", test_quick_check);
 	ADD("audit-append-only", test_audit_append_only);
 	ADD("group-commit", test_group_commit);
+	ADD("injected-faults", test_injected_faults);
 	ADD("domains", test_domains);
 	ADD("upgrade-from-v1", test_upgrade_from_v1);
 	ADD("upgrade-from-v2", test_upgrade_from_v2);
