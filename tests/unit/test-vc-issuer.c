@@ -711,6 +711,76 @@ make_abandoned(Fixture *fx, const char *uuid, const char *dns)
 	return g_steal_pointer(&serial);
 }
 
+/* The commit that would store a batch's signed certificates fails (disk
+ * full): nothing is handed out, the serials stay PENDING as orphans, and
+ * the next batch abandons them (on its CRL) in its first commit. So no
+ * serial is left neither abandoned nor valid-and-known. */
+static void
+test_batch_commit_failed(Fixture *fx, gconstpointer data)
+{
+#ifdef VC_TEST_SEAMS
+	g_autoptr(GError) error = NULL;
+	const char *names_a[] = {"orph-a.vms.example.com", NULL};
+	const char *names_b[] = {"orph-b.vms.example.com", NULL};
+	VcIssueRequest reqs[] = {
+	    {.vm_uuid = UUID_A,
+	     .vm_name = "a",
+	     .dns_names = names_a,
+	     .key_type = VC_KEY_TYPE_EC_P256,
+	     .lifetime_s = 3600},
+	    {.vm_uuid = UUID_B,
+	     .vm_name = "b",
+	     .dns_names = names_b,
+	     .key_type = VC_KEY_TYPE_EC_P256,
+	     .lifetime_s = 3600},
+	};
+	g_autoptr(GPtrArray) results = NULL;
+	g_autoptr(GPtrArray) failed = NULL;
+	g_autoptr(GPtrArray) all = NULL;
+	g_autoptr(VcIssued) next = NULL;
+	g_autoptr(X509_CRL) crl = NULL;
+
+	/* the intents' commit (1) succeeds, the DER's (2) does not */
+	g_assert_true(vc_store_test_fail(fx->store, "commit:2", &error));
+	g_assert_no_error(error);
+	results = vc_issuer_issue_batch(fx->issuer, reqs, G_N_ELEMENTS(reqs), &error);
+	g_assert_null(results);
+	g_assert_error(error, VC_ERROR, VC_ERROR_STORE);
+	g_assert_nonnull(strstr(error->message, "database or disk is full"));
+	g_clear_error(&error);
+	failed = vc_store_cert_list(fx->store, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(failed->len, ==, 2);
+	for (guint i = 0; i < failed->len; i++) {
+		VcCertRecord *rec = g_ptr_array_index(failed, i);
+		g_assert_cmpint(rec->status, ==, VC_CERT_STATUS_PENDING);
+		g_assert_null(rec->der);
+	}
+
+	/* the next batch: the orphans abandoned, the new one valid */
+	next = issue_one(fx, UUID_A, "a", "orph-a.vms.example.com", 3600);
+	crl = vc_issuer_make_crl(fx->issuer, &error);
+	g_assert_no_error(error);
+	all = vc_store_cert_list(fx->store, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(all->len, ==, 3);
+	for (guint i = 0; i < all->len; i++) {
+		VcCertRecord *rec = g_ptr_array_index(all, i);
+		if (g_strcmp0(rec->serial, next->serial) == 0) {
+			g_assert_cmpint(rec->status, ==, VC_CERT_STATUS_VALID);
+			g_assert_nonnull(rec->der);
+			g_assert_cmpint(crl_reason_of(crl, rec->serial), ==, -2);
+			continue;
+		}
+		g_assert_cmpstr(vc_cert_status_to_string(rec->status), ==, "ABANDONED");
+		g_assert_nonnull(strstr(rec->revocation_detail, "could not be completed"));
+		g_assert_cmpint(crl_reason_of(crl, rec->serial), ==, -1); /* unspecified */
+	}
+#else
+	g_test_skip("needs the test seams (meson setup -Dtest_seams=true)");
+#endif
+}
+
 static void
 test_crl(Fixture *fx, gconstpointer data)
 {
@@ -947,6 +1017,7 @@ main(int argc, char **argv)
 
 #define ADD(path, fn, data) g_test_add(path, Fixture, data, fx_setup, fn, fx_teardown)
 	ADD("/issuer/issue/single", test_issue_single, NULL);
+	ADD("/issuer/batch/commit-failed", test_batch_commit_failed, NULL);
 	ADD("/issuer/issue/default-lifetime", test_issue_default_lifetime, NULL);
 	ADD("/issuer/issue/host-keygen", test_issue_host_keygen, NULL);
 	ADD("/issuer/issue/guest-keygen", test_issue_guest_keygen, NULL);
