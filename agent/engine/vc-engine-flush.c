@@ -12,6 +12,8 @@
 void
 vc_queued_issue_free(VcQueuedIssue *q)
 {
+	if (q == NULL)
+		return; /* stolen (vc_engine_keep_unstored()) */
 	g_free(q->uuid);
 	g_free(q->name);
 	g_strfreev(q->names);
@@ -97,13 +99,46 @@ vc_engine_flush_rows(VcEngine *engine, GError **error)
 	return TRUE;
 }
 
+void
+vc_engine_unstored_free(VcEngineUnstored *u)
+{
+	vc_issued_free(u->issued);
+	vc_queued_issue_free(u->q);
+	g_free(u);
+}
+
+/* An issuance once it is durable: counted, timed, logged and announced. */
+static void
+vc_engine_report_issued(VcEngine *engine, const VcQueuedIssue *q, const VcIssued *issued,
+			gboolean renewal)
+{
+	g_autofree char *joined = g_strjoinv(", ", q->names);
+
+	engine->n_issued++;
+	vc_metric_add(engine->m_issued, NULL, 1);
+	if (renewal)
+		vc_metric_add(engine->m_renewed, NULL, 1);
+	vc_metric_observe(engine->m_issue_seconds,
+			  (double)(g_get_monotonic_time() - q->queued_us) / G_USEC_PER_SEC);
+	vc_engine_log(G_LOG_LEVEL_MESSAGE, "issued", q->uuid, q->name, issued->serial,
+		      "VM %s: issued %s for %s (%s)", q->name, issued->serial, joined, q->why);
+	vc_engine_emit(engine, "issued", q->uuid, q->name, issued->serial, joined);
+}
+
 /* After the commit: the rows and the certificates a failed commit left in
- * memory (engine->unstored) are durable. */
+ * memory (engine->unstored) are durable; those are reported now, as their
+ * own batch's would have been. */
 static void
 vc_engine_rows_committed(VcEngine *engine)
 {
+	g_autoptr(GPtrArray) late = g_steal_pointer(&engine->unstored);
+
+	engine->unstored = g_ptr_array_new_with_free_func((GDestroyNotify)vc_engine_unstored_free);
 	g_hash_table_remove_all(engine->dirty);
-	g_ptr_array_set_size(engine->unstored, 0);
+	for (guint i = 0; i < late->len; i++) {
+		VcEngineUnstored *u = g_ptr_array_index(late, i);
+		vc_engine_report_issued(engine, u->q, u->issued, u->renewal);
+	}
 }
 
 /* Certificates signed and applied to the VMs whose commit failed: written
@@ -112,9 +147,15 @@ vc_engine_rows_committed(VcEngine *engine)
 static gboolean
 vc_engine_write_unstored(VcEngine *engine, GError **error)
 {
+	g_autoptr(GPtrArray) issued = NULL;
+
 	if (engine->unstored->len == 0)
 		return TRUE;
-	return vc_issuer_write_issued(engine->issuer, engine->unstored, error);
+	issued = g_ptr_array_sized_new(engine->unstored->len);
+	for (guint i = 0; i < engine->unstored->len; i++)
+		g_ptr_array_add(
+		    issued, ((VcEngineUnstored *)g_ptr_array_index(engine->unstored, i))->issued);
+	return vc_issuer_write_issued(engine->issuer, issued, error);
 }
 
 /* Rows left REVOKING (each is dirty: the move marked it) reach REVOKED in
@@ -224,16 +265,23 @@ vc_engine_after_issue(VcEngine *engine, VcEngineVm *vm)
  * already hold the new certificates in memory, with their deliveries waiting
  * for a commit (effects), so the certificates are kept and written again by
  * the next transaction, which commits them with the rows that name them
- * (vc_engine_write_unstored()). A restart before that finds them PENDING and
+ * (vc_engine_write_unstored()) and reports them as issued then
+ * (vc_engine_rows_committed()). A restart before that finds them PENDING and
  * abandons them (on the CRL); the rows it finds name the old ones. */
 static void
-vc_engine_keep_unstored(VcEngine *engine, GPtrArray *results)
+vc_engine_keep_unstored(VcEngine *engine, GPtrArray *batch, GPtrArray *results,
+			const gboolean *renewal)
 {
 	for (guint i = 0; i < results->len; i++) {
 		VcIssued *issued = g_ptr_array_index(results, i);
+		VcEngineUnstored *u;
 		if (issued->error != NULL || issued->cert == NULL)
 			continue;
-		g_ptr_array_add(engine->unstored, g_steal_pointer(&results->pdata[i]));
+		u = g_new0(VcEngineUnstored, 1);
+		u->issued = g_steal_pointer(&results->pdata[i]);
+		u->q = g_steal_pointer(&batch->pdata[i]);
+		u->renewal = renewal[i];
+		g_ptr_array_add(engine->unstored, u);
 	}
 }
 
@@ -352,40 +400,28 @@ vc_engine_flush_issues(VcEngine *engine, GError **error)
 	if (!vc_engine_write_unstored(engine, error) ||
 	    !vc_engine_write_revocations(engine, error)) {
 		vc_store_rollback(engine->store);
-		vc_engine_keep_unstored(engine, results);
+		vc_engine_keep_unstored(engine, batch, results, renewal);
 		return FALSE;
 	}
 	vc_engine_end_revoking(engine);
 	if (!vc_engine_flush_rows(engine, error)) {
 		vc_store_rollback(engine->store);
-		vc_engine_keep_unstored(engine, results);
+		vc_engine_keep_unstored(engine, batch, results, renewal);
 		return FALSE;
 	}
 	vc_crash_point("issue-rows-before-commit");
 	if (!vc_store_commit(engine->store, error)) {
 		vc_store_rollback(engine->store);
-		vc_engine_keep_unstored(engine, results);
+		vc_engine_keep_unstored(engine, batch, results, renewal);
 		return FALSE;
 	}
 	vc_engine_rows_committed(engine);
 	vc_crash_point("issue-rows-after-commit");
 	for (guint i = 0; i < batch->len; i++) {
-		VcQueuedIssue *q = g_ptr_array_index(batch, i);
 		VcIssued *issued = g_ptr_array_index(results, i);
-		g_autofree char *joined = NULL;
-		if (issued->error != NULL)
-			continue;
-		engine->n_issued++;
-		vc_metric_add(engine->m_issued, NULL, 1);
-		if (renewal[i])
-			vc_metric_add(engine->m_renewed, NULL, 1);
-		vc_metric_observe(engine->m_issue_seconds,
-				  (double)(g_get_monotonic_time() - q->queued_us) / G_USEC_PER_SEC);
-		joined = g_strjoinv(", ", q->names);
-		vc_engine_log(G_LOG_LEVEL_MESSAGE, "issued", q->uuid, q->name, issued->serial,
-			      "VM %s: issued %s for %s (%s)", q->name, issued->serial, joined,
-			      q->why);
-		vc_engine_emit(engine, "issued", q->uuid, q->name, issued->serial, joined);
+		if (issued->error == NULL)
+			vc_engine_report_issued(engine, g_ptr_array_index(batch, i), issued,
+						renewal[i]);
 	}
 	vc_engine_report_revocations(engine);
 	vc_engine_run_effects(engine);
@@ -424,6 +460,12 @@ vc_engine_flush_failed(VcEngine *engine, const char *what, const GError *error)
 			      msg, delay);
 	g_free(engine->store_error);
 	engine->store_error = g_steal_pointer(&msg);
+	/* the moves of an applied batch scheduled a flush of their own: the
+	 * backoff replaces it (it was overwritten, and so ran 5 ms later and
+	 * again on an engine freed in the meantime), and is not late before
+	 * its delay (vc_engine_flush_if_due()) */
+	g_clear_handle_id(&engine->flush_source, g_source_remove);
+	engine->flush_due_us = g_get_monotonic_time() + (gint64)delay * G_USEC_PER_SEC;
 	engine->flush_source = g_timeout_add_seconds(delay, vc_engine_flush_cb, engine);
 }
 

@@ -119,7 +119,7 @@ vc_engine_host_refresh(VcEngine *engine, gboolean force)
 	} else {
 		engine->host_fp = vc_cert_get_fingerprint_sha256(vc_host_get_cert(engine->host));
 		engine->host_state = VC_ENGINE_HOST_USABLE;
-		if (!vc_host_check(engine->host, &error)) {
+		if (!vc_host_check_at(engine->host, now, &error)) {
 			engine->host_error = g_steal_pointer(&error);
 			engine->host_state = VC_ENGINE_HOST_UNUSABLE;
 		}

@@ -59,6 +59,15 @@ typedef struct {
 	char *why;
 } VcQueuedRevoke;
 
+/* A certificate signed and applied to its VM whose commit failed: written
+ * again by every transaction until one commits, then reported as issued
+ * (vc-engine-flush.c) */
+typedef struct {
+	VcIssued *issued;
+	VcQueuedIssue *q; /* what was asked for: the report once it is durable */
+	gboolean renewal; /* it replaced a certificate the VM held */
+} VcEngineUnstored;
+
 /* One VM the engine has seen: its store row (once a policy selected it) and
  * what is remembered in memory only (a restart re-checks all of it). */
 typedef struct {
@@ -161,7 +170,8 @@ struct _VcEngine {
 	gint64 flush_due_us;  /* monotonic: when the pending flush's window ends */
 	guint flush_failures; /* flushes in a row the store refused (backoff) */
 	char *store_error;    /* why the last flush failed, NULL once one succeeds */
-	GPtrArray *unstored;  /* of VcIssued: applied, their commit failed (vc-engine-flush.c) */
+	GPtrArray
+	    *unstored; /* of VcEngineUnstored: applied, their commit failed (vc-engine-flush.c) */
 	guint tick_source;
 	guint reconcile_source;
 	guint64 seq;
@@ -245,6 +255,7 @@ VcQueuedIssue *vc_engine_queue_issue(VcEngine *engine, const char *uuid);
 gboolean vc_engine_flush_revocations(VcEngine *engine, GError **error);
 void vc_engine_run_effects(VcEngine *engine);
 void vc_queued_issue_free(VcQueuedIssue *q);
+void vc_engine_unstored_free(VcEngineUnstored *u);
 void vc_queued_revoke_free(VcQueuedRevoke *q);
 
 /* vc-engine-report.c */

@@ -69,10 +69,24 @@ vc_engine_emit(VcEngine *engine, const char *event, const char *uuid, const char
 	engine->notify(node, engine->notify_data);
 }
 
+#ifdef VC_TEST_SEAMS
+static gint64 vc_engine_test_clock_offset_s;
+
+void
+vc_engine_test_set_clock(gint64 offset_s)
+{
+	vc_engine_test_clock_offset_s = offset_s;
+}
+#endif
+
 gint64
 vc_engine_now(void)
 {
+#ifdef VC_TEST_SEAMS
+	return g_get_real_time() / G_USEC_PER_SEC + vc_engine_test_clock_offset_s;
+#else
 	return g_get_real_time() / G_USEC_PER_SEC;
+#endif
 }
 
 /* ---- the VM table ------------------------------------------------------ */
@@ -327,7 +341,7 @@ vc_engine_new(const VcConfig *config, VcStore *store, VcCa *ca, VcPolicySet *pol
 	    g_ptr_array_new_with_free_func((GDestroyNotify)vc_queued_revoke_free);
 	engine->revoke_set = g_hash_table_new(g_str_hash, g_str_equal);
 	engine->effects = g_ptr_array_new_with_free_func((GDestroyNotify)vc_engine_work_free);
-	engine->unstored = g_ptr_array_new_with_free_func((GDestroyNotify)vc_issued_free);
+	engine->unstored = g_ptr_array_new_with_free_func((GDestroyNotify)vc_engine_unstored_free);
 	vc_engine_metrics_init(engine);
 	return engine;
 }

@@ -121,4 +121,11 @@ void vc_engine_doctor(VcEngine *engine, VcEngineDoctorFunc done, gpointer user_d
 /* Number of VMs with a queued issuance (benchmarks wait for zero). */
 guint vc_engine_get_queue_length(VcEngine *engine);
 
+#ifdef VC_TEST_SEAMS
+/* The engine's clock (renewals, retries, grace deadlines, the host
+ * certificate's checks) runs OFFSET_S seconds ahead of the real one (test
+ * seam, -Dtest_seams=true only; 0 again ends it). Process-wide. */
+void vc_engine_test_set_clock(gint64 offset_s);
+#endif
+
 G_END_DECLS

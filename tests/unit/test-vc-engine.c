@@ -216,6 +216,9 @@ fx_teardown(Fixture *fx, gconstpointer data)
 	int n;
 
 	fx_stop_engine(fx);
+#ifdef VC_TEST_SEAMS
+	vc_engine_test_set_clock(0);
+#endif
 	/* the default domain "test" is the only one left between tests */
 	n = virConnectListAllDomains(fx->conn, &doms, 0);
 	for (int i = 0; i < n; i++) {
@@ -1449,6 +1452,288 @@ test_claim_faults(Fixture *fx, gconstpointer data)
 	fake_peer_stop(&fp);
 }
 
+/* ---- store faults and the host certificate at the flush ----------------- */
+
+#ifdef VC_TEST_SEAMS
+static gboolean
+cond_warning(gpointer user_data, gconstpointer data)
+{
+	return warning_seen(data);
+}
+
+static gboolean
+cond_note(gpointer user_data, gconstpointer data)
+{
+	Fixture *fx = user_data;
+	const char *const *w = data; /* event, uuid, part of the detail */
+	return has_note(fx, w[0], w[1], w[2]);
+}
+
+typedef struct {
+	const char *uuid;
+	const char *serial;
+} WantStoreRow;
+
+/* the store's row (not the cache) names SERIAL */
+static gboolean
+cond_store_row(gpointer user_data, gconstpointer data)
+{
+	Fixture *fx = user_data;
+	const WantStoreRow *w = data;
+	g_autoptr(VcDomainRecord) row = store_row(fx, w->uuid);
+	return g_strcmp0(row->current_serial, w->serial) == 0;
+}
+
+static gboolean
+crl_lists(X509_CRL *crl, const char *serial_hex)
+{
+	STACK_OF(X509_REVOKED) *revs = X509_CRL_get_REVOKED(crl);
+	g_autoptr(BIGNUM) want = NULL;
+
+	g_assert_cmpint(BN_hex2bn(&want, serial_hex), >, 0);
+	for (int i = 0; i < sk_X509_REVOKED_num(revs); i++) {
+		const ASN1_INTEGER *sn =
+		    X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revs, i));
+		g_autoptr(BIGNUM) bn = ASN1_INTEGER_to_BN(sn, NULL);
+		if (BN_cmp(bn, want) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* Every certificate the store holds for UUID: none PENDING; VALID only
+ * CURRENT, which the store's row names; every other one REVOKED or
+ * ABANDONED and on the CRL. So no certificate the issuer signed is valid
+ * without the store knowing it and a row holding it. Returns how many. */
+static guint
+assert_certs_settled(Fixture *fx, const char *uuid, const char *current)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) certs = vc_store_cert_list(fx->store, uuid, &error);
+	g_autoptr(X509_CRL) crl = vc_issuer_make_crl(vc_engine_get_issuer(fx->engine), &error);
+	g_autoptr(VcDomainRecord) row = store_row(fx, uuid);
+
+	g_assert_no_error(error);
+	g_assert_nonnull(crl);
+	g_assert_cmpstr(row->current_serial, ==, current);
+	for (guint i = 0; i < certs->len; i++) {
+		VcCertRecord *rec = g_ptr_array_index(certs, i);
+		if (g_strcmp0(rec->serial, current) == 0) {
+			g_assert_cmpstr(vc_cert_status_to_string(rec->status), ==, "VALID");
+			g_assert_nonnull(rec->der);
+			g_assert_false(crl_lists(crl, rec->serial));
+			continue;
+		}
+		g_assert_true(rec->status == VC_CERT_STATUS_REVOKED ||
+			      rec->status == VC_CERT_STATUS_ABANDONED);
+		g_assert_true(crl_lists(crl, rec->serial));
+	}
+	return certs->len;
+}
+
+/* The commit of an applied issuance batch fails (disk full): the VM holds
+ * the new certificate in memory, the store has it PENDING and its row the
+ * old one. The next flush commits the certificate first, with the row that
+ * names it and the revocation of the one it supersedes, and reports it as
+ * issued then. */
+static void
+test_store_commit_failed(Fixture *fx, gconstpointer data)
+{
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-0000000000d1";
+	const char *issued_note[] = {"issued", uuid, "t-full.vms.example.com"};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonNode) renewed = NULL;
+	g_autofree char *s1 = NULL;
+	g_autofree char *s2 = NULL;
+	g_autofree char *metrics = NULL;
+	gint64 failed_us;
+
+	define_and_start(fx, "t-full", uuid, NULL);
+	s1 = wait_issued(fx, uuid);
+	g_ptr_array_set_size(fx->notes, 0);
+
+	/* the renewal's flush: the issuer's commit of the intents (1), then the
+	 * engine's of the DER, the row and the revocation (2), which fails */
+	expect_warning("issuance batch failed: committing a transaction: database or disk is "
+		       "full*");
+	renewed = vc_engine_renew(fx->engine, "t-full", &error);
+	g_assert_no_error(error);
+	g_assert_true(vc_store_test_fail(fx->store, "commit:2", &error));
+	g_assert_no_error(error);
+	g_assert_true(vc_test_wait_until(cond_warning, fx, "issuance batch failed: *", WAIT_MS));
+	failed_us = g_get_monotonic_time();
+
+	/* applied in memory, not durable: the store knows the new serial only
+	 * as PENDING, its row names the old one, nothing is reported */
+	s2 = row_string(fx, uuid, "current_serial");
+	g_assert_nonnull(s2);
+	g_assert_cmpstr(s2, !=, s1);
+	assert_cert(fx, s2, VC_CERT_STATUS_PENDING, -1);
+	assert_cert(fx, s1, VC_CERT_STATUS_VALID, -1);
+	{
+		g_autoptr(VcDomainRecord) row = store_row(fx, uuid);
+		g_assert_cmpstr(row->current_serial, ==, s1);
+	}
+	g_assert_false(has_note(fx, "issued", uuid, ""));
+
+	/* the retry commits it with its row, after the backoff's 1 s (the
+	 * flush the batch's own moves had scheduled does not run 5 ms later,
+	 * nor on a freed engine) */
+	{
+		WantStoreRow w = {uuid, s2};
+		g_assert_true(vc_test_wait_until(cond_store_row, fx, &w, WAIT_MS));
+	}
+	g_assert_cmpint(g_get_monotonic_time() - failed_us, >=, 900 * 1000);
+	assert_cert(fx, s2, VC_CERT_STATUS_VALID, -1);
+	assert_cert(fx, s1, VC_CERT_STATUS_REVOKED, VC_REASON_SUPERSEDED);
+	g_assert_cmpuint(assert_certs_settled(fx, uuid, s2), ==, 2);
+	wait_state(fx, uuid, "ISSUED");
+	assert_chain_serves(fx, uuid, s2, "t-full.vms.example.com");
+	{
+		g_autoptr(VcDomainRecord) row = store_row(fx, uuid);
+		g_assert_cmpstr(row->state, ==, "ISSUED");
+	}
+	/* reported once it is durable: the "issued" line, the counters */
+	g_assert_true(vc_test_wait_until(cond_note, fx, issued_note, WAIT_MS));
+	g_assert_true(has_note(fx, "issued", uuid, ""));
+	{
+		g_autofree char *prefix = g_strdup_printf("issued|%s|", uuid);
+		guint n = 0;
+		for (guint i = 0; i < fx->notes->len; i++)
+			n += g_str_has_prefix(g_ptr_array_index(fx->notes, i), prefix);
+		g_assert_cmpuint(n, ==, 1);
+	}
+	metrics = vc_engine_get_metrics(fx->engine);
+	g_assert_nonnull(strstr(metrics, "\nvirtcert_certificates_issued_total 2\n"));
+	g_assert_nonnull(strstr(metrics, "\nvirtcert_certificates_renewed_total 1\n"));
+	g_assert_nonnull(strstr(metrics, "\nvirtcert_issue_latency_seconds_count 2\n"));
+	{
+		g_autoptr(JsonNode) status = vc_engine_get_status(fx->engine);
+		g_assert_null(json_object_get_string_member_with_default(
+		    json_node_get_object(status), "store_error", NULL));
+	}
+}
+
+/* The store refuses the transaction that would store a batch's signed
+ * certificates (its begin: another process holds the write lock): the
+ * issuer keeps their serials as orphans, the engine queues the batch again,
+ * and the next batch abandons the orphans (on the CRL) before it issues
+ * under new serials. */
+static void
+test_store_begin_failed(Fixture *fx, gconstpointer data)
+{
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-0000000000d2";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonNode) renewed = NULL;
+	g_autoptr(GPtrArray) certs = NULL;
+	g_autoptr(VcCertRecord) orphan = NULL;
+	g_autofree char *s1 = NULL;
+	g_autofree char *s3 = NULL;
+	char *orphan_serial = NULL;
+
+	define_and_start(fx, "t-lock", uuid, NULL);
+	s1 = wait_issued(fx, uuid);
+
+	/* the intents' transaction (1) commits; the DER's (2) cannot begin */
+	expect_warning("issuance batch failed: starting a transaction: database is locked*");
+	renewed = vc_engine_renew(fx->engine, "t-lock", &error);
+	g_assert_no_error(error);
+	g_assert_true(vc_store_test_fail(fx->store, "begin:2", &error));
+	g_assert_no_error(error);
+	g_assert_true(vc_test_wait_until(cond_warning, fx, "issuance batch failed: *", WAIT_MS));
+
+	/* signed, never handed out: PENDING in the store, the VM still holds s1 */
+	certs = vc_store_cert_list(fx->store, uuid, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(certs->len, ==, 2);
+	for (guint i = 0; i < certs->len; i++) {
+		VcCertRecord *rec = g_ptr_array_index(certs, i);
+		if (g_strcmp0(rec->serial, s1) != 0)
+			orphan_serial = rec->serial;
+	}
+	g_assert_nonnull(orphan_serial);
+	assert_cert(fx, orphan_serial, VC_CERT_STATUS_PENDING, -1);
+	{
+		g_autofree char *cur = row_string(fx, uuid, "current_serial");
+		g_assert_cmpstr(cur, ==, s1);
+	}
+
+	/* the retry: the orphan abandoned, the renewal issued anew */
+	{
+		WantState w = {.vm = uuid, .state = "ISSUED", .not_serial = s1};
+		g_assert_true(vc_test_wait_until(cond_state, fx, &w, WAIT_MS));
+	}
+	s3 = row_string(fx, uuid, "current_serial");
+	g_assert_cmpstr(s3, !=, orphan_serial);
+	{
+		WantStoreRow w = {uuid, s3};
+		g_assert_true(vc_test_wait_until(cond_store_row, fx, &w, WAIT_MS));
+	}
+	orphan = cert_get(fx, orphan_serial);
+	g_assert_cmpstr(vc_cert_status_to_string(orphan->status), ==, "ABANDONED");
+	g_assert_nonnull(strstr(orphan->revocation_detail, "could not be completed"));
+	assert_cert(fx, s1, VC_CERT_STATUS_REVOKED, VC_REASON_SUPERSEDED);
+	g_assert_cmpuint(assert_certs_settled(fx, uuid, s3), ==, 3);
+	assert_chain_serves(fx, uuid, s3, "t-lock.vms.example.com");
+}
+
+/* A renewal decided while this host's certificate was usable, which expires
+ * before the flush: the flush refuses the batch (the VM FAILED, with why),
+ * nothing is recorded or signed, and the certificate the VM holds stays. */
+static void
+test_host_unusable_at_flush(Fixture *fx, gconstpointer data)
+{
+	const char *uuid = "7a1c0f5e-1d2b-4c3a-8e4f-0000000000d3";
+	const char *refused_note[] = {"failed", uuid, "issuance refused: nothing is issued"};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonNode) renewed = NULL;
+	g_autoptr(GPtrArray) certs = NULL;
+	g_autofree char *s1 = NULL;
+
+	define_and_start(fx, "t-host", uuid, NULL);
+	s1 = wait_issued(fx, uuid);
+	g_ptr_array_set_size(fx->notes, 0);
+
+	expect_warning("this host's certificate is not usable*");
+	expect_warning("VM t-host: *");
+	renewed = vc_engine_renew(fx->engine, "t-host", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(json_object_get_string_member(json_node_get_object(renewed), "state"), ==,
+			"RENEWING");
+	/* two hours on: the host certificate (valid for one) has expired, and
+	 * the flush is the first to look at it again */
+	vc_engine_test_set_clock(2 * 3600);
+	g_assert_true(vc_test_wait_until(cond_note, fx, refused_note, WAIT_MS));
+	wait_state(fx, uuid, "FAILED");
+	g_assert_true(warning_seen("VM t-host: issuance refused: nothing is issued on this host "
+				   "while its host certificate is not usable (*expired*"));
+	certs = vc_store_cert_list(fx->store, uuid, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(certs->len, ==, 1);
+	assert_cert(fx, s1, VC_CERT_STATUS_VALID, -1);
+	{
+		g_autoptr(VcDomainRecord) row = store_row(fx, uuid);
+		g_autoptr(JsonNode) status = vc_engine_get_status(fx->engine);
+		g_autofree char *err = row_string(fx, uuid, "last_error");
+		g_assert_cmpstr(row->current_serial, ==, s1);
+		g_assert_nonnull(strstr(err, "host certificate is not usable"));
+		g_assert_false(json_object_get_boolean_member(
+		    json_object_get_object_member(json_node_get_object(status), "host_certificate"),
+		    "issuing"));
+	}
+	g_assert_false(has_note(fx, "issued", uuid, ""));
+}
+#else
+static void
+test_needs_seams(Fixture *fx, gconstpointer data)
+{
+	g_test_skip("needs the test seams (meson setup -Dtest_seams=true)");
+}
+#define test_store_commit_failed test_needs_seams
+#define test_store_begin_failed test_needs_seams
+#define test_host_unusable_at_flush test_needs_seams
+#endif
+
 int
 main(int argc, char **argv)
 {
@@ -1475,6 +1760,9 @@ main(int argc, char **argv)
 	ADD("/engine/claim/accepted", test_claim_accepted, "host");
 	ADD("/engine/claim/recorded-placement", test_claim_recorded_placement, "host");
 	ADD("/engine/claim/faults", test_claim_faults, "host");
+	ADD("/engine/store/commit-failed", test_store_commit_failed, NULL);
+	ADD("/engine/store/begin-failed", test_store_begin_failed, NULL);
+	ADD("/engine/host/unusable-at-flush", test_host_unusable_at_flush, "host");
 #undef ADD
 	return g_test_run();
 }
