@@ -1546,7 +1546,6 @@ test_store_commit_failed(Fixture *fx, gconstpointer data)
 	g_autofree char *s1 = NULL;
 	g_autofree char *s2 = NULL;
 	g_autofree char *metrics = NULL;
-	gint64 failed_us;
 
 	define_and_start(fx, "t-full", uuid, NULL);
 	s1 = wait_issued(fx, uuid);
@@ -1561,7 +1560,6 @@ test_store_commit_failed(Fixture *fx, gconstpointer data)
 	g_assert_true(vc_store_test_fail(fx->store, "commit:2", &error));
 	g_assert_no_error(error);
 	g_assert_true(vc_test_wait_until(cond_warning, fx, "issuance batch failed: *", WAIT_MS));
-	failed_us = g_get_monotonic_time();
 
 	/* applied in memory, not durable: the store knows the new serial only
 	 * as PENDING, its row names the old one, nothing is reported */
@@ -1576,14 +1574,14 @@ test_store_commit_failed(Fixture *fx, gconstpointer data)
 	}
 	g_assert_false(has_note(fx, "issued", uuid, ""));
 
-	/* the retry commits it with its row, after the backoff's 1 s (the
-	 * flush the batch's own moves had scheduled does not run 5 ms later,
-	 * nor on a freed engine) */
+	/* the retry commits it with its row, after the backoff (the flush
+	 * the batch's own moves had scheduled, 5 ms later, would have made
+	 * the row name s2 before the checks above; no wall-clock bound here:
+	 * a one-second GLib timeout may fire early, a loaded machine late) */
 	{
 		WantStoreRow w = {uuid, s2};
 		g_assert_true(vc_test_wait_until(cond_store_row, fx, &w, WAIT_MS));
 	}
-	g_assert_cmpint(g_get_monotonic_time() - failed_us, >=, 900 * 1000);
 	assert_cert(fx, s2, VC_CERT_STATUS_VALID, -1);
 	assert_cert(fx, s1, VC_CERT_STATUS_REVOKED, VC_REASON_SUPERSEDED);
 	g_assert_cmpuint(assert_certs_settled(fx, uuid, s2), ==, 2);
